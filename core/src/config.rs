@@ -1,0 +1,370 @@
+//! Protocol configuration: every timing and size constant of the protocol,
+//! as documented data with presets and validation.
+//!
+//! A [`Config`] is plain data. [`Config::validate`] checks the constraints
+//! written on each field and names the first field that breaks one.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConfigError;
+
+/// How a node picks the peers it gossips to each gossip interval.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PeerSelection {
+    /// Each peer drawn uniformly at random from the live members.
+    #[default]
+    Random,
+    /// Walk a shuffled list of members, reshuffled after each full pass.
+    RoundRobin,
+    /// The members contacted longest ago (never contacted first).
+    LeastRecent,
+}
+
+impl FromStr for PeerSelection {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        match s {
+            "random" => Ok(PeerSelection::Random),
+            "round-robin" => Ok(PeerSelection::RoundRobin),
+            "least-recent" => Ok(PeerSelection::LeastRecent),
+            _ => Err(ConfigError::new(
+                "peer_selection",
+                format!("unknown strategy {s:?} (expected random, round-robin or least-recent)"),
+            )),
+        }
+    }
+}
+
+/// Where a node's periodic timers (probe, gossip, push-pull) fall.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TimerPhase {
+    /// Each timer starts at a random offset within its period, as on real
+    /// machines whose processes start at unrelated instants.
+    #[default]
+    Random,
+    /// Timers fire at whole multiples of their period since time zero, so all
+    /// nodes act in lockstep: the synchronous-round model of the literature.
+    Aligned,
+}
+
+/// The protocol's constants. Durations are written in TOML as strings such
+/// as `"500ms"`, `"1s"` or `"2m"`.
+///
+/// The defaults are [`Config::lan`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Time between two SWIM probes sent by this node.
+    /// LAN default 1 s. Must be greater than `probe_timeout`.
+    #[serde(with = "duration_str")]
+    pub probe_period: Duration,
+    /// How long a direct probe waits for its ack before indirect probes are
+    /// sent. Local health stretches it (see `health_max`).
+    /// LAN default 500 ms. Must be non-zero and less than `probe_period`.
+    #[serde(with = "duration_str")]
+    pub probe_timeout: Duration,
+    /// Number of members asked to probe a target that missed its direct ack.
+    /// LAN default 3. May be 0 (no indirect probing).
+    pub indirect_probes: usize,
+    /// The shortest suspicion timeout, reached once `suspicion_confirmations`
+    /// independent members have confirmed a suspicion.
+    /// LAN default 4 s. Must be non-zero.
+    #[serde(with = "duration_str")]
+    pub suspicion_min: Duration,
+    /// The suspicion timeout with no confirmation; it shrinks on a log scale
+    /// towards `suspicion_min` as confirmations arrive (Lifeguard).
+    /// LAN default 12 s. Must be at least `suspicion_min`.
+    #[serde(with = "duration_str")]
+    pub suspicion_max: Duration,
+    /// Independent confirmations after which the suspicion timeout is
+    /// `suspicion_min`. LAN default 3. Must be at least 1.
+    pub suspicion_confirmations: u32,
+    /// Ceiling of the local health score. A node that misses acks and nacks
+    /// raises its score and multiplies its probe period and timeout by
+    /// `score + 1`. LAN default 8. 0 disables local health.
+    pub health_max: u32,
+    /// How long a dead or left member is kept, so that its state keeps
+    /// spreading, before it is forgotten.
+    /// LAN default 30 s. Must be non-zero.
+    #[serde(with = "duration_str")]
+    pub dead_reap_after: Duration,
+    /// Time between two gossip rounds. "Rounds" in every report are elapsed
+    /// time divided by this. LAN default 200 ms. Must be non-zero.
+    #[serde(with = "duration_str")]
+    pub gossip_interval: Duration,
+    /// Peers sent a gossip message each gossip round. LAN default 3. At least 1.
+    pub fanout: usize,
+    /// Each rumour is retransmitted `retransmit_mult * ceil(log2(n + 1))`
+    /// times, n being the live members. LAN default 4. At least 1.
+    pub retransmit_mult: u32,
+    /// Most rumours waiting in the broadcast queue; past it the most-sent,
+    /// oldest rumours are dropped (push-pull repairs what they would have
+    /// carried). LAN default 4096. At least 16.
+    pub max_broadcasts: usize,
+    /// Time between two full membership push-pull exchanges with one random
+    /// peer. LAN default 30 s. Must be non-zero.
+    #[serde(with = "duration_str")]
+    pub push_pull_interval: Duration,
+    /// Largest encoded message, in bytes, for probes, acks and gossip.
+    /// Rumours are packed up to it. Push-pull state is not bounded by it.
+    /// LAN default 1400 (one Ethernet datagram). At least 512.
+    pub max_message_size: usize,
+    /// How gossip peers are picked. LAN default `random`.
+    pub peer_selection: PeerSelection,
+    /// Where periodic timers start. Default `random`; the simulator's
+    /// `--lockstep` sets `aligned`.
+    pub timer_phase: TimerPhase,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::lan()
+    }
+}
+
+impl Config {
+    /// A local-area network: sub-millisecond latency, rare loss. Timings
+    /// follow the usual SWIM deployments (1 s probes, 200 ms gossip to 3).
+    pub fn lan() -> Config {
+        Config {
+            probe_period: Duration::from_secs(1),
+            probe_timeout: Duration::from_millis(500),
+            indirect_probes: 3,
+            suspicion_min: Duration::from_secs(4),
+            suspicion_max: Duration::from_secs(12),
+            suspicion_confirmations: 3,
+            health_max: 8,
+            dead_reap_after: Duration::from_secs(30),
+            gossip_interval: Duration::from_millis(200),
+            fanout: 3,
+            retransmit_mult: 4,
+            max_broadcasts: 4096,
+            push_pull_interval: Duration::from_secs(30),
+            max_message_size: 1400,
+            peer_selection: PeerSelection::Random,
+            timer_phase: TimerPhase::Random,
+        }
+    }
+
+    /// A wide-area network: tens to hundreds of milliseconds of latency, so
+    /// slower probes, longer suspicion and wider gossip.
+    pub fn wan() -> Config {
+        Config {
+            probe_period: Duration::from_secs(5),
+            probe_timeout: Duration::from_secs(3),
+            indirect_probes: 4,
+            suspicion_min: Duration::from_secs(20),
+            suspicion_max: Duration::from_secs(60),
+            dead_reap_after: Duration::from_secs(120),
+            gossip_interval: Duration::from_millis(500),
+            fanout: 4,
+            push_pull_interval: Duration::from_secs(60),
+            ..Config::lan()
+        }
+    }
+
+    /// One machine (loopback): fast timers for development and tests.
+    pub fn local() -> Config {
+        Config {
+            probe_period: Duration::from_millis(500),
+            probe_timeout: Duration::from_millis(200),
+            suspicion_min: Duration::from_secs(2),
+            suspicion_max: Duration::from_secs(6),
+            dead_reap_after: Duration::from_secs(15),
+            gossip_interval: Duration::from_millis(100),
+            push_pull_interval: Duration::from_secs(15),
+            ..Config::lan()
+        }
+    }
+
+    /// A preset by name: `lan`, `wan` or `local`.
+    pub fn preset(name: &str) -> Result<Config, ConfigError> {
+        match name {
+            "lan" => Ok(Config::lan()),
+            "wan" => Ok(Config::wan()),
+            "local" => Ok(Config::local()),
+            _ => Err(ConfigError::new(
+                "preset",
+                format!("unknown preset {name:?} (expected lan, wan or local)"),
+            )),
+        }
+    }
+
+    /// Check every constraint documented on the fields; the error names the
+    /// first field that breaks one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn nonzero(field: &'static str, d: Duration) -> Result<(), ConfigError> {
+            if d.is_zero() {
+                return Err(ConfigError::new(field, "must be non-zero"));
+            }
+            Ok(())
+        }
+        nonzero("probe_period", self.probe_period)?;
+        nonzero("probe_timeout", self.probe_timeout)?;
+        if self.probe_timeout >= self.probe_period {
+            return Err(ConfigError::new(
+                "probe_timeout",
+                "must be less than probe_period",
+            ));
+        }
+        nonzero("suspicion_min", self.suspicion_min)?;
+        if self.suspicion_max < self.suspicion_min {
+            return Err(ConfigError::new(
+                "suspicion_max",
+                "must be at least suspicion_min",
+            ));
+        }
+        if self.suspicion_confirmations == 0 {
+            return Err(ConfigError::new(
+                "suspicion_confirmations",
+                "must be at least 1",
+            ));
+        }
+        nonzero("dead_reap_after", self.dead_reap_after)?;
+        nonzero("gossip_interval", self.gossip_interval)?;
+        if self.fanout == 0 {
+            return Err(ConfigError::new("fanout", "must be at least 1"));
+        }
+        if self.retransmit_mult == 0 {
+            return Err(ConfigError::new("retransmit_mult", "must be at least 1"));
+        }
+        if self.max_broadcasts < 16 {
+            return Err(ConfigError::new("max_broadcasts", "must be at least 16"));
+        }
+        nonzero("push_pull_interval", self.push_pull_interval)?;
+        if self.max_message_size < 512 {
+            return Err(ConfigError::new(
+                "max_message_size",
+                "must be at least 512 bytes",
+            ));
+        }
+        Ok(())
+    }
+
+    /// How many times each rumour is sent, for `members` live members.
+    pub fn retransmit_limit(&self, members: usize) -> u32 {
+        let n = members as u64 + 1;
+        // ceil(log2(n)), with n >= 1.
+        let log = 64 - (n - 1).leading_zeros();
+        self.retransmit_mult.saturating_mul(log.max(1))
+    }
+}
+
+/// Parse a duration written as an integer or decimal followed by a unit:
+/// `us`, `ms`, `s`, `m` or `h` (for example `250ms`, `1.5s`, `10m`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(|| format!("duration {s:?} has no unit (use us, ms, s, m or h)"))?;
+    let (num, unit) = s.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("duration {s:?} does not start with a number"))?;
+    let scale = match unit {
+        "us" => 1e-6,
+        "ms" => 1e-3,
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(format!("duration {s:?} has unknown unit {unit:?}")),
+    };
+    let secs = value * scale;
+    if !secs.is_finite() || secs < 0.0 || secs > 1e9 {
+        return Err(format!("duration {s:?} is out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// A duration in the shortest exact form [`parse_duration`] reads back.
+pub fn format_duration(d: Duration) -> String {
+    let us = d.as_micros();
+    if us % 3_600_000_000 == 0 && us > 0 {
+        format!("{}h", us / 3_600_000_000)
+    } else if us % 60_000_000 == 0 && us > 0 {
+        format!("{}m", us / 60_000_000)
+    } else if us % 1_000_000 == 0 {
+        format!("{}s", us / 1_000_000)
+    } else if us % 1000 == 0 {
+        format!("{}ms", us / 1000)
+    } else {
+        format!("{us}us")
+    }
+}
+
+struct DurationStr<'a>(&'a Duration);
+impl fmt::Display for DurationStr<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&format_duration(*self.0))
+    }
+}
+
+mod duration_str {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&DurationStr(d))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_duration(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_are_valid() {
+        for name in ["lan", "wan", "local"] {
+            Config::preset(name).unwrap().validate().unwrap();
+        }
+        assert_eq!(Config::preset("moon").unwrap_err().field, "preset");
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let mut c = Config::lan();
+        c.probe_timeout = c.probe_period;
+        assert_eq!(c.validate().unwrap_err().field, "probe_timeout");
+        let mut c = Config::lan();
+        c.suspicion_max = c.suspicion_min / 2;
+        let err = c.validate().unwrap_err();
+        assert_eq!(err.field, "suspicion_max");
+        assert!(err.to_string().contains("suspicion_max"), "{err}");
+        let c = Config {
+            fanout: 0,
+            ..Config::lan()
+        };
+        assert_eq!(c.validate().unwrap_err().field, "fanout");
+    }
+
+    #[test]
+    fn retransmit_limit_grows_with_log_n() {
+        let c = Config::lan();
+        assert_eq!(c.retransmit_limit(0), 4);
+        assert_eq!(c.retransmit_limit(1), 4);
+        assert_eq!(c.retransmit_limit(3), 8);
+        assert_eq!(c.retransmit_limit(1000), 40);
+    }
+
+    #[test]
+    fn durations_round_trip() {
+        for s in ["250ms", "1s", "10m", "2h", "15us"] {
+            assert_eq!(format_duration(parse_duration(s).unwrap()), s);
+        }
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("ms").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+    }
+}

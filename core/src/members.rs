@@ -1,0 +1,350 @@
+//! The membership table: what this node believes about every member it
+//! knows, plus the orders it walks them in (probe ring, gossip peers).
+//!
+//! Every iteration that feeds a decision goes over the `BTreeMap` (ordered by
+//! name) or the ring (`Vec`, shuffled with the node's own RNG).
+
+use std::collections::{BTreeMap, VecDeque};
+
+use rand::seq::SliceRandom;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::config::PeerSelection;
+use crate::member::{ByName, Incarnation, Member, MemberState, NodeId};
+use crate::summary::member_hash;
+use crate::time::Time;
+
+/// What a node holds about one member, beside its identity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) incarnation: Incarnation,
+    pub(crate) state: MemberState,
+    pub(crate) since: Time,
+}
+
+#[derive(Debug)]
+pub(crate) struct Members {
+    me: String,
+    map: BTreeMap<ByName, Entry>,
+    /// Every known member but this node, in probe order.
+    ring: Vec<NodeId>,
+    probe_cursor: usize,
+    gossip_cursor: usize,
+    /// Gossip order for [`PeerSelection::LeastRecent`]: front is oldest.
+    lru: VecDeque<NodeId>,
+    use_lru: bool,
+    /// Other members alive or suspect.
+    live: usize,
+    /// Other members alive.
+    alive: usize,
+    summary: u64,
+}
+
+impl Members {
+    pub(crate) fn new(me: &NodeId, selection: PeerSelection) -> Members {
+        Members {
+            me: me.name().to_owned(),
+            map: BTreeMap::new(),
+            ring: Vec::new(),
+            probe_cursor: 0,
+            gossip_cursor: 0,
+            lru: VecDeque::new(),
+            use_lru: selection == PeerSelection::LeastRecent,
+            live: 0,
+            alive: 0,
+            summary: 0,
+        }
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<(&NodeId, &Entry)> {
+        self.map.get_key_value(name).map(|(k, e)| (&k.0, e))
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Other members alive or suspect.
+    pub(crate) fn live_others(&self) -> usize {
+        self.live
+    }
+
+    /// Other members alive.
+    pub(crate) fn alive_others(&self) -> usize {
+        self.alive
+    }
+
+    pub(crate) fn summary(&self) -> u64 {
+        self.summary
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&NodeId, &Entry)> {
+        self.map.iter().map(|(k, e)| (&k.0, e))
+    }
+
+    pub(crate) fn snapshot(id: &NodeId, e: &Entry) -> Member {
+        Member {
+            id: id.clone(),
+            incarnation: e.incarnation,
+            state: e.state,
+            since: e.since,
+        }
+    }
+
+    fn count(&mut self, name: &str, e: &Entry, sign: i64) {
+        self.summary ^= member_hash(name, e.incarnation, e.state);
+        if name == self.me {
+            return;
+        }
+        let add = |c: &mut usize| *c = (*c as i64 + sign) as usize;
+        if e.state.is_live() {
+            add(&mut self.live);
+        }
+        if e.state == MemberState::Alive {
+            add(&mut self.alive);
+        }
+    }
+
+    /// Insert or update a member. A new member enters the probe ring at a
+    /// random place (so a burst of joins does not line up behind one another);
+    /// a changed address replaces the identity everywhere.
+    pub(crate) fn set(&mut self, id: &NodeId, entry: Entry, rng: &mut ChaCha8Rng) {
+        let name = id.name().to_owned();
+        match self.map.remove_entry(id.name()) {
+            Some((old_key, old)) => {
+                self.count(&name, &old, -1);
+                if old_key.0.addr() != id.addr() {
+                    for slot in self.ring.iter_mut().chain(self.lru.iter_mut()) {
+                        if slot.name() == id.name() {
+                            *slot = id.clone();
+                        }
+                    }
+                }
+                let key = if old_key.0.addr() == id.addr() {
+                    old_key
+                } else {
+                    ByName(id.clone())
+                };
+                self.map.insert(key, entry);
+            }
+            None => {
+                self.map.insert(ByName(id.clone()), entry);
+                if name != self.me {
+                    let at = rng.random_range(0..=self.ring.len());
+                    self.ring.insert(at, id.clone());
+                    if at < self.probe_cursor {
+                        self.probe_cursor += 1;
+                    }
+                    if at < self.gossip_cursor {
+                        self.gossip_cursor += 1;
+                    }
+                    if self.use_lru {
+                        self.lru.push_front(id.clone());
+                    }
+                }
+            }
+        }
+        self.count(&name, &entry, 1);
+    }
+
+    /// Forget a member entirely (reaped).
+    pub(crate) fn remove(&mut self, name: &str) -> Option<Entry> {
+        let (_, e) = self.map.remove_entry(name)?;
+        self.count(name, &e, -1);
+        if let Some(i) = self.ring.iter().position(|m| m.name() == name) {
+            self.ring.remove(i);
+            if i < self.probe_cursor {
+                self.probe_cursor -= 1;
+            }
+            if i < self.gossip_cursor {
+                self.gossip_cursor -= 1;
+            }
+        }
+        if self.use_lru {
+            self.lru.retain(|m| m.name() != name);
+        }
+        Some(e)
+    }
+
+    fn is_live(&self, id: &NodeId) -> bool {
+        self.map.get(id.name()).is_some_and(|e| e.state.is_live())
+    }
+
+    /// The next member to probe, by shuffled round robin over live members.
+    pub(crate) fn next_probe_target(&mut self, rng: &mut ChaCha8Rng) -> Option<NodeId> {
+        for _ in 0..=self.ring.len() {
+            if self.probe_cursor >= self.ring.len() {
+                self.ring.shuffle(rng);
+                self.probe_cursor = 0;
+                self.gossip_cursor = 0;
+                if self.ring.is_empty() {
+                    return None;
+                }
+            }
+            let id = &self.ring[self.probe_cursor];
+            self.probe_cursor += 1;
+            if self.is_live(id) {
+                return Some(id.clone());
+            }
+        }
+        None
+    }
+
+    /// Up to `k` distinct live members, uniformly at random, none named `except`.
+    pub(crate) fn random_live(&self, k: usize, except: &[&str], rng: &mut ChaCha8Rng) -> Vec<NodeId> {
+        let mut out: Vec<NodeId> = Vec::with_capacity(k);
+        let candidates = self.live.saturating_sub(except.len());
+        if k == 0 || self.ring.is_empty() || candidates == 0 {
+            return out;
+        }
+        let want = k.min(candidates);
+        // Rejection sampling stays cheap while few members are dead; fall
+        // back to a full scan when it keeps missing.
+        for _ in 0..want * 8 {
+            let id = &self.ring[rng.random_range(0..self.ring.len())];
+            if self.is_live(id) && !except.contains(&id.name()) && !out.iter().any(|o| o.name() == id.name()) {
+                out.push(id.clone());
+                if out.len() == want {
+                    return out;
+                }
+            }
+        }
+        let mut rest: Vec<&NodeId> = self
+            .ring
+            .iter()
+            .filter(|id| self.is_live(id) && !except.contains(&id.name()) && !out.iter().any(|o| o.name() == id.name()))
+            .collect();
+        rest.shuffle(rng);
+        out.extend(rest.into_iter().take(want - out.len()).cloned());
+        out
+    }
+
+    /// The `k` gossip peers of this round, by the configured strategy.
+    pub(crate) fn gossip_peers(&mut self, k: usize, strategy: PeerSelection, rng: &mut ChaCha8Rng) -> Vec<NodeId> {
+        match strategy {
+            PeerSelection::Random => self.random_live(k, &[], rng),
+            PeerSelection::RoundRobin => {
+                let mut out: Vec<NodeId> = Vec::with_capacity(k);
+                for _ in 0..self.ring.len() {
+                    if out.len() == k {
+                        break;
+                    }
+                    if self.gossip_cursor >= self.ring.len() {
+                        self.gossip_cursor = 0;
+                    }
+                    let id = &self.ring[self.gossip_cursor];
+                    self.gossip_cursor += 1;
+                    if self.is_live(id) && !out.iter().any(|o| o.name() == id.name()) {
+                        out.push(id.clone());
+                    }
+                }
+                out
+            }
+            PeerSelection::LeastRecent => {
+                let mut out: Vec<NodeId> = Vec::with_capacity(k);
+                let mut skipped = Vec::new();
+                while out.len() < k {
+                    let Some(id) = self.lru.pop_front() else { break };
+                    if self.is_live(&id) {
+                        out.push(id);
+                    } else if self.map.contains_key(id.name()) {
+                        skipped.push(id);
+                    }
+                }
+                // Dead members keep their place at the front for when they return.
+                for id in skipped.into_iter().rev() {
+                    self.lru.push_front(id);
+                }
+                self.lru.extend(out.iter().cloned());
+                out
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn id(n: &str) -> NodeId {
+        NodeId::new(n, "127.0.0.1:1".parse().unwrap()).unwrap()
+    }
+
+    fn entry(state: MemberState) -> Entry {
+        Entry {
+            incarnation: Incarnation(0),
+            state,
+            since: Time::ZERO,
+        }
+    }
+
+    fn table(sel: PeerSelection, n: usize, rng: &mut ChaCha8Rng) -> Members {
+        let me = id("me");
+        let mut m = Members::new(&me, sel);
+        m.set(&me, entry(MemberState::Alive), rng);
+        for i in 0..n {
+            m.set(&id(&format!("n{i}")), entry(MemberState::Alive), rng);
+        }
+        m
+    }
+
+    #[test]
+    fn probe_round_robin_visits_every_live_member_once_per_pass() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut m = table(PeerSelection::Random, 10, &mut rng);
+        m.set(&id("n3"), entry(MemberState::Dead), &mut rng);
+        let mut seen: Vec<String> = (0..9).map(|_| m.next_probe_target(&mut rng).unwrap().name().to_owned()).collect();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 9);
+        assert!(!seen.contains(&"n3".to_owned()));
+        assert_eq!((m.live_others(), m.alive_others()), (9, 9));
+    }
+
+    #[test]
+    fn summaries_agree_regardless_of_insertion_order() {
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let a = table(PeerSelection::Random, 5, &mut rng);
+        let mut b = Members::new(&id("me"), PeerSelection::Random);
+        for i in (0..5).rev() {
+            b.set(&id(&format!("n{i}")), entry(MemberState::Alive), &mut rng);
+        }
+        b.set(&id("me"), entry(MemberState::Alive), &mut rng);
+        assert_eq!(a.summary(), b.summary());
+        b.set(&id("n1"), entry(MemberState::Suspect), &mut rng);
+        assert_ne!(a.summary(), b.summary());
+        b.remove("n1");
+        assert_eq!(b.live_others(), 4);
+    }
+
+    #[test]
+    fn every_strategy_picks_distinct_live_peers() {
+        for sel in [PeerSelection::Random, PeerSelection::RoundRobin, PeerSelection::LeastRecent] {
+            let mut rng = ChaCha8Rng::seed_from_u64(3);
+            let mut m = table(sel, 6, &mut rng);
+            m.set(&id("n0"), entry(MemberState::Dead), &mut rng);
+            for _ in 0..10 {
+                let peers = m.gossip_peers(3, sel, &mut rng);
+                assert_eq!(peers.len(), 3, "{sel:?}");
+                let mut names: Vec<&str> = peers.iter().map(|p| p.name()).collect();
+                names.sort();
+                names.dedup();
+                assert_eq!(names.len(), 3, "{sel:?}");
+                assert!(!names.contains(&"n0") && !names.contains(&"me"), "{sel:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn least_recent_cycles_through_everyone() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let mut m = table(PeerSelection::LeastRecent, 6, &mut rng);
+        let first = m.gossip_peers(3, PeerSelection::LeastRecent, &mut rng);
+        let second = m.gossip_peers(3, PeerSelection::LeastRecent, &mut rng);
+        assert!(first.iter().all(|a| second.iter().all(|b| a.name() != b.name())));
+        let third = m.gossip_peers(3, PeerSelection::LeastRecent, &mut rng);
+        assert_eq!(first, third);
+    }
+}

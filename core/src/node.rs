@@ -1,0 +1,966 @@
+//! The protocol state machine of one node: SWIM probing with Lifeguard
+//! suspicion and local health, rumour mongering, and push-pull state sync.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::broadcast::BroadcastQueue;
+use crate::config::{Config, TimerPhase};
+use crate::error::Error;
+use crate::health::LocalHealth;
+use crate::member::{overrides, Incarnation, Member, MemberState, NodeId};
+use crate::members::{Entry, Members};
+use crate::message::*;
+use crate::suspicion::Suspicion;
+use crate::time::Time;
+use crate::wire;
+
+/// Something that happened to the membership, as this node sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Event {
+    /// A member was seen for the first time, or came back after dying or
+    /// leaving.
+    MemberJoined(Member),
+    /// A member became suspect.
+    MemberSuspected(Member),
+    /// A suspect refuted its suspicion with a higher incarnation.
+    MemberAlive(Member),
+    /// A member's suspicion expired: it is considered dead.
+    MemberDied(Member),
+    /// A member left gracefully.
+    MemberLeft(Member),
+}
+
+impl Event {
+    /// The member the event is about.
+    pub fn member(&self) -> &Member {
+        match self {
+            Event::MemberJoined(m)
+            | Event::MemberSuspected(m)
+            | Event::MemberAlive(m)
+            | Event::MemberDied(m)
+            | Event::MemberLeft(m) => m,
+        }
+    }
+}
+
+/// What the node asks its driver to do.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Output {
+    /// Deliver `msg` to the node at `to`, stamped as coming from this node's
+    /// address.
+    Send {
+        /// Destination address.
+        to: SocketAddr,
+        /// The message.
+        msg: Message,
+    },
+    /// Report an event to the application.
+    Event(Event),
+}
+
+/// Counters of what the node has seen and done, for metrics and tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Messages handled.
+    pub messages_in: u64,
+    /// Messages emitted.
+    pub messages_out: u64,
+    /// Probes sent (direct pings of the probe cycle).
+    pub probes: u64,
+    /// Probes that ended with neither a direct nor an indirect ack.
+    pub failed_probes: u64,
+    /// Times this node refuted a suspicion or death claim about itself.
+    pub refutations: u64,
+    /// Acks or nacks matching no outstanding probe (late or duplicated).
+    pub stale_acks: u64,
+    /// Pings addressed to another name than ours.
+    pub misdirected: u64,
+    /// News that lost to what we already knew (stale incarnations, duplicates).
+    pub stale_updates: u64,
+    /// News claiming a known name at another address while it is live.
+    pub address_conflicts: u64,
+    /// Messages ignored because the node has left.
+    pub ignored_after_leave: u64,
+}
+
+#[derive(Debug)]
+enum Probe {
+    Idle,
+    /// Direct ping sent; waiting for the ack until `deadline`.
+    Direct { target: NodeId, seq: u32, deadline: Time },
+    /// Ping-reqs sent; waiting for any ack until the probe period ends.
+    Indirect { target: NodeId, seq: u32, expected_nacks: u32, nacks: u32 },
+}
+
+/// A ping-req this node serves: it pinged `target` on the requester's behalf.
+#[derive(Debug)]
+struct Relay {
+    seq: u32,
+    requester: SocketAddr,
+    requester_seq: u32,
+    deadline: Time,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Running,
+    /// Announcing Left for this many more gossip rounds, then quiet.
+    Leaving(u8),
+    Left,
+}
+
+/// Gossip rounds a leaving node spends announcing its departure.
+const LEAVE_ROUNDS: u8 = 3;
+
+#[derive(Debug)]
+struct Joining {
+    seeds: Vec<SocketAddr>,
+    next: Time,
+    backoff: Duration,
+}
+
+/// One rumour node's protocol state machine.
+///
+/// # Contract
+///
+/// The node does no I/O and reads no clock. The driver feeds it inputs, each
+/// carrying the current time `now` (non-decreasing across calls), and after
+/// **every** input drains it:
+///
+/// 1. call one input method: [`handle_message`](Node::handle_message),
+///    [`handle_timeout`](Node::handle_timeout), or a command
+///    ([`join`](Node::join), [`leave`](Node::leave));
+/// 2. call [`poll_output`](Node::poll_output) until it returns `None`,
+///    sending each [`Output::Send`] and handing each [`Output::Event`] to
+///    the application, in the order given;
+/// 3. call [`poll_timeout`](Node::poll_timeout) and arrange to call
+///    `handle_timeout` at that time (or earlier: an early call does nothing
+///    harmful); `None` means no timer is needed (the node has left).
+///
+/// Same seed, same inputs: same outputs, bit for bit.
+///
+/// # Methods
+///
+/// - construction: [`Node::new`];
+/// - getters: [`id`](Node::id), [`incarnation`](Node::incarnation),
+///   [`config`](Node::config), [`members`](Node::members),
+///   [`member`](Node::member), [`alive_members`](Node::alive_members),
+///   [`live_members`](Node::live_members), [`health`](Node::health),
+///   [`stats`](Node::stats), [`membership_summary`](Node::membership_summary),
+///   [`has_left`](Node::has_left);
+/// - inputs: [`handle_message`](Node::handle_message),
+///   [`handle_timeout`](Node::handle_timeout);
+/// - commands: [`join`](Node::join), [`leave`](Node::leave);
+/// - outputs: [`poll_output`](Node::poll_output),
+///   [`poll_timeout`](Node::poll_timeout).
+#[derive(Debug)]
+pub struct Node {
+    me: NodeId,
+    my_name: Arc<str>,
+    incarnation: Incarnation,
+    config: Config,
+    rng: ChaCha8Rng,
+    members: Members,
+    broadcasts: BroadcastQueue,
+    /// Ordered by name, so expiry order is deterministic.
+    suspicions: BTreeMap<Arc<str>, Suspicion>,
+    health: LocalHealth,
+    probe: Probe,
+    relays: Vec<Relay>,
+    next_seq: u32,
+    next_probe: Time,
+    next_gossip: Time,
+    next_push_pull: Time,
+    /// Dead and left members in the order they are due to be forgotten.
+    reap: VecDeque<(Time, Arc<str>, Incarnation)>,
+    joining: Option<Joining>,
+    status: Status,
+    outputs: VecDeque<Output>,
+    stats: Stats,
+}
+
+impl Node {
+    /// A node named `id` at incarnation `incarnation` (0 for a first start;
+    /// a restart should use a higher one than its previous life), with its
+    /// own RNG seeded from `seed`. It knows only itself until
+    /// [`join`](Node::join).
+    pub fn new(id: NodeId, incarnation: Incarnation, config: Config, seed: u64, now: Time) -> Result<Node, Error> {
+        config.validate()?;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut members = Members::new(&id, config.peer_selection);
+        members.set(
+            &id,
+            Entry {
+                incarnation,
+                state: MemberState::Alive,
+                since: now,
+            },
+            &mut rng,
+        );
+        let first = |period: Duration, rng: &mut ChaCha8Rng| match config.timer_phase {
+            TimerPhase::Random => now + Duration::from_micros(rng.random_range(0..period.as_micros().max(1) as u64)),
+            TimerPhase::Aligned => {
+                let p = period.as_micros().max(1) as u64;
+                Time::from_micros(now.as_micros().div_ceil(p) * p)
+            }
+        };
+        let next_probe = first(config.probe_period, &mut rng);
+        let next_gossip = first(config.gossip_interval, &mut rng);
+        let next_push_pull = first(config.push_pull_interval, &mut rng);
+        Ok(Node {
+            my_name: Arc::from(id.name()),
+            me: id,
+            incarnation,
+            health: LocalHealth::new(config.health_max),
+            config,
+            rng,
+            members,
+            broadcasts: BroadcastQueue::default(),
+            suspicions: BTreeMap::new(),
+            probe: Probe::Idle,
+            relays: Vec::new(),
+            next_seq: 0,
+            next_probe,
+            next_gossip,
+            next_push_pull,
+            reap: VecDeque::new(),
+            joining: None,
+            status: Status::Running,
+            outputs: VecDeque::new(),
+            stats: Stats::default(),
+        })
+    }
+
+    // ----- getters -------------------------------------------------------
+
+    /// This node's identity.
+    pub fn id(&self) -> &NodeId {
+        &self.me
+    }
+
+    /// This node's current incarnation.
+    pub fn incarnation(&self) -> Incarnation {
+        self.incarnation
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Every member this node knows (itself included, dead and left ones
+    /// until reaped), ordered by name.
+    pub fn members(&self) -> impl Iterator<Item = Member> + '_ {
+        self.members.iter().map(|(id, e)| Members::snapshot(id, e))
+    }
+
+    /// What this node believes about the member named `name`.
+    pub fn member(&self, name: &str) -> Option<Member> {
+        self.members.get(name).map(|(id, e)| Members::snapshot(id, e))
+    }
+
+    /// Members believed alive, this node included.
+    pub fn alive_members(&self) -> usize {
+        self.members.alive_others() + usize::from(self.status == Status::Running)
+    }
+
+    /// Members believed alive or suspect, this node included.
+    pub fn live_members(&self) -> usize {
+        self.members.live_others() + usize::from(self.status == Status::Running)
+    }
+
+    /// The local health score (0 is healthy; each point stretches probing).
+    pub fn health(&self) -> u32 {
+        self.health.score()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Rumours waiting in the broadcast queue.
+    pub fn pending_broadcasts(&self) -> usize {
+        self.broadcasts.len()
+    }
+
+    /// An order-independent hash of every (name, incarnation, state) this
+    /// node holds. Two nodes with equal summaries hold the same membership
+    /// (up to a 2^-64 collision), so a periodic push-pull stops at the summary.
+    pub fn membership_summary(&self) -> u64 {
+        self.members.summary()
+    }
+
+    /// Whether the node has left (it then ignores every input).
+    pub fn has_left(&self) -> bool {
+        self.status == Status::Left
+    }
+
+    // ----- inputs --------------------------------------------------------
+
+    /// Handle a message from the node reachable at `from`.
+    ///
+    /// Any message is accepted: news that loses to what the node knows is
+    /// counted and ignored, news that claims this node is suspect or dead is
+    /// refuted. Nothing here panics.
+    pub fn handle_message(&mut self, now: Time, from: SocketAddr, msg: Message) {
+        if self.status == Status::Left {
+            self.stats.ignored_after_leave += 1;
+            return;
+        }
+        self.stats.messages_in += 1;
+        match msg {
+            Message::Ping(p) => {
+                self.apply_rumours(now, &p.updates);
+                if &*p.target != self.me.name() {
+                    self.stats.misdirected += 1;
+                    return;
+                }
+                let ack = self.ack(p.seq);
+                self.send(from, ack);
+            }
+            Message::PingReq(p) => {
+                self.apply_rumours(now, &p.updates);
+                let seq = self.take_seq();
+                let ping = self.ping(seq, &p.target);
+                self.send(p.target.addr(), ping);
+                let wait = self.health.scale(self.config.probe_timeout) * 4 / 5;
+                self.relays.push(Relay {
+                    seq,
+                    requester: from,
+                    requester_seq: p.seq,
+                    deadline: now + wait,
+                });
+            }
+            Message::Ack(a) => {
+                self.apply_rumours(now, &a.updates);
+                self.on_ack(a.seq);
+            }
+            Message::Nack(n) => match &mut self.probe {
+                Probe::Indirect { seq, nacks, .. } if *seq == n.seq => *nacks += 1,
+                _ => self.stats.stale_acks += 1,
+            },
+            Message::Gossip(g) => self.apply_rumours(now, &g.updates),
+            Message::PushPull(p) => self.on_push_pull(now, from, p),
+        }
+    }
+
+    /// Run every timer due at or before `now`: probe steps, gossip rounds,
+    /// push-pull, relay nacks, suspicion expiry, reaping, join retries.
+    pub fn handle_timeout(&mut self, now: Time) {
+        match self.status {
+            Status::Left => return,
+            Status::Leaving(_) => {
+                if now >= self.next_gossip {
+                    self.next_gossip = advance(self.next_gossip, self.config.gossip_interval, now);
+                    self.gossip_round();
+                    if let Status::Leaving(left) = self.status {
+                        self.status = if left <= 1 { Status::Left } else { Status::Leaving(left - 1) };
+                    }
+                    if self.status == Status::Left {
+                        self.go_quiet();
+                    }
+                }
+                return;
+            }
+            Status::Running => {}
+        }
+        self.expire_relays(now);
+        if let Probe::Direct { deadline, .. } = self.probe {
+            if now >= deadline {
+                self.probe_indirectly();
+            }
+        }
+        if now >= self.next_probe {
+            self.conclude_probe(now);
+            self.start_probe(now);
+        }
+        if now >= self.next_gossip {
+            self.next_gossip = advance(self.next_gossip, self.config.gossip_interval, now);
+            self.gossip_round();
+        }
+        if now >= self.next_push_pull {
+            self.next_push_pull = advance(self.next_push_pull, self.config.push_pull_interval, now);
+            self.push_pull_round();
+        }
+        self.retry_join(now);
+        self.expire_suspicions(now);
+        self.reap_dead(now);
+    }
+
+    // ----- commands ------------------------------------------------------
+
+    /// Join a cluster through one or more seed addresses: a push-pull state
+    /// sync with each, retried with backoff until one answers.
+    pub fn join(&mut self, now: Time, seeds: &[SocketAddr]) -> Result<(), Error> {
+        if self.status != Status::Running {
+            return Err(Error::Left);
+        }
+        let seeds: Vec<SocketAddr> = seeds.iter().copied().filter(|s| *s != self.me.addr()).collect();
+        if seeds.is_empty() {
+            return Err(Error::NoSeeds);
+        }
+        for seed in &seeds {
+            self.send_join(*seed);
+        }
+        let backoff = self.config.probe_period;
+        self.joining = Some(Joining {
+            seeds,
+            next: now + backoff,
+            backoff,
+        });
+        Ok(())
+    }
+
+    /// Leave the cluster gracefully: announce `Left` for a few gossip rounds,
+    /// then go quiet for good.
+    pub fn leave(&mut self, now: Time) -> Result<(), Error> {
+        if self.status != Status::Running {
+            return Err(Error::Left);
+        }
+        self.status = Status::Leaving(LEAVE_ROUNDS);
+        self.joining = None;
+        self.probe = Probe::Idle;
+        self.set_self(now, MemberState::Left);
+        // The first announcement goes out at once rather than at the next tick.
+        self.gossip_round();
+        Ok(())
+    }
+
+    // ----- outputs -------------------------------------------------------
+
+    /// The next output, in the order produced.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When [`handle_timeout`](Node::handle_timeout) must next be called.
+    pub fn poll_timeout(&self) -> Option<Time> {
+        match self.status {
+            Status::Left => return None,
+            Status::Leaving(_) => return Some(self.next_gossip),
+            Status::Running => {}
+        }
+        let mut t = self.next_probe.min(self.next_gossip).min(self.next_push_pull);
+        if let Probe::Direct { deadline, .. } = self.probe {
+            t = t.min(deadline);
+        }
+        if let Some(j) = &self.joining {
+            t = t.min(j.next);
+        }
+        for r in &self.relays {
+            t = t.min(r.deadline);
+        }
+        for s in self.suspicions.values() {
+            t = t.min(s.deadline);
+        }
+        if let Some((at, _, _)) = self.reap.front() {
+            t = t.min(*at);
+        }
+        Some(t)
+    }
+
+    // ----- probing -------------------------------------------------------
+
+    fn take_seq(&mut self) -> u32 {
+        self.next_seq = self.next_seq.wrapping_add(1);
+        self.next_seq
+    }
+
+    fn start_probe(&mut self, now: Time) {
+        let period = self.health.scale(self.config.probe_period);
+        self.next_probe = if self.health.score() == 0 {
+            advance(self.next_probe, period, now)
+        } else {
+            now + period
+        };
+        let Some(target) = self.members.next_probe_target(&mut self.rng) else {
+            return;
+        };
+        let seq = self.take_seq();
+        let ping = self.ping(seq, &target);
+        self.stats.probes += 1;
+        self.send(target.addr(), ping);
+        self.probe = Probe::Direct {
+            target,
+            seq,
+            deadline: now + self.health.scale(self.config.probe_timeout),
+        };
+    }
+
+    fn probe_indirectly(&mut self) {
+        let Probe::Direct { target, seq, .. } = std::mem::replace(&mut self.probe, Probe::Idle) else {
+            return;
+        };
+        let relays = self
+            .members
+            .random_live(self.config.indirect_probes, &[target.name()], &mut self.rng);
+        for relay in &relays {
+            let mut msg = PingReq {
+                seq,
+                target: target.clone(),
+                updates: Vec::new(),
+            };
+            let base = wire::message_len(&self.me.addr(), &Message::PingReq(msg.clone()));
+            self.piggyback(base, &mut msg.updates);
+            self.send(relay.addr(), Message::PingReq(msg));
+        }
+        self.probe = Probe::Indirect {
+            target,
+            seq,
+            expected_nacks: relays.len() as u32,
+            nacks: 0,
+        };
+    }
+
+    fn on_ack(&mut self, seq: u32) {
+        match &self.probe {
+            Probe::Direct { seq: s, .. } | Probe::Indirect { seq: s, .. } if *s == seq => {
+                self.probe = Probe::Idle;
+                self.health.apply(-1);
+                return;
+            }
+            _ => {}
+        }
+        if let Some(i) = self.relays.iter().position(|r| r.seq == seq) {
+            let relay = self.relays.swap_remove(i);
+            let ack = self.ack(relay.requester_seq);
+            self.send(relay.requester, ack);
+            return;
+        }
+        self.stats.stale_acks += 1;
+    }
+
+    /// End the previous probe period: a probe still unanswered fails, and the
+    /// target becomes suspect. Missing nacks mean the trouble may be ours
+    /// (Lifeguard), so they raise the local health score.
+    fn conclude_probe(&mut self, now: Time) {
+        if matches!(self.probe, Probe::Direct { .. }) {
+            self.probe_indirectly();
+        }
+        let Probe::Indirect {
+            target,
+            expected_nacks,
+            nacks,
+            ..
+        } = std::mem::replace(&mut self.probe, Probe::Idle)
+        else {
+            return;
+        };
+        self.stats.failed_probes += 1;
+        let delta = if expected_nacks > 0 {
+            expected_nacks.saturating_sub(nacks) as i32
+        } else {
+            1
+        };
+        self.health.apply(delta);
+        let Some((id, e)) = self.members.get(target.name()) else {
+            return;
+        };
+        if e.state != MemberState::Alive || id.addr() != target.addr() {
+            return;
+        }
+        let update = MemberUpdate {
+            id: id.clone(),
+            incarnation: e.incarnation,
+            state: MemberState::Suspect,
+            by: Some(self.my_name.clone()),
+        };
+        self.apply_update(now, &update, false);
+    }
+
+    fn expire_relays(&mut self, now: Time) {
+        let mut i = 0;
+        while i < self.relays.len() {
+            if self.relays[i].deadline <= now {
+                let r = self.relays.swap_remove(i);
+                self.send(r.requester, Message::Nack(Nack { seq: r.requester_seq }));
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    // ----- rumours -------------------------------------------------------
+
+    fn ping(&mut self, seq: u32, target: &NodeId) -> Message {
+        let mut msg = Ping {
+            seq,
+            target: Arc::from(target.name()),
+            updates: Vec::new(),
+        };
+        let base = wire::message_len(&self.me.addr(), &Message::Ping(msg.clone()));
+        self.piggyback(base, &mut msg.updates);
+        Message::Ping(msg)
+    }
+
+    fn ack(&mut self, seq: u32) -> Message {
+        let mut msg = Ack {
+            seq,
+            updates: Vec::new(),
+        };
+        let base = wire::message_len(&self.me.addr(), &Message::Ack(msg.clone()));
+        self.piggyback(base, &mut msg.updates);
+        Message::Ack(msg)
+    }
+
+    /// Fill the room left in a message of `base` bytes with rumours. The
+    /// envelope's length prefix may grow by a few bytes as the body grows,
+    /// so that slack is reserved.
+    fn piggyback(&mut self, base: usize, out: &mut Vec<MemberUpdate>) {
+        const LENGTH_PREFIX_SLACK: usize = 2;
+        let budget = self.config.max_message_size.saturating_sub(base + LENGTH_PREFIX_SLACK);
+        if budget == 0 || self.broadcasts.is_empty() {
+            return;
+        }
+        let limit = self.config.retransmit_limit(self.members.live_others() + 1);
+        self.broadcasts.pack(budget, limit, out);
+    }
+
+    fn gossip_round(&mut self) {
+        if self.broadcasts.is_empty() {
+            return;
+        }
+        let peers = self
+            .members
+            .gossip_peers(self.config.fanout, self.config.peer_selection, &mut self.rng);
+        for peer in peers {
+            let mut updates = Vec::new();
+            let base = wire::message_len(&self.me.addr(), &Message::Gossip(Gossip { updates: Vec::new() }));
+            self.piggyback(base, &mut updates);
+            if updates.is_empty() {
+                break;
+            }
+            self.send(peer.addr(), Message::Gossip(Gossip { updates }));
+        }
+    }
+
+    fn apply_rumours(&mut self, now: Time, updates: &[MemberUpdate]) {
+        for u in updates {
+            self.apply_update(now, u, false);
+        }
+    }
+
+    fn rumour(&mut self, update: MemberUpdate) {
+        self.broadcasts.push(update, self.config.max_broadcasts);
+    }
+
+    /// Apply one piece of news about a member, by the SWIM precedence rules.
+    /// `from_state_sync` marks news from a push-pull, where a peer's "dead"
+    /// only makes us suspect (it may be stale; our own suspicion decides).
+    fn apply_update(&mut self, now: Time, u: &MemberUpdate, from_state_sync: bool) {
+        if u.id.name() == self.me.name() {
+            self.news_about_me(now, u);
+            return;
+        }
+        let (incarnation, mut state) = (u.incarnation, u.state);
+        let Some((held_id, held)) = self.members.get(u.id.name()) else {
+            // Only an alive member can be introduced; news of the death or
+            // suspicion of a stranger (perhaps one already reaped) is dropped.
+            if state == MemberState::Alive {
+                self.transition(now, &u.id.clone(), incarnation, state, None, true);
+            } else {
+                self.stats.stale_updates += 1;
+            }
+            return;
+        };
+        let held = *held;
+        let held_id = held_id.clone();
+        if held_id.addr() != u.id.addr() && (held.state.is_live() || state != MemberState::Alive) {
+            self.stats.address_conflicts += 1;
+            return;
+        }
+        if from_state_sync && state == MemberState::Dead {
+            state = MemberState::Suspect;
+        }
+        let by = u.by.clone().unwrap_or_else(|| self.my_name.clone());
+        if overrides(incarnation, state, held.incarnation, held.state) {
+            self.transition(now, &u.id, incarnation, state, Some(by), true);
+        } else if state == MemberState::Suspect && held.state == MemberState::Suspect && incarnation == held.incarnation {
+            let name = Arc::from(u.id.name());
+            if let Some(s) = self.suspicions.get_mut(&name) {
+                if s.confirm(&by) {
+                    // Pass the confirmation on so others shorten their timers too.
+                    self.rumour(MemberUpdate {
+                        id: held_id,
+                        incarnation,
+                        state,
+                        by: Some(by),
+                    });
+                    return;
+                }
+            }
+            self.stats.stale_updates += 1;
+        } else {
+            self.stats.stale_updates += 1;
+        }
+    }
+
+    /// Change our belief about a member, with its event, suspicion timer,
+    /// reap schedule and rumour.
+    fn transition(
+        &mut self,
+        now: Time,
+        id: &NodeId,
+        incarnation: Incarnation,
+        state: MemberState,
+        by: Option<Arc<str>>,
+        spread: bool,
+    ) {
+        let previous = self.members.get(id.name()).map(|(_, e)| e.state);
+        let entry = Entry {
+            incarnation,
+            state,
+            since: now,
+        };
+        self.members.set(id, entry, &mut self.rng);
+        let name: Arc<str> = Arc::from(id.name());
+        if state != MemberState::Suspect {
+            self.suspicions.remove(&name);
+        }
+        let snapshot = Members::snapshot(id, &entry);
+        let event = match (previous, state) {
+            (None, MemberState::Alive) => Some(Event::MemberJoined(snapshot)),
+            (Some(MemberState::Dead | MemberState::Left), MemberState::Alive) => Some(Event::MemberJoined(snapshot)),
+            (Some(MemberState::Suspect), MemberState::Alive) => Some(Event::MemberAlive(snapshot)),
+            (Some(MemberState::Alive), MemberState::Suspect) => Some(Event::MemberSuspected(snapshot)),
+            (Some(p), MemberState::Dead) if p.is_live() => Some(Event::MemberDied(snapshot)),
+            (Some(p), MemberState::Left) if p != MemberState::Left => Some(Event::MemberLeft(snapshot)),
+            _ => None,
+        };
+        if state == MemberState::Suspect {
+            let by = by.clone().unwrap_or_else(|| self.my_name.clone());
+            let c = &self.config;
+            self.suspicions.insert(
+                name.clone(),
+                Suspicion::new(incarnation, by, now, c.suspicion_confirmations, c.suspicion_min, c.suspicion_max),
+            );
+        }
+        if matches!(state, MemberState::Dead | MemberState::Left) {
+            self.reap.push_back((now + self.config.dead_reap_after, name, incarnation));
+        }
+        if let Some(e) = event {
+            self.outputs.push_back(Output::Event(e));
+        }
+        if spread {
+            let by = match state {
+                MemberState::Suspect | MemberState::Dead => by.or_else(|| Some(self.my_name.clone())),
+                _ => None,
+            };
+            self.rumour(MemberUpdate {
+                id: id.clone(),
+                incarnation,
+                state,
+                by,
+            });
+        }
+    }
+
+    /// News about this node: refute anything but "alive at our incarnation".
+    fn news_about_me(&mut self, now: Time, u: &MemberUpdate) {
+        if self.status != Status::Running {
+            return;
+        }
+        if u.state == MemberState::Alive && u.incarnation <= self.incarnation {
+            return;
+        }
+        if u.incarnation < self.incarnation {
+            // Old news about a previous incarnation: our current one already
+            // overrides it everywhere it matters.
+            self.stats.stale_updates += 1;
+            return;
+        }
+        self.stats.refutations += 1;
+        if u.state == MemberState::Suspect {
+            // Lifeguard: being suspected hints that we are the slow one.
+            self.health.apply(1);
+        }
+        self.incarnation = u.incarnation.next();
+        self.set_self(now, MemberState::Alive);
+    }
+
+    fn set_self(&mut self, now: Time, state: MemberState) {
+        let entry = Entry {
+            incarnation: self.incarnation,
+            state,
+            since: now,
+        };
+        let me = self.me.clone();
+        self.members.set(&me, entry, &mut self.rng);
+        self.rumour(self.self_update(state));
+    }
+
+    fn self_update(&self, state: MemberState) -> MemberUpdate {
+        MemberUpdate {
+            id: self.me.clone(),
+            incarnation: self.incarnation,
+            state,
+            by: None,
+        }
+    }
+
+    fn expire_suspicions(&mut self, now: Time) {
+        let due: Vec<(Arc<str>, Incarnation)> = self
+            .suspicions
+            .iter()
+            .filter(|(_, s)| s.deadline <= now)
+            .map(|(n, s)| (n.clone(), s.incarnation))
+            .collect();
+        for (name, incarnation) in due {
+            self.suspicions.remove(&name);
+            let Some((id, e)) = self.members.get(&name) else {
+                continue;
+            };
+            if e.state == MemberState::Suspect && e.incarnation == incarnation {
+                let id = id.clone();
+                let by = Some(self.my_name.clone());
+                self.transition(now, &id, incarnation, MemberState::Dead, by, true);
+            }
+        }
+    }
+
+    fn reap_dead(&mut self, now: Time) {
+        while let Some((at, _, _)) = self.reap.front() {
+            if *at > now {
+                break;
+            }
+            let (_, name, incarnation) = self.reap.pop_front().expect("front exists");
+            let still_gone = self
+                .members
+                .get(&name)
+                .is_some_and(|(_, e)| !e.state.is_live() && e.incarnation == incarnation);
+            if still_gone {
+                self.members.remove(&name);
+                self.broadcasts.forget(&name);
+            }
+        }
+    }
+
+    // ----- push-pull -----------------------------------------------------
+
+    fn full_state(&self) -> Vec<MemberUpdate> {
+        self.members
+            .iter()
+            .map(|(id, e)| MemberUpdate {
+                id: id.clone(),
+                incarnation: e.incarnation,
+                state: e.state,
+                by: match e.state {
+                    MemberState::Suspect | MemberState::Dead => Some(self.my_name.clone()),
+                    _ => None,
+                },
+            })
+            .collect()
+    }
+
+    fn push_pull_message(&self, kind: PushPullKind) -> Message {
+        let members = match kind {
+            PushPullKind::Summary => Vec::new(),
+            PushPullKind::Join => vec![self.self_update(MemberState::Alive)],
+            PushPullKind::Sync | PushPullKind::Reply => self.full_state(),
+        };
+        Message::PushPull(PushPull {
+            kind,
+            summary: self.members.summary(),
+            members,
+        })
+    }
+
+    fn send_join(&mut self, seed: SocketAddr) {
+        let msg = self.push_pull_message(PushPullKind::Join);
+        self.send(seed, msg);
+    }
+
+    fn retry_join(&mut self, now: Time) {
+        let Some(j) = &mut self.joining else { return };
+        if now < j.next {
+            return;
+        }
+        j.backoff = (j.backoff * 2).min(self.config.push_pull_interval);
+        j.next = now + j.backoff;
+        let seeds = j.seeds.clone();
+        for seed in seeds {
+            self.send_join(seed);
+        }
+    }
+
+    /// Open a periodic exchange with one live member, or, now and then, with
+    /// a member we believe dead: if it is back (a healed partition), the
+    /// exchange reunites the two sides before its entry is reaped.
+    fn push_pull_round(&mut self) {
+        let dead: Vec<usize> = (0..self.reap.len())
+            .filter(|&i| {
+                let name = &self.reap[i].1;
+                self.members.get(name).is_some_and(|(_, e)| e.state == MemberState::Dead)
+            })
+            .collect();
+        let peer = if !dead.is_empty() && self.rng.random_ratio(1, 4) {
+            let name = self.reap[dead[self.rng.random_range(0..dead.len())]].1.clone();
+            self.members.get(&name).map(|(id, _)| id.clone())
+        } else {
+            self.members.random_live(1, &[], &mut self.rng).pop()
+        };
+        if let Some(peer) = peer {
+            let msg = self.push_pull_message(PushPullKind::Summary);
+            self.send(peer.addr(), msg);
+        }
+    }
+
+    fn on_push_pull(&mut self, now: Time, from: SocketAddr, p: PushPull) {
+        match p.kind {
+            PushPullKind::Summary => {
+                if p.summary != self.members.summary() {
+                    let msg = self.push_pull_message(PushPullKind::Sync);
+                    self.send(from, msg);
+                }
+            }
+            PushPullKind::Join | PushPullKind::Sync => {
+                self.merge_state(now, &p.members);
+                let msg = self.push_pull_message(PushPullKind::Reply);
+                self.send(from, msg);
+            }
+            PushPullKind::Reply => {
+                self.merge_state(now, &p.members);
+                if self.joining.as_ref().is_some_and(|j| j.seeds.contains(&from)) || self.members.live_others() > 0 {
+                    self.joining = None;
+                }
+            }
+        }
+    }
+
+    fn merge_state(&mut self, now: Time, members: &[MemberUpdate]) {
+        for u in members {
+            self.apply_update(now, u, true);
+        }
+    }
+
+    // ----- plumbing ------------------------------------------------------
+
+    fn send(&mut self, to: SocketAddr, msg: Message) {
+        self.stats.messages_out += 1;
+        self.outputs.push_back(Output::Send { to, msg });
+    }
+
+    fn go_quiet(&mut self) {
+        self.suspicions.clear();
+        self.relays.clear();
+        self.probe = Probe::Idle;
+    }
+}
+
+/// The next tick of a periodic timer: one period on, unless the driver was
+/// so late that it would already be due again.
+fn advance(at: Time, period: Duration, now: Time) -> Time {
+    let next = at + period;
+    if next <= now {
+        now + period
+    } else {
+        next
+    }
+}

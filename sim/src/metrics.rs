@@ -1,0 +1,350 @@
+//! What a run measured: membership convergence, failure detection, false
+//! positives, traffic and state size. Fed by the event loop; it never
+//! touches the nodes' decisions.
+
+use std::fmt;
+use std::time::Duration;
+
+use rumour_core::{Config, Event, Node, Time};
+use serde::Serialize;
+
+use crate::scenario::Scenario;
+
+#[derive(Debug, Clone)]
+struct Crash {
+    node: usize,
+    at: Time,
+    first_suspect: Option<Time>,
+    all_dead: Option<Time>,
+}
+
+/// Running tallies of a simulation.
+#[derive(Debug)]
+pub struct Metrics {
+    gossip_interval: Duration,
+    measure_from: Time,
+    end: Time,
+    initial_starts: usize,
+    last_start: Time,
+    running: Vec<bool>,
+    running_count: usize,
+    /// Node i sees as many alive members as are running.
+    ok: Vec<bool>,
+    ok_count: usize,
+    converged_at: Option<Time>,
+    crashes: Vec<Crash>,
+    false_positives: u64,
+    false_suspicions: u64,
+    msgs: u64,
+    bytes: u64,
+    msgs_window: u64,
+    bytes_window: u64,
+    peak_members: usize,
+    peak_broadcasts: usize,
+    events: u64,
+    last_heal: Option<Time>,
+}
+
+impl Metrics {
+    /// Tallies for `n` nodes; traffic counts from `measure_from` to `end`.
+    pub fn new(n: usize, gossip_interval: Duration, measure_from: Time, end: Time) -> Metrics {
+        Metrics {
+            gossip_interval,
+            measure_from,
+            end,
+            initial_starts: 0,
+            last_start: Time::ZERO,
+            running: vec![false; n],
+            running_count: 0,
+            ok: vec![false; n],
+            ok_count: 0,
+            converged_at: None,
+            crashes: Vec::new(),
+            false_positives: 0,
+            false_suspicions: 0,
+            msgs: 0,
+            bytes: 0,
+            msgs_window: 0,
+            bytes_window: 0,
+            peak_members: 0,
+            peak_broadcasts: 0,
+            events: 0,
+            last_heal: None,
+        }
+    }
+
+    pub(crate) fn started(&mut self, _i: usize, now: Time) {
+        if self.initial_starts < self.running.len() {
+            self.initial_starts += 1;
+            self.last_start = now;
+        }
+    }
+
+    pub(crate) fn crashed(&mut self, i: usize, now: Time) {
+        self.crashes.push(Crash {
+            node: i,
+            at: now,
+            first_suspect: None,
+            all_dead: None,
+        });
+    }
+
+    pub(crate) fn partitioned(&mut self, _now: Time) {}
+
+    pub(crate) fn healed(&mut self, now: Time) {
+        self.last_heal = Some(now);
+    }
+
+    /// The set of running nodes changed: every node must be re-checked.
+    pub(crate) fn recount(&mut self, running: &[bool]) {
+        self.running.copy_from_slice(running);
+        self.running_count = running.iter().filter(|r| **r).count();
+        self.ok.iter_mut().for_each(|o| *o = false);
+        self.ok_count = 0;
+    }
+
+    pub(crate) fn observe_state(&mut self, i: usize, node: &Node, now: Time) {
+        let ok = self.running[i] && node.alive_members() == self.running_count;
+        if ok != self.ok[i] {
+            self.ok[i] = ok;
+            if ok {
+                self.ok_count += 1;
+            } else {
+                self.ok_count -= 1;
+            }
+        }
+        self.peak_broadcasts = self.peak_broadcasts.max(node.pending_broadcasts());
+        self.peak_members = self.peak_members.max(node.live_members());
+        if self.converged_at.is_none()
+            && self.initial_starts == self.running.len()
+            && self.ok_count == self.running_count
+        {
+            self.converged_at = Some(now);
+        }
+    }
+
+    pub(crate) fn sent(&mut self, _from: usize, now: Time, bytes: usize) {
+        self.msgs += 1;
+        self.bytes += bytes as u64;
+        if now >= self.measure_from && now < self.end {
+            self.msgs_window += 1;
+            self.bytes_window += bytes as u64;
+        }
+    }
+
+    pub(crate) fn event(&mut self, now: Time, _observer: usize, e: &Event, about: Option<usize>, about_running: bool) {
+        self.events += 1;
+        let Some(about) = about else { return };
+        match e {
+            Event::MemberSuspected(_) | Event::MemberDied(_) if about_running => {
+                if matches!(e, Event::MemberDied(_)) {
+                    self.false_positives += 1;
+                } else {
+                    self.false_suspicions += 1;
+                }
+            }
+            Event::MemberSuspected(_) | Event::MemberDied(_) => {
+                if let Some(c) = self.open_crash(about) {
+                    c.first_suspect.get_or_insert(now);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub(crate) fn gone_everywhere(&mut self, node: usize, now: Time) {
+        if let Some(c) = self.open_crash(node) {
+            c.all_dead.get_or_insert(now);
+        }
+    }
+
+    fn open_crash(&mut self, node: usize) -> Option<&mut Crash> {
+        self.crashes.iter_mut().rev().find(|c| c.node == node)
+    }
+
+    /// The report as of `now`.
+    pub fn report(&self, scenario: &Scenario, config: &Config, now: Time, digest: u64) -> Report {
+        let n = scenario.nodes.max(1) as f64;
+        let window = (now.min(self.end) - self.measure_from).as_secs_f64();
+        let per_node_s = |x: u64| if window > 0.0 { x as f64 / n / window } else { 0.0 };
+        let mut detect: Vec<f64> = self
+            .crashes
+            .iter()
+            .filter_map(|c| c.all_dead.map(|t| (t - c.at).as_secs_f64() * 1e3))
+            .collect();
+        detect.sort_by(f64::total_cmp);
+        let mut first: Vec<f64> = self
+            .crashes
+            .iter()
+            .filter_map(|c| c.first_suspect.map(|t| (t - c.at).as_secs_f64() * 1e3))
+            .collect();
+        first.sort_by(f64::total_cmp);
+        let gi = self.gossip_interval.as_secs_f64();
+        let since_last_start = self.converged_at.map(|t| (t - self.last_start).as_secs_f64());
+        Report {
+            scenario: scenario.name.clone(),
+            nodes: scenario.nodes,
+            seed: scenario.seed,
+            preset: scenario.preset.clone(),
+            lockstep: scenario.lockstep,
+            loss: scenario.link.loss,
+            latency: scenario.link.latency.to_string(),
+            simulated_s: now.as_secs_f64(),
+            gossip_interval_ms: gi * 1e3,
+            last_start_ms: self.last_start.as_secs_f64() * 1e3,
+            membership_ms: since_last_start.map(|s| s * 1e3),
+            rounds_to_membership: since_last_start.map(|s| s / gi),
+            crashes: self.crashes.len(),
+            detected: detect.len(),
+            first_suspicion_p50_ms: percentile(&first, 0.50),
+            detection_p50_ms: percentile(&detect, 0.50),
+            detection_p99_ms: percentile(&detect, 0.99),
+            detection_max_ms: detect.last().copied(),
+            detection_bound_ms: (config.probe_period * 3 + config.suspicion_max).as_secs_f64() * 1e3,
+            false_positives: self.false_positives,
+            false_suspicions: self.false_suspicions,
+            msgs_per_node_per_s: per_node_s(self.msgs_window),
+            bytes_per_node_per_s: per_node_s(self.bytes_window),
+            measured_from_s: self.measure_from.as_secs_f64(),
+            total_msgs: self.msgs,
+            total_bytes: self.bytes,
+            peak_members: self.peak_members,
+            peak_broadcasts: self.peak_broadcasts,
+            events: self.events,
+            trace_digest: format!("{digest:016x}"),
+            wall_ms: None,
+        }
+    }
+}
+
+/// Nearest-rank percentile of sorted values.
+fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    Some(sorted[rank - 1])
+}
+
+/// What a run measured. Times are simulated; `wall_ms` is filled in by the
+/// caller that timed the run.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Report {
+    /// Scenario name.
+    pub scenario: String,
+    /// Cluster size.
+    pub nodes: usize,
+    /// The run's seed.
+    pub seed: u64,
+    /// Protocol preset.
+    pub preset: String,
+    /// Whether timers were aligned (synchronous rounds).
+    pub lockstep: bool,
+    /// Link loss probability.
+    pub loss: f64,
+    /// Link latency.
+    pub latency: String,
+    /// Simulated seconds run.
+    pub simulated_s: f64,
+    /// The gossip interval: one round.
+    pub gossip_interval_ms: f64,
+    /// When the last node of the cold start started.
+    pub last_start_ms: f64,
+    /// Time from the last start until every running node saw every running
+    /// node alive (None: never within the run).
+    pub membership_ms: Option<f64>,
+    /// `membership_ms` in gossip rounds.
+    pub rounds_to_membership: Option<f64>,
+    /// Crashes during the run.
+    pub crashes: usize,
+    /// Crashes that every running node came to consider dead.
+    pub detected: usize,
+    /// Median time from a crash to its first suspicion anywhere.
+    pub first_suspicion_p50_ms: Option<f64>,
+    /// Median time from a crash until every running node considers it dead.
+    pub detection_p50_ms: Option<f64>,
+    /// 99th percentile of the same.
+    pub detection_p99_ms: Option<f64>,
+    /// Worst of the same.
+    pub detection_max_ms: Option<f64>,
+    /// The bound the design promises: `probe_period * 3 + suspicion_max`.
+    pub detection_bound_ms: f64,
+    /// Times a running node was declared dead by some node.
+    pub false_positives: u64,
+    /// Times a running node was suspected by some node (most are refuted).
+    pub false_suspicions: u64,
+    /// Messages sent per node per second, over the measurement window.
+    pub msgs_per_node_per_s: f64,
+    /// Encoded bytes sent per node per second, over the measurement window.
+    pub bytes_per_node_per_s: f64,
+    /// Start of the measurement window (simulated seconds).
+    pub measured_from_s: f64,
+    /// Messages sent in the whole run.
+    pub total_msgs: u64,
+    /// Bytes sent in the whole run.
+    pub total_bytes: u64,
+    /// Most live members any node held.
+    pub peak_members: usize,
+    /// Longest broadcast queue any node held.
+    pub peak_broadcasts: usize,
+    /// Membership events emitted, all nodes together.
+    pub events: u64,
+    /// Hash of every delivered message and event, in order.
+    pub trace_digest: String,
+    /// Wall-clock time of the run, when measured by the caller.
+    pub wall_ms: Option<f64>,
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0} ms"));
+        let rounds = |v: Option<f64>| v.map_or("never".to_string(), |v| format!("{v:.2}"));
+        writeln!(
+            f,
+            "scenario {} · {} nodes · seed {} · {} preset{} · loss {:.0}% · latency {}",
+            self.scenario,
+            self.nodes,
+            self.seed,
+            self.preset,
+            if self.lockstep { " · lockstep" } else { "" },
+            self.loss * 100.0,
+            self.latency
+        )?;
+        writeln!(f, "  simulated                 {:.1} s", self.simulated_s)?;
+        writeln!(
+            f,
+            "  membership converged      {} rounds after the last start ({})",
+            rounds(self.rounds_to_membership),
+            ms(self.membership_ms)
+        )?;
+        writeln!(
+            f,
+            "  crashes detected          {} of {} (first suspicion p50 {}, dead everywhere p50 {}, p99 {}; bound {:.0} ms)",
+            self.detected,
+            self.crashes,
+            ms(self.first_suspicion_p50_ms),
+            ms(self.detection_p50_ms),
+            ms(self.detection_p99_ms),
+            self.detection_bound_ms
+        )?;
+        writeln!(
+            f,
+            "  false positives           {} declared dead, {} suspected",
+            self.false_positives, self.false_suspicions
+        )?;
+        writeln!(
+            f,
+            "  traffic (from {:.0} s)      {:.2} msgs/node/s, {:.0} B/node/s",
+            self.measured_from_s, self.msgs_per_node_per_s, self.bytes_per_node_per_s
+        )?;
+        writeln!(
+            f,
+            "  peak state                {} members, {} queued rumours",
+            self.peak_members, self.peak_broadcasts
+        )?;
+        if let Some(w) = self.wall_ms {
+            writeln!(f, "  wall time                 {w:.0} ms")?;
+        }
+        write!(f, "  trace digest              {}", self.trace_digest)
+    }
+}

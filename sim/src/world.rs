@@ -1,0 +1,540 @@
+//! The discrete-event loop: virtual time in microseconds, a heap of events
+//! ordered by (time, sequence number), one ChaCha RNG for the run and one per
+//! node derived from it.
+//!
+//! The loop owns the nodes, hands every message to [`Network::transmit`],
+//! applies scheduled faults, and feeds what happens to [`Metrics`]. It reads
+//! no clock and never iterates a hash container, so a run is a function of
+//! its scenario: [`Report::trace_digest`] hashes every delivered message and
+//! every event in order, and two runs with the same seed agree on it.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::hash::{Hash, Hasher};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::Duration;
+
+use rand::{Rng, RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rumour_core::{wire, Config, Event, Fnv64, Incarnation, MemberState, Message, Node, NodeId, Output, Time};
+
+use crate::metrics::{Metrics, Report};
+use crate::net::{Fate, Network};
+use crate::scenario::{Fault, NodeSet, Scenario};
+use crate::SimError;
+
+/// The port every simulated node listens on; addresses differ by IP.
+const PORT: u16 = 7946;
+
+/// The simulated address of node `i`: 10.x.y.z, one per node.
+pub fn node_addr(i: usize) -> SocketAddr {
+    let i = i as u32;
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, (i >> 16) as u8, (i >> 8) as u8, i as u8), PORT))
+}
+
+/// The node index behind a simulated address.
+pub fn node_index(addr: &SocketAddr) -> Option<usize> {
+    match addr {
+        SocketAddr::V4(a) if a.port() == PORT && a.ip().octets()[0] == 10 => {
+            let [_, a, b, c] = a.ip().octets();
+            Some(((a as usize) << 16) | ((b as usize) << 8) | c as usize)
+        }
+        _ => None,
+    }
+}
+
+/// The name of node `i`.
+pub fn node_name(i: usize) -> String {
+    format!("node-{i}")
+}
+
+#[derive(Debug)]
+enum Action {
+    Start { node: usize },
+    Deliver { to: usize, from: usize, msg: Message, held: bool },
+    Timer { node: usize, life: u32 },
+    Fault(usize),
+    Restart { node: usize },
+    ChurnTick { fault: usize },
+}
+
+#[derive(Debug)]
+struct Scheduled {
+    at: Time,
+    seq: u64,
+    action: Action,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+/// One simulated machine: the node running on it, if any, and its faults.
+#[derive(Debug)]
+struct Slot {
+    node: Option<Node>,
+    /// Bumped at each restart, so timers of a previous life are ignored.
+    life: u32,
+    incarnation: Incarnation,
+    /// When the pending timer event fires, if one is scheduled.
+    timer_at: Option<Time>,
+    /// Extra processing delay of a slow node.
+    slow: Duration,
+}
+
+/// A simulated cluster.
+pub struct Sim {
+    scenario: Scenario,
+    config: Config,
+    now: Time,
+    seq: u64,
+    heap: BinaryHeap<Reverse<Scheduled>>,
+    rng: ChaCha8Rng,
+    net: Network,
+    slots: Vec<Slot>,
+    metrics: Metrics,
+    digest: Fnv64,
+    end: Time,
+}
+
+impl Sim {
+    /// Build the cluster and schedule its starts and faults.
+    pub fn new(scenario: Scenario) -> Result<Sim, SimError> {
+        scenario.validate()?;
+        let config = scenario.protocol_config()?;
+        let mut rng = ChaCha8Rng::seed_from_u64(scenario.seed);
+        let n = scenario.nodes;
+        let mut net = Network::new(n, scenario.link.clone());
+        if let Some(topology) = &scenario.topology {
+            if let Some(graph) = topology.build(n, &mut rng) {
+                net.set_topology(graph);
+            }
+        }
+        let slots = (0..n)
+            .map(|_| Slot {
+                node: None,
+                life: 0,
+                incarnation: Incarnation(0),
+                timer_at: None,
+                slow: Duration::ZERO,
+            })
+            .collect();
+        let end = Time::ZERO + scenario.duration;
+        let metrics = Metrics::new(n, config.gossip_interval, Time::ZERO + scenario.measure_from(), end);
+        let mut sim = Sim {
+            config,
+            now: Time::ZERO,
+            seq: 0,
+            heap: BinaryHeap::new(),
+            rng,
+            net,
+            slots,
+            metrics,
+            digest: Fnv64::default(),
+            end,
+            scenario,
+        };
+        let window = sim.scenario.start_window.as_micros() as u64;
+        for i in 0..n {
+            let at = if i == 0 || window == 0 {
+                Time::ZERO
+            } else {
+                Time::from_micros(sim.rng.random_range(0..window))
+            };
+            sim.schedule(at, Action::Start { node: i });
+        }
+        for f in 0..sim.scenario.faults.len() {
+            let at = Time::ZERO + sim.scenario.faults[f].at();
+            sim.schedule(at, Action::Fault(f));
+        }
+        Ok(sim)
+    }
+
+    /// The scenario being run.
+    pub fn scenario(&self) -> &Scenario {
+        &self.scenario
+    }
+
+    /// The protocol configuration every node runs.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Current virtual time.
+    pub fn now(&self) -> Time {
+        self.now
+    }
+
+    /// Node `i`, if it is running.
+    pub fn node(&self, i: usize) -> Option<&Node> {
+        self.slots.get(i).and_then(|s| s.node.as_ref()).filter(|n| !n.has_left())
+    }
+
+    /// Whether node `i` is running (started, not crashed, not left).
+    pub fn is_running(&self, i: usize) -> bool {
+        self.node(i).is_some()
+    }
+
+    /// Cluster size (running or not).
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Whether the cluster has no node at all.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// The network, to partition or heal it directly.
+    pub fn network(&mut self) -> &mut Network {
+        &mut self.net
+    }
+
+    /// Run to the scenario's end and report.
+    pub fn run(mut self) -> Report {
+        self.run_until(self.end);
+        self.report()
+    }
+
+    /// The report of the run so far.
+    pub fn report(&self) -> Report {
+        self.metrics
+            .report(&self.scenario, &self.config, self.now, self.digest.finish())
+    }
+
+    /// Process every event up to and including `until`, then set the clock
+    /// to `until`.
+    pub fn run_until(&mut self, until: Time) {
+        while let Some(Reverse(next)) = self.heap.peek() {
+            if next.at > until {
+                break;
+            }
+            let Reverse(ev) = self.heap.pop().expect("peeked");
+            self.now = ev.at;
+            self.dispatch(ev.action);
+        }
+        self.now = self.now.max(until);
+    }
+
+    /// Run for `d` more simulated time.
+    pub fn run_for(&mut self, d: Duration) {
+        self.run_until(self.now + d);
+    }
+
+    fn schedule(&mut self, at: Time, action: Action) {
+        self.seq += 1;
+        self.heap.push(Reverse(Scheduled {
+            at,
+            seq: self.seq,
+            action,
+        }));
+    }
+
+    fn dispatch(&mut self, action: Action) {
+        match action {
+            Action::Start { node } => self.start(node),
+            Action::Deliver { to, from, msg, held } => {
+                let slow = self.slots[to].slow;
+                if !held && !slow.is_zero() {
+                    self.schedule(self.now + slow, Action::Deliver { to, from, msg, held: true });
+                    return;
+                }
+                let Some(node) = self.slots[to].node.as_mut() else {
+                    return;
+                };
+                let mut h = Fnv64::default();
+                (0u8, self.now, to, from).hash(&mut h);
+                msg.hash(&mut h);
+                self.digest.write(&h.finish().to_le_bytes());
+                node.handle_message(self.now, node_addr(from), msg);
+                self.drain(to);
+            }
+            Action::Timer { node, life } => {
+                let slot = &mut self.slots[node];
+                if slot.life != life || slot.timer_at.is_none() {
+                    return;
+                }
+                slot.timer_at = None;
+                if let Some(n) = slot.node.as_mut() {
+                    n.handle_timeout(self.now);
+                    self.drain(node);
+                }
+            }
+            Action::Fault(f) => self.apply_fault(f),
+            Action::Restart { node } => self.restart(node),
+            Action::ChurnTick { fault } => self.churn_tick(fault),
+        }
+    }
+
+    /// Drain node `i`'s outputs into the network and the metrics, then
+    /// schedule its next timer.
+    fn drain(&mut self, i: usize) {
+        loop {
+            let Some(out) = self.slots[i].node.as_mut().and_then(Node::poll_output) else {
+                break;
+            };
+            match out {
+                Output::Send { to, msg } => self.transmit(i, to, msg),
+                Output::Event(e) => self.observe(i, e),
+            }
+        }
+        let slot = &mut self.slots[i];
+        let Some(node) = slot.node.as_ref() else { return };
+        self.metrics.observe_state(i, node, self.now);
+        let deadline = node.poll_timeout().map(|t| t.max(self.now) + slot.slow);
+        if deadline != slot.timer_at {
+            slot.timer_at = deadline;
+            if let Some(at) = deadline {
+                let life = slot.life;
+                self.schedule(at, Action::Timer { node: i, life });
+            }
+        }
+    }
+
+    fn transmit(&mut self, from: usize, to: SocketAddr, msg: Message) {
+        let bytes = wire::message_len(&node_addr(from), &msg);
+        self.metrics.sent(from, self.now, bytes);
+        let Some(to) = node_index(&to).filter(|&t| t < self.slots.len()) else {
+            return;
+        };
+        match self.net.transmit(from, to, &mut self.rng) {
+            Fate::Dropped(_) => {}
+            Fate::Delivered { first, duplicate } => {
+                if let Some(d) = duplicate {
+                    self.schedule(
+                        self.now + d,
+                        Action::Deliver {
+                            to,
+                            from,
+                            msg: msg.clone(),
+                            held: false,
+                        },
+                    );
+                }
+                self.schedule(
+                    self.now + first,
+                    Action::Deliver {
+                        to,
+                        from,
+                        msg,
+                        held: false,
+                    },
+                );
+            }
+        }
+    }
+
+    fn observe(&mut self, observer: usize, e: Event) {
+        let mut h = Fnv64::default();
+        (1u8, self.now, observer).hash(&mut h);
+        e.hash(&mut h);
+        self.digest.write(&h.finish().to_le_bytes());
+        let about = self.index_of(e.member().id.name());
+        let about_running = about.is_some_and(|a| self.is_running(a));
+        self.metrics.event(self.now, observer, &e, about, about_running);
+        if let (Event::MemberDied(_) | Event::MemberLeft(_), Some(a)) = (&e, about) {
+            if !about_running {
+                let gone_everywhere = (0..self.slots.len()).all(|j| {
+                    j == a
+                        || self
+                            .node(j)
+                            .is_none_or(|n| n.member(&node_name(a)).is_none_or(|m| !m.state.is_live()))
+                });
+                if gone_everywhere {
+                    self.metrics.gone_everywhere(a, self.now);
+                }
+            }
+        }
+    }
+
+    fn index_of(&self, name: &str) -> Option<usize> {
+        name.strip_prefix("node-")?.parse().ok().filter(|&i| i < self.slots.len())
+    }
+
+    // ----- lifecycle and faults -------------------------------------------
+
+    fn start(&mut self, i: usize) {
+        let slot = &mut self.slots[i];
+        if slot.node.as_ref().is_some_and(|n| !n.has_left()) {
+            return;
+        }
+        slot.life += 1;
+        let id = NodeId::new(&node_name(i), node_addr(i)).expect("simulated names are valid");
+        let seed = self.rng.next_u64();
+        let mut node = Node::new(id, slot.incarnation, self.config.clone(), seed, self.now)
+            .expect("the scenario's config was validated");
+        let seeds: Vec<SocketAddr> = (0..self.scenario.seeds).filter(|&s| s != i).map(node_addr).collect();
+        if i != 0 || slot.life > 1 {
+            // Every node but the very first joins through the seeds; a
+            // restarted first seed joins through the others (or node 1).
+            let seeds = if seeds.is_empty() && self.slots.len() > 1 {
+                vec![node_addr(1)]
+            } else {
+                seeds
+            };
+            if !seeds.is_empty() {
+                node.join(self.now, &seeds).expect("seeds are non-empty");
+            }
+        }
+        self.slots[i].node = Some(node);
+        self.slots[i].timer_at = None;
+        self.metrics.started(i, self.now);
+        self.drain(i);
+        self.metrics.recount(&self.running());
+    }
+
+    fn running(&self) -> Vec<bool> {
+        (0..self.slots.len()).map(|i| self.is_running(i)).collect()
+    }
+
+    /// Crash node `i`: it stops at once, with no goodbye.
+    pub fn crash(&mut self, i: usize) {
+        if self.slots[i].node.take().is_some() {
+            self.slots[i].timer_at = None;
+            self.metrics.crashed(i, self.now);
+            self.metrics.recount(&self.running());
+        }
+    }
+
+    /// Restart crashed node `i` with a higher incarnation; it rejoins.
+    pub fn restart(&mut self, i: usize) {
+        if self.slots[i].node.is_some() {
+            return;
+        }
+        self.slots[i].incarnation = self.slots[i].incarnation.next();
+        self.start(i);
+    }
+
+    /// Make node `i` leave gracefully.
+    pub fn leave(&mut self, i: usize) {
+        if let Some(n) = self.slots[i].node.as_mut() {
+            if n.leave(self.now).is_ok() {
+                self.drain(i);
+                self.metrics.recount(&self.running());
+            }
+        }
+    }
+
+    /// Delay every message and timer of node `i` by `delay` (0 restores it).
+    pub fn set_slow(&mut self, i: usize, delay: Duration) {
+        self.slots[i].slow = delay;
+    }
+
+    fn apply_fault(&mut self, f: usize) {
+        let fault = self.scenario.faults[f].clone();
+        let running = self.running();
+        let resolve = |s: &NodeSet, rng: &mut ChaCha8Rng| s.resolve(&running, rng);
+        match fault {
+            Fault::Crash { nodes, .. } => {
+                for i in resolve(&nodes, &mut self.rng) {
+                    self.crash(i);
+                }
+            }
+            Fault::Restart { nodes, .. } => {
+                for i in resolve(&nodes, &mut self.rng) {
+                    self.restart(i);
+                }
+            }
+            Fault::Leave { nodes, .. } => {
+                for i in resolve(&nodes, &mut self.rng) {
+                    self.leave(i);
+                }
+            }
+            Fault::Partition { groups, .. } => {
+                let groups: Vec<Vec<usize>> = groups.values().map(|g| resolve(g, &mut self.rng)).collect();
+                self.net.partition(&groups);
+                self.metrics.partitioned(self.now);
+            }
+            Fault::PartitionOneway { from, to, .. } => {
+                let from = resolve(&from, &mut self.rng);
+                let to = resolve(&to, &mut self.rng);
+                self.net.partition_oneway(&from, &to);
+                self.metrics.partitioned(self.now);
+            }
+            Fault::Heal { .. } => {
+                self.net.heal();
+                self.metrics.healed(self.now);
+            }
+            Fault::Slow { nodes, delay, .. } => {
+                for i in resolve(&nodes, &mut self.rng) {
+                    self.set_slow(i, delay);
+                }
+            }
+            Fault::Churn { .. } => self.churn_tick(f),
+        }
+    }
+
+    fn churn_tick(&mut self, f: usize) {
+        let Fault::Churn {
+            until,
+            every,
+            restart_after,
+            ..
+        } = self.scenario.faults[f].clone()
+        else {
+            return;
+        };
+        if self.now > Time::ZERO + until {
+            return;
+        }
+        // The seeds stay up so that restarted nodes can always rejoin.
+        let candidates: Vec<usize> = (self.scenario.seeds..self.slots.len())
+            .filter(|&i| self.is_running(i))
+            .collect();
+        if !candidates.is_empty() {
+            let i = candidates[self.rng.random_range(0..candidates.len())];
+            self.crash(i);
+            self.schedule(self.now + restart_after, Action::Restart { node: i });
+        }
+        self.schedule(self.now + every, Action::ChurnTick { fault: f });
+    }
+
+    // ----- checks for tests -------------------------------------------------
+
+    /// Whether every running node sees exactly the running nodes as alive
+    /// (and no other member as alive or suspect). On disagreement, the first
+    /// one found, in words.
+    pub fn check_membership(&self) -> Result<(), String> {
+        let running = self.running();
+        let expected = running.iter().filter(|r| **r).count();
+        for (i, up) in running.iter().enumerate() {
+            if !up {
+                continue;
+            }
+            let node = self.node(i).expect("running");
+            for m in node.members() {
+                let j = self.index_of(m.id.name());
+                let should_be_alive = j.is_some_and(|j| running[j]);
+                if should_be_alive != (m.state == MemberState::Alive) && (should_be_alive || m.state.is_live()) {
+                    return Err(format!(
+                        "node-{i} sees {} as {} (incarnation {}) but it is {}",
+                        m.id.name(),
+                        m.state,
+                        m.incarnation,
+                        if should_be_alive { "running" } else { "not running" }
+                    ));
+                }
+            }
+            if node.alive_members() != expected {
+                return Err(format!(
+                    "node-{i} sees {} alive members, {expected} are running",
+                    node.alive_members()
+                ));
+            }
+        }
+        Ok(())
+    }
+}

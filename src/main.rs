@@ -9,7 +9,11 @@ use rumour::sim::net::Latency;
 use rumour::sim::{Scenario, Sim};
 
 #[derive(Parser)]
-#[command(name = "rumour", version, about = "Gossip membership and failure detection")]
+#[command(
+    name = "rumour",
+    version,
+    about = "Gossip membership and failure detection"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -99,7 +103,10 @@ fn run_sim(args: SimArgs) -> Result<(), String> {
     let mut report = sim.run();
     report.wall_ms = Some(started.elapsed().as_secs_f64() * 1e3);
     if args.json {
-        println!("{}", serde_json::to_string(&report).map_err(|e| e.to_string())?);
+        println!(
+            "{}",
+            serde_json::to_string(&report).map_err(|e| e.to_string())?
+        );
     } else {
         println!("{report}");
     }

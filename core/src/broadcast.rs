@@ -3,9 +3,11 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use crate::message::MemberUpdate;
+use crate::summary::Fnv64;
 use crate::wire;
 
 /// Queue order: fewest transmissions first, then newest first.
@@ -24,12 +26,15 @@ struct Queued {
 pub(crate) struct BroadcastQueue {
     queue: BTreeMap<Priority, Queued>,
     /// Lookup only (never iterated): where each member's rumour sits.
-    by_member: HashMap<Arc<str>, Priority>,
+    by_member: HashMap<Arc<str>, Priority, BuildHasherDefault<Fnv64>>,
     next_seq: u64,
 }
 
 /// The smallest an update can encode to; packing stops below it.
 const MIN_UPDATE_LEN: usize = 8;
+/// Rumours too big for the room left that packing looks past before it
+/// stops, so that a long queue costs no more than a short one per message.
+const MAX_MISSES: usize = 8;
 
 impl BroadcastQueue {
     pub(crate) fn len(&self) -> usize {
@@ -65,13 +70,16 @@ impl BroadcastQueue {
     pub(crate) fn pack(&mut self, budget: usize, limit: u32, out: &mut Vec<MemberUpdate>) -> usize {
         let mut used = 0;
         let mut taken: Vec<Priority> = Vec::new();
+        let mut misses = 0;
         for (prio, q) in &self.queue {
-            if budget - used < MIN_UPDATE_LEN {
+            if budget - used < MIN_UPDATE_LEN || misses == MAX_MISSES {
                 break;
             }
             if q.size <= budget - used {
                 used += q.size;
                 taken.push(*prio);
+            } else {
+                misses += 1;
             }
         }
         for prio in taken {
@@ -89,6 +97,35 @@ impl BroadcastQueue {
             }
         }
         used
+    }
+
+    /// A peer sent us news we already had. If we are still spreading the same
+    /// news, count the duplicate as one of its transmissions: a rumour that
+    /// keeps coming back is already widespread (Demers et al.'s "counter"
+    /// rumour mongering, with duplicates as the feedback), so it yields room
+    /// to fresher ones. Returns whether a queued rumour was aged.
+    pub(crate) fn heard_again(&mut self, update: &MemberUpdate, weight: u32, limit: u32) -> bool {
+        let Some(prio) = self.by_member.get(update.id.name()).copied() else {
+            return false;
+        };
+        let Some(q) = self.queue.get(&prio) else {
+            return false;
+        };
+        if q.update.incarnation != update.incarnation || q.update.state != update.state {
+            return false;
+        }
+        let q = self.queue.remove(&prio).expect("looked up");
+        let sent = prio.0.saturating_add(weight);
+        if sent >= limit {
+            self.by_member.remove(update.id.name());
+        } else {
+            let next = (sent, prio.1);
+            if let Some(p) = self.by_member.get_mut(update.id.name()) {
+                *p = next;
+            }
+            self.queue.insert(next, q);
+        }
+        true
     }
 
     /// Forget any rumour about `name` (its member was reaped).

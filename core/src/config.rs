@@ -107,13 +107,19 @@ pub struct Config {
     /// oldest rumours are dropped (push-pull repairs what they would have
     /// carried). LAN default 4096. At least 16.
     pub max_broadcasts: usize,
-    /// Time between two full membership push-pull exchanges with one random
-    /// peer. LAN default 30 s. Must be non-zero.
+    /// Time between two push-pull exchanges with one random peer. Each opens
+    /// with the membership summary alone (a few dozen bytes); only a peer
+    /// whose summary differs answers with its full state. After a join the
+    /// first exchanges come sooner, one probe period apart and doubling up to
+    /// this interval. LAN default 10 s. Must be non-zero.
     #[serde(with = "duration_str")]
     pub push_pull_interval: Duration,
     /// Largest encoded message, in bytes, for probes, acks and gossip.
     /// Rumours are packed up to it. Push-pull state is not bounded by it.
-    /// LAN default 1400 (one Ethernet datagram). At least 512.
+    /// Default 65536: the transport is gRPC over TCP, so a message is not
+    /// bound to one datagram, and a burst of joins spreads in a few rounds
+    /// instead of queueing behind a 1400-byte budget (set 1400 for a
+    /// datagram transport). At least 512.
     pub max_message_size: usize,
     /// How gossip peers are picked. LAN default `random`.
     pub peer_selection: PeerSelection,
@@ -145,8 +151,8 @@ impl Config {
             fanout: 3,
             retransmit_mult: 4,
             max_broadcasts: 4096,
-            push_pull_interval: Duration::from_secs(30),
-            max_message_size: 1400,
+            push_pull_interval: Duration::from_secs(10),
+            max_message_size: 65536,
             peer_selection: PeerSelection::Random,
             timer_phase: TimerPhase::Random,
         }
@@ -164,7 +170,7 @@ impl Config {
             dead_reap_after: Duration::from_secs(120),
             gossip_interval: Duration::from_millis(500),
             fanout: 4,
-            push_pull_interval: Duration::from_secs(60),
+            push_pull_interval: Duration::from_secs(30),
             ..Config::lan()
         }
     }
@@ -178,7 +184,7 @@ impl Config {
             suspicion_max: Duration::from_secs(6),
             dead_reap_after: Duration::from_secs(15),
             gossip_interval: Duration::from_millis(100),
-            push_pull_interval: Duration::from_secs(15),
+            push_pull_interval: Duration::from_secs(5),
             ..Config::lan()
         }
     }

@@ -41,7 +41,10 @@ mod tests {
         h.apply(-1);
         assert_eq!(h.score(), 0);
         h.apply(2);
-        assert_eq!(h.scale(Duration::from_millis(500)), Duration::from_millis(1500));
+        assert_eq!(
+            h.scale(Duration::from_millis(500)),
+            Duration::from_millis(1500)
+        );
         h.apply(5);
         assert_eq!(h.score(), 3);
     }

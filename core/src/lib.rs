@@ -42,7 +42,9 @@ pub mod wire;
 pub use config::{format_duration, parse_duration, Config, PeerSelection, TimerPhase};
 pub use error::{ConfigError, Error};
 pub use member::{overrides, Incarnation, Member, MemberState, NodeId, MAX_NAME_LEN};
-pub use message::{Ack, Gossip, MemberUpdate, Message, Nack, Ping, PingReq, PushPull, PushPullKind};
+pub use message::{
+    Ack, Gossip, MemberUpdate, Message, Nack, Ping, PingReq, PushPull, PushPullKind,
+};
 pub use node::{Event, Node, Output, Stats};
 pub use summary::Fnv64;
 pub use suspicion::suspicion_timeout;

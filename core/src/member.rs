@@ -54,7 +54,8 @@ impl NodeId {
 
 impl PartialEq for NodeId {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0) || (self.name() == other.name() && self.addr() == other.addr())
+        Arc::ptr_eq(&self.0, &other.0)
+            || (self.name() == other.name() && self.addr() == other.addr())
     }
 }
 impl Eq for NodeId {}

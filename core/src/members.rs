@@ -192,7 +192,12 @@ impl Members {
     }
 
     /// Up to `k` distinct live members, uniformly at random, none named `except`.
-    pub(crate) fn random_live(&self, k: usize, except: &[&str], rng: &mut ChaCha8Rng) -> Vec<NodeId> {
+    pub(crate) fn random_live(
+        &self,
+        k: usize,
+        except: &[&str],
+        rng: &mut ChaCha8Rng,
+    ) -> Vec<NodeId> {
         let mut out: Vec<NodeId> = Vec::with_capacity(k);
         let candidates = self.live.saturating_sub(except.len());
         if k == 0 || self.ring.is_empty() || candidates == 0 {
@@ -203,7 +208,10 @@ impl Members {
         // back to a full scan when it keeps missing.
         for _ in 0..want * 8 {
             let id = &self.ring[rng.random_range(0..self.ring.len())];
-            if self.is_live(id) && !except.contains(&id.name()) && !out.iter().any(|o| o.name() == id.name()) {
+            if self.is_live(id)
+                && !except.contains(&id.name())
+                && !out.iter().any(|o| o.name() == id.name())
+            {
                 out.push(id.clone());
                 if out.len() == want {
                     return out;
@@ -213,7 +221,11 @@ impl Members {
         let mut rest: Vec<&NodeId> = self
             .ring
             .iter()
-            .filter(|id| self.is_live(id) && !except.contains(&id.name()) && !out.iter().any(|o| o.name() == id.name()))
+            .filter(|id| {
+                self.is_live(id)
+                    && !except.contains(&id.name())
+                    && !out.iter().any(|o| o.name() == id.name())
+            })
             .collect();
         rest.shuffle(rng);
         out.extend(rest.into_iter().take(want - out.len()).cloned());
@@ -221,7 +233,12 @@ impl Members {
     }
 
     /// The `k` gossip peers of this round, by the configured strategy.
-    pub(crate) fn gossip_peers(&mut self, k: usize, strategy: PeerSelection, rng: &mut ChaCha8Rng) -> Vec<NodeId> {
+    pub(crate) fn gossip_peers(
+        &mut self,
+        k: usize,
+        strategy: PeerSelection,
+        rng: &mut ChaCha8Rng,
+    ) -> Vec<NodeId> {
         match strategy {
             PeerSelection::Random => self.random_live(k, &[], rng),
             PeerSelection::RoundRobin => {
@@ -245,7 +262,9 @@ impl Members {
                 let mut out: Vec<NodeId> = Vec::with_capacity(k);
                 let mut skipped = Vec::new();
                 while out.len() < k {
-                    let Some(id) = self.lru.pop_front() else { break };
+                    let Some(id) = self.lru.pop_front() else {
+                        break;
+                    };
                     if self.is_live(&id) {
                         out.push(id);
                     } else if self.map.contains_key(id.name()) {
@@ -295,7 +314,9 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let mut m = table(PeerSelection::Random, 10, &mut rng);
         m.set(&id("n3"), entry(MemberState::Dead), &mut rng);
-        let mut seen: Vec<String> = (0..9).map(|_| m.next_probe_target(&mut rng).unwrap().name().to_owned()).collect();
+        let mut seen: Vec<String> = (0..9)
+            .map(|_| m.next_probe_target(&mut rng).unwrap().name().to_owned())
+            .collect();
         seen.sort();
         seen.dedup();
         assert_eq!(seen.len(), 9);
@@ -321,7 +342,11 @@ mod tests {
 
     #[test]
     fn every_strategy_picks_distinct_live_peers() {
-        for sel in [PeerSelection::Random, PeerSelection::RoundRobin, PeerSelection::LeastRecent] {
+        for sel in [
+            PeerSelection::Random,
+            PeerSelection::RoundRobin,
+            PeerSelection::LeastRecent,
+        ] {
             let mut rng = ChaCha8Rng::seed_from_u64(3);
             let mut m = table(sel, 6, &mut rng);
             m.set(&id("n0"), entry(MemberState::Dead), &mut rng);
@@ -343,7 +368,9 @@ mod tests {
         let mut m = table(PeerSelection::LeastRecent, 6, &mut rng);
         let first = m.gossip_peers(3, PeerSelection::LeastRecent, &mut rng);
         let second = m.gossip_peers(3, PeerSelection::LeastRecent, &mut rng);
-        assert!(first.iter().all(|a| second.iter().all(|b| a.name() != b.name())));
+        assert!(first
+            .iter()
+            .all(|a| second.iter().all(|b| a.name() != b.name())));
         let third = m.gossip_peers(3, PeerSelection::LeastRecent, &mut rng);
         assert_eq!(first, third);
     }

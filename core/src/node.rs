@@ -93,9 +93,18 @@ pub struct Stats {
 enum Probe {
     Idle,
     /// Direct ping sent; waiting for the ack until `deadline`.
-    Direct { target: NodeId, seq: u32, deadline: Time },
+    Direct {
+        target: NodeId,
+        seq: u32,
+        deadline: Time,
+    },
     /// Ping-reqs sent; waiting for any ack until the probe period ends.
-    Indirect { target: NodeId, seq: u32, expected_nacks: u32, nacks: u32 },
+    Indirect {
+        target: NodeId,
+        seq: u32,
+        expected_nacks: u32,
+        nacks: u32,
+    },
 }
 
 /// A ping-req this node serves: it pinged `target` on the requester's behalf.
@@ -180,6 +189,11 @@ pub struct Node {
     /// Dead and left members in the order they are due to be forgotten.
     reap: VecDeque<(Time, Arc<str>, Incarnation)>,
     joining: Option<Joining>,
+    /// After a join, push-pulls come early and back off (doubling from one
+    /// probe period) until they reach `push_pull_interval`: a node that
+    /// joined during a burst of joins catches up with the members whose
+    /// rumours ran out before it was known to their spreaders.
+    catch_up: Option<Duration>,
     status: Status,
     outputs: VecDeque<Output>,
     stats: Stats,
@@ -190,7 +204,13 @@ impl Node {
     /// a restart should use a higher one than its previous life), with its
     /// own RNG seeded from `seed`. It knows only itself until
     /// [`join`](Node::join).
-    pub fn new(id: NodeId, incarnation: Incarnation, config: Config, seed: u64, now: Time) -> Result<Node, Error> {
+    pub fn new(
+        id: NodeId,
+        incarnation: Incarnation,
+        config: Config,
+        seed: u64,
+        now: Time,
+    ) -> Result<Node, Error> {
         config.validate()?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut members = Members::new(&id, config.peer_selection);
@@ -204,7 +224,9 @@ impl Node {
             &mut rng,
         );
         let first = |period: Duration, rng: &mut ChaCha8Rng| match config.timer_phase {
-            TimerPhase::Random => now + Duration::from_micros(rng.random_range(0..period.as_micros().max(1) as u64)),
+            TimerPhase::Random => {
+                now + Duration::from_micros(rng.random_range(0..period.as_micros().max(1) as u64))
+            }
             TimerPhase::Aligned => {
                 let p = period.as_micros().max(1) as u64;
                 Time::from_micros(now.as_micros().div_ceil(p) * p)
@@ -231,6 +253,7 @@ impl Node {
             next_push_pull,
             reap: VecDeque::new(),
             joining: None,
+            catch_up: None,
             status: Status::Running,
             outputs: VecDeque::new(),
             stats: Stats::default(),
@@ -262,7 +285,9 @@ impl Node {
 
     /// What this node believes about the member named `name`.
     pub fn member(&self, name: &str) -> Option<Member> {
-        self.members.get(name).map(|(id, e)| Members::snapshot(id, e))
+        self.members
+            .get(name)
+            .map(|(id, e)| Members::snapshot(id, e))
     }
 
     /// Members believed alive, this node included.
@@ -361,7 +386,11 @@ impl Node {
                     self.next_gossip = advance(self.next_gossip, self.config.gossip_interval, now);
                     self.gossip_round();
                     if let Status::Leaving(left) = self.status {
-                        self.status = if left <= 1 { Status::Left } else { Status::Leaving(left - 1) };
+                        self.status = if left <= 1 {
+                            Status::Left
+                        } else {
+                            Status::Leaving(left - 1)
+                        };
                     }
                     if self.status == Status::Left {
                         self.go_quiet();
@@ -386,7 +415,14 @@ impl Node {
             self.gossip_round();
         }
         if now >= self.next_push_pull {
-            self.next_push_pull = advance(self.next_push_pull, self.config.push_pull_interval, now);
+            self.next_push_pull = match self.catch_up {
+                Some(gap) => {
+                    let gap = gap * 2;
+                    self.catch_up = (gap < self.config.push_pull_interval).then_some(gap);
+                    now + gap.min(self.config.push_pull_interval)
+                }
+                None => advance(self.next_push_pull, self.config.push_pull_interval, now),
+            };
             self.push_pull_round();
         }
         self.retry_join(now);
@@ -402,7 +438,11 @@ impl Node {
         if self.status != Status::Running {
             return Err(Error::Left);
         }
-        let seeds: Vec<SocketAddr> = seeds.iter().copied().filter(|s| *s != self.me.addr()).collect();
+        let seeds: Vec<SocketAddr> = seeds
+            .iter()
+            .copied()
+            .filter(|s| *s != self.me.addr())
+            .collect();
         if seeds.is_empty() {
             return Err(Error::NoSeeds);
         }
@@ -410,6 +450,10 @@ impl Node {
             self.send_join(*seed);
         }
         let backoff = self.config.probe_period;
+        if self.config.probe_period < self.config.push_pull_interval {
+            self.catch_up = Some(self.config.probe_period);
+            self.next_push_pull = now + self.config.probe_period;
+        }
         self.joining = Some(Joining {
             seeds,
             next: now + backoff,
@@ -447,7 +491,10 @@ impl Node {
             Status::Leaving(_) => return Some(self.next_gossip),
             Status::Running => {}
         }
-        let mut t = self.next_probe.min(self.next_gossip).min(self.next_push_pull);
+        let mut t = self
+            .next_probe
+            .min(self.next_gossip)
+            .min(self.next_push_pull);
         if let Probe::Direct { deadline, .. } = self.probe {
             t = t.min(deadline);
         }
@@ -495,12 +542,13 @@ impl Node {
     }
 
     fn probe_indirectly(&mut self) {
-        let Probe::Direct { target, seq, .. } = std::mem::replace(&mut self.probe, Probe::Idle) else {
+        let Probe::Direct { target, seq, .. } = std::mem::replace(&mut self.probe, Probe::Idle)
+        else {
             return;
         };
-        let relays = self
-            .members
-            .random_live(self.config.indirect_probes, &[target.name()], &mut self.rng);
+        let relays =
+            self.members
+                .random_live(self.config.indirect_probes, &[target.name()], &mut self.rng);
         for relay in &relays {
             let mut msg = PingReq {
                 seq,
@@ -563,7 +611,8 @@ impl Node {
         let Some((id, e)) = self.members.get(target.name()) else {
             return;
         };
-        if e.state != MemberState::Alive || id.addr() != target.addr() {
+        // A suspect that fails our own probe too gets our confirmation.
+        if !e.state.is_live() || id.addr() != target.addr() {
             return;
         }
         let update = MemberUpdate {
@@ -572,7 +621,7 @@ impl Node {
             state: MemberState::Suspect,
             by: Some(self.my_name.clone()),
         };
-        self.apply_update(now, &update, false);
+        self.apply_update(now, &update, None);
     }
 
     fn expire_relays(&mut self, now: Time) {
@@ -580,7 +629,12 @@ impl Node {
         while i < self.relays.len() {
             if self.relays[i].deadline <= now {
                 let r = self.relays.swap_remove(i);
-                self.send(r.requester, Message::Nack(Nack { seq: r.requester_seq }));
+                self.send(
+                    r.requester,
+                    Message::Nack(Nack {
+                        seq: r.requester_seq,
+                    }),
+                );
             } else {
                 i += 1;
             }
@@ -615,7 +669,10 @@ impl Node {
     /// so that slack is reserved.
     fn piggyback(&mut self, base: usize, out: &mut Vec<MemberUpdate>) {
         const LENGTH_PREFIX_SLACK: usize = 2;
-        let budget = self.config.max_message_size.saturating_sub(base + LENGTH_PREFIX_SLACK);
+        let budget = self
+            .config
+            .max_message_size
+            .saturating_sub(base + LENGTH_PREFIX_SLACK);
         if budget == 0 || self.broadcasts.is_empty() {
             return;
         }
@@ -627,12 +684,19 @@ impl Node {
         if self.broadcasts.is_empty() {
             return;
         }
-        let peers = self
-            .members
-            .gossip_peers(self.config.fanout, self.config.peer_selection, &mut self.rng);
+        let peers = self.members.gossip_peers(
+            self.config.fanout,
+            self.config.peer_selection,
+            &mut self.rng,
+        );
         for peer in peers {
             let mut updates = Vec::new();
-            let base = wire::message_len(&self.me.addr(), &Message::Gossip(Gossip { updates: Vec::new() }));
+            let base = wire::message_len(
+                &self.me.addr(),
+                &Message::Gossip(Gossip {
+                    updates: Vec::new(),
+                }),
+            );
             self.piggyback(base, &mut updates);
             if updates.is_empty() {
                 break;
@@ -643,7 +707,7 @@ impl Node {
 
     fn apply_rumours(&mut self, now: Time, updates: &[MemberUpdate]) {
         for u in updates {
-            self.apply_update(now, u, false);
+            self.apply_update(now, u, None);
         }
     }
 
@@ -652,9 +716,13 @@ impl Node {
     }
 
     /// Apply one piece of news about a member, by the SWIM precedence rules.
-    /// `from_state_sync` marks news from a push-pull, where a peer's "dead"
-    /// only makes us suspect (it may be stale; our own suspicion decides).
-    fn apply_update(&mut self, now: Time, u: &MemberUpdate, from_state_sync: bool) {
+    /// `sync_from` marks news from a push-pull sent by that address. There a
+    /// peer's "dead" only makes us suspect (it may be stale; our own
+    /// suspicion decides), and members we had not heard of are not rumoured
+    /// on: they are old news to the sender, which holds the same state as
+    /// everyone it synced with. Only the sender's own introduction (a join)
+    /// is rumoured, by the one node that hears it first-hand.
+    fn apply_update(&mut self, now: Time, u: &MemberUpdate, sync_from: Option<SocketAddr>) {
         if u.id.name() == self.me.name() {
             self.news_about_me(now, u);
             return;
@@ -664,7 +732,8 @@ impl Node {
             // Only an alive member can be introduced; news of the death or
             // suspicion of a stranger (perhaps one already reaped) is dropped.
             if state == MemberState::Alive {
-                self.transition(now, &u.id.clone(), incarnation, state, None, true);
+                let spread = sync_from.is_none_or(|from| from == u.id.addr());
+                self.transition(now, &u.id.clone(), incarnation, state, None, spread);
             } else {
                 self.stats.stale_updates += 1;
             }
@@ -676,13 +745,16 @@ impl Node {
             self.stats.address_conflicts += 1;
             return;
         }
-        if from_state_sync && state == MemberState::Dead {
+        if sync_from.is_some() && state == MemberState::Dead {
             state = MemberState::Suspect;
         }
         let by = u.by.clone().unwrap_or_else(|| self.my_name.clone());
         if overrides(incarnation, state, held.incarnation, held.state) {
             self.transition(now, &u.id, incarnation, state, Some(by), true);
-        } else if state == MemberState::Suspect && held.state == MemberState::Suspect && incarnation == held.incarnation {
+        } else if state == MemberState::Suspect
+            && held.state == MemberState::Suspect
+            && incarnation == held.incarnation
+        {
             let name = Arc::from(u.id.name());
             if let Some(s) = self.suspicions.get_mut(&name) {
                 if s.confirm(&by) {
@@ -699,6 +771,11 @@ impl Node {
             self.stats.stale_updates += 1;
         } else {
             self.stats.stale_updates += 1;
+            if sync_from.is_none() {
+                let limit = self.config.retransmit_limit(self.members.live_others() + 1);
+                self.broadcasts
+                    .heard_again(u, self.config.retransmit_mult, limit);
+            }
         }
     }
 
@@ -727,11 +804,17 @@ impl Node {
         let snapshot = Members::snapshot(id, &entry);
         let event = match (previous, state) {
             (None, MemberState::Alive) => Some(Event::MemberJoined(snapshot)),
-            (Some(MemberState::Dead | MemberState::Left), MemberState::Alive) => Some(Event::MemberJoined(snapshot)),
+            (Some(MemberState::Dead | MemberState::Left), MemberState::Alive) => {
+                Some(Event::MemberJoined(snapshot))
+            }
             (Some(MemberState::Suspect), MemberState::Alive) => Some(Event::MemberAlive(snapshot)),
-            (Some(MemberState::Alive), MemberState::Suspect) => Some(Event::MemberSuspected(snapshot)),
+            (Some(MemberState::Alive), MemberState::Suspect) => {
+                Some(Event::MemberSuspected(snapshot))
+            }
             (Some(p), MemberState::Dead) if p.is_live() => Some(Event::MemberDied(snapshot)),
-            (Some(p), MemberState::Left) if p != MemberState::Left => Some(Event::MemberLeft(snapshot)),
+            (Some(p), MemberState::Left) if p != MemberState::Left => {
+                Some(Event::MemberLeft(snapshot))
+            }
             _ => None,
         };
         if state == MemberState::Suspect {
@@ -739,18 +822,28 @@ impl Node {
             let c = &self.config;
             self.suspicions.insert(
                 name.clone(),
-                Suspicion::new(incarnation, by, now, c.suspicion_confirmations, c.suspicion_min, c.suspicion_max),
+                Suspicion::new(
+                    incarnation,
+                    by,
+                    now,
+                    c.suspicion_confirmations,
+                    c.suspicion_min,
+                    c.suspicion_max,
+                ),
             );
         }
         if matches!(state, MemberState::Dead | MemberState::Left) {
-            self.reap.push_back((now + self.config.dead_reap_after, name, incarnation));
+            self.reap
+                .push_back((now + self.config.dead_reap_after, name, incarnation));
         }
         if let Some(e) = event {
             self.outputs.push_back(Output::Event(e));
         }
         if spread {
             let by = match state {
-                MemberState::Suspect | MemberState::Dead => by.or_else(|| Some(self.my_name.clone())),
+                MemberState::Suspect | MemberState::Dead => {
+                    by.or_else(|| Some(self.my_name.clone()))
+                }
                 _ => None,
             };
             self.rumour(MemberUpdate {
@@ -897,11 +990,15 @@ impl Node {
         let dead: Vec<usize> = (0..self.reap.len())
             .filter(|&i| {
                 let name = &self.reap[i].1;
-                self.members.get(name).is_some_and(|(_, e)| e.state == MemberState::Dead)
+                self.members
+                    .get(name)
+                    .is_some_and(|(_, e)| e.state == MemberState::Dead)
             })
             .collect();
         let peer = if !dead.is_empty() && self.rng.random_ratio(1, 4) {
-            let name = self.reap[dead[self.rng.random_range(0..dead.len())]].1.clone();
+            let name = self.reap[dead[self.rng.random_range(0..dead.len())]]
+                .1
+                .clone();
             self.members.get(&name).map(|(id, _)| id.clone())
         } else {
             self.members.random_live(1, &[], &mut self.rng).pop()
@@ -921,22 +1018,27 @@ impl Node {
                 }
             }
             PushPullKind::Join | PushPullKind::Sync => {
-                self.merge_state(now, &p.members);
+                self.merge_state(now, from, &p.members);
                 let msg = self.push_pull_message(PushPullKind::Reply);
                 self.send(from, msg);
             }
             PushPullKind::Reply => {
-                self.merge_state(now, &p.members);
-                if self.joining.as_ref().is_some_and(|j| j.seeds.contains(&from)) || self.members.live_others() > 0 {
+                self.merge_state(now, from, &p.members);
+                if self
+                    .joining
+                    .as_ref()
+                    .is_some_and(|j| j.seeds.contains(&from))
+                    || self.members.live_others() > 0
+                {
                     self.joining = None;
                 }
             }
         }
     }
 
-    fn merge_state(&mut self, now: Time, members: &[MemberUpdate]) {
+    fn merge_state(&mut self, now: Time, from: SocketAddr, members: &[MemberUpdate]) {
         for u in members {
-            self.apply_update(now, u, true);
+            self.apply_update(now, u, Some(from));
         }
     }
 

@@ -24,7 +24,12 @@ pub(crate) struct Suspicion {
 /// The timeout after `confirmations` independent confirmations when
 /// `needed` of them bring it to `min`:
 /// `max - (max - min) * ln(c + 1) / ln(needed + 1)`, never below `min`.
-pub fn suspicion_timeout(confirmations: u32, needed: u32, min: Duration, max: Duration) -> Duration {
+pub fn suspicion_timeout(
+    confirmations: u32,
+    needed: u32,
+    min: Duration,
+    max: Duration,
+) -> Duration {
     if needed == 0 || confirmations >= needed {
         return min;
     }
@@ -57,7 +62,8 @@ impl Suspicion {
     /// Count `by` as a confirmation. Returns whether it was a new,
     /// independent one (and the deadline moved closer).
     pub(crate) fn confirm(&mut self, by: &str) -> bool {
-        if self.suspecters.len() as u32 > self.needed || self.suspecters.iter().any(|s| &**s == by) {
+        if self.suspecters.len() as u32 > self.needed || self.suspecters.iter().any(|s| &**s == by)
+        {
             return false;
         }
         self.suspecters.push(Arc::from(by));

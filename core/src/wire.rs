@@ -26,7 +26,7 @@
 use std::net::SocketAddr;
 
 use crate::member::MemberState;
-use crate::message::{Message, MemberUpdate, PushPullKind};
+use crate::message::{MemberUpdate, Message, PushPullKind};
 
 /// Bytes of a base-128 varint.
 pub const fn varint_len(v: u64) -> usize {

@@ -2,6 +2,7 @@
 //! positives, traffic and state size. Fed by the event loop; it never
 //! touches the nodes' decisions.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -42,6 +43,7 @@ pub struct Metrics {
     peak_members: usize,
     peak_broadcasts: usize,
     events: u64,
+    by_kind: BTreeMap<&'static str, KindTally>,
     last_heal: Option<Time>,
 }
 
@@ -69,6 +71,7 @@ impl Metrics {
             peak_members: 0,
             peak_broadcasts: 0,
             events: 0,
+            by_kind: BTreeMap::new(),
             last_heal: None,
         }
     }
@@ -123,7 +126,10 @@ impl Metrics {
         }
     }
 
-    pub(crate) fn sent(&mut self, _from: usize, now: Time, bytes: usize) {
+    pub(crate) fn sent(&mut self, _from: usize, now: Time, kind: &'static str, bytes: usize) {
+        let k = self.by_kind.entry(kind).or_default();
+        k.msgs += 1;
+        k.bytes += bytes as u64;
         self.msgs += 1;
         self.bytes += bytes as u64;
         if now >= self.measure_from && now < self.end {
@@ -132,7 +138,14 @@ impl Metrics {
         }
     }
 
-    pub(crate) fn event(&mut self, now: Time, _observer: usize, e: &Event, about: Option<usize>, about_running: bool) {
+    pub(crate) fn event(
+        &mut self,
+        now: Time,
+        _observer: usize,
+        e: &Event,
+        about: Option<usize>,
+        about_running: bool,
+    ) {
         self.events += 1;
         let Some(about) = about else { return };
         match e {
@@ -166,7 +179,13 @@ impl Metrics {
     pub fn report(&self, scenario: &Scenario, config: &Config, now: Time, digest: u64) -> Report {
         let n = scenario.nodes.max(1) as f64;
         let window = (now.min(self.end) - self.measure_from).as_secs_f64();
-        let per_node_s = |x: u64| if window > 0.0 { x as f64 / n / window } else { 0.0 };
+        let per_node_s = |x: u64| {
+            if window > 0.0 {
+                x as f64 / n / window
+            } else {
+                0.0
+            }
+        };
         let mut detect: Vec<f64> = self
             .crashes
             .iter()
@@ -180,7 +199,9 @@ impl Metrics {
             .collect();
         first.sort_by(f64::total_cmp);
         let gi = self.gossip_interval.as_secs_f64();
-        let since_last_start = self.converged_at.map(|t| (t - self.last_start).as_secs_f64());
+        let since_last_start = self
+            .converged_at
+            .map(|t| (t - self.last_start).as_secs_f64());
         Report {
             scenario: scenario.name.clone(),
             nodes: scenario.nodes,
@@ -200,7 +221,8 @@ impl Metrics {
             detection_p50_ms: percentile(&detect, 0.50),
             detection_p99_ms: percentile(&detect, 0.99),
             detection_max_ms: detect.last().copied(),
-            detection_bound_ms: (config.probe_period * 3 + config.suspicion_max).as_secs_f64() * 1e3,
+            detection_bound_ms: (config.probe_period * 3 + config.suspicion_max).as_secs_f64()
+                * 1e3,
             false_positives: self.false_positives,
             false_suspicions: self.false_suspicions,
             msgs_per_node_per_s: per_node_s(self.msgs_window),
@@ -211,10 +233,21 @@ impl Metrics {
             peak_members: self.peak_members,
             peak_broadcasts: self.peak_broadcasts,
             events: self.events,
+            by_kind: self.by_kind.clone(),
             trace_digest: format!("{digest:016x}"),
+            final_membership: String::new(),
             wall_ms: None,
         }
     }
+}
+
+/// Messages and bytes of one kind.
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct KindTally {
+    /// Messages sent.
+    pub msgs: u64,
+    /// Encoded bytes sent.
+    pub bytes: u64,
 }
 
 /// Nearest-rank percentile of sorted values.
@@ -289,8 +322,13 @@ pub struct Report {
     pub peak_broadcasts: usize,
     /// Membership events emitted, all nodes together.
     pub events: u64,
+    /// Messages and bytes of the whole run, by message kind.
+    pub by_kind: BTreeMap<&'static str, KindTally>,
     /// Hash of every delivered message and event, in order.
     pub trace_digest: String,
+    /// At the end of a full run: `agrees` if every running node sees exactly
+    /// the running nodes as alive, else the first disagreement found.
+    pub final_membership: String,
     /// Wall-clock time of the run, when measured by the caller.
     pub wall_ms: Option<f64>,
 }
@@ -342,6 +380,9 @@ impl fmt::Display for Report {
             "  peak state                {} members, {} queued rumours",
             self.peak_members, self.peak_broadcasts
         )?;
+        if !self.final_membership.is_empty() {
+            writeln!(f, "  membership at the end     {}", self.final_membership)?;
+        }
         if let Some(w) = self.wall_ms {
             writeln!(f, "  wall time                 {w:.0} ms")?;
         }

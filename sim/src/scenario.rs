@@ -20,7 +20,10 @@ use crate::SimError;
 pub const BUILTIN: &[(&str, &str)] = &[
     ("steady", include_str!("../scenarios/steady.toml")),
     ("crash", include_str!("../scenarios/crash.toml")),
-    ("partition-heal", include_str!("../scenarios/partition-heal.toml")),
+    (
+        "partition-heal",
+        include_str!("../scenarios/partition-heal.toml"),
+    ),
     ("lossy", include_str!("../scenarios/lossy.toml")),
     ("churn", include_str!("../scenarios/churn.toml")),
 ];
@@ -144,13 +147,14 @@ impl Scenario {
     /// lockstep setting.
     pub fn protocol_config(&self) -> Result<Config, SimError> {
         let preset = Config::preset(&self.preset)?;
-        let mut table = toml::Table::try_from(&preset).map_err(|e| SimError::Scenario(e.to_string()))?;
+        let mut table =
+            toml::Table::try_from(&preset).map_err(|e| SimError::Scenario(e.to_string()))?;
         for (k, v) in &self.config {
             table.insert(k.clone(), v.clone());
         }
-        let mut config: Config = table
-            .try_into()
-            .map_err(|e: toml::de::Error| SimError::Scenario(format!("in [config]: {}", e.message())))?;
+        let mut config: Config = table.try_into().map_err(|e: toml::de::Error| {
+            SimError::Scenario(format!("in [config]: {}", e.message()))
+        })?;
         if self.lockstep {
             config.timer_phase = rumour_core::TimerPhase::Aligned;
         }
@@ -239,7 +243,10 @@ impl FromStr for NodeSet {
             return Ok(NodeSet::All);
         }
         if let Some(k) = s.strip_prefix("random:") {
-            return k.parse().map(NodeSet::Random).map_err(|_| err("expected random:COUNT"));
+            return k
+                .parse()
+                .map(NodeSet::Random)
+                .map_err(|_| err("expected random:COUNT"));
         }
         let mut out = Vec::new();
         for part in s.split(',') {
@@ -252,7 +259,10 @@ impl FromStr for NodeSet {
                 }
                 out.extend(a..b);
             } else {
-                out.push(part.parse().map_err(|_| err("expected an index, a range a..b, all or random:K"))?);
+                out.push(
+                    part.parse()
+                        .map_err(|_| err("expected an index, a range a..b, all or random:K"))?,
+                );
             }
         }
         Ok(NodeSet::List(out))
@@ -439,9 +449,15 @@ mod tests {
 
     #[test]
     fn node_sets() {
-        assert_eq!("1,4..6".parse::<NodeSet>().unwrap(), NodeSet::List(vec![1, 4, 5]));
+        assert_eq!(
+            "1,4..6".parse::<NodeSet>().unwrap(),
+            NodeSet::List(vec![1, 4, 5])
+        );
         assert_eq!("random:2".parse::<NodeSet>().unwrap(), NodeSet::Random(2));
         assert!("5..5".parse::<NodeSet>().is_err());
-        assert!(Scenario::from_toml("nodes = 3\n[[faults]]\nkind = \"crash\"\nat = \"1s\"\nnodes = 7").is_err());
+        assert!(Scenario::from_toml(
+            "nodes = 3\n[[faults]]\nkind = \"crash\"\nat = \"1s\"\nnodes = 7"
+        )
+        .is_err());
     }
 }

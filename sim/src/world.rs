@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rumour_core::{wire, Config, Event, Fnv64, Incarnation, MemberState, Message, Node, NodeId, Output, Time};
+use rumour_core::{
+    wire, Config, Event, Fnv64, Incarnation, MemberState, Message, Node, NodeId, Output, Time,
+};
 
 use crate::metrics::{Metrics, Report};
 use crate::net::{Fate, Network};
@@ -29,7 +31,10 @@ const PORT: u16 = 7946;
 /// The simulated address of node `i`: 10.x.y.z, one per node.
 pub fn node_addr(i: usize) -> SocketAddr {
     let i = i as u32;
-    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, (i >> 16) as u8, (i >> 8) as u8, i as u8), PORT))
+    SocketAddr::V4(SocketAddrV4::new(
+        Ipv4Addr::new(10, (i >> 16) as u8, (i >> 8) as u8, i as u8),
+        PORT,
+    ))
 }
 
 /// The node index behind a simulated address.
@@ -50,12 +55,26 @@ pub fn node_name(i: usize) -> String {
 
 #[derive(Debug)]
 enum Action {
-    Start { node: usize },
-    Deliver { to: usize, from: usize, msg: Message, held: bool },
-    Timer { node: usize, life: u32 },
+    Start {
+        node: usize,
+    },
+    Deliver {
+        to: usize,
+        from: usize,
+        msg: Message,
+        held: bool,
+    },
+    Timer {
+        node: usize,
+        life: u32,
+    },
     Fault(usize),
-    Restart { node: usize },
-    ChurnTick { fault: usize },
+    Restart {
+        node: usize,
+    },
+    ChurnTick {
+        fault: usize,
+    },
 }
 
 #[derive(Debug)]
@@ -133,7 +152,12 @@ impl Sim {
             })
             .collect();
         let end = Time::ZERO + scenario.duration;
-        let metrics = Metrics::new(n, config.gossip_interval, Time::ZERO + scenario.measure_from(), end);
+        let metrics = Metrics::new(
+            n,
+            config.gossip_interval,
+            Time::ZERO + scenario.measure_from(),
+            end,
+        );
         let mut sim = Sim {
             config,
             now: Time::ZERO,
@@ -180,7 +204,10 @@ impl Sim {
 
     /// Node `i`, if it is running.
     pub fn node(&self, i: usize) -> Option<&Node> {
-        self.slots.get(i).and_then(|s| s.node.as_ref()).filter(|n| !n.has_left())
+        self.slots
+            .get(i)
+            .and_then(|s| s.node.as_ref())
+            .filter(|n| !n.has_left())
     }
 
     /// Whether node `i` is running (started, not crashed, not left).
@@ -206,7 +233,12 @@ impl Sim {
     /// Run to the scenario's end and report.
     pub fn run(mut self) -> Report {
         self.run_until(self.end);
-        self.report()
+        let mut report = self.report();
+        report.final_membership = match self.check_membership() {
+            Ok(()) => "agrees".into(),
+            Err(e) => e,
+        };
+        report
     }
 
     /// The report of the run so far.
@@ -246,10 +278,23 @@ impl Sim {
     fn dispatch(&mut self, action: Action) {
         match action {
             Action::Start { node } => self.start(node),
-            Action::Deliver { to, from, msg, held } => {
+            Action::Deliver {
+                to,
+                from,
+                msg,
+                held,
+            } => {
                 let slow = self.slots[to].slow;
                 if !held && !slow.is_zero() {
-                    self.schedule(self.now + slow, Action::Deliver { to, from, msg, held: true });
+                    self.schedule(
+                        self.now + slow,
+                        Action::Deliver {
+                            to,
+                            from,
+                            msg,
+                            held: true,
+                        },
+                    );
                     return;
                 }
                 let Some(node) = self.slots[to].node.as_mut() else {
@@ -292,7 +337,9 @@ impl Sim {
             }
         }
         let slot = &mut self.slots[i];
-        let Some(node) = slot.node.as_ref() else { return };
+        let Some(node) = slot.node.as_ref() else {
+            return;
+        };
         self.metrics.observe_state(i, node, self.now);
         let deadline = node.poll_timeout().map(|t| t.max(self.now) + slot.slow);
         if deadline != slot.timer_at {
@@ -306,7 +353,7 @@ impl Sim {
 
     fn transmit(&mut self, from: usize, to: SocketAddr, msg: Message) {
         let bytes = wire::message_len(&node_addr(from), &msg);
-        self.metrics.sent(from, self.now, bytes);
+        self.metrics.sent(from, self.now, msg.kind(), bytes);
         let Some(to) = node_index(&to).filter(|&t| t < self.slots.len()) else {
             return;
         };
@@ -344,14 +391,15 @@ impl Sim {
         self.digest.write(&h.finish().to_le_bytes());
         let about = self.index_of(e.member().id.name());
         let about_running = about.is_some_and(|a| self.is_running(a));
-        self.metrics.event(self.now, observer, &e, about, about_running);
+        self.metrics
+            .event(self.now, observer, &e, about, about_running);
         if let (Event::MemberDied(_) | Event::MemberLeft(_), Some(a)) = (&e, about) {
             if !about_running {
                 let gone_everywhere = (0..self.slots.len()).all(|j| {
                     j == a
-                        || self
-                            .node(j)
-                            .is_none_or(|n| n.member(&node_name(a)).is_none_or(|m| !m.state.is_live()))
+                        || self.node(j).is_none_or(|n| {
+                            n.member(&node_name(a)).is_none_or(|m| !m.state.is_live())
+                        })
                 });
                 if gone_everywhere {
                     self.metrics.gone_everywhere(a, self.now);
@@ -361,7 +409,10 @@ impl Sim {
     }
 
     fn index_of(&self, name: &str) -> Option<usize> {
-        name.strip_prefix("node-")?.parse().ok().filter(|&i| i < self.slots.len())
+        name.strip_prefix("node-")?
+            .parse()
+            .ok()
+            .filter(|&i| i < self.slots.len())
     }
 
     // ----- lifecycle and faults -------------------------------------------
@@ -376,7 +427,10 @@ impl Sim {
         let seed = self.rng.next_u64();
         let mut node = Node::new(id, slot.incarnation, self.config.clone(), seed, self.now)
             .expect("the scenario's config was validated");
-        let seeds: Vec<SocketAddr> = (0..self.scenario.seeds).filter(|&s| s != i).map(node_addr).collect();
+        let seeds: Vec<SocketAddr> = (0..self.scenario.seeds)
+            .filter(|&s| s != i)
+            .map(node_addr)
+            .collect();
         if i != 0 || slot.life > 1 {
             // Every node but the very first joins through the seeds; a
             // restarted first seed joins through the others (or node 1).
@@ -454,7 +508,8 @@ impl Sim {
                 }
             }
             Fault::Partition { groups, .. } => {
-                let groups: Vec<Vec<usize>> = groups.values().map(|g| resolve(g, &mut self.rng)).collect();
+                let groups: Vec<Vec<usize>> =
+                    groups.values().map(|g| resolve(g, &mut self.rng)).collect();
                 self.net.partition(&groups);
                 self.metrics.partitioned(self.now);
             }
@@ -518,13 +573,19 @@ impl Sim {
             for m in node.members() {
                 let j = self.index_of(m.id.name());
                 let should_be_alive = j.is_some_and(|j| running[j]);
-                if should_be_alive != (m.state == MemberState::Alive) && (should_be_alive || m.state.is_live()) {
+                if should_be_alive != (m.state == MemberState::Alive)
+                    && (should_be_alive || m.state.is_live())
+                {
                     return Err(format!(
                         "node-{i} sees {} as {} (incarnation {}) but it is {}",
                         m.id.name(),
                         m.state,
                         m.incarnation,
-                        if should_be_alive { "running" } else { "not running" }
+                        if should_be_alive {
+                            "running"
+                        } else {
+                            "not running"
+                        }
                     ));
                 }
             }

@@ -127,6 +127,8 @@ pub struct Sim {
     metrics: Metrics,
     digest: Fnv64,
     end: Time,
+    /// Events kept for [`Sim::take_events`], when recording.
+    log: Option<Vec<(Time, usize, Event)>>,
 }
 
 impl Sim {
@@ -169,6 +171,7 @@ impl Sim {
             metrics,
             digest: Fnv64::default(),
             end,
+            log: None,
             scenario,
         };
         let window = sim.scenario.start_window.as_micros() as u64;
@@ -228,6 +231,17 @@ impl Sim {
     /// The network, to partition or heal it directly.
     pub fn network(&mut self) -> &mut Network {
         &mut self.net
+    }
+
+    /// Keep every membership event (time, observing node, event) from now
+    /// on, for [`Sim::take_events`].
+    pub fn record_events(&mut self) {
+        self.log.get_or_insert_with(Vec::new);
+    }
+
+    /// The events recorded since the last call, in order.
+    pub fn take_events(&mut self) -> Vec<(Time, usize, Event)> {
+        self.log.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// Run to the scenario's end and report.
@@ -389,6 +403,9 @@ impl Sim {
         (1u8, self.now, observer).hash(&mut h);
         e.hash(&mut h);
         self.digest.write(&h.finish().to_le_bytes());
+        if let Some(log) = &mut self.log {
+            log.push((self.now, observer, e.clone()));
+        }
         let about = self.index_of(e.member().id.name());
         let about_running = about.is_some_and(|a| self.is_running(a));
         self.metrics

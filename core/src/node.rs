@@ -194,6 +194,8 @@ pub struct Node {
     /// joined during a burst of joins catches up with the members whose
     /// rumours ran out before it was known to their spreaders.
     catch_up: Option<Duration>,
+    /// Alternates push-pull rounds between live and dead members.
+    reconnect_turn: bool,
     status: Status,
     outputs: VecDeque<Output>,
     stats: Stats,
@@ -254,6 +256,7 @@ impl Node {
             reap: VecDeque::new(),
             joining: None,
             catch_up: None,
+            reconnect_turn: false,
             status: Status::Running,
             outputs: VecDeque::new(),
             stats: Stats::default(),
@@ -983,9 +986,10 @@ impl Node {
         }
     }
 
-    /// Open a periodic exchange with one live member, or, now and then, with
-    /// a member we believe dead: if it is back (a healed partition), the
-    /// exchange reunites the two sides before its entry is reaped.
+    /// Open a periodic exchange with one live member or, every other round
+    /// while any member is dead, with a random dead one: if it is back (a
+    /// healed partition), the exchange reunites the two sides before its
+    /// entry is reaped.
     fn push_pull_round(&mut self) {
         let dead: Vec<usize> = (0..self.reap.len())
             .filter(|&i| {
@@ -995,7 +999,8 @@ impl Node {
                     .is_some_and(|(_, e)| e.state == MemberState::Dead)
             })
             .collect();
-        let peer = if !dead.is_empty() && self.rng.random_ratio(1, 4) {
+        self.reconnect_turn = !self.reconnect_turn;
+        let peer = if !dead.is_empty() && self.reconnect_turn {
             let name = self.reap[dead[self.rng.random_range(0..dead.len())]]
                 .1
                 .clone();

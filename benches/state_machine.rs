@@ -33,9 +33,10 @@
 //!   1 s start window, one seed, no faults) with n in {50, 200, 500} nodes
 //!   and 20 s of simulated time. Before timing each n, one run's
 //!   `rounds_to_membership` (gossip rounds from the last start until every
-//!   node knows every other) and `total_msgs` are printed to stderr, so the
-//!   cost per run can be read next to the protocol's own figures.
-//!   Throughput: nodes.
+//!   node knows every other), `total_msgs` and wall time are printed to
+//!   stderr, so the cost per run can be read next to the protocol's own
+//!   figures. 10 samples of one run each; the measurement time stretches to
+//!   fit them. Throughput: nodes.
 //!
 //! Messages are built (cloned) outside the timed section: the figures are
 //! the state machine's own cost, not decoding or allocation of the input.
@@ -43,7 +44,7 @@
 use std::hint::black_box;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use rumour::core::{
@@ -58,6 +59,8 @@ const SIZES: [usize; 2] = [100, 1000];
 const RUMOURS: usize = 50;
 /// Name of the benchmarked node.
 const SELF_NAME: &str = "bench-self";
+/// Shortest measurement of one simulated cluster size.
+const MIN_SIM_MEASUREMENT: Duration = Duration::from_secs(5);
 
 fn addr(i: u32) -> SocketAddr {
     SocketAddr::V4(SocketAddrV4::new(
@@ -248,9 +251,7 @@ fn node_benches(c: &mut Criterion) {
 
 fn sim_benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("sim");
-    g.sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(5));
+    g.sample_size(10).warm_up_time(Duration::from_secs(1));
 
     for n in [50, 200, 500] {
         let scenario = Scenario {
@@ -261,14 +262,20 @@ fn sim_benches(c: &mut Criterion) {
             preset: "lan".into(),
             ..Scenario::default()
         };
+        let started = Instant::now();
         let report = Sim::new(scenario.clone()).expect("valid scenario").run();
+        let wall = started.elapsed();
         let rounds = report
             .rounds_to_membership
             .map_or_else(|| "never".to_string(), |r| format!("{r:.1}"));
         eprintln!(
-            "sim/cluster/{n}: rounds_to_membership {rounds}, total_msgs {}, final membership {}",
+            "sim/cluster/{n}: rounds_to_membership {rounds}, total_msgs {}, \
+             final membership {}, one run {wall:.2?}",
             report.total_msgs, report.final_membership
         );
+        // Room for the 10 samples even where one run takes seconds (n = 500
+        // takes about 3 s on a 2-core machine), without criterion's warning.
+        g.measurement_time(MIN_SIM_MEASUREMENT.max(wall * 11));
         g.throughput(Throughput::Elements(n as u64));
         g.bench_function(BenchmarkId::new("cluster", n), |b| {
             b.iter_batched(

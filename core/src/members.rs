@@ -61,10 +61,6 @@ impl Members {
         self.map.get_key_value(name).map(|(k, e)| (&k.0, e))
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.map.len()
-    }
-
     /// Other members alive or suspect.
     pub(crate) fn live_others(&self) -> usize {
         self.live

@@ -95,12 +95,16 @@ enum Probe {
     /// Direct ping sent; waiting for the ack until `deadline`.
     Direct {
         target: NodeId,
+        /// The life of the target we probe: a failure says nothing about a
+        /// later incarnation that turned up meanwhile (a restart).
+        incarnation: Incarnation,
         seq: u32,
         deadline: Time,
     },
     /// Ping-reqs sent; waiting for any ack until the probe period ends.
     Indirect {
         target: NodeId,
+        incarnation: Incarnation,
         seq: u32,
         expected_nacks: u32,
         nacks: u32,
@@ -533,19 +537,29 @@ impl Node {
         let Some(target) = self.members.next_probe_target(&mut self.rng) else {
             return;
         };
+        let incarnation = self
+            .members
+            .get(target.name())
+            .map_or(Incarnation(0), |(_, e)| e.incarnation);
         let seq = self.take_seq();
         let ping = self.ping(seq, &target);
         self.stats.probes += 1;
         self.send(target.addr(), ping);
         self.probe = Probe::Direct {
             target,
+            incarnation,
             seq,
             deadline: now + self.health.scale(self.config.probe_timeout),
         };
     }
 
     fn probe_indirectly(&mut self) {
-        let Probe::Direct { target, seq, .. } = std::mem::replace(&mut self.probe, Probe::Idle)
+        let Probe::Direct {
+            target,
+            incarnation,
+            seq,
+            ..
+        } = std::mem::replace(&mut self.probe, Probe::Idle)
         else {
             return;
         };
@@ -564,6 +578,7 @@ impl Node {
         }
         self.probe = Probe::Indirect {
             target,
+            incarnation,
             seq,
             expected_nacks: relays.len() as u32,
             nacks: 0,
@@ -597,6 +612,7 @@ impl Node {
         }
         let Probe::Indirect {
             target,
+            incarnation,
             expected_nacks,
             nacks,
             ..
@@ -615,7 +631,7 @@ impl Node {
             return;
         };
         // A suspect that fails our own probe too gets our confirmation.
-        if !e.state.is_live() || id.addr() != target.addr() {
+        if !e.state.is_live() || id.addr() != target.addr() || e.incarnation != incarnation {
             return;
         }
         let update = MemberUpdate {
@@ -774,7 +790,20 @@ impl Node {
             self.stats.stale_updates += 1;
         } else {
             self.stats.stale_updates += 1;
-            if sync_from.is_none() {
+            if held.state == MemberState::Alive
+                && state != MemberState::Alive
+                && incarnation < held.incarnation
+            {
+                // Someone still spreads a suspicion or death that a refutation
+                // already answered; it may have missed the refutation, so the
+                // refutation goes round again.
+                self.rumour(MemberUpdate {
+                    id: held_id,
+                    incarnation: held.incarnation,
+                    state: MemberState::Alive,
+                    by: None,
+                });
+            } else if sync_from.is_none() {
                 let limit = self.config.retransmit_limit(self.members.live_others() + 1);
                 self.broadcasts
                     .heard_again(u, self.config.retransmit_mult, limit);
@@ -867,9 +896,12 @@ impl Node {
             return;
         }
         if u.incarnation < self.incarnation {
-            // Old news about a previous incarnation: our current one already
-            // overrides it everywhere it matters.
+            // Old news about a previous incarnation. Someone still spreads
+            // it, so someone may not have heard our refutation: say it again.
             self.stats.stale_updates += 1;
+            if u.state != MemberState::Alive {
+                self.rumour(self.self_update(MemberState::Alive));
+            }
             return;
         }
         self.stats.refutations += 1;

@@ -10,15 +10,13 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::hash::{Hash, Hasher};
+use std::hash::Hash;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rumour_core::{
-    wire, Config, Event, Fnv64, Incarnation, MemberState, Message, Node, NodeId, Output, Time,
-};
+use rumour_core::{wire, Config, Event, Fnv64, Incarnation, Message, Node, NodeId, Output, Time};
 
 use crate::metrics::{Metrics, Report};
 use crate::net::{Fate, Network};
@@ -67,6 +65,7 @@ enum Action {
     Timer {
         node: usize,
         life: u32,
+        at: Time,
     },
     Fault(usize),
     Restart {
@@ -321,9 +320,11 @@ impl Sim {
                 node.handle_message(self.now, node_addr(from), msg);
                 self.drain(to);
             }
-            Action::Timer { node, life } => {
+            Action::Timer { node, life, at } => {
                 let slot = &mut self.slots[node];
-                if slot.life != life || slot.timer_at.is_none() {
+                // Only the latest timer of the current life counts; earlier
+                // ones were superseded when the node asked for another time.
+                if slot.life != life || slot.timer_at != Some(at) {
                     return;
                 }
                 slot.timer_at = None;
@@ -341,10 +342,7 @@ impl Sim {
     /// Drain node `i`'s outputs into the network and the metrics, then
     /// schedule its next timer.
     fn drain(&mut self, i: usize) {
-        loop {
-            let Some(out) = self.slots[i].node.as_mut().and_then(Node::poll_output) else {
-                break;
-            };
+        while let Some(out) = self.slots[i].node.as_mut().and_then(Node::poll_output) {
             match out {
                 Output::Send { to, msg } => self.transmit(i, to, msg),
                 Output::Event(e) => self.observe(i, e),
@@ -360,7 +358,7 @@ impl Sim {
             slot.timer_at = deadline;
             if let Some(at) = deadline {
                 let life = slot.life;
-                self.schedule(at, Action::Timer { node: i, life });
+                self.schedule(at, Action::Timer { node: i, life, at });
             }
         }
     }

@@ -89,9 +89,11 @@ pub struct Config {
     /// raises its score and multiplies its probe period and timeout by
     /// `score + 1`. LAN default 8. 0 disables local health.
     pub health_max: u32,
-    /// How long a dead or left member is kept, so that its state keeps
-    /// spreading, before it is forgotten.
-    /// LAN default 30 s. Must be non-zero.
+    /// How long a dead or left member is kept before it is forgotten. While
+    /// kept, its state keeps spreading through push-pull and each push-pull
+    /// round also knocks on one dead member, so a partition shorter than this
+    /// heals by itself; a member forgotten on both sides of a longer one is
+    /// not looked for again. LAN default 2 min. Must be non-zero.
     #[serde(with = "duration_str")]
     pub dead_reap_after: Duration,
     /// Time between two gossip rounds. "Rounds" in every report are elapsed
@@ -146,7 +148,7 @@ impl Config {
             suspicion_max: Duration::from_secs(12),
             suspicion_confirmations: 3,
             health_max: 8,
-            dead_reap_after: Duration::from_secs(30),
+            dead_reap_after: Duration::from_secs(120),
             gossip_interval: Duration::from_millis(200),
             fanout: 3,
             retransmit_mult: 4,
@@ -167,7 +169,7 @@ impl Config {
             indirect_probes: 4,
             suspicion_min: Duration::from_secs(20),
             suspicion_max: Duration::from_secs(60),
-            dead_reap_after: Duration::from_secs(120),
+            dead_reap_after: Duration::from_secs(300),
             gossip_interval: Duration::from_millis(500),
             fanout: 4,
             push_pull_interval: Duration::from_secs(30),
@@ -182,7 +184,7 @@ impl Config {
             probe_timeout: Duration::from_millis(200),
             suspicion_min: Duration::from_secs(2),
             suspicion_max: Duration::from_secs(6),
-            dead_reap_after: Duration::from_secs(15),
+            dead_reap_after: Duration::from_secs(60),
             gossip_interval: Duration::from_millis(100),
             push_pull_interval: Duration::from_secs(5),
             ..Config::lan()

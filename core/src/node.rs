@@ -198,8 +198,6 @@ pub struct Node {
     /// joined during a burst of joins catches up with the members whose
     /// rumours ran out before it was known to their spreaders.
     catch_up: Option<Duration>,
-    /// Alternates push-pull rounds between live and dead members.
-    reconnect_turn: bool,
     status: Status,
     outputs: VecDeque<Output>,
     stats: Stats,
@@ -260,7 +258,6 @@ impl Node {
             reap: VecDeque::new(),
             joining: None,
             catch_up: None,
-            reconnect_turn: false,
             status: Status::Running,
             outputs: VecDeque::new(),
             stats: Stats::default(),
@@ -1018,10 +1015,11 @@ impl Node {
         }
     }
 
-    /// Open a periodic exchange with one live member or, every other round
-    /// while any member is dead, with a random dead one: if it is back (a
-    /// healed partition), the exchange reunites the two sides before its
-    /// entry is reaped.
+    /// Open a periodic exchange with one live member and, while any member
+    /// is dead, with one random dead member too: if it is back (a healed
+    /// partition), the exchange reunites the two sides before its entry is
+    /// reaped. Each opening is only a summary, so the probe of the dead costs
+    /// a few dozen bytes a round.
     fn push_pull_round(&mut self) {
         let dead: Vec<usize> = (0..self.reap.len())
             .filter(|&i| {
@@ -1031,16 +1029,14 @@ impl Node {
                     .is_some_and(|(_, e)| e.state == MemberState::Dead)
             })
             .collect();
-        self.reconnect_turn = !self.reconnect_turn;
-        let peer = if !dead.is_empty() && self.reconnect_turn {
+        let mut peers = self.members.random_live(1, &[], &mut self.rng);
+        if !dead.is_empty() {
             let name = self.reap[dead[self.rng.random_range(0..dead.len())]]
                 .1
                 .clone();
-            self.members.get(&name).map(|(id, _)| id.clone())
-        } else {
-            self.members.random_live(1, &[], &mut self.rng).pop()
-        };
-        if let Some(peer) = peer {
+            peers.extend(self.members.get(&name).map(|(id, _)| id.clone()));
+        }
+        for peer in peers {
             let msg = self.push_pull_message(PushPullKind::Summary);
             self.send(peer.addr(), msg);
         }

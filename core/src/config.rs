@@ -4,7 +4,6 @@
 //! A [`Config`] is plain data. [`Config::validate`] checks the constraints
 //! written on each field and names the first field that breaks one.
 
-use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -264,30 +263,56 @@ impl Config {
     }
 }
 
-/// Parse a duration written as an integer or decimal followed by a unit:
-/// `us`, `ms`, `s`, `m` or `h` (for example `250ms`, `1.5s`, `10m`).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| format!("duration {s:?} has no unit (use us, ms, s, m or h)"))?;
-    let (num, unit) = s.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("duration {s:?} does not start with a number"))?;
-    let scale = match unit {
-        "us" => 1e-6,
-        "ms" => 1e-3,
-        "s" => 1.0,
-        "m" => 60.0,
-        "h" => 3600.0,
-        _ => return Err(format!("duration {s:?} has unknown unit {unit:?}")),
-    };
-    let secs = value * scale;
-    if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
-        return Err(format!("duration {s:?} is out of range"));
+/// Parse a duration written as a number and a unit: `us`, `ms`, `s`, `m` or
+/// `h` (for example `250ms`, `1.5s`, `10m`). A decimal part is converted
+/// exactly (`0.1ms` is 100 µs), truncating below a nanosecond; whitespace
+/// around the text and between number and unit is allowed.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    const NANOS: [(&str, u128); 5] = [
+        ("us", 1_000),
+        ("ms", 1_000_000),
+        ("s", 1_000_000_000),
+        ("m", 60_000_000_000),
+        ("h", 3_600_000_000_000),
+    ];
+    let err = |why: &str| format!("bad duration {text:?}: {why}");
+    let t = text.trim();
+    let split = t
+        .find(|c: char| c.is_ascii_alphabetic())
+        .ok_or_else(|| err("missing unit (expected us, ms, s, m or h)"))?;
+    let (number, unit) = (t[..split].trim_end(), &t[split..]);
+    let scale = NANOS
+        .iter()
+        .find(|(u, _)| *u == unit)
+        .map(|(_, n)| *n)
+        .ok_or_else(|| err("unknown unit (expected us, ms, s, m or h)"))?;
+    if number.is_empty() {
+        return Err(err("missing number before the unit"));
     }
-    Ok(Duration::from_secs_f64(secs))
+    let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || !digits(frac) || (whole.is_empty() && frac.is_empty()) {
+        return Err(err("not a non-negative decimal number"));
+    }
+    if whole.len() > 20 {
+        return Err(err("too large"));
+    }
+    let whole: u128 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| err("too large"))?
+    };
+    let frac = &frac[..frac.len().min(9)];
+    let frac_nanos = if frac.is_empty() {
+        0
+    } else {
+        let f: u128 = frac
+            .parse()
+            .map_err(|_| err("not a non-negative decimal number"))?;
+        f * scale / 10u128.pow(frac.len() as u32)
+    };
+    let nanos = u64::try_from(whole * scale + frac_nanos).map_err(|_| err("too large"))?;
+    Ok(Duration::from_nanos(nanos))
 }
 
 /// A duration in the shortest exact form [`parse_duration`] reads back.
@@ -306,21 +331,18 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
-struct DurationStr<'a>(&'a Duration);
-impl fmt::Display for DurationStr<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&format_duration(*self.0))
-    }
-}
-
-mod duration_str {
+/// Serde adapter storing a `Duration` as text (`"500ms"`), for
+/// `#[serde(with = "rumour_core::duration_str")]`.
+pub mod duration_str {
     use super::*;
     use serde::{Deserializer, Serializer};
 
+    /// Write `d` in the form [`parse_duration`] reads back.
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&DurationStr(d))
+        s.serialize_str(&format_duration(*d))
     }
 
+    /// Read a duration written as [`parse_duration`] accepts.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let s = String::deserialize(d)?;
         parse_duration(&s).map_err(serde::de::Error::custom)
@@ -371,6 +393,11 @@ mod tests {
             assert_eq!(format_duration(parse_duration(s).unwrap()), s);
         }
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(
+            parse_duration(" 0.1 ms").unwrap(),
+            Duration::from_micros(100)
+        );
+        assert!(parse_duration("-1ms").unwrap_err().contains("non-negative"));
         assert!(parse_duration("10").is_err());
         assert!(parse_duration("ms").is_err());
         assert!(parse_duration("5 parsecs").is_err());

@@ -39,7 +39,9 @@ mod suspicion;
 mod time;
 pub mod wire;
 
-pub use config::{format_duration, parse_duration, Config, PeerSelection, TimerPhase};
+pub use config::{
+    duration_str, format_duration, parse_duration, Config, PeerSelection, TimerPhase,
+};
 pub use error::{ConfigError, Error};
 pub use member::{overrides, Incarnation, Member, MemberState, NodeId, MAX_NAME_LEN};
 pub use message::{

@@ -1,0 +1,199 @@
+//! Whatever peers send, a node never panics, never loses itself, and never
+//! lets its incarnation go backwards: stale news is ignored, news of its own
+//! suspicion or death is refuted. Messages come from known and unknown
+//! senders, duplicated and reordered, with random sequence numbers.
+//! Case count: `PROPTEST_CASES` (default 64).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use rumour_core::*;
+
+fn addr(i: u8) -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, i], 7946))
+}
+
+fn id(i: u8) -> NodeId {
+    NodeId::new(&format!("n{i}"), addr(i)).unwrap()
+}
+
+fn state() -> impl Strategy<Value = MemberState> {
+    prop_oneof![
+        Just(MemberState::Alive),
+        Just(MemberState::Suspect),
+        Just(MemberState::Dead),
+        Just(MemberState::Left)
+    ]
+}
+
+/// News about one of six members; n0 is the node under test, and some news
+/// gives a known name another address.
+fn update() -> impl Strategy<Value = MemberUpdate> {
+    (
+        0u8..6,
+        0u8..8,
+        0u32..5,
+        state(),
+        proptest::option::of(0u8..6),
+    )
+        .prop_map(|(who, at, inc, state, by)| {
+            let id = if at >= 6 {
+                NodeId::new(&format!("n{who}"), addr(at + 10)).unwrap()
+            } else {
+                id(who)
+            };
+            MemberUpdate {
+                id,
+                incarnation: Incarnation(inc),
+                state,
+                by: by.map(|b| Arc::from(format!("n{b}").as_str())),
+            }
+        })
+}
+
+fn message() -> impl Strategy<Value = Message> {
+    let updates = || prop::collection::vec(update(), 0..6);
+    prop_oneof![
+        (any::<u32>(), 0u8..6, updates()).prop_map(|(seq, t, updates)| Message::Ping(Ping {
+            seq,
+            target: Arc::from(format!("n{t}").as_str()),
+            updates
+        })),
+        (any::<u32>(), 0u8..6, updates()).prop_map(|(seq, t, updates)| Message::PingReq(PingReq {
+            seq,
+            target: id(t),
+            updates
+        })),
+        (0u32..8, updates()).prop_map(|(seq, updates)| Message::Ack(Ack { seq, updates })),
+        (0u32..8).prop_map(|seq| Message::Nack(Nack { seq })),
+        updates().prop_map(|updates| Message::Gossip(Gossip { updates })),
+        (0u8..4, any::<u64>(), updates()).prop_map(|(k, summary, members)| {
+            let kind = [
+                PushPullKind::Join,
+                PushPullKind::Summary,
+                PushPullKind::Sync,
+                PushPullKind::Reply,
+            ][k as usize];
+            Message::PushPull(PushPull {
+                kind,
+                summary,
+                members,
+            })
+        }),
+    ]
+}
+
+/// An input: a message from sender `from` (0..12, so half are strangers),
+/// or a tick `dt` milliseconds later.
+#[derive(Debug, Clone)]
+enum Input {
+    Msg(u8, Message),
+    Tick(u64),
+}
+
+fn input() -> impl Strategy<Value = Input> {
+    prop_oneof![
+        3 => (0u8..12, message()).prop_map(|(f, m)| Input::Msg(f, m)),
+        1 => (0u64..3000).prop_map(Input::Tick),
+    ]
+}
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_node_survives_any_sequence_of_messages(seed in any::<u64>(), inputs in prop::collection::vec(input(), 1..120)) {
+        let mut node = Node::new(id(0), Incarnation(1), Config::lan(), seed, Time::ZERO).unwrap();
+        node.join(Time::ZERO, &[addr(1)]).unwrap();
+        let mut now = Time::ZERO;
+        let mut incarnation = node.incarnation();
+        for input in inputs {
+            match input {
+                Input::Msg(from, msg) => node.handle_message(now, addr(from), msg),
+                Input::Tick(ms) => {
+                    now += Duration::from_millis(ms);
+                    node.handle_timeout(now);
+                }
+            }
+            while let Some(out) = node.poll_output() {
+                if let Output::Event(e) = &out {
+                    prop_assert_ne!(e.member().id.name(), "n0", "a node reports no event about itself");
+                }
+            }
+            let me = node.member("n0").expect("a node always knows itself");
+            prop_assert_eq!(me.state, MemberState::Alive);
+            prop_assert_eq!(me.incarnation, node.incarnation());
+            prop_assert!(node.incarnation() >= incarnation, "incarnation went backwards");
+            incarnation = node.incarnation();
+            let deadline = node.poll_timeout().expect("a running node always has a timer");
+            prop_assert!(deadline > Time::ZERO);
+            prop_assert!(node.alive_members() <= node.live_members());
+            prop_assert!(node.live_members() <= node.members().count());
+        }
+    }
+}
+
+#[test]
+fn news_of_our_death_is_refuted_with_a_higher_incarnation() {
+    let mut node = Node::new(id(0), Incarnation(3), Config::lan(), 1, Time::ZERO).unwrap();
+    let dead = MemberUpdate {
+        id: id(0),
+        incarnation: Incarnation(3),
+        state: MemberState::Dead,
+        by: Some(Arc::from("n1")),
+    };
+    node.handle_message(
+        Time::ZERO,
+        addr(9),
+        Message::Gossip(Gossip {
+            updates: vec![dead.clone()],
+        }),
+    );
+    assert_eq!(node.incarnation(), Incarnation(4));
+    assert_eq!(node.stats().refutations, 1);
+    // The same stale claim again changes nothing but is answered.
+    node.handle_message(
+        Time::ZERO,
+        addr(9),
+        Message::Gossip(Gossip {
+            updates: vec![dead],
+        }),
+    );
+    assert_eq!(node.incarnation(), Incarnation(4));
+    assert_eq!(node.stats().refutations, 1);
+}
+
+#[test]
+fn a_ping_for_another_name_is_ignored_and_counted() {
+    let mut node = Node::new(id(0), Incarnation(0), Config::lan(), 1, Time::ZERO).unwrap();
+    let ping = Message::Ping(Ping {
+        seq: 7,
+        target: Arc::from("someone-else"),
+        updates: vec![],
+    });
+    node.handle_message(Time::ZERO, addr(5), ping);
+    assert!(node.poll_output().is_none());
+    assert_eq!(node.stats().misdirected, 1);
+    let ping = Message::Ping(Ping {
+        seq: 7,
+        target: Arc::from("n0"),
+        updates: vec![],
+    });
+    node.handle_message(Time::ZERO, addr(5), ping);
+    match node.poll_output() {
+        Some(Output::Send {
+            to,
+            msg: Message::Ack(a),
+        }) => assert_eq!((to, a.seq), (addr(5), 7)),
+        other => panic!("expected an ack, got {other:?}"),
+    }
+}

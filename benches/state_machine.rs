@@ -217,33 +217,25 @@ fn node_benches(c: &mut Criterion) {
                     members: state.clone(),
                 })
             };
-            let reply = push_pull(PushPullKind::Reply);
-            let sync = push_pull(PushPullKind::Sync);
             g.throughput(Throughput::Elements(state.len() as u64));
-            g.bench_function(BenchmarkId::new("push_pull_same", n), |b| {
-                b.iter_batched(
-                    || reply.clone(),
-                    |msg| step(&mut node, seed_addr(), msg),
-                    BatchSize::SmallInput,
-                )
-            });
-            assert_eq!(
-                node.membership_summary(),
-                summary,
-                "the merge changed nothing"
-            );
-            g.bench_function(BenchmarkId::new("push_pull_sync_same", n), |b| {
-                b.iter_batched(
-                    || sync.clone(),
-                    |msg| step(&mut node, seed_addr(), msg),
-                    BatchSize::SmallInput,
-                )
-            });
-            assert_eq!(
-                node.membership_summary(),
-                summary,
-                "the merge changed nothing"
-            );
+            for (name, kind) in [
+                ("push_pull_same", PushPullKind::Reply),
+                ("push_pull_sync_same", PushPullKind::Sync),
+            ] {
+                let msg = push_pull(kind);
+                g.bench_function(BenchmarkId::new(name, n), |b| {
+                    b.iter_batched(
+                        || msg.clone(),
+                        |msg| step(&mut node, seed_addr(), msg),
+                        BatchSize::SmallInput,
+                    )
+                });
+                assert_eq!(
+                    node.membership_summary(),
+                    summary,
+                    "the merge changed nothing"
+                );
+            }
         }
     }
     g.finish();

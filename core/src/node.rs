@@ -764,15 +764,16 @@ impl Node {
         if sync_from.is_some() && state == MemberState::Dead {
             state = MemberState::Suspect;
         }
-        let by = u.by.clone().unwrap_or_else(|| self.my_name.clone());
+        let by = || u.by.clone().unwrap_or_else(|| self.my_name.clone());
         if overrides(incarnation, state, held.incarnation, held.state) {
+            let by = by();
             self.transition(now, &u.id, incarnation, state, Some(by), true);
         } else if state == MemberState::Suspect
             && held.state == MemberState::Suspect
             && incarnation == held.incarnation
         {
-            let name = Arc::from(u.id.name());
-            if let Some(s) = self.suspicions.get_mut(&name) {
+            let by = by();
+            if let Some(s) = self.suspicions.get_mut(u.id.name()) {
                 if s.confirm(&by) {
                     // Pass the confirmation on so others shorten their timers too.
                     self.rumour(MemberUpdate {

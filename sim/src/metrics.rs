@@ -44,7 +44,6 @@ pub struct Metrics {
     peak_broadcasts: usize,
     events: u64,
     by_kind: BTreeMap<&'static str, KindTally>,
-    last_heal: Option<Time>,
 }
 
 impl Metrics {
@@ -72,11 +71,10 @@ impl Metrics {
             peak_broadcasts: 0,
             events: 0,
             by_kind: BTreeMap::new(),
-            last_heal: None,
         }
     }
 
-    pub(crate) fn started(&mut self, _i: usize, now: Time) {
+    pub(crate) fn started(&mut self, now: Time) {
         if self.initial_starts < self.running.len() {
             self.initial_starts += 1;
             self.last_start = now;
@@ -90,12 +88,6 @@ impl Metrics {
             first_suspect: None,
             all_dead: None,
         });
-    }
-
-    pub(crate) fn partitioned(&mut self, _now: Time) {}
-
-    pub(crate) fn healed(&mut self, now: Time) {
-        self.last_heal = Some(now);
     }
 
     /// The set of running nodes changed: every node must be re-checked.

@@ -460,7 +460,7 @@ impl Sim {
         }
         self.slots[i].node = Some(node);
         self.slots[i].timer_at = None;
-        self.metrics.started(i, self.now);
+        self.metrics.started(self.now);
         self.drain(i);
         self.metrics.recount(&self.running());
     }
@@ -526,17 +526,14 @@ impl Sim {
                 let groups: Vec<Vec<usize>> =
                     groups.values().map(|g| resolve(g, &mut self.rng)).collect();
                 self.net.partition(&groups);
-                self.metrics.partitioned(self.now);
             }
             Fault::PartitionOneway { from, to, .. } => {
                 let from = resolve(&from, &mut self.rng);
                 let to = resolve(&to, &mut self.rng);
                 self.net.partition_oneway(&from, &to);
-                self.metrics.partitioned(self.now);
             }
             Fault::Heal { .. } => {
                 self.net.heal();
-                self.metrics.healed(self.now);
             }
             Fault::Slow { nodes, delay, .. } => {
                 for i in resolve(&nodes, &mut self.rng) {

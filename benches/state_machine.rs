@@ -117,6 +117,7 @@ fn node_with(members: &[MemberUpdate]) -> Node {
             kind: PushPullKind::Reply,
             summary: 0,
             members: members.to_vec(),
+            ..PushPull::default()
         }),
     );
     drain(&mut node);
@@ -215,6 +216,7 @@ fn node_benches(c: &mut Criterion) {
                     kind,
                     summary,
                     members: state.clone(),
+                    ..PushPull::default()
                 })
             };
             g.throughput(Throughput::Elements(state.len() as u64));

@@ -1,33 +1,74 @@
 //! The broadcast queue: rumours waiting to ride on outgoing messages, each
 //! sent a bounded number of times, least-sent and newest first.
 
+use std::borrow::Borrow;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
-use std::hash::BuildHasherDefault;
+use std::hash::{BuildHasherDefault, Hash};
 use std::sync::Arc;
 
-use crate::message::MemberUpdate;
+use crate::message::{Datum, DatumId, MemberUpdate};
 use crate::summary::Fnv64;
 use crate::wire;
+
+/// Something the queue spreads: news with a key, where newer news under the
+/// same key replaces the older.
+pub(crate) trait Rumour: Clone {
+    /// What identifies the news.
+    type Key: Clone + Eq + Hash;
+    fn key(&self) -> Self::Key;
+    /// Whether `other` is the very same news (not just the same key).
+    fn same_news(&self, other: &Self) -> bool;
+}
+
+impl Rumour for MemberUpdate {
+    type Key = Arc<str>;
+    fn key(&self) -> Arc<str> {
+        Arc::from(self.id.name())
+    }
+    fn same_news(&self, other: &Self) -> bool {
+        self.incarnation == other.incarnation && self.state == other.state
+    }
+}
+
+impl Rumour for Datum {
+    type Key = DatumId;
+    fn key(&self) -> DatumId {
+        self.id()
+    }
+    fn same_news(&self, _: &Self) -> bool {
+        true
+    }
+}
 
 /// Queue order: fewest transmissions first, then newest first.
 type Priority = (u32, Reverse<u64>);
 
 #[derive(Debug)]
-struct Queued {
-    update: MemberUpdate,
-    /// `wire::update_field_len(&update)`, computed once.
+struct Queued<T> {
+    update: T,
+    /// Its encoded size in a message, computed once.
     size: usize,
 }
 
-/// Retransmit-limited rumour queue (one rumour per member: newer news about a
+/// Retransmit-limited rumour queue (one rumour per key: newer news about a
 /// member replaces the older).
-#[derive(Debug, Default)]
-pub(crate) struct BroadcastQueue {
-    queue: BTreeMap<Priority, Queued>,
-    /// Lookup only (never iterated): where each member's rumour sits.
-    by_member: HashMap<Arc<str>, Priority, BuildHasherDefault<Fnv64>>,
+#[derive(Debug)]
+pub(crate) struct BroadcastQueue<T: Rumour> {
+    queue: BTreeMap<Priority, Queued<T>>,
+    /// Lookup only (never iterated): where each key's rumour sits.
+    by_member: HashMap<T::Key, Priority, BuildHasherDefault<Fnv64>>,
     next_seq: u64,
+}
+
+impl<T: Rumour> Default for BroadcastQueue<T> {
+    fn default() -> Self {
+        BroadcastQueue {
+            queue: BTreeMap::new(),
+            by_member: HashMap::default(),
+            next_seq: 0,
+        }
+    }
 }
 
 /// The smallest an update can encode to; packing stops below it.
@@ -36,7 +77,15 @@ const MIN_UPDATE_LEN: usize = 8;
 /// stops, so that a long queue costs no more than a short one per message.
 const MAX_MISSES: usize = 8;
 
-impl BroadcastQueue {
+impl BroadcastQueue<MemberUpdate> {
+    /// Queue a membership rumour.
+    pub(crate) fn push_update(&mut self, update: MemberUpdate, max: usize) {
+        let size = wire::update_field_len(&update);
+        self.push(update, size, max);
+    }
+}
+
+impl<T: Rumour> BroadcastQueue<T> {
     pub(crate) fn len(&self) -> usize {
         self.queue.len()
     }
@@ -45,21 +94,21 @@ impl BroadcastQueue {
         self.queue.is_empty()
     }
 
-    /// Queue a rumour, replacing any older one about the same member. Past
-    /// `max` rumours, the most-sent oldest ones are dropped.
-    pub(crate) fn push(&mut self, update: MemberUpdate, max: usize) {
-        let name: Arc<str> = Arc::from(update.id.name());
+    /// Queue a rumour of `size` encoded bytes, replacing any older one with
+    /// the same key. Past `max` rumours, the most-sent oldest ones are
+    /// dropped.
+    pub(crate) fn push(&mut self, update: T, size: usize, max: usize) {
+        let name = update.key();
         if let Some(old) = self.by_member.remove(&name) {
             self.queue.remove(&old);
         }
         let prio = (0, Reverse(self.next_seq));
         self.next_seq += 1;
-        let size = wire::update_field_len(&update);
         self.queue.insert(prio, Queued { update, size });
         self.by_member.insert(name, prio);
         while self.queue.len() > max {
             if let Some((_, q)) = self.queue.pop_last() {
-                self.by_member.remove(q.update.id.name());
+                self.by_member.remove(&q.update.key());
             }
         }
     }
@@ -67,7 +116,7 @@ impl BroadcastQueue {
     /// Move rumours into `out` while they fit in `budget` bytes, each counted
     /// as one more transmission; those sent `limit` times leave the queue.
     /// Returns the bytes used.
-    pub(crate) fn pack(&mut self, budget: usize, limit: u32, out: &mut Vec<MemberUpdate>) -> usize {
+    pub(crate) fn pack(&mut self, budget: usize, limit: u32, out: &mut Vec<T>) -> usize {
         let mut used = 0;
         let mut taken: Vec<Priority> = Vec::new();
         let mut misses = 0;
@@ -86,11 +135,12 @@ impl BroadcastQueue {
             let q = self.queue.remove(&prio).expect("taken from the queue");
             out.push(q.update.clone());
             let sent = prio.0 + 1;
+            let key = q.update.key();
             if sent >= limit {
-                self.by_member.remove(q.update.id.name());
+                self.by_member.remove(&key);
             } else {
                 let next = (sent, prio.1);
-                if let Some(p) = self.by_member.get_mut(q.update.id.name()) {
+                if let Some(p) = self.by_member.get_mut(&key) {
                     *p = next;
                 }
                 self.queue.insert(next, q);
@@ -104,23 +154,24 @@ impl BroadcastQueue {
     /// keeps coming back is already widespread (Demers et al.'s "counter"
     /// rumour mongering, with duplicates as the feedback), so it yields room
     /// to fresher ones. Returns whether a queued rumour was aged.
-    pub(crate) fn heard_again(&mut self, update: &MemberUpdate, weight: u32, limit: u32) -> bool {
-        let Some(prio) = self.by_member.get(update.id.name()).copied() else {
+    pub(crate) fn heard_again(&mut self, update: &T, weight: u32, limit: u32) -> bool {
+        let key = update.key();
+        let Some(prio) = self.by_member.get(&key).copied() else {
             return false;
         };
         let Some(q) = self.queue.get(&prio) else {
             return false;
         };
-        if q.update.incarnation != update.incarnation || q.update.state != update.state {
+        if !q.update.same_news(update) {
             return false;
         }
         let q = self.queue.remove(&prio).expect("looked up");
         let sent = prio.0.saturating_add(weight);
         if sent >= limit {
-            self.by_member.remove(update.id.name());
+            self.by_member.remove(&key);
         } else {
             let next = (sent, prio.1);
-            if let Some(p) = self.by_member.get_mut(update.id.name()) {
+            if let Some(p) = self.by_member.get_mut(&key) {
                 *p = next;
             }
             self.queue.insert(next, q);
@@ -128,9 +179,13 @@ impl BroadcastQueue {
         true
     }
 
-    /// Forget any rumour about `name` (its member was reaped).
-    pub(crate) fn forget(&mut self, name: &str) {
-        if let Some(p) = self.by_member.remove(name) {
+    /// Forget any rumour under `key` (for a member: it was reaped).
+    pub(crate) fn forget<Q>(&mut self, key: &Q)
+    where
+        T::Key: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if let Some(p) = self.by_member.remove(key) {
             self.queue.remove(&p);
         }
     }
@@ -157,12 +212,12 @@ mod tests {
     #[test]
     fn newest_and_least_sent_first_until_the_limit() {
         let mut q = BroadcastQueue::default();
-        q.push(update("a", 0), 100);
-        q.push(update("b", 0), 100);
+        q.push_update(update("a", 0), 100);
+        q.push_update(update("b", 0), 100);
         let mut out = vec![];
         q.pack(1000, 2, &mut out);
         assert_eq!(names(&out), ["b", "a"]);
-        q.push(update("c", 0), 100);
+        q.push_update(update("c", 0), 100);
         out.clear();
         q.pack(1000, 2, &mut out);
         // c is unsent, so it leads; a and b reach their limit and leave.
@@ -176,8 +231,8 @@ mod tests {
     #[test]
     fn newer_news_replaces_older_and_budget_is_respected() {
         let mut q = BroadcastQueue::default();
-        q.push(update("a", 0), 100);
-        q.push(update("a", 1), 100);
+        q.push_update(update("a", 0), 100);
+        q.push_update(update("a", 1), 100);
         assert_eq!(q.len(), 1);
         let one = wire::update_field_len(&update("a", 1));
         let mut out = vec![];
@@ -190,11 +245,11 @@ mod tests {
     #[test]
     fn bounded_by_dropping_the_most_sent() {
         let mut q = BroadcastQueue::default();
-        q.push(update("old", 0), 2);
+        q.push_update(update("old", 0), 2);
         let mut out = vec![];
         q.pack(1000, 10, &mut out);
-        q.push(update("x", 0), 2);
-        q.push(update("y", 0), 2);
+        q.push_update(update("x", 0), 2);
+        q.push_update(update("y", 0), 2);
         assert_eq!(q.len(), 2);
         out.clear();
         q.pack(1000, 10, &mut out);

@@ -39,6 +39,56 @@ impl FromStr for PeerSelection {
     }
 }
 
+/// How entries, events and metadata spread before anti-entropy repairs the
+/// rest. Membership news always rides on probes and gossip (SWIM).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Dissemination {
+    /// Plumtree-style broadcast tree: fresh data is pushed at once, on first
+    /// receipt, along eager links that duplicates prune to a spanning tree;
+    /// each gossip round, ids of fresh data are announced to `fanout` random
+    /// peers, and a node that misses something grafts itself back. As fast
+    /// as the network and about one copy of each update per node.
+    #[default]
+    Tree,
+    /// Rumour mongering: each gossip round, fresh data is pushed to `fanout`
+    /// random peers, each datum `retransmit_limit` times.
+    Push,
+    /// Each gossip round, a node asks `fanout` random peers for their fresh
+    /// data.
+    Pull,
+    /// Both at once: each gossip round, a node pushes its fresh data to
+    /// `fanout` random peers and asks them for theirs.
+    PushPull,
+}
+
+impl FromStr for Dissemination {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        match s {
+            "tree" => Ok(Dissemination::Tree),
+            "push" => Ok(Dissemination::Push),
+            "pull" => Ok(Dissemination::Pull),
+            "push-pull" => Ok(Dissemination::PushPull),
+            _ => Err(ConfigError::new(
+                "dissemination",
+                format!("unknown mode {s:?} (expected tree, push, pull or push-pull)"),
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Dissemination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Dissemination::Tree => "tree",
+            Dissemination::Push => "push",
+            Dissemination::Pull => "pull",
+            Dissemination::PushPull => "push-pull",
+        })
+    }
+}
+
 /// Where a node's periodic timers (probe, gossip, push-pull) fall.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -127,6 +177,28 @@ pub struct Config {
     /// Where periodic timers start. Default `random`; the simulator's
     /// `--lockstep` sets `aligned`.
     pub timer_phase: TimerPhase,
+    /// How entries, events and metadata spread. Default `tree`; `push`,
+    /// `pull` and `push-pull` are the classic periodic modes, kept for
+    /// experiments. Each uses `fanout`.
+    pub dissemination: Dissemination,
+    /// Longest key, in bytes. Default 512. At least 1.
+    pub max_key_len: usize,
+    /// Longest value, event payload or metadata, in bytes. Default 16 KiB.
+    /// A record of the longest key and value must fit in `max_message_size`
+    /// with room to spare (256 bytes).
+    pub max_value_len: usize,
+    /// Most live keys in one namespace. Default 10,000. At least 1.
+    pub max_keys_per_namespace: usize,
+    /// How long tombstones and user events are kept before they are
+    /// collected. A replica that has not synced an owner for longer gets
+    /// that owner's whole namespace afresh (a reset), never deltas, so a
+    /// deleted key never comes back. LAN default 5 min. Must be non-zero.
+    #[serde(with = "duration_str")]
+    pub tombstone_grace: Duration,
+    /// How long a freshest read waits for the owner before it falls back to
+    /// the local replica. LAN default 1 s. Must be non-zero.
+    #[serde(with = "duration_str")]
+    pub query_timeout: Duration,
 }
 
 impl Default for Config {
@@ -156,6 +228,12 @@ impl Config {
             max_message_size: 65536,
             peer_selection: PeerSelection::Random,
             timer_phase: TimerPhase::Random,
+            dissemination: Dissemination::Tree,
+            max_key_len: 512,
+            max_value_len: 16 * 1024,
+            max_keys_per_namespace: 10_000,
+            tombstone_grace: Duration::from_secs(300),
+            query_timeout: Duration::from_secs(1),
         }
     }
 
@@ -172,6 +250,8 @@ impl Config {
             gossip_interval: Duration::from_millis(500),
             fanout: 4,
             push_pull_interval: Duration::from_secs(30),
+            tombstone_grace: Duration::from_secs(900),
+            query_timeout: Duration::from_secs(5),
             ..Config::lan()
         }
     }
@@ -186,6 +266,8 @@ impl Config {
             dead_reap_after: Duration::from_secs(60),
             gossip_interval: Duration::from_millis(100),
             push_pull_interval: Duration::from_secs(5),
+            tombstone_grace: Duration::from_secs(60),
+            query_timeout: Duration::from_millis(500),
             ..Config::lan()
         }
     }
@@ -251,6 +333,26 @@ impl Config {
                 "must be at least 512 bytes",
             ));
         }
+        if self.max_key_len == 0 {
+            return Err(ConfigError::new("max_key_len", "must be at least 1"));
+        }
+        if self.max_key_len + self.max_value_len + RECORD_SLACK > self.max_message_size {
+            return Err(ConfigError::new(
+                "max_value_len",
+                format!(
+                    "max_key_len + max_value_len + {RECORD_SLACK} must fit in max_message_size ({})",
+                    self.max_message_size
+                ),
+            ));
+        }
+        if self.max_keys_per_namespace == 0 {
+            return Err(ConfigError::new(
+                "max_keys_per_namespace",
+                "must be at least 1",
+            ));
+        }
+        nonzero("tombstone_grace", self.tombstone_grace)?;
+        nonzero("query_timeout", self.query_timeout)?;
         Ok(())
     }
 
@@ -262,6 +364,10 @@ impl Config {
         self.retransmit_mult.saturating_mul(log.max(1))
     }
 }
+
+/// Room a message needs beside one record of the longest key and value:
+/// envelope, delta head, owner name.
+const RECORD_SLACK: usize = 256;
 
 /// Parse a duration written as a number and a unit: `us`, `ms`, `s`, `m` or
 /// `h` (for example `250ms`, `1.5s`, `10m`). A decimal part is converted
@@ -376,6 +482,16 @@ mod tests {
             ..Config::lan()
         };
         assert_eq!(c.validate().unwrap_err().field, "fanout");
+        let c = Config {
+            max_value_len: 65536,
+            ..Config::lan()
+        };
+        assert_eq!(c.validate().unwrap_err().field, "max_value_len");
+        assert_eq!("push-pull".parse(), Ok(Dissemination::PushPull));
+        assert_eq!(
+            "flood".parse::<Dissemination>().unwrap_err().field,
+            "dissemination"
+        );
     }
 
     #[test]

@@ -37,4 +37,32 @@ pub enum Error {
     /// `join` was called with no seed address.
     #[error("join needs at least one seed address")]
     NoSeeds,
+    /// A write named another node's namespace: only its owner writes it.
+    #[error("namespace {0:?} belongs to another node; only its owner writes it")]
+    NotOwner(String),
+    /// A key (or event name) is empty.
+    #[error("key must not be empty")]
+    EmptyKey,
+    /// A key (or event name) is longer than `max_key_len`.
+    #[error("key is {len} bytes, over the limit of {max}")]
+    KeyTooLong {
+        /// The key's length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A value, payload or metadata is longer than `max_value_len`.
+    #[error("value is {len} bytes, over the limit of {max}")]
+    ValueTooLong {
+        /// The value's length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The namespace already holds `max_keys_per_namespace` live keys.
+    #[error("namespace is full ({max} keys)")]
+    NamespaceFull {
+        /// The limit.
+        max: usize,
+    },
 }

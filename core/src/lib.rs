@@ -34,20 +34,25 @@ mod member;
 mod members;
 mod message;
 mod node;
+mod store;
 mod summary;
 mod suspicion;
 mod time;
 pub mod wire;
 
+pub use config::Dissemination;
 pub use config::{
     duration_str, format_duration, parse_duration, Config, PeerSelection, TimerPhase,
 };
 pub use error::{ConfigError, Error};
 pub use member::{overrides, Incarnation, Member, MemberState, NodeId, MAX_NAME_LEN};
 pub use message::{
-    Ack, Gossip, MemberUpdate, Message, Nack, Ping, PingReq, PushPull, PushPullKind,
+    Ack, Datum, DatumId, Delta, DigestEntry, Eager, Gossip, Graft, IHave, MemberUpdate, Message,
+    Metadata, Nack, Ping, PingReq, Prune, PushPull, PushPullKind, Query, QueryReply, Record,
+    Rumours, Versioned,
 };
-pub use node::{Event, Node, Output, Stats};
+pub use node::{Event, FreshRead, Node, Output, ReadSource, Stats};
+pub use store::Entry;
 pub use summary::Fnv64;
 pub use suspicion::suspicion_timeout;
 pub use time::Time;

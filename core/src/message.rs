@@ -68,28 +68,249 @@ pub struct Gossip {
 }
 
 /// Which step of a push-pull exchange a [`PushPull`] is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum PushPullKind {
     /// A joiner's opening: its own state; the seed answers with `Reply`.
+    #[default]
     Join,
     /// The periodic opening: only the membership summary. A peer whose
     /// summary differs answers with `Sync`; one that agrees stays silent.
     Summary,
     /// Full state, expecting the other side's full state as `Reply`.
     Sync,
-    /// Full state, closing the exchange.
+    /// Full state, closing the membership exchange; with a digest, it asks
+    /// for the `Deltas` the sender lacks.
     Reply,
+    /// Closing a namespace exchange: only the deltas the receiver lacks.
+    Deltas,
+    /// A targeted pull: the digest lines of owners the sender is behind on
+    /// (it heard of a version it cannot apply yet). Answered with `Deltas`.
+    Pull,
 }
 
 /// A push-pull state sync message.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+///
+/// Membership and namespaces are synced side by side: each has its own
+/// summary, and only the parts whose summaries differ are exchanged.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub struct PushPull {
     /// The step of the exchange.
     pub kind: PushPullKind,
     /// The sender's membership summary (see [`crate::Node::membership_summary`]).
     pub summary: u64,
-    /// Every member the sender knows, itself included (empty for `Summary`).
+    /// Every member the sender knows, itself included (empty for `Summary`,
+    /// and whenever the membership summaries agree).
     pub members: Vec<MemberUpdate>,
+    /// The sender's state summary: a hash of its digest and metadata
+    /// register (see [`crate::Node::state_summary`]).
+    pub state_summary: u64,
+    /// The sender's scuttlebutt digest, asking for the deltas it lacks; only
+    /// sent when the state summaries differ.
+    pub digest: Option<Vec<DigestEntry>>,
+    /// Deltas the receiver lacks, computed from the receiver's digest.
+    pub deltas: Vec<Delta>,
+    /// The sender's cluster metadata register, sent with a digest or deltas.
+    pub metadata: Option<Metadata>,
+}
+
+/// One record of an owner's version stream.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Record {
+    /// A put (`value` set) or a delete (`value` is `None`: a tombstone).
+    Entry {
+        /// The key.
+        key: Arc<str>,
+        /// The value, or `None` for a tombstone.
+        value: Option<Arc<[u8]>>,
+    },
+    /// A user event, kept in the stream for the event retention so that
+    /// anti-entropy delivers it to nodes the rumour missed.
+    Event {
+        /// The event's name.
+        name: Arc<str>,
+        /// Its payload.
+        payload: Arc<[u8]>,
+        /// The origin's Lamport time when it sent the event.
+        lamport: u64,
+    },
+}
+
+/// A record with the version its owner gave it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Versioned {
+    /// The owner's counter value for this record.
+    pub version: u64,
+    /// The record.
+    pub record: Record,
+}
+
+/// A run of one owner's records: every record the sender holds with a
+/// version in `(from, to]`, in version order. Records superseded by a later
+/// version of the same key are absent, so versions may jump inside the run,
+/// but the run covers its whole range: a replica at version `from` (or
+/// later) that applies it is complete up to `to`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Delta {
+    /// The owner's name.
+    pub owner: Arc<str>,
+    /// The owner's generation: the incarnation it started its life with.
+    /// A higher generation replaces the replica of an older life.
+    pub generation: u32,
+    /// Versions after this one are covered (0 on a reset).
+    pub from: u64,
+    /// Versions up to this one are covered.
+    pub to: u64,
+    /// A reset: the receiver drops its replica of this owner before applying,
+    /// because it is older than the sender's GC horizon and a tombstone it
+    /// needs may be gone.
+    pub reset: bool,
+    /// The sender's GC horizon for this owner: tombstones and events with
+    /// versions up to it may have been dropped.
+    pub horizon: u64,
+    /// The highest version the sender holds of this owner.
+    pub sender_version: u64,
+    /// The records.
+    pub records: Vec<Versioned>,
+}
+
+/// One line of a scuttlebutt digest: the highest version held of an owner.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DigestEntry {
+    /// The owner's name.
+    pub owner: Arc<str>,
+    /// The generation held.
+    pub generation: u32,
+    /// The highest version held: the replica is complete up to it.
+    pub version: u64,
+}
+
+/// The cluster-wide metadata register: last writer wins, ordered by
+/// `(lamport, origin)`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Metadata {
+    /// The publisher's Lamport time.
+    pub lamport: u64,
+    /// The publisher's name (breaks ties).
+    pub origin: Arc<str>,
+    /// The published bytes.
+    pub value: Arc<[u8]>,
+}
+
+impl Metadata {
+    /// Whether this register value wins over `other`.
+    pub fn beats(&self, other: &Metadata) -> bool {
+        (self.lamport, &*self.origin) > (other.lamport, &*other.origin)
+    }
+}
+
+/// Something disseminated by the data plane.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Datum {
+    /// Records of an owner (a fresh put, delete or event is a one-record
+    /// delta).
+    Delta(Delta),
+    /// A metadata publication.
+    Metadata(Metadata),
+}
+
+/// The identity of a [`Datum`], for lazy announcements and grafts.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DatumId {
+    /// Version `to` of an owner's stream, in a generation.
+    Record {
+        /// The owner.
+        owner: Arc<str>,
+        /// Its generation.
+        generation: u32,
+        /// The version.
+        version: u64,
+    },
+    /// A metadata publication.
+    Metadata {
+        /// Its Lamport time.
+        lamport: u64,
+        /// Its publisher.
+        origin: Arc<str>,
+    },
+}
+
+impl Datum {
+    /// The datum's identity.
+    pub fn id(&self) -> DatumId {
+        match self {
+            Datum::Delta(d) => DatumId::Record {
+                owner: d.owner.clone(),
+                generation: d.generation,
+                version: d.to,
+            },
+            Datum::Metadata(m) => DatumId::Metadata {
+                lamport: m.lamport,
+                origin: m.origin.clone(),
+            },
+        }
+    }
+}
+
+/// Periodic data gossip of the `push`, `pull` and `push-pull` modes: fresh
+/// data pushed to a peer, and/or a request for the peer's fresh data.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Rumours {
+    /// Data pushed.
+    pub data: Vec<Datum>,
+    /// Set on a pull: the receiver answers with its own fresh data.
+    pub pull: bool,
+}
+
+/// Eager push along the broadcast tree (`tree` mode): fresh data forwarded
+/// at once, on first receipt.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Eager {
+    /// The data.
+    pub data: Vec<Datum>,
+}
+
+/// Lazy push (`tree` mode): "I have these", sent each gossip round to peers
+/// off the tree, so that a node the tree missed can graft itself back.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct IHave {
+    /// What the sender holds.
+    pub ids: Vec<DatumId>,
+}
+
+/// "Send me these, and push to me eagerly from now on" (`tree` mode). With
+/// no ids it only asks to join the sender's tree links.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Graft {
+    /// What the sender is missing.
+    pub ids: Vec<DatumId>,
+}
+
+/// "Stop pushing to me eagerly" (`tree` mode): sent on a duplicate, so the
+/// eager links thin to a tree.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Prune;
+
+/// A freshest-read query, sent to a key's owner.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Query {
+    /// Matches the answer to the query.
+    pub id: u32,
+    /// The key asked for.
+    pub key: Arc<str>,
+}
+
+/// The owner's answer to a [`Query`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct QueryReply {
+    /// The query's id.
+    pub id: u32,
+    /// The owner's generation.
+    pub generation: u32,
+    /// The version of the key's record, 0 if the owner never wrote it (or
+    /// its tombstone was collected).
+    pub version: u64,
+    /// The value, `None` if absent or deleted.
+    pub value: Option<Arc<[u8]>>,
 }
 
 /// A protocol message.
@@ -107,6 +328,20 @@ pub enum Message {
     Gossip(Gossip),
     /// State sync.
     PushPull(PushPull),
+    /// Periodic data gossip (push, pull, push-pull modes).
+    Rumours(Rumours),
+    /// Eager push along the broadcast tree.
+    Eager(Eager),
+    /// Lazy announcement of held data.
+    IHave(IHave),
+    /// Request for missing data, and to be pushed to eagerly.
+    Graft(Graft),
+    /// Request to stop eager pushes.
+    Prune(Prune),
+    /// Freshest-read query.
+    Query(Query),
+    /// Answer to a freshest-read query.
+    QueryReply(QueryReply),
 }
 
 impl Message {
@@ -119,6 +354,13 @@ impl Message {
             Message::Nack(_) => "nack",
             Message::Gossip(_) => "gossip",
             Message::PushPull(_) => "push-pull",
+            Message::Rumours(_) => "rumours",
+            Message::Eager(_) => "eager",
+            Message::IHave(_) => "ihave",
+            Message::Graft(_) => "graft",
+            Message::Prune(_) => "prune",
+            Message::Query(_) => "query",
+            Message::QueryReply(_) => "query-reply",
         }
     }
 
@@ -131,6 +373,7 @@ impl Message {
             Message::Nack(_) => &[],
             Message::Gossip(m) => &m.updates,
             Message::PushPull(m) => &m.members,
+            _ => &[],
         }
     }
 }

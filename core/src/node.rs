@@ -1,5 +1,10 @@
 //! The protocol state machine of one node: SWIM probing with Lifeguard
-//! suspicion and local health, rumour mongering, and push-pull state sync.
+//! suspicion and local health, rumour mongering, and push-pull state sync;
+//! the data plane (namespaces, events, metadata) is in [`data`].
+
+mod data;
+
+pub use data::{FreshRead, ReadSource};
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -16,11 +21,13 @@ use crate::health::LocalHealth;
 use crate::member::{overrides, Incarnation, Member, MemberState, NodeId};
 use crate::members::{Entry, Members};
 use crate::message::*;
+use crate::store::{Limits, Store};
 use crate::suspicion::Suspicion;
 use crate::time::Time;
 use crate::wire;
 
-/// Something that happened to the membership, as this node sees it.
+/// Something that happened, as this node sees it: to the membership, to
+/// replicated state, or an answer to a query.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Event {
     /// A member was seen for the first time, or came back after dying or
@@ -34,17 +41,45 @@ pub enum Event {
     MemberDied(Member),
     /// A member left gracefully.
     MemberLeft(Member),
+    /// An entry of a namespace was written or deleted: emitted once per
+    /// applied change, never for a stale one.
+    EntryChanged {
+        /// The namespace's owner.
+        owner: Arc<str>,
+        /// The key.
+        key: Arc<str>,
+        /// The version of the change.
+        version: u64,
+        /// The new value, `None` if deleted.
+        value: Option<Arc<[u8]>>,
+    },
+    /// A user event, delivered once.
+    UserEvent {
+        /// The node that sent it.
+        origin: Arc<str>,
+        /// Its name.
+        name: Arc<str>,
+        /// Its payload.
+        payload: Arc<[u8]>,
+        /// The origin's Lamport time; with `origin` it identifies the event.
+        lamport: u64,
+    },
+    /// The cluster metadata register changed.
+    MetadataChanged(Metadata),
+    /// The answer to a [`Node::query_fresh`].
+    FreshRead(FreshRead),
 }
 
 impl Event {
-    /// The member the event is about.
-    pub fn member(&self) -> &Member {
+    /// The member a membership event is about.
+    pub fn member(&self) -> Option<&Member> {
         match self {
             Event::MemberJoined(m)
             | Event::MemberSuspected(m)
             | Event::MemberAlive(m)
             | Event::MemberDied(m)
-            | Event::MemberLeft(m) => m,
+            | Event::MemberLeft(m) => Some(m),
+            _ => None,
         }
     }
 }
@@ -87,6 +122,26 @@ pub struct Stats {
     pub address_conflicts: u64,
     /// Messages ignored because the node has left.
     pub ignored_after_leave: u64,
+    /// Deltas (rumoured or synced) applied to a replica.
+    pub deltas_applied: u64,
+    /// Data we already held (duplicates, stale generations, our own).
+    pub data_duplicates: u64,
+    /// Deltas that would skip versions: not applied (a rumoured one is held
+    /// until the gap fills).
+    pub deltas_gap: u64,
+    /// Deltas refused as malformed: versions out of order or out of range,
+    /// records over the size limits, too many keys.
+    pub deltas_malformed: u64,
+    /// Deltas refused after a partial reset, from a sender behind its horizon.
+    pub deltas_stale_source: u64,
+    /// Data about owners that are not live members.
+    pub data_unknown_owner: u64,
+    /// Grafts sent (tree mode): data heard of and asked for.
+    pub grafts: u64,
+    /// Prunes sent (tree mode): duplicates that cut an eager link.
+    pub prunes: u64,
+    /// Pulls sent for versions missing before a rumour we hold.
+    pub gap_pulls: u64,
 }
 
 #[derive(Debug)]
@@ -180,7 +235,17 @@ pub struct Node {
     config: Config,
     rng: ChaCha8Rng,
     members: Members,
-    broadcasts: BroadcastQueue,
+    broadcasts: BroadcastQueue<MemberUpdate>,
+    store: Store,
+    lamport: u64,
+    metadata: Option<Metadata>,
+    /// Fresh data waiting to be gossiped (or, in tree mode, announced).
+    data: BroadcastQueue<Datum>,
+    tree: data::Tree,
+    queries: Vec<data::PendingQuery>,
+    next_query: u32,
+    /// When we last pulled each owner's missing versions.
+    pulled: BTreeMap<Arc<str>, Time>,
     /// Ordered by name, so expiry order is deterministic.
     suspicions: BTreeMap<Arc<str>, Suspicion>,
     health: LocalHealth,
@@ -239,7 +304,26 @@ impl Node {
         let next_probe = first(config.probe_period, &mut rng);
         let next_gossip = first(config.gossip_interval, &mut rng);
         let next_push_pull = first(config.push_pull_interval, &mut rng);
+        let limits = Limits {
+            max_key_len: config.max_key_len,
+            max_value_len: config.max_value_len,
+            max_keys: config.max_keys_per_namespace,
+        };
+        let store = Store::new(
+            Arc::from(id.name()),
+            incarnation.0,
+            limits,
+            config.tombstone_grace,
+        );
         Ok(Node {
+            store,
+            lamport: 0,
+            metadata: None,
+            data: BroadcastQueue::default(),
+            tree: data::Tree::default(),
+            queries: Vec::new(),
+            next_query: 0,
+            pulled: BTreeMap::new(),
             my_name: Arc::from(id.name()),
             me: id,
             incarnation,
@@ -377,6 +461,13 @@ impl Node {
             },
             Message::Gossip(g) => self.apply_rumours(now, &g.updates),
             Message::PushPull(p) => self.on_push_pull(now, from, p),
+            Message::Rumours(r) => self.on_rumours(now, from, r),
+            Message::Eager(e) => self.on_data(now, from, e.data, true),
+            Message::IHave(i) => self.on_ihave(now, from, i.ids),
+            Message::Graft(g) => self.on_graft(from, g.ids),
+            Message::Prune(_) => self.on_prune(from),
+            Message::Query(q) => self.on_query(from, q),
+            Message::QueryReply(r) => self.on_query_reply(from, r),
         }
     }
 
@@ -432,6 +523,7 @@ impl Node {
         self.retry_join(now);
         self.expire_suspicions(now);
         self.reap_dead(now);
+        self.data_timers(now);
     }
 
     // ----- commands ------------------------------------------------------
@@ -513,6 +605,9 @@ impl Node {
         }
         if let Some((at, _, _)) = self.reap.front() {
             t = t.min(*at);
+        }
+        if let Some(d) = self.data_deadline() {
+            t = t.min(d);
         }
         Some(t)
     }
@@ -697,6 +792,9 @@ impl Node {
     }
 
     fn gossip_round(&mut self) {
+        if self.status == Status::Running {
+            self.data_round();
+        }
         if self.broadcasts.is_empty() {
             return;
         }
@@ -728,7 +826,8 @@ impl Node {
     }
 
     fn rumour(&mut self, update: MemberUpdate) {
-        self.broadcasts.push(update, self.config.max_broadcasts);
+        self.broadcasts
+            .push_update(update, self.config.max_broadcasts);
     }
 
     /// Apply one piece of news about a member, by the SWIM precedence rules.
@@ -863,6 +962,7 @@ impl Node {
             );
         }
         if matches!(state, MemberState::Dead | MemberState::Left) {
+            self.data_forget_peer(id.addr());
             self.reap
                 .push_back((now + self.config.dead_reap_after, name, incarnation));
         }
@@ -964,6 +1064,7 @@ impl Node {
             if still_gone {
                 self.members.remove(&name);
                 self.broadcasts.forget(&name);
+                self.store.remove(&name);
             }
         }
     }
@@ -985,22 +1086,42 @@ impl Node {
             .collect()
     }
 
-    fn push_pull_message(&self, kind: PushPullKind) -> Message {
+    /// A push-pull message of `kind`, with full membership when `members`,
+    /// our digest when `digest`, and `deltas`.
+    fn push_pull_message(
+        &self,
+        kind: PushPullKind,
+        members: bool,
+        digest: bool,
+        deltas: Vec<Delta>,
+    ) -> PushPull {
         let members = match kind {
-            PushPullKind::Summary => Vec::new(),
             PushPullKind::Join => vec![self.self_update(MemberState::Alive)],
-            PushPullKind::Sync | PushPullKind::Reply => self.full_state(),
+            _ if members => self.full_state(),
+            _ => Vec::new(),
         };
-        Message::PushPull(PushPull {
+        let metadata = (digest || !deltas.is_empty())
+            .then(|| self.metadata.clone())
+            .flatten();
+        PushPull {
             kind,
             summary: self.members.summary(),
             members,
-        })
+            state_summary: self.state_summary(),
+            digest: digest.then(|| self.store.digest()),
+            deltas,
+            metadata,
+        }
+    }
+
+    /// Room left for deltas in a push-pull message already `used` bytes long.
+    fn delta_budget(&self, used: usize) -> usize {
+        self.config.max_message_size.saturating_sub(used + 16)
     }
 
     fn send_join(&mut self, seed: SocketAddr) {
-        let msg = self.push_pull_message(PushPullKind::Join);
-        self.send(seed, msg);
+        let msg = self.push_pull_message(PushPullKind::Join, false, true, Vec::new());
+        self.send(seed, Message::PushPull(msg));
     }
 
     fn retry_join(&mut self, now: Time) {
@@ -1038,26 +1159,64 @@ impl Node {
             peers.extend(self.members.get(&name).map(|(id, _)| id.clone()));
         }
         for peer in peers {
-            let msg = self.push_pull_message(PushPullKind::Summary);
-            self.send(peer.addr(), msg);
+            let msg = self.push_pull_message(PushPullKind::Summary, false, false, Vec::new());
+            self.send(peer.addr(), Message::PushPull(msg));
         }
     }
 
+    /// One step of a push-pull exchange. Membership and namespaces are
+    /// compared by summary and exchanged only where they differ:
+    ///
+    /// ```text
+    /// A -> B  Summary  {summaries}
+    /// B -> A  Sync     {members if they differ, digest if states differ}
+    /// A -> B  Reply    {members if asked, A's digest, deltas B lacks}
+    /// B -> A  Deltas   {deltas A lacks}
+    /// ```
+    ///
+    /// A join opens with `Join` {the joiner, its digest} and the seed
+    /// answers as to a `Sync`.
     fn on_push_pull(&mut self, now: Time, from: SocketAddr, p: PushPull) {
         match p.kind {
             PushPullKind::Summary => {
-                if p.summary != self.members.summary() {
-                    let msg = self.push_pull_message(PushPullKind::Sync);
-                    self.send(from, msg);
+                let members = p.summary != self.members.summary();
+                let state = p.state_summary != self.state_summary();
+                if members || state {
+                    let msg =
+                        self.push_pull_message(PushPullKind::Sync, members, state, Vec::new());
+                    self.send(from, Message::PushPull(msg));
                 }
             }
             PushPullKind::Join | PushPullKind::Sync => {
                 self.merge_state(now, from, &p.members);
-                let msg = self.push_pull_message(PushPullKind::Reply);
-                self.send(from, msg);
+                self.merge_data(now, &p.deltas, p.metadata.as_ref());
+                let members = p.kind == PushPullKind::Join || !p.members.is_empty();
+                let digest = p.digest.is_some();
+                let mut msg =
+                    self.push_pull_message(PushPullKind::Reply, members, digest, Vec::new());
+                if let Some(theirs) = &p.digest {
+                    let used = wire::message_len(&self.me.addr(), &Message::PushPull(msg.clone()));
+                    msg.deltas = self.deltas_for(theirs, self.delta_budget(used));
+                }
+                self.send(from, Message::PushPull(msg));
             }
             PushPullKind::Reply => {
                 self.merge_state(now, from, &p.members);
+                self.merge_data(now, &p.deltas, p.metadata.as_ref());
+                if let Some(theirs) = &p.digest {
+                    let base =
+                        self.push_pull_message(PushPullKind::Deltas, false, false, Vec::new());
+                    let used = wire::message_len(&self.me.addr(), &Message::PushPull(base.clone()));
+                    let deltas = self.deltas_for(theirs, self.delta_budget(used));
+                    if !deltas.is_empty() || p.metadata != self.metadata {
+                        let msg = PushPull {
+                            metadata: self.metadata.clone(),
+                            deltas,
+                            ..base
+                        };
+                        self.send(from, Message::PushPull(msg));
+                    }
+                }
                 if self
                     .joining
                     .as_ref()
@@ -1065,6 +1224,19 @@ impl Node {
                     || self.members.live_others() > 0
                 {
                     self.joining = None;
+                }
+            }
+            PushPullKind::Deltas => {
+                self.merge_data(now, &p.deltas, p.metadata.as_ref());
+            }
+            PushPullKind::Pull => {
+                let Some(theirs) = &p.digest else { return };
+                let base = self.push_pull_message(PushPullKind::Deltas, false, false, Vec::new());
+                let used = wire::message_len(&self.me.addr(), &Message::PushPull(base.clone()));
+                let deltas = self.deltas_for(theirs, self.delta_budget(used));
+                if !deltas.is_empty() {
+                    let msg = PushPull { deltas, ..base };
+                    self.send(from, Message::PushPull(msg));
                 }
             }
         }

@@ -14,9 +14,35 @@
 //! message Ack          { uint32 seq = 1; repeated MemberUpdate updates = 2; }
 //! message Nack         { uint32 seq = 1; }
 //! message Gossip       { repeated MemberUpdate updates = 1; }
-//! message PushPull     { Kind kind = 1; fixed64 summary = 2; repeated MemberUpdate members = 3; }
+//! message PushPull     { Kind kind = 1; fixed64 summary = 2; repeated MemberUpdate members = 3;
+//!                        fixed64 state_summary = 4; Digest digest = 5; repeated Delta deltas = 6;
+//!                        Metadata metadata = 7; }
+//! message EntryRecord  { string key = 1; bytes value = 2; bool deleted = 3; }
+//! message EventRecord  { string name = 1; bytes payload = 2; uint64 lamport = 3; }
+//! message Versioned    { uint64 version = 1; oneof record { EntryRecord entry = 2;
+//!                        EventRecord event = 3; } }
+//! message Delta        { string owner = 1; uint32 generation = 2; uint64 from = 3; uint64 to = 4;
+//!                        bool reset = 5; uint64 horizon = 6; uint64 sender_version = 7;
+//!                        repeated Versioned records = 8; }
+//! message DigestEntry  { string owner = 1; uint32 generation = 2; uint64 version = 3; }
+//! message Digest       { repeated DigestEntry entries = 1; }
+//! message Metadata     { uint64 lamport = 1; string origin = 2; bytes value = 3; }
+//! message Datum        { oneof datum { Delta delta = 1; Metadata metadata = 2; } }
+//! message RecordId     { string owner = 1; uint32 generation = 2; uint64 version = 3; }
+//! message MetadataId   { uint64 lamport = 1; string origin = 2; }
+//! message DatumId      { oneof id { RecordId record = 1; MetadataId metadata = 2; } }
+//! message Rumours      { repeated Datum data = 1; bool pull = 2; }
+//! message Eager        { repeated Datum data = 1; }
+//! message IHave        { repeated DatumId ids = 1; }
+//! message Graft        { repeated DatumId ids = 1; }
+//! message Prune        { }
+//! message Query        { uint32 id = 1; string key = 2; }
+//! message QueryReply   { uint32 id = 1; uint32 generation = 2; uint64 version = 3; bytes value = 4;
+//!                        bool found = 5; }
 //! message Envelope     { Address from = 1; oneof body { Ping ping = 2; PingReq ping_req = 3;
-//!                        Ack ack = 4; Nack nack = 5; Gossip gossip = 6; PushPull push_pull = 7; } }
+//!                        Ack ack = 4; Nack nack = 5; Gossip gossip = 6; PushPull push_pull = 7;
+//!                        Rumours rumours = 8; Eager eager = 9; IHave ihave = 10; Graft graft = 11;
+//!                        Prune prune = 12; Query query = 13; QueryReply query_reply = 14; } }
 //! ```
 //!
 //! Proto3 omits fields equal to their default (0, empty), and so do these
@@ -26,7 +52,10 @@
 use std::net::SocketAddr;
 
 use crate::member::MemberState;
-use crate::message::{MemberUpdate, Message, PushPullKind};
+use crate::message::{
+    Datum, DatumId, Delta, DigestEntry, MemberUpdate, Message, Metadata, PushPullKind, Record,
+    Versioned,
+};
 
 /// Bytes of a base-128 varint.
 pub const fn varint_len(v: u64) -> usize {
@@ -81,7 +110,105 @@ fn kind_code(k: PushPullKind) -> u64 {
         PushPullKind::Summary => 1,
         PushPullKind::Sync => 2,
         PushPullKind::Reply => 3,
+        PushPullKind::Deltas => 4,
+        PushPullKind::Pull => 5,
     }
+}
+
+/// Bytes of a bool field: 2 when set, 0 when false.
+const fn bool_field(b: bool) -> usize {
+    if b {
+        2
+    } else {
+        0
+    }
+}
+
+/// Encoded `Versioned` body.
+pub fn versioned_len(v: &Versioned) -> usize {
+    let record = match &v.record {
+        Record::Entry { key, value } => {
+            opt_len_field(key.len())
+                + value.as_ref().map_or(0, |v| opt_len_field(v.len()))
+                + bool_field(value.is_none())
+        }
+        Record::Event {
+            name,
+            payload,
+            lamport,
+        } => opt_len_field(name.len()) + opt_len_field(payload.len()) + varint_field(*lamport),
+    };
+    // The oneof is always present, even when its body is empty.
+    varint_field(v.version) + len_field(record)
+}
+
+/// Encoded `Delta` body without its records.
+pub fn delta_head_len(d: &Delta) -> usize {
+    opt_len_field(d.owner.len())
+        + varint_field(d.generation as u64)
+        + varint_field(d.from)
+        + varint_field(d.to)
+        + bool_field(d.reset)
+        + varint_field(d.horizon)
+        + varint_field(d.sender_version)
+}
+
+/// Encoded `Delta` body.
+pub fn delta_len(d: &Delta) -> usize {
+    delta_head_len(d)
+        + d.records
+            .iter()
+            .map(|r| len_field(versioned_len(r)))
+            .sum::<usize>()
+}
+
+/// Encoded `Metadata` body.
+pub fn metadata_len(m: &Metadata) -> usize {
+    varint_field(m.lamport) + opt_len_field(m.origin.len()) + opt_len_field(m.value.len())
+}
+
+/// Encoded `Datum` body.
+pub fn datum_len(d: &Datum) -> usize {
+    match d {
+        Datum::Delta(d) => len_field(delta_len(d)),
+        Datum::Metadata(m) => len_field(metadata_len(m)),
+    }
+}
+
+/// What one datum adds to a message: tag, length and body.
+pub fn datum_field_len(d: &Datum) -> usize {
+    len_field(datum_len(d))
+}
+
+/// Encoded `DatumId` body.
+pub fn datum_id_len(id: &DatumId) -> usize {
+    match id {
+        DatumId::Record {
+            owner,
+            generation,
+            version,
+        } => len_field(
+            opt_len_field(owner.len()) + varint_field(*generation as u64) + varint_field(*version),
+        ),
+        DatumId::Metadata { lamport, origin } => {
+            len_field(varint_field(*lamport) + opt_len_field(origin.len()))
+        }
+    }
+}
+
+/// What one datum id adds to a message.
+pub fn datum_id_field_len(id: &DatumId) -> usize {
+    len_field(datum_id_len(id))
+}
+
+/// Encoded `DigestEntry` body.
+pub fn digest_entry_len(e: &DigestEntry) -> usize {
+    opt_len_field(e.owner.len()) + varint_field(e.generation as u64) + varint_field(e.version)
+}
+
+/// Encoded `Digest` body.
+pub fn digest_len(entries: &[DigestEntry]) -> usize {
+    entries.iter().map(|e| len_field(digest_entry_len(e))).sum()
 }
 
 /// Encoded `MemberUpdate` body.
@@ -118,7 +245,67 @@ pub fn body_len(msg: &Message) -> usize {
             varint_field(kind_code(p.kind))
                 + if p.summary == 0 { 0 } else { 1 + 8 }
                 + updates(&p.members)
+                + if p.state_summary == 0 { 0 } else { 1 + 8 }
+                + p.digest.as_ref().map_or(0, |d| len_field(digest_len(d)))
+                + p.deltas
+                    .iter()
+                    .map(|d| len_field(delta_len(d)))
+                    .sum::<usize>()
+                + p.metadata
+                    .as_ref()
+                    .map_or(0, |m| len_field(metadata_len(m)))
         }
+        Message::Rumours(r) => {
+            r.data.iter().map(datum_field_len).sum::<usize>() + bool_field(r.pull)
+        }
+        Message::Eager(e) => e.data.iter().map(datum_field_len).sum(),
+        Message::IHave(i) => i.ids.iter().map(datum_id_field_len).sum(),
+        Message::Graft(g) => g.ids.iter().map(datum_id_field_len).sum(),
+        Message::Prune(_) => 0,
+        Message::Query(q) => varint_field(q.id as u64) + opt_len_field(q.key.len()),
+        Message::QueryReply(r) => {
+            varint_field(r.id as u64)
+                + varint_field(r.generation as u64)
+                + varint_field(r.version)
+                + r.value.as_ref().map_or(0, |v| opt_len_field(v.len()))
+                + bool_field(r.value.is_some())
+        }
+    }
+}
+
+/// Bytes of `msg` that belong to the data plane (entries, events, metadata
+/// and their announcements, digests and deltas), sent by a node at `from`:
+/// the whole message for data-plane kinds, and the digest, deltas and
+/// metadata fields of a push-pull (plus its envelope when it carries no
+/// membership). Used to measure what each update costs.
+pub fn data_plane_len(from: &SocketAddr, msg: &Message) -> usize {
+    match msg {
+        Message::Rumours(_)
+        | Message::Eager(_)
+        | Message::IHave(_)
+        | Message::Graft(_)
+        | Message::Prune(_)
+        | Message::Query(_)
+        | Message::QueryReply(_) => message_len(from, msg),
+        Message::PushPull(p) => {
+            let data = if p.state_summary == 0 { 0 } else { 1 + 8 }
+                + p.digest.as_ref().map_or(0, |d| len_field(digest_len(d)))
+                + p.deltas
+                    .iter()
+                    .map(|d| len_field(delta_len(d)))
+                    .sum::<usize>()
+                + p.metadata
+                    .as_ref()
+                    .map_or(0, |m| len_field(metadata_len(m)));
+            if p.members.is_empty() && p.digest.is_some()
+                || !p.deltas.is_empty() && p.members.is_empty()
+            {
+                message_len(from, msg)
+            } else {
+                data
+            }
+        }
+        _ => 0,
     }
 }
 

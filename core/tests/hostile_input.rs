@@ -1,7 +1,9 @@
 //! Whatever peers send, a node never panics, never loses itself, and never
 //! lets its incarnation go backwards: stale news is ignored, news of its own
 //! suspicion or death is refuted. Messages come from known and unknown
-//! senders, duplicated and reordered, with random sequence numbers.
+//! senders, duplicated and reordered, with random sequence numbers; data
+//! messages carry deltas that skip, overlap, reset, break the limits or
+//! claim the node's own namespace.
 //! Case count: `PROPTEST_CASES` (default 64).
 
 use std::net::SocketAddr;
@@ -80,9 +82,136 @@ fn message() -> impl Strategy<Value = Message> {
                 kind,
                 summary,
                 members,
+                ..PushPull::default()
             })
         }),
+        (0u8..5, any::<u64>(), deltas(), prop::option::of(metadata())).prop_map(
+            |(k, state_summary, deltas, metadata)| {
+                let kind = [
+                    PushPullKind::Join,
+                    PushPullKind::Summary,
+                    PushPullKind::Sync,
+                    PushPullKind::Reply,
+                    PushPullKind::Deltas,
+                ][k as usize];
+                let digest = (k % 2 == 0).then(|| {
+                    deltas
+                        .iter()
+                        .map(|d| DigestEntry {
+                            owner: d.owner.clone(),
+                            generation: d.generation,
+                            version: d.from,
+                        })
+                        .collect()
+                });
+                Message::PushPull(PushPull {
+                    kind,
+                    state_summary,
+                    digest,
+                    deltas,
+                    metadata,
+                    ..PushPull::default()
+                })
+            }
+        ),
+        (data(), any::<bool>()).prop_map(|(data, pull)| Message::Rumours(Rumours { data, pull })),
+        data().prop_map(|data| Message::Eager(Eager { data })),
+        ids().prop_map(|ids| Message::IHave(IHave { ids })),
+        ids().prop_map(|ids| Message::Graft(Graft { ids })),
+        Just(Message::Prune(Prune)),
+        (any::<u32>(), "[a-c]{0,3}").prop_map(|(id, key)| Message::Query(Query {
+            id,
+            key: Arc::from(key.as_str())
+        })),
+        (
+            0u32..4,
+            0u64..5,
+            prop::option::of(prop::collection::vec(any::<u8>(), 0..4))
+        )
+            .prop_map(|(id, version, value)| Message::QueryReply(QueryReply {
+                id,
+                generation: 0,
+                version,
+                value: value.map(|v| Arc::from(v.as_slice())),
+            })),
     ]
+}
+
+fn record() -> impl Strategy<Value = Record> {
+    prop_oneof![
+        (
+            "[a-c]{0,3}",
+            prop::option::of(prop::collection::vec(any::<u8>(), 0..4))
+        )
+            .prop_map(|(key, value)| Record::Entry {
+                key: Arc::from(key.as_str()),
+                value: value.map(|v| Arc::from(v.as_slice())),
+            }),
+        ("[a-c]{0,3}", any::<u64>()).prop_map(|(name, lamport)| Record::Event {
+            name: Arc::from(name.as_str()),
+            payload: Arc::from(&b"p"[..]),
+            lamport,
+        }),
+    ]
+}
+
+/// Deltas about n0 (the node itself) to n5, with versions that may be out
+/// of order, out of range, or skip.
+fn delta() -> impl Strategy<Value = Delta> {
+    (
+        0u8..6,
+        0u32..3,
+        0u64..6,
+        0u64..8,
+        any::<bool>(),
+        prop::collection::vec((0u64..10, record()), 0..5),
+    )
+        .prop_map(|(owner, generation, from, len, reset, records)| Delta {
+            owner: Arc::from(format!("n{owner}").as_str()),
+            generation,
+            from: if reset { 0 } else { from },
+            to: from + len,
+            reset,
+            horizon: from,
+            sender_version: from + len + 1,
+            records: records
+                .into_iter()
+                .map(|(version, record)| Versioned { version, record })
+                .collect(),
+        })
+}
+
+fn deltas() -> impl Strategy<Value = Vec<Delta>> {
+    prop::collection::vec(delta(), 0..4)
+}
+
+fn metadata() -> impl Strategy<Value = Metadata> {
+    (0u64..10, 0u8..6).prop_map(|(lamport, o)| Metadata {
+        lamport,
+        origin: Arc::from(format!("n{o}").as_str()),
+        value: Arc::from(&b"m"[..]),
+    })
+}
+
+fn data() -> impl Strategy<Value = Vec<Datum>> {
+    prop::collection::vec(
+        prop_oneof![
+            3 => delta().prop_map(Datum::Delta),
+            1 => metadata().prop_map(Datum::Metadata),
+        ],
+        0..4,
+    )
+}
+
+fn ids() -> impl Strategy<Value = Vec<DatumId>> {
+    prop::collection::vec(
+        (0u8..6, 0u64..8).prop_map(|(o, version)| DatumId::Record {
+            owner: Arc::from(format!("n{o}").as_str()),
+            generation: 0,
+            version,
+        }),
+        0..4,
+    )
 }
 
 /// An input: a message from sender `from` (0..12, so half are strangers),
@@ -126,7 +255,12 @@ proptest! {
             }
             while let Some(out) = node.poll_output() {
                 if let Output::Event(e) = &out {
-                    prop_assert_ne!(e.member().id.name(), "n0", "a node reports no event about itself");
+                    if let Some(m) = e.member() {
+                        prop_assert_ne!(m.id.name(), "n0", "a node reports no event about itself");
+                    }
+                    if let Event::EntryChanged { owner, .. } = e {
+                        prop_assert_ne!(&**owner, "n0", "no one else writes our namespace");
+                    }
                 }
             }
             let me = node.member("n0").expect("a node always knows itself");
@@ -138,6 +272,12 @@ proptest! {
             prop_assert!(deadline > Time::ZERO);
             prop_assert!(node.alive_members() <= node.live_members());
             prop_assert!(node.live_members() <= node.members().count());
+            prop_assert_eq!(node.namespace_version("n0"), Some((1, 0)), "our namespace is ours alone");
+            for owner in node.owners() {
+                for e in node.list(&owner, "") {
+                    prop_assert!(!e.key.is_empty());
+                }
+            }
         }
     }
 }

@@ -12,10 +12,11 @@
 pub mod metrics;
 pub mod net;
 pub mod scenario;
+pub mod updates;
 mod world;
 
 pub use metrics::Report;
-pub use scenario::{Fault, NodeSet, Scenario};
+pub use scenario::{Fault, NodeSet, Scenario, Workload};
 pub use world::{node_addr, node_index, node_name, Sim};
 
 /// Why a simulation could not be set up.

@@ -40,6 +40,9 @@ pub struct Metrics {
     bytes: u64,
     msgs_window: u64,
     bytes_window: u64,
+    /// From when traffic counts as idle (no writes any more), if ever.
+    quiet_from: Option<Time>,
+    bytes_quiet: u64,
     peak_members: usize,
     peak_broadcasts: usize,
     events: u64,
@@ -67,11 +70,18 @@ impl Metrics {
             bytes: 0,
             msgs_window: 0,
             bytes_window: 0,
+            quiet_from: None,
+            bytes_quiet: 0,
             peak_members: 0,
             peak_broadcasts: 0,
             events: 0,
             by_kind: BTreeMap::new(),
         }
+    }
+
+    /// Traffic from `at` to the end is idle traffic.
+    pub(crate) fn quiet_from(&mut self, at: Time) {
+        self.quiet_from = Some(at);
     }
 
     pub(crate) fn started(&mut self, now: Time) {
@@ -127,6 +137,9 @@ impl Metrics {
         if now >= self.measure_from && now < self.end {
             self.msgs_window += 1;
             self.bytes_window += bytes as u64;
+        }
+        if self.quiet_from.is_some_and(|q| now >= q) && now < self.end {
+            self.bytes_quiet += bytes as u64;
         }
     }
 
@@ -194,6 +207,10 @@ impl Metrics {
         let since_last_start = self
             .converged_at
             .map(|t| (t - self.last_start).as_secs_f64());
+        let idle = self.quiet_from.and_then(|q| {
+            let secs = (now.min(self.end).max(q) - q).as_secs_f64();
+            (secs > 0.0).then(|| self.bytes_quiet as f64 / n / secs)
+        });
         Report {
             scenario: scenario.name.clone(),
             nodes: scenario.nodes,
@@ -229,6 +246,14 @@ impl Metrics {
             trace_digest: format!("{digest:016x}"),
             final_membership: String::new(),
             wall_ms: None,
+            updates: 0,
+            update_rounds_mean: None,
+            update_rounds_p50: None,
+            update_rounds_p99: None,
+            update_rounds_max: None,
+            update_delivery_ratio: None,
+            idle_bytes_per_node_per_s: idle,
+            data_bytes: 0,
         }
     }
 }
@@ -323,6 +348,48 @@ pub struct Report {
     pub final_membership: String,
     /// Wall-clock time of the run, when measured by the caller.
     pub wall_ms: Option<f64>,
+    /// Writes tracked (the workload's puts and deletes after the prefill).
+    pub updates: usize,
+    /// Mean rounds from a write until every node running at the time held
+    /// it, over writes that got there.
+    pub update_rounds_mean: Option<f64>,
+    /// Median of the same.
+    pub update_rounds_p50: Option<f64>,
+    /// 99th percentile of the same.
+    pub update_rounds_p99: Option<f64>,
+    /// Largest of the same.
+    pub update_rounds_max: Option<f64>,
+    /// Of all (write, node running at the time) pairs, the fraction where
+    /// the node held the write at the end.
+    pub update_delivery_ratio: Option<f64>,
+    /// Bytes/node/s once the workload stopped (from two push-pull intervals
+    /// after its end), or over the measured window with no workload.
+    pub idle_bytes_per_node_per_s: Option<f64>,
+    /// Data-plane bytes sent in the run: entries, events, metadata, their
+    /// announcements, digests and deltas.
+    pub data_bytes: u64,
+}
+
+impl Report {
+    /// Fill in the per-update figures from the tracker.
+    pub fn add_updates(&mut self, tracker: &crate::updates::Tracker) {
+        let gi = self.gossip_interval_ms / 1e3;
+        let mut rounds: Vec<f64> = tracker
+            .updates()
+            .filter_map(|u| u.complete.map(|t| (t - u.at).as_secs_f64() / gi))
+            .collect();
+        rounds.sort_by(f64::total_cmp);
+        let (held, target) = tracker.updates().fold((0usize, 0usize), |(h, t), u| {
+            (h + u.held.min(u.target), t + u.target)
+        });
+        self.updates = tracker.len();
+        self.update_rounds_mean =
+            (!rounds.is_empty()).then(|| rounds.iter().sum::<f64>() / rounds.len() as f64);
+        self.update_rounds_p50 = percentile(&rounds, 0.50);
+        self.update_rounds_p99 = percentile(&rounds, 0.99);
+        self.update_rounds_max = rounds.last().copied();
+        self.update_delivery_ratio = (target > 0).then(|| held as f64 / target as f64);
+    }
 }
 
 impl fmt::Display for Report {
@@ -372,6 +439,21 @@ impl fmt::Display for Report {
             "  peak state                {} members, {} queued rumours",
             self.peak_members, self.peak_broadcasts
         )?;
+        if self.updates > 0 {
+            writeln!(
+                f,
+                "  updates                   {} written, {:.4} delivered; rounds to all: mean {}, p50 {}, p99 {}, max {}",
+                self.updates,
+                self.update_delivery_ratio.unwrap_or(0.0),
+                rounds(self.update_rounds_mean),
+                rounds(self.update_rounds_p50),
+                rounds(self.update_rounds_p99),
+                rounds(self.update_rounds_max)
+            )?;
+        }
+        if let Some(idle) = self.idle_bytes_per_node_per_s {
+            writeln!(f, "  idle traffic              {idle:.0} B/node/s")?;
+        }
         if !self.final_membership.is_empty() {
             writeln!(f, "  membership at the end     {}", self.final_membership)?;
         }

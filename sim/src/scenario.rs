@@ -77,6 +77,84 @@ pub struct Scenario {
     /// The fault schedule.
     #[serde(default)]
     pub faults: Vec<Fault>,
+    /// Writes, events and metadata the nodes make.
+    #[serde(default)]
+    pub workload: Workload,
+}
+
+/// What the nodes write while the scenario runs: a prefill of each node's
+/// namespace at start, then random operations at given cluster-wide rates,
+/// each at a uniformly random running node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Workload {
+    /// Entries each node writes into its namespace when it starts.
+    pub keys_per_node: usize,
+    /// Bytes of each written value.
+    pub value_size: usize,
+    /// Random puts (and deletes) per simulated second, across the cluster.
+    pub put_rate: f64,
+    /// Of those, the fraction that delete a key instead.
+    pub delete_fraction: f64,
+    /// User events per simulated second, across the cluster.
+    pub event_rate: f64,
+    /// Metadata publications per simulated second, across the cluster.
+    pub metadata_rate: f64,
+    /// Keys a random put picks from (`k0` .. `k{keys-1}`); at least
+    /// `keys_per_node` when that is larger.
+    pub keys: usize,
+    /// When random operations start (default: at the end of the start
+    /// window).
+    #[serde(with = "opt_duration")]
+    pub from: Option<Duration>,
+    /// When they stop (default: the end of the run). Traffic after the
+    /// stop, once two push-pull intervals have passed, is reported as idle.
+    #[serde(with = "opt_duration")]
+    pub until: Option<Duration>,
+}
+
+impl Default for Workload {
+    fn default() -> Self {
+        Workload {
+            keys_per_node: 0,
+            value_size: 16,
+            put_rate: 0.0,
+            delete_fraction: 0.0,
+            event_rate: 0.0,
+            metadata_rate: 0.0,
+            keys: 100,
+            from: None,
+            until: None,
+        }
+    }
+}
+
+impl Workload {
+    /// Operations per simulated second, all kinds together.
+    pub fn rate(&self) -> f64 {
+        self.put_rate + self.event_rate + self.metadata_rate
+    }
+
+    fn validate(&self) -> Result<(), SimError> {
+        let bad =
+            |field: &str, why: &str| Err(SimError::Scenario(format!("`workload.{field}` {why}")));
+        for (name, r) in [
+            ("put_rate", self.put_rate),
+            ("event_rate", self.event_rate),
+            ("metadata_rate", self.metadata_rate),
+        ] {
+            if !(r.is_finite() && r >= 0.0) {
+                return bad(name, "must be a non-negative number");
+            }
+        }
+        if !(0.0..=1.0).contains(&self.delete_fraction) {
+            return bad("delete_fraction", "must be between 0 and 1");
+        }
+        if self.keys == 0 {
+            return bad("keys", "must be at least 1");
+        }
+        Ok(())
+    }
 }
 
 fn default_name() -> String {
@@ -184,6 +262,20 @@ impl Scenario {
         self.protocol_config()?;
         for f in &self.faults {
             f.validate(self.nodes)?;
+        }
+        self.workload.validate()?;
+        let config = self.protocol_config()?;
+        if self.workload.value_size > config.max_value_len {
+            return bad(
+                "workload.value_size",
+                "must be at most the config's max_value_len",
+            );
+        }
+        if self.workload.keys_per_node > config.max_keys_per_namespace {
+            return bad(
+                "workload.keys_per_node",
+                "must be at most the config's max_keys_per_namespace",
+            );
         }
         Ok(())
     }

@@ -16,11 +16,15 @@ use std::time::Duration;
 
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rumour_core::{wire, Config, Event, Fnv64, Incarnation, Message, Node, NodeId, Output, Time};
+use rumour_core::{
+    wire, Config, Datum, Delta, Error, Event, Fnv64, Incarnation, Message, Node, NodeId, Output,
+    Record, Time, Versioned,
+};
 
 use crate::metrics::{Metrics, Report};
 use crate::net::{Fate, Network};
 use crate::scenario::{Fault, NodeSet, Scenario};
+use crate::updates::Tracker;
 use crate::SimError;
 
 /// The port every simulated node listens on; addresses differ by IP.
@@ -74,6 +78,8 @@ enum Action {
     ChurnTick {
         fault: usize,
     },
+    /// One random operation of the scenario's workload.
+    Workload,
 }
 
 #[derive(Debug)]
@@ -128,6 +134,11 @@ pub struct Sim {
     end: Time,
     /// Events kept for [`Sim::take_events`], when recording.
     log: Option<Vec<(Time, usize, Event)>>,
+    tracker: Tracker,
+    data_msgs: u64,
+    data_bytes: u64,
+    all_msgs: u64,
+    all_bytes: u64,
 }
 
 impl Sim {
@@ -171,8 +182,27 @@ impl Sim {
             digest: Fnv64::default(),
             end,
             log: None,
+            tracker: Tracker::new(n),
+            data_msgs: 0,
+            data_bytes: 0,
+            all_msgs: 0,
+            all_bytes: 0,
             scenario,
         };
+        let w = sim.scenario.workload.clone();
+        if w.rate() > 0.0 {
+            let from = w.from.unwrap_or(sim.scenario.start_window);
+            sim.schedule(Time::ZERO + from, Action::Workload);
+            if let Some(until) = w.until {
+                let quiet = Time::ZERO + until + sim.config.push_pull_interval * 2;
+                if quiet < end {
+                    sim.metrics.quiet_from(quiet);
+                }
+            }
+        } else {
+            sim.metrics
+                .quiet_from(Time::ZERO + sim.scenario.measure_from());
+        }
         let window = sim.scenario.start_window.as_micros() as u64;
         for i in 0..n {
             let at = if i == 0 || window == 0 {
@@ -246,6 +276,37 @@ impl Sim {
     /// Run to the scenario's end and report.
     pub fn run(mut self) -> Report {
         self.run_until(self.end);
+        if std::env::var("RUMOUR_DEBUG").is_ok() {
+            let mut t = rumour_core::Stats::default();
+            let mut eager = 0;
+            for i in 0..self.slots.len() {
+                if let Some(n) = self.node(i) {
+                    let s = n.stats();
+                    t.grafts += s.grafts;
+                    t.prunes += s.prunes;
+                    t.gap_pulls += s.gap_pulls;
+                    t.deltas_gap += s.deltas_gap;
+                    t.data_unknown_owner += s.data_unknown_owner;
+                    t.data_duplicates += s.data_duplicates;
+                    t.deltas_applied += s.deltas_applied;
+                    eager += n.eager_peers();
+                }
+            }
+            eprintln!("{t:?} eager {eager}");
+            let mut slow: Vec<(f64, usize, f64)> = self
+                .tracker
+                .updates()
+                .map(|u| {
+                    (
+                        u.complete.map_or(1e9, |c| (c - u.at).as_secs_f64()),
+                        u.owner,
+                        u.at.as_secs_f64(),
+                    )
+                })
+                .collect();
+            slow.sort_by(|a, b| b.0.total_cmp(&a.0));
+            eprintln!("slowest {:?}", &slow[..10.min(slow.len())]);
+        }
         let mut report = self.report();
         report.final_membership = match self.check_membership() {
             Ok(()) => "agrees".into(),
@@ -256,8 +317,12 @@ impl Sim {
 
     /// The report of the run so far.
     pub fn report(&self) -> Report {
-        self.metrics
-            .report(&self.scenario, &self.config, self.now, self.digest.finish())
+        let mut r =
+            self.metrics
+                .report(&self.scenario, &self.config, self.now, self.digest.finish());
+        r.add_updates(&self.tracker);
+        r.data_bytes = self.data_bytes;
+        r
     }
 
     /// Process every event up to and including `until`, then set the clock
@@ -336,6 +401,7 @@ impl Sim {
             Action::Fault(f) => self.apply_fault(f),
             Action::Restart { node } => self.restart(node),
             Action::ChurnTick { fault } => self.churn_tick(fault),
+            Action::Workload => self.workload_tick(),
         }
     }
 
@@ -366,6 +432,13 @@ impl Sim {
     fn transmit(&mut self, from: usize, to: SocketAddr, msg: Message) {
         let bytes = wire::message_len(&node_addr(from), &msg);
         self.metrics.sent(from, self.now, msg.kind(), bytes);
+        self.all_msgs += 1;
+        self.all_bytes += bytes as u64;
+        let data = wire::data_plane_len(&node_addr(from), &msg);
+        if data > 0 {
+            self.data_msgs += 1;
+            self.data_bytes += data as u64;
+        }
         let Some(to) = node_index(&to).filter(|&t| t < self.slots.len()) else {
             return;
         };
@@ -404,7 +477,12 @@ impl Sim {
         if let Some(log) = &mut self.log {
             log.push((self.now, observer, e.clone()));
         }
-        let about = self.index_of(e.member().id.name());
+        let Some(member) = e.member() else {
+            self.metrics.event(self.now, observer, &e, None, false);
+            self.track_data(observer, &e);
+            return;
+        };
+        let about = self.index_of(member.id.name());
         let about_running = about.is_some_and(|a| self.is_running(a));
         self.metrics
             .event(self.now, observer, &e, about, about_running);
@@ -423,6 +501,166 @@ impl Sim {
         }
     }
 
+    /// A node applied a data change: note how far its replica of the owner
+    /// now reaches.
+    fn track_data(&mut self, observer: usize, e: &Event) {
+        let owner = match e {
+            Event::EntryChanged { owner, .. } => owner,
+            Event::UserEvent { origin, .. } => origin,
+            _ => return,
+        };
+        let Some(node) = self.slots[observer].node.as_ref() else {
+            return;
+        };
+        if let Some((generation, version)) = node.namespace_version(owner) {
+            let owner = owner.clone();
+            self.tracker
+                .progress(self.now, observer, &owner, generation, version);
+        }
+    }
+
+    // ----- workload --------------------------------------------------------
+
+    fn running_nodes(&self) -> Vec<usize> {
+        (0..self.slots.len())
+            .filter(|&i| self.is_running(i))
+            .collect()
+    }
+
+    fn random_value(&mut self, len: usize) -> Vec<u8> {
+        let mut v = vec![0u8; len];
+        self.rng.fill_bytes(&mut v);
+        v
+    }
+
+    fn workload_tick(&mut self) {
+        let w = self.scenario.workload.clone();
+        if w.until.is_some_and(|u| self.now >= Time::ZERO + u) {
+            return;
+        }
+        let rate = w.rate();
+        let gap = -(1.0 - self.rng.random::<f64>()).ln() / rate;
+        let next = self.now + Duration::from_secs_f64(gap.min(3600.0));
+        if next < self.end {
+            self.schedule(next, Action::Workload);
+        }
+        let running = self.running_nodes();
+        if running.is_empty() {
+            return;
+        }
+        let i = running[self.rng.random_range(0..running.len())];
+        let pick = self.rng.random::<f64>() * rate;
+        let keys = w.keys.max(w.keys_per_node);
+        if pick < w.put_rate {
+            let key = format!("k{}", self.rng.random_range(0..keys));
+            if self.rng.random::<f64>() < w.delete_fraction {
+                let _ = self.delete(i, &key);
+            } else {
+                let value = self.random_value(w.value_size);
+                let _ = self.put(i, &key, &value);
+            }
+        } else if pick < w.put_rate + w.event_rate {
+            let payload = self.random_value(w.value_size);
+            let _ = self.send_event(i, "workload", &payload);
+        } else {
+            let value = self.random_value(w.value_size);
+            let _ = self.publish_metadata(i, &value);
+        }
+    }
+
+    /// Track write `version` of node `i`, just made, as one update.
+    fn track_write(&mut self, i: usize, key: &str, value: Option<&[u8]>, version: u64) {
+        let node = self.slots[i].node.as_ref().expect("running");
+        let (generation, _) = node
+            .namespace_version(&node_name(i))
+            .expect("own namespace");
+        let name: std::sync::Arc<str> = std::sync::Arc::from(node_name(i).as_str());
+        let delta = Delta {
+            owner: name.clone(),
+            generation,
+            from: version - 1,
+            to: version,
+            reset: false,
+            horizon: 0,
+            sender_version: version,
+            records: vec![Versioned {
+                version,
+                record: Record::Entry {
+                    key: std::sync::Arc::from(key),
+                    value: value.map(std::sync::Arc::from),
+                },
+            }],
+        };
+        let size = wire::datum_len(&Datum::Delta(delta));
+        let target = self.running_nodes().len().saturating_sub(1);
+        self.tracker
+            .wrote(self.now, i, name, generation, version, size, target);
+    }
+
+    /// Node `i` writes `value` under `key` now; the write is tracked.
+    pub fn put(&mut self, i: usize, key: &str, value: &[u8]) -> Result<u64, Error> {
+        let now = self.now;
+        let node = self.slots[i].node.as_mut().ok_or(Error::Left)?;
+        let version = node.put(now, key, value)?;
+        self.track_write(i, key, Some(value), version);
+        self.drain(i);
+        Ok(version)
+    }
+
+    /// Node `i` deletes `key` now; the delete is tracked.
+    pub fn delete(&mut self, i: usize, key: &str) -> Result<Option<u64>, Error> {
+        let now = self.now;
+        let node = self.slots[i].node.as_mut().ok_or(Error::Left)?;
+        let version = node.delete(now, key)?;
+        if let Some(v) = version {
+            self.track_write(i, key, None, v);
+        }
+        self.drain(i);
+        Ok(version)
+    }
+
+    /// Node `i` sends a user event now.
+    pub fn send_event(&mut self, i: usize, name: &str, payload: &[u8]) -> Result<u64, Error> {
+        let now = self.now;
+        let node = self.slots[i].node.as_mut().ok_or(Error::Left)?;
+        let lamport = node.send_event(now, name, payload)?;
+        self.drain(i);
+        Ok(lamport)
+    }
+
+    /// Node `i` publishes cluster metadata now.
+    pub fn publish_metadata(&mut self, i: usize, value: &[u8]) -> Result<u64, Error> {
+        let now = self.now;
+        let node = self.slots[i].node.as_mut().ok_or(Error::Left)?;
+        let lamport = node.publish_metadata(now, value)?;
+        self.drain(i);
+        Ok(lamport)
+    }
+
+    /// Node `i` asks `owner` for the freshest value of `key`; the answer
+    /// comes as an event.
+    pub fn query_fresh(&mut self, i: usize, owner: &str, key: &str) -> Option<u32> {
+        let now = self.now;
+        let id = self.slots[i].node.as_mut()?.query_fresh(now, owner, key);
+        self.drain(i);
+        Some(id)
+    }
+
+    /// The updates tracked so far.
+    pub fn updates(&self) -> &Tracker {
+        &self.tracker
+    }
+
+    /// Data-plane messages and bytes sent so far.
+    pub fn data_traffic(&self) -> (u64, u64) {
+        (self.data_msgs, self.data_bytes)
+    }
+
+    /// All messages and bytes sent so far.
+    pub fn traffic(&self) -> (u64, u64) {
+        (self.all_msgs, self.all_bytes)
+    }
+
     fn index_of(&self, name: &str) -> Option<usize> {
         name.strip_prefix("node-")?
             .parse()
@@ -438,15 +676,26 @@ impl Sim {
             return;
         }
         slot.life += 1;
+        let (incarnation, life) = (slot.incarnation, slot.life);
         let id = NodeId::new(&node_name(i), node_addr(i)).expect("simulated names are valid");
         let seed = self.rng.next_u64();
-        let mut node = Node::new(id, slot.incarnation, self.config.clone(), seed, self.now)
+        let mut node = Node::new(id, incarnation, self.config.clone(), seed, self.now)
             .expect("the scenario's config was validated");
+        let (prefill, size) = (
+            self.scenario.workload.keys_per_node,
+            self.scenario.workload.value_size,
+        );
+        for k in 0..prefill {
+            let value = self.random_value(size);
+            node.put(self.now, &format!("k{k}"), &value)
+                .expect("the workload was validated against the limits");
+        }
+        self.tracker.restarted(i);
         let seeds: Vec<SocketAddr> = (0..self.scenario.seeds)
             .filter(|&s| s != i)
             .map(node_addr)
             .collect();
-        if i != 0 || slot.life > 1 {
+        if i != 0 || life > 1 {
             // Every node but the very first joins through the seeds; a
             // restarted first seed joins through the others (or node 1).
             let seeds = if seeds.is_empty() && self.slots.len() > 1 {
@@ -570,6 +819,47 @@ impl Sim {
     }
 
     // ----- checks for tests -------------------------------------------------
+
+    /// Every running node holds what every running owner holds of its own
+    /// namespace: the same version (generation and counter) and the same
+    /// live entries; and every running node holds the same metadata. On
+    /// disagreement, the first one found, in words.
+    pub fn check_state(&self) -> Result<(), String> {
+        let running = self.running_nodes();
+        let Some(&first) = running.first() else {
+            return Ok(());
+        };
+        let reference = self.node(first).expect("running");
+        for &i in &running {
+            let node = self.node(i).expect("running");
+            if node.metadata() != reference.metadata() {
+                return Err(format!(
+                    "node-{i} holds metadata {:?}, node-{first} holds {:?}",
+                    node.metadata().map(|m| (m.lamport, m.origin.clone())),
+                    reference.metadata().map(|m| (m.lamport, m.origin.clone()))
+                ));
+            }
+            for &o in &running {
+                let owner = node_name(o);
+                let truth = self.node(o).expect("running");
+                let want = truth.namespace_version(&owner);
+                let have = node.namespace_version(&owner);
+                let want_v = want.filter(|w| w.1 > 0);
+                let have_v = have.filter(|h| h.1 > 0);
+                if want_v != have_v {
+                    return Err(format!(
+                        "node-{i} holds {owner} at {have:?}, the owner is at {want:?}"
+                    ));
+                }
+                if node.list(&owner, "") != truth.list(&owner, "") {
+                    return Err(format!(
+                        "node-{i}'s replica of {owner} differs from the owner's entries"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 
     /// Whether every running node sees exactly the running nodes as live
     /// members and every other member as dead, left or forgotten. A running

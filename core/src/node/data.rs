@@ -1,0 +1,755 @@
+//! The data plane of a node: its namespace and replicas, user events and
+//! cluster metadata, how fresh data spreads (a broadcast tree, or periodic
+//! push, pull or push-pull), and freshest reads.
+//!
+//! The tree is Plumtree's (Leitão et al., 2007) without its partial view:
+//! fresh data is pushed at once, on first receipt, to the node's eager
+//! peers; a duplicate prunes the link it came over, so eager links thin to a
+//! spanning tree; ids of fresh data are announced (lazy push) to random
+//! peers each gossip round, and a node that hears of something it lacks
+//! grafts itself back by asking the announcer for it.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use super::*;
+use crate::config::Dissemination;
+use crate::store::{Change, Entry, Refusal};
+
+/// How many gossip rounds each fresh datum's id is announced in (tree mode).
+const ANNOUNCE_ROUNDS: u32 = 2;
+/// Peers each announcement goes to (tree mode).
+const ANNOUNCE_PEERS: usize = 1;
+/// Announcers remembered per missing datum.
+const MAX_ANNOUNCERS: usize = 4;
+
+/// Where a freshest read's answer came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReadSource {
+    /// The owner answered.
+    Owner,
+    /// The owner did not answer in time (or is not a live member, or is
+    /// this node): the answer is this node's replica.
+    Replica,
+}
+
+/// The answer to [`Node::query_fresh`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FreshRead {
+    /// The id `query_fresh` returned.
+    pub id: u32,
+    /// The owner asked about.
+    pub owner: Arc<str>,
+    /// The key asked about.
+    pub key: Arc<str>,
+    /// Who answered.
+    pub source: ReadSource,
+    /// The generation of the owner's namespace the answer is from.
+    pub generation: u32,
+    /// The version of the key's last write (0: never written, or its
+    /// tombstone collected).
+    pub version: u64,
+    /// The value, `None` if absent or deleted.
+    pub value: Option<Arc<[u8]>>,
+}
+
+#[derive(Debug)]
+pub(super) struct Missing {
+    announcers: VecDeque<SocketAddr>,
+    deadline: Time,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Tree {
+    /// Peers fresh data is pushed to at once.
+    eager: BTreeSet<SocketAddr>,
+    /// Data heard of but not held, with who has it.
+    missing: BTreeMap<DatumId, Missing>,
+    /// Recent data, to answer grafts and pulls.
+    recent: BTreeMap<DatumId, Datum>,
+    recent_order: VecDeque<DatumId>,
+}
+
+#[derive(Debug)]
+pub(super) struct PendingQuery {
+    id: u32,
+    owner: Arc<str>,
+    key: Arc<str>,
+    to: SocketAddr,
+    deadline: Time,
+}
+
+/// What receiving a datum did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Receipt {
+    Fresh,
+    Duplicate,
+    /// Held until the versions before it arrive.
+    Gap,
+    Refused,
+}
+
+impl Node {
+    // ----- commands ------------------------------------------------------
+
+    /// Write `value` under `key` in this node's namespace. Returns the
+    /// write's version.
+    pub fn put(&mut self, now: Time, key: &str, value: &[u8]) -> Result<u64, Error> {
+        self.write_record(
+            now,
+            Record::Entry {
+                key: Arc::from(key),
+                value: Some(Arc::from(value)),
+            },
+        )
+    }
+
+    /// Write into the namespace named `namespace`, which must be this
+    /// node's own: another owner's namespace is refused with
+    /// [`Error::NotOwner`].
+    pub fn put_in(
+        &mut self,
+        now: Time,
+        namespace: &str,
+        key: &str,
+        value: &[u8],
+    ) -> Result<u64, Error> {
+        if namespace != self.me.name() {
+            return Err(Error::NotOwner(namespace.to_string()));
+        }
+        self.put(now, key, value)
+    }
+
+    /// Delete `key` from this node's namespace, leaving a tombstone.
+    /// Returns the delete's version, or `None` if the key was not live.
+    pub fn delete(&mut self, now: Time, key: &str) -> Result<Option<u64>, Error> {
+        if self.store.get(self.me.name(), key).is_none() {
+            if key.is_empty() {
+                return Err(Error::EmptyKey);
+            }
+            return Ok(None);
+        }
+        self.write_record(
+            now,
+            Record::Entry {
+                key: Arc::from(key),
+                value: None,
+            },
+        )
+        .map(Some)
+    }
+
+    /// Send a user event to every live node. Returns its Lamport time, which
+    /// with this node's name identifies it.
+    pub fn send_event(&mut self, now: Time, name: &str, payload: &[u8]) -> Result<u64, Error> {
+        let lamport = self.lamport + 1;
+        self.write_record(
+            now,
+            Record::Event {
+                name: Arc::from(name),
+                payload: Arc::from(payload),
+                lamport,
+            },
+        )?;
+        Ok(lamport)
+    }
+
+    /// Publish the cluster metadata: it replaces the current register
+    /// everywhere (last writer wins by Lamport time, then name).
+    pub fn publish_metadata(&mut self, now: Time, value: &[u8]) -> Result<u64, Error> {
+        if self.status != Status::Running {
+            return Err(Error::Left);
+        }
+        if value.len() > self.config.max_value_len {
+            return Err(Error::ValueTooLong {
+                len: value.len(),
+                max: self.config.max_value_len,
+            });
+        }
+        self.lamport += 1;
+        let m = Metadata {
+            lamport: self.lamport,
+            origin: self.my_name.clone(),
+            value: Arc::from(value),
+        };
+        self.metadata = Some(m.clone());
+        self.outputs
+            .push_back(Output::Event(Event::MetadataChanged(m.clone())));
+        self.spread(now, Datum::Metadata(m), None);
+        Ok(self.lamport)
+    }
+
+    /// Ask `owner` for its current value of `key`. The answer comes as
+    /// [`Event::FreshRead`] with the returned id: from the owner, or after
+    /// `query_timeout` from the local replica.
+    pub fn query_fresh(&mut self, now: Time, owner: &str, key: &str) -> u32 {
+        self.next_query = self.next_query.wrapping_add(1);
+        let id = self.next_query;
+        let owner_id = self
+            .members
+            .get(owner)
+            .filter(|(_, e)| e.state.is_live())
+            .map(|(id, _)| id.clone());
+        match owner_id {
+            Some(to) if owner != self.me.name() && self.status == Status::Running => {
+                self.queries.push(PendingQuery {
+                    id,
+                    owner: Arc::from(owner),
+                    key: Arc::from(key),
+                    to: to.addr(),
+                    deadline: now + self.config.query_timeout,
+                });
+                self.send(
+                    to.addr(),
+                    Message::Query(Query {
+                        id,
+                        key: Arc::from(key),
+                    }),
+                );
+            }
+            _ => {
+                let source = if owner == self.me.name() {
+                    ReadSource::Owner
+                } else {
+                    ReadSource::Replica
+                };
+                self.answer_locally(id, Arc::from(owner), Arc::from(key), source);
+            }
+        }
+        id
+    }
+
+    // ----- reads ---------------------------------------------------------
+
+    /// The live entry `key` of `owner`'s namespace, as this node holds it.
+    pub fn get(&self, owner: &str, key: &str) -> Option<Entry> {
+        self.store.get(owner, key)
+    }
+
+    /// Live entries of `owner`'s namespace whose keys start with `prefix`.
+    pub fn list(&self, owner: &str, prefix: &str) -> Vec<Entry> {
+        self.store.list(owner, prefix)
+    }
+
+    /// The cluster metadata register, if anyone has published.
+    pub fn metadata(&self) -> Option<&Metadata> {
+        self.metadata.as_ref()
+    }
+
+    /// Hash of the digest and the metadata register: equal on two nodes
+    /// that hold the same versions of every namespace and the same metadata.
+    pub fn state_summary(&self) -> u64 {
+        let m = self.metadata.as_ref().map_or(0, |m| {
+            let mut h = crate::summary::Fnv64::default();
+            h.write(&m.lamport.to_le_bytes());
+            h.write(m.origin.as_bytes());
+            h.finish()
+        });
+        self.store.summary() ^ m
+    }
+
+    /// The scuttlebutt digest: the version held of every namespace.
+    pub fn digest(&self) -> Vec<DigestEntry> {
+        self.store.digest()
+    }
+
+    /// (generation, version) held of `owner`'s namespace.
+    pub fn namespace_version(&self, owner: &str) -> Option<(u32, u64)> {
+        self.store.version(owner)
+    }
+
+    /// Owners whose namespaces this node holds (itself included).
+    pub fn owners(&self) -> Vec<Arc<str>> {
+        self.store.owners().cloned().collect()
+    }
+
+    /// The peers this node pushes fresh data to at once (tree mode).
+    pub fn eager_peers(&self) -> usize {
+        self.tree.eager.len()
+    }
+
+    // ----- internals -----------------------------------------------------
+
+    fn write_record(&mut self, now: Time, record: Record) -> Result<u64, Error> {
+        if self.status != Status::Running {
+            return Err(Error::Left);
+        }
+        let (delta, change) = self.store.write(now, record)?;
+        let version = delta.to;
+        self.report(vec![change]);
+        self.spread(now, Datum::Delta(delta), None);
+        Ok(version)
+    }
+
+    fn answer_locally(&mut self, id: u32, owner: Arc<str>, key: Arc<str>, source: ReadSource) {
+        let (generation, version, value) = self.store.lookup(&owner, &key);
+        self.outputs
+            .push_back(Output::Event(Event::FreshRead(FreshRead {
+                id,
+                owner,
+                key,
+                source,
+                generation,
+                version,
+                value,
+            })));
+    }
+
+    fn report(&mut self, changes: Vec<Change>) {
+        for c in changes {
+            let event = match c {
+                Change::Entry {
+                    owner,
+                    key,
+                    version,
+                    value,
+                } => Event::EntryChanged {
+                    owner,
+                    key,
+                    version,
+                    value,
+                },
+                Change::Event {
+                    origin,
+                    name,
+                    payload,
+                    lamport,
+                    version: _,
+                } => {
+                    self.lamport = self.lamport.max(lamport);
+                    Event::UserEvent {
+                        origin,
+                        name,
+                        payload,
+                        lamport,
+                    }
+                }
+            };
+            self.outputs.push_back(Output::Event(event));
+        }
+    }
+
+    fn remember(&mut self, datum: &Datum) {
+        let id = datum.id();
+        if self.tree.recent.insert(id.clone(), datum.clone()).is_none() {
+            self.tree.recent_order.push_back(id);
+        }
+        while self.tree.recent_order.len() > self.config.max_broadcasts {
+            if let Some(old) = self.tree.recent_order.pop_front() {
+                self.tree.recent.remove(&old);
+            }
+        }
+    }
+
+    /// Start spreading a fresh datum (ours, or first received from `from`).
+    pub(super) fn spread(&mut self, _now: Time, datum: Datum, from: Option<SocketAddr>) {
+        self.remember(&datum);
+        let max = self.config.max_broadcasts;
+        match self.config.dissemination {
+            Dissemination::Tree => {
+                let peers: Vec<SocketAddr> = self
+                    .tree
+                    .eager
+                    .iter()
+                    .copied()
+                    .filter(|p| Some(*p) != from)
+                    .collect();
+                for p in peers {
+                    self.send(
+                        p,
+                        Message::Eager(Eager {
+                            data: vec![datum.clone()],
+                        }),
+                    );
+                }
+                let size = wire::datum_id_field_len(&datum.id());
+                self.data.push(datum, size, max);
+            }
+            _ => {
+                let size = wire::datum_field_len(&datum);
+                self.data.push(datum, size, max);
+            }
+        }
+    }
+
+    fn owner_live(&self, owner: &str) -> bool {
+        owner == self.me.name()
+            || self
+                .members
+                .get(owner)
+                .is_some_and(|(_, e)| e.state.is_live())
+    }
+
+    /// We hold a rumour of `owner` we cannot apply yet: pull the versions
+    /// before it from `from`, which applied it and so holds them. At most
+    /// once per owner per half gossip interval.
+    fn pull_gap(&mut self, now: Time, from: SocketAddr, owner: &Arc<str>, generation: u32) {
+        let wait = self.config.gossip_interval / 2;
+        if self.pulled.get(owner).is_some_and(|t| now < *t + wait) {
+            return;
+        }
+        self.pulled.insert(owner.clone(), now);
+        let version = match self.store.version(owner) {
+            Some((g, v)) if g == generation => v,
+            _ => 0,
+        };
+        let digest = vec![DigestEntry {
+            owner: owner.clone(),
+            generation,
+            version,
+        }];
+        let msg = PushPull {
+            kind: PushPullKind::Pull,
+            digest: Some(digest),
+            ..PushPull::default()
+        };
+        self.stats.gap_pulls += 1;
+        self.send(from, Message::PushPull(msg));
+    }
+
+    fn receive(&mut self, now: Time, datum: &Datum) -> Receipt {
+        match datum {
+            Datum::Delta(d) => {
+                if !self.owner_live(&d.owner) {
+                    self.stats.data_unknown_owner += 1;
+                    return Receipt::Refused;
+                }
+                match self.store.apply(now, d, true) {
+                    Ok(changes) => {
+                        self.stats.deltas_applied += 1;
+                        self.report(changes);
+                        Receipt::Fresh
+                    }
+                    Err(Refusal::Duplicate | Refusal::OwnNamespace | Refusal::StaleGeneration) => {
+                        self.stats.data_duplicates += 1;
+                        Receipt::Duplicate
+                    }
+                    Err(Refusal::Gap) => {
+                        self.stats.deltas_gap += 1;
+                        Receipt::Gap
+                    }
+                    Err(Refusal::StaleSource) => {
+                        self.stats.deltas_stale_source += 1;
+                        Receipt::Refused
+                    }
+                    Err(Refusal::Malformed) => {
+                        self.stats.deltas_malformed += 1;
+                        Receipt::Refused
+                    }
+                }
+            }
+            Datum::Metadata(m) => {
+                if m.value.len() > self.config.max_value_len || m.origin.is_empty() {
+                    self.stats.deltas_malformed += 1;
+                    return Receipt::Refused;
+                }
+                self.lamport = self.lamport.max(m.lamport);
+                if self.metadata.as_ref().is_none_or(|cur| m.beats(cur)) {
+                    self.metadata = Some(m.clone());
+                    self.outputs
+                        .push_back(Output::Event(Event::MetadataChanged(m.clone())));
+                    Receipt::Fresh
+                } else {
+                    self.stats.data_duplicates += 1;
+                    Receipt::Duplicate
+                }
+            }
+        }
+    }
+
+    /// Data arrived from `from`, pushed eagerly along the tree (`eager`) or
+    /// by periodic gossip.
+    pub(super) fn on_data(&mut self, now: Time, from: SocketAddr, data: Vec<Datum>, eager: bool) {
+        let tree = self.config.dissemination == Dissemination::Tree;
+        let mut prune = false;
+        for datum in data {
+            match self.receive(now, &datum) {
+                Receipt::Fresh => {
+                    self.tree.missing.remove(&datum.id());
+                    if eager && tree {
+                        self.tree.eager.insert(from);
+                    }
+                    self.spread(now, datum, Some(from));
+                }
+                Receipt::Duplicate => {
+                    if eager && tree {
+                        prune = true;
+                    } else if !tree {
+                        let limit = self.config.retransmit_limit(self.members.live_others() + 1);
+                        self.data
+                            .heard_again(&datum, self.config.retransmit_mult, limit);
+                    }
+                }
+                Receipt::Gap => {
+                    if let Datum::Delta(d) = &datum {
+                        self.pull_gap(now, from, &d.owner, d.generation);
+                    }
+                }
+                Receipt::Refused => {}
+            }
+        }
+        if prune {
+            self.tree.eager.remove(&from);
+            self.stats.prunes += 1;
+            self.send(from, Message::Prune(Prune));
+        }
+    }
+
+    pub(super) fn on_rumours(&mut self, now: Time, from: SocketAddr, r: Rumours) {
+        self.on_data(now, from, r.data, false);
+        if r.pull {
+            let data = self.pack_data();
+            if !data.is_empty() {
+                self.send(from, Message::Rumours(Rumours { data, pull: false }));
+            }
+        }
+    }
+
+    pub(super) fn on_ihave(&mut self, now: Time, from: SocketAddr, ids: Vec<DatumId>) {
+        let wait = self.config.gossip_interval / 2;
+        for id in ids {
+            if self.holds(&id) {
+                continue;
+            }
+            let m = self.tree.missing.entry(id).or_insert_with(|| Missing {
+                announcers: VecDeque::new(),
+                deadline: now + wait,
+            });
+            if m.announcers.len() < MAX_ANNOUNCERS && !m.announcers.contains(&from) {
+                m.announcers.push_back(from);
+            }
+        }
+    }
+
+    pub(super) fn on_graft(&mut self, from: SocketAddr, ids: Vec<DatumId>) {
+        self.tree.eager.insert(from);
+        let data: Vec<Datum> = ids
+            .iter()
+            .filter_map(|id| self.tree.recent.get(id).cloned())
+            .collect();
+        if !data.is_empty() {
+            self.send(from, Message::Eager(Eager { data }));
+        }
+    }
+
+    pub(super) fn on_prune(&mut self, from: SocketAddr) {
+        self.tree.eager.remove(&from);
+    }
+
+    pub(super) fn on_query(&mut self, from: SocketAddr, q: Query) {
+        let (generation, version, value) = self.store.lookup(self.me.name(), &q.key);
+        self.send(
+            from,
+            Message::QueryReply(QueryReply {
+                id: q.id,
+                generation,
+                version,
+                value,
+            }),
+        );
+    }
+
+    pub(super) fn on_query_reply(&mut self, from: SocketAddr, r: QueryReply) {
+        let Some(i) = self
+            .queries
+            .iter()
+            .position(|q| q.id == r.id && q.to == from)
+        else {
+            self.stats.stale_acks += 1;
+            return;
+        };
+        let q = self.queries.swap_remove(i);
+        self.outputs
+            .push_back(Output::Event(Event::FreshRead(FreshRead {
+                id: q.id,
+                owner: q.owner,
+                key: q.key,
+                source: ReadSource::Owner,
+                generation: r.generation,
+                version: r.version,
+                value: r.value,
+            })));
+    }
+
+    /// Whether this node holds `id` (or something newer), or has no use for
+    /// it (an owner that is not a live member).
+    fn holds(&self, id: &DatumId) -> bool {
+        match id {
+            DatumId::Record {
+                owner,
+                generation,
+                version,
+            } => {
+                if !self.owner_live(owner) {
+                    return true;
+                }
+                self.store
+                    .version(owner)
+                    .is_some_and(|(g, v)| g > *generation || (g == *generation && v >= *version))
+            }
+            DatumId::Metadata { lamport, origin } => self
+                .metadata
+                .as_ref()
+                .is_some_and(|m| (m.lamport, &*m.origin) >= (*lamport, &**origin)),
+        }
+    }
+
+    fn pack_data(&mut self) -> Vec<Datum> {
+        let mut data = Vec::new();
+        if self.data.is_empty() {
+            return data;
+        }
+        let base = wire::message_len(&self.me.addr(), &Message::Rumours(Rumours::default())) + 4;
+        let budget = self.config.max_message_size.saturating_sub(base);
+        let limit = self.config.retransmit_limit(self.members.live_others() + 1);
+        self.data.pack(budget, limit, &mut data);
+        data
+    }
+
+    /// The data half of a gossip round.
+    pub(super) fn data_round(&mut self) {
+        let k = self.config.fanout;
+        match self.config.dissemination {
+            Dissemination::Tree => {
+                if self.tree.eager.is_empty() {
+                    let peers = self.members.random_live(k, &[], &mut self.rng);
+                    for p in peers {
+                        self.tree.eager.insert(p.addr());
+                        self.send(p.addr(), Message::Graft(Graft::default()));
+                    }
+                }
+                if self.data.is_empty() {
+                    return;
+                }
+                let mut data = Vec::new();
+                let base =
+                    wire::message_len(&self.me.addr(), &Message::IHave(IHave::default())) + 4;
+                let budget = self.config.max_message_size.saturating_sub(base);
+                self.data.pack(budget, ANNOUNCE_ROUNDS, &mut data);
+                let ids: Vec<DatumId> = data.iter().map(Datum::id).collect();
+                let peers = self.members.random_live(ANNOUNCE_PEERS, &[], &mut self.rng);
+                for p in peers {
+                    self.send(p.addr(), Message::IHave(IHave { ids: ids.clone() }));
+                }
+            }
+            Dissemination::Push | Dissemination::PushPull => {
+                if self.data.is_empty() && self.config.dissemination == Dissemination::Push {
+                    return;
+                }
+                let pull = self.config.dissemination == Dissemination::PushPull;
+                let peers = self
+                    .members
+                    .gossip_peers(k, self.config.peer_selection, &mut self.rng);
+                for p in peers {
+                    let data = self.pack_data();
+                    if data.is_empty() && !pull {
+                        break;
+                    }
+                    self.send(p.addr(), Message::Rumours(Rumours { data, pull }));
+                }
+            }
+            Dissemination::Pull => {
+                let peers = self
+                    .members
+                    .gossip_peers(k, self.config.peer_selection, &mut self.rng);
+                for p in peers {
+                    self.send(
+                        p.addr(),
+                        Message::Rumours(Rumours {
+                            data: Vec::new(),
+                            pull: true,
+                        }),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Grafts whose wait is over, queries past their timeout, tombstones
+    /// past their grace.
+    pub(super) fn data_timers(&mut self, now: Time) {
+        self.store.collect_garbage(now);
+        let due: Vec<DatumId> = self
+            .tree
+            .missing
+            .iter()
+            .filter(|(_, m)| m.deadline <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut grafts: BTreeMap<SocketAddr, Vec<DatumId>> = BTreeMap::new();
+        let wait = self.config.gossip_interval / 2;
+        for id in due {
+            if self.holds(&id) {
+                self.tree.missing.remove(&id);
+                continue;
+            }
+            let Some(m) = self.tree.missing.get_mut(&id) else {
+                continue;
+            };
+            match m.announcers.pop_front() {
+                Some(a) => {
+                    grafts.entry(a).or_default().push(id.clone());
+                    m.deadline = now + wait;
+                }
+                None => {
+                    self.tree.missing.remove(&id);
+                }
+            }
+        }
+        for (to, ids) in grafts {
+            self.stats.grafts += 1;
+            self.tree.eager.insert(to);
+            self.send(to, Message::Graft(Graft { ids }));
+        }
+        let mut i = 0;
+        while i < self.queries.len() {
+            if self.queries[i].deadline <= now {
+                let q = self.queries.swap_remove(i);
+                self.answer_locally(q.id, q.owner, q.key, ReadSource::Replica);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// The earliest data-plane timer.
+    pub(super) fn data_deadline(&self) -> Option<Time> {
+        let graft = self.tree.missing.values().map(|m| m.deadline).min();
+        let query = self.queries.iter().map(|q| q.deadline).min();
+        let collect = self.store.next_collection();
+        [graft, query, collect].into_iter().flatten().min()
+    }
+
+    /// A member is no longer live: stop pushing to it.
+    pub(super) fn data_forget_peer(&mut self, addr: SocketAddr) {
+        self.tree.eager.remove(&addr);
+    }
+
+    /// Deltas a peer with `digest` lacks, within `budget` bytes.
+    pub(super) fn deltas_for(&mut self, digest: &[DigestEntry], budget: usize) -> Vec<Delta> {
+        let start = self.rng.random_range(0..self.store.owners().count().max(1));
+        self.store.deltas_for(digest, budget, start)
+    }
+
+    /// Apply deltas and metadata from a push-pull.
+    pub(super) fn merge_data(&mut self, now: Time, deltas: &[Delta], metadata: Option<&Metadata>) {
+        if let Some(m) = metadata {
+            self.receive(now, &Datum::Metadata(m.clone()));
+        }
+        for d in deltas {
+            if !self.owner_live(&d.owner) {
+                self.stats.data_unknown_owner += 1;
+                continue;
+            }
+            match self.store.apply(now, d, false) {
+                Ok(changes) => {
+                    self.stats.deltas_applied += 1;
+                    self.report(changes);
+                }
+                Err(Refusal::Gap) => self.stats.deltas_gap += 1,
+                Err(Refusal::Malformed) => self.stats.deltas_malformed += 1,
+                Err(Refusal::StaleSource) => self.stats.deltas_stale_source += 1,
+                Err(_) => self.stats.data_duplicates += 1,
+            }
+        }
+    }
+}

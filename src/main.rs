@@ -4,7 +4,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
-use rumour::core::parse_duration;
+use rumour::core::{parse_duration, Dissemination};
+use rumour::sim::experiment::{self, Plan};
 use rumour::sim::net::Latency;
 use rumour::sim::{Scenario, Sim};
 
@@ -51,9 +52,50 @@ struct SimArgs {
     /// Align every node's timers: the synchronous-round model of the literature.
     #[arg(long)]
     lockstep: bool,
+    /// Entries each node writes into its namespace when it starts.
+    #[arg(long)]
+    keys_per_node: Option<usize>,
+    /// Random puts per simulated second across the cluster (from the end of
+    /// the start window to the end of the run).
+    #[arg(long, value_parser = parse_rate)]
+    put_rate: Option<f64>,
+    /// Run an experiment instead of a scenario: `dissemination` measures
+    /// rounds to reach every node, per mode, for n in --nodes (default
+    /// 100 and 1000), with random phases and in lockstep.
+    #[arg(long, value_parser = ["dissemination"])]
+    experiment: Option<String>,
+    /// Dissemination mode: tree, push, pull or push-pull (repeatable; the
+    /// experiment runs all four by default).
+    #[arg(long, value_parser = parse_mode)]
+    mode: Vec<Dissemination>,
+    /// Peers per gossip round.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64))]
+    fanout: Option<u64>,
+    /// Experiment: cluster sizes, comma-separated (default 100,1000).
+    #[arg(long, value_delimiter = ',')]
+    sizes: Vec<usize>,
+    /// Experiment: runs (seeds) per row.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    runs: u64,
+    /// Experiment: measured updates per run.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=10000))]
+    updates: u64,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let r: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if r.is_finite() && r >= 0.0 {
+        Ok(r)
+    } else {
+        Err(format!("{r} is not a non-negative rate"))
+    }
+}
+
+fn parse_mode(s: &str) -> Result<Dissemination, String> {
+    s.parse().map_err(|e: rumour::core::ConfigError| e.reason)
 }
 
 fn parse_probability(s: &str) -> Result<f64, String> {
@@ -77,7 +119,92 @@ fn parse_duration_arg(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+fn run_experiment(args: SimArgs) -> Result<(), String> {
+    let modes = if args.mode.is_empty() {
+        vec![
+            Dissemination::Tree,
+            Dissemination::Push,
+            Dissemination::Pull,
+            Dissemination::PushPull,
+        ]
+    } else {
+        args.mode.clone()
+    };
+    let nodes = match (&args.sizes[..], args.nodes) {
+        ([], Some(n)) => vec![n as usize],
+        ([], None) => vec![100, 1000],
+        (s, _) => s.to_vec(),
+    };
+    if nodes.iter().any(|&n| n < 2) {
+        return Err("--sizes: every cluster needs at least 2 nodes".into());
+    }
+    let plan = Plan {
+        nodes,
+        modes,
+        fanout: args.fanout.unwrap_or(3) as usize,
+        seeds: args.runs,
+        seed: args.seed.unwrap_or(0),
+        updates: args.updates as usize,
+        loss: args.loss.unwrap_or(0.0),
+        phases: if args.lockstep {
+            vec![true]
+        } else {
+            vec![false, true]
+        },
+        preset: args.preset.clone().unwrap_or_else(|| "lan".into()),
+    };
+    let started = Instant::now();
+    let rows =
+        experiment::run(&plan, |line| eprintln!("  done: {line}")).map_err(|e| e.to_string())?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&rows).map_err(|e| e.to_string())?
+        );
+        return Ok(());
+    }
+    println!(
+        "dissemination of one update · fanout {} · loss {:.0}% · {} runs x {} updates per row · {} preset",
+        plan.fanout,
+        plan.loss * 100.0,
+        plan.seeds,
+        plan.updates,
+        plan.preset
+    );
+    println!(
+        "{:>6} {:>9} {:>8} | {:>6} {:>6} {:>6} {:>6} {:>6} | {:>9} {:>9} {:>6} | {:>6} {:>8} | reference",
+        "n", "mode", "phases", "50%", "99%", "mean", "p99", "max", "msgs/node", "B/node", "redund", "deliv", "model"
+    );
+    for r in &rows {
+        println!(
+            "{:>6} {:>9} {:>8} | {:>6.2} {:>6.2} {:>6.2} {:>6.2} {:>6.2} | {:>9.2} {:>9.1} {:>5.2}x | {:>6.3} {:>8} | {}",
+            r.nodes,
+            r.mode,
+            if r.lockstep { "lockstep" } else { "random" },
+            r.rounds_50,
+            r.rounds_99,
+            r.rounds_mean,
+            r.rounds_p99,
+            r.rounds_max,
+            r.msgs_per_node,
+            r.bytes_per_node,
+            r.redundancy,
+            r.delivery_ratio,
+            r.model_rounds.map_or("-".into(), |m| format!("{m:.2}")),
+            r.theory
+        );
+    }
+    println!(
+        "rounds = time from the write until 50%/99%/100% of the other nodes hold it, / gossip interval; wall {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 fn run_sim(args: SimArgs) -> Result<(), String> {
+    if args.experiment.is_some() {
+        return run_experiment(args);
+    }
     let mut scenario = Scenario::load(&args.scenario).map_err(|e| e.to_string())?;
     if let Some(n) = args.nodes {
         scenario.nodes = n as usize;
@@ -98,6 +225,23 @@ fn run_sim(args: SimArgs) -> Result<(), String> {
         scenario.preset = p;
     }
     scenario.lockstep |= args.lockstep;
+    if let Some(k) = args.keys_per_node {
+        scenario.workload.keys_per_node = k;
+    }
+    if let Some(r) = args.put_rate {
+        scenario.workload.put_rate = r;
+    }
+    if let Some(k) = args.fanout {
+        scenario
+            .config
+            .insert("fanout".into(), toml::Value::Integer(k as i64));
+    }
+    if let Some(m) = args.mode.first() {
+        scenario
+            .config
+            .insert("dissemination".into(), toml::Value::String(m.to_string()));
+    }
+    scenario.validate().map_err(|e| e.to_string())?;
     let sim = Sim::new(scenario).map_err(|e| e.to_string())?;
     let started = Instant::now();
     let mut report = sim.run();

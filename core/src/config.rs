@@ -165,6 +165,10 @@ pub struct Config {
     /// this interval. LAN default 10 s. Must be non-zero.
     #[serde(with = "duration_str")]
     pub push_pull_interval: Duration,
+    /// Peers each push-pull round opens an exchange with. More peers repair
+    /// lost updates sooner under loss, for a summary message each when
+    /// nothing differs. LAN default 3. At least 1.
+    pub push_pull_peers: usize,
     /// Largest encoded message, in bytes, for probes, acks and gossip.
     /// Rumours are packed up to it. Push-pull state is not bounded by it.
     /// Default 65536: the transport is gRPC over TCP, so a message is not
@@ -225,6 +229,7 @@ impl Config {
             retransmit_mult: 4,
             max_broadcasts: 4096,
             push_pull_interval: Duration::from_secs(10),
+            push_pull_peers: 3,
             max_message_size: 65536,
             peer_selection: PeerSelection::Random,
             timer_phase: TimerPhase::Random,
@@ -327,6 +332,9 @@ impl Config {
             return Err(ConfigError::new("max_broadcasts", "must be at least 16"));
         }
         nonzero("push_pull_interval", self.push_pull_interval)?;
+        if self.push_pull_peers == 0 {
+            return Err(ConfigError::new("push_pull_peers", "must be at least 1"));
+        }
         if self.max_message_size < 512 {
             return Err(ConfigError::new(
                 "max_message_size",

@@ -1151,7 +1151,9 @@ impl Node {
                     .is_some_and(|(_, e)| e.state == MemberState::Dead)
             })
             .collect();
-        let mut peers = self.members.random_live(1, &[], &mut self.rng);
+        let mut peers = self
+            .members
+            .random_live(self.config.push_pull_peers, &[], &mut self.rng);
         if !dead.is_empty() {
             let name = self.reap[dead[self.rng.random_range(0..dead.len())]]
                 .1

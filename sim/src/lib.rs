@@ -9,6 +9,7 @@
 
 #![warn(missing_docs)]
 
+pub mod experiment;
 pub mod metrics;
 pub mod net;
 pub mod scenario;

@@ -276,37 +276,6 @@ impl Sim {
     /// Run to the scenario's end and report.
     pub fn run(mut self) -> Report {
         self.run_until(self.end);
-        if std::env::var("RUMOUR_DEBUG").is_ok() {
-            let mut t = rumour_core::Stats::default();
-            let mut eager = 0;
-            for i in 0..self.slots.len() {
-                if let Some(n) = self.node(i) {
-                    let s = n.stats();
-                    t.grafts += s.grafts;
-                    t.prunes += s.prunes;
-                    t.gap_pulls += s.gap_pulls;
-                    t.deltas_gap += s.deltas_gap;
-                    t.data_unknown_owner += s.data_unknown_owner;
-                    t.data_duplicates += s.data_duplicates;
-                    t.deltas_applied += s.deltas_applied;
-                    eager += n.eager_peers();
-                }
-            }
-            eprintln!("{t:?} eager {eager}");
-            let mut slow: Vec<(f64, usize, f64)> = self
-                .tracker
-                .updates()
-                .map(|u| {
-                    (
-                        u.complete.map_or(1e9, |c| (c - u.at).as_secs_f64()),
-                        u.owner,
-                        u.at.as_secs_f64(),
-                    )
-                })
-                .collect();
-            slow.sort_by(|a, b| b.0.total_cmp(&a.0));
-            eprintln!("slowest {:?}", &slow[..10.min(slow.len())]);
-        }
         let mut report = self.report();
         report.final_membership = match self.check_membership() {
             Ok(()) => "agrees".into(),

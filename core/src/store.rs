@@ -376,23 +376,32 @@ impl Store {
             }
         }
         let replace = d.reset || newer_life;
-        // The live key count after applying, checked before any change.
+        // The live key count after applying, checked before any change
+        // (only when the delta could reach the limit at all).
         let ns = self.spaces.get(&d.owner);
-        let mut live = if replace { 0 } else { ns.map_or(0, |n| n.live) };
-        let mut seen: BTreeMap<&str, bool> = BTreeMap::new();
-        for r in &d.records {
-            if let Record::Entry { key, value } = &r.record {
-                let held = ns.and_then(|n| n.entries.get(key));
-                if !replace && held.is_some_and(|e| e.version >= r.version) {
-                    continue;
+        let base_live = if replace { 0 } else { ns.map_or(0, |n| n.live) };
+        let puts = d
+            .records
+            .iter()
+            .filter(|r| matches!(r.record, Record::Entry { value: Some(_), .. }))
+            .count();
+        let mut live = base_live;
+        if base_live + puts > self.limits.max_keys {
+            let mut seen: BTreeMap<&str, bool> = BTreeMap::new();
+            for r in &d.records {
+                if let Record::Entry { key, value } = &r.record {
+                    let held = ns.and_then(|n| n.entries.get(key));
+                    if !replace && held.is_some_and(|e| e.version >= r.version) {
+                        continue;
+                    }
+                    let before = match seen.get(&**key) {
+                        Some(b) => *b,
+                        None => !replace && held.is_some_and(|e| e.value.is_some()),
+                    };
+                    let after = value.is_some();
+                    live = live + after as usize - before as usize;
+                    seen.insert(key, after);
                 }
-                let before = match seen.get(&**key) {
-                    Some(b) => *b,
-                    None => !replace && held.is_some_and(|e| e.value.is_some()),
-                };
-                let after = value.is_some();
-                live = live + after as usize - before as usize;
-                seen.insert(key, after);
             }
         }
         if live > self.limits.max_keys {
@@ -414,51 +423,68 @@ impl Store {
             }
             ns.horizon = if d.reset { d.horizon } else { 0 };
             self.spaces.insert(owner.clone(), ns);
-            for r in &d.records {
-                self.apply_record(now, &owner, r);
-            }
-            // Report what the replacement changed: keys gone, and keys whose
-            // value differs from the old life's.
-            let ns = self.spaces.get(&owner).expect("just inserted");
             let old_entries = old.map(|o| o.entries).unwrap_or_default();
-            for (key, e) in &old_entries {
-                if e.value.is_some() && ns.entries.get(key).is_none_or(|n| n.value.is_none()) {
-                    changes.push(Change::Entry {
-                        owner: owner.clone(),
-                        key: key.clone(),
-                        version: d.to,
-                        value: None,
-                    });
-                }
-            }
-            for r in &d.records {
-                match &r.record {
-                    Record::Entry { key, value } => {
-                        let same = old_entries.get(key).is_some_and(|o| o.value == *value);
-                        if !same && ns.entries.get(key).is_some_and(|e| e.version == r.version) {
-                            changes.push(Change::Entry {
-                                owner: owner.clone(),
-                                key: key.clone(),
-                                version: r.version,
-                                value: value.clone(),
-                            });
+            if old_entries.is_empty() {
+                // No entries held before: every applied record is a change,
+                // but for events a reset repeats that we already delivered.
+                for r in &d.records {
+                    let seen_event = matches!(r.record, Record::Event { .. })
+                        && !newer_life
+                        && r.version <= held_version;
+                    if let Some(c) = self.apply_record(now, &owner, r) {
+                        if !seen_event {
+                            changes.push(c);
                         }
                     }
-                    Record::Event {
-                        name,
-                        payload,
-                        lamport,
-                    } => {
-                        // Events of a reset were already delivered if they
-                        // are at or below the version we held.
-                        if newer_life || r.version > held_version {
-                            changes.push(Change::Event {
-                                origin: owner.clone(),
-                                name: name.clone(),
-                                payload: payload.clone(),
-                                lamport: *lamport,
-                                version: r.version,
-                            });
+                }
+            } else {
+                for r in &d.records {
+                    self.apply_record(now, &owner, r);
+                }
+                // Report what the replacement changed: keys gone, and keys
+                // whose value differs from what the replica held.
+                let ns = self.spaces.get(&owner).expect("just inserted");
+                for (key, e) in &old_entries {
+                    if e.value.is_some() && ns.entries.get(key).is_none_or(|n| n.value.is_none())
+                    {
+                        changes.push(Change::Entry {
+                            owner: owner.clone(),
+                            key: key.clone(),
+                            version: d.to,
+                            value: None,
+                        });
+                    }
+                }
+                for r in &d.records {
+                    match &r.record {
+                        Record::Entry { key, value } => {
+                            let same = old_entries.get(key).is_some_and(|o| o.value == *value);
+                            if !same && ns.entries.get(key).is_some_and(|e| e.version == r.version)
+                            {
+                                changes.push(Change::Entry {
+                                    owner: owner.clone(),
+                                    key: key.clone(),
+                                    version: r.version,
+                                    value: value.clone(),
+                                });
+                            }
+                        }
+                        Record::Event {
+                            name,
+                            payload,
+                            lamport,
+                        } => {
+                            // Events of a reset were already delivered if
+                            // they are at or below the version we held.
+                            if newer_life || r.version > held_version {
+                                changes.push(Change::Event {
+                                    origin: owner.clone(),
+                                    name: name.clone(),
+                                    payload: payload.clone(),
+                                    lamport: *lamport,
+                                    version: r.version,
+                                });
+                            }
                         }
                     }
                 }

@@ -445,8 +445,7 @@ impl Store {
                 // whose value differs from what the replica held.
                 let ns = self.spaces.get(&owner).expect("just inserted");
                 for (key, e) in &old_entries {
-                    if e.value.is_some() && ns.entries.get(key).is_none_or(|n| n.value.is_none())
-                    {
+                    if e.value.is_some() && ns.entries.get(key).is_none_or(|n| n.value.is_none()) {
                         changes.push(Change::Entry {
                             owner: owner.clone(),
                             key: key.clone(),

@@ -53,8 +53,8 @@ use std::net::SocketAddr;
 
 use crate::member::MemberState;
 use crate::message::{
-    Datum, DatumId, Delta, DigestEntry, MemberUpdate, Message, Metadata, PushPullKind, Record,
-    Versioned,
+    Datum, DatumId, Delta, DigestEntry, MemberUpdate, Message, Metadata, PushPull, PushPullKind,
+    Record, Versioned,
 };
 
 /// Bytes of a base-128 varint.
@@ -245,15 +245,7 @@ pub fn body_len(msg: &Message) -> usize {
             varint_field(kind_code(p.kind))
                 + if p.summary == 0 { 0 } else { 1 + 8 }
                 + updates(&p.members)
-                + if p.state_summary == 0 { 0 } else { 1 + 8 }
-                + p.digest.as_ref().map_or(0, |d| len_field(digest_len(d)))
-                + p.deltas
-                    .iter()
-                    .map(|d| len_field(delta_len(d)))
-                    .sum::<usize>()
-                + p.metadata
-                    .as_ref()
-                    .map_or(0, |m| len_field(metadata_len(m)))
+                + push_pull_data_len(p)
         }
         Message::Rumours(r) => {
             r.data.iter().map(datum_field_len).sum::<usize>() + bool_field(r.pull)
@@ -273,6 +265,20 @@ pub fn body_len(msg: &Message) -> usize {
     }
 }
 
+/// The namespace fields of a push-pull: state summary, digest, deltas and
+/// metadata.
+fn push_pull_data_len(p: &PushPull) -> usize {
+    (if p.state_summary == 0 { 0 } else { 1 + 8 })
+        + p.digest.as_ref().map_or(0, |d| len_field(digest_len(d)))
+        + p.deltas
+            .iter()
+            .map(|d| len_field(delta_len(d)))
+            .sum::<usize>()
+        + p.metadata
+            .as_ref()
+            .map_or(0, |m| len_field(metadata_len(m)))
+}
+
 /// Bytes of `msg` that belong to the data plane (entries, events, metadata
 /// and their announcements, digests and deltas), sent by a node at `from`:
 /// the whole message for data-plane kinds, and the digest, deltas and
@@ -288,15 +294,7 @@ pub fn data_plane_len(from: &SocketAddr, msg: &Message) -> usize {
         | Message::Query(_)
         | Message::QueryReply(_) => message_len(from, msg),
         Message::PushPull(p) => {
-            let data = if p.state_summary == 0 { 0 } else { 1 + 8 }
-                + p.digest.as_ref().map_or(0, |d| len_field(digest_len(d)))
-                + p.deltas
-                    .iter()
-                    .map(|d| len_field(delta_len(d)))
-                    .sum::<usize>()
-                + p.metadata
-                    .as_ref()
-                    .map_or(0, |m| len_field(metadata_len(m)));
+            let data = push_pull_data_len(p);
             if p.members.is_empty() && p.digest.is_some()
                 || !p.deltas.is_empty() && p.members.is_empty()
             {

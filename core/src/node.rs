@@ -1198,7 +1198,7 @@ impl Node {
                     self.push_pull_message(PushPullKind::Reply, members, digest, Vec::new());
                 if let Some(theirs) = &p.digest {
                     let used = wire::message_len(&self.me.addr(), &Message::PushPull(msg.clone()));
-                    msg.deltas = self.deltas_for(theirs, self.delta_budget(used));
+                    msg.deltas = self.deltas_for(theirs, self.delta_budget(used), false);
                 }
                 self.send(from, Message::PushPull(msg));
             }
@@ -1209,7 +1209,7 @@ impl Node {
                     let base =
                         self.push_pull_message(PushPullKind::Deltas, false, false, Vec::new());
                     let used = wire::message_len(&self.me.addr(), &Message::PushPull(base.clone()));
-                    let deltas = self.deltas_for(theirs, self.delta_budget(used));
+                    let deltas = self.deltas_for(theirs, self.delta_budget(used), false);
                     if !deltas.is_empty() || p.metadata != self.metadata {
                         let msg = PushPull {
                             metadata: self.metadata.clone(),
@@ -1235,7 +1235,7 @@ impl Node {
                 let Some(theirs) = &p.digest else { return };
                 let base = self.push_pull_message(PushPullKind::Deltas, false, false, Vec::new());
                 let used = wire::message_len(&self.me.addr(), &Message::PushPull(base.clone()));
-                let deltas = self.deltas_for(theirs, self.delta_budget(used));
+                let deltas = self.deltas_for(theirs, self.delta_budget(used), true);
                 if !deltas.is_empty() {
                     let msg = PushPull { deltas, ..base };
                     self.send(from, Message::PushPull(msg));

@@ -361,6 +361,11 @@ impl Store {
             return Err(Refusal::StaleGeneration);
         }
         let base = if newer_life { 0 } else { held_version };
+        if d.reset && !newer_life && held_version >= d.horizon && d.to <= held_version {
+            // A reset we do not need (we are past its horizon) that would
+            // roll our replica back.
+            return Err(Refusal::Duplicate);
+        }
         if !d.reset {
             if !newer_life && floor > d.sender_version {
                 return Err(Refusal::StaleSource);
@@ -445,7 +450,7 @@ impl Store {
                 // whose value differs from what the replica held.
                 let ns = self.spaces.get(&owner).expect("just inserted");
                 for (key, e) in &old_entries {
-                    if e.value.is_some() && ns.entries.get(key).is_none_or(|n| n.value.is_none()) {
+                    if e.value.is_some() && !ns.entries.contains_key(key) {
                         changes.push(Change::Entry {
                             owner: owner.clone(),
                             key: key.clone(),
@@ -612,6 +617,7 @@ impl Store {
         digest: &[DigestEntry],
         budget: usize,
         start: usize,
+        only_listed: bool,
     ) -> Vec<Delta> {
         let theirs: BTreeMap<&str, &DigestEntry> = digest.iter().map(|e| (&*e.owner, e)).collect();
         let mut out = Vec::new();
@@ -630,7 +636,7 @@ impl Store {
                 Some(e) if e.version >= ns.version => continue,
                 Some(e) if e.version < ns.horizon => (true, 0),
                 Some(e) => (false, e.version),
-                None if ns.version == 0 => continue,
+                None if ns.version == 0 || only_listed => continue,
                 None => (ns.horizon > 0, 0),
             };
             let mut d = Delta {
@@ -801,7 +807,7 @@ mod tests {
     }
 
     fn sync(from: &Store, to: &mut Store, now: Time) -> Vec<Change> {
-        let deltas = from.deltas_for(&to.digest(), 1 << 20, 0);
+        let deltas = from.deltas_for(&to.digest(), 1 << 20, 0, false);
         let mut changes = vec![];
         for d in deltas {
             changes.extend(to.apply(now, &d, false).unwrap());
@@ -827,9 +833,9 @@ mod tests {
             a2 ^= 0;
             a2
         });
-        assert!(a.deltas_for(&b.digest(), 1 << 20, 0).is_empty());
+        assert!(a.deltas_for(&b.digest(), 1 << 20, 0, false).is_empty());
         // Nothing about b's own (empty) namespace travels back.
-        assert!(b.deltas_for(&a.digest(), 1 << 20, 0).is_empty());
+        assert!(b.deltas_for(&a.digest(), 1 << 20, 0, false).is_empty());
     }
 
     #[test]
@@ -904,7 +910,7 @@ mod tests {
         for i in 0..6 {
             big.write(t, put(&format!("k{i}"), "v")).unwrap();
         }
-        let d = big.deltas_for(&[], 1 << 20, 0);
+        let d = big.deltas_for(&[], 1 << 20, 0, false);
         assert_eq!(a.apply(t, &d[0], false), Err(Refusal::Malformed));
         assert_eq!(a.version("big"), None);
     }
@@ -924,7 +930,7 @@ mod tests {
         a.collect_garbage(t0 + GRACE);
         assert_eq!(a.tombstones("a"), 0);
         // b is behind a's horizon: it gets a reset, and x does not survive.
-        let d = a.deltas_for(&b.digest(), 1 << 20, 0);
+        let d = a.deltas_for(&b.digest(), 1 << 20, 0, false);
         assert!(d[0].reset);
         let changes = sync(&a, &mut b, t0 + GRACE);
         assert_eq!(value(&b, "a", "x"), None);
@@ -955,11 +961,11 @@ mod tests {
         a.write(t0, del("k9")).unwrap();
         a.collect_garbage(t0 + GRACE);
         // A reset that only fits three records stops short of the horizon.
-        let d = a.deltas_for(&b.digest(), 3 * 12 + 40, 0);
+        let d = a.deltas_for(&b.digest(), 3 * 12 + 40, 0, false);
         assert!(d[0].reset && d[0].to < d[0].horizon, "{:?}", d[0]);
         b.apply(t0, &d[0], false).unwrap();
         // The stale replica (still holding k9) is not a safe source.
-        let from_stale = stale.deltas_for(&b.digest(), 1 << 20, 0);
+        let from_stale = stale.deltas_for(&b.digest(), 1 << 20, 0, false);
         assert_eq!(
             b.apply(t0, &from_stale[0], false),
             Err(Refusal::StaleSource)
@@ -986,7 +992,7 @@ mod tests {
         assert_eq!(value(&b, "a", "z").as_deref(), Some("2"));
         assert_eq!(changes.len(), 3, "x and y deleted, z written: {changes:?}");
         // The old life's deltas are now stale.
-        let d = old.deltas_for(&[], 1 << 20, 0);
+        let d = old.deltas_for(&[], 1 << 20, 0, false);
         assert_eq!(b.apply(t0, &d[0], false), Err(Refusal::StaleGeneration));
         // An empty new life resets a replica through the digest exchange.
         let mut c = store("c");
@@ -994,7 +1000,7 @@ mod tests {
         let empty = Store::new(Arc::from("a"), 2, LIMITS, GRACE);
         let mut digest = c.digest();
         digest.retain(|e| &*e.owner == "a");
-        let d = empty.deltas_for(&digest, 1 << 20, 0);
+        let d = empty.deltas_for(&digest, 1 << 20, 0, false);
         assert!(d[0].reset && d[0].records.is_empty());
         c.apply(t0, &d[0], false).unwrap();
         assert_eq!(value(&c, "a", "x"), None);
@@ -1019,6 +1025,46 @@ mod tests {
         b.collect_garbage(t0 + GRACE);
         assert_eq!(b.version("a"), Some((0, 1)));
         assert!(sync(&a, &mut b, t0).is_empty());
+    }
+
+    #[test]
+    fn a_reset_never_rolls_a_replica_back_and_reports_a_delete_once() {
+        let t0 = Time::ZERO;
+        let mut a = store("a");
+        let mut b = store("b");
+        a.write(t0, put("x", "1")).unwrap();
+        a.write(t0, del("y")).unwrap();
+        a.collect_garbage(t0 + GRACE);
+        let reset = a.deltas_for(&[], 1 << 20, 0, false);
+        assert!(reset[0].reset);
+        sync(&a, &mut b, t0);
+        a.write(t0, put("z", "1")).unwrap();
+        sync(&a, &mut b, t0);
+        // b is past the horizon and ahead of the old reset: refused.
+        assert_eq!(b.apply(t0, &reset[0], false), Err(Refusal::Duplicate));
+        assert_eq!(b.version("a"), Some((0, 3)));
+        // A targeted pull serves only the owners it names.
+        assert!(a.deltas_for(&[], 1 << 20, 0, true).is_empty());
+
+        // A legitimate reset that carries a tombstone of a key the replica
+        // holds live reports the delete once.
+        let mut c = store("c");
+        let mut d = store("d");
+        c.write(t0, put("k", "1")).unwrap();
+        c.write(t0, put("old", "1")).unwrap();
+        sync(&c, &mut d, t0);
+        c.write(t0, del("old")).unwrap();
+        let t1 = t0 + GRACE;
+        c.collect_garbage(t1);
+        c.write(t1, del("k")).unwrap();
+        let reset = c.deltas_for(&d.digest(), 1 << 20, 0, false);
+        assert!(reset[0].reset);
+        let changes = d.apply(t1, &reset[0], false).unwrap();
+        let k_deletes = changes
+            .iter()
+            .filter(|ch| matches!(ch, Change::Entry { key, value: None, .. } if &**key == "k"))
+            .count();
+        assert_eq!(k_deletes, 1, "{changes:?}");
     }
 
     #[test]

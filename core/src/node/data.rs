@@ -725,9 +725,16 @@ impl Node {
     }
 
     /// Deltas a peer with `digest` lacks, within `budget` bytes.
-    pub(super) fn deltas_for(&mut self, digest: &[DigestEntry], budget: usize) -> Vec<Delta> {
+    /// With `only_listed`, only owners the digest names are served (a
+    /// targeted pull); otherwise owners it lacks are sent from scratch.
+    pub(super) fn deltas_for(
+        &mut self,
+        digest: &[DigestEntry],
+        budget: usize,
+        only_listed: bool,
+    ) -> Vec<Delta> {
         let start = self.rng.random_range(0..self.store.owners().count().max(1));
-        self.store.deltas_for(digest, budget, start)
+        self.store.deltas_for(digest, budget, start, only_listed)
     }
 
     /// Apply deltas and metadata from a push-pull.

@@ -134,19 +134,24 @@ impl<T: Rumour> BroadcastQueue<T> {
         for prio in taken {
             let q = self.queue.remove(&prio).expect("taken from the queue");
             out.push(q.update.clone());
-            let sent = prio.0 + 1;
             let key = q.update.key();
-            if sent >= limit {
-                self.by_member.remove(&key);
-            } else {
-                let next = (sent, prio.1);
-                if let Some(p) = self.by_member.get_mut(&key) {
-                    *p = next;
-                }
-                self.queue.insert(next, q);
-            }
+            self.requeue(key, prio, q, prio.0 + 1, limit);
         }
         used
+    }
+
+    /// Put a rumour taken out at `prio` back as sent `sent` times, or drop
+    /// it once that reaches `limit`.
+    fn requeue(&mut self, key: T::Key, prio: Priority, q: Queued<T>, sent: u32, limit: u32) {
+        if sent >= limit {
+            self.by_member.remove(&key);
+        } else {
+            let next = (sent, prio.1);
+            if let Some(p) = self.by_member.get_mut(&key) {
+                *p = next;
+            }
+            self.queue.insert(next, q);
+        }
     }
 
     /// A peer sent us news we already had. If we are still spreading the same
@@ -166,16 +171,7 @@ impl<T: Rumour> BroadcastQueue<T> {
             return false;
         }
         let q = self.queue.remove(&prio).expect("looked up");
-        let sent = prio.0.saturating_add(weight);
-        if sent >= limit {
-            self.by_member.remove(&key);
-        } else {
-            let next = (sent, prio.1);
-            if let Some(p) = self.by_member.get_mut(&key) {
-                *p = next;
-            }
-            self.queue.insert(next, q);
-        }
+        self.requeue(key, prio, q, prio.0.saturating_add(weight), limit);
         true
     }
 

@@ -173,6 +173,23 @@ pub struct Delta {
     pub records: Vec<Versioned>,
 }
 
+impl Delta {
+    /// The one-record delta of a fresh write: version `v.version`, right
+    /// after the one before it.
+    pub fn single(owner: Arc<str>, generation: u32, v: Versioned) -> Delta {
+        Delta {
+            owner,
+            generation,
+            from: v.version - 1,
+            to: v.version,
+            reset: false,
+            horizon: 0,
+            sender_version: v.version,
+            records: vec![v],
+        }
+    }
+}
+
 /// One line of a scuttlebutt digest: the highest version held of an owner.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct DigestEntry {

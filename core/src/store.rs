@@ -106,6 +106,31 @@ pub enum Change {
     },
 }
 
+impl Change {
+    /// The change that applying record `v` of `owner` makes.
+    fn of(owner: &Arc<str>, v: &Versioned) -> Change {
+        match &v.record {
+            Record::Entry { key, value } => Change::Entry {
+                owner: owner.clone(),
+                key: key.clone(),
+                version: v.version,
+                value: value.clone(),
+            },
+            Record::Event {
+                name,
+                payload,
+                lamport,
+            } => Change::Event {
+                origin: owner.clone(),
+                name: name.clone(),
+                payload: payload.clone(),
+                lamport: *lamport,
+                version: v.version,
+            },
+        }
+    }
+}
+
 /// Why a delta was not applied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Refusal {
@@ -240,17 +265,7 @@ impl Store {
             .apply_record(now, &me, &v)
             .expect("a fresh version always applies");
         self.set_version(&me, generation, version);
-        let delta = Delta {
-            owner: me,
-            generation,
-            from: version - 1,
-            to: version,
-            reset: false,
-            horizon: 0,
-            sender_version: version,
-            records: vec![v],
-        };
-        Ok((delta, change))
+        Ok((Delta::single(me, generation, v), change))
     }
 
     /// Put one record into a namespace (which must exist), replacing an
@@ -285,12 +300,7 @@ impl Store {
                     },
                 );
                 ns.stream.insert(v.version, Slot::Key(key.clone()));
-                Some(Change::Entry {
-                    owner: owner.clone(),
-                    key: key.clone(),
-                    version: v.version,
-                    value: value.clone(),
-                })
+                Some(Change::of(owner, v))
             }
             Record::Event {
                 name,
@@ -310,13 +320,7 @@ impl Store {
                 );
                 self.collect
                     .push_back((now + grace, owner.clone(), generation, v.version));
-                Some(Change::Event {
-                    origin: owner.clone(),
-                    name: name.clone(),
-                    payload: payload.clone(),
-                    lamport: *lamport,
-                    version: v.version,
-                })
+                Some(Change::of(owner, v))
             }
         }
     }
@@ -460,36 +464,17 @@ impl Store {
                     }
                 }
                 for r in &d.records {
-                    match &r.record {
+                    let report = match &r.record {
                         Record::Entry { key, value } => {
                             let same = old_entries.get(key).is_some_and(|o| o.value == *value);
-                            if !same && ns.entries.get(key).is_some_and(|e| e.version == r.version)
-                            {
-                                changes.push(Change::Entry {
-                                    owner: owner.clone(),
-                                    key: key.clone(),
-                                    version: r.version,
-                                    value: value.clone(),
-                                });
-                            }
+                            !same && ns.entries.get(key).is_some_and(|e| e.version == r.version)
                         }
-                        Record::Event {
-                            name,
-                            payload,
-                            lamport,
-                        } => {
-                            // Events of a reset were already delivered if
-                            // they are at or below the version we held.
-                            if newer_life || r.version > held_version {
-                                changes.push(Change::Event {
-                                    origin: owner.clone(),
-                                    name: name.clone(),
-                                    payload: payload.clone(),
-                                    lamport: *lamport,
-                                    version: r.version,
-                                });
-                            }
-                        }
+                        // Events of a reset were already delivered if they
+                        // are at or below the version we held.
+                        Record::Event { .. } => newer_life || r.version > held_version,
+                    };
+                    if report {
+                        changes.push(Change::of(&owner, r));
                     }
                 }
             }

@@ -544,22 +544,11 @@ impl Sim {
             .namespace_version(&node_name(i))
             .expect("own namespace");
         let name: std::sync::Arc<str> = std::sync::Arc::from(node_name(i).as_str());
-        let delta = Delta {
-            owner: name.clone(),
-            generation,
-            from: version - 1,
-            to: version,
-            reset: false,
-            horizon: 0,
-            sender_version: version,
-            records: vec![Versioned {
-                version,
-                record: Record::Entry {
-                    key: std::sync::Arc::from(key),
-                    value: value.map(std::sync::Arc::from),
-                },
-            }],
+        let record = Record::Entry {
+            key: std::sync::Arc::from(key),
+            value: value.map(std::sync::Arc::from),
         };
+        let delta = Delta::single(name.clone(), generation, Versioned { version, record });
         let size = wire::datum_len(&Datum::Delta(delta));
         let target = self.running_nodes().len().saturating_sub(1);
         self.tracker

@@ -1,7 +1,10 @@
 //! rumour: gossip membership, failure detection and replicated state.
 //!
-//! This facade re-exports the protocol core ([`core`]) and the simulator
-//! ([`sim`]); the `rumour` binary is built on it.
+//! This facade re-exports the protocol core ([`core`]), the wire schema
+//! ([`proto`]), the simulator ([`sim`]) and the network agent
+//! ([`transport`]); the `rumour` binary is built on it.
 
 pub use rumour_core as core;
+pub use rumour_proto as proto;
 pub use rumour_sim as sim;
+pub use rumour_transport as transport;

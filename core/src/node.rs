@@ -144,6 +144,55 @@ pub struct Stats {
     pub gap_pulls: u64,
 }
 
+impl Stats {
+    /// Every counter with its field name, in declaration order.
+    pub fn counters(&self) -> Vec<(&'static str, u64)> {
+        // Destructured without `..`: a new field must be listed here.
+        let Stats {
+            messages_in,
+            messages_out,
+            probes,
+            failed_probes,
+            refutations,
+            stale_acks,
+            misdirected,
+            stale_updates,
+            address_conflicts,
+            ignored_after_leave,
+            deltas_applied,
+            data_duplicates,
+            deltas_gap,
+            deltas_malformed,
+            deltas_stale_source,
+            data_unknown_owner,
+            grafts,
+            prunes,
+            gap_pulls,
+        } = self;
+        vec![
+            ("messages_in", *messages_in),
+            ("messages_out", *messages_out),
+            ("probes", *probes),
+            ("failed_probes", *failed_probes),
+            ("refutations", *refutations),
+            ("stale_acks", *stale_acks),
+            ("misdirected", *misdirected),
+            ("stale_updates", *stale_updates),
+            ("address_conflicts", *address_conflicts),
+            ("ignored_after_leave", *ignored_after_leave),
+            ("deltas_applied", *deltas_applied),
+            ("data_duplicates", *data_duplicates),
+            ("deltas_gap", *deltas_gap),
+            ("deltas_malformed", *deltas_malformed),
+            ("deltas_stale_source", *deltas_stale_source),
+            ("data_unknown_owner", *data_unknown_owner),
+            ("grafts", *grafts),
+            ("prunes", *prunes),
+            ("gap_pulls", *gap_pulls),
+        ]
+    }
+}
+
 #[derive(Debug)]
 enum Probe {
     Idle,

@@ -12,6 +12,8 @@
 
 pub mod convert;
 
+pub use convert::{decode_bytes, decode_envelope, encode_envelope, DecodeError, Inbound};
+
 /// Generated code of package `rumour.v1`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 pub mod v1 {
@@ -21,5 +23,3 @@ pub mod v1 {
 /// The encoded `FileDescriptorSet` of the schema, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/rumour_descriptor.bin"));
-
-

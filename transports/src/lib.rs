@@ -1,1 +1,40 @@
-//! placeholder
+//! rumour-transport: rumour on real networks.
+//!
+//! An [`Agent`] runs one node: a tokio task owns the protocol state machine
+//! (`rumour_core::Node`) and selects over inbound peer messages, client
+//! commands, the node's next timer and shutdown. Peers talk over gRPC
+//! (tonic): each sender keeps one long-lived client stream of envelopes per
+//! peer (`rumour.v1.Peer/Stream`), fed by a bounded queue. Clients use the
+//! `rumour.v1.Rumour` service, with gRPC health and reflection beside it.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use rumour_transport::{Agent, AgentConfig};
+//! let mut config = AgentConfig::new("node-1");
+//! config.join = vec!["10.0.0.2:7946".into()];
+//! let agent = Agent::start(config).await?;
+//! agent.handle().put("", "greeting", b"hello").await?;
+//! agent.wait().await; // until Shutdown
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
+
+mod agent;
+mod api;
+mod config;
+mod driver;
+mod error;
+mod link;
+mod peer;
+mod stats;
+
+pub use agent::Agent;
+pub use api::{resolve, Read, StatusReport};
+pub use config::{
+    load_protocol_config, parse_protocol_config, AgentConfig, TransportConfig, DEFAULT_API,
+    DEFAULT_BIND,
+};
+pub use driver::{Handle, Sequenced};
+pub use error::{ApiError, StartError};
+pub use stats::TransportStats;

@@ -1,0 +1,226 @@
+//! The agent: a node task, its peer service and its client API, served by
+//! tonic on tokio.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use rumour_core::{Incarnation, Node, NodeId};
+use rumour_proto::v1::peer_server::PeerServer;
+use rumour_proto::v1::rumour_server::RumourServer;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::Server;
+use tracing::{info, warn};
+
+use crate::api::{resolve, ApiService};
+use crate::config::AgentConfig;
+use crate::driver::{self, Handle};
+use crate::error::StartError;
+use crate::link::Links;
+use crate::peer::PeerService;
+use crate::stats::TransportStats;
+
+/// A running agent.
+pub struct Agent {
+    handle: Handle,
+    name: String,
+    peer_addr: SocketAddr,
+    api_addr: SocketAddr,
+    node_task: JoinHandle<()>,
+    servers: Vec<JoinHandle<()>>,
+    stop_servers: watch::Sender<bool>,
+}
+
+async fn listen(what: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { what, addr, source })
+}
+
+impl Agent {
+    /// Bind the peer and API listeners, start the node and, if seeds are
+    /// given, join through them (retried with backoff until one answers).
+    pub async fn start(config: AgentConfig) -> Result<Agent, StartError> {
+        config.protocol.validate()?;
+        let peer_listener = listen("peers", config.bind).await?;
+        let api_listener = listen("client API", config.api).await?;
+        let bound = peer_listener
+            .local_addr()
+            .map_err(|source| StartError::Bind {
+                what: "peers",
+                addr: config.bind,
+                source,
+            })?;
+        let api_addr = api_listener
+            .local_addr()
+            .map_err(|source| StartError::Bind {
+                what: "client API",
+                addr: config.api,
+                source,
+            })?;
+        let peer_addr = match config.advertise {
+            Some(a) => a,
+            None if bound.ip().is_unspecified() => return Err(StartError::NoAdvertise(bound)),
+            None => bound,
+        };
+        let seeds = if config.join.is_empty() {
+            Vec::new()
+        } else {
+            resolve(&config.join).await.map_err(|e| StartError::Seed {
+                addr: config.join.join(","),
+                reason: e.to_string(),
+            })?
+        };
+
+        let unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let incarnation = config.incarnation.unwrap_or(unix.as_secs() as u32);
+        let rng_seed = config
+            .rng_seed
+            .unwrap_or(unix.as_nanos() as u64 ^ (u64::from(std::process::id()) << 32));
+        let id = NodeId::new(&config.name, peer_addr)?;
+        let start = Instant::now();
+        let mut node = Node::new(
+            id,
+            Incarnation(incarnation),
+            config.protocol.clone(),
+            rng_seed,
+            rumour_core::Time::ZERO,
+        )?;
+        if !seeds.is_empty() {
+            node.join(rumour_core::Time::ZERO, &seeds)?;
+        }
+
+        let stats = Arc::new(TransportStats::default());
+        let transport = Arc::new(config.transport.clone());
+        let (inbound_tx, inbound_rx) = mpsc::channel(transport.inbound_queue.max(1));
+        let links = Links::new(peer_addr, transport.clone(), stats.clone());
+        let (driver, handle, inputs) = driver::driver(
+            node,
+            start,
+            links,
+            inbound_rx,
+            transport.watch_buffer,
+            stats.clone(),
+            api_addr,
+        );
+        let node_task = tokio::spawn(driver::run(driver, inputs));
+
+        let (stop_servers, stop_rx) = watch::channel(false);
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+
+        let peer_service = PeerServer::new(PeerService {
+            inbound: inbound_tx,
+            stats: stats.clone(),
+        })
+        .max_decoding_message_size(transport.max_inbound_message);
+        let peer_incoming = TcpIncoming::from(peer_listener).with_nodelay(Some(true));
+        let peer_server = Server::builder()
+            .add_service(peer_service)
+            .serve_with_incoming_shutdown(peer_incoming, stopped(stop_rx.clone()));
+
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_serving::<RumourServer<ApiService>>()
+            .await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(rumour_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(|e| StartError::ConfigFile {
+                path: "<built-in schema>".into(),
+                reason: e.to_string(),
+            })?;
+        let api_service = RumourServer::new(ApiService {
+            handle: handle.clone(),
+        });
+        let api_incoming = TcpIncoming::from(api_listener).with_nodelay(Some(true));
+        let api_server = Server::builder()
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(api_service)
+            .serve_with_incoming_shutdown(api_incoming, stopped(stop_rx));
+
+        let servers = vec![
+            tokio::spawn(async move {
+                if let Err(e) = peer_server.await {
+                    warn!(error = %e, "peer service stopped");
+                }
+            }),
+            tokio::spawn(async move {
+                if let Err(e) = api_server.await {
+                    warn!(error = %e, "client API stopped");
+                }
+            }),
+        ];
+        info!(name = %config.name, peer = %peer_addr, api = %api_addr, incarnation, "agent started");
+        if !seeds.is_empty() {
+            info!(seeds = ?config.join, "joining");
+        }
+        Ok(Agent {
+            handle,
+            name: config.name,
+            peer_addr,
+            api_addr,
+            node_task,
+            servers,
+            stop_servers,
+        })
+    }
+
+    /// A handle for commands, reads and event subscriptions.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// The node's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The address other nodes reach this one at.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer_addr
+    }
+
+    /// The client API's address.
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api_addr
+    }
+
+    /// Run until the agent is asked to stop (a `Shutdown` call or
+    /// [`Handle::shutdown`]); the node leaves the cluster gracefully, then
+    /// the services stop.
+    pub async fn wait(mut self) {
+        let _ = (&mut self.node_task).await;
+        self.stop_services().await;
+    }
+
+    /// Leave the cluster gracefully and stop.
+    pub async fn shutdown(self) {
+        self.handle.shutdown();
+        self.wait().await;
+    }
+
+    /// Stop at once, as a crash would: no leave, no goodbye. Peers find out
+    /// through failure detection.
+    pub fn kill(self) {
+        self.node_task.abort();
+        for s in &self.servers {
+            s.abort();
+        }
+    }
+
+    async fn stop_services(&mut self) {
+        let _ = self.stop_servers.send(true);
+        for s in self.servers.drain(..) {
+            let _ = s.await;
+        }
+    }
+}

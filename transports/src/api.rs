@@ -1,0 +1,580 @@
+//! The client API: typed calls on a [`Handle`], and the `rumour.v1.Rumour`
+//! gRPC service built on them.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+
+use rumour_core::{Entry, Event, FreshRead, Member, MemberState, Metadata, ReadSource};
+use rumour_proto::v1 as pb;
+use rumour_proto::v1::rumour_server::Rumour;
+use tokio::sync::oneshot;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status};
+
+use crate::driver::{Driver, Handle, Sequenced};
+use crate::error::ApiError;
+
+/// A value read from a namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Read {
+    /// The namespace (its owner's name).
+    pub namespace: String,
+    /// The entry.
+    pub entry: Entry,
+    /// Who answered: the owner (fresh reads) or the local replica.
+    pub source: ReadSource,
+}
+
+/// A snapshot of the agent for `Status`.
+#[derive(Clone, Debug)]
+pub struct StatusReport {
+    /// This node as it sees itself.
+    pub me: Member,
+    /// When `me` last changed, in ms since the Unix epoch.
+    pub me_since_unix_ms: u64,
+    /// Members alive or suspect, this node included.
+    pub live_members: usize,
+    /// Members known (any state).
+    pub members: usize,
+    /// Namespaces held.
+    pub namespaces: usize,
+    /// Protocol and transport counters.
+    pub counters: Vec<(String, u64)>,
+    /// The effective protocol configuration, one TOML value per field.
+    pub config: Vec<(String, String)>,
+    /// Whether the node has left.
+    pub left: bool,
+}
+
+impl Handle {
+    fn own(d: &Driver, namespace: &str) -> String {
+        if namespace.is_empty() {
+            d.node.id().name().to_string()
+        } else {
+            namespace.to_string()
+        }
+    }
+
+    /// Write `key` in this node's namespace (`namespace` empty or this
+    /// node's name). Returns the write's version.
+    pub async fn put(&self, namespace: &str, key: &str, value: &[u8]) -> Result<u64, ApiError> {
+        let (namespace, key, value) = (namespace.to_string(), key.to_string(), value.to_vec());
+        self.call(move |d| {
+            let now = d.now();
+            let ns = Handle::own(d, &namespace);
+            d.node.put_in(now, &ns, &key, &value)
+        })
+        .await?
+        .map_err(ApiError::from)
+    }
+
+    /// Delete `key` from this node's namespace. Returns the tombstone's
+    /// version, `None` if the key was not there.
+    pub async fn delete(&self, namespace: &str, key: &str) -> Result<Option<u64>, ApiError> {
+        let (namespace, key) = (namespace.to_string(), key.to_string());
+        self.call(move |d| {
+            let now = d.now();
+            let ns = Handle::own(d, &namespace);
+            if ns != d.node.id().name() {
+                return Err(rumour_core::Error::NotOwner(ns));
+            }
+            d.node.delete(now, &key)
+        })
+        .await?
+        .map_err(ApiError::from)
+    }
+
+    /// Read `key` of `namespace` (empty: this node's) from the local replica.
+    pub async fn get(&self, namespace: &str, key: &str) -> Result<Read, ApiError> {
+        let (namespace, key) = (namespace.to_string(), key.to_string());
+        self.call(move |d| {
+            let ns = Handle::own(d, &namespace);
+            match d.node.get(&ns, &key) {
+                Some(entry) => Ok(Read {
+                    namespace: ns,
+                    entry,
+                    source: ReadSource::Replica,
+                }),
+                None if known_namespace(d, &ns) => Err(ApiError::NoKey { namespace: ns, key }),
+                None => Err(ApiError::NoNamespace(ns)),
+            }
+        })
+        .await?
+    }
+
+    /// Read `key` of `namespace` from its owner; after the query timeout
+    /// (or if the owner is not a live member) from the local replica.
+    pub async fn get_fresh(&self, namespace: &str, key: &str) -> Result<Read, ApiError> {
+        let (namespace, key) = (namespace.to_string(), key.to_string());
+        let rx = self
+            .call(move |d| {
+                let (tx, rx) = oneshot::channel::<FreshRead>();
+                let ns = Handle::own(d, &namespace);
+                let now = d.now();
+                let id = d.node.query_fresh(now, &ns, &key);
+                d.fresh.insert(id, tx);
+                rx
+            })
+            .await?;
+        let r = rx.await.map_err(|_| ApiError::Stopped)?;
+        match r.value {
+            Some(value) => Ok(Read {
+                namespace: r.owner.to_string(),
+                entry: Entry {
+                    key: r.key,
+                    version: r.version,
+                    value,
+                },
+                source: r.source,
+            }),
+            None => Err(ApiError::NoKey {
+                namespace: r.owner.to_string(),
+                key: r.key.to_string(),
+            }),
+        }
+    }
+
+    /// The live entries of `namespace` (empty: this node's) under `prefix`,
+    /// in key order.
+    pub async fn list(
+        &self,
+        namespace: &str,
+        prefix: &str,
+    ) -> Result<(String, Vec<Entry>), ApiError> {
+        let (namespace, prefix) = (namespace.to_string(), prefix.to_string());
+        self.call(move |d| {
+            let ns = Handle::own(d, &namespace);
+            if !known_namespace(d, &ns) {
+                return Err(ApiError::NoNamespace(ns));
+            }
+            let entries = d.node.list(&ns, &prefix);
+            Ok((ns, entries))
+        })
+        .await?
+    }
+
+    /// Every member this node knows of, by name, each with when it last
+    /// changed (ms since the Unix epoch).
+    pub async fn members(&self) -> Result<Vec<(Member, u64)>, ApiError> {
+        self.call(|d| {
+            let mut ms: Vec<(Member, u64)> = d
+                .node
+                .members()
+                .map(|m| {
+                    let t = d.unix_ms(m.since);
+                    (m, t)
+                })
+                .collect();
+            ms.sort_by(|a, b| a.0.id.name().cmp(b.0.id.name()));
+            ms
+        })
+        .await
+    }
+
+    /// A snapshot of this node: identity, counts, counters, configuration.
+    pub async fn status(&self) -> Result<StatusReport, ApiError> {
+        let transport = self.stats.snapshot();
+        self.call(move |d| {
+            let me = d
+                .node
+                .member(d.node.id().name())
+                .expect("a node always knows itself");
+            let mut counters: Vec<(String, u64)> = d
+                .node
+                .stats()
+                .counters()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+            counters.extend(
+                transport
+                    .into_iter()
+                    .map(|(k, v)| (format!("transport_{k}"), v)),
+            );
+            let config = toml::Table::try_from(d.node.config())
+                .map(|t| t.into_iter().map(|(k, v)| (k, v.to_string())).collect())
+                .unwrap_or_default();
+            StatusReport {
+                me_since_unix_ms: d.unix_ms(me.since),
+                me,
+                live_members: d.node.live_members(),
+                members: d.node.members().count(),
+                namespaces: d.node.owners().len(),
+                counters,
+                config,
+                left: d.node.has_left(),
+            }
+        })
+        .await
+    }
+
+    /// Join a cluster through `seeds` (`ip:port` or `host:port`).
+    pub async fn join(&self, seeds: &[String]) -> Result<(), ApiError> {
+        let addrs = resolve(seeds).await?;
+        self.call(move |d| {
+            let now = d.now();
+            d.node.join(now, &addrs)
+        })
+        .await?
+        .map_err(ApiError::from)
+    }
+
+    /// Leave the cluster gracefully; the agent keeps serving reads.
+    pub async fn leave(&self) -> Result<(), ApiError> {
+        self.call(|d| {
+            let now = d.now();
+            d.node.leave(now)
+        })
+        .await?
+        .map_err(ApiError::from)
+    }
+
+    /// Set the cluster metadata register. Returns its Lamport time.
+    pub async fn publish_metadata(&self, value: &[u8]) -> Result<u64, ApiError> {
+        let value = value.to_vec();
+        self.call(move |d| {
+            let now = d.now();
+            d.node.publish_metadata(now, &value)
+        })
+        .await?
+        .map_err(ApiError::from)
+    }
+
+    /// The cluster metadata register.
+    pub async fn metadata(&self) -> Result<Metadata, ApiError> {
+        self.call(|d| d.node.metadata().cloned())
+            .await?
+            .ok_or(ApiError::NoMetadata)
+    }
+
+    /// Send a user event to every live node. Returns its version in this
+    /// node's stream.
+    pub async fn send_event(&self, name: &str, payload: &[u8]) -> Result<u64, ApiError> {
+        let (name, payload) = (name.to_string(), payload.to_vec());
+        self.call(move |d| {
+            let now = d.now();
+            d.node.send_event(now, &name, &payload)
+        })
+        .await?
+        .map_err(ApiError::from)
+    }
+}
+
+/// Whether `ns` names a namespace this node can read: its own, one it holds,
+/// or a live member's (which may hold no data yet).
+fn known_namespace(d: &Driver, ns: &str) -> bool {
+    ns == d.node.id().name()
+        || d.node.namespace_version(ns).is_some()
+        || d.node.member(ns).is_some_and(|m| m.state.is_live())
+}
+
+/// Resolve addresses given as `ip:port` or `host:port`.
+pub async fn resolve(addrs: &[String]) -> Result<Vec<SocketAddr>, ApiError> {
+    let mut out = Vec::new();
+    for a in addrs {
+        let bad = |reason: String| ApiError::BadAddress {
+            addr: a.clone(),
+            reason,
+        };
+        let mut found = tokio::net::lookup_host(a.as_str())
+            .await
+            .map_err(|e| bad(e.to_string()))?;
+        out.push(
+            found
+                .next()
+                .ok_or_else(|| bad("resolves to no address".into()))?,
+        );
+    }
+    if out.is_empty() {
+        return Err(ApiError::BadAddress {
+            addr: String::new(),
+            reason: "no address given".into(),
+        });
+    }
+    Ok(out)
+}
+
+// ----- the gRPC service ------------------------------------------------
+
+/// The `rumour.v1.Rumour` service.
+pub(crate) struct ApiService {
+    pub(crate) handle: Handle,
+}
+
+fn state(s: MemberState) -> pb::MemberState {
+    match s {
+        MemberState::Alive => pb::MemberState::Alive,
+        MemberState::Suspect => pb::MemberState::Suspect,
+        MemberState::Dead => pb::MemberState::Dead,
+        MemberState::Left => pb::MemberState::Left,
+    }
+}
+
+fn member(m: &Member, since_unix_ms: u64) -> pb::Member {
+    pb::Member {
+        name: m.id.name().to_string(),
+        address: m.id.addr().to_string(),
+        state: state(m.state) as i32,
+        incarnation: m.incarnation.0,
+        last_change_unix_ms: since_unix_ms,
+    }
+}
+
+fn source(s: ReadSource) -> pb::Source {
+    match s {
+        ReadSource::Owner => pb::Source::Owner,
+        ReadSource::Replica => pb::Source::Replica,
+    }
+}
+
+/// The watch event of a node event, if it passes the filter.
+fn watch_event(
+    s: &Sequenced,
+    filter: &pb::WatchRequest,
+    kinds: &[pb::EventKind],
+    start_unix_ms: u64,
+) -> Option<pb::WatchEvent> {
+    use pb::watch_event::Event as W;
+    let wants = |k: pb::EventKind| kinds.is_empty() || kinds.contains(&k);
+    let event = match &s.event {
+        Event::MemberJoined(m)
+        | Event::MemberSuspected(m)
+        | Event::MemberAlive(m)
+        | Event::MemberDied(m)
+        | Event::MemberLeft(m) => {
+            if !wants(pb::EventKind::Member) {
+                return None;
+            }
+            use pb::member_event::Change;
+            let change = match &s.event {
+                Event::MemberJoined(_) => Change::Joined,
+                Event::MemberSuspected(_) => Change::Suspected,
+                Event::MemberAlive(_) => Change::Alive,
+                Event::MemberDied(_) => Change::Died,
+                _ => Change::Left,
+            };
+            W::Member(pb::MemberEvent {
+                change: change as i32,
+                member: Some(member(m, start_unix_ms + m.since.as_micros() / 1000)),
+            })
+        }
+        Event::EntryChanged {
+            owner,
+            key,
+            version,
+            value,
+        } => {
+            if !wants(pb::EventKind::Entry)
+                || !(filter.namespace.is_empty() || filter.namespace == **owner)
+                || !key.starts_with(filter.key_prefix.as_str())
+            {
+                return None;
+            }
+            W::Entry(pb::EntryEvent {
+                namespace: owner.to_string(),
+                key: key.to_string(),
+                version: *version,
+                value: value.as_deref().map(<[u8]>::to_vec).unwrap_or_default(),
+                deleted: value.is_none(),
+            })
+        }
+        Event::MetadataChanged(m) => {
+            if !wants(pb::EventKind::Metadata) {
+                return None;
+            }
+            W::Metadata(pb::MetadataEvent {
+                value: m.value.to_vec(),
+                origin: m.origin.to_string(),
+                lamport: m.lamport,
+            })
+        }
+        Event::UserEvent {
+            origin,
+            name,
+            payload,
+            lamport,
+        } => {
+            if !wants(pb::EventKind::User) {
+                return None;
+            }
+            W::User(pb::UserEvent {
+                origin: origin.to_string(),
+                name: name.to_string(),
+                payload: payload.to_vec(),
+                lamport: *lamport,
+            })
+        }
+        Event::FreshRead(_) => return None,
+    };
+    Some(pb::WatchEvent {
+        seq: s.seq,
+        event: Some(event),
+    })
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Rumour for ApiService {
+    async fn put(&self, r: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
+        let r = r.into_inner();
+        let version = self.handle.put(&r.namespace, &r.key, &r.value).await?;
+        Ok(Response::new(pb::PutResponse { version }))
+    }
+
+    async fn get(&self, r: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
+        let r = r.into_inner();
+        let read = if r.fresh {
+            self.handle.get_fresh(&r.namespace, &r.key).await?
+        } else {
+            self.handle.get(&r.namespace, &r.key).await?
+        };
+        Ok(Response::new(pb::GetResponse {
+            namespace: read.namespace,
+            key: read.entry.key.to_string(),
+            value: read.entry.value.to_vec(),
+            version: read.entry.version,
+            source: source(read.source) as i32,
+        }))
+    }
+
+    async fn delete(
+        &self,
+        r: Request<pb::DeleteRequest>,
+    ) -> Result<Response<pb::DeleteResponse>, Status> {
+        let r = r.into_inner();
+        let version = self.handle.delete(&r.namespace, &r.key).await?;
+        Ok(Response::new(pb::DeleteResponse {
+            existed: version.is_some(),
+            version: version.unwrap_or(0),
+        }))
+    }
+
+    async fn list(
+        &self,
+        r: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::ListResponse>, Status> {
+        let r = r.into_inner();
+        let (namespace, entries) = self.handle.list(&r.namespace, &r.prefix).await?;
+        Ok(Response::new(pb::ListResponse {
+            namespace,
+            entries: entries
+                .into_iter()
+                .map(|e| pb::Entry {
+                    key: e.key.to_string(),
+                    value: e.value.to_vec(),
+                    version: e.version,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn members(
+        &self,
+        _: Request<pb::MembersRequest>,
+    ) -> Result<Response<pb::MembersResponse>, Status> {
+        let members = self.handle.members().await?;
+        Ok(Response::new(pb::MembersResponse {
+            members: members.iter().map(|(m, t)| member(m, *t)).collect(),
+        }))
+    }
+
+    async fn status(
+        &self,
+        _: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        let s = self.handle.status().await?;
+        Ok(Response::new(pb::StatusResponse {
+            self_: Some(member(&s.me, s.me_since_unix_ms)),
+            live_members: s.live_members as u32,
+            members: s.members as u32,
+            counters: s.counters.into_iter().collect(),
+            config: s.config.into_iter().collect(),
+            namespaces: s.namespaces as u32,
+            peer_address: s.me.id.addr().to_string(),
+            api_address: self.handle.api_addr().to_string(),
+            left: s.left,
+        }))
+    }
+
+    async fn join(
+        &self,
+        r: Request<pb::JoinRequest>,
+    ) -> Result<Response<pb::JoinResponse>, Status> {
+        self.handle.join(&r.into_inner().addresses).await?;
+        Ok(Response::new(pb::JoinResponse {}))
+    }
+
+    async fn leave(
+        &self,
+        _: Request<pb::LeaveRequest>,
+    ) -> Result<Response<pb::LeaveResponse>, Status> {
+        self.handle.leave().await?;
+        Ok(Response::new(pb::LeaveResponse {}))
+    }
+
+    async fn shutdown(
+        &self,
+        _: Request<pb::ShutdownRequest>,
+    ) -> Result<Response<pb::ShutdownResponse>, Status> {
+        self.handle.shutdown();
+        Ok(Response::new(pb::ShutdownResponse {}))
+    }
+
+    type WatchStream = WatchStream;
+
+    async fn watch(
+        &self,
+        r: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let filter = r.into_inner();
+        let mut kinds = Vec::new();
+        for k in &filter.kinds {
+            match pb::EventKind::try_from(*k) {
+                Ok(pb::EventKind::Unspecified) | Err(_) => {
+                    return Err(Status::invalid_argument(format!("unknown event kind {k}")))
+                }
+                Ok(k) => kinds.push(k),
+            }
+        }
+        let rx = self.handle.subscribe();
+        let start_unix_ms = self.handle.start_unix_ms();
+        let stream = BroadcastStream::new(rx).filter_map(move |item| match item {
+            Ok(s) => watch_event(&s, &filter, &kinds, start_unix_ms).map(Ok),
+            // A watcher that fell behind skips what it missed: the gap
+            // shows in `seq`.
+            Err(_lagged) => None,
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn publish_metadata(
+        &self,
+        r: Request<pb::PublishMetadataRequest>,
+    ) -> Result<Response<pb::PublishMetadataResponse>, Status> {
+        let lamport = self.handle.publish_metadata(&r.into_inner().value).await?;
+        Ok(Response::new(pb::PublishMetadataResponse { lamport }))
+    }
+
+    async fn get_metadata(
+        &self,
+        _: Request<pb::GetMetadataRequest>,
+    ) -> Result<Response<pb::GetMetadataResponse>, Status> {
+        let m = self.handle.metadata().await?;
+        Ok(Response::new(pb::GetMetadataResponse {
+            value: m.value.to_vec(),
+            origin: m.origin.to_string(),
+            lamport: m.lamport,
+        }))
+    }
+
+    async fn send_event(
+        &self,
+        r: Request<pb::SendEventRequest>,
+    ) -> Result<Response<pb::SendEventResponse>, Status> {
+        let r = r.into_inner();
+        let version = self.handle.send_event(&r.name, &r.payload).await?;
+        Ok(Response::new(pb::SendEventResponse { version }))
+    }
+}

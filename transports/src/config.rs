@@ -1,0 +1,169 @@
+//! The agent's settings: addresses, seeds, the protocol's [`Config`] and the
+//! transport's own limits.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use rumour_core::Config;
+
+use crate::error::StartError;
+
+/// The default peer address: where nodes talk to each other.
+pub const DEFAULT_BIND: &str = "127.0.0.1:7946";
+/// The default client API address.
+pub const DEFAULT_API: &str = "127.0.0.1:7947";
+
+/// Limits and timings of the transport (not of the protocol).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TransportConfig {
+    /// Largest peer message accepted, checked on its length prefix before it
+    /// is decoded. Default: 4 × `max_message_size`, at least 4 MiB (a
+    /// push-pull carries the whole member list).
+    pub max_inbound_message: usize,
+    /// Envelopes queued per peer before new ones are dropped. Default 1024.
+    pub peer_queue: usize,
+    /// Decoded messages queued for the node before new ones are dropped.
+    /// Default 4096.
+    pub inbound_queue: usize,
+    /// How long a send may wait on a stalled peer stream before the stream
+    /// is dropped and reopened. Default 2 s.
+    pub send_timeout: Duration,
+    /// How long a connection attempt may take. Default 1 s.
+    pub connect_timeout: Duration,
+    /// First wait after a failed connection; it doubles up to
+    /// `backoff_max`. Default 100 ms.
+    pub backoff_min: Duration,
+    /// Longest wait between connection attempts. Default 5 s.
+    pub backoff_max: Duration,
+    /// A peer stream unused this long is closed. Default 60 s.
+    pub idle_close: Duration,
+    /// Events buffered for each `Watch` stream; a watcher that falls
+    /// further behind misses events (and sees a gap in `seq`). Default 4096.
+    pub watch_buffer: usize,
+}
+
+impl TransportConfig {
+    /// The defaults for a protocol configuration.
+    pub fn for_protocol(protocol: &Config) -> TransportConfig {
+        TransportConfig {
+            max_inbound_message: (4 * protocol.max_message_size).max(4 << 20),
+            peer_queue: 1024,
+            inbound_queue: 4096,
+            send_timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(1),
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(5),
+            idle_close: Duration::from_secs(60),
+            watch_buffer: 4096,
+        }
+    }
+}
+
+/// Everything an agent needs to start.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    /// The node's name, unique in the cluster.
+    pub name: String,
+    /// Where the peer service listens. Port 0 picks a free port.
+    pub bind: SocketAddr,
+    /// The address other nodes reach this one at. Default: the bound
+    /// address, which must then not be unspecified (0.0.0.0 or ::).
+    pub advertise: Option<SocketAddr>,
+    /// Where the client API listens. Port 0 picks a free port.
+    pub api: SocketAddr,
+    /// Seeds to join through (`ip:port` or `host:port`). Empty: start a
+    /// cluster of one.
+    pub join: Vec<String>,
+    /// The protocol's configuration.
+    pub protocol: Config,
+    /// The transport's limits.
+    pub transport: TransportConfig,
+    /// The incarnation to start with. Default: seconds since the Unix epoch,
+    /// so that a restarted node always starts a newer life than the last.
+    pub incarnation: Option<u32>,
+    /// Seed of the node's RNG. Default: drawn from the clock and process id.
+    pub rng_seed: Option<u64>,
+}
+
+impl AgentConfig {
+    /// An agent named `name` on the default addresses with the LAN preset.
+    pub fn new(name: impl Into<String>) -> AgentConfig {
+        let protocol = Config::lan();
+        AgentConfig {
+            name: name.into(),
+            bind: DEFAULT_BIND.parse().expect("valid default address"),
+            advertise: None,
+            api: DEFAULT_API.parse().expect("valid default address"),
+            join: Vec::new(),
+            transport: TransportConfig::for_protocol(&protocol),
+            protocol,
+            incarnation: None,
+            rng_seed: None,
+        }
+    }
+
+    /// An agent for tests and local clusters: loopback, ephemeral ports.
+    pub fn loopback(name: impl Into<String>, protocol: Config) -> AgentConfig {
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("valid address");
+        AgentConfig {
+            bind: any,
+            api: any,
+            transport: TransportConfig::for_protocol(&protocol),
+            protocol,
+            ..AgentConfig::new(name)
+        }
+    }
+}
+
+/// Read a protocol configuration from a TOML file. Every field of
+/// [`Config`] may be set; the rest take the values of `base` (a preset).
+/// An unknown field or a bad value is an error that names it.
+pub fn load_protocol_config(path: &Path, base: &Config) -> Result<Config, StartError> {
+    let text = std::fs::read_to_string(path).map_err(|e| StartError::ConfigFile {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    parse_protocol_config(&text, base).map_err(|reason| StartError::ConfigFile {
+        path: path.display().to_string(),
+        reason,
+    })
+}
+
+/// Parse a protocol configuration from TOML text over `base`.
+pub fn parse_protocol_config(text: &str, base: &Config) -> Result<Config, String> {
+    let overrides: toml::Table = toml::from_str(text).map_err(|e| e.message().to_string())?;
+    let mut merged = toml::Table::try_from(base).map_err(|e| e.to_string())?;
+    for (k, v) in overrides {
+        merged.insert(k, v);
+    }
+    let config: Config = merged
+        .try_into()
+        .map_err(|e: toml::de::Error| e.message().to_string())?;
+    config.validate().map_err(|e| e.to_string())?;
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_overrides_the_preset_field_by_field() {
+        let c = parse_protocol_config("fanout = 5\ngossip_interval = \"100ms\"\n", &Config::wan())
+            .unwrap();
+        assert_eq!(c.fanout, 5);
+        assert_eq!(c.gossip_interval, Duration::from_millis(100));
+        assert_eq!(c.probe_period, Config::wan().probe_period);
+    }
+
+    #[test]
+    fn unknown_and_invalid_fields_are_named() {
+        let e = parse_protocol_config("fan_out = 5\n", &Config::lan()).unwrap_err();
+        assert!(e.contains("fan_out"), "{e}");
+        let e = parse_protocol_config("fanout = 0\n", &Config::lan()).unwrap_err();
+        assert!(e.contains("fanout"), "{e}");
+        let e = parse_protocol_config("probe_period = \"soon\"\n", &Config::lan()).unwrap_err();
+        assert!(e.contains("soon") || e.contains("probe_period"), "{e}");
+    }
+}

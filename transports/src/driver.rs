@@ -1,0 +1,255 @@
+//! The node task: the one owner of a node's state machine.
+//!
+//! It selects over inbound peer messages, client commands (jobs), the
+//! node's next timer (`poll_timeout`) and shutdown, then hands every output
+//! to the peer links or the event stream. Nothing else touches the node.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use rumour_core::{Event, FreshRead, Message, Node, Output, Time};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tracing::{debug, info, warn};
+
+use crate::error::ApiError;
+use crate::link::Links;
+use crate::stats::TransportStats;
+
+/// An event and its place in the agent's event sequence (from 1).
+#[derive(Clone, Debug)]
+pub struct Sequenced {
+    /// Position in the sequence; a watcher that sees a gap fell behind.
+    pub seq: u64,
+    /// The event.
+    pub event: Event,
+}
+
+/// A command run on the node task with the node in hand.
+pub(crate) type Job = Box<dyn FnOnce(&mut Driver) + Send>;
+
+/// The node task's state.
+pub(crate) struct Driver {
+    pub(crate) node: Node,
+    start: Instant,
+    start_unix_ms: u64,
+    pub(crate) fresh: HashMap<u32, oneshot::Sender<FreshRead>>,
+    events: broadcast::Sender<Arc<Sequenced>>,
+    seq: u64,
+    links: Links,
+    /// Set once shutdown was asked for: the node is leaving.
+    pub(crate) stopping: bool,
+}
+
+impl Driver {
+    pub(crate) fn now(&self) -> Time {
+        Time::from_micros(self.start.elapsed().as_micros() as u64)
+    }
+
+    /// Milliseconds since the Unix epoch of a node time.
+    pub(crate) fn unix_ms(&self, t: Time) -> u64 {
+        self.start_unix_ms + t.as_micros() / 1000
+    }
+
+    fn instant(&self, t: Time) -> tokio::time::Instant {
+        tokio::time::Instant::from_std(self.start + std::time::Duration::from_micros(t.as_micros()))
+    }
+
+    /// Begin a graceful stop: leave the cluster, then let the leave rumour
+    /// go out before the task ends.
+    pub(crate) fn stop(&mut self) {
+        if !self.stopping {
+            self.stopping = true;
+            let now = self.now();
+            match self.node.leave(now) {
+                Ok(()) => info!("leaving the cluster"),
+                Err(e) => debug!(%e, "stop: node had already left"),
+            }
+        }
+    }
+
+    /// Hand every pending output to its destination.
+    fn flush(&mut self) {
+        while let Some(out) = self.node.poll_output() {
+            match out {
+                Output::Send { to, msg } => self.links.send(to, &msg),
+                Output::Event(event) => self.publish(event),
+            }
+        }
+    }
+
+    fn publish(&mut self, event: Event) {
+        match &event {
+            Event::FreshRead(r) => {
+                if let Some(tx) = self.fresh.remove(&r.id) {
+                    let _ = tx.send(r.clone());
+                }
+            }
+            Event::MemberJoined(m) => {
+                info!(member = m.id.name(), addr = %m.id.addr(), "member joined")
+            }
+            Event::MemberDied(m) => warn!(member = m.id.name(), "member died"),
+            Event::MemberLeft(m) => info!(member = m.id.name(), "member left"),
+            Event::MemberSuspected(m) => debug!(member = m.id.name(), "member suspected"),
+            _ => {}
+        }
+        self.seq += 1;
+        // No receiver is fine: nobody watches.
+        let _ = self.events.send(Arc::new(Sequenced {
+            seq: self.seq,
+            event,
+        }));
+    }
+}
+
+/// A cloneable handle to a running node task.
+#[derive(Clone)]
+pub struct Handle {
+    jobs: mpsc::Sender<Job>,
+    events: broadcast::Sender<Arc<Sequenced>>,
+    stop: watch::Sender<bool>,
+    pub(crate) stats: Arc<TransportStats>,
+    start_unix_ms: u64,
+    api_addr: SocketAddr,
+}
+
+impl Handle {
+    /// Run `f` on the node task and return its result.
+    pub(crate) async fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Driver) -> R + Send + 'static,
+    ) -> Result<R, ApiError> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |d| {
+            let _ = tx.send(f(d));
+        });
+        self.jobs.send(job).await.map_err(|_| ApiError::Stopped)?;
+        rx.await.map_err(|_| ApiError::Stopped)
+    }
+
+    /// A new subscription to the node's events, from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Sequenced>> {
+        self.events.subscribe()
+    }
+
+    /// Ask the agent to leave the cluster and stop.
+    pub fn shutdown(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    /// Milliseconds since the Unix epoch at node time zero.
+    pub fn start_unix_ms(&self) -> u64 {
+        self.start_unix_ms
+    }
+
+    /// The client API's address.
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api_addr
+    }
+
+    /// The transport's counters.
+    pub fn transport_stats(&self) -> &TransportStats {
+        &self.stats
+    }
+}
+
+/// The receiving ends the node task runs on.
+pub(crate) struct Inputs {
+    pub(crate) inbound: mpsc::Receiver<(SocketAddr, Message)>,
+    jobs: mpsc::Receiver<Job>,
+    stop: watch::Receiver<bool>,
+}
+
+/// Build a driver around `node`, with its handle and inputs.
+pub(crate) fn driver(
+    node: Node,
+    start: Instant,
+    links: Links,
+    inbound: mpsc::Receiver<(SocketAddr, Message)>,
+    watch_buffer: usize,
+    stats: Arc<TransportStats>,
+    api_addr: SocketAddr,
+) -> (Driver, Handle, Inputs) {
+    let (jobs_tx, jobs_rx) = mpsc::channel(1024);
+    let (events, _) = broadcast::channel(watch_buffer.max(1));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let start_unix_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+        .saturating_sub(start.elapsed().as_millis() as u64);
+    let d = Driver {
+        node,
+        start,
+        start_unix_ms,
+        fresh: HashMap::new(),
+        events: events.clone(),
+        seq: 0,
+        links,
+        stopping: false,
+    };
+    let handle = Handle {
+        jobs: jobs_tx,
+        events,
+        stop: stop_tx,
+        stats,
+        start_unix_ms,
+        api_addr,
+    };
+    let inputs = Inputs {
+        inbound,
+        jobs: jobs_rx,
+        stop: stop_rx,
+    };
+    (d, handle, inputs)
+}
+
+/// The node task: runs until the node has left after a stop, then flushes
+/// the peer links.
+pub(crate) async fn run(mut d: Driver, mut inputs: Inputs) {
+    let mut stop_open = true;
+    loop {
+        d.flush();
+        let deadline = d.node.poll_timeout();
+        if d.stopping && deadline.is_none() {
+            break;
+        }
+        let sleep_until = deadline.map(|t| d.instant(t));
+        tokio::select! {
+            biased;
+            changed = inputs.stop.changed(), if stop_open => {
+                if changed.is_err() || *inputs.stop.borrow() {
+                    d.stop();
+                }
+                stop_open = changed.is_ok();
+            }
+            Some(job) = inputs.jobs.recv() => job(&mut d),
+            Some((from, msg)) = inputs.inbound.recv() => {
+                let now = d.now();
+                d.node.handle_message(now, from, msg);
+            }
+            () = sleep_opt(sleep_until) => {
+                let now = d.now();
+                d.node.handle_timeout(now);
+            }
+        }
+        d.links.reap();
+    }
+    d.flush();
+    // Closing the queues lets each link send what it holds, then end.
+    let (mut link_tasks, timeout) = d.links.close();
+    let _ = tokio::time::timeout(timeout, async {
+        while link_tasks.join_next().await.is_some() {}
+    })
+    .await;
+    link_tasks.abort_all();
+    info!("node stopped");
+}
+
+async fn sleep_opt(until: Option<tokio::time::Instant>) {
+    match until {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}

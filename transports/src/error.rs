@@ -1,0 +1,102 @@
+//! Errors of the agent, and how API errors map to gRPC status codes.
+
+use rumour_core::Error as CoreError;
+use thiserror::Error;
+use tonic::{Code, Status};
+
+/// Why an agent could not start.
+#[derive(Debug, Error)]
+pub enum StartError {
+    /// The protocol configuration was rejected.
+    #[error(transparent)]
+    Config(#[from] rumour_core::ConfigError),
+    /// A configuration file could not be read or parsed.
+    #[error("config file {path}: {reason}")]
+    ConfigFile {
+        /// The file.
+        path: String,
+        /// What is wrong, naming the field.
+        reason: String,
+    },
+    /// The node's name or address was rejected.
+    #[error(transparent)]
+    Node(#[from] CoreError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        /// Which listener.
+        what: &'static str,
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The peer address to advertise is unknown.
+    #[error("bound to the unspecified address {0}: set an address to advertise (--advertise)")]
+    NoAdvertise(std::net::SocketAddr),
+    /// A seed address could not be resolved.
+    #[error("cannot resolve seed {addr:?}: {reason}")]
+    Seed {
+        /// The seed as given.
+        addr: String,
+        /// The cause.
+        reason: String,
+    },
+}
+
+/// Why an API call failed.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum ApiError {
+    /// The node refused the command.
+    #[error(transparent)]
+    Node(#[from] CoreError),
+    /// No such key (or it was deleted).
+    #[error("no key {key:?} in namespace {namespace:?}")]
+    NoKey {
+        /// The namespace.
+        namespace: String,
+        /// The key.
+        key: String,
+    },
+    /// No such namespace: the node is not a live member holding data.
+    #[error("no namespace {0:?} here: no such live member, or it holds no data yet")]
+    NoNamespace(String),
+    /// No metadata was published yet.
+    #[error("no cluster metadata has been published")]
+    NoMetadata,
+    /// An address could not be parsed or resolved.
+    #[error("bad address {addr:?}: {reason}")]
+    BadAddress {
+        /// The address as given.
+        addr: String,
+        /// The cause.
+        reason: String,
+    },
+    /// The agent is stopping or has stopped.
+    #[error("the agent is shutting down")]
+    Stopped,
+}
+
+impl From<ApiError> for Status {
+    fn from(e: ApiError) -> Status {
+        let code = match &e {
+            ApiError::Node(n) => match n {
+                CoreError::NotOwner(_) => Code::PermissionDenied,
+                CoreError::NamespaceFull { .. } => Code::ResourceExhausted,
+                CoreError::Left => Code::Unavailable,
+                CoreError::Config(_)
+                | CoreError::InvalidName(_)
+                | CoreError::NoSeeds
+                | CoreError::EmptyKey
+                | CoreError::KeyTooLong { .. }
+                | CoreError::ValueTooLong { .. } => Code::InvalidArgument,
+            },
+            ApiError::NoKey { .. } | ApiError::NoNamespace(_) | ApiError::NoMetadata => {
+                Code::NotFound
+            }
+            ApiError::BadAddress { .. } => Code::InvalidArgument,
+            ApiError::Stopped => Code::Unavailable,
+        };
+        Status::new(code, e.to_string())
+    }
+}

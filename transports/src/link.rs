@@ -1,0 +1,180 @@
+//! Outgoing messages: one link per peer.
+//!
+//! A link is a task holding one tonic channel to the peer and one
+//! long-lived client stream of envelopes on it, fed from a bounded queue.
+//! A full queue drops the newest envelope (counted); a connection that
+//! fails is retried with exponential backoff; a stream that stalls past the
+//! send timeout is dropped and reopened; a link idle for `idle_close` ends.
+//! Gossip tolerates loss by design: anti-entropy repairs what a dropped
+//! envelope carried.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use prost::Message as _;
+use rumour_core::Message;
+use rumour_proto::v1::peer_client::PeerClient;
+use rumour_proto::v1::Envelope;
+use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::task::JoinSet;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Endpoint;
+use tracing::{debug, warn};
+
+use crate::config::TransportConfig;
+use crate::stats::{add, bump, TransportStats};
+
+/// Every peer link of one node.
+pub(crate) struct Links {
+    me: SocketAddr,
+    config: Arc<TransportConfig>,
+    stats: Arc<TransportStats>,
+    queues: HashMap<SocketAddr, mpsc::Sender<Envelope>>,
+    tasks: JoinSet<()>,
+}
+
+impl Links {
+    pub(crate) fn new(
+        me: SocketAddr,
+        config: Arc<TransportConfig>,
+        stats: Arc<TransportStats>,
+    ) -> Links {
+        Links {
+            me,
+            config,
+            stats,
+            queues: HashMap::new(),
+            tasks: JoinSet::new(),
+        }
+    }
+
+    /// Queue `msg` for the peer at `to`, opening a link if there is none.
+    pub(crate) fn send(&mut self, to: SocketAddr, msg: &Message) {
+        let env = rumour_proto::encode_envelope(self.me, msg);
+        let queue = match self.queues.get(&to) {
+            Some(q) if !q.is_closed() => q,
+            _ => {
+                let (tx, rx) = mpsc::channel(self.config.peer_queue.max(1));
+                self.tasks
+                    .spawn(link(to, rx, self.config.clone(), self.stats.clone()));
+                self.queues.insert(to, tx);
+                &self.queues[&to]
+            }
+        };
+        match queue.try_send(env) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => bump(&self.stats.send_queue_full),
+            Err(TrySendError::Closed(_)) => bump(&self.stats.send_failed),
+        }
+    }
+
+    /// Forget links whose task ended.
+    pub(crate) fn reap(&mut self) {
+        let mut ended = false;
+        while self.tasks.try_join_next().is_some() {
+            ended = true;
+        }
+        if ended {
+            self.queues.retain(|_, q| !q.is_closed());
+        }
+    }
+
+    /// Close every queue and hand back the tasks, which send what they hold
+    /// and end.
+    pub(crate) fn close(mut self) -> (JoinSet<()>, std::time::Duration) {
+        self.queues.clear();
+        (std::mem::take(&mut self.tasks), self.config.send_timeout)
+    }
+}
+
+/// One peer's link task.
+async fn link(
+    to: SocketAddr,
+    mut queue: mpsc::Receiver<Envelope>,
+    config: Arc<TransportConfig>,
+    stats: Arc<TransportStats>,
+) {
+    let endpoint = match Endpoint::from_shared(format!("http://{to}")) {
+        Ok(e) => e.connect_timeout(config.connect_timeout).tcp_nodelay(true),
+        Err(e) => {
+            warn!(peer = %to, %e, "cannot address peer");
+            return;
+        }
+    };
+    let mut backoff = config.backoff_min;
+    let mut failures = 0u32;
+    loop {
+        // Connect only when there is something to send.
+        let first = match tokio::time::timeout(config.idle_close, queue.recv()).await {
+            Ok(Some(env)) => env,
+            Ok(None) | Err(_) => return,
+        };
+        let channel = match endpoint.connect().await {
+            Ok(c) => c,
+            Err(e) => {
+                bump(&stats.connect_failures);
+                bump(&stats.send_failed);
+                failures += 1;
+                if failures == 1 {
+                    warn!(peer = %to, error = %e, "cannot connect to peer; retrying with backoff");
+                } else {
+                    debug!(peer = %to, error = %e, failures, "cannot connect to peer");
+                }
+                // What queued meanwhile is stale by the time we reconnect.
+                tokio::time::sleep(backoff).await;
+                while let Ok(_stale) = queue.try_recv() {
+                    bump(&stats.send_failed);
+                }
+                backoff = (backoff * 2).min(config.backoff_max);
+                continue;
+            }
+        };
+        if failures > 0 {
+            debug!(peer = %to, failures, "connected to peer");
+        }
+        failures = 0;
+        backoff = config.backoff_min;
+        bump(&stats.connects);
+        let (tx, rx) = mpsc::channel::<Envelope>(64);
+        let mut client = PeerClient::new(channel).max_encoding_message_size(usize::MAX);
+        let mut call = Box::pin(async move { client.stream(ReceiverStream::new(rx)).await });
+        let mut next = Some(first);
+        loop {
+            let env = match next.take() {
+                Some(env) => env,
+                None => {
+                    tokio::select! {
+                        biased;
+                        res = &mut call => {
+                            // The peer ended the stream: it stopped or refused us.
+                            debug!(peer = %to, ?res, "peer stream ended");
+                            break;
+                        }
+                        msg = tokio::time::timeout(config.idle_close, queue.recv()) => match msg {
+                            Ok(Some(env)) => env,
+                            Ok(None) | Err(_) => {
+                                // Closed or idle: finish the stream politely.
+                                drop(tx);
+                                let _ = tokio::time::timeout(config.send_timeout, call).await;
+                                return;
+                            }
+                        },
+                    }
+                }
+            };
+            let len = env.encoded_len() as u64;
+            match tokio::time::timeout(config.send_timeout, tx.send(env)).await {
+                Ok(Ok(())) => {
+                    bump(&stats.sent);
+                    add(&stats.bytes_sent, len);
+                }
+                _ => {
+                    bump(&stats.send_failed);
+                    debug!(peer = %to, "peer stream stalled or closed; reopening");
+                    break;
+                }
+            }
+        }
+    }
+}

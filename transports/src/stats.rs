@@ -1,0 +1,56 @@
+//! Counters of the transport: what was sent, dropped, refused.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+macro_rules! counters {
+    ($($(#[$meta:meta])* $name:ident,)*) => {
+        /// Counters of one agent's transport. Cheap to bump from any task.
+        #[derive(Debug, Default)]
+        pub struct TransportStats {
+            $($(#[$meta])* pub $name: AtomicU64,)*
+        }
+
+        impl TransportStats {
+            /// Every counter by name, in declaration order.
+            pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+                vec![$((stringify!($name), self.$name.load(Ordering::Relaxed)),)*]
+            }
+        }
+    };
+}
+
+counters! {
+    /// Envelopes handed to a peer stream.
+    sent,
+    /// Encoded bytes of the envelopes sent (protobuf, without gRPC framing).
+    bytes_sent,
+    /// Envelopes dropped because the peer's queue was full.
+    send_queue_full,
+    /// Envelopes lost because the peer could not be reached or its stream
+    /// broke or stalled past the send timeout.
+    send_failed,
+    /// Connections opened to peers.
+    connects,
+    /// Connection attempts that failed (each followed by a backoff).
+    connect_failures,
+    /// Envelopes received and decoded.
+    received,
+    /// Encoded bytes of the envelopes received.
+    bytes_received,
+    /// Envelopes refused as malformed (bad address, name, enum, range).
+    rejected_malformed,
+    /// Envelopes refused for their size, before decoding.
+    rejected_oversized,
+    /// Decoded envelopes dropped because the node's inbound queue was full.
+    inbound_queue_full,
+}
+
+/// Add one to a counter.
+pub(crate) fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Add `n` to a counter.
+pub(crate) fn add(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}

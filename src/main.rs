@@ -1,5 +1,9 @@
 //! The `rumour` command line.
 
+mod agent;
+mod bench;
+mod client;
+
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -13,15 +17,23 @@ use rumour::sim::{Scenario, Sim};
 #[command(
     name = "rumour",
     version,
-    about = "Gossip membership and failure detection"
+    about = "Gossip membership, failure detection and replicated state"
 )]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    api: client::ApiArgs,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a node: join a cluster (or start one) and serve the client API.
+    Agent(agent::AgentArgs),
+    /// Measure real agents on loopback: idle cost, put latency, load.
+    Bench(bench::BenchArgs),
+    #[command(flatten)]
+    Client(client::ClientCommand),
     /// Run a seeded, deterministic simulation of a rumour cluster.
     Sim(SimArgs),
 }
@@ -257,10 +269,27 @@ fn run_sim(args: SimArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// Run a client command on a small runtime of its own.
+fn run_client(api: &str, cmd: client::ClientCommand) -> ExitCode {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(client::run(api, cmd)),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sim(args) => run_sim(args),
+        Command::Agent(args) => return agent::run(args, &cli.api.api),
+        Command::Bench(args) => return bench::run(args),
+        Command::Client(cmd) => return run_client(&cli.api.api, cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

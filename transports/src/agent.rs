@@ -217,10 +217,16 @@ impl Agent {
         }
     }
 
+    /// Stop the services: graceful first, so that answers in flight go
+    /// out; peers' streams stay open until they idle, so after a short
+    /// grace the servers are stopped outright.
     async fn stop_services(&mut self) {
         let _ = self.stop_servers.send(true);
-        for s in self.servers.drain(..) {
-            let _ = s.await;
+        let grace = std::time::Duration::from_secs(1);
+        for mut s in self.servers.drain(..) {
+            if tokio::time::timeout(grace, &mut s).await.is_err() {
+                s.abort();
+            }
         }
     }
 }

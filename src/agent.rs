@@ -1,0 +1,148 @@
+//! `rumour agent`: run a node on the network.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use rumour::core::Config;
+use rumour::transport::{load_protocol_config, Agent, AgentConfig, TransportConfig};
+use tracing::{error, info, warn};
+
+/// Flags of `rumour agent`.
+#[derive(Args, Debug)]
+pub struct AgentArgs {
+    /// This node's name, unique in the cluster [default: the hostname].
+    #[arg(long)]
+    name: Option<String>,
+    /// Address the peer service listens on.
+    #[arg(long, default_value = rumour::transport::DEFAULT_BIND)]
+    bind: SocketAddr,
+    /// Address other nodes reach this one at [default: the bind address].
+    #[arg(long)]
+    advertise: Option<SocketAddr>,
+    /// A seed to join through, ip:port or host:port (repeatable). Without
+    /// one the agent starts a cluster of its own.
+    #[arg(long = "join", value_name = "ADDR")]
+    join: Vec<String>,
+    /// Protocol preset: lan, wan or local.
+    #[arg(long, default_value = "lan", value_parser = ["lan", "wan", "local"])]
+    preset: String,
+    /// A TOML file setting any field of the protocol configuration (over
+    /// the preset). An unknown or invalid field stops the agent.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+/// The machine's hostname, or `rumour` if it cannot be read.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "rumour".to_string())
+}
+
+/// Log to stderr, filtered by `RUST_LOG` (default `info`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn agent_config(args: AgentArgs, api: SocketAddr) -> Result<AgentConfig, String> {
+    let preset = Config::preset(&args.preset).map_err(|e| e.to_string())?;
+    let protocol = match &args.config {
+        Some(path) => load_protocol_config(path, &preset).map_err(|e| e.to_string())?,
+        None => preset,
+    };
+    let mut config = AgentConfig::new(args.name.unwrap_or_else(hostname));
+    config.bind = args.bind;
+    config.advertise = args.advertise;
+    config.api = api;
+    config.join = args.join;
+    config.transport = TransportConfig::for_protocol(&protocol);
+    config.protocol = protocol;
+    Ok(config)
+}
+
+/// Run the agent until SIGINT, SIGTERM or a `Shutdown` call; leave the
+/// cluster gracefully and exit 0.
+pub fn run(args: AgentArgs, api: &str) -> ExitCode {
+    let api: SocketAddr = match api.parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: --api {api:?} is not an ip:port address to listen on: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = match agent_config(args, api) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let agent = match Agent::start(config).await {
+            Ok(a) => a,
+            Err(e) => {
+                error!(error = %e, "cannot start");
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let handle = agent.handle();
+        tokio::spawn(async move {
+            let signal = shutdown_signal().await;
+            info!(signal, "shutting down: leaving the cluster");
+            handle.shutdown();
+            let again = shutdown_signal().await;
+            warn!(signal = again, "second signal: exiting at once");
+            std::process::exit(130);
+        });
+        agent.wait().await;
+        info!("agent stopped");
+        ExitCode::SUCCESS
+    })
+}
+
+/// The first SIGINT or SIGTERM, by name.
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            },
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "SIGINT"
+    }
+}

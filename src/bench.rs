@@ -1,0 +1,443 @@
+//! `rumour bench`: a measured run of real agents on loopback.
+//!
+//! It starts `--agents` agent processes of this binary (LAN preset unless
+//! told otherwise), waits until every one sees them all, then measures:
+//!
+//! 1. idle cost per agent: CPU (from `/proc/PID/stat`), RSS (`VmRSS`) and
+//!    traffic (the loopback interface's bytes over the window, divided by
+//!    the agents: TCP/IP headers, HTTP/2 and gRPC framing included);
+//! 2. put-to-everywhere latency: for each put on one agent, the time until
+//!    every other agent has applied it (each agent's `Watch` stream reports
+//!    the entry; a `Get` there returns it from then on);
+//! 3. sustained load: puts at `--load-rate` through one agent's API for
+//!    `--load-secs`, then the time until every replica equals the writer's.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use rumour::core::Config;
+use rumour::proto::v1 as pb;
+use rumour::proto::v1::rumour_client::RumourClient;
+use tokio::sync::Mutex;
+use tonic::transport::Channel;
+
+/// Flags of `rumour bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Agents to start, each its own process.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(2..=200))]
+    agents: u64,
+    /// Protocol preset of every agent.
+    #[arg(long, default_value = "lan", value_parser = ["lan", "wan", "local"])]
+    preset: String,
+    /// Seconds of idle measurement, after the cluster has settled.
+    #[arg(long, default_value_t = 20)]
+    idle_secs: u64,
+    /// Puts whose latency to everywhere is measured (one at a time, on
+    /// agents in turn, at random moments).
+    #[arg(long, default_value_t = 100)]
+    puts: u64,
+    /// Puts per second through one agent for the load test (0 skips it).
+    #[arg(long, default_value_t = 5000)]
+    load_rate: u64,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 10)]
+    load_secs: u64,
+    /// Distinct keys the load writes, in turn.
+    #[arg(long, default_value_t = 5000)]
+    load_keys: u64,
+}
+
+/// Agent processes, killed when dropped.
+struct Agents {
+    children: Vec<Child>,
+    apis: Vec<SocketAddr>,
+}
+
+impl Drop for Agents {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn free_port() -> std::io::Result<SocketAddr> {
+    TcpListener::bind("127.0.0.1:0")?.local_addr()
+}
+
+fn spawn(args: &BenchArgs) -> Result<Agents, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+    let mut agents = Agents {
+        children: Vec::new(),
+        apis: Vec::new(),
+    };
+    let mut seed = None;
+    for i in 0..args.agents {
+        let bind = free_port().map_err(|e| e.to_string())?;
+        let api = free_port().map_err(|e| e.to_string())?;
+        let mut cmd = Command::new(&exe);
+        cmd.arg("agent")
+            .args(["--name", &format!("agent-{i:02}")])
+            .args(["--bind", &bind.to_string()])
+            .args(["--api", &api.to_string()])
+            .args(["--preset", &args.preset])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        if let Some(s) = seed {
+            cmd.args(["--join", &format!("{s}")]);
+        }
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start an agent: {e}"))?;
+        agents.children.push(child);
+        agents.apis.push(api);
+        seed.get_or_insert(bind);
+    }
+    Ok(agents)
+}
+
+async fn connect(api: SocketAddr, within: Duration) -> Result<RumourClient<Channel>, String> {
+    let start = Instant::now();
+    loop {
+        match RumourClient::connect(format!("http://{api}")).await {
+            Ok(c) => return Ok(c),
+            Err(e) if start.elapsed() > within => {
+                return Err(format!("agent at {api} did not come up: {e}"))
+            }
+            // Polling for the process to listen: a readiness wait.
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// CPU ticks (user + system) and RSS in KiB of a process.
+fn proc_usage(pid: u32) -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces): state is 3rd.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some((ticks, rss))
+}
+
+/// Bytes sent on the loopback interface so far.
+fn loopback_tx_bytes() -> Option<u64> {
+    let dev = std::fs::read_to_string("/proc/net/dev").ok()?;
+    let line = dev.lines().find(|l| l.trim_start().starts_with("lo:"))?;
+    let f: Vec<&str> = line.split(':').nth(1)?.split_whitespace().collect();
+    f.get(8)?.parse().ok()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+async fn run_bench(args: BenchArgs) -> Result<(), String> {
+    let protocol = Config::preset(&args.preset).map_err(|e| e.to_string())?;
+    let round_ms = protocol.gossip_interval.as_secs_f64() * 1000.0;
+    let n = args.agents as usize;
+    let agents = spawn(&args)?;
+    let mut clients = Vec::new();
+    for api in &agents.apis {
+        clients.push(connect(*api, Duration::from_secs(30)).await?);
+    }
+
+    // 0. The cluster forms.
+    let formed = Instant::now();
+    loop {
+        let mut all = true;
+        for c in &mut clients {
+            let s = c
+                .status(pb::StatusRequest {})
+                .await
+                .map_err(|e| e.to_string())?;
+            all &= s.into_inner().live_members as usize == n;
+        }
+        if all {
+            break;
+        }
+        if formed.elapsed() > Duration::from_secs(120) {
+            return Err("the cluster did not form within 120 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "{n} agents ({} preset, gossip interval {round_ms} ms): all see {n} live members after {:.2} s",
+        args.preset,
+        formed.elapsed().as_secs_f64()
+    );
+
+    // 1. Idle cost.
+    let settle = protocol.push_pull_interval.min(Duration::from_secs(10));
+    tokio::time::sleep(settle).await;
+    let pids: Vec<u32> = agents.children.iter().map(Child::id).collect();
+    let before: Vec<(u64, u64)> = pids.iter().filter_map(|p| proc_usage(*p)).collect();
+    let lo_before = loopback_tx_bytes();
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
+    let secs = t0.elapsed().as_secs_f64();
+    let after: Vec<(u64, u64)> = pids.iter().filter_map(|p| proc_usage(*p)).collect();
+    let lo_after = loopback_tx_bytes();
+    if before.len() == n && after.len() == n {
+        let cpu: Vec<f64> = before
+            .iter()
+            .zip(&after)
+            .map(|(b, a)| (a.0 - b.0) as f64 / 100.0 / secs * 100.0)
+            .collect();
+        let rss: Vec<f64> = after.iter().map(|a| a.1 as f64 / 1024.0).collect();
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        let max = |v: &[f64]| v.iter().cloned().fold(f64::MIN, f64::max);
+        println!(
+            "idle ({secs:.0} s): CPU per agent mean {:.2}% max {:.2}% of a core; RSS mean {:.1} MiB max {:.1} MiB",
+            mean(&cpu),
+            max(&cpu),
+            mean(&rss),
+            max(&rss)
+        );
+    }
+    if let (Some(b), Some(a)) = (lo_before, lo_after) {
+        println!(
+            "idle traffic: {:.0} B/node/s on loopback (IP, TCP, HTTP/2 and gRPC framing included)",
+            (a - b) as f64 / n as f64 / secs
+        );
+    }
+    let mut app_bytes = 0;
+    for c in &mut clients {
+        let s = c
+            .status(pb::StatusRequest {})
+            .await
+            .map_err(|e| e.to_string())?;
+        app_bytes += s
+            .into_inner()
+            .counters
+            .get("transport_bytes_sent")
+            .copied()
+            .unwrap_or(0);
+    }
+    let _ = app_bytes;
+
+    // 2. Put to everywhere.
+    let mut streams = Vec::new();
+    for c in &mut clients {
+        let s = c
+            .watch(pb::WatchRequest {
+                kinds: vec![pb::EventKind::Entry as i32],
+                namespace: String::new(),
+                key_prefix: "bench/".into(),
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .into_inner();
+        streams.push(s);
+    }
+    // Each watcher records when it saw each (namespace, key, version).
+    type Seen = Arc<Mutex<BTreeMap<(String, String, u64), Vec<Instant>>>>;
+    let seen: Seen = Arc::default();
+    for mut s in streams {
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(ev)) = s.message().await {
+                if let Some(pb::watch_event::Event::Entry(e)) = ev.event {
+                    let at = Instant::now();
+                    seen.lock()
+                        .await
+                        .entry((e.namespace, e.key, e.version))
+                        .or_default()
+                        .push(at);
+                }
+            }
+        });
+    }
+    let mut latencies = Vec::new();
+    let mut missing = 0;
+    let mut rng_state: u64 = 0x9e37_79b9_7f4a_7c15;
+    for i in 0..args.puts as usize {
+        // A random pause of 0-1 gossip intervals, so puts land at random
+        // phases of the agents' timers.
+        rng_state ^= rng_state << 13;
+        rng_state ^= rng_state >> 7;
+        rng_state ^= rng_state << 17;
+        let pause = Duration::from_secs_f64(round_ms / 1000.0 * (rng_state % 1000) as f64 / 1000.0);
+        tokio::time::sleep(pause).await;
+        let w = i % n;
+        let key = format!("bench/{i}");
+        let start = Instant::now();
+        let version = clients[w]
+            .put(pb::PutRequest {
+                key: key.clone(),
+                value: vec![b'x'; 100],
+                namespace: String::new(),
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .into_inner()
+            .version;
+        let ns = format!("agent-{w:02}");
+        let deadline = start + protocol.push_pull_interval * 3;
+        loop {
+            let done = seen
+                .lock()
+                .await
+                .get(&(ns.clone(), key.clone(), version))
+                .map(|v| (v.len(), v.iter().max().copied()));
+            match done {
+                Some((count, Some(last))) if count >= n => {
+                    latencies.push((last - start).as_secs_f64() * 1000.0);
+                    break;
+                }
+                _ if Instant::now() > deadline => {
+                    missing += 1;
+                    break;
+                }
+                // Waiting for the watchers' reports.
+                _ => tokio::time::sleep(Duration::from_millis(2)).await,
+            }
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    let mean = latencies.iter().sum::<f64>() / latencies.len().max(1) as f64;
+    println!(
+        "put to everywhere ({} puts of 100 B, {} not everywhere within {:?}): mean {:.1} ms ({:.2} rounds), p50 {:.1} ms ({:.2}), p99 {:.1} ms ({:.2}), max {:.1} ms ({:.2})",
+        latencies.len(),
+        missing,
+        protocol.push_pull_interval * 3,
+        mean,
+        mean / round_ms,
+        percentile(&latencies, 50.0),
+        percentile(&latencies, 50.0) / round_ms,
+        percentile(&latencies, 99.0),
+        percentile(&latencies, 99.0) / round_ms,
+        latencies.last().copied().unwrap_or(f64::NAN),
+        latencies.last().copied().unwrap_or(f64::NAN) / round_ms,
+    );
+
+    // 3. Sustained load through one agent.
+    if args.load_rate > 0 {
+        let total = args.load_rate * args.load_secs;
+        let writer = clients[0].clone();
+        let started = Instant::now();
+        let workers = 64u64;
+        let mut tasks = Vec::new();
+        for wk in 0..workers {
+            let mut c = writer.clone();
+            let (rate, keys) = (args.load_rate, args.load_keys.max(1));
+            tasks.push(tokio::spawn(async move {
+                let mut failed = 0u64;
+                let mut i = wk;
+                while i < total {
+                    // Pace: put i is due at i / rate seconds.
+                    let due = started + Duration::from_secs_f64(i as f64 / rate as f64);
+                    tokio::time::sleep_until(due.into()).await;
+                    let r = c
+                        .put(pb::PutRequest {
+                            key: format!("load/{}", i % keys),
+                            value: i.to_le_bytes().to_vec(),
+                            namespace: String::new(),
+                        })
+                        .await;
+                    failed += r.is_err() as u64;
+                    i += workers;
+                }
+                failed
+            }));
+        }
+        let mut failed = 0;
+        for t in tasks {
+            failed += t.await.map_err(|e| e.to_string())?;
+        }
+        let took = started.elapsed().as_secs_f64();
+        println!(
+            "load: {total} puts through agent-00 in {took:.2} s ({:.0} puts/s achieved, {failed} failed)",
+            total as f64 / took
+        );
+        let listing = |c: &mut RumourClient<Channel>| {
+            let mut c = c.clone();
+            async move {
+                c.list(pb::ListRequest {
+                    namespace: "agent-00".into(),
+                    prefix: "load/".into(),
+                })
+                .await
+                .map(|r| {
+                    r.into_inner()
+                        .entries
+                        .into_iter()
+                        .map(|e| (e.key, e.version, e.value))
+                        .collect::<Vec<_>>()
+                })
+            }
+        };
+        let truth = listing(&mut clients[0]).await.map_err(|e| e.to_string())?;
+        let end = Instant::now();
+        let limit = protocol.push_pull_interval * 6;
+        loop {
+            let mut equal = 0;
+            for c in clients.iter_mut().skip(1) {
+                if listing(c).await.map_err(|e| e.to_string())? == truth {
+                    equal += 1;
+                }
+            }
+            if equal == n - 1 {
+                println!(
+                    "load: every replica equals the writer's ({} keys, last version {}) {:.2} s after the last put",
+                    truth.len(),
+                    truth.iter().map(|e| e.1).max().unwrap_or(0),
+                    end.elapsed().as_secs_f64()
+                );
+                break;
+            }
+            if end.elapsed() > limit {
+                println!(
+                    "load: only {equal} of {} replicas equal the writer's after {limit:?}",
+                    n - 1
+                );
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    drop(agents);
+    Ok(())
+}
+
+/// Run the bench; agents are stopped at the end or on error.
+pub fn run(args: BenchArgs) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run_bench(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

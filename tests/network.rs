@@ -1,0 +1,419 @@
+//! End-to-end tests over real sockets on 127.0.0.1: agents on ephemeral
+//! ports, talking gRPC, driven through their handles and the client API.
+//!
+//! Waiting is done by polling a condition against a deadline derived from
+//! the protocol's timings, never by sleeping a fixed time and hoping.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use rumour::core::{Config, MemberState};
+use rumour::proto::v1 as pb;
+use rumour::proto::v1::rumour_client::RumourClient;
+use rumour::transport::{Agent, AgentConfig, ApiError};
+use tonic::Code;
+
+fn protocol() -> Config {
+    Config::local()
+}
+
+async fn start(name: &str, join: Option<&Agent>) -> Agent {
+    let mut config = AgentConfig::loopback(name, protocol());
+    if let Some(seed) = join {
+        config.join = vec![seed.peer_addr().to_string()];
+    }
+    Agent::start(config).await.expect("agent starts")
+}
+
+async fn cluster(n: usize) -> Vec<Agent> {
+    let seed = start("node-0", None).await;
+    let mut agents = vec![seed];
+    for i in 1..n {
+        let a = start(&format!("node-{i}"), Some(&agents[0])).await;
+        agents.push(a);
+    }
+    agents
+}
+
+/// Poll `check` every 20 ms until it holds or `within` passes.
+async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(
+            start.elapsed() < within,
+            "{what}: not true within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn state_of(agent: &Agent, name: &str) -> Option<(MemberState, u32)> {
+    agent
+        .handle()
+        .members()
+        .await
+        .ok()?
+        .into_iter()
+        .find(|(m, _)| m.id.name() == name)
+        .map(|(m, _)| (m.state, m.incarnation.0))
+}
+
+async fn all_see(agents: &[Agent], name: &str, state: MemberState) -> bool {
+    for a in agents {
+        if state_of(a, name).await.map(|s| s.0) != Some(state) {
+            return false;
+        }
+    }
+    true
+}
+
+/// Time for every member to learn of a change: a few push-pull rounds.
+fn convergence() -> Duration {
+    protocol().push_pull_interval * 3
+}
+
+/// The failure-detection bound: a whole probe cycle, then the longest
+/// suspicion, plus a probe period of slack per step.
+fn detection_bound(n: usize) -> Duration {
+    let c = protocol();
+    c.probe_period * (n as u32 + 2) + c.suspicion_max + c.probe_period * 2
+}
+
+async fn client(agent: &Agent) -> RumourClient<tonic::transport::Channel> {
+    RumourClient::connect(format!("http://{}", agent.api_addr()))
+        .await
+        .expect("client connects")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_forms_from_one_seed_and_a_put_reaches_every_node() {
+    let agents = cluster(5).await;
+    eventually(
+        "every node sees five live members",
+        convergence(),
+        || async {
+            for a in &agents {
+                let live = a
+                    .handle()
+                    .status()
+                    .await
+                    .map(|s| s.live_members)
+                    .unwrap_or(0);
+                if live != 5 {
+                    return false;
+                }
+            }
+            true
+        },
+    )
+    .await;
+
+    let version = agents[2]
+        .handle()
+        .put("", "greeting", b"hello")
+        .await
+        .unwrap();
+    assert!(version > 0);
+    eventually("the put is readable everywhere", convergence(), || async {
+        for a in &agents {
+            match a.handle().get("node-2", "greeting").await {
+                Ok(r) if &*r.entry.value == b"hello" && r.entry.version == version => {}
+                _ => return false,
+            }
+        }
+        true
+    })
+    .await;
+
+    // Through the gRPC API too.
+    let mut c = client(&agents[4]).await;
+    let r = c
+        .get(pb::GetRequest {
+            namespace: "node-2".into(),
+            key: "greeting".into(),
+            fresh: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.value, b"hello");
+    assert_eq!(r.version, version);
+    let members = c.members(pb::MembersRequest {}).await.unwrap().into_inner();
+    assert_eq!(members.members.len(), 5);
+    assert!(members
+        .members
+        .iter()
+        .all(|m| m.state == pb::MemberState::Alive as i32));
+    for a in agents {
+        a.kill();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_dies_everywhere_and_its_restart_replaces_its_namespace() {
+    let mut agents = cluster(4).await;
+    eventually("the cluster forms", convergence(), || async {
+        all_see(&agents, "node-3", MemberState::Alive).await
+            && all_see(&agents, "node-0", MemberState::Alive).await
+    })
+    .await;
+    agents[3]
+        .handle()
+        .put("", "old", b"first life")
+        .await
+        .unwrap();
+    eventually("the first life's entry spreads", convergence(), || async {
+        for a in &agents[..3] {
+            if a.handle().get("node-3", "old").await.is_err() {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    let (_, first_incarnation) = state_of(&agents[0], "node-3").await.unwrap();
+    let addr = agents[3].peer_addr();
+
+    let victim = agents.pop().unwrap();
+    victim.kill();
+    let killed_at = Instant::now();
+    eventually(
+        "the killed node is dead everywhere",
+        detection_bound(4),
+        || async { all_see(&agents, "node-3", MemberState::Dead).await },
+    )
+    .await;
+    eprintln!("dead everywhere after {:?}", killed_at.elapsed());
+
+    // Restart on the same address, as a new life.
+    let mut config = AgentConfig::loopback("node-3", protocol());
+    config.bind = addr;
+    config.join = vec![agents[0].peer_addr().to_string()];
+    let reborn = Agent::start(config).await.expect("restart");
+    reborn
+        .handle()
+        .put("", "new", b"second life")
+        .await
+        .unwrap();
+    agents.push(reborn);
+    eventually(
+        "the restart is alive everywhere, newer",
+        convergence(),
+        || async {
+            for a in &agents {
+                match state_of(a, "node-3").await {
+                    Some((MemberState::Alive, inc)) if inc > first_incarnation => {}
+                    _ => return false,
+                }
+            }
+            true
+        },
+    )
+    .await;
+    eventually(
+        "the new namespace replaced the old",
+        convergence(),
+        || async {
+            for a in &agents[..3] {
+                let new = a.handle().get("node-3", "new").await;
+                let old = a.handle().get("node-3", "old").await;
+                if new.is_err() || !matches!(old, Err(ApiError::NoKey { .. })) {
+                    return false;
+                }
+            }
+            true
+        },
+    )
+    .await;
+    for a in agents {
+        a.kill();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_leave_shows_as_left() {
+    let mut agents = cluster(3).await;
+    eventually("the cluster forms", convergence(), || async {
+        all_see(&agents, "node-2", MemberState::Alive).await
+            && all_see(&agents, "node-0", MemberState::Alive).await
+    })
+    .await;
+    let leaver = agents.pop().unwrap();
+    let mut c = client(&leaver).await;
+    c.shutdown(pb::ShutdownRequest {}).await.unwrap();
+    leaver.wait().await;
+    eventually("the leaver shows as left", convergence(), || async {
+        all_see(&agents, "node-2", MemberState::Left).await
+    })
+    .await;
+    for a in agents {
+        a.kill();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_delivers_events_in_order_and_fresh_reads_reach_the_owner() {
+    let agents = cluster(2).await;
+    eventually("the cluster forms", convergence(), || async {
+        all_see(&agents, "node-1", MemberState::Alive).await
+            && all_see(&agents, "node-0", MemberState::Alive).await
+    })
+    .await;
+    let mut watcher = client(&agents[0]).await;
+    let mut stream = watcher
+        .watch(pb::WatchRequest {
+            kinds: vec![pb::EventKind::Entry as i32],
+            namespace: "node-1".into(),
+            key_prefix: "k".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut versions = Vec::new();
+    for i in 0..20 {
+        let v = agents[1]
+            .handle()
+            .put("", &format!("k{i}"), format!("v{i}").as_bytes())
+            .await
+            .unwrap();
+        versions.push(v);
+        // Not matched by the prefix filter.
+        agents[1]
+            .handle()
+            .put("", &format!("x{i}"), b"-")
+            .await
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut last_seq = 0;
+    while seen.len() < versions.len() {
+        let ev = tokio::time::timeout(convergence(), stream.message())
+            .await
+            .expect("watch events arrive")
+            .unwrap()
+            .expect("stream open");
+        assert!(ev.seq > last_seq, "sequence numbers increase");
+        last_seq = ev.seq;
+        match ev.event {
+            Some(pb::watch_event::Event::Entry(e)) => {
+                assert_eq!(e.namespace, "node-1");
+                assert!(e.key.starts_with('k'), "{}", e.key);
+                seen.push(e.version);
+            }
+            other => panic!("unexpected event {other:?}"),
+        }
+    }
+    assert_eq!(seen, versions, "entry events in version order");
+
+    // A fresh read is answered by the owner.
+    agents[1].handle().put("", "fresh", b"now").await.unwrap();
+    let mut c = client(&agents[0]).await;
+    let r = c
+        .get(pb::GetRequest {
+            namespace: "node-1".into(),
+            key: "fresh".into(),
+            fresh: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.source, pb::Source::Owner as i32);
+    assert_eq!(r.value, b"now");
+    for a in agents {
+        a.kill();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_errors_map_to_grpc_codes_and_change_nothing() {
+    let agent = start("solo", None).await;
+    let mut c = client(&agent).await;
+    let put = |ns: &str, key: &str, value: Vec<u8>| pb::PutRequest {
+        namespace: ns.into(),
+        key: key.into(),
+        value,
+    };
+    let e = c
+        .put(put("someone-else", "k", b"v".to_vec()))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    assert!(e.message().contains("someone-else"), "{}", e.message());
+    let e = c.put(put("", "", b"v".to_vec())).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    let e = c
+        .put(put("", "k", vec![0; protocol().max_value_len + 1]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("over the limit"), "{}", e.message());
+    let e = c
+        .get(pb::GetRequest {
+            namespace: String::new(),
+            key: "missing".into(),
+            fresh: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "{e:?}");
+    let e = c
+        .list(pb::ListRequest {
+            namespace: "nobody".into(),
+            prefix: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "{e:?}");
+    let e = c
+        .join(pb::JoinRequest {
+            addresses: vec!["not an address".into()],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    // Nothing was written.
+    let list = c
+        .list(pb::ListRequest {
+            namespace: String::new(),
+            prefix: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(list.entries.is_empty());
+    agent.kill();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_seed_is_retried_while_the_api_serves() {
+    // A port nobody listens on: bind, note it, close.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let seed = dead.local_addr().unwrap();
+    drop(dead);
+    let mut config = AgentConfig::loopback("lonely", protocol());
+    config.join = vec![seed.to_string()];
+    let agent = Agent::start(config).await.unwrap();
+    let h = agent.handle();
+    eventually(
+        "join attempts keep failing and are counted",
+        convergence(),
+        || async {
+            h.transport_stats()
+                .connect_failures
+                .load(std::sync::atomic::Ordering::Relaxed)
+                >= 2
+        },
+    )
+    .await;
+    // The API still serves.
+    h.put("", "k", b"v").await.unwrap();
+    assert_eq!(&*h.get("", "k").await.unwrap().entry.value, b"v");
+    agent.kill();
+}

@@ -417,3 +417,84 @@ async fn an_unreachable_seed_is_retried_while_the_api_serves() {
     assert_eq!(&*h.get("", "k").await.unwrap().entry.value, b"v");
     agent.kill();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_oversized_peer_messages_are_refused_counted_and_survived() {
+    use rumour::proto::v1::peer_client::PeerClient;
+    use std::sync::atomic::Ordering::Relaxed;
+    let agents = cluster(2).await;
+    eventually("the cluster forms", convergence(), || async {
+        all_see(&agents, "node-1", MemberState::Alive).await
+            && all_see(&agents, "node-0", MemberState::Alive).await
+    })
+    .await;
+    let target = &agents[0];
+    let mut peer = PeerClient::connect(format!("http://{}", target.peer_addr()))
+        .await
+        .unwrap();
+    let nack = Some(pb::envelope::Body::Nack(pb::Nack { seq: 1 }));
+    let bad = vec![
+        // No sender.
+        pb::Envelope {
+            from: None,
+            body: nack.clone(),
+        },
+        // A three-byte IP address.
+        pb::Envelope {
+            from: Some(pb::Address {
+                ip: vec![1, 2, 3],
+                port: 80,
+            }),
+            body: nack,
+        },
+        // No body.
+        pb::Envelope {
+            from: Some(pb::Address {
+                ip: vec![127, 0, 0, 1],
+                port: 9,
+            }),
+            body: None,
+        },
+    ];
+    let summary = peer
+        .stream(tokio_stream::iter(bad))
+        .await
+        .expect("the stream is served")
+        .into_inner();
+    assert_eq!((summary.received, summary.rejected), (0, 3));
+    let stats = target.handle().transport_stats().rejected_malformed.load(Relaxed);
+    assert_eq!(stats, 3);
+
+    // Over the inbound limit: refused on its length prefix.
+    let limit = AgentConfig::loopback("x", protocol()).transport.max_inbound_message;
+    let huge = pb::Envelope {
+        from: Some(pb::Address {
+            ip: vec![127, 0, 0, 1],
+            port: 9,
+        }),
+        body: Some(pb::envelope::Body::Query(pb::Query {
+            id: 1,
+            key: "k".repeat(limit + 1),
+        })),
+    };
+    let err = peer
+        .stream(tokio_stream::iter(vec![huge]))
+        .await
+        .expect_err("an oversized message ends the stream");
+    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+    assert_eq!(
+        target.handle().transport_stats().rejected_oversized.load(Relaxed),
+        1
+    );
+
+    // The node keeps serving peers and clients.
+    target.handle().put("", "still", b"here").await.unwrap();
+    eventually("a later put still spreads", convergence(), || async {
+        agents[1].handle().get("node-0", "still").await.is_ok()
+    })
+    .await;
+    assert!(all_see(&agents, "node-0", MemberState::Alive).await);
+    for a in agents {
+        a.kill();
+    }
+}

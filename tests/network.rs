@@ -462,11 +462,17 @@ async fn malformed_and_oversized_peer_messages_are_refused_counted_and_survived(
         .expect("the stream is served")
         .into_inner();
     assert_eq!((summary.received, summary.rejected), (0, 3));
-    let stats = target.handle().transport_stats().rejected_malformed.load(Relaxed);
+    let stats = target
+        .handle()
+        .transport_stats()
+        .rejected_malformed
+        .load(Relaxed);
     assert_eq!(stats, 3);
 
     // Over the inbound limit: refused on its length prefix.
-    let limit = AgentConfig::loopback("x", protocol()).transport.max_inbound_message;
+    let limit = AgentConfig::loopback("x", protocol())
+        .transport
+        .max_inbound_message;
     let huge = pb::Envelope {
         from: Some(pb::Address {
             ip: vec![127, 0, 0, 1],
@@ -483,7 +489,11 @@ async fn malformed_and_oversized_peer_messages_are_refused_counted_and_survived(
         .expect_err("an oversized message ends the stream");
     assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
     assert_eq!(
-        target.handle().transport_stats().rejected_oversized.load(Relaxed),
+        target
+            .handle()
+            .transport_stats()
+            .rejected_oversized
+            .load(Relaxed),
         1
     );
 

@@ -87,6 +87,9 @@ impl Handle {
 
     /// Read `key` of `namespace` (empty: this node's) from the local replica.
     pub async fn get(&self, namespace: &str, key: &str) -> Result<Read, ApiError> {
+        if key.is_empty() {
+            return Err(rumour_core::Error::EmptyKey.into());
+        }
         let (namespace, key) = (namespace.to_string(), key.to_string());
         self.call(move |d| {
             let ns = Handle::own(d, &namespace);
@@ -106,6 +109,9 @@ impl Handle {
     /// Read `key` of `namespace` from its owner; after the query timeout
     /// (or if the owner is not a live member) from the local replica.
     pub async fn get_fresh(&self, namespace: &str, key: &str) -> Result<Read, ApiError> {
+        if key.is_empty() {
+            return Err(rumour_core::Error::EmptyKey.into());
+        }
         let (namespace, key) = (namespace.to_string(), key.to_string());
         let rx = self
             .call(move |d| {

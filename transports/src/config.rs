@@ -132,7 +132,15 @@ pub fn load_protocol_config(path: &Path, base: &Config) -> Result<Config, StartE
 
 /// Parse a protocol configuration from TOML text over `base`.
 pub fn parse_protocol_config(text: &str, base: &Config) -> Result<Config, String> {
-    let overrides: toml::Table = toml::from_str(text).map_err(|e| e.message().to_string())?;
+    let overrides: toml::Table = toml::from_str(text).map_err(|e| {
+        let at = e.span().map(|span| {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {column}: ")
+        });
+        format!("{}{}", at.unwrap_or_default(), e.message())
+    })?;
     let mut merged = toml::Table::try_from(base).map_err(|e| e.to_string())?;
     for (k, v) in overrides {
         merged.insert(k, v);
@@ -155,6 +163,12 @@ mod tests {
         assert_eq!(c.fanout, 5);
         assert_eq!(c.gossip_interval, Duration::from_millis(100));
         assert_eq!(c.probe_period, Config::wan().probe_period);
+    }
+
+    #[test]
+    fn a_syntax_error_says_where() {
+        let e = parse_protocol_config("fanout = 3\nprobe_period = \n", &Config::lan()).unwrap_err();
+        assert!(e.starts_with("line 2, column"), "{e}");
     }
 
     #[test]

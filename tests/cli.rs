@@ -1,0 +1,596 @@
+//! End-to-end tests of the `rumour` binary as a user drives it: real agent
+//! processes on 127.0.0.1 (`--preset local`), real client command
+//! processes, assertions on their stdout, stderr and exit codes.
+//!
+//! Waiting is done by re-running a client command until its output says
+//! what we wait for, against a deadline far above the local preset's
+//! timings (gossip every 100 ms, probes every 500 ms, suspicion 2 to 6 s,
+//! push-pull every 5 s), never by sleeping a fixed time and hoping. Every
+//! agent process is owned by a guard that kills and reaps it when the test
+//! ends, passed or panicked.
+
+use std::fs::{self, File};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+/// The binary under test.
+const RUMOUR: &str = env!("CARGO_BIN_EXE_rumour");
+
+/// How long a cluster may take to agree on something: membership and
+/// replication take well under a second with the local preset, failure
+/// handling a few seconds; the rest is slack for a loaded machine.
+const CONVERGE: Duration = Duration::from_secs(30);
+/// How long an agent may take to start serving its client API.
+const START: Duration = Duration::from_secs(20);
+/// How long an agent may take to exit after SIGTERM (or a config error):
+/// leave, a second of grace for the services, slack for a loaded machine.
+const EXIT: Duration = Duration::from_secs(15);
+/// How often a condition is re-checked.
+const POLL: Duration = Duration::from_millis(75);
+
+/// A port nothing listens on right now: bind port 0, read it, let it go.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind an ephemeral port")
+        .port()
+}
+
+/// A directory of this test's own under the system temp dir, removed when
+/// the test ends.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let dir =
+            std::env::temp_dir().join(format!("rumour-cli-{tag}-{}-{nanos}", std::process::id()));
+        fs::create_dir_all(&dir).expect("create the scratch dir");
+        Scratch(dir)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A child process that is killed and reaped when dropped, unless it has
+/// already exited.
+struct Guard(Child);
+
+impl Guard {
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// The exit status if the process has exited.
+    fn exited(&mut self) -> Option<ExitStatus> {
+        self.0.try_wait().expect("query the child's status")
+    }
+
+    /// Wait up to `within` for the process to exit.
+    fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.exited() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
+/// What a client command did.
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    /// Everything it did, for failure messages.
+    fn show(&self) -> String {
+        format!(
+            "exit code {:?}\n--- stdout ---\n{}--- stderr ---\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+
+    fn ok(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+/// Run `rumour ARGS... --api API` to completion.
+fn rumour(api: &str, args: &[&str]) -> Run {
+    let out = Command::new(RUMOUR)
+        .args(args)
+        .args(["--api", api])
+        .env_remove("RUMOUR_API")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the rumour binary");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Re-run `check` every [`POLL`] until it returns `Ok` or `within` passes;
+/// on timeout, fail with the last thing it reported.
+fn eventually<T>(what: &str, within: Duration, mut check: impl FnMut() -> Result<T, String>) -> T {
+    let started = Instant::now();
+    loop {
+        match check() {
+            Ok(v) => return v,
+            Err(last) if started.elapsed() >= within => {
+                panic!(
+                    "timed out after {:.1} s waiting for {what}; last seen:\n{last}",
+                    started.elapsed().as_secs_f64()
+                )
+            }
+            Err(_) => thread::sleep(POLL),
+        }
+    }
+}
+
+/// A running `rumour agent` process.
+struct Agent {
+    name: String,
+    /// Client API address, `127.0.0.1:port`.
+    api: String,
+    /// Peer address, `127.0.0.1:port`.
+    peer: String,
+    /// Where its stderr goes.
+    log: PathBuf,
+    process: Guard,
+}
+
+impl Agent {
+    /// Start an agent named `name` (joining through `join`, if any) and
+    /// wait until its client API answers as that agent. Ports are picked
+    /// free just before the start; if one was taken in between, the agent
+    /// exits and is started again on other ports.
+    fn start(dir: &Path, name: &str, join: Option<&Agent>) -> Agent {
+        let mut last = String::new();
+        for attempt in 0..5 {
+            let api = format!("127.0.0.1:{}", free_port());
+            let peer = format!("127.0.0.1:{}", free_port());
+            let log = dir.join(format!("{name}.{attempt}.log"));
+            let stderr = File::create(&log).expect("create the agent's log");
+            let mut cmd = Command::new(RUMOUR);
+            cmd.args([
+                "agent", "--name", name, "--bind", &peer, "--preset", "local",
+            ])
+            .args(["--api", &api])
+            .env("RUST_LOG", "warn")
+            .env_remove("RUMOUR_API")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr);
+            if let Some(seed) = join {
+                cmd.args(["--join", &seed.peer]);
+            }
+            let mut agent = Agent {
+                name: name.to_string(),
+                api,
+                peer,
+                log,
+                process: Guard(cmd.spawn().expect("spawn rumour agent")),
+            };
+            match agent.wait_ready() {
+                Ok(()) => return agent,
+                Err(e) if e.contains("cannot listen") => last = e,
+                Err(e) => panic!("agent {name} did not start: {e}"),
+            }
+        }
+        panic!("agent {name} did not start in 5 attempts: {last}")
+    }
+
+    /// Wait until `rumour status` against this agent's API names it, or
+    /// the process exits.
+    fn wait_ready(&mut self) -> Result<(), String> {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.process.exited() {
+                return Err(format!("it exited ({status}); stderr:\n{}", self.stderr()));
+            }
+            let run = rumour(&self.api, &["status", "--format", "json"]);
+            let status: Option<Value> = if run.ok() {
+                serde_json::from_str(&run.stdout).ok()
+            } else {
+                None
+            };
+            if let Some(status) = status {
+                // Another agent holding this port would answer with its name.
+                if status["name"] == self.name.as_str()
+                    && status["peer_address"] == self.peer.as_str()
+                {
+                    return Ok(());
+                }
+            }
+            if started.elapsed() >= START {
+                return Err(format!(
+                    "no answer as {} at {} within {:?}; last status:\n{}\nagent stderr:\n{}",
+                    self.name,
+                    self.api,
+                    START,
+                    run.show(),
+                    self.stderr()
+                ));
+            }
+            thread::sleep(POLL);
+        }
+    }
+
+    /// What the agent wrote to stderr so far.
+    fn stderr(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `rumour ARGS... --api <this agent>`.
+    fn run(&self, args: &[&str]) -> Run {
+        rumour(&self.api, args)
+    }
+}
+
+/// `rumour members` (table) parsed into (name, address, status) rows, after
+/// checking the header; `Err` carries the output when it is not a table.
+fn members_table(run: &Run) -> Result<Vec<(String, String, String)>, String> {
+    if !run.ok() || !run.stderr.is_empty() {
+        return Err(run.show());
+    }
+    let mut lines = run.stdout.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
+    if header != ["NAME", "ADDRESS", "STATUS", "INCARNATION"] {
+        return Err(format!("unexpected header {header:?}\n{}", run.show()));
+    }
+    lines
+        .map(
+            |line| match line.split_whitespace().collect::<Vec<_>>()[..] {
+                [name, address, status, incarnation] if incarnation.parse::<u32>().is_ok() => {
+                    Ok((name.to_string(), address.to_string(), status.to_string()))
+                }
+                _ => Err(format!("malformed row {line:?}\n{}", run.show())),
+            },
+        )
+        .collect()
+}
+
+/// Wait until `observer`'s `rumour members` table shows exactly `expected`
+/// (agent, status) pairs, with the agents' peer addresses.
+fn wait_members(observer: &Agent, expected: &[(&Agent, &str)]) {
+    let mut want: Vec<(String, String, String)> = expected
+        .iter()
+        .map(|(a, s)| (a.name.clone(), a.peer.clone(), s.to_string()))
+        .collect();
+    want.sort();
+    eventually(
+        &format!("{}'s members to be {want:?}", observer.name),
+        CONVERGE,
+        || {
+            let run = observer.run(&["members"]);
+            let mut rows = members_table(&run)?;
+            rows.sort();
+            if rows == want {
+                Ok(())
+            } else {
+                Err(run.show())
+            }
+        },
+    );
+}
+
+/// The single `error: ...` line a failed client command prints on stderr
+/// (asserting that there is exactly one).
+fn one_error_line(run: &Run) -> &str {
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "want one stderr line:\n{}", run.show());
+    assert!(run.stderr.ends_with('\n'), "{}", run.show());
+    assert!(lines[0].starts_with("error: "), "{}", run.show());
+    lines[0]
+}
+
+#[test]
+fn three_agents_form_a_cluster_and_replicate_a_put() {
+    let dir = Scratch::new("form");
+    let a1 = Agent::start(dir.path(), "form-1", None);
+    let a2 = Agent::start(dir.path(), "form-2", Some(&a1));
+    let a3 = Agent::start(dir.path(), "form-3", Some(&a1));
+    let all = [(&a1, "alive"), (&a2, "alive"), (&a3, "alive")];
+    for observer in [&a1, &a2, &a3] {
+        wait_members(observer, &all);
+    }
+
+    let put = a1.run(&["put", "greeting", "hello"]);
+    assert!(put.ok() && put.stderr.is_empty(), "{}", put.show());
+    let version = put
+        .stdout
+        .strip_suffix('\n')
+        .and_then(|l| l.strip_prefix("version "))
+        .and_then(|v| v.parse::<u64>().ok());
+    assert!(version.is_some(), "want `version N`:\n{}", put.show());
+
+    // A1's own replica has it at once; A3's once the write has spread.
+    let own = a1.run(&["get", "greeting"]);
+    assert!(own.ok(), "{}", own.show());
+    assert_eq!(own.stdout, "hello\n");
+    eventually("A3 to replicate A1's greeting", CONVERGE, || {
+        let run = a3.run(&["get", "--node", &a1.name, "greeting"]);
+        if run.ok() && run.stdout == "hello\n" && run.stderr.is_empty() {
+            Ok(())
+        } else {
+            Err(run.show())
+        }
+    });
+    let verbose = a3.run(&["get", "-v", "--node", &a1.name, "greeting"]);
+    assert!(verbose.ok(), "{}", verbose.show());
+    assert_eq!(verbose.stdout, "hello\n");
+    assert_eq!(
+        verbose.stderr,
+        format!(
+            "namespace={} version={} source=replica\n",
+            a1.name,
+            version.unwrap()
+        )
+    );
+
+    let json = a1.run(&["members", "--format", "json"]);
+    assert!(json.ok() && json.stderr.is_empty(), "{}", json.show());
+    let v: Value = serde_json::from_str(&json.stdout)
+        .unwrap_or_else(|e| panic!("members --format json is not JSON ({e}):\n{}", json.show()));
+    let members = v.as_array().expect("a JSON array");
+    assert_eq!(members.len(), 3, "{}", json.show());
+    let mut names: Vec<&str> = members
+        .iter()
+        .map(|m| {
+            assert_eq!(m["status"], "alive", "{m}");
+            m["name"].as_str().expect("a name")
+        })
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["form-1", "form-2", "form-3"]);
+}
+
+#[test]
+fn sigterm_leaves_the_cluster_and_exits_zero() {
+    let dir = Scratch::new("term");
+    let a1 = Agent::start(dir.path(), "term-1", None);
+    let mut a2 = Agent::start(dir.path(), "term-2", Some(&a1));
+    let a3 = Agent::start(dir.path(), "term-3", Some(&a1));
+    for observer in [&a1, &a2, &a3] {
+        wait_members(observer, &[(&a1, "alive"), (&a2, "alive"), (&a3, "alive")]);
+    }
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &a2.process.pid().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(kill.success(), "kill -TERM failed: {kill}");
+    let sent = Instant::now();
+    let status = a2.process.wait_exit(EXIT).unwrap_or_else(|| {
+        panic!(
+            "agent did not exit within {EXIT:?} of SIGTERM; stderr:\n{}",
+            a2.stderr()
+        )
+    });
+    eprintln!(
+        "term-2 exited {status} {:.2} s after SIGTERM",
+        sent.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "want exit 0 after SIGTERM; stderr:\n{}",
+        a2.stderr()
+    );
+
+    for observer in [&a1, &a3] {
+        wait_members(observer, &[(&a1, "alive"), (&a2, "left"), (&a3, "alive")]);
+    }
+}
+
+#[test]
+fn a_client_without_an_agent_fails_with_one_line() {
+    let api = format!("127.0.0.1:{}", free_port());
+    for args in [
+        &["members"][..],
+        &["status"],
+        &["put", "k", "v"],
+        &["get", "k"],
+    ] {
+        let started = Instant::now();
+        let run = rumour(&api, args);
+        assert_eq!(run.code, Some(1), "rumour {args:?}:\n{}", run.show());
+        assert!(run.stdout.is_empty(), "rumour {args:?}:\n{}", run.show());
+        let line = one_error_line(&run);
+        assert!(
+            line.starts_with(&format!("error: cannot reach the rumour agent at {api}")),
+            "rumour {args:?}:\n{}",
+            run.show()
+        );
+        // Connection refused is immediate: no waiting out the connect timeout.
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "rumour {args:?} took {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+/// Run `rumour agent --config FILE` with `text` as the file, which must
+/// be rejected: the process exits non-zero, saying why on stderr.
+fn rejected_config(dir: &Path, file: &str, text: &str) -> (Option<i32>, String) {
+    let path = dir.join(file);
+    fs::write(&path, text).expect("write the config file");
+    let log = dir.join(format!("{file}.log"));
+    let api = format!("127.0.0.1:{}", free_port());
+    let peer = format!("127.0.0.1:{}", free_port());
+    let mut process = Guard(
+        Command::new(RUMOUR)
+            .args(["agent", "--name", "config-1", "--preset", "local"])
+            .args(["--bind", &peer, "--api", &api])
+            .arg("--config")
+            .arg(&path)
+            .env("RUST_LOG", "warn")
+            .env_remove("RUMOUR_API")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).expect("create the log"))
+            .spawn()
+            .expect("spawn rumour agent"),
+    );
+    let status = process.wait_exit(EXIT);
+    let stderr = fs::read_to_string(&log).unwrap_or_default();
+    let status = status.unwrap_or_else(|| {
+        panic!("agent with config {text:?} still running after {EXIT:?}; stderr:\n{stderr}")
+    });
+    assert!(
+        !status.success(),
+        "config {text:?} was accepted; stderr:\n{stderr}"
+    );
+    (status.code(), stderr)
+}
+
+#[test]
+fn a_bad_config_file_stops_the_agent_naming_the_field() {
+    let dir = Scratch::new("config");
+
+    let (code, stderr) = rejected_config(dir.path(), "unknown.toml", "fan_out = 3\n");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("unknown field `fan_out`"), "{stderr}");
+
+    let (code, stderr) = rejected_config(dir.path(), "invalid.toml", "fanout = 0\n");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("`fanout`"), "{stderr}");
+    assert!(!stderr.contains("unknown field"), "{stderr}");
+
+    let (code, stderr) = rejected_config(dir.path(), "syntax.toml", "fanout = \n");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+
+    let missing = dir.path().join("missing.toml");
+    let out = Command::new(RUMOUR)
+        .args([
+            "agent", "--name", "config-2", "--preset", "local", "--config",
+        ])
+        .arg(&missing)
+        .env_remove("RUMOUR_API")
+        .output()
+        .expect("run rumour agent");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("missing.toml"), "{stderr}");
+}
+
+#[test]
+fn a_valid_config_file_is_applied_over_the_preset() {
+    let dir = Scratch::new("goodconfig");
+    // Started by hand rather than through Agent::start for the --config flag.
+    let path = dir.path().join("good.toml");
+    fs::write(&path, "fanout = 5\n").expect("write the config file");
+    let api = format!("127.0.0.1:{}", free_port());
+    let peer = format!("127.0.0.1:{}", free_port());
+    let log = dir.path().join("good.log");
+    let mut agent = Agent {
+        name: "goodconfig-1".into(),
+        api: api.clone(),
+        peer: peer.clone(),
+        log: log.clone(),
+        process: Guard(
+            Command::new(RUMOUR)
+                .args(["agent", "--name", "goodconfig-1", "--preset", "local"])
+                .args(["--bind", &peer, "--api", &api])
+                .arg("--config")
+                .arg(&path)
+                .env("RUST_LOG", "warn")
+                .env_remove("RUMOUR_API")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(File::create(&log).expect("create the log"))
+                .spawn()
+                .expect("spawn rumour agent"),
+        ),
+    };
+    agent
+        .wait_ready()
+        .unwrap_or_else(|e| panic!("agent did not start: {e}"));
+    let run = agent.run(&["status", "--format", "json", "--config"]);
+    assert!(run.ok(), "{}", run.show());
+    let v: Value = serde_json::from_str(&run.stdout).expect("status JSON");
+    assert_eq!(v["config"]["fanout"], "5", "{}", run.show());
+    // The rest comes from the local preset.
+    assert_eq!(
+        v["config"]["gossip_interval"],
+        "\"100ms\"",
+        "{}",
+        run.show()
+    );
+}
+
+#[test]
+fn reading_an_unknown_namespace_is_one_error_line() {
+    let dir = Scratch::new("ns");
+    let a = Agent::start(dir.path(), "ns-1", None);
+
+    let run = a.run(&["get", "--node", "nobody", "k"]);
+    assert_eq!(run.code, Some(1), "{}", run.show());
+    assert!(run.stdout.is_empty(), "{}", run.show());
+    let line = one_error_line(&run);
+    assert!(
+        line.contains("namespace") && line.contains("\"nobody\""),
+        "{}",
+        run.show()
+    );
+
+    let run = a.run(&["keys", "--node", "nobody"]);
+    assert_eq!(run.code, Some(1), "{}", run.show());
+    let line = one_error_line(&run);
+    assert!(
+        line.contains("namespace") && line.contains("\"nobody\""),
+        "{}",
+        run.show()
+    );
+
+    // A missing key of the agent's own namespace names the key instead.
+    let run = a.run(&["get", "k"]);
+    assert_eq!(run.code, Some(1), "{}", run.show());
+    let line = one_error_line(&run);
+    assert_eq!(
+        line,
+        format!("error: no key \"k\" in namespace \"{}\"", a.name),
+        "{}",
+        run.show()
+    );
+}

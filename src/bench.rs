@@ -388,6 +388,34 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
             }
         };
         let truth = listing(&mut clients[0]).await.map_err(|e| e.to_string())?;
+        let mut sums: BTreeMap<String, u64> = BTreeMap::new();
+        for c in &mut clients {
+            let s = c
+                .status(pb::StatusRequest {})
+                .await
+                .map_err(|e| e.to_string())?;
+            for (k, v) in s.into_inner().counters {
+                *sums.entry(k).or_default() += v;
+            }
+        }
+        let show = [
+            "messages_in",
+            "deltas_applied",
+            "data_duplicates",
+            "deltas_gap",
+            "gap_pulls",
+            "grafts",
+            "prunes",
+            "transport_sent",
+            "transport_bytes_sent",
+            "transport_send_queue_full",
+            "transport_inbound_queue_full",
+        ];
+        let line: Vec<String> = show
+            .iter()
+            .map(|k| format!("{k} {}", sums.get(*k).copied().unwrap_or(0)))
+            .collect();
+        println!("load: counters summed over agents: {}", line.join(", "));
         let end = Instant::now();
         let limit = protocol.push_pull_interval * 6;
         loop {

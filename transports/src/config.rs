@@ -21,7 +21,7 @@ pub struct TransportConfig {
     /// is decoded. Default: 4 × `max_message_size`, at least 4 MiB (a
     /// push-pull carries the whole member list).
     pub max_inbound_message: usize,
-    /// Envelopes queued per peer before new ones are dropped. Default 1024.
+    /// Envelopes queued per peer before new ones are dropped. Default 4096.
     pub peer_queue: usize,
     /// Decoded messages queued for the node before new ones are dropped.
     /// Default 4096.
@@ -38,6 +38,9 @@ pub struct TransportConfig {
     pub backoff_max: Duration,
     /// A peer stream unused this long is closed. Default 60 s.
     pub idle_close: Duration,
+    /// Largest message made by merging eager pushes queued for one peer.
+    /// Default: the protocol's `max_message_size`.
+    pub max_batch: usize,
     /// Events buffered for each `Watch` stream; a watcher that falls
     /// further behind misses events (and sees a gap in `seq`). Default 4096.
     pub watch_buffer: usize,
@@ -48,13 +51,14 @@ impl TransportConfig {
     pub fn for_protocol(protocol: &Config) -> TransportConfig {
         TransportConfig {
             max_inbound_message: (4 * protocol.max_message_size).max(4 << 20),
-            peer_queue: 1024,
+            peer_queue: 4096,
             inbound_queue: 4096,
             send_timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(1),
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
             idle_close: Duration::from_secs(60),
+            max_batch: protocol.max_message_size,
             watch_buffer: 4096,
         }
     }

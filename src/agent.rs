@@ -32,6 +32,10 @@ pub struct AgentArgs {
     /// the preset). An unknown or invalid field stops the agent.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Serve Prometheus metrics (every counter of `rumour status`, and the
+    /// member counts) over HTTP at this address, e.g. 127.0.0.1:9464.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
 }
 
 /// The machine's hostname, or `rumour` if it cannot be read.
@@ -56,17 +60,43 @@ fn init_logging() {
         .init();
 }
 
-fn agent_config(args: AgentArgs, api: SocketAddr) -> Result<AgentConfig, String> {
+/// Install the Prometheus exporter at `addr` and keep its values fresh from
+/// the agent's status, once a second.
+fn serve_metrics(addr: SocketAddr, handle: rumour::transport::Handle) -> Result<(), String> {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .install()
+        .map_err(|e| format!("cannot serve metrics on {addr}: {e}"))?;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let Ok(status) = handle.status().await else {
+                return;
+            };
+            for (name, value) in status.counters {
+                metrics::counter!(format!("rumour_{name}_total")).absolute(value);
+            }
+            metrics::gauge!("rumour_live_members").set(status.live_members as f64);
+            metrics::gauge!("rumour_members").set(status.members as f64);
+            metrics::gauge!("rumour_namespaces").set(status.namespaces as f64);
+            metrics::gauge!("rumour_incarnation").set(f64::from(status.me.incarnation.0));
+        }
+    });
+    Ok(())
+}
+
+fn agent_config(args: &AgentArgs, api: SocketAddr) -> Result<AgentConfig, String> {
     let preset = Config::preset(&args.preset).map_err(|e| e.to_string())?;
     let protocol = match &args.config {
         Some(path) => load_protocol_config(path, &preset).map_err(|e| e.to_string())?,
         None => preset,
     };
-    let mut config = AgentConfig::new(args.name.unwrap_or_else(hostname));
+    let mut config = AgentConfig::new(args.name.clone().unwrap_or_else(hostname));
     config.bind = args.bind;
     config.advertise = args.advertise;
     config.api = api;
-    config.join = args.join;
+    config.join = args.join.clone();
     config.transport = TransportConfig::for_protocol(&protocol);
     config.protocol = protocol;
     Ok(config)
@@ -82,7 +112,7 @@ pub fn run(args: AgentArgs, api: &str) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let config = match agent_config(args, api) {
+    let config = match agent_config(&args, api) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -111,6 +141,15 @@ pub fn run(args: AgentArgs, api: &str) -> ExitCode {
             }
         };
         let handle = agent.handle();
+        if let Some(addr) = args.metrics {
+            if let Err(e) = serve_metrics(addr, handle.clone()) {
+                error!(error = %e, "cannot serve metrics");
+                eprintln!("error: {e}");
+                agent.shutdown().await;
+                return ExitCode::FAILURE;
+            }
+            info!(%addr, "serving Prometheus metrics");
+        }
         tokio::spawn(async move {
             let signal = shutdown_signal().await;
             info!(signal, "shutting down: leaving the cluster");

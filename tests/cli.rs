@@ -594,3 +594,55 @@ fn reading_an_unknown_namespace_is_one_error_line() {
         run.show()
     );
 }
+
+#[test]
+fn metrics_are_served_for_prometheus() {
+    let dir = Scratch::new("metrics");
+    let api = format!("127.0.0.1:{}", free_port());
+    let peer = format!("127.0.0.1:{}", free_port());
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let log = dir.path().join("metrics.log");
+    let mut agent = Agent {
+        name: "metrics-1".into(),
+        api: api.clone(),
+        peer: peer.clone(),
+        log: log.clone(),
+        process: Guard(
+            Command::new(RUMOUR)
+                .args(["agent", "--name", "metrics-1", "--preset", "local"])
+                .args(["--bind", &peer, "--api", &api, "--metrics", &metrics])
+                .env("RUST_LOG", "warn")
+                .env_remove("RUMOUR_API")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(File::create(&log).expect("create the log"))
+                .spawn()
+                .expect("spawn rumour agent"),
+        ),
+    };
+    agent
+        .wait_ready()
+        .unwrap_or_else(|e| panic!("agent did not start: {e}"));
+    let put = agent.run(&["put", "k", "v"]);
+    assert!(put.ok(), "{}", put.show());
+    // The exporter is refreshed once a second: poll until it shows the
+    // member gauge and the counters.
+    let body = eventually("metrics are served", START, || {
+        use std::io::{Read, Write};
+        let mut conn =
+            std::net::TcpStream::connect(&metrics).map_err(|e| format!("connect: {e}"))?;
+        conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .map_err(|e| e.to_string())?;
+        let mut body = String::new();
+        conn.read_to_string(&mut body).map_err(|e| e.to_string())?;
+        if body.contains("rumour_live_members 1") && body.contains("rumour_messages_in_total") {
+            Ok(body)
+        } else {
+            Err(body)
+        }
+    });
+    assert!(
+        body.contains("rumour_transport_rejected_malformed_total 0"),
+        "{body}"
+    );
+}

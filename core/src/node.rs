@@ -1177,11 +1177,17 @@ impl Node {
         }
     }
 
-    /// While the network is lossy: one extra push-pull opening, with one
-    /// random live member. It costs a summary when the two agree.
+    /// While the network is lossy: one extra push-pull opening, of
+    /// namespaces only, with one random live member. It costs a summary when
+    /// the two agree.
     fn repair_round(&mut self) {
         if let Some(peer) = self.members.random_live(1, &[], &mut self.rng).pop() {
-            let msg = self.push_pull_message(PushPullKind::Summary, false, false, Vec::new());
+            // No membership summary: namespaces only. Membership has its
+            // own repair, and under loss its summaries rarely agree.
+            let msg = PushPull {
+                summary: 0,
+                ..self.push_pull_message(PushPullKind::Summary, false, false, Vec::new())
+            };
             self.send(peer.addr(), Message::PushPull(msg));
         }
     }
@@ -1201,7 +1207,8 @@ impl Node {
     fn on_push_pull(&mut self, now: Time, from: SocketAddr, p: PushPull) {
         match p.kind {
             PushPullKind::Summary => {
-                let members = p.summary != self.members.summary();
+                // A summary of 0 opens an exchange of namespaces only.
+                let members = p.summary != 0 && p.summary != self.members.summary();
                 let state = p.state_summary != self.state_summary();
                 if members || state {
                     let msg =

@@ -31,6 +31,8 @@ const MAX_ANNOUNCERS: usize = 4;
 /// A graft is answered with the ids of what arrived in this many last
 /// gossip rounds too.
 const RECENT_ROUNDS_ON_GRAFT: u32 = 5;
+/// At most this many of them, newest first.
+const MAX_RECENT_ON_GRAFT: usize = 64;
 /// Rumours remembered while they wait for a gap to fill.
 const MAX_HELD: usize = 256;
 
@@ -91,6 +93,10 @@ pub(super) struct Tree {
     needed_until: Time,
     /// Data heard of but not held, with who has it.
     missing: BTreeMap<DatumId, Missing>,
+    /// `missing` by deadline, so that timers never walk `missing` (a burst
+    /// of writes makes it long). An entry whose datum left `missing` or
+    /// whose deadline moved is stale and skipped.
+    missing_due: BTreeSet<(Time, DatumId)>,
     /// Recent data, to answer grafts and pulls.
     recent: BTreeMap<DatumId, Datum>,
     /// Ids of `recent`, oldest first, with when each arrived.
@@ -456,16 +462,21 @@ impl Node {
     /// with what it holds), metadata by a graft.
     fn pull_missing(&mut self, now: Time, peer: SocketAddr, ids: Vec<DatumId>) {
         let mut meta = Vec::new();
+        let mut owners = BTreeMap::new();
         for id in ids {
             match id {
                 DatumId::Record {
                     owner, generation, ..
                 } => {
-                    self.pulled.remove(&owner);
-                    self.pull_gap(now, peer, &owner, generation);
+                    let g = owners.entry(owner).or_insert(generation);
+                    *g = (*g).max(generation);
                 }
                 m @ DatumId::Metadata { .. } => meta.push(m),
             }
+        }
+        // One pull per owner: it brings every version the peer holds.
+        for (owner, generation) in owners {
+            self.pull_gap(now, peer, &owner, generation);
         }
         if !meta.is_empty() {
             self.stats.grafts += 1;
@@ -575,11 +586,21 @@ impl Node {
 
     /// Pass on the held rumours of `owner` that have applied since.
     fn release_held(&mut self, now: Time, owner: &Arc<str>) {
+        let first = DatumId::Record {
+            owner: owner.clone(),
+            generation: 0,
+            version: 0,
+        };
+        let last = DatumId::Record {
+            owner: owner.clone(),
+            generation: u32::MAX,
+            version: u64::MAX,
+        };
         let ready: Vec<DatumId> = self
             .tree
             .held
-            .keys()
-            .filter(|id| matches!(id, DatumId::Record { owner: o, .. } if o == owner))
+            .range(first..=last)
+            .map(|(id, _)| id)
             .filter(|id| self.holds(id))
             .cloned()
             .collect();
@@ -606,11 +627,14 @@ impl Node {
             if self.holds(&id) {
                 continue;
             }
+            let id_for_due = id.clone();
             let m = self.tree.missing.entry(id).or_insert_with(|| Missing {
                 announcers: VecDeque::new(),
                 deadline: now + wait,
                 expires: now + self.config.push_pull_interval,
             });
+            let due = (m.deadline, id_for_due);
+            self.tree.missing_due.insert(due);
             if m.announcers.len() < MAX_ANNOUNCERS && !m.announcers.contains(&from) {
                 m.announcers.push_back(from);
             }
@@ -645,6 +669,7 @@ impl Node {
             .take_while(|(at, _)| now - *at <= window)
             .map(|(_, id)| id)
             .filter(|id| !ids.contains(id))
+            .take(MAX_RECENT_ON_GRAFT)
             .cloned()
             .collect();
         if !others.is_empty() {
@@ -804,13 +829,16 @@ impl Node {
     /// past their grace.
     pub(super) fn data_timers(&mut self, now: Time) {
         self.store.collect_garbage(now);
-        let due: Vec<DatumId> = self
-            .tree
-            .missing
-            .iter()
-            .filter(|(_, m)| m.deadline <= now)
-            .map(|(id, _)| id.clone())
-            .collect();
+        let mut due: Vec<DatumId> = Vec::new();
+        while let Some((at, _)) = self.tree.missing_due.first() {
+            if *at > now {
+                break;
+            }
+            let (at, id) = self.tree.missing_due.pop_first().expect("first");
+            if self.tree.missing.get(&id).is_some_and(|m| m.deadline == at) {
+                due.push(id);
+            }
+        }
         let mut grafts: BTreeMap<SocketAddr, Vec<DatumId>> = BTreeMap::new();
         let mut pulls: Vec<DatumId> = Vec::new();
         let wait = self.config.gossip_interval / 2;
@@ -827,6 +855,7 @@ impl Node {
                 continue;
             }
             m.deadline = now + wait;
+            self.tree.missing_due.insert((m.deadline, id.clone()));
             match m.announcers.pop_front() {
                 Some(a) => grafts.entry(a).or_default().push(id.clone()),
                 // Every announcer was asked and nothing came (loss): ask
@@ -861,7 +890,7 @@ impl Node {
 
     /// The earliest data-plane timer.
     pub(super) fn data_deadline(&self) -> Option<Time> {
-        let graft = self.tree.missing.values().map(|m| m.deadline).min();
+        let graft = self.tree.missing_due.first().map(|(at, _)| *at);
         let query = self.queries.iter().map(|q| q.deadline).min();
         let collect = self.store.next_collection();
         [graft, query, collect].into_iter().flatten().min()

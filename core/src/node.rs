@@ -304,6 +304,10 @@ pub struct Node {
     next_probe: Time,
     next_gossip: Time,
     next_push_pull: Time,
+    /// Until when the network counts as lossy: set by a probe that missed
+    /// its ack. Meanwhile each probe period adds a push-pull, so that
+    /// anti-entropy repairs every loss within one push-pull interval.
+    lossy_until: Time,
     /// Dead and left members in the order they are due to be forgotten.
     reap: VecDeque<(Time, Arc<str>, Incarnation)>,
     joining: Option<Joining>,
@@ -388,6 +392,7 @@ impl Node {
             next_probe,
             next_gossip,
             next_push_pull,
+            lossy_until: Time::ZERO,
             reap: VecDeque::new(),
             joining: None,
             catch_up: None,
@@ -513,8 +518,8 @@ impl Node {
             Message::Rumours(r) => self.on_rumours(now, from, r),
             Message::Eager(e) => self.on_data(now, from, e.data, true),
             Message::IHave(i) => self.on_ihave(now, from, i.ids),
-            Message::Graft(g) => self.on_graft(from, g.ids),
-            Message::Prune(_) => self.on_prune(from),
+            Message::Graft(g) => self.on_graft(now, from, g.ids),
+            Message::Prune(_) => self.on_prune(now, from),
             Message::Query(q) => self.on_query(from, q),
             Message::QueryReply(r) => self.on_query_reply(from, r),
         }
@@ -528,7 +533,7 @@ impl Node {
             Status::Leaving(_) => {
                 if now >= self.next_gossip {
                     self.next_gossip = advance(self.next_gossip, self.config.gossip_interval, now);
-                    self.gossip_round();
+                    self.gossip_round(now);
                     if let Status::Leaving(left) = self.status {
                         self.status = if left <= 1 {
                             Status::Left
@@ -547,16 +552,22 @@ impl Node {
         self.expire_relays(now);
         if let Probe::Direct { deadline, .. } = self.probe {
             if now >= deadline {
+                // A probe without its ack: the network loses messages (or
+                // the member is gone); the data plane repairs harder for a while.
+                self.lossy_until = now + self.config.push_pull_interval;
                 self.probe_indirectly();
             }
         }
         if now >= self.next_probe {
             self.conclude_probe(now);
             self.start_probe(now);
+            if now < self.lossy_until {
+                self.repair_round();
+            }
         }
         if now >= self.next_gossip {
             self.next_gossip = advance(self.next_gossip, self.config.gossip_interval, now);
-            self.gossip_round();
+            self.gossip_round(now);
         }
         if now >= self.next_push_pull {
             self.next_push_pull = match self.catch_up {
@@ -618,7 +629,7 @@ impl Node {
         self.probe = Probe::Idle;
         self.set_self(now, MemberState::Left);
         // The first announcement goes out at once rather than at the next tick.
-        self.gossip_round();
+        self.gossip_round(now);
         Ok(())
     }
 
@@ -840,9 +851,9 @@ impl Node {
         self.broadcasts.pack(budget, limit, out);
     }
 
-    fn gossip_round(&mut self) {
+    fn gossip_round(&mut self, now: Time) {
         if self.status == Status::Running {
-            self.data_round();
+            self.data_round(now);
         }
         if self.broadcasts.is_empty() {
             return;
@@ -1215,6 +1226,21 @@ impl Node {
         }
     }
 
+    /// While the network is lossy: one extra push-pull opening, of
+    /// namespaces only, with one random live member. It costs a summary when
+    /// the two agree.
+    fn repair_round(&mut self) {
+        if let Some(peer) = self.members.random_live(1, &[], &mut self.rng).pop() {
+            // No membership summary: namespaces only. Membership has its
+            // own repair, and under loss its summaries rarely agree.
+            let msg = PushPull {
+                summary: 0,
+                ..self.push_pull_message(PushPullKind::Summary, false, false, Vec::new())
+            };
+            self.send(peer.addr(), Message::PushPull(msg));
+        }
+    }
+
     /// One step of a push-pull exchange. Membership and namespaces are
     /// compared by summary and exchanged only where they differ:
     ///
@@ -1230,7 +1256,8 @@ impl Node {
     fn on_push_pull(&mut self, now: Time, from: SocketAddr, p: PushPull) {
         match p.kind {
             PushPullKind::Summary => {
-                let members = p.summary != self.members.summary();
+                // A summary of 0 opens an exchange of namespaces only.
+                let members = p.summary != 0 && p.summary != self.members.summary();
                 let state = p.state_summary != self.state_summary();
                 if members || state {
                     let msg =

@@ -75,7 +75,8 @@ pub struct Row {
     /// Encoded size of one update.
     pub update_bytes: f64,
     /// `bytes_per_node / update_bytes`: copies' worth of bytes each node
-    /// receives per update (all data-plane traffic counted).
+    /// receives per update (all data-plane traffic counted, except the
+    /// push-pull openings that are sent whether or not anything changed).
     pub redundancy: f64,
     /// Mean rounds of the idealised synchronous model of the mode (seeded
     /// Monte Carlo: no latency, no loss), if the mode has one.

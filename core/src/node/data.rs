@@ -17,10 +17,24 @@ use crate::store::{Change, Entry, Refusal};
 
 /// How many gossip rounds each fresh datum's id is announced in (tree mode).
 const ANNOUNCE_ROUNDS: u32 = 2;
-/// Peers each announcement goes to (tree mode).
+/// Random peers each round's announcement goes to (tree mode).
 const ANNOUNCE_PEERS: usize = 1;
+/// While this node has seen grafts lately (the tree is missing nodes, from
+/// loss or from pruning into pieces), announcements last this many rounds...
+const NEEDED_ANNOUNCE_ROUNDS: u32 = 5;
+/// ...and go to this many random peers each round.
+const NEEDED_ANNOUNCE_PEERS: usize = 2;
+/// Gossip rounds a graft (sent or answered) keeps announcements stronger.
+const NEEDED_ROUNDS: u32 = 10;
 /// Announcers remembered per missing datum.
 const MAX_ANNOUNCERS: usize = 4;
+/// A graft is answered with the ids of what arrived in this many last
+/// gossip rounds too.
+const RECENT_ROUNDS_ON_GRAFT: u32 = 5;
+/// At most this many of them, newest first.
+const MAX_RECENT_ON_GRAFT: usize = 64;
+/// Rumours remembered while they wait for a gap to fill.
+const MAX_HELD: usize = 256;
 
 /// Where a freshest read's answer came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -56,17 +70,37 @@ pub struct FreshRead {
 pub(super) struct Missing {
     announcers: VecDeque<SocketAddr>,
     deadline: Time,
+    /// When to give up asking and leave it to anti-entropy.
+    expires: Time,
 }
 
 #[derive(Debug, Default)]
 pub(super) struct Tree {
     /// Peers fresh data is pushed to at once.
     eager: BTreeSet<SocketAddr>,
+    /// Recently pruned links, until when they stay "hot": fresh data is
+    /// announced over them at once. Two broadcasts racing over a cycle can
+    /// prune both of its links, cutting the tree in two; the cut always runs
+    /// along a link just pruned, so announcing over those links finds every
+    /// piece (Plumtree's lazy links, kept only while the tree is settling).
+    lazy: BTreeMap<SocketAddr, Time>,
+    /// Rumours held for a gap, with who pushed them: once the versions
+    /// before them arrive and they apply, they are passed on like fresh
+    /// ones, since the peers below this node expect them from it.
+    held: BTreeMap<DatumId, (Datum, SocketAddr)>,
+    /// Until when this node announces harder: it sent or answered a graft
+    /// lately, so the tree is missing nodes around it.
+    needed_until: Time,
     /// Data heard of but not held, with who has it.
     missing: BTreeMap<DatumId, Missing>,
+    /// `missing` by deadline, so that timers never walk `missing` (a burst
+    /// of writes makes it long). An entry whose datum left `missing` or
+    /// whose deadline moved is stale and skipped.
+    missing_due: BTreeSet<(Time, DatumId)>,
     /// Recent data, to answer grafts and pulls.
     recent: BTreeMap<DatumId, Datum>,
-    recent_order: VecDeque<DatumId>,
+    /// Ids of `recent`, oldest first, with when each arrived.
+    recent_order: VecDeque<(Time, DatumId)>,
 }
 
 #[derive(Debug)]
@@ -328,21 +362,21 @@ impl Node {
         }
     }
 
-    fn remember(&mut self, datum: &Datum) {
+    fn remember(&mut self, now: Time, datum: &Datum) {
         let id = datum.id();
         if self.tree.recent.insert(id.clone(), datum.clone()).is_none() {
-            self.tree.recent_order.push_back(id);
+            self.tree.recent_order.push_back((now, id));
         }
         while self.tree.recent_order.len() > self.config.max_broadcasts {
-            if let Some(old) = self.tree.recent_order.pop_front() {
+            if let Some((_, old)) = self.tree.recent_order.pop_front() {
                 self.tree.recent.remove(&old);
             }
         }
     }
 
     /// Start spreading a fresh datum (ours, or first received from `from`).
-    pub(super) fn spread(&mut self, _now: Time, datum: Datum, from: Option<SocketAddr>) {
-        self.remember(&datum);
+    pub(super) fn spread(&mut self, now: Time, datum: Datum, from: Option<SocketAddr>) {
+        self.remember(now, &datum);
         let max = self.config.max_broadcasts;
         match self.config.dissemination {
             Dissemination::Tree => {
@@ -358,6 +392,23 @@ impl Node {
                         p,
                         Message::Eager(Eager {
                             data: vec![datum.clone()],
+                        }),
+                    );
+                }
+                let lazy: Vec<SocketAddr> = self
+                    .tree
+                    .lazy
+                    .iter()
+                    .filter(|(p, until)| {
+                        **until > now && Some(**p) != from && !self.tree.eager.contains(*p)
+                    })
+                    .map(|(p, _)| *p)
+                    .collect();
+                for p in lazy {
+                    self.send(
+                        p,
+                        Message::IHave(IHave {
+                            ids: vec![datum.id()],
                         }),
                     );
                 }
@@ -404,6 +455,33 @@ impl Node {
         };
         self.stats.gap_pulls += 1;
         self.send(from, Message::PushPull(msg));
+    }
+
+    /// Ask `peer` for data heard of but still missing after every announcer
+    /// was asked: records by a targeted pull of their owners (it answers
+    /// with what it holds), metadata by a graft.
+    fn pull_missing(&mut self, now: Time, peer: SocketAddr, ids: Vec<DatumId>) {
+        let mut meta = Vec::new();
+        let mut owners = BTreeMap::new();
+        for id in ids {
+            match id {
+                DatumId::Record {
+                    owner, generation, ..
+                } => {
+                    let g = owners.entry(owner).or_insert(generation);
+                    *g = (*g).max(generation);
+                }
+                m @ DatumId::Metadata { .. } => meta.push(m),
+            }
+        }
+        // One pull per owner: it brings every version the peer holds.
+        for (owner, generation) in owners {
+            self.pull_gap(now, peer, &owner, generation);
+        }
+        if !meta.is_empty() {
+            self.stats.grafts += 1;
+            self.send(peer, Message::Graft(Graft { ids: meta }));
+        }
     }
 
     fn receive(&mut self, now: Time, datum: &Datum) -> Receipt {
@@ -468,7 +546,14 @@ impl Node {
                     if eager && tree {
                         self.tree.eager.insert(from);
                     }
+                    let owner = match &datum {
+                        Datum::Delta(d) => Some(d.owner.clone()),
+                        Datum::Metadata(_) => None,
+                    };
                     self.spread(now, datum, Some(from));
+                    if let Some(owner) = owner {
+                        self.release_held(now, &owner);
+                    }
                 }
                 Receipt::Duplicate => {
                     if eager && tree {
@@ -482,6 +567,10 @@ impl Node {
                 Receipt::Gap => {
                     if let Datum::Delta(d) = &datum {
                         self.pull_gap(now, from, &d.owner, d.generation);
+                        if self.tree.held.len() >= MAX_HELD {
+                            self.tree.held.pop_first();
+                        }
+                        self.tree.held.insert(datum.id(), (datum.clone(), from));
                     }
                 }
                 Receipt::Refused => {}
@@ -489,8 +578,36 @@ impl Node {
         }
         if prune {
             self.tree.eager.remove(&from);
+            self.keep_lazy(now, from);
             self.stats.prunes += 1;
             self.send(from, Message::Prune(Prune));
+        }
+    }
+
+    /// Pass on the held rumours of `owner` that have applied since.
+    fn release_held(&mut self, now: Time, owner: &Arc<str>) {
+        let first = DatumId::Record {
+            owner: owner.clone(),
+            generation: 0,
+            version: 0,
+        };
+        let last = DatumId::Record {
+            owner: owner.clone(),
+            generation: u32::MAX,
+            version: u64::MAX,
+        };
+        let ready: Vec<DatumId> = self
+            .tree
+            .held
+            .range(first..=last)
+            .map(|(id, _)| id)
+            .filter(|id| self.holds(id))
+            .cloned()
+            .collect();
+        for id in ready {
+            if let Some((datum, from)) = self.tree.held.remove(&id) {
+                self.spread(now, datum, Some(from));
+            }
         }
     }
 
@@ -510,18 +627,26 @@ impl Node {
             if self.holds(&id) {
                 continue;
             }
+            let id_for_due = id.clone();
             let m = self.tree.missing.entry(id).or_insert_with(|| Missing {
                 announcers: VecDeque::new(),
                 deadline: now + wait,
+                expires: now + self.config.push_pull_interval,
             });
+            let due = (m.deadline, id_for_due);
+            self.tree.missing_due.insert(due);
             if m.announcers.len() < MAX_ANNOUNCERS && !m.announcers.contains(&from) {
                 m.announcers.push_back(from);
             }
         }
     }
 
-    pub(super) fn on_graft(&mut self, from: SocketAddr, ids: Vec<DatumId>) {
+    pub(super) fn on_graft(&mut self, now: Time, from: SocketAddr, ids: Vec<DatumId>) {
         self.tree.eager.insert(from);
+        self.tree.lazy.remove(&from);
+        if !ids.is_empty() {
+            self.tree.needed_until = now + self.config.gossip_interval * NEEDED_ROUNDS;
+        }
         let data: Vec<Datum> = ids
             .iter()
             .filter_map(|id| self.tree.recent.get(id).cloned())
@@ -529,10 +654,40 @@ impl Node {
         if !data.is_empty() {
             self.send(from, Message::Eager(Eager { data }));
         }
+        if ids.is_empty() {
+            return;
+        }
+        // A graft means the grafter was cut off from the tree; whatever else
+        // arrived here lately it may have missed too, and the random
+        // announcements of those may have passed it by. Tell it.
+        let window = self.config.gossip_interval * RECENT_ROUNDS_ON_GRAFT;
+        let others: Vec<DatumId> = self
+            .tree
+            .recent_order
+            .iter()
+            .rev()
+            .take_while(|(at, _)| now - *at <= window)
+            .map(|(_, id)| id)
+            .filter(|id| !ids.contains(id))
+            .take(MAX_RECENT_ON_GRAFT)
+            .cloned()
+            .collect();
+        if !others.is_empty() {
+            self.send(from, Message::IHave(IHave { ids: others }));
+        }
     }
 
-    pub(super) fn on_prune(&mut self, from: SocketAddr) {
+    pub(super) fn on_prune(&mut self, now: Time, from: SocketAddr) {
         self.tree.eager.remove(&from);
+        self.keep_lazy(now, from);
+    }
+
+    /// A link was pruned: keep it hot for announcements for a while.
+    fn keep_lazy(&mut self, now: Time, peer: SocketAddr) {
+        self.tree.lazy.retain(|_, until| *until > now);
+        self.tree
+            .lazy
+            .insert(peer, now + self.config.push_pull_interval);
     }
 
     pub(super) fn on_query(&mut self, from: SocketAddr, q: Query) {
@@ -606,7 +761,7 @@ impl Node {
     }
 
     /// The data half of a gossip round.
-    pub(super) fn data_round(&mut self) {
+    pub(super) fn data_round(&mut self, now: Time) {
         let k = self.config.fanout;
         match self.config.dissemination {
             Dissemination::Tree => {
@@ -624,9 +779,15 @@ impl Node {
                 let base =
                     wire::message_len(&self.me.addr(), &Message::IHave(IHave::default())) + 4;
                 let budget = self.config.max_message_size.saturating_sub(base);
-                self.data.pack(budget, ANNOUNCE_ROUNDS, &mut data);
+                let needed = now < self.tree.needed_until || now < self.lossy_until;
+                let (rounds, fanout) = if needed {
+                    (NEEDED_ANNOUNCE_ROUNDS, NEEDED_ANNOUNCE_PEERS)
+                } else {
+                    (ANNOUNCE_ROUNDS, ANNOUNCE_PEERS)
+                };
+                self.data.pack(budget, rounds, &mut data);
                 let ids: Vec<DatumId> = data.iter().map(Datum::id).collect();
-                let peers = self.members.random_live(ANNOUNCE_PEERS, &[], &mut self.rng);
+                let peers = self.members.random_live(fanout, &[], &mut self.rng);
                 for p in peers {
                     self.send(p.addr(), Message::IHave(IHave { ids: ids.clone() }));
                 }
@@ -668,14 +829,18 @@ impl Node {
     /// past their grace.
     pub(super) fn data_timers(&mut self, now: Time) {
         self.store.collect_garbage(now);
-        let due: Vec<DatumId> = self
-            .tree
-            .missing
-            .iter()
-            .filter(|(_, m)| m.deadline <= now)
-            .map(|(id, _)| id.clone())
-            .collect();
+        let mut due: Vec<DatumId> = Vec::new();
+        while let Some((at, _)) = self.tree.missing_due.first() {
+            if *at > now {
+                break;
+            }
+            let (at, id) = self.tree.missing_due.pop_first().expect("first");
+            if self.tree.missing.get(&id).is_some_and(|m| m.deadline == at) {
+                due.push(id);
+            }
+        }
         let mut grafts: BTreeMap<SocketAddr, Vec<DatumId>> = BTreeMap::new();
+        let mut pulls: Vec<DatumId> = Vec::new();
         let wait = self.config.gossip_interval / 2;
         for id in due {
             if self.holds(&id) {
@@ -685,20 +850,32 @@ impl Node {
             let Some(m) = self.tree.missing.get_mut(&id) else {
                 continue;
             };
-            match m.announcers.pop_front() {
-                Some(a) => {
-                    grafts.entry(a).or_default().push(id.clone());
-                    m.deadline = now + wait;
-                }
-                None => {
-                    self.tree.missing.remove(&id);
-                }
+            if m.expires <= now {
+                self.tree.missing.remove(&id);
+                continue;
             }
+            m.deadline = now + wait;
+            self.tree.missing_due.insert((m.deadline, id.clone()));
+            match m.announcers.pop_front() {
+                Some(a) => grafts.entry(a).or_default().push(id.clone()),
+                // Every announcer was asked and nothing came (loss): ask
+                // random peers, most of which hold it by now.
+                None => pulls.push(id.clone()),
+            }
+        }
+        if !grafts.is_empty() {
+            self.tree.needed_until = now + self.config.gossip_interval * NEEDED_ROUNDS;
         }
         for (to, ids) in grafts {
             self.stats.grafts += 1;
             self.tree.eager.insert(to);
+            self.tree.lazy.remove(&to);
             self.send(to, Message::Graft(Graft { ids }));
+        }
+        if !pulls.is_empty() {
+            if let Some(peer) = self.members.random_live(1, &[], &mut self.rng).pop() {
+                self.pull_missing(now, peer.addr(), pulls);
+            }
         }
         let mut i = 0;
         while i < self.queries.len() {
@@ -713,7 +890,7 @@ impl Node {
 
     /// The earliest data-plane timer.
     pub(super) fn data_deadline(&self) -> Option<Time> {
-        let graft = self.tree.missing.values().map(|m| m.deadline).min();
+        let graft = self.tree.missing_due.first().map(|(at, _)| *at);
         let query = self.queries.iter().map(|q| q.deadline).min();
         let collect = self.store.next_collection();
         [graft, query, collect].into_iter().flatten().min()
@@ -722,6 +899,7 @@ impl Node {
     /// A member is no longer live: stop pushing to it.
     pub(super) fn data_forget_peer(&mut self, addr: SocketAddr) {
         self.tree.eager.remove(&addr);
+        self.tree.lazy.remove(&addr);
     }
 
     /// Deltas a peer with `digest` lacks, within `budget` bytes.
@@ -751,6 +929,7 @@ impl Node {
                 Ok(changes) => {
                     self.stats.deltas_applied += 1;
                     self.report(changes);
+                    self.release_held(now, &d.owner);
                 }
                 Err(Refusal::Gap) => self.stats.deltas_gap += 1,
                 Err(Refusal::Malformed) => self.stats.deltas_malformed += 1,

@@ -334,12 +334,16 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
     // 3. Sustained load through one agent.
     if args.load_rate > 0 {
         let total = args.load_rate * args.load_secs;
-        let writer = clients[0].clone();
+        // Four connections, 16 calls in flight on each.
+        let mut writers = Vec::new();
+        for _ in 0..4 {
+            writers.push(connect(agents.apis[0], Duration::from_secs(5)).await?);
+        }
         let started = Instant::now();
         let workers = 64u64;
         let mut tasks = Vec::new();
         for wk in 0..workers {
-            let mut c = writer.clone();
+            let mut c = writers[wk as usize % writers.len()].clone();
             let (rate, keys) = (args.load_rate, args.load_keys.max(1));
             tasks.push(tokio::spawn(async move {
                 let mut failed = 0u64;

@@ -88,9 +88,9 @@ impl Links {
     }
 }
 
-/// Merge eager pushes already waiting in the queue into `env`, up to
-/// `limit` encoded bytes: under a burst of writes a peer then gets one
-/// message carrying many data instead of one message each. The receiver
+/// Merge eager pushes (or announcements) already waiting in the queue into
+/// `env`, up to `limit` encoded bytes: under a burst of writes a peer then
+/// gets one message carrying many data instead of one message each. The receiver
 /// handles the data in order, as it would have from separate messages. The
 /// first envelope that cannot be merged is left in `next`.
 fn coalesce(
@@ -100,7 +100,7 @@ fn coalesce(
     limit: usize,
 ) -> Envelope {
     use rumour_proto::v1::envelope::Body;
-    if !matches!(env.body, Some(Body::Eager(_))) {
+    if !matches!(env.body, Some(Body::Eager(_) | Body::Ihave(_))) {
         return env;
     }
     let mut len = env.encoded_len();
@@ -109,6 +109,10 @@ fn coalesce(
         match (&mut env.body, more.body) {
             (Some(Body::Eager(a)), Some(Body::Eager(b))) if fits => {
                 a.data.extend(b.data);
+                len = env.encoded_len();
+            }
+            (Some(Body::Ihave(a)), Some(Body::Ihave(b))) if fits => {
+                a.ids.extend(b.ids);
                 len = env.encoded_len();
             }
             (_, body) => {

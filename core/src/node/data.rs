@@ -33,6 +33,8 @@ const MAX_ANNOUNCERS: usize = 4;
 const RECENT_ROUNDS_ON_GRAFT: u32 = 5;
 /// At most this many of them, newest first.
 const MAX_RECENT_ON_GRAFT: usize = 64;
+/// Ids each recently pruned link is told of per gossip round.
+const LAZY_ANNOUNCE_IDS: usize = 16;
 /// Rumours remembered while they wait for a gap to fill.
 const MAX_HELD: usize = 256;
 
@@ -78,8 +80,8 @@ pub(super) struct Missing {
 pub(super) struct Tree {
     /// Peers fresh data is pushed to at once.
     eager: BTreeSet<SocketAddr>,
-    /// Recently pruned links, until when they stay "hot": fresh data is
-    /// announced over them at once. Two broadcasts racing over a cycle can
+    /// Recently pruned links, until when they stay "hot": each gossip
+    /// round's announcement goes over them too (a few ids of it). Two broadcasts racing over a cycle can
     /// prune both of its links, cutting the tree in two; the cut always runs
     /// along a link just pruned, so announcing over those links finds every
     /// piece (Plumtree's lazy links, kept only while the tree is settling).
@@ -392,23 +394,6 @@ impl Node {
                         p,
                         Message::Eager(Eager {
                             data: vec![datum.clone()],
-                        }),
-                    );
-                }
-                let lazy: Vec<SocketAddr> = self
-                    .tree
-                    .lazy
-                    .iter()
-                    .filter(|(p, until)| {
-                        **until > now && Some(**p) != from && !self.tree.eager.contains(*p)
-                    })
-                    .map(|(p, _)| *p)
-                    .collect();
-                for p in lazy {
-                    self.send(
-                        p,
-                        Message::IHave(IHave {
-                            ids: vec![datum.id()],
                         }),
                     );
                 }
@@ -787,9 +772,33 @@ impl Node {
                 };
                 self.data.pack(budget, rounds, &mut data);
                 let ids: Vec<DatumId> = data.iter().map(Datum::id).collect();
-                let peers = self.members.random_live(fanout, &[], &mut self.rng);
-                for p in peers {
-                    self.send(p.addr(), Message::IHave(IHave { ids: ids.clone() }));
+                let peers: Vec<SocketAddr> = self
+                    .members
+                    .random_live(fanout, &[], &mut self.rng)
+                    .iter()
+                    .map(NodeId::addr)
+                    .collect();
+                for p in &peers {
+                    self.send(*p, Message::IHave(IHave { ids: ids.clone() }));
+                }
+                // Recently pruned links hear of some of it too: if two
+                // broadcasts raced and cut the tree, the cut runs along them,
+                // and one id the piece lacks is enough for it to graft back
+                // (the versions before it follow by a gap pull). Once a
+                // round and a few ids, so that a burst of writes costs one
+                // small message per link and round.
+                let few: Vec<DatumId> = ids.iter().take(LAZY_ANNOUNCE_IDS).cloned().collect();
+                let lazy: Vec<SocketAddr> = self
+                    .tree
+                    .lazy
+                    .iter()
+                    .filter(|(p, until)| {
+                        **until > now && !self.tree.eager.contains(*p) && !peers.contains(*p)
+                    })
+                    .map(|(p, _)| *p)
+                    .collect();
+                for p in lazy {
+                    self.send(p, Message::IHave(IHave { ids: few.clone() }));
                 }
             }
             Dissemination::Push | Dissemination::PushPull => {

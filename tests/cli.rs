@@ -9,6 +9,7 @@
 //! agent process is owned by a guard that kills and reaps it when the test
 //! ends, passed or panicked.
 
+use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -173,6 +174,21 @@ struct Agent {
     process: Guard,
 }
 
+/// `rumour agent --name NAME --bind PEER --api API --preset local`, quiet
+/// logs to `log`, plus `extra` flags.
+fn agent_command(name: &str, peer: &str, api: &str, log: &Path, extra: &[&OsStr]) -> Command {
+    let mut cmd = Command::new(RUMOUR);
+    cmd.args(["agent", "--name", name, "--preset", "local"])
+        .args(["--bind", peer, "--api", api])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .env_remove("RUMOUR_API")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(log).expect("create the agent's log"));
+    cmd
+}
+
 impl Agent {
     /// Start an agent named `name` (joining through `join`, if any) and
     /// wait until its client API answers as that agent. Ports are picked
@@ -184,17 +200,7 @@ impl Agent {
             let api = format!("127.0.0.1:{}", free_port());
             let peer = format!("127.0.0.1:{}", free_port());
             let log = dir.join(format!("{name}.{attempt}.log"));
-            let stderr = File::create(&log).expect("create the agent's log");
-            let mut cmd = Command::new(RUMOUR);
-            cmd.args([
-                "agent", "--name", name, "--bind", &peer, "--preset", "local",
-            ])
-            .args(["--api", &api])
-            .env("RUST_LOG", "warn")
-            .env_remove("RUMOUR_API")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr);
+            let mut cmd = agent_command(name, &peer, &api, &log, &[]);
             if let Some(seed) = join {
                 cmd.args(["--join", &seed.peer]);
             }
@@ -454,18 +460,15 @@ fn rejected_config(dir: &Path, file: &str, text: &str) -> (Option<i32>, String) 
     let api = format!("127.0.0.1:{}", free_port());
     let peer = format!("127.0.0.1:{}", free_port());
     let mut process = Guard(
-        Command::new(RUMOUR)
-            .args(["agent", "--name", "config-1", "--preset", "local"])
-            .args(["--bind", &peer, "--api", &api])
-            .arg("--config")
-            .arg(&path)
-            .env("RUST_LOG", "warn")
-            .env_remove("RUMOUR_API")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::create(&log).expect("create the log"))
-            .spawn()
-            .expect("spawn rumour agent"),
+        agent_command(
+            "config-1",
+            &peer,
+            &api,
+            &log,
+            &["--config".as_ref(), path.as_ref()],
+        )
+        .spawn()
+        .expect("spawn rumour agent"),
     );
     let status = process.wait_exit(EXIT);
     let stderr = fs::read_to_string(&log).unwrap_or_default();
@@ -529,18 +532,15 @@ fn a_valid_config_file_is_applied_over_the_preset() {
         peer: peer.clone(),
         log: log.clone(),
         process: Guard(
-            Command::new(RUMOUR)
-                .args(["agent", "--name", "goodconfig-1", "--preset", "local"])
-                .args(["--bind", &peer, "--api", &api])
-                .arg("--config")
-                .arg(&path)
-                .env("RUST_LOG", "warn")
-                .env_remove("RUMOUR_API")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(File::create(&log).expect("create the log"))
-                .spawn()
-                .expect("spawn rumour agent"),
+            agent_command(
+                "goodconfig-1",
+                &peer,
+                &api,
+                &log,
+                &["--config".as_ref(), path.as_ref()],
+            )
+            .spawn()
+            .expect("spawn rumour agent"),
         ),
     };
     agent
@@ -608,16 +608,15 @@ fn metrics_are_served_for_prometheus() {
         peer: peer.clone(),
         log: log.clone(),
         process: Guard(
-            Command::new(RUMOUR)
-                .args(["agent", "--name", "metrics-1", "--preset", "local"])
-                .args(["--bind", &peer, "--api", &api, "--metrics", &metrics])
-                .env("RUST_LOG", "warn")
-                .env_remove("RUMOUR_API")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(File::create(&log).expect("create the log"))
-                .spawn()
-                .expect("spawn rumour agent"),
+            agent_command(
+                "metrics-1",
+                &peer,
+                &api,
+                &log,
+                &["--metrics".as_ref(), metrics.as_ref()],
+            )
+            .spawn()
+            .expect("spawn rumour agent"),
         ),
     };
     agent

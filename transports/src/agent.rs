@@ -34,10 +34,16 @@ pub struct Agent {
     stop_servers: watch::Sender<bool>,
 }
 
-async fn listen(what: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind { what, addr, source })
+/// Bind a listener; also returns the address it got (the port, if 0 was
+/// asked for).
+async fn listen(
+    what: &'static str,
+    addr: SocketAddr,
+) -> Result<(TcpListener, SocketAddr), StartError> {
+    let err = |source| StartError::Bind { what, addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(err)?;
+    let bound = listener.local_addr().map_err(err)?;
+    Ok((listener, bound))
 }
 
 impl Agent {
@@ -45,22 +51,8 @@ impl Agent {
     /// given, join through them (retried with backoff until one answers).
     pub async fn start(config: AgentConfig) -> Result<Agent, StartError> {
         config.protocol.validate()?;
-        let peer_listener = listen("peers", config.bind).await?;
-        let api_listener = listen("client API", config.api).await?;
-        let bound = peer_listener
-            .local_addr()
-            .map_err(|source| StartError::Bind {
-                what: "peers",
-                addr: config.bind,
-                source,
-            })?;
-        let api_addr = api_listener
-            .local_addr()
-            .map_err(|source| StartError::Bind {
-                what: "client API",
-                addr: config.api,
-                source,
-            })?;
+        let (peer_listener, bound) = listen("peers", config.bind).await?;
+        let (api_listener, api_addr) = listen("client API", config.api).await?;
         let peer_addr = match config.advertise {
             Some(a) => a,
             None if bound.ip().is_unspecified() => return Err(StartError::NoAdvertise(bound)),

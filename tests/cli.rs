@@ -195,12 +195,17 @@ impl Agent {
     /// free just before the start; if one was taken in between, the agent
     /// exits and is started again on other ports.
     fn start(dir: &Path, name: &str, join: Option<&Agent>) -> Agent {
+        Agent::start_with(dir, name, join, &[])
+    }
+
+    /// [`Agent::start`] with `extra` agent flags.
+    fn start_with(dir: &Path, name: &str, join: Option<&Agent>, extra: &[&OsStr]) -> Agent {
         let mut last = String::new();
         for attempt in 0..5 {
             let api = format!("127.0.0.1:{}", free_port());
             let peer = format!("127.0.0.1:{}", free_port());
             let log = dir.join(format!("{name}.{attempt}.log"));
-            let mut cmd = agent_command(name, &peer, &api, &log, &[]);
+            let mut cmd = agent_command(name, &peer, &api, &log, extra);
             if let Some(seed) = join {
                 cmd.args(["--join", &seed.peer]);
             }
@@ -520,32 +525,14 @@ fn a_bad_config_file_stops_the_agent_naming_the_field() {
 #[test]
 fn a_valid_config_file_is_applied_over_the_preset() {
     let dir = Scratch::new("goodconfig");
-    // Started by hand rather than through Agent::start for the --config flag.
     let path = dir.path().join("good.toml");
     fs::write(&path, "fanout = 5\n").expect("write the config file");
-    let api = format!("127.0.0.1:{}", free_port());
-    let peer = format!("127.0.0.1:{}", free_port());
-    let log = dir.path().join("good.log");
-    let mut agent = Agent {
-        name: "goodconfig-1".into(),
-        api: api.clone(),
-        peer: peer.clone(),
-        log: log.clone(),
-        process: Guard(
-            agent_command(
-                "goodconfig-1",
-                &peer,
-                &api,
-                &log,
-                &["--config".as_ref(), path.as_ref()],
-            )
-            .spawn()
-            .expect("spawn rumour agent"),
-        ),
-    };
-    agent
-        .wait_ready()
-        .unwrap_or_else(|e| panic!("agent did not start: {e}"));
+    let agent = Agent::start_with(
+        dir.path(),
+        "goodconfig-1",
+        None,
+        &["--config".as_ref(), path.as_ref()],
+    );
     let run = agent.run(&["status", "--format", "json", "--config"]);
     assert!(run.ok(), "{}", run.show());
     let v: Value = serde_json::from_str(&run.stdout).expect("status JSON");
@@ -598,30 +585,13 @@ fn reading_an_unknown_namespace_is_one_error_line() {
 #[test]
 fn metrics_are_served_for_prometheus() {
     let dir = Scratch::new("metrics");
-    let api = format!("127.0.0.1:{}", free_port());
-    let peer = format!("127.0.0.1:{}", free_port());
     let metrics = format!("127.0.0.1:{}", free_port());
-    let log = dir.path().join("metrics.log");
-    let mut agent = Agent {
-        name: "metrics-1".into(),
-        api: api.clone(),
-        peer: peer.clone(),
-        log: log.clone(),
-        process: Guard(
-            agent_command(
-                "metrics-1",
-                &peer,
-                &api,
-                &log,
-                &["--metrics".as_ref(), metrics.as_ref()],
-            )
-            .spawn()
-            .expect("spawn rumour agent"),
-        ),
-    };
-    agent
-        .wait_ready()
-        .unwrap_or_else(|e| panic!("agent did not start: {e}"));
+    let agent = Agent::start_with(
+        dir.path(),
+        "metrics-1",
+        None,
+        &["--metrics".as_ref(), metrics.as_ref()],
+    );
     let put = agent.run(&["put", "k", "v"]);
     assert!(put.ok(), "{}", put.show());
     // The exporter is refreshed once a second: poll until it shows the

@@ -65,6 +65,19 @@ async fn state_of(agent: &Agent, name: &str) -> Option<(MemberState, u32)> {
         .map(|(m, _)| (m.state, m.incarnation.0))
 }
 
+/// Wait until every agent sees every agent alive.
+async fn formed(agents: &[Agent]) {
+    eventually("the cluster forms", convergence(), || async {
+        for a in agents {
+            if !all_see(agents, a.name(), MemberState::Alive).await {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+}
+
 async fn all_see(agents: &[Agent], name: &str, state: MemberState) -> bool {
     for a in agents {
         if state_of(a, name).await.map(|s| s.0) != Some(state) {
@@ -159,11 +172,7 @@ async fn a_cluster_forms_from_one_seed_and_a_put_reaches_every_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_node_dies_everywhere_and_its_restart_replaces_its_namespace() {
     let mut agents = cluster(4).await;
-    eventually("the cluster forms", convergence(), || async {
-        all_see(&agents, "node-3", MemberState::Alive).await
-            && all_see(&agents, "node-0", MemberState::Alive).await
-    })
-    .await;
+    formed(&agents).await;
     agents[3]
         .handle()
         .put("", "old", b"first life")
@@ -240,11 +249,7 @@ async fn a_killed_node_dies_everywhere_and_its_restart_replaces_its_namespace() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_graceful_leave_shows_as_left() {
     let mut agents = cluster(3).await;
-    eventually("the cluster forms", convergence(), || async {
-        all_see(&agents, "node-2", MemberState::Alive).await
-            && all_see(&agents, "node-0", MemberState::Alive).await
-    })
-    .await;
+    formed(&agents).await;
     let leaver = agents.pop().unwrap();
     let mut c = client(&leaver).await;
     c.shutdown(pb::ShutdownRequest {}).await.unwrap();
@@ -261,11 +266,7 @@ async fn a_graceful_leave_shows_as_left() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_delivers_events_in_order_and_fresh_reads_reach_the_owner() {
     let agents = cluster(2).await;
-    eventually("the cluster forms", convergence(), || async {
-        all_see(&agents, "node-1", MemberState::Alive).await
-            && all_see(&agents, "node-0", MemberState::Alive).await
-    })
-    .await;
+    formed(&agents).await;
     let mut watcher = client(&agents[0]).await;
     let mut stream = watcher
         .watch(pb::WatchRequest {
@@ -423,11 +424,7 @@ async fn malformed_and_oversized_peer_messages_are_refused_counted_and_survived(
     use rumour::proto::v1::peer_client::PeerClient;
     use std::sync::atomic::Ordering::Relaxed;
     let agents = cluster(2).await;
-    eventually("the cluster forms", convergence(), || async {
-        all_see(&agents, "node-1", MemberState::Alive).await
-            && all_see(&agents, "node-0", MemberState::Alive).await
-    })
-    .await;
+    formed(&agents).await;
     let target = &agents[0];
     let mut peer = PeerClient::connect(format!("http://{}", target.peer_addr()))
         .await

@@ -339,7 +339,7 @@ fn watch_event(
     s: &Sequenced,
     filter: &pb::WatchRequest,
     kinds: &[pb::EventKind],
-    start_unix_ms: u64,
+    handle: &Handle,
 ) -> Option<pb::WatchEvent> {
     use pb::watch_event::Event as W;
     let wants = |k: pb::EventKind| kinds.is_empty() || kinds.contains(&k);
@@ -362,7 +362,7 @@ fn watch_event(
             };
             W::Member(pb::MemberEvent {
                 change: change as i32,
-                member: Some(member(m, start_unix_ms + m.since.as_micros() / 1000)),
+                member: Some(member(m, handle.unix_ms(m.since))),
             })
         }
         Event::EntryChanged {
@@ -545,9 +545,9 @@ impl Rumour for ApiService {
             }
         }
         let rx = self.handle.subscribe();
-        let start_unix_ms = self.handle.start_unix_ms();
+        let handle = self.handle.clone();
         let stream = BroadcastStream::new(rx).filter_map(move |item| match item {
-            Ok(s) => watch_event(&s, &filter, &kinds, start_unix_ms).map(Ok),
+            Ok(s) => watch_event(&s, &filter, &kinds, &handle).map(Ok),
             // A watcher that fell behind skips what it missed: the gap
             // shows in `seq`.
             Err(_lagged) => None,

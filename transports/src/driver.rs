@@ -138,9 +138,9 @@ impl Handle {
         let _ = self.stop.send(true);
     }
 
-    /// Milliseconds since the Unix epoch at node time zero.
-    pub fn start_unix_ms(&self) -> u64 {
-        self.start_unix_ms
+    /// Milliseconds since the Unix epoch of a node time.
+    pub fn unix_ms(&self, t: Time) -> u64 {
+        self.start_unix_ms + t.as_micros() / 1000
     }
 
     /// The client API's address.

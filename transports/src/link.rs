@@ -105,15 +105,19 @@ fn coalesce(
     }
     let mut len = env.encoded_len();
     while let Ok(more) = queue.try_recv() {
-        let fits = len + more.encoded_len() <= limit && more.from == env.from;
+        // The merged message grows by less than `more` (one envelope
+        // fewer), so adding its whole length keeps `len` an upper bound
+        // without encoding the batch again.
+        let more_len = more.encoded_len();
+        let fits = len + more_len <= limit && more.from == env.from;
         match (&mut env.body, more.body) {
             (Some(Body::Eager(a)), Some(Body::Eager(b))) if fits => {
                 a.data.extend(b.data);
-                len = env.encoded_len();
+                len += more_len;
             }
             (Some(Body::Ihave(a)), Some(Body::Ihave(b))) if fits => {
                 a.ids.extend(b.ids);
-                len = env.encoded_len();
+                len += more_len;
             }
             (_, body) => {
                 *next = Some(Envelope {

@@ -34,6 +34,10 @@ pub(crate) struct Members {
     /// Gossip order for [`PeerSelection::LeastRecent`]: front is oldest.
     lru: VecDeque<NodeId>,
     use_lru: bool,
+    /// While a bulk merge runs, new members go to the ring's end (it is
+    /// shuffled once at the end) instead of each at a random place, which
+    /// costs O(n) apiece.
+    bulk: bool,
     /// Other members alive or suspect.
     live: usize,
     /// Other members alive.
@@ -51,6 +55,7 @@ impl Members {
             gossip_cursor: 0,
             lru: VecDeque::new(),
             use_lru: selection == PeerSelection::LeastRecent,
+            bulk: false,
             live: 0,
             alive: 0,
             summary: 0,
@@ -126,7 +131,12 @@ impl Members {
             }
             None => {
                 self.map.insert(ByName(id.clone()), entry);
-                if name != self.me {
+                if name != self.me && self.bulk {
+                    self.ring.push(id.clone());
+                    if self.use_lru {
+                        self.lru.push_front(id.clone());
+                    }
+                } else if name != self.me {
                     let at = rng.random_range(0..=self.ring.len());
                     self.ring.insert(at, id.clone());
                     if at < self.probe_cursor {
@@ -142,6 +152,22 @@ impl Members {
             }
         }
         self.count(&name, &entry, 1);
+    }
+
+    /// Start a bulk merge: see [`Members::end_bulk`].
+    pub(crate) fn begin_bulk(&mut self) {
+        self.bulk = true;
+    }
+
+    /// End a bulk merge: the probe ring is shuffled afresh and both walks
+    /// start over.
+    pub(crate) fn end_bulk(&mut self, rng: &mut ChaCha8Rng) {
+        if self.bulk {
+            self.bulk = false;
+            self.ring.shuffle(rng);
+            self.probe_cursor = 0;
+            self.gossip_cursor = 0;
+        }
     }
 
     /// Forget a member entirely (reaped).

@@ -142,6 +142,10 @@ pub struct Stats {
     pub prunes: u64,
     /// Pulls sent for versions missing before a rumour we hold.
     pub gap_pulls: u64,
+    /// Eager pushes of data that had already arrived by anti-entropy, taken
+    /// as the tree's own delivery (passed on, link kept) instead of as a
+    /// duplicate that prunes.
+    pub tree_adoptions: u64,
 }
 
 impl Stats {
@@ -168,6 +172,7 @@ impl Stats {
             grafts,
             prunes,
             gap_pulls,
+            tree_adoptions,
         } = self;
         vec![
             ("messages_in", *messages_in),
@@ -189,6 +194,7 @@ impl Stats {
             ("grafts", *grafts),
             ("prunes", *prunes),
             ("gap_pulls", *gap_pulls),
+            ("tree_adoptions", *tree_adoptions),
         ]
     }
 }
@@ -320,6 +326,9 @@ pub struct Node {
     outputs: VecDeque<Output>,
     stats: Stats,
 }
+
+/// Outputs' room kept between bursts.
+const OUTPUTS_KEPT: usize = 64;
 
 impl Node {
     /// A node named `id` at incarnation `incarnation` (0 for a first start;
@@ -579,6 +588,7 @@ impl Node {
                 None => advance(self.next_push_pull, self.config.push_pull_interval, now),
             };
             self.push_pull_round();
+            self.expire_off_tree(now);
         }
         self.retry_join(now);
         self.expire_suspicions(now);
@@ -618,6 +628,30 @@ impl Node {
         Ok(())
     }
 
+    /// Take in a membership list as a state sync would, without sending
+    /// anything: unknown members are added, known ones merged by the usual
+    /// precedence, and none of it is rumoured on (it is old news to the
+    /// rest). News about this node itself is handled as from a peer (a
+    /// stale suspicion is refuted). For a driver that starts a node with a
+    /// view it already has, such as a simulator starting a formed cluster.
+    pub fn learn_members(&mut self, now: Time, members: &[Member]) {
+        if self.status == Status::Left {
+            return;
+        }
+        let me = self.me.addr();
+        self.members.begin_bulk();
+        for m in members {
+            let u = MemberUpdate {
+                id: m.id.clone(),
+                incarnation: m.incarnation,
+                state: m.state,
+                by: None,
+            };
+            self.apply_update(now, &u, Some(me));
+        }
+        self.members.end_bulk(&mut self.rng);
+    }
+
     /// Leave the cluster gracefully: announce `Left` for a few gossip rounds,
     /// then go quiet for good.
     pub fn leave(&mut self, now: Time) -> Result<(), Error> {
@@ -637,7 +671,13 @@ impl Node {
 
     /// The next output, in the order produced.
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
+        let out = self.outputs.pop_front();
+        if out.is_none() && self.outputs.capacity() > OUTPUTS_KEPT {
+            // A burst (a state sync with thousands of members) grew the
+            // queue; give the memory back rather than hold it for good.
+            self.outputs.shrink_to(OUTPUTS_KEPT);
+        }
+        out
     }
 
     /// When [`handle_timeout`](Node::handle_timeout) must next be called.

@@ -41,6 +41,9 @@ pub struct Plan {
     pub phases: Vec<bool>,
     /// Protocol preset.
     pub preset: String,
+    /// Start each cluster formed rather than through one seed (see
+    /// [`Scenario::formed`]).
+    pub formed: bool,
 }
 
 /// One line of the result.
@@ -128,8 +131,8 @@ struct Measured {
 
 fn scenario(plan: &Plan, n: usize, mode: Dissemination, lockstep: bool, seed: u64) -> String {
     format!(
-        "name = \"dissemination\"\nnodes = {n}\nseed = {seed}\nduration = \"1h\"\npreset = \"{}\"\nlockstep = {lockstep}\n[config]\ndissemination = \"{mode}\"\nfanout = {}\n[link]\nloss = {}\n",
-        plan.preset, plan.fanout, plan.loss
+        "name = \"dissemination\"\nnodes = {n}\nseed = {seed}\nduration = \"1h\"\npreset = \"{}\"\nlockstep = {lockstep}\nformed = {}\n[config]\ndissemination = \"{mode}\"\nfanout = {}\n[link]\nloss = {}\n",
+        plan.preset, plan.formed, plan.fanout, plan.loss
     )
 }
 

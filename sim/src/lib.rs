@@ -18,7 +18,7 @@ mod world;
 
 pub use metrics::Report;
 pub use scenario::{Fault, NodeSet, Scenario, Workload};
-pub use world::{node_addr, node_index, node_name, Sim};
+pub use world::{node_addr, node_index, node_name, Sim, TreeShape};
 
 /// Why a simulation could not be set up.
 #[derive(Debug, thiserror::Error)]

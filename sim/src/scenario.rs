@@ -54,6 +54,14 @@ pub struct Scenario {
     /// How many of the first nodes serve as seeds (at least 1).
     #[serde(default = "default_seeds")]
     pub seeds: usize,
+    /// Start the cluster formed: every node starts at time zero knowing
+    /// every other as alive, as after a completed join, instead of joining
+    /// through the seeds. A cold start costs the simulator about n² work
+    /// (every join is news to every node); experiments that measure what
+    /// happens after formation (dissemination at n = 10,000) skip it. Nodes
+    /// restarted later still join through the seeds.
+    #[serde(default)]
+    pub formed: bool,
     /// The protocol preset: `lan`, `wan` or `local`.
     #[serde(default = "default_preset")]
     pub preset: String,

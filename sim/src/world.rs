@@ -14,11 +14,12 @@ use std::hash::Hash;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
+use petgraph::graphmap::UnGraphMap;
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rumour_core::{
-    wire, Config, Datum, Delta, Error, Event, Fnv64, Incarnation, Message, Node, NodeId, Output,
-    PushPullKind, Record, Time, Versioned,
+    wire, Config, Datum, Delta, Error, Event, Fnv64, Incarnation, Member, MemberState, Message,
+    Node, NodeId, Output, PushPullKind, Record, Time, Versioned,
 };
 
 use crate::metrics::{Metrics, Report};
@@ -119,6 +120,27 @@ struct Slot {
     slow: Duration,
 }
 
+/// The shape of the broadcast tree: the running nodes and the eager links
+/// between them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TreeShape {
+    /// Running nodes.
+    pub nodes: usize,
+    /// Links, each counted once however many of its ends hold it.
+    pub links: usize,
+    /// Connected pieces: 1 when every node is reachable by eager pushes.
+    pub pieces: usize,
+    /// Links held by one end only.
+    pub one_way: usize,
+}
+
+impl TreeShape {
+    /// One piece with no cycle: a spanning tree.
+    pub fn is_spanning_tree(&self) -> bool {
+        self.pieces == 1 && self.links + 1 == self.nodes
+    }
+}
+
 /// A simulated cluster.
 pub struct Sim {
     scenario: Scenario,
@@ -139,6 +161,10 @@ pub struct Sim {
     data_bytes: u64,
     all_msgs: u64,
     all_bytes: u64,
+    /// For a formed start: every member, alive at incarnation 0, handed to
+    /// each node at its first start (one shared list, so the identities
+    /// are shared too).
+    formed: Vec<Member>,
 }
 
 impl Sim {
@@ -187,8 +213,20 @@ impl Sim {
             data_bytes: 0,
             all_msgs: 0,
             all_bytes: 0,
+            formed: Vec::new(),
             scenario,
         };
+        if sim.scenario.formed {
+            sim.formed = (0..n)
+                .map(|i| Member {
+                    id: NodeId::new(&node_name(i), node_addr(i))
+                        .expect("simulated names are valid"),
+                    incarnation: Incarnation(0),
+                    state: MemberState::Alive,
+                    since: Time::ZERO,
+                })
+                .collect();
+        }
         let w = sim.scenario.workload.clone();
         if w.rate() > 0.0 {
             let from = w.from.unwrap_or(sim.scenario.start_window);
@@ -205,7 +243,7 @@ impl Sim {
         }
         let window = sim.scenario.start_window.as_micros() as u64;
         for i in 0..n {
-            let at = if i == 0 || window == 0 {
+            let at = if i == 0 || window == 0 || sim.scenario.formed {
                 Time::ZERO
             } else {
                 Time::from_micros(sim.rng.random_range(0..window))
@@ -627,6 +665,37 @@ impl Sim {
         (self.all_msgs, self.all_bytes)
     }
 
+    /// The broadcast tree as the running nodes hold it now (tree mode).
+    pub fn tree_shape(&self) -> TreeShape {
+        let mut graph: UnGraphMap<usize, ()> = UnGraphMap::new();
+        let mut one_way = 0;
+        let mut nodes = 0;
+        for i in 0..self.slots.len() {
+            let Some(node) = self.node(i) else { continue };
+            nodes += 1;
+            graph.add_node(i);
+            for peer in node.eager_links() {
+                let Some(j) = node_index(&peer).filter(|&j| self.is_running(j)) else {
+                    continue;
+                };
+                let back = self.slots[j]
+                    .node
+                    .as_ref()
+                    .is_some_and(|m| m.eager_links().any(|a| a == node_addr(i)));
+                if !back {
+                    one_way += 1;
+                }
+                graph.add_edge(i, j, ());
+            }
+        }
+        TreeShape {
+            nodes,
+            links: graph.edge_count(),
+            pieces: petgraph::algo::connected_components(&graph),
+            one_way,
+        }
+    }
+
     fn index_of(&self, name: &str) -> Option<usize> {
         name.strip_prefix("node-")?
             .parse()
@@ -643,7 +712,10 @@ impl Sim {
         }
         slot.life += 1;
         let (incarnation, life) = (slot.incarnation, slot.life);
-        let id = NodeId::new(&node_name(i), node_addr(i)).expect("simulated names are valid");
+        let id = match self.formed.get(i) {
+            Some(m) => m.id.clone(),
+            None => NodeId::new(&node_name(i), node_addr(i)).expect("simulated names are valid"),
+        };
         let seed = self.rng.next_u64();
         let mut node = Node::new(id, incarnation, self.config.clone(), seed, self.now)
             .expect("the scenario's config was validated");
@@ -661,7 +733,9 @@ impl Sim {
             .filter(|&s| s != i)
             .map(node_addr)
             .collect();
-        if i != 0 || life > 1 {
+        if life == 1 && !self.formed.is_empty() {
+            node.learn_members(self.now, &self.formed);
+        } else if i != 0 || life > 1 {
             // Every node but the very first joins through the seeds; a
             // restarted first seed joins through the others (or node 1).
             let seeds = if seeds.is_empty() && self.slots.len() > 1 {

@@ -76,6 +76,17 @@ pub(super) struct Missing {
     expires: Time,
 }
 
+/// A run of an owner's versions that arrived by anti-entropy.
+#[derive(Debug)]
+struct OffTree {
+    generation: u32,
+    /// Versions after this one...
+    from: u64,
+    /// ...up to this one.
+    to: u64,
+    until: Time,
+}
+
 #[derive(Debug, Default)]
 pub(super) struct Tree {
     /// Peers fresh data is pushed to at once.
@@ -101,6 +112,12 @@ pub(super) struct Tree {
     missing_due: BTreeSet<(Time, DatumId)>,
     /// Recent data, to answer grafts and pulls.
     recent: BTreeMap<DatumId, Datum>,
+    /// Versions that arrived by anti-entropy (push-pull or a pull) rather
+    /// than along the tree, per owner, until when they count as recent:
+    /// the tree's own push of them comes after and is not a duplicate.
+    off_tree: BTreeMap<Arc<str>, OffTree>,
+    /// The same for the metadata register.
+    off_tree_metadata: Option<(DatumId, Time)>,
     /// Ids of `recent`, oldest first, with when each arrived.
     recent_order: VecDeque<(Time, DatumId)>,
 }
@@ -301,6 +318,12 @@ impl Node {
     /// The peers this node pushes fresh data to at once (tree mode).
     pub fn eager_peers(&self) -> usize {
         self.tree.eager.len()
+    }
+
+    /// The addresses of those peers, in address order: with every node's,
+    /// the broadcast tree's links (for simulators and diagnostics).
+    pub fn eager_links(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.tree.eager.iter().copied()
     }
 
     // ----- internals -----------------------------------------------------
@@ -541,7 +564,13 @@ impl Node {
                     }
                 }
                 Receipt::Duplicate => {
-                    if eager && tree {
+                    if eager && tree && self.arrived_off_tree(now, &datum) {
+                        // Anti-entropy was quicker than the tree: this push
+                        // is the tree's own path here, not a redundant one,
+                        // and the peers below still expect it from us.
+                        self.stats.tree_adoptions += 1;
+                        self.spread(now, datum, Some(from));
+                    } else if eager && tree {
                         prune = true;
                     } else if !tree {
                         let limit = self.config.retransmit_limit(self.members.live_others() + 1);
@@ -566,6 +595,69 @@ impl Node {
             self.keep_lazy(now, from);
             self.stats.prunes += 1;
             self.send(from, Message::Prune(Prune));
+        }
+    }
+
+    /// Whether a datum we hold came by anti-entropy lately and has not come
+    /// along the tree since (what did is in `recent`).
+    fn arrived_off_tree(&self, now: Time, datum: &Datum) -> bool {
+        let id = datum.id();
+        if self.tree.recent.contains_key(&id) {
+            return false;
+        }
+        match &id {
+            DatumId::Record {
+                owner,
+                generation,
+                version,
+            } => self.tree.off_tree.get(owner).is_some_and(|o| {
+                o.until > now
+                    && o.generation == *generation
+                    && o.from < *version
+                    && *version <= o.to
+            }),
+            DatumId::Metadata { .. } => self
+                .tree
+                .off_tree_metadata
+                .as_ref()
+                .is_some_and(|(held, until)| *held == id && *until > now),
+        }
+    }
+
+    /// Versions `from+1..=to` of `owner` arrived by anti-entropy.
+    fn note_off_tree(&mut self, now: Time, owner: &Arc<str>, generation: u32, from: u64, to: u64) {
+        let until = now + self.config.push_pull_interval;
+        match self.tree.off_tree.get_mut(owner) {
+            // Contiguous with a run still current: extend it.
+            Some(o) if o.generation == generation && o.until > now && o.to >= from => {
+                o.to = o.to.max(to);
+                o.from = o.from.min(from);
+                o.until = until;
+            }
+            _ => {
+                self.tree.off_tree.insert(
+                    owner.clone(),
+                    OffTree {
+                        generation,
+                        from,
+                        to,
+                        until,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Forget runs of anti-entropy arrivals that are no longer recent.
+    pub(super) fn expire_off_tree(&mut self, now: Time) {
+        self.tree.off_tree.retain(|_, o| o.until > now);
+        if self
+            .tree
+            .off_tree_metadata
+            .as_ref()
+            .is_some_and(|(_, until)| *until <= now)
+        {
+            self.tree.off_tree_metadata = None;
         }
     }
 
@@ -927,7 +1019,11 @@ impl Node {
     /// Apply deltas and metadata from a push-pull.
     pub(super) fn merge_data(&mut self, now: Time, deltas: &[Delta], metadata: Option<&Metadata>) {
         if let Some(m) = metadata {
-            self.receive(now, &Datum::Metadata(m.clone()));
+            let datum = Datum::Metadata(m.clone());
+            if self.receive(now, &datum) == Receipt::Fresh {
+                self.tree.off_tree_metadata =
+                    Some((datum.id(), now + self.config.push_pull_interval));
+            }
         }
         for d in deltas {
             if !self.owner_live(&d.owner) {
@@ -938,6 +1034,9 @@ impl Node {
                 Ok(changes) => {
                     self.stats.deltas_applied += 1;
                     self.report(changes);
+                    if self.config.dissemination == Dissemination::Tree {
+                        self.note_off_tree(now, &d.owner, d.generation, d.from, d.to);
+                    }
                     self.release_held(now, &d.owner);
                 }
                 Err(Refusal::Gap) => self.stats.deltas_gap += 1,

@@ -327,6 +327,9 @@ pub struct Node {
     stats: Stats,
 }
 
+/// The longest wait between join attempts, in probe periods.
+const JOIN_BACKOFF_MAX_PERIODS: u32 = 2;
+
 /// Outputs' room kept between bursts.
 const OUTPUTS_KEPT: usize = 64;
 
@@ -599,7 +602,7 @@ impl Node {
     // ----- commands ------------------------------------------------------
 
     /// Join a cluster through one or more seed addresses: a push-pull state
-    /// sync with each, retried with backoff until one answers.
+    /// sync with each, retried every one or two probe periods until one answers.
     pub fn join(&mut self, now: Time, seeds: &[SocketAddr]) -> Result<(), Error> {
         if self.status != Status::Running {
             return Err(Error::Left);
@@ -1229,7 +1232,12 @@ impl Node {
         if now < j.next {
             return;
         }
-        j.backoff = (j.backoff * 2).min(self.config.push_pull_interval);
+        // A node outside the cluster has nothing better to do than knock
+        // again, and on a lossy network each try fails with the chance
+        // that the request or the answer is lost: doubling up to the
+        // push-pull interval left 2 of 1,000 joiners out for 15 s at
+        // 20% loss. Two probe periods at most.
+        j.backoff = (j.backoff * 2).min(self.config.probe_period * JOIN_BACKOFF_MAX_PERIODS);
         j.next = now + j.backoff;
         let seeds = j.seeds.clone();
         for seed in seeds {

@@ -16,21 +16,23 @@ fn seed() -> u64 {
         .unwrap_or(1)
 }
 
-fn replay(test: &str) -> String {
+fn replay() -> String {
+    let test = std::thread::current().name().unwrap_or("").to_owned();
     format!(
         "replay: RUMOUR_SEED={} cargo test --test tree -- --exact {test}",
         seed()
     )
 }
 
-/// Writes one push-pull interval apart, each from another node: anti-entropy
-/// often hands a write to a few nodes before the tree's push reaches them.
+/// Writes one push-pull interval apart, each from another node, with
+/// anti-entropy running often enough that it hands some writes to some nodes
+/// before the tree's push reaches them.
 /// That push is the tree's own path, not a redundant one; taking it for a
 /// duplicate pruned tree links and cut nodes off until the next repair.
 #[test]
 fn the_tree_survives_anti_entropy_racing_it() {
     let n = 300;
-    let s = Scenario {
+    let mut s = Scenario {
         name: "tree".into(),
         nodes: n,
         seed: seed(),
@@ -38,6 +40,10 @@ fn the_tree_survives_anti_entropy_racing_it() {
         duration: Duration::from_secs(3600),
         ..Scenario::default()
     };
+    // Push-pulls every second rather than every ten, so that some run while
+    // each write spreads: the race is then near certain, not one in ten.
+    s.config
+        .insert("push_pull_interval".into(), "1s".to_string().into());
     let mut sim = Sim::new(s).expect("a valid scenario");
     let interval = sim.config().push_pull_interval;
     // The first write prunes the initial random links down to a tree.
@@ -45,11 +51,7 @@ fn the_tree_survives_anti_entropy_racing_it() {
     sim.put(0, "first", b"x").expect("a valid put");
     sim.run_for(interval);
     let shape = sim.tree_shape();
-    assert!(
-        shape.is_spanning_tree(),
-        "{shape:?}\n{}",
-        replay("the_tree_survives_anti_entropy_racing_it")
-    );
+    assert!(shape.is_spanning_tree(), "{shape:?}\n{}", replay());
     let mut adoptions = 0;
     for w in 0..20 {
         let writer = (w * 37 + 11) % n;
@@ -66,14 +68,14 @@ fn the_tree_survives_anti_entropy_racing_it() {
             update.times.len(),
             update.target,
             sim.tree_shape(),
-            replay("the_tree_survives_anti_entropy_racing_it")
+            replay()
         );
         sim.run_for(interval);
         let shape = sim.tree_shape();
         assert!(
             shape.is_spanning_tree(),
             "after write {w}: {shape:?}\n{}",
-            replay("the_tree_survives_anti_entropy_racing_it")
+            replay()
         );
         assert_eq!(shape.one_way, 0);
         adoptions = (0..n)
@@ -85,6 +87,6 @@ fn the_tree_survives_anti_entropy_racing_it() {
     assert!(
         adoptions > 0,
         "no write reached a node by anti-entropy first; the test shows nothing\n{}",
-        replay("the_tree_survives_anti_entropy_racing_it")
+        replay()
     );
 }

@@ -410,6 +410,7 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
             "gap_pulls",
             "grafts",
             "prunes",
+            "tree_adoptions",
             "transport_sent",
             "transport_bytes_sent",
             "transport_send_queue_full",

@@ -77,8 +77,9 @@ struct SimArgs {
     #[arg(long, value_parser = parse_rate)]
     put_rate: Option<f64>,
     /// Run an experiment instead of a scenario: `dissemination` measures
-    /// rounds to reach every node, per mode, for n in --nodes (default
-    /// 100 and 1000), with random phases and in lockstep.
+    /// rounds to reach every node, per mode, for n in --sizes (default
+    /// 100 and 1000; for 10000 add --formed), with random phases and in
+    /// lockstep.
     #[arg(long, value_parser = ["dissemination"])]
     experiment: Option<String>,
     /// Dissemination mode: tree, push, pull or push-pull (repeatable; the

@@ -131,19 +131,18 @@ impl Members {
             }
             None => {
                 self.map.insert(ByName(id.clone()), entry);
-                if name != self.me && self.bulk {
-                    self.ring.push(id.clone());
-                    if self.use_lru {
-                        self.lru.push_front(id.clone());
-                    }
-                } else if name != self.me {
-                    let at = rng.random_range(0..=self.ring.len());
-                    self.ring.insert(at, id.clone());
-                    if at < self.probe_cursor {
-                        self.probe_cursor += 1;
-                    }
-                    if at < self.gossip_cursor {
-                        self.gossip_cursor += 1;
+                if name != self.me {
+                    if self.bulk {
+                        self.ring.push(id.clone());
+                    } else {
+                        let at = rng.random_range(0..=self.ring.len());
+                        self.ring.insert(at, id.clone());
+                        if at < self.probe_cursor {
+                            self.probe_cursor += 1;
+                        }
+                        if at < self.gossip_cursor {
+                            self.gossip_cursor += 1;
+                        }
                     }
                     if self.use_lru {
                         self.lru.push_front(id.clone());

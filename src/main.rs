@@ -218,6 +218,11 @@ fn run_experiment(args: SimArgs) -> Result<(), String> {
         "rounds = time from the write until 50%/99%/100% of the other nodes hold it, / gossip interval; wall {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    if !plan.nodes.iter().any(|&n| n >= 10_000) {
+        println!(
+            "for n = 10000 add --sizes 10000 --formed (a formed start; a cold one costs the simulator about n^2)"
+        );
+    }
     Ok(())
 }
 

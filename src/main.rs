@@ -82,7 +82,7 @@ struct SimArgs {
     /// lockstep.
     #[arg(long, value_parser = ["dissemination"])]
     experiment: Option<String>,
-    /// Dissemination mode: tree, push, pull or push-pull (repeatable; the
+    /// Dissemination mode: tree, push, pull or push-and-pull (repeatable; the
     /// experiment runs all four by default).
     #[arg(long, value_parser = parse_mode)]
     mode: Vec<Dissemination>,
@@ -143,7 +143,7 @@ fn run_experiment(args: SimArgs) -> Result<(), String> {
             Dissemination::Tree,
             Dissemination::Push,
             Dissemination::Pull,
-            Dissemination::PushPull,
+            Dissemination::PushAndPull,
         ]
     } else {
         args.mode.clone()

@@ -46,8 +46,9 @@ impl FromStr for PeerSelection {
 pub enum Dissemination {
     /// Plumtree-style broadcast tree: fresh data is pushed at once, on first
     /// receipt, along eager links that duplicates prune to a spanning tree;
-    /// each gossip round, ids of fresh data are announced to `fanout` random
-    /// peers, and a node that misses something grafts itself back. As fast
+    /// each gossip round, ids of fresh data are announced to
+    /// `tree.announce_peers` random peers, and a node that misses something
+    /// grafts itself back. As fast
     /// as the network and about one copy of each update per node.
     #[default]
     Tree,
@@ -57,9 +58,11 @@ pub enum Dissemination {
     /// Each gossip round, a node asks `fanout` random peers for their fresh
     /// data.
     Pull,
-    /// Both at once: each gossip round, a node pushes its fresh data to
-    /// `fanout` random peers and asks them for theirs.
-    PushPull,
+    /// Both at once (Karp et al.'s push&pull): each gossip round, a node
+    /// pushes its fresh data to `fanout` random peers and asks them for
+    /// theirs. Not to be confused with the anti-entropy push-pull, which
+    /// runs in every mode.
+    PushAndPull,
 }
 
 impl FromStr for Dissemination {
@@ -69,10 +72,10 @@ impl FromStr for Dissemination {
             "tree" => Ok(Dissemination::Tree),
             "push" => Ok(Dissemination::Push),
             "pull" => Ok(Dissemination::Pull),
-            "push-pull" => Ok(Dissemination::PushPull),
+            "push-and-pull" => Ok(Dissemination::PushAndPull),
             _ => Err(ConfigError::new(
                 "dissemination",
-                format!("unknown mode {s:?} (expected tree, push, pull or push-pull)"),
+                format!("unknown mode {s:?} (expected tree, push, pull or push-and-pull)"),
             )),
         }
     }
@@ -84,7 +87,7 @@ impl std::fmt::Display for Dissemination {
             Dissemination::Tree => "tree",
             Dissemination::Push => "push",
             Dissemination::Pull => "pull",
-            Dissemination::PushPull => "push-pull",
+            Dissemination::PushAndPull => "push-and-pull",
         })
     }
 }
@@ -182,7 +185,7 @@ pub struct Config {
     /// `--lockstep` sets `aligned`.
     pub timer_phase: TimerPhase,
     /// How entries, events and metadata spread. Default `tree`; `push`,
-    /// `pull` and `push-pull` are the classic periodic modes, kept for
+    /// `pull` and `push-and-pull` are the classic periodic modes, kept for
     /// experiments. Each uses `fanout`.
     pub dissemination: Dissemination,
     /// Longest key, in bytes. Default 512. At least 1.
@@ -203,6 +206,68 @@ pub struct Config {
     /// the local replica. LAN default 1 s. Must be non-zero.
     #[serde(with = "duration_str")]
     pub query_timeout: Duration,
+    /// Gossip rounds a leaving node announces `Left` before it goes quiet.
+    /// Default 3. Must be at least 1.
+    pub leave_rounds: u32,
+    /// The longest wait between two tries of an unanswered join, in probe
+    /// periods (the first retry comes after one). Default 2: a node outside
+    /// the cluster has nothing better to do than knock again, and on a lossy
+    /// network each try fails with the chance that the request or the answer
+    /// is lost. Must be at least 1.
+    pub join_retry_max_periods: u32,
+    /// Rumours of data held while the versions before them are missing, per
+    /// node (the gap buffer; the oldest go first past it). Default 256. Must
+    /// be at least 1.
+    pub max_held: usize,
+    /// The broadcast tree (`dissemination = "tree"`).
+    pub tree: TreeConfig,
+}
+
+/// The broadcast tree's constants. Rounds are gossip rounds
+/// (`gossip_interval`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TreeConfig {
+    /// Rounds each fresh datum's id is announced (lazy push). Default 2.
+    /// Must be at least 1.
+    pub announce_rounds: u32,
+    /// Random live peers each round's announcement goes to. Default 1.
+    pub announce_peers: usize,
+    /// While the tree is mending (this node sent or answered a graft
+    /// lately, or its probes miss acks), announcements last this many
+    /// rounds... Default 5. Must be at least `announce_rounds`.
+    pub mending_announce_rounds: u32,
+    /// ...and go to this many random peers each round. Default 2.
+    pub mending_announce_peers: usize,
+    /// Rounds a graft (sent or answered) keeps the tree mending. Default 10.
+    pub mending_rounds: u32,
+    /// Announcers remembered per missing datum, asked in turn. Default 4.
+    /// Must be at least 1.
+    pub max_announcers: usize,
+    /// A graft is also answered with the ids of what arrived in this many
+    /// last rounds (the grafter may have missed those too). Default 5.
+    pub recent_rounds_on_graft: u32,
+    /// At most this many of them, newest first. Default 64.
+    pub max_recent_on_graft: usize,
+    /// Ids each recently pruned link is told of per round, so that a tree
+    /// cut by racing prunes finds its pieces. Default 16.
+    pub lazy_announce_ids: usize,
+}
+
+impl Default for TreeConfig {
+    fn default() -> Self {
+        TreeConfig {
+            announce_rounds: 2,
+            announce_peers: 1,
+            mending_announce_rounds: 5,
+            mending_announce_peers: 2,
+            mending_rounds: 10,
+            max_announcers: 4,
+            recent_rounds_on_graft: 5,
+            max_recent_on_graft: 64,
+            lazy_announce_ids: 16,
+        }
+    }
 }
 
 impl Default for Config {
@@ -239,6 +304,10 @@ impl Config {
             max_keys_per_namespace: 10_000,
             tombstone_grace: Duration::from_secs(300),
             query_timeout: Duration::from_secs(1),
+            leave_rounds: 3,
+            join_retry_max_periods: 2,
+            max_held: 256,
+            tree: TreeConfig::default(),
         }
     }
 
@@ -361,6 +430,26 @@ impl Config {
         }
         nonzero("tombstone_grace", self.tombstone_grace)?;
         nonzero("query_timeout", self.query_timeout)?;
+        for (field, value) in [
+            ("leave_rounds", self.leave_rounds as usize),
+            (
+                "join_retry_max_periods",
+                self.join_retry_max_periods as usize,
+            ),
+            ("max_held", self.max_held),
+            ("tree.announce_rounds", self.tree.announce_rounds as usize),
+            ("tree.max_announcers", self.tree.max_announcers),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(field, "must be at least 1"));
+            }
+        }
+        if self.tree.mending_announce_rounds < self.tree.announce_rounds {
+            return Err(ConfigError::new(
+                "tree.mending_announce_rounds",
+                "must be at least tree.announce_rounds",
+            ));
+        }
         Ok(())
     }
 
@@ -495,7 +584,7 @@ mod tests {
             ..Config::lan()
         };
         assert_eq!(c.validate().unwrap_err().field, "max_value_len");
-        assert_eq!("push-pull".parse(), Ok(Dissemination::PushPull));
+        assert_eq!("push-and-pull".parse(), Ok(Dissemination::PushAndPull));
         assert_eq!(
             "flood".parse::<Dissemination>().unwrap_err().field,
             "dissemination"

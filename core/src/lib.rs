@@ -42,7 +42,7 @@ pub mod wire;
 
 pub use config::Dissemination;
 pub use config::{
-    duration_str, format_duration, parse_duration, Config, PeerSelection, TimerPhase,
+    duration_str, format_duration, parse_duration, Config, PeerSelection, TimerPhase, TreeConfig,
 };
 pub use error::{ConfigError, Error};
 pub use member::{overrides, Incarnation, Member, MemberState, NodeId, MAX_NAME_LEN};

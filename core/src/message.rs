@@ -268,7 +268,7 @@ impl Datum {
     }
 }
 
-/// Periodic data gossip of the `push`, `pull` and `push-pull` modes: fresh
+/// Periodic data gossip of the `push`, `pull` and `push-and-pull` modes: fresh
 /// data pushed to a peer, and/or a request for the peer's fresh data.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub struct Rumours {
@@ -345,7 +345,7 @@ pub enum Message {
     Gossip(Gossip),
     /// State sync.
     PushPull(PushPull),
-    /// Periodic data gossip (push, pull, push-pull modes).
+    /// Periodic data gossip (push, pull, push-and-pull modes).
     Rumours(Rumours),
     /// Eager push along the broadcast tree.
     Eager(Eager),
@@ -381,16 +381,14 @@ impl Message {
         }
     }
 
-    /// The rumours or state entries the message carries.
-    pub fn updates(&self) -> &[MemberUpdate] {
+    /// The membership rumours a probe or gossip message carries, to fill.
+    pub(crate) fn rumours_mut(&mut self) -> Option<&mut Vec<MemberUpdate>> {
         match self {
-            Message::Ping(m) => &m.updates,
-            Message::PingReq(m) => &m.updates,
-            Message::Ack(m) => &m.updates,
-            Message::Nack(_) => &[],
-            Message::Gossip(m) => &m.updates,
-            Message::PushPull(m) => &m.members,
-            _ => &[],
+            Message::Ping(m) => Some(&mut m.updates),
+            Message::PingReq(m) => Some(&mut m.updates),
+            Message::Ack(m) => Some(&mut m.updates),
+            Message::Gossip(m) => Some(&mut m.updates),
+            _ => None,
         }
     }
 }

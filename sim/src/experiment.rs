@@ -263,12 +263,12 @@ pub fn reference(mode: Dissemination, k: usize, n: usize, seed: u64) -> (Option<
             k + 1,
             nf.ln() / ((k + 1) as f64).ln()
         ),
-        Dissemination::PushPull if k == 1 => format!(
+        Dissemination::PushAndPull if k == 1 => format!(
             "log3 n + O(log log n): {:.1} + O({:.1}) (Karp et al. 2000)",
             nf.ln() / 3f64.ln(),
             nf.ln().ln()
         ),
-        Dissemination::PushPull => format!(
+        Dissemination::PushAndPull => format!(
             "≥ log_{} n = {:.1} (counting bound)",
             2 * k + 1,
             nf.ln() / ((2 * k + 1) as f64).ln()
@@ -298,8 +298,8 @@ fn model_rounds(mode: Dissemination, k: usize, n: usize, rng: &mut ChaCha8Rng) -
     informed[rng.random_range(0..n)] = true;
     let mut count = 1;
     let mut rounds = 0;
-    let push = matches!(mode, Dissemination::Push | Dissemination::PushPull);
-    let pull = matches!(mode, Dissemination::Pull | Dissemination::PushPull);
+    let push = matches!(mode, Dissemination::Push | Dissemination::PushAndPull);
+    let pull = matches!(mode, Dissemination::Pull | Dissemination::PushAndPull);
     while count < n && rounds < 10_000 {
         rounds += 1;
         let before = informed.clone();
@@ -331,7 +331,7 @@ mod tests {
     fn the_model_matches_the_known_figures() {
         // Push-pull with one peer takes about log3 n + ln ln n rounds; push
         // with fanout 3 at least log4 n.
-        let (pp, _) = reference(Dissemination::PushPull, 1, 1000, 1);
+        let (pp, _) = reference(Dissemination::PushAndPull, 1, 1000, 1);
         let pp = pp.unwrap();
         assert!((7.0..11.0).contains(&pp), "{pp}");
         let (push3, _) = reference(Dissemination::Push, 3, 1000, 1);

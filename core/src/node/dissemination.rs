@@ -1,0 +1,117 @@
+//! The data path between the parts: what happens to a datum from its
+//! receipt (by tree push, periodic gossip or anti-entropy) to its spreading.
+//!
+//! `replicas` decides what a datum is (fresh, duplicate, gap, refused);
+//! this file decides what follows: a fresh datum spreads on, a duplicate
+//! pushed along the tree prunes its link unless anti-entropy delivered it
+//! first (adoption), a datum ahead of a gap waits in the tree's held
+//! rumours while the versions before it are pulled.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use super::replicas::Receipt;
+use super::Node;
+use crate::config::Dissemination;
+use crate::message::{Datum, PushPull};
+
+impl Node {
+    /// Start spreading a fresh datum (ours, or first received from `from`):
+    /// pushed along the tree at once, and queued for the gossip rounds.
+    pub(super) fn spread(&mut self, datum: Datum, from: Option<SocketAddr>) {
+        match self.cx.config.dissemination {
+            Dissemination::Tree => self.tree.push(&mut self.cx, &datum, from),
+            _ => self.tree.remember(&self.cx, &datum),
+        }
+        self.gossip.queue(&self.cx, datum);
+    }
+
+    /// Data from `from`, pushed along the tree (`eager`) or by periodic
+    /// gossip.
+    pub(super) fn on_data(&mut self, from: SocketAddr, data: Vec<Datum>, eager: bool) {
+        let tree = self.cx.config.dissemination == Dissemination::Tree;
+        let on_tree = eager && tree;
+        let mut prune = false;
+        for datum in data {
+            let receipt = self
+                .replicas
+                .receive(&mut self.cx, &self.membership, &datum);
+            match receipt {
+                Receipt::Fresh => {
+                    self.tree.arrived(&datum.id(), on_tree.then_some(from));
+                    let owner = match &datum {
+                        Datum::Delta(d) => Some(d.owner.clone()),
+                        Datum::Metadata(_) => None,
+                    };
+                    self.spread(datum, Some(from));
+                    if let Some(owner) = owner {
+                        self.release_held(&owner);
+                    }
+                }
+                Receipt::Duplicate if on_tree => {
+                    if self.tree.arrived_off_tree(self.cx.now, &datum) {
+                        // Anti-entropy was quicker than the tree: this push
+                        // is the tree's own path here, not a redundant one,
+                        // and the peers below still expect it from us.
+                        self.cx.stats.tree_adoptions += 1;
+                        self.spread(datum, Some(from));
+                    } else {
+                        prune = true;
+                    }
+                }
+                Receipt::Duplicate => {
+                    if !tree {
+                        self.gossip.heard_again(&self.cx, &self.membership, &datum);
+                    }
+                }
+                Receipt::Gap => {
+                    if let Datum::Delta(d) = &datum {
+                        self.replicas
+                            .pull_gap(&mut self.cx, from, &d.owner, d.generation);
+                        self.tree.hold(&self.cx, &datum, from);
+                    }
+                }
+                Receipt::Refused => {}
+            }
+        }
+        if prune {
+            self.tree.prune(&mut self.cx, from);
+        }
+    }
+
+    /// Apply the deltas and metadata of a push-pull. Nothing of it is
+    /// spread (it is old news to the sender), but the tree notes what came
+    /// this way so that its own later push is not taken for a duplicate.
+    pub(super) fn merge_data(&mut self, p: &PushPull) {
+        let tree = self.cx.config.dissemination == Dissemination::Tree;
+        if let Some(m) = &p.metadata {
+            let datum = Datum::Metadata(m.clone());
+            let receipt = self
+                .replicas
+                .receive(&mut self.cx, &self.membership, &datum);
+            if receipt == Receipt::Fresh {
+                self.tree.note_off_tree_metadata(&self.cx, datum.id());
+            }
+        }
+        for d in &p.deltas {
+            if self
+                .replicas
+                .apply_synced(&mut self.cx, &self.membership, d)
+            {
+                if tree {
+                    self.tree
+                        .note_off_tree(&self.cx, &d.owner, d.generation, d.from, d.to);
+                }
+                self.release_held(&d.owner);
+            }
+        }
+    }
+
+    /// Pass on the held rumours of `owner` that have applied since.
+    fn release_held(&mut self, owner: &Arc<str>) {
+        let (r, m) = (&self.replicas, &self.membership);
+        for (datum, from) in self.tree.release(owner, |id| r.holds(m, id)) {
+            self.spread(datum, Some(from));
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! What a node reports: the events it sees, the outputs it asks its driver
+//! to carry out, and the counters of what it has seen and done.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use super::query::FreshRead;
+use crate::member::Member;
+use crate::message::{Message, Metadata};
+
+/// Something that happened, as this node sees it: to the membership, to
+/// replicated state, or an answer to a query.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Event {
+    /// A member was seen for the first time, or came back after dying or
+    /// leaving.
+    MemberJoined(Member),
+    /// A member became suspect.
+    MemberSuspected(Member),
+    /// A suspect refuted its suspicion with a higher incarnation.
+    MemberAlive(Member),
+    /// A member's suspicion expired: it is considered dead.
+    MemberDied(Member),
+    /// A member left gracefully.
+    MemberLeft(Member),
+    /// An entry of a namespace was written or deleted: emitted once per
+    /// applied change, never for a stale one.
+    EntryChanged {
+        /// The namespace's owner.
+        owner: Arc<str>,
+        /// The key.
+        key: Arc<str>,
+        /// The version of the change.
+        version: u64,
+        /// The new value, `None` if deleted.
+        value: Option<Arc<[u8]>>,
+    },
+    /// A user event, delivered once.
+    UserEvent {
+        /// The node that sent it.
+        origin: Arc<str>,
+        /// Its name.
+        name: Arc<str>,
+        /// Its payload.
+        payload: Arc<[u8]>,
+        /// The origin's Lamport time; with `origin` it identifies the event.
+        lamport: u64,
+    },
+    /// The cluster metadata register changed.
+    MetadataChanged(Metadata),
+    /// The answer to a [`Node::query_fresh`].
+    FreshRead(FreshRead),
+}
+
+impl Event {
+    /// The member a membership event is about.
+    pub fn member(&self) -> Option<&Member> {
+        match self {
+            Event::MemberJoined(m)
+            | Event::MemberSuspected(m)
+            | Event::MemberAlive(m)
+            | Event::MemberDied(m)
+            | Event::MemberLeft(m) => Some(m),
+            _ => None,
+        }
+    }
+}
+
+/// What the node asks its driver to do.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Output {
+    /// Deliver `msg` to the node at `to`, stamped as coming from this node's
+    /// address.
+    Send {
+        /// Destination address.
+        to: SocketAddr,
+        /// The message.
+        msg: Message,
+    },
+    /// Report an event to the application.
+    Event(Event),
+}
+
+/// Counters of what the node has seen and done, for metrics and tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Messages handled.
+    pub messages_in: u64,
+    /// Messages emitted.
+    pub messages_out: u64,
+    /// Probes sent (direct pings of the probe cycle).
+    pub probes: u64,
+    /// Probes that ended with neither a direct nor an indirect ack.
+    pub failed_probes: u64,
+    /// Times this node refuted a suspicion or death claim about itself.
+    pub refutations: u64,
+    /// Acks or nacks matching no outstanding probe (late or duplicated).
+    pub stale_acks: u64,
+    /// Pings addressed to another name than ours.
+    pub misdirected: u64,
+    /// News that lost to what we already knew (stale incarnations, duplicates).
+    pub stale_updates: u64,
+    /// News claiming a known name at another address while it is live.
+    pub address_conflicts: u64,
+    /// Messages ignored because the node has left.
+    pub ignored_after_leave: u64,
+    /// Deltas (rumoured or synced) applied to a replica.
+    pub deltas_applied: u64,
+    /// Data we already held (duplicates, stale generations, our own).
+    pub data_duplicates: u64,
+    /// Deltas that would skip versions: not applied (a rumoured one is held
+    /// until the gap fills).
+    pub deltas_gap: u64,
+    /// Deltas refused as malformed: versions out of order or out of range,
+    /// records over the size limits, too many keys.
+    pub deltas_malformed: u64,
+    /// Deltas refused after a partial reset, from a sender behind its horizon.
+    pub deltas_stale_source: u64,
+    /// Data about owners that are not live members.
+    pub data_unknown_owner: u64,
+    /// Grafts sent (tree mode): data heard of and asked for.
+    pub grafts: u64,
+    /// Prunes sent (tree mode): duplicates that cut an eager link.
+    pub prunes: u64,
+    /// Pulls sent for versions missing before a rumour we hold.
+    pub gap_pulls: u64,
+    /// Eager pushes of data that had already arrived by anti-entropy, taken
+    /// as the tree's own delivery (passed on, link kept) instead of as a
+    /// duplicate that prunes.
+    pub tree_adoptions: u64,
+}
+
+impl Stats {
+    /// Every counter with its field name, in declaration order.
+    pub fn counters(&self) -> Vec<(&'static str, u64)> {
+        // Destructured without `..`: a new field must be listed here.
+        let Stats {
+            messages_in,
+            messages_out,
+            probes,
+            failed_probes,
+            refutations,
+            stale_acks,
+            misdirected,
+            stale_updates,
+            address_conflicts,
+            ignored_after_leave,
+            deltas_applied,
+            data_duplicates,
+            deltas_gap,
+            deltas_malformed,
+            deltas_stale_source,
+            data_unknown_owner,
+            grafts,
+            prunes,
+            gap_pulls,
+            tree_adoptions,
+        } = self;
+        vec![
+            ("messages_in", *messages_in),
+            ("messages_out", *messages_out),
+            ("probes", *probes),
+            ("failed_probes", *failed_probes),
+            ("refutations", *refutations),
+            ("stale_acks", *stale_acks),
+            ("misdirected", *misdirected),
+            ("stale_updates", *stale_updates),
+            ("address_conflicts", *address_conflicts),
+            ("ignored_after_leave", *ignored_after_leave),
+            ("deltas_applied", *deltas_applied),
+            ("data_duplicates", *data_duplicates),
+            ("deltas_gap", *deltas_gap),
+            ("deltas_malformed", *deltas_malformed),
+            ("deltas_stale_source", *deltas_stale_source),
+            ("data_unknown_owner", *data_unknown_owner),
+            ("grafts", *grafts),
+            ("prunes", *prunes),
+            ("gap_pulls", *gap_pulls),
+            ("tree_adoptions", *tree_adoptions),
+        ]
+    }
+}

@@ -1,0 +1,163 @@
+//! The gossip round and rumour mongering.
+//!
+//! Every `gossip_interval`, membership rumours go to `fanout` peers (when
+//! there is news), and fresh data goes out by the configured mode: the
+//! tree's announcements (see `plumtree`), or one of the classic periodic
+//! modes kept for experiments: `push` (rumour mongering of data with a
+//! retransmit budget), `pull` (ask `fanout` peers for their fresh data) and
+//! `push-and-pull` (both at once, Karp et al.'s exchange). None of these is
+//! the anti-entropy push-pull, which compares whole digests (`push_pull`).
+
+use std::net::SocketAddr;
+
+use super::membership::Membership;
+use super::outbox::Ctx;
+use super::timers::{advance, first_tick};
+use crate::broadcast::BroadcastQueue;
+use crate::config::Dissemination;
+use crate::message::{Datum, DatumId, Gossip, Message, Rumours};
+use crate::time::Time;
+use crate::wire;
+
+/// Room kept for the envelope's length prefix in a gossip message.
+const GOSSIP_SLACK: usize = 2;
+/// Room kept for the envelope's length prefix in a data message.
+const DATA_SLACK: usize = 4;
+
+/// The gossip round's timer and the queue of fresh data.
+#[derive(Debug)]
+pub(crate) struct Gossiper {
+    next_round: Time,
+    /// Fresh data waiting to be gossiped (or, in tree mode, announced).
+    fresh: BroadcastQueue<Datum>,
+}
+
+impl Gossiper {
+    pub(crate) fn new(cx: &mut Ctx) -> Gossiper {
+        let c = &cx.config;
+        let next_round = first_tick(c.timer_phase, c.gossip_interval, cx.now, &mut cx.rng);
+        Gossiper {
+            next_round,
+            fresh: BroadcastQueue::default(),
+        }
+    }
+
+    /// When the next gossip round is due.
+    pub(crate) fn deadline(&self) -> Time {
+        self.next_round
+    }
+
+    /// A round is starting: schedule the next.
+    pub(crate) fn tick(&mut self, cx: &Ctx) {
+        self.next_round = advance(self.next_round, cx.config.gossip_interval, cx.now);
+    }
+
+    /// Membership rumours to `fanout` peers, as many as fit in a message.
+    pub(crate) fn spread_rumours(&mut self, cx: &mut Ctx, m: &mut Membership) {
+        if m.pending_rumours() == 0 {
+            return;
+        }
+        let c = &cx.config;
+        let peers = m
+            .table_mut()
+            .gossip_peers(c.fanout, c.peer_selection, &mut cx.rng);
+        for peer in peers {
+            let mut msg = Message::Gossip(Gossip {
+                updates: Vec::new(),
+            });
+            let room = cx.room(&msg, GOSSIP_SLACK);
+            if let Some(updates) = msg.rumours_mut() {
+                m.piggyback(cx, room, updates);
+                if updates.is_empty() {
+                    break;
+                }
+            }
+            cx.send(peer.addr(), msg);
+        }
+    }
+
+    // ----- the fresh-data queue ------------------------------------------
+
+    /// Queue a fresh datum: its id to announce (tree), or itself to push.
+    pub(crate) fn queue(&mut self, cx: &Ctx, datum: Datum) {
+        let size = match cx.config.dissemination {
+            Dissemination::Tree => wire::datum_id_field_len(&datum.id()),
+            _ => wire::datum_field_len(&datum),
+        };
+        self.fresh.push(datum, size, cx.config.max_broadcasts);
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.fresh.is_empty()
+    }
+
+    /// The ids of fresh data that fit in `room`, each counted as one more
+    /// of its `rounds` announcements.
+    pub(crate) fn take_ids(&mut self, room: usize, rounds: u32) -> Vec<DatumId> {
+        let mut data = Vec::new();
+        self.fresh.pack(room, rounds, &mut data);
+        data.iter().map(Datum::id).collect()
+    }
+
+    /// A datum came again: it is widespread, so it yields to fresher news.
+    pub(crate) fn heard_again(&mut self, cx: &Ctx, m: &Membership, datum: &Datum) {
+        let limit = m.retransmit_limit(cx);
+        self.fresh
+            .heard_again(datum, cx.config.retransmit_mult, limit);
+    }
+
+    fn pack(&mut self, cx: &Ctx, m: &Membership) -> Vec<Datum> {
+        let mut data = Vec::new();
+        if self.fresh.is_empty() {
+            return data;
+        }
+        let room = cx.room(&Message::Rumours(Rumours::default()), DATA_SLACK);
+        let limit = m.retransmit_limit(cx);
+        self.fresh.pack(room, limit, &mut data);
+        data
+    }
+
+    // ----- the periodic modes --------------------------------------------
+
+    /// The data half of a gossip round in the `push`, `pull` and
+    /// `push-and-pull` modes.
+    pub(crate) fn data_round(&mut self, cx: &mut Ctx, m: &mut Membership) {
+        let c = &cx.config;
+        let (k, selection, mode) = (c.fanout, c.peer_selection, c.dissemination);
+        match mode {
+            Dissemination::Tree => {}
+            Dissemination::Push | Dissemination::PushAndPull => {
+                if self.fresh.is_empty() && mode == Dissemination::Push {
+                    return;
+                }
+                let pull = mode == Dissemination::PushAndPull;
+                let peers = m.table_mut().gossip_peers(k, selection, &mut cx.rng);
+                for p in peers {
+                    let data = self.pack(cx, m);
+                    if data.is_empty() && !pull {
+                        break;
+                    }
+                    cx.send(p.addr(), Message::Rumours(Rumours { data, pull }));
+                }
+            }
+            Dissemination::Pull => {
+                let peers = m.table_mut().gossip_peers(k, selection, &mut cx.rng);
+                for p in peers {
+                    let ask = Rumours {
+                        data: Vec::new(),
+                        pull: true,
+                    };
+                    cx.send(p.addr(), Message::Rumours(ask));
+                }
+            }
+        }
+    }
+
+    /// A peer asked for our fresh data.
+    pub(crate) fn answer_pull(&mut self, cx: &mut Ctx, m: &Membership, from: SocketAddr) {
+        let data = self.pack(cx, m);
+        if !data.is_empty() {
+            cx.send(from, Message::Rumours(Rumours { data, pull: false }));
+        }
+    }
+}

@@ -1,0 +1,537 @@
+//! Membership: what this node believes about every member, and how that
+//! belief changes.
+//!
+//! It owns the SWIM precedence rules (which news overrides which), the
+//! suspicion lifecycle with Lifeguard's shrinking timeout, refutation of
+//! news about this node, the broadcast queue of membership rumours, reaping
+//! of dead and left members, and this node's own leave. It sends nothing
+//! itself but rumours queued for others to piggyback.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rand::Rng;
+
+use super::events::Event;
+use super::outbox::Ctx;
+use crate::broadcast::BroadcastQueue;
+use crate::member::{overrides, Incarnation, Member, MemberState, NodeId};
+use crate::members::{Entry, Members};
+use crate::message::MemberUpdate;
+use crate::suspicion::Suspicion;
+use crate::time::Time;
+
+/// Gossip rounds a leaving node spends announcing its departure.
+const LEAVE_ROUNDS: u8 = 3;
+
+/// Where this node is in its own life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Status {
+    Running,
+    /// Announcing Left for this many more gossip rounds, then quiet.
+    Leaving(u8),
+    Left,
+}
+
+/// How news was heard, which decides how far it is trusted and spread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Heard {
+    /// A rumour (piggybacked or gossiped), or this node's own finding.
+    Rumour,
+    /// A push-pull state sync from the node at this address.
+    Sync(SocketAddr),
+}
+
+/// What applying news did that other parts must follow up on.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Aftermath {
+    /// A member at this address stopped being live (dead or left).
+    pub(crate) departed: Option<SocketAddr>,
+    /// Someone suspects this node: Lifeguard takes it as a hint that this
+    /// node is the slow one.
+    pub(crate) suspected: bool,
+}
+
+/// This node's view of the cluster.
+#[derive(Debug)]
+pub(crate) struct Membership {
+    my_name: Arc<str>,
+    incarnation: Incarnation,
+    status: Status,
+    members: Members,
+    rumours: BroadcastQueue<MemberUpdate>,
+    /// Ordered by name, so expiry order is deterministic.
+    suspicions: BTreeMap<Arc<str>, Suspicion>,
+    /// Suspicion deadlines, earliest first. An entry whose suspicion left
+    /// or moved its deadline is stale and skipped.
+    suspicion_due: BTreeSet<(Time, Arc<str>)>,
+    /// Dead and left members in the order they are due to be forgotten.
+    reap: VecDeque<(Time, Arc<str>, Incarnation)>,
+}
+
+impl Membership {
+    /// A view holding only this node, alive at `incarnation`.
+    pub(crate) fn new(cx: &mut Ctx, incarnation: Incarnation) -> Membership {
+        let mut members = Members::new(&cx.me, cx.config.peer_selection);
+        let entry = Entry {
+            incarnation,
+            state: MemberState::Alive,
+            since: cx.now,
+        };
+        members.set(&cx.me, entry, &mut cx.rng);
+        Membership {
+            my_name: Arc::from(cx.me.name()),
+            incarnation,
+            status: Status::Running,
+            members,
+            rumours: BroadcastQueue::default(),
+            suspicions: BTreeMap::new(),
+            suspicion_due: BTreeSet::new(),
+            reap: VecDeque::new(),
+        }
+    }
+
+    // ----- reads ---------------------------------------------------------
+
+    pub(crate) fn incarnation(&self) -> Incarnation {
+        self.incarnation
+    }
+
+    pub(crate) fn status(&self) -> Status {
+        self.status
+    }
+
+    pub(crate) fn is_running(&self) -> bool {
+        self.status == Status::Running
+    }
+
+    /// The member table, for the parts that pick peers from it.
+    pub(crate) fn table(&self) -> &Members {
+        &self.members
+    }
+
+    /// The member table, for picking peers (which moves its cursors).
+    pub(crate) fn table_mut(&mut self) -> &mut Members {
+        &mut self.members
+    }
+
+    pub(crate) fn members(&self) -> impl Iterator<Item = Member> + '_ {
+        self.members.iter().map(|(id, e)| Members::snapshot(id, e))
+    }
+
+    pub(crate) fn member(&self, name: &str) -> Option<Member> {
+        self.members
+            .get(name)
+            .map(|(id, e)| Members::snapshot(id, e))
+    }
+
+    /// The member named `name` if it is alive or suspect.
+    pub(crate) fn live(&self, name: &str) -> Option<&NodeId> {
+        self.members
+            .get(name)
+            .filter(|(_, e)| e.state.is_live())
+            .map(|(id, _)| id)
+    }
+
+    /// Whether `owner` is this node or a live member: whose data is worth
+    /// holding.
+    pub(crate) fn owner_live(&self, owner: &str) -> bool {
+        owner == &*self.my_name || self.live(owner).is_some()
+    }
+
+    pub(crate) fn pending_rumours(&self) -> usize {
+        self.rumours.len()
+    }
+
+    /// How many times each rumour is sent in a cluster of this size.
+    pub(crate) fn retransmit_limit(&self, cx: &Ctx) -> u32 {
+        cx.config.retransmit_limit(self.members.live_others() + 1)
+    }
+
+    /// This node's own news in `state`.
+    pub(crate) fn self_update(&self, cx: &Ctx, state: MemberState) -> MemberUpdate {
+        MemberUpdate {
+            id: cx.me.clone(),
+            incarnation: self.incarnation,
+            state,
+            by: None,
+        }
+    }
+
+    /// Every member as news, for a state sync.
+    pub(crate) fn full_state(&self) -> Vec<MemberUpdate> {
+        self.members
+            .iter()
+            .map(|(id, e)| MemberUpdate {
+                id: id.clone(),
+                incarnation: e.incarnation,
+                state: e.state,
+                by: match e.state {
+                    MemberState::Suspect | MemberState::Dead => Some(self.my_name.clone()),
+                    _ => None,
+                },
+            })
+            .collect()
+    }
+
+    /// The peers of a push-pull round: `push_pull_peers` random live
+    /// members, and one random dead member while any is dead, so that a
+    /// healed partition finds its other half before the dead are reaped.
+    pub(crate) fn push_pull_peers(&mut self, cx: &mut Ctx) -> Vec<NodeId> {
+        let dead: Vec<usize> = (0..self.reap.len())
+            .filter(|&i| {
+                let name = &self.reap[i].1;
+                self.members
+                    .get(name)
+                    .is_some_and(|(_, e)| e.state == MemberState::Dead)
+            })
+            .collect();
+        let mut peers = self
+            .members
+            .random_live(cx.config.push_pull_peers, &[], &mut cx.rng);
+        if !dead.is_empty() {
+            let name = &self.reap[dead[cx.rng.random_range(0..dead.len())]].1;
+            peers.extend(self.members.get(name).map(|(id, _)| id.clone()));
+        }
+        peers
+    }
+
+    // ----- rumours -------------------------------------------------------
+
+    /// Fill up to `room` bytes of `out` with rumours.
+    pub(crate) fn piggyback(&mut self, cx: &Ctx, room: usize, out: &mut Vec<MemberUpdate>) {
+        if room == 0 || self.rumours.is_empty() {
+            return;
+        }
+        let limit = self.retransmit_limit(cx);
+        self.rumours.pack(room, limit, out);
+    }
+
+    fn rumour(&mut self, cx: &Ctx, update: MemberUpdate) {
+        self.rumours.push_update(update, cx.config.max_broadcasts);
+    }
+
+    // ----- news ----------------------------------------------------------
+
+    /// Apply one piece of news about a member, by the SWIM precedence rules.
+    ///
+    /// News from a push-pull ([`Heard::Sync`]) is trusted less: a peer's
+    /// "dead" only makes us suspect (it may be stale; our own suspicion
+    /// decides), and members we had not heard of are not rumoured on: they
+    /// are old news to the sender, which holds the same state as everyone
+    /// it synced with. Only the sender's own introduction (a join) is
+    /// rumoured, by the one node that hears it first-hand.
+    pub(crate) fn apply(&mut self, cx: &mut Ctx, u: &MemberUpdate, heard: Heard) -> Aftermath {
+        if u.id.name() == cx.me.name() {
+            return self.refute(cx, u);
+        }
+        let (incarnation, mut state) = (u.incarnation, u.state);
+        let Some((held_id, held)) = self.members.get(u.id.name()) else {
+            // Only an alive member can be introduced; news of the death or
+            // suspicion of a stranger (perhaps one already reaped) is dropped.
+            if state == MemberState::Alive {
+                let spread = match heard {
+                    Heard::Rumour => true,
+                    Heard::Sync(from) => from == u.id.addr(),
+                };
+                return self.transition(cx, &u.id.clone(), incarnation, state, None, spread);
+            }
+            cx.stats.stale_updates += 1;
+            return Aftermath::default();
+        };
+        let held = *held;
+        let held_id = held_id.clone();
+        if held_id.addr() != u.id.addr() && (held.state.is_live() || state != MemberState::Alive) {
+            cx.stats.address_conflicts += 1;
+            return Aftermath::default();
+        }
+        if matches!(heard, Heard::Sync(_)) && state == MemberState::Dead {
+            state = MemberState::Suspect;
+        }
+        let by = || u.by.clone().unwrap_or_else(|| self.my_name.clone());
+        if overrides(incarnation, state, held.incarnation, held.state) {
+            let by = by();
+            return self.transition(cx, &u.id, incarnation, state, Some(by), true);
+        }
+        if state == MemberState::Suspect
+            && held.state == MemberState::Suspect
+            && incarnation == held.incarnation
+        {
+            let by = by();
+            if let Some(s) = self.suspicions.get_mut(u.id.name()) {
+                if s.confirm(&by) {
+                    let due = (s.deadline, Arc::from(u.id.name()));
+                    self.suspicion_due.insert(due);
+                    // Pass the confirmation on so others shorten their timers too.
+                    let confirmation = MemberUpdate {
+                        id: held_id,
+                        incarnation,
+                        state,
+                        by: Some(by),
+                    };
+                    self.rumour(cx, confirmation);
+                    return Aftermath::default();
+                }
+            }
+            cx.stats.stale_updates += 1;
+            return Aftermath::default();
+        }
+        cx.stats.stale_updates += 1;
+        if held.state == MemberState::Alive
+            && state != MemberState::Alive
+            && incarnation < held.incarnation
+        {
+            // Someone still spreads a suspicion or death that a refutation
+            // already answered; it may have missed the refutation, so the
+            // refutation goes round again.
+            let refutation = MemberUpdate {
+                id: held_id,
+                incarnation: held.incarnation,
+                state: MemberState::Alive,
+                by: None,
+            };
+            self.rumour(cx, refutation);
+        } else if heard == Heard::Rumour {
+            let limit = self.retransmit_limit(cx);
+            self.rumours
+                .heard_again(u, cx.config.retransmit_mult, limit);
+        }
+        Aftermath::default()
+    }
+
+    /// Take in a whole membership list as a state sync would, without
+    /// rumouring it on, inserting new members in bulk.
+    pub(crate) fn learn(&mut self, cx: &mut Ctx, members: &[Member]) -> Vec<Aftermath> {
+        let me = Heard::Sync(cx.me.addr());
+        self.members.begin_bulk();
+        let mut after = Vec::new();
+        for m in members {
+            let u = MemberUpdate {
+                id: m.id.clone(),
+                incarnation: m.incarnation,
+                state: m.state,
+                by: None,
+            };
+            after.push(self.apply(cx, &u, me));
+        }
+        self.members.end_bulk(&mut cx.rng);
+        after
+    }
+
+    /// Change our belief about a member, with its event, suspicion timer,
+    /// reap schedule and rumour.
+    fn transition(
+        &mut self,
+        cx: &mut Ctx,
+        id: &NodeId,
+        incarnation: Incarnation,
+        state: MemberState,
+        by: Option<Arc<str>>,
+        spread: bool,
+    ) -> Aftermath {
+        let now = cx.now;
+        let previous = self.members.get(id.name()).map(|(_, e)| e.state);
+        let entry = Entry {
+            incarnation,
+            state,
+            since: now,
+        };
+        self.members.set(id, entry, &mut cx.rng);
+        let name: Arc<str> = Arc::from(id.name());
+        if state != MemberState::Suspect {
+            self.suspicions.remove(&name);
+        }
+        let snapshot = Members::snapshot(id, &entry);
+        let event = match (previous, state) {
+            (None, MemberState::Alive) => Some(Event::MemberJoined(snapshot)),
+            (Some(MemberState::Dead | MemberState::Left), MemberState::Alive) => {
+                Some(Event::MemberJoined(snapshot))
+            }
+            (Some(MemberState::Suspect), MemberState::Alive) => Some(Event::MemberAlive(snapshot)),
+            (Some(MemberState::Alive), MemberState::Suspect) => {
+                Some(Event::MemberSuspected(snapshot))
+            }
+            (Some(p), MemberState::Dead) if p.is_live() => Some(Event::MemberDied(snapshot)),
+            (Some(p), MemberState::Left) if p != MemberState::Left => {
+                Some(Event::MemberLeft(snapshot))
+            }
+            _ => None,
+        };
+        if state == MemberState::Suspect {
+            let by = by.clone().unwrap_or_else(|| self.my_name.clone());
+            let c = &cx.config;
+            let s = Suspicion::new(
+                incarnation,
+                by,
+                now,
+                c.suspicion_confirmations,
+                c.suspicion_min,
+                c.suspicion_max,
+            );
+            self.suspicion_due.insert((s.deadline, name.clone()));
+            self.suspicions.insert(name.clone(), s);
+        }
+        let mut after = Aftermath::default();
+        if matches!(state, MemberState::Dead | MemberState::Left) {
+            after.departed = Some(id.addr());
+            self.reap
+                .push_back((now + cx.config.dead_reap_after, name, incarnation));
+        }
+        if let Some(e) = event {
+            cx.emit(e);
+        }
+        if spread {
+            let by = match state {
+                MemberState::Suspect | MemberState::Dead => {
+                    by.or_else(|| Some(self.my_name.clone()))
+                }
+                _ => None,
+            };
+            let rumour = MemberUpdate {
+                id: id.clone(),
+                incarnation,
+                state,
+                by,
+            };
+            self.rumour(cx, rumour);
+        }
+        after
+    }
+
+    /// Refutation: news about this node that is anything but "alive at our
+    /// incarnation" makes it bump its incarnation and rumour itself alive.
+    fn refute(&mut self, cx: &mut Ctx, u: &MemberUpdate) -> Aftermath {
+        let after = Aftermath::default();
+        if self.status != Status::Running {
+            return after;
+        }
+        if u.state == MemberState::Alive && u.incarnation <= self.incarnation {
+            return after;
+        }
+        if u.incarnation < self.incarnation {
+            // Old news about a previous incarnation. Someone still spreads
+            // it, so someone may not have heard our refutation: say it again.
+            cx.stats.stale_updates += 1;
+            if u.state != MemberState::Alive {
+                let alive = self.self_update(cx, MemberState::Alive);
+                self.rumour(cx, alive);
+            }
+            return after;
+        }
+        cx.stats.refutations += 1;
+        self.incarnation = u.incarnation.next();
+        self.set_self(cx, MemberState::Alive);
+        Aftermath {
+            suspected: u.state == MemberState::Suspect,
+            ..after
+        }
+    }
+
+    fn set_self(&mut self, cx: &mut Ctx, state: MemberState) {
+        let entry = Entry {
+            incarnation: self.incarnation,
+            state,
+            since: cx.now,
+        };
+        self.members.set(&cx.me, entry, &mut cx.rng);
+        let news = self.self_update(cx, state);
+        self.rumour(cx, news);
+    }
+
+    // ----- leave ---------------------------------------------------------
+
+    /// Start leaving: announce `Left` for a few gossip rounds.
+    pub(crate) fn leave(&mut self, cx: &mut Ctx) {
+        self.status = Status::Leaving(LEAVE_ROUNDS);
+        self.set_self(cx, MemberState::Left);
+    }
+
+    /// One announcing round of a leave has passed; returns whether the node
+    /// is now quiet for good.
+    pub(crate) fn leave_round_done(&mut self) -> bool {
+        if let Status::Leaving(left) = self.status {
+            self.status = if left <= 1 {
+                Status::Left
+            } else {
+                Status::Leaving(left - 1)
+            };
+        }
+        if self.status == Status::Left {
+            self.suspicions.clear();
+            self.suspicion_due.clear();
+            return true;
+        }
+        false
+    }
+
+    // ----- timers --------------------------------------------------------
+
+    /// When the next suspicion may time out.
+    pub(crate) fn suspicion_deadline(&self) -> Option<Time> {
+        self.suspicion_due.first().map(|(at, _)| *at)
+    }
+
+    /// When the next dead or left member is due to be forgotten.
+    pub(crate) fn reap_deadline(&self) -> Option<Time> {
+        self.reap.front().map(|(at, _, _)| *at)
+    }
+
+    /// Declare dead every suspect whose suspicion timed out, in name order.
+    /// Returns what each death left for other parts to do.
+    pub(crate) fn expire_suspicions(&mut self, cx: &mut Ctx) -> Vec<Aftermath> {
+        let now = cx.now;
+        let mut due = BTreeSet::new();
+        while let Some((at, _)) = self.suspicion_due.first() {
+            if *at > now {
+                break;
+            }
+            let (_, name) = self.suspicion_due.pop_first().expect("first exists");
+            if self
+                .suspicions
+                .get(&name)
+                .is_some_and(|s| s.deadline <= now)
+            {
+                due.insert(name);
+            }
+        }
+        let mut after = Vec::new();
+        for name in due {
+            let Some(s) = self.suspicions.remove(&name) else {
+                continue;
+            };
+            let Some((id, e)) = self.members.get(&name) else {
+                continue;
+            };
+            if e.state == MemberState::Suspect && e.incarnation == s.incarnation {
+                let id = id.clone();
+                let by = Some(self.my_name.clone());
+                let dead = MemberState::Dead;
+                after.push(self.transition(cx, &id, s.incarnation, dead, by, true));
+            }
+        }
+        after
+    }
+
+    /// Forget the dead and left members whose time is up. Returns their
+    /// names, for the parts that hold something of theirs.
+    pub(crate) fn reap(&mut self, cx: &Ctx) -> Vec<Arc<str>> {
+        let mut reaped = Vec::new();
+        while let Some((at, _, _)) = self.reap.front() {
+            if *at > cx.now {
+                break;
+            }
+            let (_, name, incarnation) = self.reap.pop_front().expect("front exists");
+            let still_gone = self
+                .members
+                .get(&name)
+                .is_some_and(|(_, e)| !e.state.is_live() && e.incarnation == incarnation);
+            if still_gone {
+                self.members.remove(&name);
+                self.rumours.forget(&name);
+                reaped.push(name);
+            }
+        }
+        reaped
+    }
+}

@@ -1,0 +1,632 @@
+//! The protocol state machine of one node, one part per mechanism:
+//!
+//! - [`probe`]: SWIM's direct probe, ping-req relay and nack, and
+//!   Lifeguard's local health;
+//! - [`membership`]: the precedence rules, suspicion, refutation, reaping
+//!   and leave;
+//! - [`gossip`]: the gossip round: membership rumours, and data by the
+//!   periodic push/pull modes;
+//! - [`plumtree`]: the broadcast tree: eager push, prune, lazy announcement,
+//!   graft, adoption;
+//! - [`push_pull`]: anti-entropy exchanges and the join;
+//! - [`replicas`]: namespaces, metadata and what applying data means;
+//! - [`query`]: fresh reads from a key's owner;
+//! - [`events`]: what the node reports; [`outbox`]: the context each part
+//!   works in and the batching outbox; [`timers`]: what the node waits for.
+//!
+//! [`Node`] owns one of each and passes each the others it needs; the data
+//! path between them (receipt, spreading, adoption) is in [`dissemination`].
+
+mod dissemination;
+mod events;
+mod gossip;
+mod membership;
+mod outbox;
+mod plumtree;
+mod probe;
+mod push_pull;
+mod query;
+mod replicas;
+mod timers;
+
+pub use events::{Event, Output, Stats};
+pub use query::{FreshRead, ReadSource};
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use self::gossip::Gossiper;
+use self::membership::{Aftermath, Heard, Membership, Status};
+use self::outbox::{Ctx, Outbox};
+use self::plumtree::Plumtree;
+use self::probe::Prober;
+use self::push_pull::AntiEntropy;
+use self::query::Queries;
+use self::replicas::Replicas;
+use self::timers::Timer;
+use crate::config::{Config, Dissemination};
+use crate::error::Error;
+use crate::member::{Incarnation, Member, NodeId};
+use crate::message::{
+    Datum, DigestEntry, MemberUpdate, Message, Metadata, PushPull, PushPullKind, Record,
+};
+use crate::store::Entry;
+use crate::time::Time;
+
+/// One rumour node's protocol state machine.
+///
+/// # Contract
+///
+/// The node does no I/O and reads no clock. The driver feeds it inputs, each
+/// carrying the current time `now` (non-decreasing across calls), and after
+/// **every** input drains it:
+///
+/// 1. call one input method: [`handle_message`](Node::handle_message),
+///    [`handle_timeout`](Node::handle_timeout), or a command;
+/// 2. call [`poll_output`](Node::poll_output) until it returns `None`,
+///    sending each [`Output::Send`] and handing each [`Output::Event`] to
+///    the application, in the order given;
+/// 3. call [`poll_timeout`](Node::poll_timeout) and arrange to call
+///    `handle_timeout` at that time (or earlier: an early call does nothing
+///    harmful); `None` means no timer is needed (the node has left).
+///
+/// The messages an input queues for one peer are batched: tree pushes to
+/// the same peer become one [`Eager`](crate::Eager) message, and
+/// announcements one [`IHave`](crate::IHave), up to `max_message_size`.
+/// What `poll_output` hands out is exactly what goes on the wire.
+///
+/// Same seed, same inputs: same outputs, bit for bit.
+///
+/// # Methods
+///
+/// - construction: [`new`](Node::new);
+/// - getters: [`id`](Node::id), [`incarnation`](Node::incarnation),
+///   [`config`](Node::config), [`members`](Node::members),
+///   [`member`](Node::member), [`alive_members`](Node::alive_members),
+///   [`live_members`](Node::live_members), [`health`](Node::health),
+///   [`stats`](Node::stats), [`pending_broadcasts`](Node::pending_broadcasts),
+///   [`membership_summary`](Node::membership_summary),
+///   [`has_left`](Node::has_left), [`get`](Node::get), [`list`](Node::list),
+///   [`metadata`](Node::metadata), [`state_summary`](Node::state_summary),
+///   [`digest`](Node::digest), [`namespace_version`](Node::namespace_version),
+///   [`owners`](Node::owners), [`eager_links`](Node::eager_links);
+/// - inputs: [`handle_message`](Node::handle_message),
+///   [`handle_timeout`](Node::handle_timeout);
+/// - commands: [`join`](Node::join), [`learn_members`](Node::learn_members),
+///   [`leave`](Node::leave), [`put`](Node::put), [`put_in`](Node::put_in),
+///   [`delete`](Node::delete), [`send_event`](Node::send_event),
+///   [`publish_metadata`](Node::publish_metadata),
+///   [`query_fresh`](Node::query_fresh);
+/// - outputs, in this order after each input: [`poll_output`](Node::poll_output)
+///   until `None`, then [`poll_timeout`](Node::poll_timeout).
+#[derive(Debug)]
+pub struct Node {
+    cx: Ctx,
+    membership: Membership,
+    probe: Prober,
+    gossip: Gossiper,
+    anti_entropy: AntiEntropy,
+    replicas: Replicas,
+    tree: Plumtree,
+    queries: Queries,
+}
+
+impl Node {
+    /// A node named `id` at incarnation `incarnation` (0 for a first start;
+    /// a restart should use a higher one than its previous life), with its
+    /// own RNG seeded from `seed`. It knows only itself until
+    /// [`join`](Node::join).
+    pub fn new(
+        id: NodeId,
+        incarnation: Incarnation,
+        config: Config,
+        seed: u64,
+        now: Time,
+    ) -> Result<Node, Error> {
+        config.validate()?;
+        let mut cx = Ctx {
+            now,
+            me: id,
+            config,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            stats: Stats::default(),
+            out: Outbox::default(),
+        };
+        // The order of construction is the order of RNG draws.
+        let membership = Membership::new(&mut cx, incarnation);
+        let probe = Prober::new(&mut cx);
+        let gossip = Gossiper::new(&mut cx);
+        let anti_entropy = AntiEntropy::new(&mut cx);
+        let replicas = Replicas::new(&cx, incarnation.0);
+        Ok(Node {
+            cx,
+            membership,
+            probe,
+            gossip,
+            anti_entropy,
+            replicas,
+            tree: Plumtree::default(),
+            queries: Queries::default(),
+        })
+    }
+
+    // ----- getters -------------------------------------------------------
+
+    /// This node's identity.
+    pub fn id(&self) -> &NodeId {
+        &self.cx.me
+    }
+
+    /// This node's current incarnation.
+    pub fn incarnation(&self) -> Incarnation {
+        self.membership.incarnation()
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.cx.config
+    }
+
+    /// Every member this node knows (itself included, dead and left ones
+    /// until reaped), ordered by name.
+    pub fn members(&self) -> impl Iterator<Item = Member> + '_ {
+        self.membership.members()
+    }
+
+    /// What this node believes about the member named `name`.
+    pub fn member(&self, name: &str) -> Option<Member> {
+        self.membership.member(name)
+    }
+
+    /// Members believed alive, this node included.
+    pub fn alive_members(&self) -> usize {
+        self.membership.table().alive_others() + usize::from(self.membership.is_running())
+    }
+
+    /// Members believed alive or suspect, this node included.
+    pub fn live_members(&self) -> usize {
+        self.membership.table().live_others() + usize::from(self.membership.is_running())
+    }
+
+    /// The local health score (0 is healthy; each point stretches probing).
+    pub fn health(&self) -> u32 {
+        self.probe.health()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.cx.stats
+    }
+
+    /// Rumours waiting in the broadcast queue.
+    pub fn pending_broadcasts(&self) -> usize {
+        self.membership.pending_rumours()
+    }
+
+    /// An order-independent hash of every (name, incarnation, state) this
+    /// node holds. Two nodes with equal summaries hold the same membership
+    /// (up to a 2^-64 collision), so a periodic push-pull stops at the summary.
+    pub fn membership_summary(&self) -> u64 {
+        self.membership.table().summary()
+    }
+
+    /// Whether the node has left (it then ignores every input).
+    pub fn has_left(&self) -> bool {
+        self.membership.status() == Status::Left
+    }
+
+    /// The live entry `key` of `owner`'s namespace, as this node holds it.
+    pub fn get(&self, owner: &str, key: &str) -> Option<Entry> {
+        self.replicas.get(owner, key)
+    }
+
+    /// Live entries of `owner`'s namespace whose keys start with `prefix`.
+    pub fn list(&self, owner: &str, prefix: &str) -> Vec<Entry> {
+        self.replicas.store().list(owner, prefix)
+    }
+
+    /// The cluster metadata register, if anyone has published.
+    pub fn metadata(&self) -> Option<&Metadata> {
+        self.replicas.metadata()
+    }
+
+    /// Hash of the digest and the metadata register: equal on two nodes
+    /// that hold the same versions of every namespace and the same metadata.
+    pub fn state_summary(&self) -> u64 {
+        self.replicas.state_summary()
+    }
+
+    /// The scuttlebutt digest: the version held of every namespace.
+    pub fn digest(&self) -> Vec<DigestEntry> {
+        self.replicas.store().digest()
+    }
+
+    /// (generation, version) held of `owner`'s namespace.
+    pub fn namespace_version(&self, owner: &str) -> Option<(u32, u64)> {
+        self.replicas.store().version(owner)
+    }
+
+    /// Owners whose namespaces this node holds (itself included).
+    pub fn owners(&self) -> Vec<Arc<str>> {
+        self.replicas.store().owners().cloned().collect()
+    }
+
+    /// The peers this node pushes fresh data to at once (tree mode), in
+    /// address order: with every node's, the broadcast tree's links.
+    pub fn eager_links(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.tree.eager_links()
+    }
+
+    // ----- inputs --------------------------------------------------------
+
+    /// Handle a message from the node reachable at `from`.
+    ///
+    /// Any message is accepted: news that loses to what the node knows is
+    /// counted and ignored, news that claims this node is suspect or dead is
+    /// refuted. Nothing here panics.
+    pub fn handle_message(&mut self, now: Time, from: SocketAddr, msg: Message) {
+        self.cx.now = now;
+        if self.membership.status() == Status::Left {
+            self.cx.stats.ignored_after_leave += 1;
+            return;
+        }
+        self.cx.stats.messages_in += 1;
+        match msg {
+            Message::Ping(p) => {
+                self.apply_rumours(&p.updates);
+                self.probe
+                    .on_ping(&mut self.cx, &mut self.membership, from, &p);
+            }
+            Message::PingReq(p) => {
+                self.apply_rumours(&p.updates);
+                self.probe
+                    .on_ping_req(&mut self.cx, &mut self.membership, from, &p);
+            }
+            Message::Ack(a) => {
+                self.apply_rumours(&a.updates);
+                self.probe.on_ack(&mut self.cx, &mut self.membership, a.seq);
+            }
+            Message::Nack(n) => self.probe.on_nack(&mut self.cx, &n),
+            Message::Gossip(g) => self.apply_rumours(&g.updates),
+            Message::PushPull(p) => self.on_push_pull(from, p),
+            Message::Rumours(r) => {
+                self.on_data(from, r.data, false);
+                if r.pull {
+                    self.gossip
+                        .answer_pull(&mut self.cx, &self.membership, from);
+                }
+            }
+            Message::Eager(e) => self.on_data(from, e.data, true),
+            Message::IHave(i) => {
+                let (r, m) = (&self.replicas, &self.membership);
+                self.tree
+                    .on_ihave(&self.cx, |id| r.holds(m, id), from, i.ids);
+            }
+            Message::Graft(g) => self.tree.on_graft(&mut self.cx, from, g.ids),
+            Message::Prune(_) => self.tree.on_prune(&self.cx, from),
+            Message::Query(q) => Queries::on_query(&mut self.cx, &self.replicas, from, &q),
+            Message::QueryReply(r) => self.queries.on_reply(&mut self.cx, from, r),
+        }
+    }
+
+    /// Run the timers due at or before `now`, in the order of
+    /// [`timers::Timer`]: relay nacks, the probe's ack timeout, the probe
+    /// period, the gossip round, the push-pull round, join retries,
+    /// suspicion expiry, reaping, tombstone collection, grafts, queries.
+    pub fn handle_timeout(&mut self, now: Time) {
+        self.cx.now = now;
+        match self.membership.status() {
+            Status::Left => {}
+            Status::Leaving(_) => {
+                if now >= self.gossip.deadline() {
+                    self.gossip.tick(&self.cx);
+                    self.gossip_round();
+                    if self.membership.leave_round_done() {
+                        self.probe.stop();
+                    }
+                }
+            }
+            Status::Running => {
+                for timer in Timer::ALL {
+                    if self.deadline(timer).is_some_and(|at| at <= now) {
+                        self.run(timer);
+                    }
+                }
+            }
+        }
+    }
+
+    /// When `timer` is next due, if it is set.
+    fn deadline(&self, timer: Timer) -> Option<Time> {
+        match timer {
+            Timer::Relay => self.probe.relay_deadline(),
+            Timer::ProbeTimeout => self.probe.ack_deadline(),
+            Timer::Probe => Some(self.probe.period_deadline()),
+            Timer::Gossip => Some(self.gossip.deadline()),
+            Timer::PushPull => Some(self.anti_entropy.deadline()),
+            Timer::JoinRetry => self.anti_entropy.join_deadline(),
+            Timer::Suspicion => self.membership.suspicion_deadline(),
+            Timer::Reap => self.membership.reap_deadline(),
+            Timer::Collection => self.replicas.collection_deadline(),
+            Timer::Graft => self.tree.graft_deadline(),
+            Timer::Query => self.queries.deadline(),
+        }
+    }
+
+    /// Run one due timer.
+    fn run(&mut self, timer: Timer) {
+        let (cx, m, r) = (&mut self.cx, &mut self.membership, &mut self.replicas);
+        match timer {
+            Timer::Relay => self.probe.expire_relays(cx),
+            Timer::ProbeTimeout => self.probe.ack_timed_out(cx, m),
+            Timer::Probe => {
+                if let Some(suspect) = self.probe.conclude(cx, m) {
+                    self.apply_news(&suspect, Heard::Rumour);
+                }
+                let (cx, m) = (&mut self.cx, &mut self.membership);
+                self.probe.start(cx, m);
+                if self.probe.lossy(cx.now) {
+                    AntiEntropy::repair_round(cx, m, &self.replicas);
+                }
+            }
+            Timer::Gossip => {
+                self.gossip.tick(cx);
+                self.gossip_round();
+            }
+            Timer::PushPull => {
+                self.anti_entropy.round(cx, m, r);
+                self.tree.expire_off_tree(cx.now);
+            }
+            Timer::JoinRetry => self.anti_entropy.retry_join(cx, m, r),
+            Timer::Suspicion => {
+                for after in m.expire_suspicions(cx) {
+                    self.follow_up(after);
+                }
+            }
+            Timer::Reap => {
+                for name in m.reap(cx) {
+                    r.forget(&name);
+                }
+            }
+            Timer::Collection => r.collect_garbage(cx.now),
+            Timer::Graft => self.tree.graft_missing(cx, m, r),
+            Timer::Query => self.queries.expire(cx, r),
+        }
+    }
+
+    // ----- commands ------------------------------------------------------
+
+    /// Join a cluster through one or more seed addresses: a push-pull state
+    /// sync with each, retried every one or two probe periods until one answers.
+    pub fn join(&mut self, now: Time, seeds: &[SocketAddr]) -> Result<(), Error> {
+        self.cx.now = now;
+        if !self.membership.is_running() {
+            return Err(Error::Left);
+        }
+        let me = self.cx.me.addr();
+        let seeds: Vec<SocketAddr> = seeds.iter().copied().filter(|s| *s != me).collect();
+        if seeds.is_empty() {
+            return Err(Error::NoSeeds);
+        }
+        let (cx, m, r) = (&mut self.cx, &self.membership, &self.replicas);
+        self.anti_entropy.join(cx, m, r, seeds);
+        Ok(())
+    }
+
+    /// Take in a membership list as a state sync would, without sending
+    /// anything: unknown members are added, known ones merged by the usual
+    /// precedence, and none of it is rumoured on (it is old news to the
+    /// rest). News about this node itself is handled as from a peer (a
+    /// stale suspicion is refuted). For a driver that starts a node with a
+    /// view it already has, such as a simulator starting a formed cluster.
+    pub fn learn_members(&mut self, now: Time, members: &[Member]) {
+        self.cx.now = now;
+        if self.membership.status() == Status::Left {
+            return;
+        }
+        for after in self.membership.learn(&mut self.cx, members) {
+            self.follow_up(after);
+        }
+    }
+
+    /// Leave the cluster gracefully: announce `Left` for a few gossip rounds,
+    /// then go quiet for good.
+    pub fn leave(&mut self, now: Time) -> Result<(), Error> {
+        self.cx.now = now;
+        if !self.membership.is_running() {
+            return Err(Error::Left);
+        }
+        self.anti_entropy.stop();
+        self.probe.idle();
+        self.membership.leave(&mut self.cx);
+        // The first announcement goes out at once rather than at the next tick.
+        self.gossip_round();
+        Ok(())
+    }
+
+    /// Write `value` under `key` in this node's namespace. Returns the
+    /// write's version.
+    pub fn put(&mut self, now: Time, key: &str, value: &[u8]) -> Result<u64, Error> {
+        let value = Some(Arc::from(value));
+        self.write(
+            now,
+            Record::Entry {
+                key: Arc::from(key),
+                value,
+            },
+        )
+    }
+
+    /// Write into the namespace named `namespace`, which must be this
+    /// node's own: another owner's namespace is refused with
+    /// [`Error::NotOwner`].
+    pub fn put_in(
+        &mut self,
+        now: Time,
+        namespace: &str,
+        key: &str,
+        value: &[u8],
+    ) -> Result<u64, Error> {
+        if namespace != self.cx.me.name() {
+            return Err(Error::NotOwner(namespace.to_string()));
+        }
+        self.put(now, key, value)
+    }
+
+    /// Delete `key` from this node's namespace, leaving a tombstone.
+    /// Returns the delete's version, or `None` if the key was not live.
+    pub fn delete(&mut self, now: Time, key: &str) -> Result<Option<u64>, Error> {
+        if self.replicas.get(self.cx.me.name(), key).is_none() {
+            if key.is_empty() {
+                return Err(Error::EmptyKey);
+            }
+            return Ok(None);
+        }
+        let key = Arc::from(key);
+        self.write(now, Record::Entry { key, value: None })
+            .map(Some)
+    }
+
+    /// Send a user event to every live node. Returns its Lamport time, which
+    /// with this node's name identifies it.
+    pub fn send_event(&mut self, now: Time, name: &str, payload: &[u8]) -> Result<u64, Error> {
+        let lamport = self.replicas.next_lamport();
+        self.write(
+            now,
+            Record::Event {
+                name: Arc::from(name),
+                payload: Arc::from(payload),
+                lamport,
+            },
+        )?;
+        Ok(lamport)
+    }
+
+    /// Publish the cluster metadata: it replaces the current register
+    /// everywhere (last writer wins by Lamport time, then name).
+    pub fn publish_metadata(&mut self, now: Time, value: &[u8]) -> Result<u64, Error> {
+        self.cx.now = now;
+        if !self.membership.is_running() {
+            return Err(Error::Left);
+        }
+        let m = self.replicas.publish(&mut self.cx, value)?;
+        let lamport = m.lamport;
+        self.spread(Datum::Metadata(m), None);
+        Ok(lamport)
+    }
+
+    /// Ask `owner` for its current value of `key`. The answer comes as
+    /// [`Event::FreshRead`] with the returned id: from the owner, or after
+    /// `query_timeout` from the local replica.
+    pub fn query_fresh(&mut self, now: Time, owner: &str, key: &str) -> u32 {
+        self.cx.now = now;
+        let (cx, m, r) = (&mut self.cx, &self.membership, &self.replicas);
+        self.queries.ask(cx, m, r, owner, key)
+    }
+
+    fn write(&mut self, now: Time, record: Record) -> Result<u64, Error> {
+        self.cx.now = now;
+        if !self.membership.is_running() {
+            return Err(Error::Left);
+        }
+        let delta = self.replicas.write(&mut self.cx, record)?;
+        let version = delta.to;
+        self.spread(Datum::Delta(delta), None);
+        Ok(version)
+    }
+
+    // ----- outputs -------------------------------------------------------
+
+    /// The next output, in the order produced.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.cx.out.pop()
+    }
+
+    /// When [`handle_timeout`](Node::handle_timeout) must next be called.
+    pub fn poll_timeout(&self) -> Option<Time> {
+        match self.membership.status() {
+            Status::Left => None,
+            Status::Leaving(_) => Some(self.gossip.deadline()),
+            Status::Running => Timer::ALL.iter().filter_map(|t| self.deadline(*t)).min(),
+        }
+    }
+
+    /// Whether every output has been taken: the driver's check that it
+    /// drained the node before waiting.
+    pub fn is_drained(&self) -> bool {
+        self.cx.out.is_empty()
+    }
+
+    // ----- membership news -----------------------------------------------
+
+    fn apply_rumours(&mut self, updates: &[MemberUpdate]) {
+        for u in updates {
+            self.apply_news(u, Heard::Rumour);
+        }
+    }
+
+    fn apply_news(&mut self, u: &MemberUpdate, heard: Heard) {
+        let after = self.membership.apply(&mut self.cx, u, heard);
+        self.follow_up(after);
+    }
+
+    /// What a membership change means for the other parts.
+    fn follow_up(&mut self, after: Aftermath) {
+        if after.suspected {
+            self.probe.suspected();
+        }
+        if let Some(addr) = after.departed {
+            self.tree.forget_peer(addr);
+        }
+    }
+
+    /// The gossip round: the data half (while running), then rumours.
+    fn gossip_round(&mut self) {
+        if self.membership.is_running() {
+            let (cx, m) = (&mut self.cx, &mut self.membership);
+            match cx.config.dissemination {
+                Dissemination::Tree => {
+                    let lossy = self.probe.lossy(cx.now);
+                    self.tree.announce(cx, m, &mut self.gossip, lossy);
+                }
+                _ => self.gossip.data_round(cx, m),
+            }
+        }
+        self.gossip
+            .spread_rumours(&mut self.cx, &mut self.membership);
+    }
+
+    // ----- push-pull -----------------------------------------------------
+
+    fn on_push_pull(&mut self, from: SocketAddr, p: PushPull) {
+        match p.kind {
+            PushPullKind::Summary => {
+                AntiEntropy::on_summary(&mut self.cx, &self.membership, &self.replicas, from, &p)
+            }
+            PushPullKind::Join | PushPullKind::Sync => {
+                self.merge(from, &p);
+                AntiEntropy::on_sync(&mut self.cx, &self.membership, &self.replicas, from, &p);
+            }
+            PushPullKind::Reply => {
+                self.merge(from, &p);
+                let (cx, m, r) = (&mut self.cx, &self.membership, &self.replicas);
+                self.anti_entropy.on_reply(cx, m, r, from, &p);
+            }
+            PushPullKind::Deltas => self.merge_data(&p),
+            PushPullKind::Pull => {
+                AntiEntropy::on_pull(&mut self.cx, &self.membership, &self.replicas, from, &p)
+            }
+        }
+    }
+
+    /// Merge the members and data of a push-pull from `from`.
+    fn merge(&mut self, from: SocketAddr, p: &PushPull) {
+        for u in &p.members {
+            self.apply_news(u, Heard::Sync(from));
+        }
+        self.merge_data(p);
+    }
+}

@@ -1,0 +1,148 @@
+//! The context every part of a node works in, and its outbox.
+//!
+//! A part of the node (probe, membership, push-pull, tree, ...) owns its own
+//! state and receives a [`Ctx`]: the time of the input being handled, the
+//! configuration, the node's RNG, its counters, and the [`Outbox`] where
+//! what it wants sent or reported goes. Parts never reach into each other's
+//! fields; the node hands each the others it needs as arguments.
+//!
+//! The outbox batches: a tree push or an announcement queued for a peer
+//! that already has one of the same kind waiting is merged into it, up to
+//! `max_message_size`, so a driver sends exactly the messages the node
+//! built and a simulator counts exactly what a transport ships.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+
+use rand_chacha::ChaCha8Rng;
+
+use super::events::{Event, Output, Stats};
+use crate::config::Config;
+use crate::member::NodeId;
+use crate::message::Message;
+use crate::time::Time;
+use crate::wire;
+
+/// Outputs' room kept between bursts.
+const OUTPUTS_KEPT: usize = 64;
+
+/// What every part of a node works with while it handles one input.
+#[derive(Debug)]
+pub(crate) struct Ctx {
+    /// The time of the input being handled.
+    pub(crate) now: Time,
+    /// This node's identity (its address stamps every message).
+    pub(crate) me: NodeId,
+    pub(crate) config: Config,
+    pub(crate) rng: ChaCha8Rng,
+    pub(crate) stats: Stats,
+    pub(crate) out: Outbox,
+}
+
+impl Ctx {
+    /// Queue `msg` for `to`.
+    pub(crate) fn send(&mut self, to: SocketAddr, msg: Message) {
+        if self
+            .out
+            .merge(to, &msg, self.config.max_message_size, &self.me.addr())
+        {
+            return;
+        }
+        self.stats.messages_out += 1;
+        self.out.push(Output::Send { to, msg });
+    }
+
+    /// Report `event` to the application.
+    pub(crate) fn emit(&mut self, event: Event) {
+        self.out.push(Output::Event(event));
+    }
+
+    /// The bytes left in a message whose head is `msg`, keeping `slack`
+    /// bytes for the envelope's length prefix to grow as the body fills.
+    pub(crate) fn room(&self, msg: &Message, slack: usize) -> usize {
+        let used = wire::message_len(&self.me.addr(), msg);
+        self.config.max_message_size.saturating_sub(used + slack)
+    }
+}
+
+/// Outputs waiting for the driver, with where each peer's open batch sits.
+#[derive(Debug, Default)]
+pub(crate) struct Outbox {
+    queue: VecDeque<Output>,
+    /// Outputs taken so far: `queue[i]` is output number `taken + i`.
+    taken: u64,
+    /// Per peer, the output number of its last queued tree push and
+    /// announcement, and that message's encoded body size. Cleared when the
+    /// queue drains, so an index never outlives its output.
+    open: BTreeMap<SocketAddr, Batch>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Batch {
+    eager: Option<(u64, usize)>,
+    ihave: Option<(u64, usize)>,
+}
+
+impl Outbox {
+    fn push(&mut self, out: Output) {
+        self.queue.push_back(out);
+    }
+
+    /// Merge `msg` into a message of its kind already queued for `to`, if
+    /// both fit in `max` bytes together. Returns whether it was merged;
+    /// otherwise `msg` opens the batch for its kind.
+    fn merge(&mut self, to: SocketAddr, msg: &Message, max: usize, me: &SocketAddr) -> bool {
+        let (Message::Eager(_) | Message::IHave(_)) = msg else {
+            return false;
+        };
+        let number = self.taken + self.queue.len() as u64;
+        // Both kinds are one repeated field, so bodies add up exactly.
+        let body = wire::body_len(msg);
+        let batch = self.open.entry(to).or_default();
+        let slot = match msg {
+            Message::Eager(_) => &mut batch.eager,
+            _ => &mut batch.ihave,
+        };
+        if let Some((at, open_body)) = *slot {
+            let fits = wire::envelope_len(me, open_body + body) <= max;
+            if let (true, Some(Output::Send { msg: open, .. })) = (
+                fits,
+                at.checked_sub(self.taken)
+                    .and_then(|i| self.queue.get_mut(i as usize)),
+            ) {
+                match (open, msg) {
+                    (Message::Eager(a), Message::Eager(b)) => a.data.extend(b.data.iter().cloned()),
+                    (Message::IHave(a), Message::IHave(b)) => a.ids.extend(b.ids.iter().cloned()),
+                    _ => unreachable!("a batch indexes a message of its own kind"),
+                }
+                *slot = Some((at, open_body + body));
+                return true;
+            }
+        }
+        *slot = Some((number, body));
+        false
+    }
+
+    /// The next output, in the order produced.
+    pub(crate) fn pop(&mut self) -> Option<Output> {
+        let out = self.queue.pop_front();
+        match out {
+            Some(_) => self.taken += 1,
+            None => {
+                // Drained: every batch is on its way.
+                self.open.clear();
+                if self.queue.capacity() > OUTPUTS_KEPT {
+                    // A burst (a state sync with thousands of members) grew
+                    // the queue; give the memory back rather than hold it.
+                    self.queue.shrink_to(OUTPUTS_KEPT);
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether nothing waits for the driver.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+}

@@ -1,0 +1,487 @@
+//! The broadcast tree: Plumtree (Leitão et al., 2007) over the full
+//! membership instead of a partial view.
+//!
+//! Fresh data is pushed at once, on first receipt, along eager links; a
+//! duplicate prunes the link it came over (`Prune`), so eager links thin to
+//! a spanning tree. Ids of fresh data are announced (`IHave`, the lazy
+//! push) to random peers each gossip round; a node that hears of something
+//! it lacks asks the announcer for it after a short wait (`Graft`), which
+//! also links it back into the tree. Beyond the paper:
+//!
+//! - **adoption**: a push of data that anti-entropy delivered first is the
+//!   tree's own path, not a duplicate: the link stays and the data goes on;
+//! - **hot lazy links**: a pruned link hears a few ids once a round for one
+//!   push-pull interval, so a tree cut by two racing prunes finds its pieces;
+//! - **mending**: while grafts are seen, or probes miss acks, announcements
+//!   last longer and go to more peers;
+//! - **held rumours**: a push that arrives before the versions it follows
+//!   waits, and is passed on down the tree once the gap fills.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use super::gossip::Gossiper;
+use super::membership::Membership;
+use super::outbox::Ctx;
+use super::replicas::Replicas;
+use crate::member::NodeId;
+use crate::message::{Datum, DatumId, Eager, Graft, IHave, Message, Prune};
+use crate::time::Time;
+
+/// Room kept for the envelope's length prefix in an announcement.
+const LENGTH_PREFIX_SLACK: usize = 4;
+
+/// Data heard of but not held.
+#[derive(Debug)]
+struct Missing {
+    /// Who announced it, asked in turn.
+    announcers: VecDeque<SocketAddr>,
+    /// When to ask the next announcer.
+    deadline: Time,
+    /// When to give up asking and leave it to anti-entropy.
+    expires: Time,
+}
+
+/// A run of an owner's versions that arrived by anti-entropy.
+#[derive(Debug)]
+struct OffTree {
+    generation: u32,
+    /// Versions after this one...
+    from: u64,
+    /// ...up to this one.
+    to: u64,
+    until: Time,
+}
+
+/// This node's links in the broadcast tree and what it remembers to repair it.
+#[derive(Debug, Default)]
+pub(crate) struct Plumtree {
+    /// Peers fresh data is pushed to at once.
+    eager: BTreeSet<SocketAddr>,
+    /// Recently pruned links, until when they stay hot.
+    lazy: BTreeMap<SocketAddr, Time>,
+    /// Rumours held for a gap, with who pushed them: once the versions
+    /// before them arrive and they apply, they are passed on like fresh
+    /// ones, since the peers below this node expect them from it.
+    held: BTreeMap<DatumId, (Datum, SocketAddr)>,
+    /// Until when this node announces harder: it sent or answered a graft
+    /// lately, so the tree is missing nodes around it.
+    mending_until: Time,
+    /// Data heard of but not held, with who has it.
+    missing: BTreeMap<DatumId, Missing>,
+    /// `missing` by deadline, so that timers never walk `missing` (a burst
+    /// of writes makes it long). An entry whose datum left `missing` or
+    /// whose deadline moved is stale and skipped.
+    missing_due: BTreeSet<(Time, DatumId)>,
+    /// Recent data, to answer grafts.
+    recent: BTreeMap<DatumId, Datum>,
+    /// Ids of `recent`, oldest first, with when each arrived.
+    recent_order: VecDeque<(Time, DatumId)>,
+    /// Versions that arrived by anti-entropy (push-pull or a pull) rather
+    /// than along the tree, per owner, until when they count as recent:
+    /// the tree's own push of them comes after and is not a duplicate.
+    off_tree: BTreeMap<Arc<str>, OffTree>,
+    /// The same for the metadata register.
+    off_tree_metadata: Option<(DatumId, Time)>,
+}
+
+impl Plumtree {
+    /// The eager links, in address order.
+    pub(crate) fn eager_links(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.eager.iter().copied()
+    }
+
+    // ----- eager push ----------------------------------------------------
+
+    /// Remember a fresh datum (to answer grafts) and push it along every
+    /// eager link but the one it came over.
+    pub(crate) fn push(&mut self, cx: &mut Ctx, datum: &Datum, from: Option<SocketAddr>) {
+        self.remember(cx, datum);
+        for &p in &self.eager {
+            if Some(p) != from {
+                let push = Eager {
+                    data: vec![datum.clone()],
+                };
+                cx.send(p, Message::Eager(push));
+            }
+        }
+    }
+
+    /// Remember a fresh datum without pushing it (the periodic modes).
+    pub(crate) fn remember(&mut self, cx: &Ctx, datum: &Datum) {
+        let id = datum.id();
+        if self.recent.insert(id.clone(), datum.clone()).is_none() {
+            self.recent_order.push_back((cx.now, id));
+        }
+        while self.recent_order.len() > cx.config.max_broadcasts {
+            if let Some((_, old)) = self.recent_order.pop_front() {
+                self.recent.remove(&old);
+            }
+        }
+    }
+
+    /// A fresh datum arrived: it is no longer missing, and when it came by
+    /// eager push its link is a tree link.
+    pub(crate) fn arrived(&mut self, id: &DatumId, eager_from: Option<SocketAddr>) {
+        self.missing.remove(id);
+        if let Some(from) = eager_from {
+            self.eager.insert(from);
+        }
+    }
+
+    /// A duplicate came by eager push over the link from `from`: prune it.
+    pub(crate) fn prune(&mut self, cx: &mut Ctx, from: SocketAddr) {
+        self.eager.remove(&from);
+        self.keep_lazy(cx, from);
+        cx.stats.prunes += 1;
+        cx.send(from, Message::Prune(Prune));
+    }
+
+    /// The peer at `from` pruned its link to us.
+    pub(crate) fn on_prune(&mut self, cx: &Ctx, from: SocketAddr) {
+        self.eager.remove(&from);
+        self.keep_lazy(cx, from);
+    }
+
+    /// A link was pruned: keep it hot for announcements for a while.
+    fn keep_lazy(&mut self, cx: &Ctx, peer: SocketAddr) {
+        self.lazy.retain(|_, until| *until > cx.now);
+        self.lazy
+            .insert(peer, cx.now + cx.config.push_pull_interval);
+    }
+
+    /// A member is no longer live: stop pushing to it.
+    pub(crate) fn forget_peer(&mut self, addr: SocketAddr) {
+        self.eager.remove(&addr);
+        self.lazy.remove(&addr);
+    }
+
+    // ----- adoption ------------------------------------------------------
+
+    /// Whether a datum we hold came by anti-entropy lately and has not come
+    /// along the tree since (what did is in `recent`).
+    pub(crate) fn arrived_off_tree(&self, now: Time, datum: &Datum) -> bool {
+        let id = datum.id();
+        if self.recent.contains_key(&id) {
+            return false;
+        }
+        match &id {
+            DatumId::Record {
+                owner,
+                generation,
+                version,
+            } => self.off_tree.get(owner).is_some_and(|o| {
+                o.until > now
+                    && o.generation == *generation
+                    && o.from < *version
+                    && *version <= o.to
+            }),
+            DatumId::Metadata { .. } => self
+                .off_tree_metadata
+                .as_ref()
+                .is_some_and(|(held, until)| *held == id && *until > now),
+        }
+    }
+
+    /// Versions `from+1..=to` of `owner` arrived by anti-entropy.
+    pub(crate) fn note_off_tree(
+        &mut self,
+        cx: &Ctx,
+        owner: &Arc<str>,
+        generation: u32,
+        from: u64,
+        to: u64,
+    ) {
+        let now = cx.now;
+        let until = now + cx.config.push_pull_interval;
+        match self.off_tree.get_mut(owner) {
+            // Contiguous with a run still current: extend it.
+            Some(o) if o.generation == generation && o.until > now && o.to >= from => {
+                o.to = o.to.max(to);
+                o.from = o.from.min(from);
+                o.until = until;
+            }
+            _ => {
+                let run = OffTree {
+                    generation,
+                    from,
+                    to,
+                    until,
+                };
+                self.off_tree.insert(owner.clone(), run);
+            }
+        }
+    }
+
+    /// The metadata register `id` arrived by anti-entropy.
+    pub(crate) fn note_off_tree_metadata(&mut self, cx: &Ctx, id: DatumId) {
+        self.off_tree_metadata = Some((id, cx.now + cx.config.push_pull_interval));
+    }
+
+    /// Forget runs of anti-entropy arrivals that are no longer recent.
+    pub(crate) fn expire_off_tree(&mut self, now: Time) {
+        self.off_tree.retain(|_, o| o.until > now);
+        if self
+            .off_tree_metadata
+            .as_ref()
+            .is_some_and(|(_, until)| *until <= now)
+        {
+            self.off_tree_metadata = None;
+        }
+    }
+
+    // ----- held rumours --------------------------------------------------
+
+    /// Hold a datum pushed by `from` until the versions before it arrive.
+    pub(crate) fn hold(&mut self, cx: &Ctx, datum: &Datum, from: SocketAddr) {
+        if self.held.len() >= cx.config.max_held {
+            self.held.pop_first();
+        }
+        self.held.insert(datum.id(), (datum.clone(), from));
+    }
+
+    /// Take the held rumours of `owner` that have applied since.
+    pub(crate) fn release(
+        &mut self,
+        owner: &Arc<str>,
+        applied: impl Fn(&DatumId) -> bool,
+    ) -> Vec<(Datum, SocketAddr)> {
+        let first = DatumId::Record {
+            owner: owner.clone(),
+            generation: 0,
+            version: 0,
+        };
+        let last = DatumId::Record {
+            owner: owner.clone(),
+            generation: u32::MAX,
+            version: u64::MAX,
+        };
+        let ready: Vec<DatumId> = self
+            .held
+            .range(first..=last)
+            .map(|(id, _)| id)
+            .filter(|id| applied(id))
+            .cloned()
+            .collect();
+        ready
+            .into_iter()
+            .filter_map(|id| self.held.remove(&id))
+            .collect()
+    }
+
+    // ----- lazy push and graft -------------------------------------------
+
+    /// The gossip round's part: link to `fanout` random peers if this node
+    /// has no eager link, then announce the ids of fresh data to random
+    /// peers and, a few of them, over the hot lazy links.
+    pub(crate) fn announce(
+        &mut self,
+        cx: &mut Ctx,
+        m: &mut Membership,
+        fresh: &mut Gossiper,
+        lossy: bool,
+    ) {
+        let now = cx.now;
+        let t = &cx.config.tree;
+        let (rounds, fanout) = if now < self.mending_until || lossy {
+            (t.mending_announce_rounds, t.mending_announce_peers)
+        } else {
+            (t.announce_rounds, t.announce_peers)
+        };
+        let lazy_ids = t.lazy_announce_ids;
+        if self.eager.is_empty() {
+            let peers = m
+                .table_mut()
+                .random_live(cx.config.fanout, &[], &mut cx.rng);
+            for p in peers {
+                self.eager.insert(p.addr());
+                cx.send(p.addr(), Message::Graft(Graft::default()));
+            }
+        }
+        if fresh.is_empty() {
+            return;
+        }
+        let room = cx.room(&Message::IHave(IHave::default()), LENGTH_PREFIX_SLACK);
+        let ids = fresh.take_ids(room, rounds);
+        let peers: Vec<SocketAddr> = m
+            .table_mut()
+            .random_live(fanout, &[], &mut cx.rng)
+            .iter()
+            .map(NodeId::addr)
+            .collect();
+        for p in &peers {
+            let ihave = IHave { ids: ids.clone() };
+            cx.send(*p, Message::IHave(ihave));
+        }
+        // Recently pruned links hear of some of it too: if two broadcasts
+        // raced and cut the tree, the cut runs along them, and one id the
+        // piece lacks is enough for it to graft back (the versions before
+        // it follow by a gap pull). Once a round and a few ids, so that a
+        // burst of writes costs one small message per link and round.
+        let few: Vec<DatumId> = ids.iter().take(lazy_ids).cloned().collect();
+        for (&p, &until) in &self.lazy {
+            if until > now && !self.eager.contains(&p) && !peers.contains(&p) {
+                let ihave = IHave { ids: few.clone() };
+                cx.send(p, Message::IHave(ihave));
+            }
+        }
+    }
+
+    /// An announcement: note what we lack and who has it; a graft follows
+    /// after half a gossip round unless it arrives meanwhile.
+    pub(crate) fn on_ihave(
+        &mut self,
+        cx: &Ctx,
+        holds: impl Fn(&DatumId) -> bool,
+        from: SocketAddr,
+        ids: Vec<DatumId>,
+    ) {
+        let wait = cx.config.gossip_interval / 2;
+        for id in ids {
+            if holds(&id) {
+                continue;
+            }
+            let id_for_due = id.clone();
+            let missing = self.missing.entry(id).or_insert_with(|| Missing {
+                announcers: VecDeque::new(),
+                deadline: cx.now + wait,
+                expires: cx.now + cx.config.push_pull_interval,
+            });
+            self.missing_due.insert((missing.deadline, id_for_due));
+            if missing.announcers.len() < cx.config.tree.max_announcers
+                && !missing.announcers.contains(&from)
+            {
+                missing.announcers.push_back(from);
+            }
+        }
+    }
+
+    /// A graft: link the grafter eagerly, send what it asked for, and tell
+    /// it what else arrived lately (it was cut off, and may have missed
+    /// that too).
+    pub(crate) fn on_graft(&mut self, cx: &mut Ctx, from: SocketAddr, ids: Vec<DatumId>) {
+        self.eager.insert(from);
+        self.lazy.remove(&from);
+        let t = &cx.config.tree;
+        let window = cx.config.gossip_interval * t.recent_rounds_on_graft;
+        let max_recent = t.max_recent_on_graft;
+        if !ids.is_empty() {
+            self.mending_until = cx.now + cx.config.gossip_interval * t.mending_rounds;
+        }
+        let data: Vec<Datum> = ids
+            .iter()
+            .filter_map(|id| self.recent.get(id).cloned())
+            .collect();
+        if !data.is_empty() {
+            cx.send(from, Message::Eager(Eager { data }));
+        }
+        if ids.is_empty() {
+            return;
+        }
+        let now = cx.now;
+        let others: Vec<DatumId> = self
+            .recent_order
+            .iter()
+            .rev()
+            .take_while(|(at, _)| now - *at <= window)
+            .map(|(_, id)| id)
+            .filter(|id| !ids.contains(id))
+            .take(max_recent)
+            .cloned()
+            .collect();
+        if !others.is_empty() {
+            cx.send(from, Message::IHave(IHave { ids: others }));
+        }
+    }
+
+    /// When the next missing datum is due to be asked for.
+    pub(crate) fn graft_deadline(&self) -> Option<Time> {
+        self.missing_due.first().map(|(at, _)| *at)
+    }
+
+    /// Ask for what is still missing: each from its next announcer (a
+    /// graft), or, once every announcer was asked and nothing came (loss),
+    /// from a random live peer, most of which hold it by now.
+    pub(crate) fn graft_missing(&mut self, cx: &mut Ctx, m: &mut Membership, r: &mut Replicas) {
+        let now = cx.now;
+        let mut due: Vec<DatumId> = Vec::new();
+        while let Some((at, _)) = self.missing_due.first() {
+            if *at > now {
+                break;
+            }
+            let (at, id) = self.missing_due.pop_first().expect("first exists");
+            if self.missing.get(&id).is_some_and(|m| m.deadline == at) {
+                due.push(id);
+            }
+        }
+        let mut grafts: BTreeMap<SocketAddr, Vec<DatumId>> = BTreeMap::new();
+        let mut pulls: Vec<DatumId> = Vec::new();
+        let wait = cx.config.gossip_interval / 2;
+        for id in due {
+            if r.holds(m, &id) {
+                self.missing.remove(&id);
+                continue;
+            }
+            let Some(missing) = self.missing.get_mut(&id) else {
+                continue;
+            };
+            if missing.expires <= now {
+                self.missing.remove(&id);
+                continue;
+            }
+            missing.deadline = now + wait;
+            self.missing_due.insert((missing.deadline, id.clone()));
+            match missing.announcers.pop_front() {
+                Some(a) => grafts.entry(a).or_default().push(id),
+                None => pulls.push(id),
+            }
+        }
+        if !grafts.is_empty() {
+            self.mending_until = now + cx.config.gossip_interval * cx.config.tree.mending_rounds;
+        }
+        for (to, ids) in grafts {
+            cx.stats.grafts += 1;
+            self.eager.insert(to);
+            self.lazy.remove(&to);
+            cx.send(to, Message::Graft(Graft { ids }));
+        }
+        if !pulls.is_empty() {
+            if let Some(peer) = m.table_mut().random_live(1, &[], &mut cx.rng).pop() {
+                self.pull_missing(cx, r, peer.addr(), pulls);
+            }
+        }
+    }
+
+    /// Ask `peer` for data still missing: records by a targeted pull of
+    /// their owners (it answers with all it holds), metadata by a graft.
+    fn pull_missing(
+        &mut self,
+        cx: &mut Ctx,
+        r: &mut Replicas,
+        peer: SocketAddr,
+        ids: Vec<DatumId>,
+    ) {
+        let mut meta = Vec::new();
+        let mut owners = BTreeMap::new();
+        for id in ids {
+            match id {
+                DatumId::Record {
+                    owner, generation, ..
+                } => {
+                    let g = owners.entry(owner).or_insert(generation);
+                    *g = (*g).max(generation);
+                }
+                m @ DatumId::Metadata { .. } => meta.push(m),
+            }
+        }
+        // One pull per owner: it brings every version the peer holds.
+        for (owner, generation) in owners {
+            r.pull_gap(cx, peer, &owner, generation);
+        }
+        if !meta.is_empty() {
+            cx.stats.grafts += 1;
+            cx.send(peer, Message::Graft(Graft { ids: meta }));
+        }
+    }
+}

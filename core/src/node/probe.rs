@@ -1,0 +1,353 @@
+//! SWIM failure detection: the direct probe, the ping-req relay, the nack,
+//! and Lifeguard's local health.
+//!
+//! Each probe period the node pings one member (shuffled round robin). No
+//! ack within the probe timeout: it asks `indirect_probes` others to ping
+//! the member for it (ping-req). A relay whose own ping goes unanswered
+//! says so with a nack, which proves the path to the relay works. Nothing by
+//! the end of the period: the member becomes suspect. Missed nacks and
+//! failed probes raise the local health score, which stretches this node's
+//! own probe period and timeout (the trouble may be ours).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use super::membership::Membership;
+use super::outbox::Ctx;
+use super::timers::advance;
+use crate::health::LocalHealth;
+use crate::member::{Incarnation, MemberState, NodeId};
+use crate::message::{Ack, MemberUpdate, Message, Nack, Ping, PingReq};
+use crate::time::Time;
+
+/// Room kept for the envelope's length prefix to grow as rumours fill a
+/// probe message.
+const LENGTH_PREFIX_SLACK: usize = 2;
+
+#[derive(Debug)]
+enum Probe {
+    Idle,
+    /// Direct ping sent; waiting for the ack until `deadline`.
+    Direct {
+        target: NodeId,
+        /// The life of the target we probe: a failure says nothing about a
+        /// later incarnation that turned up meanwhile (a restart).
+        incarnation: Incarnation,
+        seq: u32,
+        deadline: Time,
+    },
+    /// Ping-reqs sent; waiting for any ack until the probe period ends.
+    Indirect {
+        target: NodeId,
+        incarnation: Incarnation,
+        seq: u32,
+        expected_nacks: u32,
+        nacks: u32,
+    },
+}
+
+/// A ping-req this node serves: it pinged a target on the requester's behalf.
+#[derive(Debug)]
+struct Relay {
+    seq: u32,
+    requester: SocketAddr,
+    requester_seq: u32,
+    deadline: Time,
+}
+
+/// The prober: this node's probe cycle, the relays it serves, its health.
+#[derive(Debug)]
+pub(crate) struct Prober {
+    probe: Probe,
+    /// Few at a time: one per ping-req served within a probe timeout.
+    relays: Vec<Relay>,
+    next_seq: u32,
+    next_probe: Time,
+    health: LocalHealth,
+    /// Until when the network counts as lossy: set by a probe that missed
+    /// its ack. Meanwhile each probe period adds a push-pull, so that
+    /// anti-entropy repairs every loss within one push-pull interval.
+    lossy_until: Time,
+}
+
+impl Prober {
+    pub(crate) fn new(cx: &mut Ctx) -> Prober {
+        let first = super::timers::first_tick(
+            cx.config.timer_phase,
+            cx.config.probe_period,
+            cx.now,
+            &mut cx.rng,
+        );
+        Prober {
+            probe: Probe::Idle,
+            relays: Vec::new(),
+            next_seq: 0,
+            next_probe: first,
+            health: LocalHealth::new(cx.config.health_max),
+            lossy_until: Time::ZERO,
+        }
+    }
+
+    /// The local health score.
+    pub(crate) fn health(&self) -> u32 {
+        self.health.score()
+    }
+
+    /// Lifeguard: being suspected hints that this node is the slow one.
+    pub(crate) fn suspected(&mut self) {
+        self.health.apply(1);
+    }
+
+    /// Whether probes have been missing acks lately.
+    pub(crate) fn lossy(&self, now: Time) -> bool {
+        now < self.lossy_until
+    }
+
+    /// Drop the probe in flight (the node leaves; relays it serves still
+    /// answer while it announces its departure).
+    pub(crate) fn idle(&mut self) {
+        self.probe = Probe::Idle;
+    }
+
+    /// Stop probing and relaying (the node went quiet).
+    pub(crate) fn stop(&mut self) {
+        self.probe = Probe::Idle;
+        self.relays.clear();
+    }
+
+    fn take_seq(&mut self) -> u32 {
+        self.next_seq = self.next_seq.wrapping_add(1);
+        self.next_seq
+    }
+
+    // ----- messages ------------------------------------------------------
+
+    /// `msg` with as many rumours riding along as fit.
+    fn with_rumours(cx: &Ctx, m: &mut Membership, mut msg: Message) -> Message {
+        let room = cx.room(&msg, LENGTH_PREFIX_SLACK);
+        if let Some(updates) = msg.rumours_mut() {
+            m.piggyback(cx, room, updates);
+        }
+        msg
+    }
+
+    /// A ping to `target`.
+    fn ping(cx: &Ctx, m: &mut Membership, seq: u32, target: &NodeId) -> Message {
+        let ping = Ping {
+            seq,
+            target: Arc::from(target.name()),
+            updates: Vec::new(),
+        };
+        Self::with_rumours(cx, m, Message::Ping(ping))
+    }
+
+    fn ack(cx: &Ctx, m: &mut Membership, seq: u32) -> Message {
+        let ack = Ack {
+            seq,
+            updates: Vec::new(),
+        };
+        Self::with_rumours(cx, m, Message::Ack(ack))
+    }
+
+    /// A ping for this node: ack it, unless it is meant for another name
+    /// (a previous owner of our address).
+    pub(crate) fn on_ping(&mut self, cx: &mut Ctx, m: &mut Membership, from: SocketAddr, p: &Ping) {
+        if &*p.target != cx.me.name() {
+            cx.stats.misdirected += 1;
+            return;
+        }
+        let ack = Self::ack(cx, m, p.seq);
+        cx.send(from, ack);
+    }
+
+    /// Relay side of a ping-req: ping the target for the requester and wait
+    /// a little less than a probe timeout for its ack.
+    pub(crate) fn on_ping_req(
+        &mut self,
+        cx: &mut Ctx,
+        m: &mut Membership,
+        from: SocketAddr,
+        p: &PingReq,
+    ) {
+        let seq = self.take_seq();
+        let ping = Self::ping(cx, m, seq, &p.target);
+        cx.send(p.target.addr(), ping);
+        let wait = self.health.scale(cx.config.probe_timeout) * 4 / 5;
+        self.relays.push(Relay {
+            seq,
+            requester: from,
+            requester_seq: p.seq,
+            deadline: cx.now + wait,
+        });
+    }
+
+    /// An ack: it answers our probe, or a ping we sent as a relay (then it
+    /// goes back to the requester), or nothing (late or duplicated).
+    pub(crate) fn on_ack(&mut self, cx: &mut Ctx, m: &mut Membership, seq: u32) {
+        match &self.probe {
+            Probe::Direct { seq: s, .. } | Probe::Indirect { seq: s, .. } if *s == seq => {
+                self.probe = Probe::Idle;
+                self.health.apply(-1);
+                return;
+            }
+            _ => {}
+        }
+        if let Some(i) = self.relays.iter().position(|r| r.seq == seq) {
+            let relay = self.relays.swap_remove(i);
+            let ack = Self::ack(cx, m, relay.requester_seq);
+            cx.send(relay.requester, ack);
+            return;
+        }
+        cx.stats.stale_acks += 1;
+    }
+
+    /// A relay's nack: the path to the relay works.
+    pub(crate) fn on_nack(&mut self, cx: &mut Ctx, n: &Nack) {
+        match &mut self.probe {
+            Probe::Indirect { seq, nacks, .. } if *seq == n.seq => *nacks += 1,
+            _ => cx.stats.stale_acks += 1,
+        }
+    }
+
+    // ----- the probe cycle -----------------------------------------------
+
+    /// When the probe period ends.
+    pub(crate) fn period_deadline(&self) -> Time {
+        self.next_probe
+    }
+
+    /// When the direct ping's ack is due, if one is awaited.
+    pub(crate) fn ack_deadline(&self) -> Option<Time> {
+        match self.probe {
+            Probe::Direct { deadline, .. } => Some(deadline),
+            _ => None,
+        }
+    }
+
+    /// When the first relay's wait runs out.
+    pub(crate) fn relay_deadline(&self) -> Option<Time> {
+        self.relays.iter().map(|r| r.deadline).min()
+    }
+
+    /// Start the next probe period: ping the next member of the ring.
+    pub(crate) fn start(&mut self, cx: &mut Ctx, m: &mut Membership) {
+        let now = cx.now;
+        let period = self.health.scale(cx.config.probe_period);
+        self.next_probe = if self.health.score() == 0 {
+            advance(self.next_probe, period, now)
+        } else {
+            now + period
+        };
+        let Some(target) = m.table_mut().next_probe_target(&mut cx.rng) else {
+            return;
+        };
+        let incarnation = m
+            .table()
+            .get(target.name())
+            .map_or(Incarnation(0), |(_, e)| e.incarnation);
+        let seq = self.take_seq();
+        let ping = Self::ping(cx, m, seq, &target);
+        cx.stats.probes += 1;
+        cx.send(target.addr(), ping);
+        self.probe = Probe::Direct {
+            target,
+            incarnation,
+            seq,
+            deadline: now + self.health.scale(cx.config.probe_timeout),
+        };
+    }
+
+    /// The direct ping went unanswered: the network loses messages (or the
+    /// member is gone), so the data plane repairs harder for a while; ask
+    /// others to probe.
+    pub(crate) fn ack_timed_out(&mut self, cx: &mut Ctx, m: &mut Membership) {
+        self.lossy_until = cx.now + cx.config.push_pull_interval;
+        self.probe_indirectly(cx, m);
+    }
+
+    /// Ping-req: ask `indirect_probes` live members to probe the target.
+    fn probe_indirectly(&mut self, cx: &mut Ctx, m: &mut Membership) {
+        let Probe::Direct {
+            target,
+            incarnation,
+            seq,
+            ..
+        } = std::mem::replace(&mut self.probe, Probe::Idle)
+        else {
+            return;
+        };
+        let relays =
+            m.table_mut()
+                .random_live(cx.config.indirect_probes, &[target.name()], &mut cx.rng);
+        for relay in &relays {
+            let req = PingReq {
+                seq,
+                target: target.clone(),
+                updates: Vec::new(),
+            };
+            let req = Self::with_rumours(cx, m, Message::PingReq(req));
+            cx.send(relay.addr(), req);
+        }
+        self.probe = Probe::Indirect {
+            target,
+            incarnation,
+            seq,
+            expected_nacks: relays.len() as u32,
+            nacks: 0,
+        };
+    }
+
+    /// End the previous probe period: a probe still unanswered fails, and
+    /// its target is to become suspect (returned, for membership to apply).
+    /// Missing nacks mean the trouble may be ours (Lifeguard), so they raise
+    /// the local health score.
+    pub(crate) fn conclude(&mut self, cx: &mut Ctx, m: &mut Membership) -> Option<MemberUpdate> {
+        if matches!(self.probe, Probe::Direct { .. }) {
+            self.probe_indirectly(cx, m);
+        }
+        let Probe::Indirect {
+            target,
+            incarnation,
+            expected_nacks,
+            nacks,
+            ..
+        } = std::mem::replace(&mut self.probe, Probe::Idle)
+        else {
+            return None;
+        };
+        cx.stats.failed_probes += 1;
+        let delta = if expected_nacks > 0 {
+            expected_nacks.saturating_sub(nacks) as i32
+        } else {
+            1
+        };
+        self.health.apply(delta);
+        let (id, e) = m.table().get(target.name())?;
+        // A suspect that fails our own probe too gets our confirmation.
+        if !e.state.is_live() || id.addr() != target.addr() || e.incarnation != incarnation {
+            return None;
+        }
+        Some(MemberUpdate {
+            id: id.clone(),
+            incarnation: e.incarnation,
+            state: MemberState::Suspect,
+            by: Some(Arc::from(cx.me.name())),
+        })
+    }
+
+    /// Relays whose wait ran out tell their requesters so with a nack.
+    pub(crate) fn expire_relays(&mut self, cx: &mut Ctx) {
+        let mut i = 0;
+        while i < self.relays.len() {
+            if self.relays[i].deadline <= cx.now {
+                let r = self.relays.swap_remove(i);
+                let nack = Message::Nack(Nack {
+                    seq: r.requester_seq,
+                });
+                cx.send(r.requester, nack);
+            } else {
+                i += 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! Push-pull anti-entropy: periodic exchanges that repair whatever rumours
+//! and the tree missed (loss, partitions, late joiners), and the join.
+//!
+//! Membership and namespaces are compared by summary and exchanged only
+//! where they differ:
+//!
+//! ```text
+//! A -> B  Summary  {summaries}
+//! B -> A  Sync     {members if they differ, digest if states differ}
+//! A -> B  Reply    {members if asked, A's digest, deltas B lacks}
+//! B -> A  Deltas   {deltas A lacks}
+//! ```
+//!
+//! A join opens with `Join` {the joiner, its digest} and the seed answers
+//! as to a `Sync`. A node that holds a rumour it cannot apply yet (a gap)
+//! sends a `Pull` with the digest lines it is behind on, answered with
+//! `Deltas`. Merging what arrives is the node's business: this part builds
+//! and answers the steps.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::membership::Membership;
+use super::outbox::Ctx;
+use super::replicas::Replicas;
+use super::timers::{advance, first_tick};
+use crate::member::MemberState;
+use crate::message::{DigestEntry, Message, PushPull, PushPullKind};
+use crate::time::Time;
+
+/// Room kept beside the deltas of a push-pull for the length prefixes of the
+/// envelope and the deltas field to grow.
+const DELTAS_SLACK: usize = 16;
+
+/// A join in progress: the seeds, knocked on again until one answers.
+#[derive(Debug)]
+struct Joining {
+    seeds: Vec<SocketAddr>,
+    next: Time,
+    backoff: Duration,
+}
+
+/// The push-pull schedule and the join.
+#[derive(Debug)]
+pub(crate) struct AntiEntropy {
+    next_round: Time,
+    /// After a join, push-pulls come early and back off (doubling from one
+    /// probe period) until they reach `push_pull_interval`: a node that
+    /// joined during a burst of joins catches up with the members whose
+    /// rumours ran out before it was known to their spreaders.
+    catch_up: Option<Duration>,
+    joining: Option<Joining>,
+}
+
+/// An exchange's opening: both summaries, nothing else.
+fn opening(kind: PushPullKind, m: &Membership, r: &Replicas) -> PushPull {
+    PushPull {
+        kind,
+        summary: m.table().summary(),
+        state_summary: r.state_summary(),
+        ..PushPull::default()
+    }
+}
+
+/// `p` with our digest, asking for what we lack, and our metadata register.
+fn with_digest(mut p: PushPull, r: &Replicas) -> PushPull {
+    p.digest = Some(r.store().digest());
+    p.metadata = r.metadata().cloned();
+    p
+}
+
+/// `p` filled with the deltas a peer with digest `theirs` lacks, in the
+/// room left by the rest of the message.
+fn with_deltas(
+    cx: &mut Ctx,
+    r: &Replicas,
+    p: PushPull,
+    theirs: &[DigestEntry],
+    only_listed: bool,
+) -> PushPull {
+    let msg = Message::PushPull(p);
+    let room = cx.room(&msg, DELTAS_SLACK);
+    let Message::PushPull(mut p) = msg else {
+        unreachable!("wrapped just above")
+    };
+    p.deltas = r.deltas_for(cx, theirs, room, only_listed);
+    p
+}
+
+impl AntiEntropy {
+    pub(crate) fn new(cx: &mut Ctx) -> AntiEntropy {
+        let c = &cx.config;
+        let next_round = first_tick(c.timer_phase, c.push_pull_interval, cx.now, &mut cx.rng);
+        AntiEntropy {
+            next_round,
+            catch_up: None,
+            joining: None,
+        }
+    }
+
+    /// When the next push-pull round is due.
+    pub(crate) fn deadline(&self) -> Time {
+        self.next_round
+    }
+
+    /// When the join is to be tried again, while one is unanswered.
+    pub(crate) fn join_deadline(&self) -> Option<Time> {
+        self.joining.as_ref().map(|j| j.next)
+    }
+
+    /// Stop joining (the node leaves).
+    pub(crate) fn stop(&mut self) {
+        self.joining = None;
+    }
+
+    // ----- join ----------------------------------------------------------
+
+    /// Join through `seeds`: a state sync with each, retried every one or
+    /// two probe periods until one answers.
+    pub(crate) fn join(
+        &mut self,
+        cx: &mut Ctx,
+        m: &Membership,
+        r: &Replicas,
+        seeds: Vec<SocketAddr>,
+    ) {
+        for seed in &seeds {
+            Self::send_join(cx, m, r, *seed);
+        }
+        let c = &cx.config;
+        let backoff = c.probe_period;
+        if c.probe_period < c.push_pull_interval {
+            self.catch_up = Some(c.probe_period);
+            self.next_round = cx.now + c.probe_period;
+        }
+        self.joining = Some(Joining {
+            seeds,
+            next: cx.now + backoff,
+            backoff,
+        });
+    }
+
+    fn send_join(cx: &mut Ctx, m: &Membership, r: &Replicas, seed: SocketAddr) {
+        let mut join = with_digest(opening(PushPullKind::Join, m, r), r);
+        join.members = vec![m.self_update(cx, MemberState::Alive)];
+        cx.send(seed, Message::PushPull(join));
+    }
+
+    /// Knock on the seeds again.
+    pub(crate) fn retry_join(&mut self, cx: &mut Ctx, m: &Membership, r: &Replicas) {
+        let Some(j) = &mut self.joining else { return };
+        if cx.now < j.next {
+            return;
+        }
+        let longest = cx.config.probe_period * cx.config.join_retry_max_periods;
+        j.backoff = (j.backoff * 2).min(longest);
+        j.next = cx.now + j.backoff;
+        let seeds = j.seeds.clone();
+        for seed in seeds {
+            Self::send_join(cx, m, r, seed);
+        }
+    }
+
+    // ----- rounds --------------------------------------------------------
+
+    /// The push-pull round: open an exchange with each of the round's
+    /// peers (see [`Membership::push_pull_peers`]). Each opening is only a
+    /// summary, so a round costs a few dozen bytes per peer when all agree.
+    pub(crate) fn round(&mut self, cx: &mut Ctx, m: &mut Membership, r: &Replicas) {
+        let now = cx.now;
+        let interval = cx.config.push_pull_interval;
+        self.next_round = match self.catch_up {
+            Some(gap) => {
+                let gap = gap * 2;
+                self.catch_up = (gap < interval).then_some(gap);
+                now + gap.min(interval)
+            }
+            None => advance(self.next_round, interval, now),
+        };
+        for peer in m.push_pull_peers(cx) {
+            let msg = opening(PushPullKind::Summary, m, r);
+            cx.send(peer.addr(), Message::PushPull(msg));
+        }
+    }
+
+    /// While the network is lossy: one extra opening, of namespaces only,
+    /// with one random live member. It costs a summary when the two agree.
+    pub(crate) fn repair_round(cx: &mut Ctx, m: &mut Membership, r: &Replicas) {
+        if let Some(peer) = m.table_mut().random_live(1, &[], &mut cx.rng).pop() {
+            // No membership summary: namespaces only. Membership has its
+            // own repair, and under loss its summaries rarely agree.
+            let msg = PushPull {
+                summary: 0,
+                ..opening(PushPullKind::Summary, m, r)
+            };
+            cx.send(peer.addr(), Message::PushPull(msg));
+        }
+    }
+
+    // ----- the steps -----------------------------------------------------
+
+    /// `Summary`: answer with a `Sync` of what differs, or stay silent. A
+    /// summary of 0 opens an exchange of namespaces only.
+    pub(crate) fn on_summary(
+        cx: &mut Ctx,
+        m: &Membership,
+        r: &Replicas,
+        from: SocketAddr,
+        p: &PushPull,
+    ) {
+        let members = p.summary != 0 && p.summary != m.table().summary();
+        let state = p.state_summary != r.state_summary();
+        if !members && !state {
+            return;
+        }
+        let mut sync = opening(PushPullKind::Sync, m, r);
+        if members {
+            sync.members = m.full_state();
+        }
+        if state {
+            sync = with_digest(sync, r);
+        }
+        cx.send(from, Message::PushPull(sync));
+    }
+
+    /// `Join` or `Sync` (already merged): answer with a `Reply` holding our
+    /// members if theirs came, and, if their digest came, ours with the
+    /// deltas they lack.
+    pub(crate) fn on_sync(
+        cx: &mut Ctx,
+        m: &Membership,
+        r: &Replicas,
+        from: SocketAddr,
+        p: &PushPull,
+    ) {
+        let mut reply = opening(PushPullKind::Reply, m, r);
+        if p.kind == PushPullKind::Join || !p.members.is_empty() {
+            reply.members = m.full_state();
+        }
+        if let Some(theirs) = &p.digest {
+            reply = with_digest(reply, r);
+            reply = with_deltas(cx, r, reply, theirs, false);
+        }
+        cx.send(from, Message::PushPull(reply));
+    }
+
+    /// `Reply` (already merged): close with the `Deltas` they lack, and end
+    /// a join that this answers.
+    pub(crate) fn on_reply(
+        &mut self,
+        cx: &mut Ctx,
+        m: &Membership,
+        r: &Replicas,
+        from: SocketAddr,
+        p: &PushPull,
+    ) {
+        if let Some(theirs) = &p.digest {
+            let close = with_deltas(cx, r, opening(PushPullKind::Deltas, m, r), theirs, false);
+            if !close.deltas.is_empty() || p.metadata.as_ref() != r.metadata() {
+                let close = PushPull {
+                    metadata: r.metadata().cloned(),
+                    ..close
+                };
+                cx.send(from, Message::PushPull(close));
+            }
+        }
+        let answered = self
+            .joining
+            .as_ref()
+            .is_some_and(|j| j.seeds.contains(&from));
+        if answered || m.table().live_others() > 0 {
+            self.joining = None;
+        }
+    }
+
+    /// `Pull`: the deltas of the owners asked for.
+    pub(crate) fn on_pull(
+        cx: &mut Ctx,
+        m: &Membership,
+        r: &Replicas,
+        from: SocketAddr,
+        p: &PushPull,
+    ) {
+        let Some(theirs) = &p.digest else { return };
+        let answer = with_deltas(cx, r, opening(PushPullKind::Deltas, m, r), theirs, true);
+        if !answer.deltas.is_empty() {
+            cx.send(from, Message::PushPull(answer));
+        }
+    }
+}

@@ -29,11 +29,15 @@
 mod broadcast;
 mod config;
 mod error;
+#[cfg(test)]
+mod harness;
 mod health;
 mod member;
 mod members;
 mod message;
 mod node;
+#[cfg(test)]
+mod scenarios;
 mod store;
 mod summary;
 mod suspicion;

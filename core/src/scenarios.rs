@@ -247,9 +247,11 @@ mod membership {
             u.id.name() == "c" && u.incarnation == Incarnation(1) && u.state == MemberState::Alive
         };
         let from_c = h.messages("c", "*", "*");
-        assert!(from_c
-            .iter()
-            .any(|s| s.msg.updates().iter().any(alive_at_1)));
+        assert!(from_c.iter().any(|s| s
+            .msg
+            .clone()
+            .rumours_mut()
+            .is_some_and(|us| us.iter().any(alive_at_1))));
         let b_saw = member_events(&h, "b", "c");
         assert_eq!(b_saw, [("joined", 0), ("suspected", 0), ("alive", 1)]);
         h.run_for(secs(8));

@@ -31,13 +31,17 @@ impl Node {
     pub(super) fn on_data(&mut self, from: SocketAddr, data: Vec<Datum>, eager: bool) {
         let tree = self.cx.config.dissemination == Dissemination::Tree;
         let on_tree = eager && tree;
-        let mut prune = false;
+        // A message that brought nothing new over a tree link prunes it; one
+        // that brought anything new keeps it, even with duplicates beside
+        // (a batch of pushes can hold both).
+        let (mut fresh, mut duplicate) = (false, false);
         for datum in data {
             let receipt = self
                 .replicas
                 .receive(&mut self.cx, &self.membership, &datum);
             match receipt {
                 Receipt::Fresh => {
+                    fresh = true;
                     self.tree.arrived(&datum.id(), on_tree.then_some(from));
                     let owner = match &datum {
                         Datum::Delta(d) => Some(d.owner.clone()),
@@ -54,9 +58,10 @@ impl Node {
                         // is the tree's own path here, not a redundant one,
                         // and the peers below still expect it from us.
                         self.cx.stats.tree_adoptions += 1;
+                        fresh = true;
                         self.spread(datum, Some(from));
                     } else {
-                        prune = true;
+                        duplicate = true;
                     }
                 }
                 Receipt::Duplicate => {
@@ -74,7 +79,7 @@ impl Node {
                 Receipt::Refused => {}
             }
         }
-        if prune {
+        if duplicate && !fresh {
             self.tree.prune(&mut self.cx, from);
         }
     }

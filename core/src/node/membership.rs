@@ -63,8 +63,8 @@ pub(crate) struct Membership {
     rumours: BroadcastQueue<MemberUpdate>,
     /// Ordered by name, so expiry order is deterministic.
     suspicions: BTreeMap<Arc<str>, Suspicion>,
-    /// Suspicion deadlines, earliest first. An entry whose suspicion left
-    /// or moved its deadline is stale and skipped.
+    /// `suspicions` by deadline, earliest first: exactly one entry per
+    /// suspicion, moved when a confirmation brings its deadline closer.
     suspicion_due: BTreeSet<(Time, Arc<str>)>,
     /// Dead and left members in the order they are due to be forgotten.
     reap: VecDeque<(Time, Arc<str>, Incarnation)>,
@@ -260,9 +260,11 @@ impl Membership {
         {
             let by = by();
             if let Some(s) = self.suspicions.get_mut(u.id.name()) {
+                let before = s.deadline;
                 if s.confirm(&by) {
-                    let due = (s.deadline, Arc::from(u.id.name()));
-                    self.suspicion_due.insert(due);
+                    let name: Arc<str> = Arc::from(u.id.name());
+                    self.suspicion_due.remove(&(before, name.clone()));
+                    self.suspicion_due.insert((s.deadline, name));
                     // Pass the confirmation on so others shorten their timers too.
                     let confirmation = MemberUpdate {
                         id: held_id,
@@ -340,7 +342,7 @@ impl Membership {
         self.members.set(id, entry, &mut cx.rng);
         let name: Arc<str> = Arc::from(id.name());
         if state != MemberState::Suspect {
-            self.suspicions.remove(&name);
+            self.end_suspicion(&name);
         }
         let snapshot = Members::snapshot(id, &entry);
         let event = match (previous, state) {
@@ -369,6 +371,7 @@ impl Membership {
                 c.suspicion_min,
                 c.suspicion_max,
             );
+            self.end_suspicion(&name);
             self.suspicion_due.insert((s.deadline, name.clone()));
             self.suspicions.insert(name.clone(), s);
         }
@@ -425,6 +428,12 @@ impl Membership {
         Aftermath {
             suspected: u.state == MemberState::Suspect,
             ..after
+        }
+    }
+
+    fn end_suspicion(&mut self, name: &Arc<str>) {
+        if let Some(s) = self.suspicions.remove(name) {
+            self.suspicion_due.remove(&(s.deadline, name.clone()));
         }
     }
 

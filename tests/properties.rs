@@ -6,6 +6,8 @@
 //! comes from `PROPTEST_CASES` (default 12, sized for CI). A failure prints
 //! the case and a scenario file that replays it with `rumour sim --scenario`.
 
+mod support;
+
 use std::time::Duration;
 
 use proptest::prelude::*;
@@ -137,15 +139,8 @@ fn run(case: &Case) -> (Report, Result<(), String>, Scenario) {
     (sim.report(), check, s)
 }
 
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(12)
-}
-
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(support::proptest_config())]
 
     /// After the last heal and crash, within `settle_bound`, every live node
     /// sees exactly the live members as alive, and no crashed node is alive

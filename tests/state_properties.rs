@@ -31,6 +31,8 @@
 //! which the ignored test `replay_case` runs again:
 //! `STATE_CASE=case.toml cargo test --release --test state_properties -- --ignored replay_case`.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
@@ -1129,15 +1131,8 @@ fn check(case: &Case) -> Result<Outcome, TestCaseError> {
     })
 }
 
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(12)
-}
-
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(support::proptest_config())]
 
     /// Properties 1 and 2: replicas hold only what owners wrote, as of the
     /// version they hold; after the last heal they converge, metadata too;

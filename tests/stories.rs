@@ -4,19 +4,12 @@
 //! Every run is seeded (`RUMOUR_SEED`, default 1); a failing story prints
 //! the command that replays it, bit for bit.
 
+mod support;
+
 use std::time::Duration;
 
 use rumour::core::{Event, MemberState, Time};
 use rumour::sim::{node_name, Scenario, Sim};
-
-/// The seed of every story, 1 unless `RUMOUR_SEED` says otherwise: set it
-/// to run the same stories over another seed, or to replay a failure.
-fn seed() -> u64 {
-    std::env::var("RUMOUR_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1)
-}
 
 /// Held by every story: if the story fails, prints how to replay it.
 struct ReplayOnFailure;
@@ -24,11 +17,7 @@ struct ReplayOnFailure;
 impl Drop for ReplayOnFailure {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            let test = std::thread::current().name().unwrap_or("").to_owned();
-            eprintln!(
-                "replay: RUMOUR_SEED={} cargo test --test stories -- --exact {test}",
-                seed()
-            );
+            eprintln!("{}", support::replay_line("stories"));
         }
     }
 }
@@ -41,7 +30,7 @@ fn cluster(nodes: usize) -> Sim {
     let s = Scenario {
         name: "story".into(),
         nodes,
-        seed: seed(),
+        seed: support::seed(),
         preset: "lan".into(),
         // Long enough that the scenario's end never matters: stories drive time.
         duration: Duration::from_secs(3600),

@@ -5,23 +5,14 @@
 //! Seeded by `RUMOUR_SEED` (default 1); a failure prints the command that
 //! replays it.
 
+mod support;
+
 use std::time::Duration;
 
 use rumour::sim::{Scenario, Sim};
 
-fn seed() -> u64 {
-    std::env::var("RUMOUR_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1)
-}
-
 fn replay() -> String {
-    let test = std::thread::current().name().unwrap_or("").to_owned();
-    format!(
-        "replay: RUMOUR_SEED={} cargo test --test tree -- --exact {test}",
-        seed()
-    )
+    support::replay_line("tree")
 }
 
 /// Writes one push-pull interval apart, each from another node, with
@@ -35,7 +26,7 @@ fn the_tree_survives_anti_entropy_racing_it() {
     let mut s = Scenario {
         name: "tree".into(),
         nodes: n,
-        seed: seed(),
+        seed: support::seed(),
         formed: true,
         duration: Duration::from_secs(3600),
         ..Scenario::default()

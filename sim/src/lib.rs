@@ -9,6 +9,7 @@
 
 #![warn(missing_docs)]
 
+mod error;
 pub mod experiment;
 pub mod metrics;
 pub mod net;
@@ -16,20 +17,7 @@ pub mod scenario;
 pub mod updates;
 mod world;
 
+pub use error::SimError;
 pub use metrics::Report;
 pub use scenario::{Fault, NodeSet, Scenario, Workload};
 pub use world::{node_addr, node_index, node_name, Sim, TreeShape};
-
-/// Why a simulation could not be set up.
-#[derive(Debug, thiserror::Error)]
-pub enum SimError {
-    /// The scenario is malformed or inconsistent.
-    #[error("scenario: {0}")]
-    Scenario(String),
-    /// The protocol configuration is invalid.
-    #[error(transparent)]
-    Config(#[from] rumour_core::ConfigError),
-    /// A network spec is invalid.
-    #[error(transparent)]
-    Net(#[from] net::NetError),
-}

@@ -1,473 +1,23 @@
-//! The `rumour` client commands: one gRPC call (or one watch stream) against
-//! a running agent's client API, printed for people and scripts.
-//!
-//! This module owns the command-line shape of those commands and the text
-//! they print. It never holds cluster state and never retries: a command
-//! prints what the agent answered, or one `error: ...` line on stderr and
-//! exits 1. The formatting lives in small pure functions so that tests can
-//! assert the exact output without an agent.
+//! What the client commands print: tables, JSON and one-line texts for
+//! answers, events and errors, as small pure functions that tests can check
+//! without an agent.
 
 use std::collections::BTreeMap;
 use std::error::Error as StdError;
-use std::io::{self, Write};
-use std::process::ExitCode;
-use std::time::Duration;
 
-use clap::{Args, Subcommand, ValueEnum};
 use rumour_proto::v1 as pb;
-use rumour_proto::v1::rumour_client::RumourClient;
 use serde_json::{json, Map, Value};
-use tonic::transport::{Channel, Endpoint};
-use tonic::{Code, Request, Status};
-
-/// How long to wait for the agent to accept a connection.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// How often to ping an idle connection, and how long to wait for the
-/// answer: a watch notices a vanished host (or a listener that never
-/// speaks HTTP/2) instead of hanging.
-const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(5);
-const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a unary call may take (a fresh read waits for the owner, then
-/// falls back to the replica well within this).
-const CALL_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The client API address option shared by every client command.
-#[derive(Args, Debug)]
-pub struct ApiArgs {
-    /// The agent's client API address, ip:port or host:port.
-    #[arg(
-        long,
-        env = "RUMOUR_API",
-        default_value = "127.0.0.1:7947",
-        global = true
-    )]
-    pub api: String,
-}
-
-/// Commands that talk to a running agent's client API.
-#[derive(Subcommand, Debug)]
-pub enum ClientCommand {
-    /// List the members this agent knows of.
-    Members {
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = Format::Table)]
-        format: Format,
-    },
-    /// Write a key in this agent's namespace; prints the write's version.
-    Put {
-        /// The key.
-        key: String,
-        /// The value (stored as the argument's UTF-8 bytes).
-        value: String,
-    },
-    /// Read a key; prints its value (raw bytes) and a newline.
-    Get {
-        /// Read this node's namespace [default: the agent's own].
-        #[arg(long, value_name = "NAME")]
-        node: Option<String>,
-        /// Ask the owner rather than the local replica.
-        #[arg(long)]
-        fresh: bool,
-        /// Also print namespace, version and source to stderr.
-        #[arg(short, long)]
-        verbose: bool,
-        /// The key.
-        key: String,
-    },
-    /// Delete a key from this agent's namespace; exits 1 if it was not there.
-    Del {
-        /// The key.
-        key: String,
-    },
-    /// List the keys of a namespace, one per line, in key order.
-    Keys {
-        /// List this node's namespace [default: the agent's own].
-        #[arg(long, value_name = "NAME")]
-        node: Option<String>,
-        /// Only keys starting with this prefix.
-        #[arg(long, default_value = "")]
-        prefix: String,
-        /// Print `KEY<TAB>VALUE` (control characters escaped).
-        #[arg(long)]
-        values: bool,
-    },
-    /// Print the agent's events, one line each, until Ctrl-C.
-    Watch {
-        /// Only these kinds of event (repeatable or comma-separated) [default: all].
-        #[arg(long = "kind", value_enum, value_delimiter = ',')]
-        kinds: Vec<Kind>,
-        /// Entry events of this node's namespace only.
-        #[arg(long, value_name = "NAME")]
-        node: Option<String>,
-        /// Entry events whose key starts with this prefix only.
-        #[arg(long, default_value = "")]
-        prefix: String,
-    },
-    /// Join a cluster through one or more seed peer addresses.
-    Join {
-        /// Seed addresses, ip:port or host:port.
-        #[arg(required = true, value_name = "ADDR")]
-        addresses: Vec<String>,
-    },
-    /// Leave the cluster gracefully (the agent keeps serving reads).
-    Leave,
-    /// Send a user event to every live node; prints its version.
-    Event {
-        /// The event's name.
-        name: String,
-        /// The payload (UTF-8 bytes of the argument) [default: empty].
-        #[arg(default_value = "")]
-        payload: String,
-    },
-    /// Read or set the cluster-wide metadata register.
-    Metadata {
-        #[command(subcommand)]
-        command: MetadataCommand,
-    },
-    /// Show this agent: identity, membership counts and counters.
-    Status {
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = Format::Table)]
-        format: Format,
-        /// Also show the effective protocol configuration.
-        #[arg(long)]
-        config: bool,
-    },
-}
-
-/// `rumour metadata get|set`.
-#[derive(Subcommand, Debug)]
-pub enum MetadataCommand {
-    /// Print the register's value (exits 1 if none was published).
-    Get {
-        /// Also print origin and Lamport time to stderr.
-        #[arg(short, long)]
-        verbose: bool,
-    },
-    /// Set the register (last writer wins); prints its Lamport time.
-    Set {
-        /// The value (UTF-8 bytes of the argument).
-        value: String,
-    },
-}
-
-/// Output format of `members` and `status`.
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    /// Aligned columns for people.
-    Table,
-    /// JSON for scripts.
-    Json,
-}
-
-/// Kinds of event `watch` can filter on.
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    /// Membership changes.
-    Member,
-    /// Writes and deletes of entries.
-    Entry,
-    /// Changes of the cluster metadata register.
-    Metadata,
-    /// User events.
-    User,
-}
-
-impl From<Kind> for pb::EventKind {
-    fn from(k: Kind) -> Self {
-        match k {
-            Kind::Member => pb::EventKind::Member,
-            Kind::Entry => pb::EventKind::Entry,
-            Kind::Metadata => pb::EventKind::Metadata,
-            Kind::User => pb::EventKind::User,
-        }
-    }
-}
-
-/// Why a command stopped early.
-#[derive(Debug)]
-enum Failure {
-    /// One line for stderr, without the `error: ` prefix.
-    Message(String),
-    /// Stdout was closed (say, piped into `head`): stop quietly.
-    BrokenPipe,
-}
-
-impl From<io::Error> for Failure {
-    fn from(e: io::Error) -> Self {
-        if e.kind() == io::ErrorKind::BrokenPipe {
-            Failure::BrokenPipe
-        } else {
-            Failure::Message(format!("cannot write to stdout: {e}"))
-        }
-    }
-}
-
-/// Run one client command against the agent at `api`; prints results to
-/// stdout, errors as one line to stderr (`error: ...`), and returns the exit
-/// code (0 ok, 1 on any error).
-pub async fn run(api: &str, cmd: ClientCommand) -> ExitCode {
-    match execute(api, cmd).await {
-        Ok(()) | Err(Failure::BrokenPipe) => ExitCode::SUCCESS,
-        Err(Failure::Message(m)) => {
-            eprintln!("error: {}", one_line(&m));
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn execute(api: &str, cmd: ClientCommand) -> Result<(), Failure> {
-    let mut client = connect(api).await?;
-    let failed = |s: Status| Failure::Message(status_line(api, &s));
-    let mut out = io::stdout().lock();
-    match cmd {
-        ClientCommand::Members { format } => {
-            let r = client
-                .members(unary(pb::MembersRequest {}))
-                .await
-                .map_err(failed)?
-                .into_inner();
-            let text = match format {
-                Format::Table => members_table(&r.members),
-                Format::Json => members_json(&r.members),
-            };
-            out.write_all(text.as_bytes())?;
-        }
-        ClientCommand::Put { key, value } => {
-            let r = client
-                .put(unary(pb::PutRequest {
-                    key,
-                    value: value.into_bytes(),
-                    namespace: String::new(),
-                }))
-                .await
-                .map_err(failed)?
-                .into_inner();
-            writeln!(out, "version {}", r.version)?;
-        }
-        ClientCommand::Get {
-            node,
-            fresh,
-            verbose,
-            key,
-        } => {
-            let r = client
-                .get(unary(pb::GetRequest {
-                    namespace: node.unwrap_or_default(),
-                    key,
-                    fresh,
-                }))
-                .await
-                .map_err(failed)?
-                .into_inner();
-            if verbose {
-                eprintln!("{}", read_details(&r));
-            }
-            out.write_all(&r.value)?;
-            out.write_all(b"\n")?;
-        }
-        ClientCommand::Del { key } => {
-            let r = client
-                .delete(unary(pb::DeleteRequest {
-                    key: key.clone(),
-                    namespace: String::new(),
-                }))
-                .await
-                .map_err(failed)?
-                .into_inner();
-            if !r.existed {
-                return Err(Failure::Message(format!(
-                    "no key {key:?} in this agent's namespace"
-                )));
-            }
-            writeln!(out, "deleted (version {})", r.version)?;
-        }
-        ClientCommand::Keys {
-            node,
-            prefix,
-            values,
-        } => {
-            let r = client
-                .list(unary(pb::ListRequest {
-                    namespace: node.unwrap_or_default(),
-                    prefix,
-                }))
-                .await
-                .map_err(failed)?
-                .into_inner();
-            out.write_all(keys_lines(&r.entries, values).as_bytes())?;
-        }
-        ClientCommand::Watch {
-            kinds,
-            node,
-            prefix,
-        } => {
-            let request = pb::WatchRequest {
-                kinds: kinds
-                    .into_iter()
-                    .map(|k| pb::EventKind::from(k) as i32)
-                    .collect(),
-                namespace: node.unwrap_or_default(),
-                key_prefix: prefix,
-            };
-            // No deadline: a watch runs until the agent or the user ends it.
-            let stream = client
-                .watch(Request::new(request))
-                .await
-                .map_err(failed)?
-                .into_inner();
-            watch(api, stream, &mut out).await?;
-        }
-        ClientCommand::Join { addresses } => {
-            let line = format!("joining through {}", addresses.join(", "));
-            client
-                .join(unary(pb::JoinRequest { addresses }))
-                .await
-                .map_err(failed)?;
-            writeln!(out, "{line}")?;
-        }
-        ClientCommand::Leave => {
-            client
-                .leave(unary(pb::LeaveRequest {}))
-                .await
-                .map_err(failed)?;
-            writeln!(out, "leaving the cluster (the agent keeps serving reads)")?;
-        }
-        ClientCommand::Event { name, payload } => {
-            let r = client
-                .send_event(unary(pb::SendEventRequest {
-                    name,
-                    payload: payload.into_bytes(),
-                }))
-                .await
-                .map_err(failed)?
-                .into_inner();
-            writeln!(out, "version {}", r.version)?;
-        }
-        ClientCommand::Metadata {
-            command: MetadataCommand::Get { verbose },
-        } => {
-            let r = client
-                .get_metadata(unary(pb::GetMetadataRequest {}))
-                .await
-                .map_err(failed)?
-                .into_inner();
-            if verbose {
-                eprintln!("origin={} lamport={}", r.origin, r.lamport);
-            }
-            out.write_all(&r.value)?;
-            out.write_all(b"\n")?;
-        }
-        ClientCommand::Metadata {
-            command: MetadataCommand::Set { value },
-        } => {
-            let r = client
-                .publish_metadata(unary(pb::PublishMetadataRequest {
-                    value: value.into_bytes(),
-                }))
-                .await
-                .map_err(failed)?
-                .into_inner();
-            writeln!(out, "lamport {}", r.lamport)?;
-        }
-        ClientCommand::Status { format, config } => {
-            let r = client
-                .status(unary(pb::StatusRequest {}))
-                .await
-                .map_err(failed)?
-                .into_inner();
-            let text = match format {
-                Format::Table => status_table(&r, config),
-                Format::Json => status_json(&r, config),
-            };
-            out.write_all(text.as_bytes())?;
-        }
-    }
-    out.flush()?;
-    Ok(())
-}
-
-/// Print watch events until the stream ends (exit 0), fails (exit 1) or the
-/// user presses Ctrl-C (exit 0).
-async fn watch(
-    api: &str,
-    mut stream: tonic::Streaming<pb::WatchEvent>,
-    out: &mut impl Write,
-) -> Result<(), Failure> {
-    let mut interrupted = std::pin::pin!(tokio::signal::ctrl_c());
-    let mut listening = true;
-    let mut last_seq = None;
-    loop {
-        tokio::select! {
-            r = &mut interrupted, if listening => match r {
-                Ok(()) => return Ok(()),
-                // No signal handling here: rely on the default action.
-                Err(_) => listening = false,
-            },
-            m = stream.message() => match m {
-                Ok(Some(event)) => {
-                    if let Some(w) = gap_warning(last_seq, event.seq) {
-                        eprintln!("warning: {w}");
-                    }
-                    last_seq = Some(event.seq);
-                    if let Some(line) = watch_line(&event) {
-                        writeln!(out, "{line}")?;
-                        out.flush()?;
-                    }
-                }
-                Ok(None) => return Ok(()),
-                Err(s) => return Err(Failure::Message(status_line(api, &s))),
-            },
-        }
-    }
-}
-
-/// Connect to the agent, or explain in one line why not.
-async fn connect(api: &str) -> Result<RumourClient<Channel>, Failure> {
-    let uri = if api.contains("://") {
-        api.to_string()
-    } else {
-        format!("http://{api}")
-    };
-    let endpoint = Endpoint::from_shared(uri)
-        .map_err(|e| {
-            Failure::Message(format!(
-                "--api {api:?} is not an address (want ip:port or host:port): {}",
-                cause_chain(&e)
-            ))
-        })?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
-        .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
-        .keep_alive_while_idle(true);
-    // The outer timeout also bounds name resolution; a listener that
-    // accepts but never speaks HTTP/2 is caught by the keep-alive instead.
-    match tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect()).await {
-        Ok(Ok(channel)) => Ok(RumourClient::new(channel)),
-        Ok(Err(e)) => Err(Failure::Message(unreachable_line(api, &cause_chain(&e)))),
-        Err(_) => Err(Failure::Message(unreachable_line(
-            api,
-            &format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
-        ))),
-    }
-}
-
-/// A unary request with the client's deadline.
-fn unary<T>(message: T) -> Request<T> {
-    let mut r = Request::new(message);
-    r.set_timeout(CALL_TIMEOUT);
-    r
-}
+use tonic::{Code, Status};
 
 /// The line for an agent that cannot be reached.
-fn unreachable_line(api: &str, cause: &str) -> String {
+pub(super) fn unreachable_line(api: &str, cause: &str) -> String {
     format!(
         "cannot reach the rumour agent at {api} (is `rumour agent` running? set --api or RUMOUR_API): {cause}"
     )
 }
 
 /// An error and its sources, `outer: inner: root`, skipping repeats.
-fn cause_chain(e: &dyn StdError) -> String {
+pub(super) fn cause_chain(e: &dyn StdError) -> String {
     chain_after(String::new(), Some(e))
 }
 
@@ -488,7 +38,7 @@ fn chain_after(first: String, mut next: Option<&dyn StdError>) -> String {
 
 /// A gRPC error as one line: the agent's message, with a short prefix
 /// naming the code where the message alone would not say it.
-fn status_line(api: &str, s: &Status) -> String {
+pub(super) fn status_line(api: &str, s: &Status) -> String {
     let message = if s.message().is_empty() {
         s.code().description().to_string()
     } else {
@@ -522,7 +72,7 @@ fn status_line(api: &str, s: &Status) -> String {
 }
 
 /// Collapse line breaks so an error stays on one line.
-fn one_line(s: &str) -> String {
+pub(super) fn one_line(s: &str) -> String {
     s.split(['\n', '\r'])
         .map(str::trim)
         .filter(|p| !p.is_empty())
@@ -586,7 +136,7 @@ fn columns(rows: &[Vec<String>]) -> String {
 }
 
 /// `members` as a table: NAME, ADDRESS, STATUS, INCARNATION.
-fn members_table(members: &[pb::Member]) -> String {
+pub(super) fn members_table(members: &[pb::Member]) -> String {
     let mut rows = vec![vec![
         "NAME".to_string(),
         "ADDRESS".to_string(),
@@ -615,14 +165,14 @@ fn member_json(m: &pb::Member) -> Value {
 }
 
 /// `members` as a JSON array, pretty-printed, with a final newline.
-fn members_json(members: &[pb::Member]) -> String {
+pub(super) fn members_json(members: &[pb::Member]) -> String {
     let v = Value::Array(members.iter().map(member_json).collect());
     format!("{v:#}\n")
 }
 
 /// `status` as aligned `field value` lines, then the counters (and with
 /// `config` the configuration), each sorted by name.
-fn status_table(s: &pb::StatusResponse, config: bool) -> String {
+pub(super) fn status_table(s: &pb::StatusResponse, config: bool) -> String {
     let me = s.self_.clone().unwrap_or_default();
     let mut out = columns(&[
         vec!["name".into(), me.name],
@@ -665,7 +215,7 @@ fn status_table(s: &pb::StatusResponse, config: bool) -> String {
 
 /// `status` as one pretty-printed JSON object with a final newline; the
 /// `config` object (TOML value text by field) only when asked for.
-fn status_json(s: &pb::StatusResponse, config: bool) -> String {
+pub(super) fn status_json(s: &pb::StatusResponse, config: bool) -> String {
     let me = s.self_.clone().unwrap_or_default();
     let counters: BTreeMap<_, _> = s.counters.iter().collect();
     let mut v = Map::new();
@@ -687,7 +237,7 @@ fn status_json(s: &pb::StatusResponse, config: bool) -> String {
 }
 
 /// The `get -v` details line.
-fn read_details(r: &pb::GetResponse) -> String {
+pub(super) fn read_details(r: &pb::GetResponse) -> String {
     let source = match pb::Source::try_from(r.source) {
         Ok(pb::Source::Owner) => "owner",
         Ok(pb::Source::Replica) => "replica",
@@ -700,7 +250,7 @@ fn read_details(r: &pb::GetResponse) -> String {
 }
 
 /// `keys`: one key per line, or `KEY<TAB>VALUE` with `values`.
-fn keys_lines(entries: &[pb::Entry], values: bool) -> String {
+pub(super) fn keys_lines(entries: &[pb::Entry], values: bool) -> String {
     let mut out = String::new();
     for e in entries {
         out.push_str(&printable(e.key.as_bytes()));
@@ -715,7 +265,7 @@ fn keys_lines(entries: &[pb::Entry], values: bool) -> String {
 
 /// One watch event as one line; `None` for an event this client does not
 /// know (a newer agent).
-fn watch_line(e: &pb::WatchEvent) -> Option<String> {
+pub(super) fn watch_line(e: &pb::WatchEvent) -> Option<String> {
     use pb::member_event::Change;
     use pb::watch_event::Event;
     Some(match e.event.as_ref()? {
@@ -764,7 +314,7 @@ fn watch_line(e: &pb::WatchEvent) -> Option<String> {
 
 /// A warning when event `seq` does not follow `last`: the agent dropped
 /// events because this watcher fell behind.
-fn gap_warning(last: Option<u64>, seq: u64) -> Option<String> {
+pub(super) fn gap_warning(last: Option<u64>, seq: u64) -> Option<String> {
     let missed = seq.checked_sub(last?.checked_add(1)?)?;
     (missed > 0).then(|| format!("missed {missed} events (this watcher fell behind)"))
 }
@@ -772,7 +322,7 @@ fn gap_warning(last: Option<u64>, seq: u64) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
+    use std::io;
 
     fn member(name: &str, address: &str, state: pb::MemberState, incarnation: u32) -> pb::Member {
         pb::Member {
@@ -818,16 +368,6 @@ mod tests {
             api_address: "127.0.0.1:7947".into(),
             left: false,
         }
-    }
-
-    /// A stand-in for the binary's parser: the API flag at the top level,
-    /// the client commands flattened beside it.
-    #[derive(Parser, Debug)]
-    struct Cli {
-        #[command(subcommand)]
-        command: ClientCommand,
-        #[command(flatten)]
-        api: ApiArgs,
     }
 
     #[test]
@@ -1099,56 +639,5 @@ mod tests {
             "cannot reach the rumour agent at 127.0.0.1:7947 (is `rumour agent` running? \
              set --api or RUMOUR_API): Connection refused"
         );
-    }
-
-    #[tokio::test]
-    async fn connecting_to_a_closed_port_fails_fast() {
-        // Scenario: nothing listens on the port a listener just gave back.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let api = format!("127.0.0.1:{port}");
-        match connect(&api).await {
-            Err(Failure::Message(m)) => assert!(
-                m.starts_with(&format!("cannot reach the rumour agent at {api} ")),
-                "{m}"
-            ),
-            other => panic!("expected an unreachable error, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn the_api_flag_is_global_and_commands_parse() {
-        let cli = Cli::try_parse_from(["rumour", "get", "--node", "n2", "--fresh", "k"]).unwrap();
-        assert_eq!(cli.api.api, "127.0.0.1:7947");
-        assert!(matches!(
-            cli.command,
-            ClientCommand::Get { node: Some(ref n), fresh: true, verbose: false, ref key }
-                if n == "n2" && key == "k"
-        ));
-        let cli = Cli::try_parse_from(["rumour", "members", "--api", "10.0.0.1:9000"]).unwrap();
-        assert_eq!(cli.api.api, "10.0.0.1:9000");
-        let cli = Cli::try_parse_from([
-            "rumour",
-            "watch",
-            "--kind",
-            "member,entry",
-            "--kind",
-            "user",
-        ])
-        .unwrap();
-        assert!(matches!(
-            cli.command,
-            ClientCommand::Watch { ref kinds, .. }
-                if kinds == &[Kind::Member, Kind::Entry, Kind::User]
-        ));
-        let cli = Cli::try_parse_from(["rumour", "metadata", "set", "v"]).unwrap();
-        assert!(matches!(
-            cli.command,
-            ClientCommand::Metadata { command: MetadataCommand::Set { ref value } } if value == "v"
-        ));
-        assert!(Cli::try_parse_from(["rumour", "join"]).is_err());
     }
 }

@@ -1,0 +1,293 @@
+//! What each client command does: connect to the agent, make its one gRPC
+//! call (or follow its watch stream) and write the answer to stdout.
+
+use std::io::{self, Write};
+use std::time::Duration;
+
+use rumour_proto::v1 as pb;
+use rumour_proto::v1::rumour_client::RumourClient;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Status};
+
+use super::output::{
+    cause_chain, gap_warning, keys_lines, members_json, members_table, read_details, status_json,
+    status_line, status_table, unreachable_line, watch_line,
+};
+use super::{ClientCommand, Failure, Format, MetadataCommand};
+
+/// How long to wait for the agent to accept a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often to ping an idle connection, and how long to wait for the
+/// answer: a watch notices a vanished host (or a listener that never
+/// speaks HTTP/2) instead of hanging.
+const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(5);
+const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a unary call may take (a fresh read waits for the owner, then
+/// falls back to the replica well within this).
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub(super) async fn execute(api: &str, cmd: ClientCommand) -> Result<(), Failure> {
+    let mut client = connect(api).await?;
+    let failed = |s: Status| Failure::Message(status_line(api, &s));
+    let mut out = io::stdout().lock();
+    match cmd {
+        ClientCommand::Members { format } => {
+            let r = client
+                .members(unary(pb::MembersRequest {}))
+                .await
+                .map_err(failed)?
+                .into_inner();
+            let text = match format {
+                Format::Table => members_table(&r.members),
+                Format::Json => members_json(&r.members),
+            };
+            out.write_all(text.as_bytes())?;
+        }
+        ClientCommand::Put { key, value } => {
+            let r = client
+                .put(unary(pb::PutRequest {
+                    key,
+                    value: value.into_bytes(),
+                    namespace: String::new(),
+                }))
+                .await
+                .map_err(failed)?
+                .into_inner();
+            writeln!(out, "version {}", r.version)?;
+        }
+        ClientCommand::Get {
+            node,
+            fresh,
+            verbose,
+            key,
+        } => {
+            let r = client
+                .get(unary(pb::GetRequest {
+                    namespace: node.unwrap_or_default(),
+                    key,
+                    fresh,
+                }))
+                .await
+                .map_err(failed)?
+                .into_inner();
+            if verbose {
+                eprintln!("{}", read_details(&r));
+            }
+            out.write_all(&r.value)?;
+            out.write_all(b"\n")?;
+        }
+        ClientCommand::Del { key } => {
+            let r = client
+                .delete(unary(pb::DeleteRequest {
+                    key: key.clone(),
+                    namespace: String::new(),
+                }))
+                .await
+                .map_err(failed)?
+                .into_inner();
+            if !r.existed {
+                return Err(Failure::Message(format!(
+                    "no key {key:?} in this agent's namespace"
+                )));
+            }
+            writeln!(out, "deleted (version {})", r.version)?;
+        }
+        ClientCommand::Keys {
+            node,
+            prefix,
+            values,
+        } => {
+            let r = client
+                .list(unary(pb::ListRequest {
+                    namespace: node.unwrap_or_default(),
+                    prefix,
+                }))
+                .await
+                .map_err(failed)?
+                .into_inner();
+            out.write_all(keys_lines(&r.entries, values).as_bytes())?;
+        }
+        ClientCommand::Watch {
+            kinds,
+            node,
+            prefix,
+        } => {
+            let request = pb::WatchRequest {
+                kinds: kinds
+                    .into_iter()
+                    .map(|k| pb::EventKind::from(k) as i32)
+                    .collect(),
+                namespace: node.unwrap_or_default(),
+                key_prefix: prefix,
+            };
+            // No deadline: a watch runs until the agent or the user ends it.
+            let stream = client
+                .watch(Request::new(request))
+                .await
+                .map_err(failed)?
+                .into_inner();
+            watch(api, stream, &mut out).await?;
+        }
+        ClientCommand::Join { addresses } => {
+            let line = format!("joining through {}", addresses.join(", "));
+            client
+                .join(unary(pb::JoinRequest { addresses }))
+                .await
+                .map_err(failed)?;
+            writeln!(out, "{line}")?;
+        }
+        ClientCommand::Leave => {
+            client
+                .leave(unary(pb::LeaveRequest {}))
+                .await
+                .map_err(failed)?;
+            writeln!(out, "leaving the cluster (the agent keeps serving reads)")?;
+        }
+        ClientCommand::Event { name, payload } => {
+            let r = client
+                .send_event(unary(pb::SendEventRequest {
+                    name,
+                    payload: payload.into_bytes(),
+                }))
+                .await
+                .map_err(failed)?
+                .into_inner();
+            writeln!(out, "version {}", r.version)?;
+        }
+        ClientCommand::Metadata {
+            command: MetadataCommand::Get { verbose },
+        } => {
+            let r = client
+                .get_metadata(unary(pb::GetMetadataRequest {}))
+                .await
+                .map_err(failed)?
+                .into_inner();
+            if verbose {
+                eprintln!("origin={} lamport={}", r.origin, r.lamport);
+            }
+            out.write_all(&r.value)?;
+            out.write_all(b"\n")?;
+        }
+        ClientCommand::Metadata {
+            command: MetadataCommand::Set { value },
+        } => {
+            let r = client
+                .publish_metadata(unary(pb::PublishMetadataRequest {
+                    value: value.into_bytes(),
+                }))
+                .await
+                .map_err(failed)?
+                .into_inner();
+            writeln!(out, "lamport {}", r.lamport)?;
+        }
+        ClientCommand::Status { format, config } => {
+            let r = client
+                .status(unary(pb::StatusRequest {}))
+                .await
+                .map_err(failed)?
+                .into_inner();
+            let text = match format {
+                Format::Table => status_table(&r, config),
+                Format::Json => status_json(&r, config),
+            };
+            out.write_all(text.as_bytes())?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Print watch events until the stream ends (exit 0), fails (exit 1) or the
+/// user presses Ctrl-C (exit 0).
+async fn watch(
+    api: &str,
+    mut stream: tonic::Streaming<pb::WatchEvent>,
+    out: &mut impl Write,
+) -> Result<(), Failure> {
+    let mut interrupted = std::pin::pin!(tokio::signal::ctrl_c());
+    let mut listening = true;
+    let mut last_seq = None;
+    loop {
+        tokio::select! {
+            r = &mut interrupted, if listening => match r {
+                Ok(()) => return Ok(()),
+                // No signal handling here: rely on the default action.
+                Err(_) => listening = false,
+            },
+            m = stream.message() => match m {
+                Ok(Some(event)) => {
+                    if let Some(w) = gap_warning(last_seq, event.seq) {
+                        eprintln!("warning: {w}");
+                    }
+                    last_seq = Some(event.seq);
+                    if let Some(line) = watch_line(&event) {
+                        writeln!(out, "{line}")?;
+                        out.flush()?;
+                    }
+                }
+                Ok(None) => return Ok(()),
+                Err(s) => return Err(Failure::Message(status_line(api, &s))),
+            },
+        }
+    }
+}
+
+/// Connect to the agent, or explain in one line why not.
+async fn connect(api: &str) -> Result<RumourClient<Channel>, Failure> {
+    let uri = if api.contains("://") {
+        api.to_string()
+    } else {
+        format!("http://{api}")
+    };
+    let endpoint = Endpoint::from_shared(uri)
+        .map_err(|e| {
+            Failure::Message(format!(
+                "--api {api:?} is not an address (want ip:port or host:port): {}",
+                cause_chain(&e)
+            ))
+        })?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
+        .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
+        .keep_alive_while_idle(true);
+    // The outer timeout also bounds name resolution; a listener that
+    // accepts but never speaks HTTP/2 is caught by the keep-alive instead.
+    match tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect()).await {
+        Ok(Ok(channel)) => Ok(RumourClient::new(channel)),
+        Ok(Err(e)) => Err(Failure::Message(unreachable_line(api, &cause_chain(&e)))),
+        Err(_) => Err(Failure::Message(unreachable_line(
+            api,
+            &format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+        ))),
+    }
+}
+
+/// A unary request with the client's deadline.
+fn unary<T>(message: T) -> Request<T> {
+    let mut r = Request::new(message);
+    r.set_timeout(CALL_TIMEOUT);
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn connecting_to_a_closed_port_fails_fast() {
+        // Scenario: nothing listens on the port a listener just gave back.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let api = format!("127.0.0.1:{port}");
+        match connect(&api).await {
+            Err(Failure::Message(m)) => assert!(
+                m.starts_with(&format!("cannot reach the rumour agent at {api} ")),
+                "{m}"
+            ),
+            other => panic!("expected an unreachable error, got {other:?}"),
+        }
+    }
+}

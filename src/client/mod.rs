@@ -1,0 +1,255 @@
+//! The `rumour` client commands: one gRPC call (or one watch stream) against
+//! a running agent's client API, printed for people and scripts.
+//!
+//! This module owns the command-line shape of those commands and the text
+//! they print. It never holds cluster state and never retries: a command
+//! prints what the agent answered, or one `error: ...` line on stderr and
+//! exits 1. The formatting lives in small pure functions so that tests can
+//! assert the exact output without an agent.
+//!
+//! The parts: this file holds the command-line shape and the dispatch;
+//! `commands` does what each command does against the gRPC API; `output`
+//! turns answers and errors into the tables, JSON and lines printed.
+
+mod commands;
+mod output;
+
+use std::io;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand, ValueEnum};
+use rumour_proto::v1 as pb;
+
+/// The client API address option shared by every client command.
+#[derive(Args, Debug)]
+pub struct ApiArgs {
+    /// The agent's client API address, ip:port or host:port.
+    #[arg(
+        long,
+        env = "RUMOUR_API",
+        default_value = "127.0.0.1:7947",
+        global = true
+    )]
+    pub api: String,
+}
+
+/// Commands that talk to a running agent's client API.
+#[derive(Subcommand, Debug)]
+pub enum ClientCommand {
+    /// List the members this agent knows of.
+    Members {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Write a key in this agent's namespace; prints the write's version.
+    Put {
+        /// The key.
+        key: String,
+        /// The value (stored as the argument's UTF-8 bytes).
+        value: String,
+    },
+    /// Read a key; prints its value (raw bytes) and a newline.
+    Get {
+        /// Read this node's namespace [default: the agent's own].
+        #[arg(long, value_name = "NAME")]
+        node: Option<String>,
+        /// Ask the owner rather than the local replica.
+        #[arg(long)]
+        fresh: bool,
+        /// Also print namespace, version and source to stderr.
+        #[arg(short, long)]
+        verbose: bool,
+        /// The key.
+        key: String,
+    },
+    /// Delete a key from this agent's namespace; exits 1 if it was not there.
+    Del {
+        /// The key.
+        key: String,
+    },
+    /// List the keys of a namespace, one per line, in key order.
+    Keys {
+        /// List this node's namespace [default: the agent's own].
+        #[arg(long, value_name = "NAME")]
+        node: Option<String>,
+        /// Only keys starting with this prefix.
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// Print `KEY<TAB>VALUE` (control characters escaped).
+        #[arg(long)]
+        values: bool,
+    },
+    /// Print the agent's events, one line each, until Ctrl-C.
+    Watch {
+        /// Only these kinds of event (repeatable or comma-separated) [default: all].
+        #[arg(long = "kind", value_enum, value_delimiter = ',')]
+        kinds: Vec<Kind>,
+        /// Entry events of this node's namespace only.
+        #[arg(long, value_name = "NAME")]
+        node: Option<String>,
+        /// Entry events whose key starts with this prefix only.
+        #[arg(long, default_value = "")]
+        prefix: String,
+    },
+    /// Join a cluster through one or more seed peer addresses.
+    Join {
+        /// Seed addresses, ip:port or host:port.
+        #[arg(required = true, value_name = "ADDR")]
+        addresses: Vec<String>,
+    },
+    /// Leave the cluster gracefully (the agent keeps serving reads).
+    Leave,
+    /// Send a user event to every live node; prints its version.
+    Event {
+        /// The event's name.
+        name: String,
+        /// The payload (UTF-8 bytes of the argument) [default: empty].
+        #[arg(default_value = "")]
+        payload: String,
+    },
+    /// Read or set the cluster-wide metadata register.
+    Metadata {
+        #[command(subcommand)]
+        command: MetadataCommand,
+    },
+    /// Show this agent: identity, membership counts and counters.
+    Status {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Also show the effective protocol configuration.
+        #[arg(long)]
+        config: bool,
+    },
+}
+
+/// `rumour metadata get|set`.
+#[derive(Subcommand, Debug)]
+pub enum MetadataCommand {
+    /// Print the register's value (exits 1 if none was published).
+    Get {
+        /// Also print origin and Lamport time to stderr.
+        #[arg(short, long)]
+        verbose: bool,
+    },
+    /// Set the register (last writer wins); prints its Lamport time.
+    Set {
+        /// The value (UTF-8 bytes of the argument).
+        value: String,
+    },
+}
+
+/// Output format of `members` and `status`.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Aligned columns for people.
+    Table,
+    /// JSON for scripts.
+    Json,
+}
+
+/// Kinds of event `watch` can filter on.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Membership changes.
+    Member,
+    /// Writes and deletes of entries.
+    Entry,
+    /// Changes of the cluster metadata register.
+    Metadata,
+    /// User events.
+    User,
+}
+
+impl From<Kind> for pb::EventKind {
+    fn from(k: Kind) -> Self {
+        match k {
+            Kind::Member => pb::EventKind::Member,
+            Kind::Entry => pb::EventKind::Entry,
+            Kind::Metadata => pb::EventKind::Metadata,
+            Kind::User => pb::EventKind::User,
+        }
+    }
+}
+
+/// Why a command stopped early.
+#[derive(Debug)]
+enum Failure {
+    /// One line for stderr, without the `error: ` prefix.
+    Message(String),
+    /// Stdout was closed (say, piped into `head`): stop quietly.
+    BrokenPipe,
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Self {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            Failure::BrokenPipe
+        } else {
+            Failure::Message(format!("cannot write to stdout: {e}"))
+        }
+    }
+}
+
+/// Run one client command against the agent at `api`; prints results to
+/// stdout, errors as one line to stderr (`error: ...`), and returns the exit
+/// code (0 ok, 1 on any error).
+pub async fn run(api: &str, cmd: ClientCommand) -> ExitCode {
+    match commands::execute(api, cmd).await {
+        Ok(()) | Err(Failure::BrokenPipe) => ExitCode::SUCCESS,
+        Err(Failure::Message(m)) => {
+            eprintln!("error: {}", output::one_line(&m));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// A stand-in for the binary's parser: the API flag at the top level,
+    /// the client commands flattened beside it.
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(subcommand)]
+        command: ClientCommand,
+        #[command(flatten)]
+        api: ApiArgs,
+    }
+
+    #[test]
+    fn the_api_flag_is_global_and_commands_parse() {
+        let cli = Cli::try_parse_from(["rumour", "get", "--node", "n2", "--fresh", "k"]).unwrap();
+        assert_eq!(cli.api.api, "127.0.0.1:7947");
+        assert!(matches!(
+            cli.command,
+            ClientCommand::Get { node: Some(ref n), fresh: true, verbose: false, ref key }
+                if n == "n2" && key == "k"
+        ));
+        let cli = Cli::try_parse_from(["rumour", "members", "--api", "10.0.0.1:9000"]).unwrap();
+        assert_eq!(cli.api.api, "10.0.0.1:9000");
+        let cli = Cli::try_parse_from([
+            "rumour",
+            "watch",
+            "--kind",
+            "member,entry",
+            "--kind",
+            "user",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            ClientCommand::Watch { ref kinds, .. }
+                if kinds == &[Kind::Member, Kind::Entry, Kind::User]
+        ));
+        let cli = Cli::try_parse_from(["rumour", "metadata", "set", "v"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            ClientCommand::Metadata { command: MetadataCommand::Set { ref value } } if value == "v"
+        ));
+        assert!(Cli::try_parse_from(["rumour", "join"]).is_err());
+    }
+}

@@ -425,6 +425,7 @@ impl Sim {
         let Some(node) = slot.node.as_ref() else {
             return;
         };
+        debug_assert!(node.is_drained(), "the node is drained before waiting");
         self.metrics.observe_state(i, node, self.now);
         let deadline = node.poll_timeout().map(|t| t.max(self.now) + slot.slow);
         if deadline != slot.timer_at {

@@ -38,9 +38,6 @@ pub struct TransportConfig {
     pub backoff_max: Duration,
     /// A peer stream unused this long is closed. Default 60 s.
     pub idle_close: Duration,
-    /// Largest message made by merging eager pushes queued for one peer.
-    /// Default: the protocol's `max_message_size`.
-    pub max_batch: usize,
     /// Events buffered for each `Watch` stream; a watcher that falls
     /// further behind misses events (and sees a gap in `seq`). Default 4096.
     pub watch_buffer: usize,
@@ -58,7 +55,6 @@ impl TransportConfig {
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
             idle_close: Duration::from_secs(60),
-            max_batch: protocol.max_message_size,
             watch_buffer: 4096,
         }
     }

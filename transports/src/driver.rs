@@ -205,12 +205,18 @@ pub(crate) fn driver(
     (d, handle, inputs)
 }
 
+/// Inputs already waiting that the node task takes in after the one it
+/// woke for, before it drains the node: under a burst of writes the node
+/// then batches what it queues for each peer into one message.
+const INPUTS_PER_DRAIN: usize = 64;
+
 /// The node task: runs until the node has left after a stop, then flushes
 /// the peer links.
 pub(crate) async fn run(mut d: Driver, mut inputs: Inputs) {
     let mut stop_open = true;
     loop {
         d.flush();
+        debug_assert!(d.node.is_drained(), "the node is drained before waiting");
         let deadline = d.node.poll_timeout();
         if d.stopping && deadline.is_none() {
             break;
@@ -232,6 +238,16 @@ pub(crate) async fn run(mut d: Driver, mut inputs: Inputs) {
             () = sleep_opt(sleep_until) => {
                 let now = d.now();
                 d.node.handle_timeout(now);
+            }
+        }
+        for _ in 0..INPUTS_PER_DRAIN {
+            if let Ok(job) = inputs.jobs.try_recv() {
+                job(&mut d);
+            } else if let Ok((from, msg)) = inputs.inbound.try_recv() {
+                let now = d.now();
+                d.node.handle_message(now, from, msg);
+            } else {
+                break;
             }
         }
         d.links.reap();

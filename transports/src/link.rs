@@ -88,49 +88,6 @@ impl Links {
     }
 }
 
-/// Merge eager pushes (or announcements) already waiting in the queue into
-/// `env`, up to `limit` encoded bytes: under a burst of writes a peer then
-/// gets one message carrying many data instead of one message each. The receiver
-/// handles the data in order, as it would have from separate messages. The
-/// first envelope that cannot be merged is left in `next`.
-fn coalesce(
-    mut env: Envelope,
-    queue: &mut mpsc::Receiver<Envelope>,
-    next: &mut Option<Envelope>,
-    limit: usize,
-) -> Envelope {
-    use rumour_proto::v1::envelope::Body;
-    if !matches!(env.body, Some(Body::Eager(_) | Body::Ihave(_))) {
-        return env;
-    }
-    let mut len = env.encoded_len();
-    while let Ok(more) = queue.try_recv() {
-        // The merged message grows by less than `more` (one envelope
-        // fewer), so adding its whole length keeps `len` an upper bound
-        // without encoding the batch again.
-        let more_len = more.encoded_len();
-        let fits = len + more_len <= limit && more.from == env.from;
-        match (&mut env.body, more.body) {
-            (Some(Body::Eager(a)), Some(Body::Eager(b))) if fits => {
-                a.data.extend(b.data);
-                len += more_len;
-            }
-            (Some(Body::Ihave(a)), Some(Body::Ihave(b))) if fits => {
-                a.ids.extend(b.ids);
-                len += more_len;
-            }
-            (_, body) => {
-                *next = Some(Envelope {
-                    from: more.from,
-                    body,
-                });
-                break;
-            }
-        }
-    }
-    env
-}
-
 /// One peer's link task.
 async fn link(
     to: SocketAddr,
@@ -206,7 +163,6 @@ async fn link(
                     }
                 }
             };
-            let env = coalesce(env, &mut queue, &mut next, config.max_batch);
             let len = env.encoded_len() as u64;
             match tokio::time::timeout(config.send_timeout, tx.send(env)).await {
                 Ok(Ok(())) => {
@@ -220,77 +176,5 @@ async fn link(
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rumour_proto::v1::envelope::Body;
-    use rumour_proto::v1::{Address, Datum, Eager, Nack};
-
-    fn from() -> Option<Address> {
-        Some(Address {
-            ip: vec![127, 0, 0, 1],
-            port: 7946,
-        })
-    }
-
-    fn eager(n: usize) -> Envelope {
-        Envelope {
-            from: from(),
-            body: Some(Body::Eager(Eager {
-                data: vec![Datum::default(); n],
-            })),
-        }
-    }
-
-    fn data(env: &Envelope) -> usize {
-        match &env.body {
-            Some(Body::Eager(e)) => e.data.len(),
-            _ => 0,
-        }
-    }
-
-    #[test]
-    fn queued_eager_pushes_merge_until_another_kind() {
-        let (tx, mut rx) = mpsc::channel(8);
-        tx.try_send(eager(2)).unwrap();
-        let nack = Envelope {
-            from: from(),
-            body: Some(Body::Nack(Nack { seq: 7 })),
-        };
-        tx.try_send(nack.clone()).unwrap();
-        tx.try_send(eager(1)).unwrap();
-        let mut next = None;
-        let merged = coalesce(eager(1), &mut rx, &mut next, 1 << 16);
-        assert_eq!(data(&merged), 3);
-        assert_eq!(next, Some(nack), "the first other kind waits its turn");
-        // The later push was not reordered before the nack.
-        assert_eq!(data(&rx.try_recv().unwrap()), 1);
-    }
-
-    #[test]
-    fn merging_stops_at_the_size_limit() {
-        let (tx, mut rx) = mpsc::channel(8);
-        tx.try_send(eager(1)).unwrap();
-        let mut next = None;
-        let one = eager(1).encoded_len();
-        let merged = coalesce(eager(1), &mut rx, &mut next, one + 1);
-        assert_eq!(data(&merged), 1);
-        assert_eq!(next.as_ref().map(data), Some(1));
-    }
-
-    #[test]
-    fn other_kinds_are_sent_as_they_are() {
-        let (tx, mut rx) = mpsc::channel(8);
-        tx.try_send(eager(1)).unwrap();
-        let nack = Envelope {
-            from: from(),
-            body: Some(Body::Nack(Nack { seq: 1 })),
-        };
-        let mut next = None;
-        assert_eq!(coalesce(nack.clone(), &mut rx, &mut next, 1 << 16), nack);
-        assert!(next.is_none());
     }
 }

@@ -10,10 +10,12 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use super::membership::Heard;
+use super::push_pull::AntiEntropy;
 use super::replicas::Receipt;
 use super::Node;
 use crate::config::Dissemination;
-use crate::message::{Datum, PushPull};
+use crate::message::{Datum, PushPull, PushPullKind};
 
 impl Node {
     /// Start spreading a fresh datum (ours, or first received from `from`):
@@ -118,5 +120,43 @@ impl Node {
         for (datum, from) in self.tree.release(owner, |id| r.holds(m, id)) {
             self.spread(datum, Some(from));
         }
+    }
+
+    // ----- push-pull -----------------------------------------------------
+
+    pub(super) fn on_push_pull(&mut self, from: SocketAddr, p: PushPull) {
+        match p.kind {
+            PushPullKind::Summary => {
+                AntiEntropy::on_summary(&mut self.cx, &self.membership, &self.replicas, from, &p)
+            }
+            PushPullKind::Join | PushPullKind::Sync => {
+                self.merge(from, &p);
+                AntiEntropy::on_sync(&mut self.cx, &self.membership, &self.replicas, from, &p);
+            }
+            PushPullKind::Reply => {
+                self.merge(from, &p);
+                let (cx, m, r) = (&mut self.cx, &self.membership, &self.replicas);
+                self.anti_entropy.on_reply(cx, m, r, from, &p);
+            }
+            PushPullKind::Deltas => self.merge_data(&p),
+            PushPullKind::Pull => {
+                AntiEntropy::on_pull(&mut self.cx, &self.membership, &self.replicas, from, &p)
+            }
+        }
+    }
+
+    /// Merge the members and data of a push-pull from `from`.
+    fn merge(&mut self, from: SocketAddr, p: &PushPull) {
+        for u in &p.members {
+            self.apply_news(u, Heard::Sync(from));
+        }
+        self.merge_data(p);
+    }
+
+    /// While probes miss acks (a lossy network): one extra exchange of
+    /// namespaces each probe period, so that anti-entropy repairs every
+    /// loss within one push-pull interval.
+    pub(super) fn repair_round(&mut self) {
+        AntiEntropy::repair_round(&mut self.cx, &mut self.membership, &self.replicas);
     }
 }

@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use super::query::FreshRead;
 use crate::member::Member;
 use crate::message::{Message, Metadata};
 
@@ -179,4 +178,34 @@ impl Stats {
             ("tree_adoptions", *tree_adoptions),
         ]
     }
+}
+
+/// Where a freshest read's answer came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReadSource {
+    /// The owner answered.
+    Owner,
+    /// The owner did not answer in time (or is not a live member, or is
+    /// this node): the answer is this node's replica.
+    Replica,
+}
+
+/// The answer to [`Node::query_fresh`](super::Node::query_fresh).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FreshRead {
+    /// The id `query_fresh` returned.
+    pub id: u32,
+    /// The owner asked about.
+    pub owner: Arc<str>,
+    /// The key asked about.
+    pub key: Arc<str>,
+    /// Who answered.
+    pub source: ReadSource,
+    /// The generation of the owner's namespace the answer is from.
+    pub generation: u32,
+    /// The version of the key's last write (0: never written, or its
+    /// tombstone collected).
+    pub version: u64,
+    /// The value, `None` if absent or deleted.
+    pub value: Option<Arc<[u8]>>,
 }

@@ -29,8 +29,7 @@ mod query;
 mod replicas;
 mod timers;
 
-pub use events::{Event, Output, Stats};
-pub use query::{FreshRead, ReadSource};
+pub use events::{Event, FreshRead, Output, ReadSource, Stats};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -46,13 +45,10 @@ use self::probe::Prober;
 use self::push_pull::AntiEntropy;
 use self::query::Queries;
 use self::replicas::Replicas;
-use self::timers::Timer;
 use crate::config::{Config, Dissemination};
 use crate::error::Error;
 use crate::member::{Incarnation, Member, NodeId};
-use crate::message::{
-    Datum, DigestEntry, MemberUpdate, Message, Metadata, PushPull, PushPullKind, Record,
-};
+use crate::message::{Datum, DigestEntry, MemberUpdate, Message, Metadata, Record};
 use crate::store::Entry;
 use crate::time::Time;
 
@@ -329,71 +325,7 @@ impl Node {
                     }
                 }
             }
-            Status::Running => {
-                for timer in Timer::ALL {
-                    if self.deadline(timer).is_some_and(|at| at <= now) {
-                        self.run(timer);
-                    }
-                }
-            }
-        }
-    }
-
-    /// When `timer` is next due, if it is set.
-    fn deadline(&self, timer: Timer) -> Option<Time> {
-        match timer {
-            Timer::Relay => self.probe.relay_deadline(),
-            Timer::ProbeTimeout => self.probe.ack_deadline(),
-            Timer::Probe => Some(self.probe.period_deadline()),
-            Timer::Gossip => Some(self.gossip.deadline()),
-            Timer::PushPull => Some(self.anti_entropy.deadline()),
-            Timer::JoinRetry => self.anti_entropy.join_deadline(),
-            Timer::Suspicion => self.membership.suspicion_deadline(),
-            Timer::Reap => self.membership.reap_deadline(),
-            Timer::Collection => self.replicas.collection_deadline(),
-            Timer::Graft => self.tree.graft_deadline(),
-            Timer::Query => self.queries.deadline(),
-        }
-    }
-
-    /// Run one due timer.
-    fn run(&mut self, timer: Timer) {
-        let (cx, m, r) = (&mut self.cx, &mut self.membership, &mut self.replicas);
-        match timer {
-            Timer::Relay => self.probe.expire_relays(cx),
-            Timer::ProbeTimeout => self.probe.ack_timed_out(cx, m),
-            Timer::Probe => {
-                if let Some(suspect) = self.probe.conclude(cx, m) {
-                    self.apply_news(&suspect, Heard::Rumour);
-                }
-                let (cx, m) = (&mut self.cx, &mut self.membership);
-                self.probe.start(cx, m);
-                if self.probe.lossy(cx.now) {
-                    AntiEntropy::repair_round(cx, m, &self.replicas);
-                }
-            }
-            Timer::Gossip => {
-                self.gossip.tick(cx);
-                self.gossip_round();
-            }
-            Timer::PushPull => {
-                self.anti_entropy.round(cx, m, r);
-                self.tree.expire_off_tree(cx.now);
-            }
-            Timer::JoinRetry => self.anti_entropy.retry_join(cx, m, r),
-            Timer::Suspicion => {
-                for after in m.expire_suspicions(cx) {
-                    self.follow_up(after);
-                }
-            }
-            Timer::Reap => {
-                for name in m.reap(cx) {
-                    r.forget(&name);
-                }
-            }
-            Timer::Collection => r.collect_garbage(cx.now),
-            Timer::Graft => self.tree.graft_missing(cx, m, r),
-            Timer::Query => self.queries.expire(cx, r),
+            Status::Running => self.run_due(now),
         }
     }
 
@@ -550,7 +482,7 @@ impl Node {
         match self.membership.status() {
             Status::Left => None,
             Status::Leaving(_) => Some(self.gossip.deadline()),
-            Status::Running => Timer::ALL.iter().filter_map(|t| self.deadline(*t)).min(),
+            Status::Running => self.next_deadline(),
         }
     }
 
@@ -597,36 +529,5 @@ impl Node {
         }
         self.gossip
             .spread_rumours(&mut self.cx, &mut self.membership);
-    }
-
-    // ----- push-pull -----------------------------------------------------
-
-    fn on_push_pull(&mut self, from: SocketAddr, p: PushPull) {
-        match p.kind {
-            PushPullKind::Summary => {
-                AntiEntropy::on_summary(&mut self.cx, &self.membership, &self.replicas, from, &p)
-            }
-            PushPullKind::Join | PushPullKind::Sync => {
-                self.merge(from, &p);
-                AntiEntropy::on_sync(&mut self.cx, &self.membership, &self.replicas, from, &p);
-            }
-            PushPullKind::Reply => {
-                self.merge(from, &p);
-                let (cx, m, r) = (&mut self.cx, &self.membership, &self.replicas);
-                self.anti_entropy.on_reply(cx, m, r, from, &p);
-            }
-            PushPullKind::Deltas => self.merge_data(&p),
-            PushPullKind::Pull => {
-                AntiEntropy::on_pull(&mut self.cx, &self.membership, &self.replicas, from, &p)
-            }
-        }
-    }
-
-    /// Merge the members and data of a push-pull from `from`.
-    fn merge(&mut self, from: SocketAddr, p: &PushPull) {
-        for u in &p.members {
-            self.apply_news(u, Heard::Sync(from));
-        }
-        self.merge_data(p);
     }
 }

@@ -14,6 +14,8 @@ use std::time::Duration;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
+use super::membership::Heard;
+use super::Node;
 use crate::config::TimerPhase;
 use crate::time::Time;
 
@@ -91,5 +93,80 @@ pub(crate) fn advance(at: Time, period: Duration, now: Time) -> Time {
         now + period
     } else {
         next
+    }
+}
+
+impl Node {
+    /// The earliest deadline over every timer.
+    pub(super) fn next_deadline(&self) -> Option<Time> {
+        Timer::ALL.iter().filter_map(|t| self.deadline(*t)).min()
+    }
+
+    /// Run every timer due at `now`, in the order of [`Timer::ALL`]. Each
+    /// is checked when its turn comes, as an earlier one may have moved it.
+    pub(super) fn run_due(&mut self, now: Time) {
+        for timer in Timer::ALL {
+            if self.deadline(timer).is_some_and(|at| at <= now) {
+                self.run(timer);
+            }
+        }
+    }
+
+    /// When `timer` is next due, if it is set.
+    fn deadline(&self, timer: Timer) -> Option<Time> {
+        match timer {
+            Timer::Relay => self.probe.relay_deadline(),
+            Timer::ProbeTimeout => self.probe.ack_deadline(),
+            Timer::Probe => Some(self.probe.period_deadline()),
+            Timer::Gossip => Some(self.gossip.deadline()),
+            Timer::PushPull => Some(self.anti_entropy.deadline()),
+            Timer::JoinRetry => self.anti_entropy.join_deadline(),
+            Timer::Suspicion => self.membership.suspicion_deadline(),
+            Timer::Reap => self.membership.reap_deadline(),
+            Timer::Collection => self.replicas.collection_deadline(),
+            Timer::Graft => self.tree.graft_deadline(),
+            Timer::Query => self.queries.deadline(),
+        }
+    }
+
+    /// Run one due timer.
+    fn run(&mut self, timer: Timer) {
+        let (cx, m, r) = (&mut self.cx, &mut self.membership, &mut self.replicas);
+        match timer {
+            Timer::Relay => self.probe.expire_relays(cx),
+            Timer::ProbeTimeout => self.probe.ack_timed_out(cx, m),
+            Timer::Probe => {
+                if let Some(suspect) = self.probe.conclude(cx, m) {
+                    self.apply_news(&suspect, Heard::Rumour);
+                }
+                let (cx, m) = (&mut self.cx, &mut self.membership);
+                self.probe.start(cx, m);
+                if self.probe.lossy(self.cx.now) {
+                    self.repair_round();
+                }
+            }
+            Timer::Gossip => {
+                self.gossip.tick(cx);
+                self.gossip_round();
+            }
+            Timer::PushPull => {
+                self.anti_entropy.round(cx, m, r);
+                self.tree.expire_off_tree(cx.now);
+            }
+            Timer::JoinRetry => self.anti_entropy.retry_join(cx, m, r),
+            Timer::Suspicion => {
+                for after in m.expire_suspicions(cx) {
+                    self.follow_up(after);
+                }
+            }
+            Timer::Reap => {
+                for name in m.reap(cx) {
+                    r.forget(&name);
+                }
+            }
+            Timer::Collection => r.collect_garbage(cx.now),
+            Timer::Graft => self.tree.graft_missing(cx, m, r),
+            Timer::Query => self.queries.expire(cx, r),
+        }
     }
 }

@@ -216,8 +216,8 @@ pub struct Config {
     /// is lost. Must be at least 1.
     pub join_retry_max_periods: u32,
     /// Rumours of data held while the versions before them are missing, per
-    /// node (the gap buffer; the oldest go first past it). Default 256. Must
-    /// be at least 1.
+    /// owner (the gap buffer; past it, the furthest ahead are dropped, and
+    /// anti-entropy brings them). Default 64. Must be at least 1.
     pub max_held: usize,
     /// The broadcast tree (`dissemination = "tree"`).
     pub tree: TreeConfig,
@@ -306,7 +306,7 @@ impl Config {
             query_timeout: Duration::from_secs(1),
             leave_rounds: 3,
             join_retry_max_periods: 2,
-            max_held: 256,
+            max_held: 64,
             tree: TreeConfig::default(),
         }
     }

@@ -4,11 +4,10 @@
 //! `replicas` decides what a datum is (fresh, duplicate, gap, refused);
 //! this file decides what follows: a fresh datum spreads on, a duplicate
 //! pushed along the tree prunes its link unless anti-entropy delivered it
-//! first (adoption), a datum ahead of a gap waits in the tree's held
-//! rumours while the versions before it are pulled.
+//! first (adoption), a datum ahead of a gap waits in the store's gap buffer
+//! while the versions before it are pulled, and is passed on once it applies.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use super::membership::Heard;
 use super::push_pull::AntiEntropy;
@@ -40,19 +39,13 @@ impl Node {
         for datum in data {
             let receipt = self
                 .replicas
-                .receive(&mut self.cx, &self.membership, &datum);
+                .receive(&mut self.cx, &self.membership, Some(from), &datum);
             match receipt {
                 Receipt::Fresh => {
                     fresh = true;
                     self.tree.arrived(&datum.id(), on_tree.then_some(from));
-                    let owner = match &datum {
-                        Datum::Delta(d) => Some(d.owner.clone()),
-                        Datum::Metadata(_) => None,
-                    };
                     self.spread(datum, Some(from));
-                    if let Some(owner) = owner {
-                        self.release_held(&owner);
-                    }
+                    self.spread_released();
                 }
                 Receipt::Duplicate if on_tree => {
                     if self.tree.arrived_off_tree(self.cx.now, &datum) {
@@ -75,7 +68,6 @@ impl Node {
                     if let Datum::Delta(d) = &datum {
                         self.replicas
                             .pull_gap(&mut self.cx, from, &d.owner, d.generation);
-                        self.tree.hold(&self.cx, &datum, from);
                     }
                 }
                 Receipt::Refused => {}
@@ -95,7 +87,7 @@ impl Node {
             let datum = Datum::Metadata(m.clone());
             let receipt = self
                 .replicas
-                .receive(&mut self.cx, &self.membership, &datum);
+                .receive(&mut self.cx, &self.membership, None, &datum);
             if receipt == Receipt::Fresh {
                 self.tree.note_off_tree_metadata(&self.cx, datum.id());
             }
@@ -109,21 +101,19 @@ impl Node {
                     self.tree
                         .note_off_tree(&self.cx, &d.owner, d.generation, d.from, d.to);
                 }
-                self.release_held(&d.owner);
+                self.spread_released();
             }
         }
     }
 
-    /// Pass on the held rumours of `owner` that have applied since.
-    fn release_held(&mut self, owner: &Arc<str>) {
-        let (r, m) = (&self.replicas, &self.membership);
-        for (datum, from) in self.tree.release(owner, |id| r.holds(m, id)) {
+    /// Pass on the rumours that waited for a gap and are now held.
+    fn spread_released(&mut self) {
+        for (datum, from) in self.replicas.take_released() {
             self.spread(datum, Some(from));
         }
     }
 
-    // ----- push-pull -----------------------------------------------------
-
+    /// One step of a push-pull exchange from `from` (see `push_pull`).
     pub(super) fn on_push_pull(&mut self, from: SocketAddr, p: PushPull) {
         match p.kind {
             PushPullKind::Summary => {

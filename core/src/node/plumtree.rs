@@ -15,7 +15,8 @@
 //! - **mending**: while grafts are seen, or probes miss acks, announcements
 //!   last longer and go to more peers;
 //! - **held rumours**: a push that arrives before the versions it follows
-//!   waits, and is passed on down the tree once the gap fills.
+//!   waits in the store's gap buffer, and is passed on down the tree once
+//!   the gap fills.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
@@ -61,10 +62,6 @@ pub(crate) struct Plumtree {
     eager: BTreeSet<SocketAddr>,
     /// Recently pruned links, until when they stay hot.
     lazy: BTreeMap<SocketAddr, Time>,
-    /// Rumours held for a gap, with who pushed them: once the versions
-    /// before them arrive and they apply, they are passed on like fresh
-    /// ones, since the peers below this node expect them from it.
-    held: BTreeMap<DatumId, (Datum, SocketAddr)>,
     /// Until when this node announces harder: it sent or answered a graft
     /// lately, so the tree is missing nodes around it.
     mending_until: Time,
@@ -229,45 +226,6 @@ impl Plumtree {
         {
             self.off_tree_metadata = None;
         }
-    }
-
-    // ----- held rumours --------------------------------------------------
-
-    /// Hold a datum pushed by `from` until the versions before it arrive.
-    pub(crate) fn hold(&mut self, cx: &Ctx, datum: &Datum, from: SocketAddr) {
-        if self.held.len() >= cx.config.max_held {
-            self.held.pop_first();
-        }
-        self.held.insert(datum.id(), (datum.clone(), from));
-    }
-
-    /// Take the held rumours of `owner` that have applied since.
-    pub(crate) fn release(
-        &mut self,
-        owner: &Arc<str>,
-        applied: impl Fn(&DatumId) -> bool,
-    ) -> Vec<(Datum, SocketAddr)> {
-        let first = DatumId::Record {
-            owner: owner.clone(),
-            generation: 0,
-            version: 0,
-        };
-        let last = DatumId::Record {
-            owner: owner.clone(),
-            generation: u32::MAX,
-            version: u64::MAX,
-        };
-        let ready: Vec<DatumId> = self
-            .held
-            .range(first..=last)
-            .map(|(id, _)| id)
-            .filter(|id| applied(id))
-            .cloned()
-            .collect();
-        ready
-            .into_iter()
-            .filter_map(|id| self.held.remove(&id))
-            .collect()
     }
 
     // ----- lazy push and graft -------------------------------------------

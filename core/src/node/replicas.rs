@@ -55,6 +55,7 @@ impl Replicas {
             max_key_len: c.max_key_len,
             max_value_len: c.max_value_len,
             max_keys: c.max_keys_per_namespace,
+            max_held: c.max_held,
         };
         let store = Store::new(
             Arc::from(cx.me.name()),
@@ -155,16 +156,22 @@ impl Replicas {
 
     // ----- receipt -------------------------------------------------------
 
-    /// Take in a datum pushed along the tree or by gossip. Deltas that would
-    /// skip versions are not applied: the caller holds them for the gap.
-    pub(crate) fn receive(&mut self, cx: &mut Ctx, m: &Membership, datum: &Datum) -> Receipt {
+    /// Take in a datum pushed by `from` along the tree or by gossip. A delta
+    /// that would skip versions waits in the store's gap buffer.
+    pub(crate) fn receive(
+        &mut self,
+        cx: &mut Ctx,
+        m: &Membership,
+        from: Option<SocketAddr>,
+        datum: &Datum,
+    ) -> Receipt {
         match datum {
             Datum::Delta(d) => {
                 if !m.owner_live(&d.owner) {
                     cx.stats.data_unknown_owner += 1;
                     return Receipt::Refused;
                 }
-                match self.store.apply(cx.now, d, true) {
+                match self.store.apply(cx.now, d, from) {
                     Ok(changes) => {
                         cx.stats.deltas_applied += 1;
                         self.report(cx, changes);
@@ -213,7 +220,7 @@ impl Replicas {
             cx.stats.data_unknown_owner += 1;
             return false;
         }
-        match self.store.apply(cx.now, d, false) {
+        match self.store.apply(cx.now, d, None) {
             Ok(changes) => {
                 cx.stats.deltas_applied += 1;
                 self.report(cx, changes);
@@ -236,6 +243,13 @@ impl Replicas {
                 false
             }
         }
+    }
+
+    /// Rumours that waited for a gap and are now held, with who pushed
+    /// them: to pass on down the tree.
+    pub(crate) fn take_released(&mut self) -> Vec<(Datum, SocketAddr)> {
+        let released = self.store.take_released().into_iter();
+        released.map(|(d, from)| (Datum::Delta(d), from)).collect()
     }
 
     fn report(&mut self, cx: &mut Ctx, changes: Vec<Change>) {

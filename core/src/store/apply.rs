@@ -1,0 +1,304 @@
+//! Applying a peer's delta: an admission check that changes nothing, then
+//! one of two appliers (replace the replica, for a reset or an owner's new
+//! life; or extend it), then the gap buffer.
+//!
+//! The gap buffer is the one place a delta waits for the versions before
+//! it. A rumoured delta that would skip versions is held there with the
+//! peer that pushed it; once the replica reaches its versions, by whatever
+//! path, it leaves the buffer and is handed back ([`Store::take_released`])
+//! so that the broadcast tree passes it on, since the peers below expect it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use super::{space_hash, Change, Namespace, Refusal, Store};
+use crate::message::{Delta, Record};
+use crate::time::Time;
+
+/// What the admission check found.
+struct Admitted {
+    /// The delta replaces the replica (a reset, or the owner's newer life).
+    replace: bool,
+    newer_life: bool,
+    /// The version the replica held before.
+    held_version: u64,
+}
+
+impl Store {
+    /// Apply a delta from a peer. On success returns the changes, in
+    /// version order; on refusal nothing changed, except that a rumoured
+    /// delta (`pushed_by` set) refused for a gap is held until the versions
+    /// before it arrive.
+    pub(crate) fn apply(
+        &mut self,
+        now: Time,
+        d: &Delta,
+        pushed_by: Option<SocketAddr>,
+    ) -> Result<Vec<Change>, Refusal> {
+        let admitted = match self.admit(d) {
+            Err(Refusal::Gap) => {
+                if let Some(peer) = pushed_by {
+                    self.hold(d, peer);
+                }
+                return Err(Refusal::Gap);
+            }
+            other => other?,
+        };
+        let mut changes = if admitted.replace {
+            self.replace(now, d, &admitted)
+        } else {
+            self.extend(now, d, admitted.held_version)
+        };
+        self.release(now, &d.owner, &mut changes);
+        Ok(changes)
+    }
+
+    /// Check a delta's shape without touching anything.
+    fn well_formed(&self, d: &Delta) -> bool {
+        if d.to < d.from || d.sender_version < d.to || (d.reset && d.from != 0) {
+            return false;
+        }
+        let mut last = d.from;
+        for r in &d.records {
+            if r.version <= last || r.version > d.to || self.check_record(&r.record).is_err() {
+                return false;
+            }
+            last = r.version;
+        }
+        true
+    }
+
+    /// Whether `d` may be applied, and how. Changes nothing.
+    fn admit(&self, d: &Delta) -> Result<Admitted, Refusal> {
+        if d.owner == self.me {
+            return Err(Refusal::OwnNamespace);
+        }
+        if !self.well_formed(d) {
+            return Err(Refusal::Malformed);
+        }
+        let (held_gen, held_version, floor) = match self.spaces.get(&d.owner) {
+            Some(ns) => (Some(ns.generation), ns.version, ns.floor),
+            None => (None, 0, 0),
+        };
+        let newer_life = held_gen.is_none_or(|g| g < d.generation);
+        if held_gen.is_some_and(|g| g > d.generation) {
+            return Err(Refusal::StaleGeneration);
+        }
+        let base = if newer_life { 0 } else { held_version };
+        if d.reset && !newer_life && held_version >= d.horizon && d.to <= held_version {
+            // A reset we do not need (we are past its horizon) that would
+            // roll our replica back.
+            return Err(Refusal::Duplicate);
+        }
+        if !d.reset {
+            if !newer_life && floor > d.sender_version {
+                return Err(Refusal::StaleSource);
+            }
+            if d.from > base {
+                return Err(Refusal::Gap);
+            }
+            if d.to <= base && !newer_life {
+                return Err(Refusal::Duplicate);
+            }
+        }
+        let replace = d.reset || newer_life;
+        if self.live_after(d, replace) > self.limits.max_keys {
+            return Err(Refusal::Malformed);
+        }
+        Ok(Admitted {
+            replace,
+            newer_life,
+            held_version,
+        })
+    }
+
+    /// The live key count after applying `d`, counted only when the delta
+    /// could reach the limit at all.
+    fn live_after(&self, d: &Delta, replace: bool) -> usize {
+        let ns = self.spaces.get(&d.owner);
+        let base_live = if replace { 0 } else { ns.map_or(0, |n| n.live) };
+        let puts = d
+            .records
+            .iter()
+            .filter(|r| matches!(r.record, Record::Entry { value: Some(_), .. }))
+            .count();
+        let mut live = base_live;
+        if base_live + puts <= self.limits.max_keys {
+            return live;
+        }
+        let mut seen: BTreeMap<&str, bool> = BTreeMap::new();
+        for r in &d.records {
+            if let Record::Entry { key, value } = &r.record {
+                let held = ns.and_then(|n| n.entries.get(key));
+                if !replace && held.is_some_and(|e| e.version >= r.version) {
+                    continue;
+                }
+                let before = match seen.get(&**key) {
+                    Some(b) => *b,
+                    None => !replace && held.is_some_and(|e| e.value.is_some()),
+                };
+                let after = value.is_some();
+                live = live + after as usize - before as usize;
+                seen.insert(key, after);
+            }
+        }
+        live
+    }
+
+    /// Replace the replica with the delta's contents (a reset, or the
+    /// owner's newer life), reporting what that changed.
+    fn replace(&mut self, now: Time, d: &Delta, a: &Admitted) -> Vec<Change> {
+        let mut changes = Vec::new();
+        let owner = d.owner.clone();
+        let old = self.spaces.remove(&owner);
+        if let Some(old) = &old {
+            if old.version > 0 {
+                self.summary ^= space_hash(&owner, old.generation, old.version);
+            }
+        }
+        let mut ns = Namespace::new(d.generation);
+        if d.reset && d.to < d.horizon {
+            ns.floor = d.horizon;
+        }
+        ns.horizon = if d.reset { d.horizon } else { 0 };
+        if let Some(old) = &old {
+            if old.generation == d.generation {
+                // Rumours waiting for a gap of the same life still count.
+                ns.pending = old.pending.clone();
+            }
+        }
+        self.spaces.insert(owner.clone(), ns);
+        // Events of a reset at or below the version we held were delivered.
+        let delivered = |r: &crate::message::Versioned| {
+            matches!(r.record, Record::Event { .. }) && !a.newer_life && r.version <= a.held_version
+        };
+        let old_entries = old.map(|o| o.entries).unwrap_or_default();
+        if old_entries.is_empty() {
+            // No entries held before: every applied record is a change.
+            for r in &d.records {
+                if let Some(c) = self.apply_record(now, &owner, r) {
+                    if !delivered(r) {
+                        changes.push(c);
+                    }
+                }
+            }
+        } else {
+            for r in &d.records {
+                self.apply_record(now, &owner, r);
+            }
+            // Report what the replacement changed: keys gone, and keys
+            // whose value differs from what the replica held.
+            let ns = self.spaces.get(&owner).expect("just inserted");
+            for (key, e) in &old_entries {
+                if e.value.is_some() && !ns.entries.contains_key(key) {
+                    changes.push(Change::Entry {
+                        owner: owner.clone(),
+                        key: key.clone(),
+                        version: d.to,
+                        value: None,
+                    });
+                }
+            }
+            for r in &d.records {
+                let report = match &r.record {
+                    Record::Entry { key, value } => {
+                        let same = old_entries.get(key).is_some_and(|o| o.value == *value);
+                        !same && ns.entries.get(key).is_some_and(|e| e.version == r.version)
+                    }
+                    Record::Event { .. } => !delivered(r),
+                };
+                if report {
+                    changes.push(Change::of(&owner, r));
+                }
+            }
+        }
+        self.set_version(&owner, d.generation, d.to);
+        changes
+    }
+
+    /// Extend the replica with the delta's records after the version held.
+    fn extend(&mut self, now: Time, d: &Delta, held_version: u64) -> Vec<Change> {
+        let owner = d.owner.clone();
+        let mut changes = Vec::new();
+        for r in &d.records {
+            if r.version <= held_version {
+                continue;
+            }
+            if let Some(c) = self.apply_record(now, &owner, r) {
+                changes.push(c);
+            }
+        }
+        self.set_version(&owner, d.generation, d.to);
+        if let Some(ns) = self.spaces.get_mut(&owner) {
+            if ns.floor <= d.to {
+                ns.floor = 0;
+            }
+        }
+        changes
+    }
+
+    // ----- the gap buffer ------------------------------------------------
+
+    /// Hold a rumoured delta pushed by `peer` until the versions before it
+    /// arrive.
+    fn hold(&mut self, d: &Delta, peer: SocketAddr) {
+        let max = self.limits.max_held;
+        let ns = self
+            .spaces
+            .entry(d.owner.clone())
+            .or_insert_with(|| Namespace::new(d.generation));
+        if ns.generation < d.generation {
+            // Rumours of an older life are of no use any more.
+            ns.pending.clear();
+        }
+        if ns.pending.len() >= max {
+            if let Some((&last, _)) = ns.pending.last_key_value() {
+                if last <= d.from {
+                    return;
+                }
+                ns.pending.remove(&last);
+            }
+        }
+        ns.pending.insert(d.from, (d.clone(), peer));
+    }
+
+    /// The replica of `owner` moved on: held deltas it now covers leave the
+    /// buffer, and those that follow on apply in turn. Every delta that left
+    /// is handed back for the tree.
+    fn release(&mut self, now: Time, owner: &Arc<str>, changes: &mut Vec<Change>) {
+        loop {
+            let next = {
+                let Some(ns) = self.spaces.get_mut(owner) else {
+                    return;
+                };
+                let version = ns.version;
+                let (covered, waiting): (BTreeMap<_, _>, BTreeMap<_, _>) =
+                    std::mem::take(&mut ns.pending)
+                        .into_iter()
+                        .partition(|(_, (p, _))| p.to <= version);
+                ns.pending = waiting;
+                self.released.extend(covered.into_values());
+                match ns.pending.first_key_value() {
+                    Some((&from, _)) if from <= version => ns.pending.remove(&from),
+                    _ => return,
+                }
+            };
+            let Some((d, peer)) = next else { return };
+            if let Ok(more) = self.apply(now, &d, None) {
+                changes.extend(more);
+                self.released.push((d, peer));
+            }
+        }
+    }
+
+    /// The held deltas that left the gap buffer since the last call, with
+    /// the peers that pushed them, in version order.
+    pub(crate) fn take_released(&mut self) -> Vec<(Delta, SocketAddr)> {
+        let mut released = std::mem::take(&mut self.released);
+        released.sort_by(|(a, _), (b, _)| {
+            (&a.owner, a.generation, a.to).cmp(&(&b.owner, b.generation, b.to))
+        });
+        released
+    }
+}

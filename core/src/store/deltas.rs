@@ -1,0 +1,101 @@
+//! What a peer lacks: the deltas that bring a replica with a given digest
+//! up to this node's, packed into a size budget.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::{Namespace, Slot, Store};
+use crate::message::{Delta, DigestEntry, Record, Versioned};
+use crate::wire;
+
+impl Store {
+    /// The deltas a peer with `digest` lacks, packed into `budget` bytes,
+    /// starting with the owner after `start` in name order (so that a
+    /// budget too small for everything serves every owner in turn).
+    /// `owns` says whether an owner is a member worth replicating.
+    pub(crate) fn deltas_for(
+        &self,
+        digest: &[DigestEntry],
+        budget: usize,
+        start: usize,
+        only_listed: bool,
+    ) -> Vec<Delta> {
+        let theirs: BTreeMap<&str, &DigestEntry> = digest.iter().map(|e| (&*e.owner, e)).collect();
+        let mut out = Vec::new();
+        let mut left = budget;
+        let n = self.spaces.len();
+        if n == 0 {
+            return out;
+        }
+        let owners: Vec<(&Arc<str>, &Namespace)> = self.spaces.iter().collect();
+        for i in 0..n {
+            let (owner, ns) = owners[(start + i) % n];
+            let their = theirs.get(&**owner);
+            let (reset, from) = match their {
+                Some(e) if e.generation > ns.generation => continue,
+                Some(e) if e.generation < ns.generation => (true, 0),
+                Some(e) if e.version >= ns.version => continue,
+                Some(e) if e.version < ns.horizon => (true, 0),
+                Some(e) => (false, e.version),
+                None if ns.version == 0 || only_listed => continue,
+                None => (ns.horizon > 0, 0),
+            };
+            let mut d = Delta {
+                owner: owner.clone(),
+                generation: ns.generation,
+                from,
+                to: ns.version,
+                reset,
+                horizon: ns.horizon,
+                sender_version: ns.version,
+                records: Vec::new(),
+            };
+            let head = wire::len_field(wire::delta_head_len(&d)) + 2;
+            if head + 16 > left {
+                break;
+            }
+            let mut used = head;
+            let mut truncated = false;
+            for (&version, slot) in ns.stream.range(from + 1..) {
+                let record = match slot {
+                    Slot::Key(key) => {
+                        let e = &ns.entries[key];
+                        Record::Entry {
+                            key: key.clone(),
+                            value: e.value.clone(),
+                        }
+                    }
+                    Slot::Event {
+                        name,
+                        payload,
+                        lamport,
+                    } => Record::Event {
+                        name: name.clone(),
+                        payload: payload.clone(),
+                        lamport: *lamport,
+                    },
+                };
+                let v = Versioned { version, record };
+                let size = wire::len_field(wire::versioned_len(&v));
+                if used + size > left {
+                    truncated = true;
+                    break;
+                }
+                used += size;
+                d.records.push(v);
+            }
+            if truncated {
+                match d.records.last() {
+                    Some(last) => d.to = last.version,
+                    None => break,
+                }
+            }
+            left -= used;
+            out.push(d);
+            if truncated {
+                break;
+            }
+        }
+        out
+    }
+}

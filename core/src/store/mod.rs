@@ -1,0 +1,460 @@
+//! Namespaces: each owner's stream of versioned records (entries and user
+//! events), as the owner writes it and as every replica holds it.
+//!
+//! Scuttlebutt (van Renesse et al., 2008): an owner stamps each record with
+//! the next value of its own counter; a replica of that owner is complete up
+//! to a version, so a digest `{owner -> version}` says exactly what a peer
+//! lacks, and a delta is the run of records after it. A record superseded
+//! by a later version of the same key is dropped, so a delta carries only
+//! what still matters. Deletes are tombstones; tombstones and events are
+//! collected after a grace period, which raises the namespace's GC horizon:
+//! a replica older than a sender's horizon gets a reset, never a delta.
+
+mod apply;
+mod deltas;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::message::{Delta, DigestEntry, Record, Versioned};
+use crate::summary::Fnv64;
+use crate::time::Time;
+
+/// Size limits on what a namespace holds.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    pub max_key_len: usize,
+    pub max_value_len: usize,
+    pub max_keys: usize,
+    /// Rumoured deltas held per owner while versions before them are missing.
+    pub max_held: usize,
+}
+
+/// A live entry or a tombstone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Stored {
+    version: u64,
+    value: Option<Arc<[u8]>>,
+}
+
+/// What sits at a version of the stream.
+#[derive(Clone, Debug)]
+enum Slot {
+    /// The entry of this key (live or tombstone) has this version.
+    Key(Arc<str>),
+    /// A user event.
+    Event {
+        name: Arc<str>,
+        payload: Arc<[u8]>,
+        lamport: u64,
+    },
+}
+
+#[derive(Debug, Default)]
+struct Namespace {
+    generation: u32,
+    /// Complete up to this version.
+    version: u64,
+    /// Tombstones and events up to this version may have been collected.
+    horizon: u64,
+    /// After a partial reset: deltas are safe only from senders that have
+    /// seen this version (0 when no such constraint).
+    floor: u64,
+    entries: BTreeMap<Arc<str>, Stored>,
+    stream: BTreeMap<u64, Slot>,
+    live: usize,
+    /// The gap buffer: rumoured deltas waiting for the versions before
+    /// them, by `from`, with the peer that pushed each.
+    pending: BTreeMap<u64, (Delta, SocketAddr)>,
+}
+
+impl Namespace {
+    fn new(generation: u32) -> Namespace {
+        Namespace {
+            generation,
+            ..Namespace::default()
+        }
+    }
+}
+
+/// One applied change, reported to the application.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Change {
+    /// An entry was written or deleted.
+    Entry {
+        /// The namespace's owner.
+        owner: Arc<str>,
+        /// The key.
+        key: Arc<str>,
+        /// The version of the change.
+        version: u64,
+        /// The new value, `None` if deleted.
+        value: Option<Arc<[u8]>>,
+    },
+    /// A user event arrived.
+    Event {
+        /// Who sent it.
+        origin: Arc<str>,
+        /// Its name.
+        name: Arc<str>,
+        /// Its payload.
+        payload: Arc<[u8]>,
+        /// The origin's Lamport time when it sent it.
+        lamport: u64,
+        /// Its version in the origin's stream.
+        version: u64,
+    },
+}
+
+impl Change {
+    /// The change that applying record `v` of `owner` makes.
+    fn of(owner: &Arc<str>, v: &Versioned) -> Change {
+        match &v.record {
+            Record::Entry { key, value } => Change::Entry {
+                owner: owner.clone(),
+                key: key.clone(),
+                version: v.version,
+                value: value.clone(),
+            },
+            Record::Event {
+                name,
+                payload,
+                lamport,
+            } => Change::Event {
+                origin: owner.clone(),
+                name: name.clone(),
+                payload: payload.clone(),
+                lamport: *lamport,
+                version: v.version,
+            },
+        }
+    }
+}
+
+/// Why a delta was not applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// About our own namespace: only we write it.
+    OwnNamespace,
+    /// From an older life of the owner than the replica we hold.
+    StaleGeneration,
+    /// Nothing in it we lack.
+    Duplicate,
+    /// It starts after our version: applying it would skip versions. A
+    /// rumoured one is held until the gap fills.
+    Gap,
+    /// From a sender that has not seen our reset's horizon.
+    StaleSource,
+    /// Versions out of order or outside its range, or a record over the
+    /// size limits, or more live keys than allowed.
+    Malformed,
+}
+
+/// An owner's entry as a replica holds it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Entry {
+    /// The key.
+    pub key: Arc<str>,
+    /// The version of its last write.
+    pub version: u64,
+    /// The value.
+    pub value: Arc<[u8]>,
+}
+
+/// Every namespace this node holds: its own, written here, and a read-only
+/// replica of each other owner's.
+#[derive(Debug)]
+pub(crate) struct Store {
+    me: Arc<str>,
+    limits: Limits,
+    grace: Duration,
+    spaces: BTreeMap<Arc<str>, Namespace>,
+    /// XOR of `space_hash` over namespaces holding any version.
+    summary: u64,
+    /// Tombstones and events to collect: (when, owner, generation, version).
+    collect: VecDeque<(Time, Arc<str>, u32, u64)>,
+    /// Held deltas that left the gap buffer, until the node takes them.
+    released: Vec<(Delta, SocketAddr)>,
+}
+
+fn space_hash(owner: &str, generation: u32, version: u64) -> u64 {
+    let mut h = Fnv64::default();
+    h.write(owner.as_bytes());
+    h.write(&[0]);
+    h.write(&generation.to_le_bytes());
+    h.write(&version.to_le_bytes());
+    h.finish()
+}
+
+impl Store {
+    pub(crate) fn new(me: Arc<str>, generation: u32, limits: Limits, grace: Duration) -> Store {
+        let mut spaces = BTreeMap::new();
+        spaces.insert(me.clone(), Namespace::new(generation));
+        Store {
+            me,
+            limits,
+            grace,
+            spaces,
+            summary: 0,
+            collect: VecDeque::new(),
+            released: Vec::new(),
+        }
+    }
+
+    /// Order-independent hash of the digest.
+    pub(crate) fn summary(&self) -> u64 {
+        self.summary
+    }
+
+    /// Set a namespace's generation and version, keeping the summary.
+    fn set_version(&mut self, owner: &Arc<str>, generation: u32, version: u64) {
+        let Some(ns) = self.spaces.get_mut(owner) else {
+            return;
+        };
+        if ns.version > 0 {
+            self.summary ^= space_hash(owner, ns.generation, ns.version);
+        }
+        ns.generation = generation;
+        ns.version = version;
+        if version > 0 {
+            self.summary ^= space_hash(owner, generation, version);
+        }
+    }
+
+    fn check_record(&self, record: &Record) -> Result<(), Error> {
+        let (key, value) = match record {
+            Record::Entry { key, value } => (&**key, value.as_deref().map_or(0, |v| v.len())),
+            Record::Event { name, payload, .. } => (&**name, payload.len()),
+        };
+        if key.is_empty() {
+            return Err(Error::EmptyKey);
+        }
+        if key.len() > self.limits.max_key_len {
+            return Err(Error::KeyTooLong {
+                len: key.len(),
+                max: self.limits.max_key_len,
+            });
+        }
+        if value > self.limits.max_value_len {
+            return Err(Error::ValueTooLong {
+                len: value,
+                max: self.limits.max_value_len,
+            });
+        }
+        Ok(())
+    }
+
+    /// Append a record to our own namespace. Returns the one-record delta
+    /// to disseminate and the change to report.
+    pub(crate) fn write(&mut self, now: Time, record: Record) -> Result<(Delta, Change), Error> {
+        self.check_record(&record)?;
+        let me = self.me.clone();
+        let ns = self.spaces.get(&me).expect("own namespace exists");
+        if let Record::Entry {
+            key,
+            value: Some(_),
+        } = &record
+        {
+            let is_new = ns.entries.get(key).is_none_or(|e| e.value.is_none());
+            if is_new && ns.live >= self.limits.max_keys {
+                return Err(Error::NamespaceFull {
+                    max: self.limits.max_keys,
+                });
+            }
+        }
+        let (generation, version) = (ns.generation, ns.version + 1);
+        let v = Versioned { version, record };
+        let change = self
+            .apply_record(now, &me, &v)
+            .expect("a fresh version always applies");
+        self.set_version(&me, generation, version);
+        Ok((Delta::single(me, generation, v), change))
+    }
+
+    /// Put one record into a namespace (which must exist), replacing an
+    /// older version of the same key. Returns the change, or `None` if the
+    /// record lost to what the replica holds.
+    fn apply_record(&mut self, now: Time, owner: &Arc<str>, v: &Versioned) -> Option<Change> {
+        let grace = self.grace;
+        let ns = self.spaces.get_mut(owner)?;
+        let generation = ns.generation;
+        match &v.record {
+            Record::Entry { key, value } => {
+                if let Some(old) = ns.entries.get(key) {
+                    if old.version >= v.version {
+                        return None;
+                    }
+                    ns.stream.remove(&old.version);
+                    if old.value.is_some() {
+                        ns.live -= 1;
+                    }
+                }
+                if value.is_some() {
+                    ns.live += 1;
+                } else {
+                    self.collect
+                        .push_back((now + grace, owner.clone(), generation, v.version));
+                }
+                ns.entries.insert(
+                    key.clone(),
+                    Stored {
+                        version: v.version,
+                        value: value.clone(),
+                    },
+                );
+                ns.stream.insert(v.version, Slot::Key(key.clone()));
+                Some(Change::of(owner, v))
+            }
+            Record::Event {
+                name,
+                payload,
+                lamport,
+            } => {
+                if ns.stream.contains_key(&v.version) {
+                    return None;
+                }
+                ns.stream.insert(
+                    v.version,
+                    Slot::Event {
+                        name: name.clone(),
+                        payload: payload.clone(),
+                        lamport: *lamport,
+                    },
+                );
+                self.collect
+                    .push_back((now + grace, owner.clone(), generation, v.version));
+                Some(Change::of(owner, v))
+            }
+        }
+    }
+
+    /// Collect tombstones and events whose grace has passed.
+    pub(crate) fn collect_garbage(&mut self, now: Time) {
+        while let Some((at, _, _, _)) = self.collect.front() {
+            if *at > now {
+                break;
+            }
+            let (_, owner, generation, version) = self.collect.pop_front().expect("front");
+            let Some(ns) = self.spaces.get_mut(&owner) else {
+                continue;
+            };
+            if ns.generation != generation {
+                continue;
+            }
+            match ns.stream.get(&version) {
+                Some(Slot::Event { .. }) => {}
+                Some(Slot::Key(key)) => {
+                    let tomb = ns
+                        .entries
+                        .get(key)
+                        .is_some_and(|e| e.version == version && e.value.is_none());
+                    if !tomb {
+                        continue;
+                    }
+                    let key = key.clone();
+                    ns.entries.remove(&key);
+                }
+                None => continue,
+            }
+            ns.stream.remove(&version);
+            ns.horizon = ns.horizon.max(version);
+        }
+    }
+
+    /// When the next tombstone or event is due for collection.
+    pub(crate) fn next_collection(&self) -> Option<Time> {
+        self.collect.front().map(|c| c.0)
+    }
+
+    /// Every namespace holding any version, for a peer to diff against.
+    pub(crate) fn digest(&self) -> Vec<DigestEntry> {
+        self.spaces
+            .iter()
+            .filter(|(_, ns)| ns.version > 0)
+            .map(|(owner, ns)| DigestEntry {
+                owner: owner.clone(),
+                generation: ns.generation,
+                version: ns.version,
+            })
+            .collect()
+    }
+
+    /// A live entry.
+    pub(crate) fn get(&self, owner: &str, key: &str) -> Option<Entry> {
+        let e = self.spaces.get(owner)?.entries.get_key_value(key)?;
+        Some(Entry {
+            key: e.0.clone(),
+            version: e.1.version,
+            value: e.1.value.clone()?,
+        })
+    }
+
+    /// The record of `key` held for `owner`, tombstones included:
+    /// (generation, version, value).
+    pub(crate) fn lookup(&self, owner: &str, key: &str) -> (u32, u64, Option<Arc<[u8]>>) {
+        let Some(ns) = self.spaces.get(owner) else {
+            return (0, 0, None);
+        };
+        match ns.entries.get(key) {
+            Some(e) => (ns.generation, e.version, e.value.clone()),
+            None => (ns.generation, 0, None),
+        }
+    }
+
+    /// Live entries of `owner` whose keys start with `prefix`, in key order.
+    pub(crate) fn list(&self, owner: &str, prefix: &str) -> Vec<Entry> {
+        let Some(ns) = self.spaces.get(owner) else {
+            return Vec::new();
+        };
+        ns.entries
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter_map(|(k, e)| {
+                Some(Entry {
+                    key: k.clone(),
+                    version: e.version,
+                    value: e.value.clone()?,
+                })
+            })
+            .collect()
+    }
+
+    /// (generation, version) held of `owner`.
+    pub(crate) fn version(&self, owner: &str) -> Option<(u32, u64)> {
+        self.spaces.get(owner).map(|ns| (ns.generation, ns.version))
+    }
+
+    /// Forget an owner's namespace (the owner was reaped).
+    pub(crate) fn remove(&mut self, owner: &str) {
+        if owner == &*self.me {
+            return;
+        }
+        if let Some(ns) = self.spaces.remove(owner) {
+            if ns.version > 0 {
+                self.summary ^= space_hash(owner, ns.generation, ns.version);
+            }
+        }
+    }
+
+    /// Owners held, in name order.
+    pub(crate) fn owners(&self) -> impl Iterator<Item = &Arc<str>> {
+        self.spaces.keys()
+    }
+
+    /// Tombstones held for `owner` (for tests and metrics).
+    #[cfg(test)]
+    fn tombstones(&self, owner: &str) -> usize {
+        self.spaces.get(owner).map_or(0, |ns| {
+            ns.entries.values().filter(|e| e.value.is_none()).count()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

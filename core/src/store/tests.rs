@@ -1,0 +1,328 @@
+//! Unit tests of the store.
+
+use super::*;
+
+const LIMITS: Limits = Limits {
+    max_key_len: 16,
+    max_value_len: 64,
+    max_keys: 4,
+    max_held: 64,
+};
+const GRACE: Duration = Duration::from_secs(10);
+/// The peer that pushed a rumoured delta.
+const PEER: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 7946);
+
+fn store(name: &str) -> Store {
+    Store::new(Arc::from(name), 0, LIMITS, GRACE)
+}
+
+fn put(key: &str, value: &str) -> Record {
+    Record::Entry {
+        key: Arc::from(key),
+        value: Some(Arc::from(value.as_bytes())),
+    }
+}
+
+fn del(key: &str) -> Record {
+    Record::Entry {
+        key: Arc::from(key),
+        value: None,
+    }
+}
+
+fn value(s: &Store, owner: &str, key: &str) -> Option<String> {
+    s.get(owner, key)
+        .map(|e| String::from_utf8(e.value.to_vec()).unwrap())
+}
+
+fn sync(from: &Store, to: &mut Store, now: Time) -> Vec<Change> {
+    let deltas = from.deltas_for(&to.digest(), 1 << 20, 0, false);
+    let mut changes = vec![];
+    for d in deltas {
+        changes.extend(to.apply(now, &d, None).unwrap());
+    }
+    changes
+}
+
+#[test]
+fn owner_writes_and_replica_catches_up_by_digest() {
+    let mut a = store("a");
+    let mut b = store("b");
+    let t = Time::ZERO;
+    a.write(t, put("x", "1")).unwrap();
+    a.write(t, put("y", "2")).unwrap();
+    a.write(t, put("x", "3")).unwrap();
+    assert_eq!(a.version("a"), Some((0, 3)));
+    let changes = sync(&a, &mut b, t);
+    // Version 1 was superseded: only y@2 and x@3 travel.
+    assert_eq!(changes.len(), 2);
+    assert_eq!(value(&b, "a", "x").as_deref(), Some("3"));
+    assert_eq!(b.summary(), {
+        let mut a2 = a.summary();
+        a2 ^= 0;
+        a2
+    });
+    assert!(a.deltas_for(&b.digest(), 1 << 20, 0, false).is_empty());
+    // Nothing about b's own (empty) namespace travels back.
+    assert!(b.deltas_for(&a.digest(), 1 << 20, 0, false).is_empty());
+}
+
+#[test]
+fn rumours_apply_in_order_and_hold_gaps() {
+    let mut a = store("a");
+    let mut b = store("b");
+    let t = Time::ZERO;
+    let (d1, _) = a.write(t, put("x", "1")).unwrap();
+    let (d2, _) = a.write(t, put("y", "2")).unwrap();
+    assert_eq!(b.apply(t, &d2, Some(PEER)), Err(Refusal::Gap));
+    assert_eq!(b.get("a", "y"), None);
+    assert!(b.take_released().is_empty(), "still waiting");
+    let changes = b.apply(t, &d1, Some(PEER)).unwrap();
+    assert_eq!(changes.len(), 2, "the held delta follows");
+    assert_eq!(b.version("a"), Some((0, 2)));
+    assert_eq!(
+        b.take_released(),
+        vec![(d2, PEER)],
+        "handed back to pass on"
+    );
+    assert_eq!(b.apply(t, &d1, Some(PEER)), Err(Refusal::Duplicate));
+}
+
+#[test]
+fn a_held_delta_that_anti_entropy_covers_is_handed_back() {
+    let mut a = store("a");
+    let mut b = store("b");
+    let t = Time::ZERO;
+    let (_, _) = a.write(t, put("x", "1")).unwrap();
+    let (d2, _) = a.write(t, put("y", "2")).unwrap();
+    assert_eq!(b.apply(t, &d2, Some(PEER)), Err(Refusal::Gap));
+    // Anti-entropy brings versions 1 and 2 at once.
+    let changes = sync(&a, &mut b, t);
+    assert_eq!(changes.len(), 2);
+    assert_eq!(b.take_released(), vec![(d2, PEER)]);
+    assert!(b.take_released().is_empty(), "once");
+}
+
+#[test]
+fn gap_without_hold_changes_nothing() {
+    let mut a = store("a");
+    let mut b = store("b");
+    let t = Time::ZERO;
+    a.write(t, put("x", "1")).unwrap();
+    let (d2, _) = a.write(t, put("y", "2")).unwrap();
+    let before = b.summary();
+    assert_eq!(b.apply(t, &d2, None), Err(Refusal::Gap));
+    assert_eq!(b.summary(), before);
+    assert_eq!(b.version("a"), None);
+}
+
+#[test]
+fn own_namespace_and_malformed_deltas_are_refused() {
+    let mut a = store("a");
+    let mut b = store("b");
+    let t = Time::ZERO;
+    let (d, _) = a.write(t, put("x", "1")).unwrap();
+    assert_eq!(a.apply(t, &d, None), Err(Refusal::OwnNamespace));
+    let mut bad = d.clone();
+    bad.records[0].version = 5;
+    assert_eq!(b.apply(t, &bad, None), Err(Refusal::Malformed));
+    let mut long = d.clone();
+    long.records[0].record = put("a-key-far-too-long-for-limits", "v");
+    assert_eq!(b.apply(t, &long, None), Err(Refusal::Malformed));
+    let mut backwards = d;
+    backwards.to = 0;
+    assert_eq!(b.apply(t, &backwards, None), Err(Refusal::Malformed));
+    assert_eq!(b.version("a"), None);
+}
+
+#[test]
+fn limits_are_typed_errors_that_change_nothing() {
+    let mut a = store("a");
+    let t = Time::ZERO;
+    assert_eq!(a.write(t, put("", "v")).unwrap_err(), Error::EmptyKey);
+    assert!(matches!(
+        a.write(t, put("k", &"v".repeat(65))).unwrap_err(),
+        Error::ValueTooLong { len: 65, max: 64 }
+    ));
+    for i in 0..4 {
+        a.write(t, put(&format!("k{i}"), "v")).unwrap();
+    }
+    assert_eq!(
+        a.write(t, put("k9", "v")).unwrap_err(),
+        Error::NamespaceFull { max: 4 }
+    );
+    // Overwriting an existing key is fine at the limit.
+    a.write(t, put("k0", "w")).unwrap();
+    assert_eq!(a.version("a"), Some((0, 5)));
+    // A replica refuses a delta that would exceed the limit.
+    let mut big = store("big");
+    big.limits.max_keys = 10;
+    for i in 0..6 {
+        big.write(t, put(&format!("k{i}"), "v")).unwrap();
+    }
+    let d = big.deltas_for(&[], 1 << 20, 0, false);
+    assert_eq!(a.apply(t, &d[0], None), Err(Refusal::Malformed));
+    assert_eq!(a.version("big"), None);
+}
+
+#[test]
+fn tombstones_are_collected_and_stale_replicas_reset() {
+    let t0 = Time::ZERO;
+    let mut a = store("a");
+    let mut b = store("b");
+    a.write(t0, put("x", "1")).unwrap();
+    a.write(t0, put("y", "1")).unwrap();
+    sync(&a, &mut b, t0);
+    // b is cut off; a deletes x and, after the grace, forgets the tombstone.
+    a.write(t0, del("x")).unwrap();
+    a.write(t0, put("z", "1")).unwrap();
+    assert_eq!(a.tombstones("a"), 1);
+    a.collect_garbage(t0 + GRACE);
+    assert_eq!(a.tombstones("a"), 0);
+    // b is behind a's horizon: it gets a reset, and x does not survive.
+    let d = a.deltas_for(&b.digest(), 1 << 20, 0, false);
+    assert!(d[0].reset);
+    let changes = sync(&a, &mut b, t0 + GRACE);
+    assert_eq!(value(&b, "a", "x"), None);
+    assert_eq!(value(&b, "a", "z").as_deref(), Some("1"));
+    assert!(changes
+        .iter()
+        .any(|c| matches!(c, Change::Entry { key, value: None, .. } if &**key == "x")));
+    // y did not change, so it is not reported again.
+    assert!(!changes
+        .iter()
+        .any(|c| matches!(c, Change::Entry { key, .. } if &**key == "y")));
+    assert_eq!(a.summary(), b.summary());
+}
+
+#[test]
+fn partial_reset_only_trusts_senders_past_the_horizon() {
+    let t0 = Time::ZERO;
+    let mut a = store("a");
+    a.limits.max_keys = 100;
+    let mut b = store("b");
+    b.limits.max_keys = 100;
+    let mut stale = store("c");
+    stale.limits.max_keys = 100;
+    for i in 0..10 {
+        a.write(t0, put(&format!("k{i}"), "v")).unwrap();
+    }
+    sync(&a, &mut stale, t0);
+    a.write(t0, del("k9")).unwrap();
+    a.collect_garbage(t0 + GRACE);
+    // A reset that only fits three records stops short of the horizon.
+    let d = a.deltas_for(&b.digest(), 3 * 12 + 40, 0, false);
+    assert!(d[0].reset && d[0].to < d[0].horizon, "{:?}", d[0]);
+    b.apply(t0, &d[0], None).unwrap();
+    // The stale replica (still holding k9) is not a safe source.
+    let from_stale = stale.deltas_for(&b.digest(), 1 << 20, 0, false);
+    assert_eq!(b.apply(t0, &from_stale[0], None), Err(Refusal::StaleSource));
+    sync(&a, &mut b, t0);
+    assert_eq!(value(&b, "a", "k9"), None);
+    assert_eq!(b.list("a", "k").len(), 9);
+    assert_eq!(a.summary(), b.summary());
+}
+
+#[test]
+fn a_new_generation_replaces_the_old_life() {
+    let t0 = Time::ZERO;
+    let mut old = store("a");
+    let mut b = store("b");
+    old.write(t0, put("x", "1")).unwrap();
+    old.write(t0, put("y", "1")).unwrap();
+    sync(&old, &mut b, t0);
+    let mut new = Store::new(Arc::from("a"), 1, LIMITS, GRACE);
+    let (d, _) = new.write(t0, put("z", "2")).unwrap();
+    let changes = b.apply(t0, &d, Some(PEER)).unwrap();
+    assert_eq!(b.version("a"), Some((1, 1)));
+    assert_eq!(value(&b, "a", "x"), None);
+    assert_eq!(value(&b, "a", "z").as_deref(), Some("2"));
+    assert_eq!(changes.len(), 3, "x and y deleted, z written: {changes:?}");
+    // The old life's deltas are now stale.
+    let d = old.deltas_for(&[], 1 << 20, 0, false);
+    assert_eq!(b.apply(t0, &d[0], None), Err(Refusal::StaleGeneration));
+    // An empty new life resets a replica through the digest exchange.
+    let mut c = store("c");
+    sync(&old, &mut c, t0);
+    let empty = Store::new(Arc::from("a"), 2, LIMITS, GRACE);
+    let mut digest = c.digest();
+    digest.retain(|e| &*e.owner == "a");
+    let d = empty.deltas_for(&digest, 1 << 20, 0, false);
+    assert!(d[0].reset && d[0].records.is_empty());
+    c.apply(t0, &d[0], None).unwrap();
+    assert_eq!(value(&c, "a", "x"), None);
+    assert_eq!(c.version("a"), Some((2, 0)));
+    assert!(c.digest().iter().all(|e| &*e.owner != "a"));
+}
+
+#[test]
+fn events_are_delivered_once_and_collected() {
+    let t0 = Time::ZERO;
+    let mut a = store("a");
+    let mut b = store("b");
+    let ev = Record::Event {
+        name: Arc::from("deploy"),
+        payload: Arc::from(&b"v2"[..]),
+        lamport: 7,
+    };
+    let (d, _) = a.write(t0, ev).unwrap();
+    assert_eq!(b.apply(t0, &d, Some(PEER)).unwrap().len(), 1);
+    assert_eq!(b.apply(t0, &d, Some(PEER)), Err(Refusal::Duplicate));
+    assert!(sync(&a, &mut b, t0).is_empty());
+    b.collect_garbage(t0 + GRACE);
+    assert_eq!(b.version("a"), Some((0, 1)));
+    assert!(sync(&a, &mut b, t0).is_empty());
+}
+
+#[test]
+fn a_reset_never_rolls_a_replica_back_and_reports_a_delete_once() {
+    let t0 = Time::ZERO;
+    let mut a = store("a");
+    let mut b = store("b");
+    a.write(t0, put("x", "1")).unwrap();
+    a.write(t0, del("y")).unwrap();
+    a.collect_garbage(t0 + GRACE);
+    let reset = a.deltas_for(&[], 1 << 20, 0, false);
+    assert!(reset[0].reset);
+    sync(&a, &mut b, t0);
+    a.write(t0, put("z", "1")).unwrap();
+    sync(&a, &mut b, t0);
+    // b is past the horizon and ahead of the old reset: refused.
+    assert_eq!(b.apply(t0, &reset[0], None), Err(Refusal::Duplicate));
+    assert_eq!(b.version("a"), Some((0, 3)));
+    // A targeted pull serves only the owners it names.
+    assert!(a.deltas_for(&[], 1 << 20, 0, true).is_empty());
+
+    // A legitimate reset that carries a tombstone of a key the replica
+    // holds live reports the delete once.
+    let mut c = store("c");
+    let mut d = store("d");
+    c.write(t0, put("k", "1")).unwrap();
+    c.write(t0, put("old", "1")).unwrap();
+    sync(&c, &mut d, t0);
+    c.write(t0, del("old")).unwrap();
+    let t1 = t0 + GRACE;
+    c.collect_garbage(t1);
+    c.write(t1, del("k")).unwrap();
+    let reset = c.deltas_for(&d.digest(), 1 << 20, 0, false);
+    assert!(reset[0].reset);
+    let changes = d.apply(t1, &reset[0], None).unwrap();
+    let k_deletes = changes
+        .iter()
+        .filter(|ch| matches!(ch, Change::Entry { key, value: None, .. } if &**key == "k"))
+        .count();
+    assert_eq!(k_deletes, 1, "{changes:?}");
+}
+
+#[test]
+fn list_by_prefix() {
+    let mut a = store("a");
+    let t = Time::ZERO;
+    for k in ["app/1", "app/2", "b", "apz"] {
+        a.write(t, put(k, "v")).unwrap();
+    }
+    a.write(t, del("app/2")).unwrap();
+    let keys: Vec<_> = a.list("a", "app/").iter().map(|e| e.key.clone()).collect();
+    assert_eq!(keys, vec![Arc::from("app/1")]);
+    assert_eq!(a.list("a", "").len(), 3);
+}

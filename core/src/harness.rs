@@ -19,7 +19,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::{
-    Config, Event, Incarnation, Member, Message, Node, NodeId, Output, PushPullKind, Time,
+    Config, Event, FreshRead, Graft, Incarnation, Member, Message, Node, NodeId, Output, PushPull,
+    PushPullKind, Time,
 };
 
 /// Most steps one drive call takes before it gives up: a loop that never
@@ -416,6 +417,100 @@ impl Harness {
             Some(m) => format!("{}@{}", m.state, m.incarnation),
             None => "unknown".into(),
         }
+    }
+}
+
+// ----- helpers for the scenario tests ---------------------------------------
+
+pub(crate) fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+pub(crate) fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// What `observer` reported about member `subject`, as (what, incarnation).
+pub(crate) fn member_events(
+    h: &Harness,
+    observer: &str,
+    subject: &str,
+) -> Vec<(&'static str, u32)> {
+    let what = |e: &Event| match e {
+        Event::MemberJoined(_) => "joined",
+        Event::MemberSuspected(_) => "suspected",
+        Event::MemberAlive(_) => "alive",
+        Event::MemberDied(_) => "died",
+        Event::MemberLeft(_) => "left",
+        _ => unreachable!("not a membership event"),
+    };
+    let events = h.events_of(observer).iter().map(|(_, e)| e);
+    events
+        .filter_map(|e| Some((what(e), e.member()?)))
+        .filter(|(_, m)| m.id.name() == subject)
+        .map(|(w, m)| (w, m.incarnation.0))
+        .collect()
+}
+
+/// The value `observer` holds under `key` of `owner`'s namespace.
+pub(crate) fn value(h: &Harness, observer: &str, owner: &str, key: &str) -> Option<String> {
+    let e = h.node(observer).get(owner, key)?;
+    Some(String::from_utf8_lossy(&e.value).into_owned())
+}
+
+/// The fresh reads `name` reported, with when.
+pub(crate) fn fresh_reads(h: &Harness, name: &str) -> Vec<(Time, FreshRead)> {
+    let events = h.events_of(name).iter();
+    events
+        .filter_map(|(t, e)| match e {
+            Event::FreshRead(r) => Some((*t, r.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The nodes `name` pushes to eagerly, by name.
+pub(crate) fn links(h: &Harness, name: &str) -> Vec<String> {
+    h.node(name).eager_links().map(|a| h.name_of(a)).collect()
+}
+
+/// Wait until every node of `names` has pushed its first grafts and they
+/// have landed; then link every pair left unlinked (a node grafted before
+/// its own first gossip round grafts no one) with hand-made empty grafts,
+/// so that every node pushes to every other.
+pub(crate) fn link_all(h: &mut Harness, names: &[&str]) {
+    let all: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    h.wait_for(secs(1), "a first eager link each", |h| {
+        all.iter().all(|a| h.node(a).eager_links().count() > 0)
+    });
+    h.settle();
+    for x in names {
+        for y in names.iter().filter(|y| *y != x) {
+            if !links(h, x).contains(&y.to_string()) {
+                h.inject(h.addr(y), x, Message::Graft(Graft::default()));
+            }
+        }
+    }
+    h.settle();
+    for x in names {
+        assert_eq!(links(h, x).len(), names.len() - 1, "{x}");
+    }
+}
+
+pub(crate) fn seq_of(msg: &Message) -> u32 {
+    match msg {
+        Message::Ping(p) => p.seq,
+        Message::PingReq(p) => p.seq,
+        Message::Ack(a) => a.seq,
+        Message::Nack(n) => n.seq,
+        other => panic!("no sequence number in {other:?}"),
+    }
+}
+
+pub(crate) fn push_pull(msg: &Message) -> &PushPull {
+    match msg {
+        Message::PushPull(p) => p,
+        other => panic!("not a push-pull: {other:?}"),
     }
 }
 

@@ -36,8 +36,6 @@ mod member;
 mod members;
 mod message;
 mod node;
-#[cfg(test)]
-mod scenarios;
 mod store;
 mod summary;
 mod suspicion;
@@ -51,9 +49,9 @@ pub use config::{
 pub use error::{ConfigError, Error};
 pub use member::{overrides, Incarnation, Member, MemberState, NodeId, MAX_NAME_LEN};
 pub use message::{
-    Ack, Datum, DatumId, Delta, DigestEntry, Eager, Gossip, Graft, IHave, MemberUpdate, Message,
-    Metadata, Nack, Ping, PingReq, Prune, PushPull, PushPullKind, Query, QueryReply, Record,
-    Rumours, Versioned,
+    Ack, DataGossip, Datum, DatumId, Delta, DigestEntry, Eager, Gossip, Graft, IHave, MemberUpdate,
+    Message, Metadata, Nack, Ping, PingReq, Prune, PushPull, PushPullKind, Query, QueryReply,
+    Record, Versioned,
 };
 pub use node::{Event, FreshRead, Node, Output, ReadSource, Stats};
 pub use store::Entry;

@@ -271,7 +271,7 @@ impl Datum {
 /// Periodic data gossip of the `push`, `pull` and `push-and-pull` modes: fresh
 /// data pushed to a peer, and/or a request for the peer's fresh data.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
-pub struct Rumours {
+pub struct DataGossip {
     /// Data pushed.
     pub data: Vec<Datum>,
     /// Set on a pull: the receiver answers with its own fresh data.
@@ -341,12 +341,12 @@ pub enum Message {
     Ack(Ack),
     /// A relay's negative answer.
     Nack(Nack),
-    /// Rumours.
+    /// Membership rumours, gossiped.
     Gossip(Gossip),
     /// State sync.
     PushPull(PushPull),
     /// Periodic data gossip (push, pull, push-and-pull modes).
-    Rumours(Rumours),
+    DataGossip(DataGossip),
     /// Eager push along the broadcast tree.
     Eager(Eager),
     /// Lazy announcement of held data.
@@ -371,7 +371,7 @@ impl Message {
             Message::Nack(_) => "nack",
             Message::Gossip(_) => "gossip",
             Message::PushPull(_) => "push-pull",
-            Message::Rumours(_) => "rumours",
+            Message::DataGossip(_) => "data-gossip",
             Message::Eager(_) => "eager",
             Message::IHave(_) => "ihave",
             Message::Graft(_) => "graft",

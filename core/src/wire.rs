@@ -1,8 +1,10 @@
 //! The exact encoded size of every message, kept in one place.
 //!
-//! Sizes follow the protobuf encoding of the peer schema: an `Envelope`
-//! holding the sender's address and a `oneof` body. Until the generated code
-//! exists this module is the schema's single source of truth for sizes:
+//! Sizes follow the protobuf encoding of the peer schema
+//! (`proto/rumour/v1/peer.proto`): an `Envelope` holding the sender's address
+//! and a `oneof` body. The simulator counts bytes with these functions
+//! instead of encoding; `proto/tests/roundtrip.rs` checks them against
+//! prost's `encoded_len` for every kind. The fields they follow:
 //!
 //! ```text
 //! message Address      { bytes ip = 1; uint32 port = 2; }
@@ -31,7 +33,7 @@
 //! message RecordId     { string owner = 1; uint32 generation = 2; uint64 version = 3; }
 //! message MetadataId   { uint64 lamport = 1; string origin = 2; }
 //! message DatumId      { oneof id { RecordId record = 1; MetadataId metadata = 2; } }
-//! message Rumours      { repeated Datum data = 1; bool pull = 2; }
+//! message DataGossip   { repeated Datum data = 1; bool pull = 2; }
 //! message Eager        { repeated Datum data = 1; }
 //! message IHave        { repeated DatumId ids = 1; }
 //! message Graft        { repeated DatumId ids = 1; }
@@ -41,7 +43,7 @@
 //!                        bool found = 5; }
 //! message Envelope     { Address from = 1; oneof body { Ping ping = 2; PingReq ping_req = 3;
 //!                        Ack ack = 4; Nack nack = 5; Gossip gossip = 6; PushPull push_pull = 7;
-//!                        Rumours rumours = 8; Eager eager = 9; IHave ihave = 10; Graft graft = 11;
+//!                        DataGossip data_gossip = 8; Eager eager = 9; IHave ihave = 10; Graft graft = 11;
 //!                        Prune prune = 12; Query query = 13; QueryReply query_reply = 14; } }
 //! ```
 //!
@@ -247,7 +249,7 @@ pub fn body_len(msg: &Message) -> usize {
                 + updates(&p.members)
                 + push_pull_data_len(p)
         }
-        Message::Rumours(r) => {
+        Message::DataGossip(r) => {
             r.data.iter().map(datum_field_len).sum::<usize>() + bool_field(r.pull)
         }
         Message::Eager(e) => e.data.iter().map(datum_field_len).sum(),
@@ -286,7 +288,7 @@ fn push_pull_data_len(p: &PushPull) -> usize {
 /// membership). Used to measure what each update costs.
 pub fn data_plane_len(from: &SocketAddr, msg: &Message) -> usize {
     match msg {
-        Message::Rumours(_)
+        Message::DataGossip(_)
         | Message::Eager(_)
         | Message::IHave(_)
         | Message::Graft(_)

@@ -114,7 +114,8 @@ fn message() -> impl Strategy<Value = Message> {
                 })
             }
         ),
-        (data(), any::<bool>()).prop_map(|(data, pull)| Message::Rumours(Rumours { data, pull })),
+        (data(), any::<bool>())
+            .prop_map(|(data, pull)| Message::DataGossip(DataGossip { data, pull })),
         data().prop_map(|data| Message::Eager(Eager { data })),
         ids().prop_map(|ids| Message::IHave(IHave { ids })),
         ids().prop_map(|ids| Message::Graft(Graft { ids })),

@@ -29,9 +29,9 @@ use std::sync::Arc;
 
 use prost::Message as _;
 use rumour_core::{
-    Ack, Datum, DatumId, Delta, DigestEntry, Eager, Gossip, Graft, IHave, Incarnation, MemberState,
-    MemberUpdate, Message, Metadata, Nack, NodeId, Ping, PingReq, Prune, PushPull, PushPullKind,
-    Query, QueryReply, Record, Rumours, Versioned, MAX_NAME_LEN,
+    Ack, DataGossip, Datum, DatumId, Delta, DigestEntry, Eager, Gossip, Graft, IHave, Incarnation,
+    MemberState, MemberUpdate, Message, Metadata, Nack, NodeId, Ping, PingReq, Prune, PushPull,
+    PushPullKind, Query, QueryReply, Record, Versioned, MAX_NAME_LEN,
 };
 
 use crate::v1;
@@ -697,20 +697,20 @@ impl TryFrom<v1::DatumId> for DatumId {
     }
 }
 
-impl From<&Rumours> for v1::Rumours {
-    fn from(r: &Rumours) -> v1::Rumours {
-        v1::Rumours {
+impl From<&DataGossip> for v1::DataGossip {
+    fn from(r: &DataGossip) -> v1::DataGossip {
+        v1::DataGossip {
             data: encode_all(&r.data),
             pull: r.pull,
         }
     }
 }
 
-impl TryFrom<v1::Rumours> for Rumours {
+impl TryFrom<v1::DataGossip> for DataGossip {
     type Error = DecodeError;
 
-    fn try_from(r: v1::Rumours) -> Result<Rumours, DecodeError> {
-        Ok(Rumours {
+    fn try_from(r: v1::DataGossip) -> Result<DataGossip, DecodeError> {
+        Ok(DataGossip {
             data: decode_all(r.data)?,
             pull: r.pull,
         })
@@ -843,7 +843,7 @@ impl From<&Message> for Body {
             Message::Nack(m) => Body::Nack(m.into()),
             Message::Gossip(m) => Body::Gossip(m.into()),
             Message::PushPull(m) => Body::PushPull(m.into()),
-            Message::Rumours(m) => Body::Rumours(m.into()),
+            Message::DataGossip(m) => Body::DataGossip(m.into()),
             Message::Eager(m) => Body::Eager(m.into()),
             Message::IHave(m) => Body::Ihave(m.into()),
             Message::Graft(m) => Body::Graft(m.into()),
@@ -865,7 +865,7 @@ impl TryFrom<Body> for Message {
             Body::Nack(m) => Message::Nack(m.into()),
             Body::Gossip(m) => Message::Gossip(m.try_into()?),
             Body::PushPull(m) => Message::PushPull(m.try_into()?),
-            Body::Rumours(m) => Message::Rumours(m.try_into()?),
+            Body::DataGossip(m) => Message::DataGossip(m.try_into()?),
             Body::Eager(m) => Message::Eager(m.try_into()?),
             Body::Ihave(m) => Message::IHave(m.try_into()?),
             Body::Graft(m) => Message::Graft(m.try_into()?),

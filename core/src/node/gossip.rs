@@ -15,7 +15,7 @@ use super::outbox::Ctx;
 use super::timers::{advance, first_tick};
 use crate::broadcast::BroadcastQueue;
 use crate::config::Dissemination;
-use crate::message::{Datum, DatumId, Gossip, Message, Rumours};
+use crate::message::{DataGossip, Datum, DatumId, Gossip, Message};
 use crate::time::Time;
 use crate::wire;
 
@@ -111,7 +111,7 @@ impl Gossiper {
         if self.fresh.is_empty() {
             return data;
         }
-        let room = cx.room(&Message::Rumours(Rumours::default()), DATA_SLACK);
+        let room = cx.room(&Message::DataGossip(DataGossip::default()), DATA_SLACK);
         let limit = m.retransmit_limit(cx);
         self.fresh.pack(room, limit, &mut data);
         data
@@ -137,17 +137,17 @@ impl Gossiper {
                     if data.is_empty() && !pull {
                         break;
                     }
-                    cx.send(p.addr(), Message::Rumours(Rumours { data, pull }));
+                    cx.send(p.addr(), Message::DataGossip(DataGossip { data, pull }));
                 }
             }
             Dissemination::Pull => {
                 let peers = m.table_mut().gossip_peers(k, selection, &mut cx.rng);
                 for p in peers {
-                    let ask = Rumours {
+                    let ask = DataGossip {
                         data: Vec::new(),
                         pull: true,
                     };
-                    cx.send(p.addr(), Message::Rumours(ask));
+                    cx.send(p.addr(), Message::DataGossip(ask));
                 }
             }
         }
@@ -157,7 +157,7 @@ impl Gossiper {
     pub(crate) fn answer_pull(&mut self, cx: &mut Ctx, m: &Membership, from: SocketAddr) {
         let data = self.pack(cx, m);
         if !data.is_empty() {
-            cx.send(from, Message::Rumours(Rumours { data, pull: false }));
+            cx.send(from, Message::DataGossip(DataGossip { data, pull: false }));
         }
     }
 }

@@ -22,15 +22,12 @@ use crate::message::MemberUpdate;
 use crate::suspicion::Suspicion;
 use crate::time::Time;
 
-/// Gossip rounds a leaving node spends announcing its departure.
-const LEAVE_ROUNDS: u8 = 3;
-
 /// Where this node is in its own life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Status {
     Running,
     /// Announcing Left for this many more gossip rounds, then quiet.
-    Leaving(u8),
+    Leaving(u32),
     Left,
 }
 
@@ -452,7 +449,7 @@ impl Membership {
 
     /// Start leaving: announce `Left` for a few gossip rounds.
     pub(crate) fn leave(&mut self, cx: &mut Ctx) {
-        self.status = Status::Leaving(LEAVE_ROUNDS);
+        self.status = Status::Leaving(cx.config.leave_rounds);
         self.set_self(cx, MemberState::Left);
     }
 
@@ -542,5 +539,71 @@ impl Membership {
             }
         }
         reaped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::harness::*;
+    use crate::*;
+
+    #[test]
+    fn a_suspected_member_refutes_with_a_higher_incarnation() {
+        // Scenario: a hand-made gossip from a's address tells b and c that a suspects c at
+        // incarnation 0. b starts suspecting c; c refutes: it bumps its incarnation to 1 and
+        // rumours itself alive, so b and a end up seeing c alive at incarnation 1, and c is never
+        // declared dead.
+        let mut h = Harness::new(&["a", "b", "c"]);
+        let c = h.node("c").id().clone();
+        let rumour = Message::Gossip(Gossip {
+            updates: vec![MemberUpdate {
+                id: c,
+                incarnation: Incarnation(0),
+                state: MemberState::Suspect,
+                by: Some("a".into()),
+            }],
+        });
+        h.inject(h.addr("a"), "b", rumour.clone());
+        h.inject(h.addr("a"), "c", rumour);
+        h.wait_for(ms(10), "c refuting", |h| {
+            h.node("c").incarnation() == Incarnation(1)
+        });
+        assert_eq!(h.node("c").stats().refutations, 1);
+        assert_eq!(h.member_state("b", "c"), "suspect@0");
+        h.wait_for(secs(2), "a and b seeing c alive at 1", |h| {
+            h.member_state("a", "c") == "alive@1" && h.member_state("b", "c") == "alive@1"
+        });
+        let alive_at_1 = |u: &MemberUpdate| {
+            u.id.name() == "c" && u.incarnation == Incarnation(1) && u.state == MemberState::Alive
+        };
+        let from_c = h.messages("c", "*", "*");
+        assert!(from_c.iter().any(|s| s
+            .msg
+            .clone()
+            .rumours_mut()
+            .is_some_and(|us| us.iter().any(alive_at_1))));
+        let b_saw = member_events(&h, "b", "c");
+        assert_eq!(b_saw, [("joined", 0), ("suspected", 0), ("alive", 1)]);
+        h.run_for(secs(8));
+        for x in ["a", "b"] {
+            assert_eq!(h.member_state(x, "c"), "alive@1");
+            assert!(!member_events(&h, x, "c").contains(&("died", 0)));
+        }
+    }
+
+    #[test]
+    fn a_graceful_leave_is_seen_as_left_not_as_a_failure() {
+        // Scenario: c leaves: it announces Left for a few gossip rounds, then goes quiet. a and b
+        // see c as left (MemberLeft), never suspect it, and c sends nothing more.
+        let mut h = Harness::new(&["a", "b", "c"]);
+        h.run_for(secs(1));
+        h.act("c", |n, now| n.leave(now)).unwrap();
+        let quiet = h.wait_for(secs(1), "c going quiet", |h| h.node("c").has_left());
+        h.run_for(secs(10));
+        for x in ["a", "b"] {
+            assert_eq!(h.member_state(x, "c"), "left@0");
+            assert_eq!(member_events(&h, x, "c"), [("joined", 0), ("left", 0)]);
+        }
+        assert!(h.messages("c", "*", "*").iter().all(|s| s.at <= quiet));
     }
 }

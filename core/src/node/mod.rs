@@ -288,7 +288,7 @@ impl Node {
             Message::Nack(n) => self.probe.on_nack(&mut self.cx, &n),
             Message::Gossip(g) => self.apply_rumours(&g.updates),
             Message::PushPull(p) => self.on_push_pull(from, p),
-            Message::Rumours(r) => {
+            Message::DataGossip(r) => {
                 self.on_data(from, r.data, false);
                 if r.pull {
                     self.gossip

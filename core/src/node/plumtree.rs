@@ -443,3 +443,118 @@ impl Plumtree {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::harness::*;
+    use crate::*;
+
+    #[test]
+    fn a_duplicate_eager_push_prunes_its_link() {
+        // Scenario: a, b and c start fully linked (by their first gossip rounds' grafts and
+        // hand-made ones). a writes x and pushes it to b and c; each passes it on to the other, so
+        // b and c each get a duplicate, answer it with a Prune, and drop that link. The tree left
+        // is b-a-c, and a second write reaches both with no duplicate.
+        let mut h = Harness::new(&["a", "b", "c"]);
+        link_all(&mut h, &["a", "b", "c"]);
+        h.act("a", |n, now| n.put(now, "x", b"1")).unwrap();
+        h.settle();
+        assert_eq!(h.sent("b", "c", "prune"), 1);
+        assert_eq!(h.sent("c", "b", "prune"), 1);
+        assert_eq!(h.node("b").stats().prunes, 1);
+        assert_eq!(links(&h, "a"), ["b", "c"]);
+        assert_eq!(links(&h, "b"), ["a"]);
+        assert_eq!(links(&h, "c"), ["a"]);
+        let duplicates = |h: &Harness| {
+            ["b", "c"]
+                .map(|n| h.node(n).stats().data_duplicates)
+                .iter()
+                .sum::<u64>()
+        };
+        assert_eq!(duplicates(&h), 2);
+        h.act("a", |n, now| n.put(now, "y", b"2")).unwrap();
+        h.settle();
+        assert_eq!(value(&h, "b", "a", "y").as_deref(), Some("2"));
+        assert_eq!(value(&h, "c", "a", "y").as_deref(), Some("2"));
+        assert_eq!(h.sent("*", "*", "prune"), 2);
+        assert_eq!(duplicates(&h), 2);
+    }
+
+    #[test]
+    fn an_announcement_of_missing_data_leads_to_a_graft() {
+        // Scenario: hand-made Prunes from b's address make a and c stop pushing to b. a writes x;
+        // only c gets it eagerly. a's and c's next gossip rounds announce x (IHave); b lacks it,
+        // waits half a gossip interval for a push that does not come, grafts the first announcer,
+        // and gets x in the answer; the grafted node pushes to b again from then on.
+        let mut h = Harness::new(&["a", "b", "c"]);
+        link_all(&mut h, &["a", "b", "c"]);
+        h.inject(h.addr("b"), "a", Message::Prune(Prune));
+        h.inject(h.addr("b"), "c", Message::Prune(Prune));
+        h.settle();
+        assert_eq!(
+            (links(&h, "a"), links(&h, "c")),
+            (vec!["c".into()], vec!["a".into()])
+        );
+        h.act("a", |n, now| n.put(now, "x", b"1")).unwrap();
+        h.wait_for(secs(1), "x reaching b", |h| {
+            value(h, "b", "a", "x").is_some()
+        });
+        let x = DatumId::Record {
+            owner: "a".into(),
+            generation: 0,
+            version: 1,
+        };
+        let has_x = |m: &Message| match m {
+            Message::IHave(i) => i.ids.contains(&x),
+            Message::Graft(g) => g.ids.contains(&x),
+            Message::Eager(e) => e.data.iter().any(|d| d.id() == x),
+            _ => false,
+        };
+        let first = |from: &str, kind: &str| {
+            let found = h
+                .messages(from, "b", kind)
+                .into_iter()
+                .find(|s| has_x(&s.msg));
+            found
+                .cloned()
+                .unwrap_or_else(|| panic!("no {kind} of x to b"))
+        };
+        let ihave = first("*", "ihave");
+        let grafts = h.messages("b", "*", "graft");
+        let grafts: Vec<_> = grafts.into_iter().filter(|s| has_x(&s.msg)).collect();
+        assert_eq!(grafts.len(), 1);
+        let graft = grafts[0].clone();
+        assert!(has_x(&graft.msg) && graft.to == ihave.from, "{graft:?}");
+        let wait = Config::local().gossip_interval / 2;
+        assert_eq!(graft.at, ihave.at + h.latency + wait);
+        let answer = first(&graft.to, "eager");
+        assert_eq!(answer.at, graft.at + h.latency);
+        assert_eq!(h.node("b").stats().grafts, 1);
+        assert!(links(&h, &graft.to).contains(&"b".to_string()));
+    }
+
+    #[test]
+    fn data_that_came_by_anti_entropy_adopts_the_later_eager_push() {
+        // Scenario: a's eager push of x to b is held back in the network, and so are a's
+        // announcements, so x reaches b first by a periodic push-pull. When the held push is
+        // finally delivered it is a duplicate, but of data that came off the tree: b counts a tree
+        // adoption, keeps the link to a and sends no Prune.
+        let mut h = Harness::new(&["a", "b"]);
+        link_all(&mut h, &["a", "b"]);
+        h.hold_kind("a", "b", "eager");
+        h.hold_kind("a", "b", "ihave");
+        h.act("a", |n, now| n.put(now, "x", b"1")).unwrap();
+        h.wait_for(secs(12), "x reaching b by push-pull", |h| {
+            value(h, "b", "a", "x").is_some()
+        });
+        assert_eq!(h.sent("a", "b", "eager"), 1, "held, not delivered");
+        assert_eq!(h.node("b").stats().tree_adoptions, 0);
+        h.release();
+        h.settle();
+        let stats = h.node("b").stats();
+        assert_eq!((stats.tree_adoptions, stats.prunes), (1, 0));
+        assert_eq!(h.sent("b", "a", "prune"), 0);
+        assert_eq!(links(&h, "b"), ["a"]);
+        assert_eq!(links(&h, "a"), ["b"]);
+    }
+}

@@ -351,3 +351,123 @@ impl Prober {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::harness::*;
+    use crate::*;
+
+    #[test]
+    fn a_ping_is_acked() {
+        // Scenario: a, b and c probe each other for two seconds on a perfect network; every ping a
+        // sends is acked by its target, and no one is suspected.
+        let mut h = Harness::new(&["a", "b", "c"]);
+        h.run_for(secs(2));
+        h.settle();
+        let pings = h.messages("a", "*", "ping");
+        assert!(pings.len() >= 3, "a sent {} pings", pings.len());
+        for p in pings {
+            let acks = h.messages(&p.to, "a", "ack");
+            let acked = acks.iter().any(|a| seq_of(&a.msg) == seq_of(&p.msg));
+            assert!(
+                acked,
+                "a's ping {} to {} was not acked",
+                seq_of(&p.msg),
+                p.to
+            );
+        }
+        assert_eq!(h.sent("*", "*", "ping-req"), 0);
+        assert_eq!(h.node("a").stats().failed_probes, 0);
+        for (x, y) in [("a", "b"), ("a", "c"), ("b", "c"), ("c", "a")] {
+            assert_eq!(h.member_state(x, y), "alive@0");
+            assert_eq!(member_events(&h, x, y), [("joined", 0)]);
+        }
+    }
+
+    #[test]
+    fn a_lost_direct_ping_is_answered_through_a_relay() {
+        // Scenario: every direct ping from a to c is lost. a's probe of c times out, a sends b a
+        // ping-req about c, b pings c, c acks b, and b relays the ack to a under a's sequence
+        // number: a never suspects c.
+        let mut h = Harness::new(&["a", "b", "c"]);
+        h.drop_kind("a", "c", "ping");
+        let is_req_about_c =
+            |m: &Message| matches!(m, Message::PingReq(r) if r.target.name() == "c");
+        h.wait_for(secs(3), "a ping-req from a to b about c", |h| {
+            h.messages("a", "b", "ping-req")
+                .iter()
+                .any(|s| is_req_about_c(&s.msg))
+        });
+        let req = h.messages("a", "b", "ping-req")[0].clone();
+        let seq = seq_of(&req.msg);
+        h.run_for(ms(10));
+        let relayed = |s: &&crate::harness::Sent| s.at > req.at;
+        assert!(h.messages("b", "c", "ping").iter().any(relayed));
+        assert!(h.messages("c", "b", "ack").iter().any(relayed));
+        let back = h.messages("b", "a", "ack");
+        let back: Vec<_> = back.iter().filter(|s| seq_of(&s.msg) == seq).collect();
+        assert_eq!(back.len(), 1, "b relays c's ack to a once");
+        assert_eq!(back[0].at - req.at, h.latency * 3, "a -> b -> c -> b -> a");
+        h.run_for(secs(5));
+        assert!(h.sent("a", "c", "ping") >= 3, "a keeps probing c directly");
+        assert_eq!(h.member_state("a", "c"), "alive@0");
+        assert_eq!(member_events(&h, "a", "c"), [("joined", 0)]);
+        assert_eq!(h.node("a").stats().failed_probes, 0);
+    }
+
+    #[test]
+    fn a_relay_that_cannot_reach_the_target_answers_with_a_nack() {
+        // Scenario: c has crashed. a's probe of c times out and a sends b a ping-req; b's ping to c
+        // goes unanswered, and after its wait (4/5 of the probe timeout) b answers a with a nack,
+        // proof that a's own links work: a's local health stays at 0.
+        let mut h = Harness::new(&["a", "b", "c"]);
+        h.stop("c");
+        h.wait_for(secs(3), "a nack from b to a", |h| {
+            h.sent("b", "a", "nack") > 0
+        });
+        let nack = h.messages("b", "a", "nack")[0].clone();
+        let reqs = h.messages("a", "b", "ping-req");
+        let req = reqs.iter().find(|r| seq_of(&r.msg) == seq_of(&nack.msg));
+        let req = req.expect("the nack answers a's ping-req");
+        let wait = Config::local().probe_timeout * 4 / 5;
+        assert_eq!(nack.at - req.at, h.latency + wait);
+        assert!(h
+            .messages("b", "c", "ping")
+            .iter()
+            .any(|p| p.at == req.at + h.latency));
+        h.wait_for(secs(1), "a suspecting c", |h| {
+            h.member_state("a", "c") == "suspect@0"
+        });
+        assert_eq!(h.node("a").health(), 0, "the nack vouches for a");
+    }
+
+    #[test]
+    fn a_silent_member_is_suspected_then_declared_dead() {
+        // Scenario: c crashes. Probes of c fail, directly and through the relay, so a suspects c
+        // (MemberSuspected); c never refutes, and when the suspicion times out a declares c dead
+        // (MemberDied), as does b.
+        let mut h = Harness::new(&["a", "b", "c"]);
+        h.stop("c");
+        let suspected = h.wait_for(secs(3), "a suspecting c", |h| {
+            member_events(h, "a", "c").contains(&("suspected", 0))
+        });
+        assert_eq!(h.member_state("a", "c"), "suspect@0");
+        let failed = ["a", "b"].map(|n| h.node(n).stats().failed_probes);
+        assert!(failed.iter().sum::<u64>() >= 1);
+        let died = h.wait_for(secs(10), "a declaring c dead", |h| {
+            member_events(h, "a", "c").contains(&("died", 0))
+        });
+        assert_eq!(h.member_state("a", "c"), "dead@0");
+        let (min, max) = (Config::local().suspicion_min, Config::local().suspicion_max);
+        let waited = died - suspected;
+        assert!(
+            min <= waited && waited <= max,
+            "dead {waited:?} after the suspicion"
+        );
+        let expected = [("joined", 0), ("suspected", 0), ("died", 0)];
+        assert_eq!(member_events(&h, "a", "c"), expected);
+        h.wait_for(secs(1), "b declaring c dead", |h| {
+            h.member_state("b", "c") == "dead@0"
+        });
+    }
+}

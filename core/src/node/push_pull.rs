@@ -288,3 +288,84 @@ impl AntiEntropy {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::harness::*;
+    use crate::*;
+
+    #[test]
+    fn equal_summaries_stop_at_the_opening() {
+        // Scenario: a and b hold the same membership and no data. For two push-pull intervals each
+        // opens exchanges with a bare Summary; the summaries agree, so no Sync, Reply or Deltas
+        // ever follows.
+        let mut h = Harness::new(&["a", "b"]);
+        h.run_for(Config::local().push_pull_interval * 2 + ms(10));
+        assert!(h.sent("a", "b", "push-pull/summary") >= 2);
+        assert!(h.sent("b", "a", "push-pull/summary") >= 2);
+        for kind in ["push-pull/sync", "push-pull/reply", "push-pull/deltas"] {
+            assert_eq!(h.sent("*", "*", kind), 0, "{kind}");
+        }
+        for s in h.messages("*", "*", "push-pull/summary") {
+            let p = push_pull(&s.msg);
+            assert!(p.members.is_empty() && p.digest.is_none() && p.deltas.is_empty());
+        }
+    }
+
+    #[test]
+    fn different_membership_is_exchanged_in_full() {
+        // Scenario: a knows b and c, but b and c have never heard of each other, and nothing is
+        // rumoured. Their summaries differ from a's, so exchanges with a go Summary -> Sync ->
+        // Reply with full membership, until b and c know each other as alive; no data differs, so
+        // no digest and no Deltas.
+        let mut h = Harness::strangers(&["a", "b", "c"], Config::local());
+        for (x, y) in [("a", "b"), ("b", "a"), ("a", "c"), ("c", "a")] {
+            h.introduce(x, y);
+        }
+        h.run_for(secs(1));
+        assert_eq!(h.member_state("b", "c"), "unknown");
+        h.wait_for(secs(12), "b and c knowing each other", |h| {
+            h.member_state("b", "c") == "alive@0" && h.member_state("c", "b") == "alive@0"
+        });
+        let syncs = h.messages("*", "*", "push-pull/sync");
+        assert!(!syncs.is_empty() && h.sent("*", "*", "push-pull/reply") >= 1);
+        for s in syncs {
+            let p = push_pull(&s.msg);
+            assert!(p.members.len() >= 2 && p.digest.is_none(), "{p:?}");
+        }
+        assert_eq!(h.sent("*", "*", "push-pull/deltas"), 0);
+        let summary = h.node("a").membership_summary();
+        assert_eq!(h.node("b").membership_summary(), summary);
+        assert_eq!(h.node("c").membership_summary(), summary);
+    }
+
+    #[test]
+    fn different_state_is_exchanged_as_deltas() {
+        // Scenario: a writes x and b writes y while every data-plane message between them is lost
+        // (eager pushes, announcements, grafts, prunes). Their state summaries differ, so a
+        // push-pull goes Summary -> Sync (digest) -> Reply (digest and deltas) -> Deltas, and both
+        // end up holding both keys.
+        let mut h = Harness::new(&["a", "b"]);
+        h.drop_where(|_, _, m| {
+            matches!(
+                m,
+                Message::Eager(_) | Message::IHave(_) | Message::Graft(_) | Message::Prune(_)
+            )
+        });
+        h.act("a", |n, now| n.put(now, "x", b"1")).unwrap();
+        h.act("b", |n, now| n.put(now, "y", b"2")).unwrap();
+        h.run_for(ms(500));
+        assert_eq!(value(&h, "b", "a", "x"), None);
+        h.wait_for(secs(12), "a and b converging", |h| {
+            value(h, "b", "a", "x").as_deref() == Some("1")
+                && value(h, "a", "b", "y").as_deref() == Some("2")
+        });
+        let syncs = h.messages("*", "*", "push-pull/sync");
+        assert!(!syncs.is_empty());
+        let p = push_pull(&syncs[0].msg);
+        assert!(p.members.is_empty() && p.digest.is_some(), "{p:?}");
+        assert!(h.sent("*", "*", "push-pull/reply") >= 1);
+        assert!(h.sent("*", "*", "push-pull/deltas") >= 1);
+        assert_eq!(h.node("a").state_summary(), h.node("b").state_summary());
+    }
+}

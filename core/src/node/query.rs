@@ -145,3 +145,62 @@ fn answer_locally(
         value,
     }));
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::harness::*;
+    use crate::*;
+
+    #[test]
+    fn a_fresh_read_is_answered_by_the_owner() {
+        // Scenario: b writes k = v1, which a replicates; then b's data to a is held back and b
+        // writes k = v2. a's query_fresh(b, k) goes to b, whose reply carries v2
+        // (ReadSource::Owner) one round trip later, while a's replica still says v1.
+        let mut h = Harness::new(&["a", "b"]);
+        link_all(&mut h, &["a", "b"]);
+        h.act("b", |n, now| n.put(now, "k", b"v1")).unwrap();
+        h.wait_for(ms(10), "a replicating k", |h| {
+            value(h, "a", "b", "k").is_some()
+        });
+        for kind in ["eager", "ihave", "push-pull"] {
+            h.hold_kind("b", "a", kind);
+        }
+        h.act("b", |n, now| n.put(now, "k", b"v2")).unwrap();
+        let asked = h.now;
+        let id = h.act("a", |n, now| n.query_fresh(now, "b", "k"));
+        let t = h.wait_for(secs(1), "a's fresh read", |h| {
+            !fresh_reads(h, "a").is_empty()
+        });
+        let (_, r) = fresh_reads(&h, "a").remove(0);
+        assert_eq!((r.id, r.source, r.version), (id, ReadSource::Owner, 2));
+        assert_eq!(r.value.as_deref(), Some(&b"v2"[..]));
+        assert_eq!(t - asked, h.latency * 2);
+        assert_eq!(value(&h, "a", "b", "k").as_deref(), Some("v1"));
+    }
+
+    #[test]
+    fn a_fresh_read_falls_back_to_the_replica_after_the_timeout() {
+        // Scenario: b writes k = v1, which a replicates; then every query reply from b to a is
+        // lost. a's query_fresh(b, k) hears nothing from b, and exactly query_timeout later a
+        // answers from its own replica: v1, ReadSource::Replica.
+        let mut h = Harness::new(&["a", "b"]);
+        link_all(&mut h, &["a", "b"]);
+        h.act("b", |n, now| n.put(now, "k", b"v1")).unwrap();
+        h.wait_for(ms(10), "a replicating k", |h| {
+            value(h, "a", "b", "k").is_some()
+        });
+        h.drop_kind("b", "a", "query-reply");
+        let asked = h.now;
+        let id = h.act("a", |n, now| n.query_fresh(now, "b", "k"));
+        let t = h.wait_for(secs(2), "a's fresh read", |h| {
+            !fresh_reads(h, "a").is_empty()
+        });
+        assert_eq!(t - asked, Config::local().query_timeout);
+        let (_, r) = fresh_reads(&h, "a").remove(0);
+        assert_eq!((r.id, r.source, r.version), (id, ReadSource::Replica, 1));
+        assert_eq!(r.value.as_deref(), Some(&b"v1"[..]));
+        assert_eq!(h.sent("a", "b", "query"), 1);
+        let replies = h.messages("b", "a", "query-reply");
+        assert!(replies.len() == 1 && replies[0].dropped, "sent, and lost");
+    }
+}

@@ -326,3 +326,51 @@ fn list_by_prefix() {
     assert_eq!(keys, vec![Arc::from("app/1")]);
     assert_eq!(a.list("a", "").len(), 3);
 }
+
+/// Scenarios of the store seen from whole nodes, on the test harness.
+mod scenarios {
+    use crate::harness::*;
+    use crate::*;
+
+    #[test]
+    fn a_replica_past_the_gc_horizon_is_reset() {
+        // Scenario: with a tombstone grace of 1 s, a writes x and b replicates it. Then b is cut
+        // off; a deletes x, and a grace later collects the tombstone, raising its GC horizon past
+        // b's replica. When the partition heals, b's digest is behind a's horizon, so a sends its
+        // whole namespace as a reset: b drops x, reports the deletion, and x never comes back.
+        let config = Config {
+            tombstone_grace: secs(1),
+            ..Config::local()
+        };
+        let mut h = Harness::with_config(&["a", "b"], config);
+        link_all(&mut h, &["a", "b"]);
+        h.act("a", |n, now| n.put(now, "x", b"1")).unwrap();
+        h.wait_for(ms(10), "b replicating x", |h| {
+            value(h, "b", "a", "x").is_some()
+        });
+        let cut = h.partition(&["a"], &["b"]);
+        let deleted = h.act("a", |n, now| n.delete(now, "x")).unwrap();
+        assert_eq!(deleted, Some(2));
+        h.run_for(ms(1500));
+        h.allow(cut);
+        h.wait_for(secs(12), "b dropping x", |h| {
+            value(h, "b", "a", "x").is_none()
+        });
+        let deltas = h.messages("a", "b", "push-pull");
+        let deltas = deltas.iter().flat_map(|s| &push_pull(&s.msg).deltas);
+        let resets: Vec<&Delta> = deltas.filter(|d| d.reset).collect();
+        assert_eq!(resets.len(), 1, "{resets:?}");
+        let r = resets[0];
+        assert_eq!((r.from, r.to, r.horizon), (0, 2, 2));
+        assert!(r.records.is_empty(), "the tombstone is gone: {r:?}");
+        let gone = h.events_of("b").iter().any(|(_, e)| {
+            matches!(e, Event::EntryChanged { owner, key, value: None, .. }
+                if &**owner == "a" && &**key == "x")
+        });
+        assert!(gone, "b reports x deleted");
+        h.run_for(secs(12));
+        assert_eq!(value(&h, "b", "a", "x"), None);
+        assert_eq!(h.node("b").namespace_version("a"), Some((0, 2)));
+        assert_eq!(h.node("a").state_summary(), h.node("b").state_summary());
+    }
+}

@@ -225,7 +225,7 @@ pub fn message() -> impl Strategy<Value = Message> {
         updates().prop_map(|updates| Message::Gossip(Gossip { updates })),
         push_pull().prop_map(Message::PushPull),
         (vec(datum(), 0..4), any::<bool>())
-            .prop_map(|(data, pull)| Message::Rumours(Rumours { data, pull })),
+            .prop_map(|(data, pull)| Message::DataGossip(DataGossip { data, pull })),
         vec(datum(), 0..4).prop_map(|data| Message::Eager(Eager { data })),
         vec(datum_id(), 0..6).prop_map(|ids| Message::IHave(IHave { ids })),
         vec(datum_id(), 0..6).prop_map(|ids| Message::Graft(Graft { ids })),

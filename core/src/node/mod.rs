@@ -57,10 +57,10 @@ use crate::time::Time;
 /// # Contract
 ///
 /// The node does no I/O and reads no clock. The driver feeds it inputs, each
-/// carrying the current time `now` (non-decreasing across calls), and after
-/// **every** input drains it:
+/// carrying the current time `now` (non-decreasing across calls), and
+/// drains it before it waits:
 ///
-/// 1. call one input method: [`handle_message`](Node::handle_message),
+/// 1. call an input method: [`handle_message`](Node::handle_message),
 ///    [`handle_timeout`](Node::handle_timeout), or a command;
 /// 2. call [`poll_output`](Node::poll_output) until it returns `None`,
 ///    sending each [`Output::Send`] and handing each [`Output::Event`] to
@@ -69,10 +69,13 @@ use crate::time::Time;
 ///    `handle_timeout` at that time (or earlier: an early call does nothing
 ///    harmful); `None` means no timer is needed (the node has left).
 ///
-/// The messages an input queues for one peer are batched: tree pushes to
-/// the same peer become one [`Eager`](crate::Eager) message, and
-/// announcements one [`IHave`](crate::IHave), up to `max_message_size`.
-/// What `poll_output` hands out is exactly what goes on the wire.
+/// A driver may feed several inputs that are already waiting before it
+/// drains (the network driver takes up to 64 under a backlog), but it never
+/// waits with outputs pending: [`is_drained`](Node::is_drained) is its check.
+/// The messages queued for one peer between two drains are batched: tree
+/// pushes become one [`Eager`](crate::Eager) message, and announcements one
+/// [`IHave`](crate::IHave), up to `max_message_size`. What `poll_output`
+/// hands out is exactly what goes on the wire.
 ///
 /// Same seed, same inputs: same outputs, bit for bit.
 ///
@@ -96,8 +99,9 @@ use crate::time::Time;
 ///   [`delete`](Node::delete), [`send_event`](Node::send_event),
 ///   [`publish_metadata`](Node::publish_metadata),
 ///   [`query_fresh`](Node::query_fresh);
-/// - outputs, in this order after each input: [`poll_output`](Node::poll_output)
-///   until `None`, then [`poll_timeout`](Node::poll_timeout).
+/// - outputs, in this order before the driver waits:
+///   [`poll_output`](Node::poll_output) until `None`, then
+///   [`poll_timeout`](Node::poll_timeout); [`is_drained`](Node::is_drained).
 #[derive(Debug)]
 pub struct Node {
     cx: Ctx,

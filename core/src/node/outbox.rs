@@ -146,3 +146,91 @@ impl Outbox {
         self.queue.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use rand::SeedableRng;
+
+    use super::*;
+    use crate::message::{Datum, Eager, IHave, Metadata, Nack};
+
+    fn cx(max_message_size: usize) -> Ctx {
+        let me = NodeId::new("a", "127.0.0.1:1001".parse().unwrap()).unwrap();
+        Ctx {
+            now: Time::ZERO,
+            me,
+            config: Config {
+                max_message_size,
+                ..Config::lan()
+            },
+            rng: ChaCha8Rng::seed_from_u64(0),
+            stats: Stats::default(),
+            out: Outbox::default(),
+        }
+    }
+
+    fn push(n: u64) -> Message {
+        let m = Metadata {
+            lamport: n,
+            origin: Arc::from("a"),
+            value: Arc::from(&[0u8; 100][..]),
+        };
+        Message::Eager(Eager {
+            data: vec![Datum::Metadata(m)],
+        })
+    }
+
+    fn sent(cx: &mut Ctx) -> Vec<(SocketAddr, Message)> {
+        std::iter::from_fn(|| cx.out.pop())
+            .filter_map(|o| match o {
+                Output::Send { to, msg } => Some((to, msg)),
+                Output::Event(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pushes_to_one_peer_merge_until_the_size_limit() {
+        let (b, c) = (
+            "127.0.0.1:1002".parse().unwrap(),
+            "127.0.0.1:1003".parse().unwrap(),
+        );
+        let mut cx = cx(512);
+        for n in 1..=6 {
+            cx.send(b, push(n));
+        }
+        cx.send(c, push(7));
+        cx.send(b, Message::Nack(Nack { seq: 1 }));
+        cx.send(b, Message::IHave(IHave::default()));
+        let out = sent(&mut cx);
+        let eager: Vec<usize> = out
+            .iter()
+            .filter_map(|(to, m)| match m {
+                Message::Eager(e) if *to == b => Some(e.data.len()),
+                _ => None,
+            })
+            .collect();
+        // About 120 bytes a push: four fit in 512, the rest open a second.
+        assert_eq!(eager, [4, 2]);
+        for (_, m) in &out {
+            assert!(wire::message_len(&cx.me.addr(), m) <= 512, "{m:?}");
+        }
+        assert_eq!(out.len(), 5, "two to b, one to c, the nack, the ihave");
+        assert_eq!(cx.stats.messages_out, 5, "counted as sent, not as asked");
+    }
+
+    #[test]
+    fn a_drained_outbox_starts_new_batches() {
+        let b: SocketAddr = "127.0.0.1:1002".parse().unwrap();
+        let mut cx = cx(1 << 16);
+        cx.send(b, push(1));
+        assert_eq!(sent(&mut cx).len(), 1);
+        cx.send(b, push(2));
+        cx.send(b, push(3));
+        let out = sent(&mut cx);
+        assert_eq!(out.len(), 1);
+        assert!(matches!(&out[0].1, Message::Eager(e) if e.data.len() == 2));
+    }
+}

@@ -152,6 +152,19 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// One counter of `rumour status`, summed over every agent.
+async fn counter_sum(clients: &mut [RumourClient<Channel>], name: &str) -> Result<u64, String> {
+    let mut sum = 0;
+    for c in clients {
+        let s = c
+            .status(pb::StatusRequest {})
+            .await
+            .map_err(|e| e.to_string())?;
+        sum += s.into_inner().counters.get(name).copied().unwrap_or(0);
+    }
+    Ok(sum)
+}
+
 async fn run_bench(args: BenchArgs) -> Result<(), String> {
     let protocol = Config::preset(&args.preset).map_err(|e| e.to_string())?;
     let round_ms = protocol.gossip_interval.as_secs_f64() * 1000.0;
@@ -193,6 +206,7 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
     let pids: Vec<u32> = agents.children.iter().map(Child::id).collect();
     let before: Vec<(u64, u64)> = pids.iter().filter_map(|p| proc_usage(*p)).collect();
     let lo_before = loopback_tx_bytes();
+    let sent_before = counter_sum(&mut clients, "transport_sent").await?;
     let t0 = Instant::now();
     tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
     let secs = t0.elapsed().as_secs_f64();
@@ -221,20 +235,9 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
             (a - b) as f64 / n as f64 / secs
         );
     }
-    let mut app_bytes = 0;
-    for c in &mut clients {
-        let s = c
-            .status(pb::StatusRequest {})
-            .await
-            .map_err(|e| e.to_string())?;
-        app_bytes += s
-            .into_inner()
-            .counters
-            .get("transport_bytes_sent")
-            .copied()
-            .unwrap_or(0);
-    }
-    let _ = app_bytes;
+    // Messages per second while idle, to tell the puts' own messages apart.
+    let sent_idle = counter_sum(&mut clients, "transport_sent").await? - sent_before;
+    let idle_rate = sent_idle as f64 / t0.elapsed().as_secs_f64();
 
     // 2. Put to everywhere.
     let mut streams = Vec::new();
@@ -270,6 +273,8 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
     }
     let mut latencies = Vec::new();
     let mut missing = 0;
+    let puts_started = Instant::now();
+    let sent_at_puts = counter_sum(&mut clients, "transport_sent").await?;
     let mut rng_state: u64 = 0x9e37_79b9_7f4a_7c15;
     for i in 0..args.puts as usize {
         // A random pause of 0-1 gossip intervals, so puts land at random
@@ -314,6 +319,15 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
             }
         }
     }
+    let sent_puts = counter_sum(&mut clients, "transport_sent").await? - sent_at_puts;
+    let beside = idle_rate * puts_started.elapsed().as_secs_f64();
+    println!(
+        "messages per put: {:.2} per agent ({} messages sent by all agents during {} puts, less {:.0} at the idle rate); the simulator counts the same messages",
+        (sent_puts as f64 - beside) / args.puts.max(1) as f64 / n as f64,
+        sent_puts,
+        args.puts,
+        beside
+    );
     latencies.sort_by(f64::total_cmp);
     let mean = latencies.iter().sum::<f64>() / latencies.len().max(1) as f64;
     println!(

@@ -32,17 +32,16 @@ impl Node {
     pub(super) fn on_data(&mut self, from: SocketAddr, data: Vec<Datum>, eager: bool) {
         let tree = self.cx.config.dissemination == Dissemination::Tree;
         let on_tree = eager && tree;
-        // A message that brought nothing new over a tree link prunes it; one
-        // that brought anything new keeps it, even with duplicates beside
-        // (a batch of pushes can hold both).
-        let (mut fresh, mut duplicate) = (false, false);
+        // A duplicate over a tree link prunes it, even beside fresh data in
+        // the same batch: a second parent that is quicker for some versions
+        // is still a second parent, and its pushes arrive out of order.
+        let mut prune = false;
         for datum in data {
             let receipt = self
                 .replicas
                 .receive(&mut self.cx, &self.membership, Some(from), &datum);
             match receipt {
                 Receipt::Fresh => {
-                    fresh = true;
                     self.tree.arrived(&datum.id(), on_tree.then_some(from));
                     self.spread(datum, Some(from));
                     self.spread_released();
@@ -53,10 +52,9 @@ impl Node {
                         // is the tree's own path here, not a redundant one,
                         // and the peers below still expect it from us.
                         self.cx.stats.tree_adoptions += 1;
-                        fresh = true;
                         self.spread(datum, Some(from));
                     } else {
-                        duplicate = true;
+                        prune = true;
                     }
                 }
                 Receipt::Duplicate => {
@@ -73,7 +71,7 @@ impl Node {
                 Receipt::Refused => {}
             }
         }
-        if duplicate && !fresh {
+        if prune {
             self.tree.prune(&mut self.cx, from);
         }
     }

@@ -29,6 +29,7 @@
 mod broadcast;
 mod config;
 mod error;
+mod events;
 #[cfg(test)]
 mod harness;
 mod health;
@@ -47,13 +48,14 @@ pub use config::{
     duration_str, format_duration, parse_duration, Config, PeerSelection, TimerPhase, TreeConfig,
 };
 pub use error::{ConfigError, Error};
+pub use events::{Event, FreshRead, Output, ReadSource, Stats};
 pub use member::{overrides, Incarnation, Member, MemberState, NodeId, MAX_NAME_LEN};
 pub use message::{
     Ack, DataGossip, Datum, DatumId, Delta, DigestEntry, Eager, Gossip, Graft, IHave, MemberUpdate,
     Message, Metadata, Nack, Ping, PingReq, Prune, PushPull, PushPullKind, Query, QueryReply,
     Record, Versioned,
 };
-pub use node::{Event, FreshRead, Node, Output, ReadSource, Stats};
+pub use node::Node;
 pub use store::Entry;
 pub use summary::Fnv64;
 pub use suspicion::suspicion_timeout;

@@ -13,9 +13,9 @@ use std::sync::Arc;
 
 use rand::Rng;
 
-use super::events::Event;
 use super::outbox::Ctx;
 use crate::broadcast::BroadcastQueue;
+use crate::events::Event;
 use crate::member::{overrides, Incarnation, Member, MemberState, NodeId};
 use crate::members::{Entry, Members};
 use crate::message::MemberUpdate;

@@ -11,14 +11,14 @@
 //! - [`push_pull`]: anti-entropy exchanges and the join;
 //! - [`replicas`]: namespaces, metadata and what applying data means;
 //! - [`query`]: fresh reads from a key's owner;
-//! - [`events`]: what the node reports; [`outbox`]: the context each part
-//!   works in and the batching outbox; [`timers`]: what the node waits for.
+//! - [`outbox`]: the context each part works in and the batching outbox;
+//!   [`timers`]: what the node waits for. What the node reports is in
+//!   [`crate::events`].
 //!
 //! [`Node`] owns one of each and passes each the others it needs; the data
 //! path between them (receipt, spreading, adoption) is in [`dissemination`].
 
 mod dissemination;
-mod events;
 mod gossip;
 mod membership;
 mod outbox;
@@ -29,7 +29,7 @@ mod query;
 mod replicas;
 mod timers;
 
-pub use events::{Event, FreshRead, Output, ReadSource, Stats};
+use crate::events::{Output, Stats};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -312,8 +312,7 @@ impl Node {
         }
     }
 
-    /// Run the timers due at or before `now`, in the order of
-    /// [`timers::Timer`]: relay nacks, the probe's ack timeout, the probe
+    /// Run the timers due at or before `now`, in this order: relay nacks, the probe's ack timeout, the probe
     /// period, the gossip round, the push-pull round, join retries,
     /// suspicion expiry, reaping, tombstone collection, grafts, queries.
     pub fn handle_timeout(&mut self, now: Time) {
@@ -455,7 +454,7 @@ impl Node {
     }
 
     /// Ask `owner` for its current value of `key`. The answer comes as
-    /// [`Event::FreshRead`] with the returned id: from the owner, or after
+    /// [`Event::FreshRead`](crate::Event::FreshRead) with the returned id: from the owner, or after
     /// `query_timeout` from the local replica.
     pub fn query_fresh(&mut self, now: Time, owner: &str, key: &str) -> u32 {
         self.cx.now = now;

@@ -16,8 +16,8 @@ use std::net::SocketAddr;
 
 use rand_chacha::ChaCha8Rng;
 
-use super::events::{Event, Output, Stats};
 use crate::config::Config;
+use crate::events::{Event, Output, Stats};
 use crate::member::NodeId;
 use crate::message::Message;
 use crate::time::Time;

@@ -5,10 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use super::events::{Event, FreshRead, ReadSource};
 use super::membership::Membership;
 use super::outbox::Ctx;
 use super::replicas::Replicas;
+use crate::events::{Event, FreshRead, ReadSource};
 use crate::message::{Message, Query, QueryReply};
 use crate::time::Time;
 

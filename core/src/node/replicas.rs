@@ -12,14 +12,14 @@ use std::sync::Arc;
 
 use rand::Rng;
 
-use super::events::Event;
 use super::membership::Membership;
 use super::outbox::Ctx;
 use crate::error::Error;
+use crate::events::Event;
 use crate::message::{
     Datum, DatumId, Delta, DigestEntry, Message, Metadata, PushPull, PushPullKind, Record,
 };
-use crate::store::{Change, Entry, Limits, Refusal, Store};
+use crate::store::{Entry, Limits, Refusal, Store};
 use crate::summary::Fnv64;
 use crate::time::Time;
 
@@ -252,36 +252,12 @@ impl Replicas {
         released.map(|(d, from)| (Datum::Delta(d), from)).collect()
     }
 
-    fn report(&mut self, cx: &mut Ctx, changes: Vec<Change>) {
-        for c in changes {
-            let event = match c {
-                Change::Entry {
-                    owner,
-                    key,
-                    version,
-                    value,
-                } => Event::EntryChanged {
-                    owner,
-                    key,
-                    version,
-                    value,
-                },
-                Change::Event {
-                    origin,
-                    name,
-                    payload,
-                    lamport,
-                    version: _,
-                } => {
-                    self.lamport = self.lamport.max(lamport);
-                    Event::UserEvent {
-                        origin,
-                        name,
-                        payload,
-                        lamport,
-                    }
-                }
-            };
+    /// Report applied changes; a user event moves the Lamport clock.
+    fn report(&mut self, cx: &mut Ctx, changes: Vec<Event>) {
+        for event in changes {
+            if let Event::UserEvent { lamport, .. } = &event {
+                self.lamport = self.lamport.max(*lamport);
+            }
             cx.emit(event);
         }
     }

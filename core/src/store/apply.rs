@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use super::{space_hash, Change, Namespace, Refusal, Store};
+use super::{applied, space_hash, Namespace, Refusal, Store};
+use crate::events::Event;
 use crate::message::{Delta, Record};
 use crate::time::Time;
 
@@ -35,7 +36,7 @@ impl Store {
         now: Time,
         d: &Delta,
         pushed_by: Option<SocketAddr>,
-    ) -> Result<Vec<Change>, Refusal> {
+    ) -> Result<Vec<Event>, Refusal> {
         let admitted = match self.admit(d) {
             Err(Refusal::Gap) => {
                 if let Some(peer) = pushed_by {
@@ -148,7 +149,7 @@ impl Store {
 
     /// Replace the replica with the delta's contents (a reset, or the
     /// owner's newer life), reporting what that changed.
-    fn replace(&mut self, now: Time, d: &Delta, a: &Admitted) -> Vec<Change> {
+    fn replace(&mut self, now: Time, d: &Delta, a: &Admitted) -> Vec<Event> {
         let mut changes = Vec::new();
         let owner = d.owner.clone();
         let old = self.spaces.remove(&owner);
@@ -192,7 +193,7 @@ impl Store {
             let ns = self.spaces.get(&owner).expect("just inserted");
             for (key, e) in &old_entries {
                 if e.value.is_some() && !ns.entries.contains_key(key) {
-                    changes.push(Change::Entry {
+                    changes.push(Event::EntryChanged {
                         owner: owner.clone(),
                         key: key.clone(),
                         version: d.to,
@@ -209,7 +210,7 @@ impl Store {
                     Record::Event { .. } => !delivered(r),
                 };
                 if report {
-                    changes.push(Change::of(&owner, r));
+                    changes.push(applied(&owner, r));
                 }
             }
         }
@@ -218,7 +219,7 @@ impl Store {
     }
 
     /// Extend the replica with the delta's records after the version held.
-    fn extend(&mut self, now: Time, d: &Delta, held_version: u64) -> Vec<Change> {
+    fn extend(&mut self, now: Time, d: &Delta, held_version: u64) -> Vec<Event> {
         let owner = d.owner.clone();
         let mut changes = Vec::new();
         for r in &d.records {
@@ -266,7 +267,7 @@ impl Store {
     /// The replica of `owner` moved on: held deltas it now covers leave the
     /// buffer, and those that follow on apply in turn. Every delta that left
     /// is handed back for the tree.
-    fn release(&mut self, now: Time, owner: &Arc<str>, changes: &mut Vec<Change>) {
+    fn release(&mut self, now: Time, owner: &Arc<str>, changes: &mut Vec<Event>) {
         loop {
             let next = {
                 let Some(ns) = self.spaces.get_mut(owner) else {

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::Error;
+use crate::events::Event;
 use crate::message::{Delta, DigestEntry, Record, Versioned};
 use crate::summary::Fnv64;
 use crate::time::Time;
@@ -80,57 +81,25 @@ impl Namespace {
     }
 }
 
-/// One applied change, reported to the application.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Change {
-    /// An entry was written or deleted.
-    Entry {
-        /// The namespace's owner.
-        owner: Arc<str>,
-        /// The key.
-        key: Arc<str>,
-        /// The version of the change.
-        version: u64,
-        /// The new value, `None` if deleted.
-        value: Option<Arc<[u8]>>,
-    },
-    /// A user event arrived.
-    Event {
-        /// Who sent it.
-        origin: Arc<str>,
-        /// Its name.
-        name: Arc<str>,
-        /// Its payload.
-        payload: Arc<[u8]>,
-        /// The origin's Lamport time when it sent it.
-        lamport: u64,
-        /// Its version in the origin's stream.
-        version: u64,
-    },
-}
-
-impl Change {
-    /// The change that applying record `v` of `owner` makes.
-    fn of(owner: &Arc<str>, v: &Versioned) -> Change {
-        match &v.record {
-            Record::Entry { key, value } => Change::Entry {
-                owner: owner.clone(),
-                key: key.clone(),
-                version: v.version,
-                value: value.clone(),
-            },
-            Record::Event {
-                name,
-                payload,
-                lamport,
-            } => Change::Event {
-                origin: owner.clone(),
-                name: name.clone(),
-                payload: payload.clone(),
-                lamport: *lamport,
-                version: v.version,
-            },
-        }
+/// The event that applying record `v` of `owner` reports.
+fn applied(owner: &Arc<str>, v: &Versioned) -> Event {
+    match &v.record {
+        Record::Entry { key, value } => Event::EntryChanged {
+            owner: owner.clone(),
+            key: key.clone(),
+            version: v.version,
+            value: value.clone(),
+        },
+        Record::Event {
+            name,
+            payload,
+            lamport,
+        } => Event::UserEvent {
+            origin: owner.clone(),
+            name: name.clone(),
+            payload: payload.clone(),
+            lamport: *lamport,
+        },
     }
 }
 
@@ -249,7 +218,7 @@ impl Store {
 
     /// Append a record to our own namespace. Returns the one-record delta
     /// to disseminate and the change to report.
-    pub(crate) fn write(&mut self, now: Time, record: Record) -> Result<(Delta, Change), Error> {
+    pub(crate) fn write(&mut self, now: Time, record: Record) -> Result<(Delta, Event), Error> {
         self.check_record(&record)?;
         let me = self.me.clone();
         let ns = self.spaces.get(&me).expect("own namespace exists");
@@ -277,7 +246,7 @@ impl Store {
     /// Put one record into a namespace (which must exist), replacing an
     /// older version of the same key. Returns the change, or `None` if the
     /// record lost to what the replica holds.
-    fn apply_record(&mut self, now: Time, owner: &Arc<str>, v: &Versioned) -> Option<Change> {
+    fn apply_record(&mut self, now: Time, owner: &Arc<str>, v: &Versioned) -> Option<Event> {
         let grace = self.grace;
         let ns = self.spaces.get_mut(owner)?;
         let generation = ns.generation;
@@ -306,7 +275,7 @@ impl Store {
                     },
                 );
                 ns.stream.insert(v.version, Slot::Key(key.clone()));
-                Some(Change::of(owner, v))
+                Some(applied(owner, v))
             }
             Record::Event {
                 name,
@@ -326,7 +295,7 @@ impl Store {
                 );
                 self.collect
                     .push_back((now + grace, owner.clone(), generation, v.version));
-                Some(Change::of(owner, v))
+                Some(applied(owner, v))
             }
         }
     }

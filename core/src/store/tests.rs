@@ -35,7 +35,7 @@ fn value(s: &Store, owner: &str, key: &str) -> Option<String> {
         .map(|e| String::from_utf8(e.value.to_vec()).unwrap())
 }
 
-fn sync(from: &Store, to: &mut Store, now: Time) -> Vec<Change> {
+fn sync(from: &Store, to: &mut Store, now: Time) -> Vec<Event> {
     let deltas = from.deltas_for(&to.digest(), 1 << 20, 0, false);
     let mut changes = vec![];
     for d in deltas {
@@ -187,11 +187,11 @@ fn tombstones_are_collected_and_stale_replicas_reset() {
     assert_eq!(value(&b, "a", "z").as_deref(), Some("1"));
     assert!(changes
         .iter()
-        .any(|c| matches!(c, Change::Entry { key, value: None, .. } if &**key == "x")));
+        .any(|c| matches!(c, Event::EntryChanged { key, value: None, .. } if &**key == "x")));
     // y did not change, so it is not reported again.
     assert!(!changes
         .iter()
-        .any(|c| matches!(c, Change::Entry { key, .. } if &**key == "y")));
+        .any(|c| matches!(c, Event::EntryChanged { key, .. } if &**key == "y")));
     assert_eq!(a.summary(), b.summary());
 }
 
@@ -309,7 +309,7 @@ fn a_reset_never_rolls_a_replica_back_and_reports_a_delete_once() {
     let changes = d.apply(t1, &reset[0], None).unwrap();
     let k_deletes = changes
         .iter()
-        .filter(|ch| matches!(ch, Change::Entry { key, value: None, .. } if &**key == "k"))
+        .filter(|ch| matches!(ch, Event::EntryChanged { key, value: None, .. } if &**key == "k"))
         .count();
     assert_eq!(k_deletes, 1, "{changes:?}");
 }

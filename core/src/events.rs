@@ -47,7 +47,7 @@ pub enum Event {
     },
     /// The cluster metadata register changed.
     MetadataChanged(Metadata),
-    /// The answer to a [`Node::query_fresh`].
+    /// The answer to a [`Node::query_fresh`](crate::Node::query_fresh).
     FreshRead(FreshRead),
 }
 
@@ -190,7 +190,7 @@ pub enum ReadSource {
     Replica,
 }
 
-/// The answer to [`Node::query_fresh`](super::Node::query_fresh).
+/// The answer to [`Node::query_fresh`](crate::Node::query_fresh).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct FreshRead {
     /// The id `query_fresh` returned.

@@ -40,6 +40,14 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
 
+    /// Print each run's phases (formation, every write, idle) as they end.
+    #[arg(long)]
+    pub verbose: bool,
+
+    /// Also write the JSON (as `--json` prints it) to this file.
+    #[arg(long)]
+    pub save: Option<std::path::PathBuf>,
+
     /// Writes measured per run.
     #[arg(long, default_value_t = 10)]
     pub writes: u32,

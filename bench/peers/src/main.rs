@@ -55,6 +55,7 @@ fn run_all(args: &Args) -> ExitCode {
                     loss,
                     seed: args.seed,
                     timings,
+                    verbose: args.verbose,
                 };
                 eprint!("peers: {} n={n} loss={loss} ... ", system.name());
                 match child::run_child(&spec) {
@@ -71,9 +72,17 @@ fn run_all(args: &Args) -> ExitCode {
         }
     }
     let rows = report::rows(&results, &args.systems, &sizes, &losses);
+    let json =
+        serde_json::to_string_pretty(&serde_json::json!({ "results": results, "rows": rows }))
+            .expect("results serialize");
+    if let Some(path) = &args.save {
+        if let Err(e) = std::fs::write(path, &json) {
+            eprintln!("peers: cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
     if args.json {
-        let out = serde_json::json!({ "results": results, "rows": rows });
-        println!("{}", serde_json::to_string_pretty(&out).expect("JSON"));
+        println!("{json}");
     } else {
         println!("{}", report::markdown(&rows, &args.systems));
     }

@@ -23,6 +23,12 @@ pub fn peak_rss_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// The machine's load average over the last minute (other jobs share it).
+pub fn load_1min() -> Option<f64> {
+    let load = std::fs::read_to_string("/proc/loadavg").ok()?;
+    load.split_whitespace().next()?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -31,5 +37,6 @@ mod tests {
     fn reads_this_process() {
         assert!(cpu_seconds().is_some());
         assert!(peak_rss_kib().unwrap() > 0);
+        assert!(load_1min().is_some());
     }
 }

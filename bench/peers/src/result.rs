@@ -33,6 +33,9 @@ pub struct RunResult {
     pub peak_rss_kib: Option<u64>,
     /// Dead declarations during the whole run, by any node about any other.
     pub false_dead: u64,
+    /// The machine's 1-minute load average at the end of the idle window
+    /// (this run counts in it; on 2 cores, above ~2 means other jobs ran).
+    pub load_1min: Option<f64>,
     /// Datagrams dropped by the loss hook during the whole run.
     pub dropped: u64,
     /// Datagrams the socket refused during the whole run.
@@ -60,6 +63,7 @@ impl RunResult {
             cpu_cores: None,
             peak_rss_kib: None,
             false_dead: 0,
+            load_1min: None,
             dropped: 0,
             send_errors: 0,
         }

@@ -30,6 +30,12 @@ pub(crate) async fn run<C: Cluster>(spec: &Spec) -> anyhow::Result<RunResult> {
     if short == 0 {
         result.formed_rounds = Some(rounds(start.elapsed()));
     }
+    let say = |what: String| {
+        if spec.verbose {
+            eprintln!("  [{:7.2} s] {what}", start.elapsed().as_secs_f64());
+        }
+    };
+    say(format!("formation: {short} nodes short"));
 
     let mut rng = StdRng::seed_from_u64(spec.seed);
     let mut delivered = Vec::new();
@@ -41,6 +47,10 @@ pub(crate) async fn run<C: Cluster>(spec: &Spec) -> anyhow::Result<RunResult> {
             Some(d) => delivered.push(rounds(d)),
             None => result.writes_lost += 1,
         }
+        say(format!(
+            "write {w} by node {owner}: {:?} rounds",
+            delivered.last()
+        ));
     }
     result.set_writes(&delivered);
 
@@ -60,6 +70,11 @@ pub(crate) async fn run<C: Cluster>(spec: &Spec) -> anyhow::Result<RunResult> {
         _ => None,
     };
     result.idle_secs = secs;
+    result.load_1min = procstat::load_1min();
+    say(format!(
+        "idle: {:.3} cores",
+        result.cpu_cores.unwrap_or(f64::NAN)
+    ));
     result.false_dead = cluster.false_dead();
     let totals = counters.totals();
     result.dropped = totals.dropped;
@@ -76,6 +91,9 @@ async fn formation<C: Cluster>(cluster: &C, spec: &Spec) -> usize {
     loop {
         let mut done = Vec::new();
         for &i in &pending {
+            if Instant::now() >= deadline {
+                break;
+            }
             if cluster.known(i).await >= spec.n {
                 done.push(i);
             }
@@ -105,6 +123,9 @@ async fn write<C: Cluster>(
     loop {
         let mut done = Vec::new();
         for &j in &pending {
+            if start.elapsed() >= spec.timings.write_timeout {
+                break;
+            }
             if cluster.holds(j, owner, key, value).await {
                 done.push(j);
             }

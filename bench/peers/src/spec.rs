@@ -83,7 +83,7 @@ impl Timings {
             + self.write_timeout * self.writes
             + self.settle
             + self.idle
-            + Duration::from_secs(30)
+            + Duration::from_secs(90)
     }
 }
 
@@ -95,4 +95,6 @@ pub struct Spec {
     pub loss: f64,
     pub seed: u64,
     pub timings: Timings,
+    /// Print each phase's outcome to stderr as it ends.
+    pub verbose: bool,
 }

@@ -2,10 +2,10 @@
 //! the bench's send path), gossip interval 200 ms, everything else as
 //! chitchat ships it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chitchat::{
@@ -52,8 +52,17 @@ fn config(id: ChitchatId, seed: SocketAddr) -> ChitchatConfig {
     }
 }
 
+/// The bench's keys, as a node applied them: (owner's node id, key) → value.
+/// Filled by chitchat's own key-change callbacks, so the bench reads it
+/// without taking the node's lock (which its gossip task needs).
+type Seen = Arc<Mutex<HashMap<(String, String), String>>>;
+
+/// The prefix of every key the bench writes.
+const KEY_PREFIX: &str = "bench-";
+
 pub struct ChitchatCluster {
     handles: Vec<ChitchatHandle>,
+    seen: Vec<Seen>,
     watchers: Vec<JoinHandle<()>>,
     dead: Arc<AtomicU64>,
 }
@@ -72,6 +81,25 @@ async fn watch_deaths(handle: &ChitchatHandle, dead: Arc<AtomicU64>) -> JoinHand
     })
 }
 
+/// Record every bench key the node applies, as chitchat notifies it.
+async fn record_writes(handle: &ChitchatHandle) -> Seen {
+    let seen = Seen::default();
+    let sink = seen.clone();
+    handle
+        .chitchat()
+        .lock()
+        .await
+        .subscribe_event(KEY_PREFIX, move |e| {
+            let key = format!("{KEY_PREFIX}{}", e.key);
+            let owner = e.node.node_id.to_string();
+            sink.lock()
+                .unwrap()
+                .insert((owner, key), e.value.to_string());
+        })
+        .forever();
+    seen
+}
+
 impl Cluster for ChitchatCluster {
     async fn start(spec: &Spec, counters: Arc<Counters>) -> anyhow::Result<Self> {
         let addrs = reserve_addrs(spec.n)?;
@@ -79,14 +107,17 @@ impl Cluster for ChitchatCluster {
         let dead = Arc::new(AtomicU64::new(0));
         let mut handles = Vec::with_capacity(spec.n);
         let mut watchers = Vec::with_capacity(spec.n);
+        let mut seen = Vec::with_capacity(spec.n);
         for (i, addr) in addrs.iter().enumerate() {
             let id = ChitchatId::new(format!("node-{i}"), 0, *addr);
             let handle = spawn_chitchat(config(id, addrs[0]), Vec::new(), &transport).await?;
             watchers.push(watch_deaths(&handle, dead.clone()).await);
+            seen.push(record_writes(&handle).await);
             handles.push(handle);
         }
         Ok(ChitchatCluster {
             handles,
+            seen,
             watchers,
             dead,
         })
@@ -108,13 +139,15 @@ impl Cluster for ChitchatCluster {
     }
 
     async fn holds(&self, j: usize, owner: usize, key: &str, value: &str) -> bool {
-        let owner = self.handles[owner].chitchat_id().clone();
-        self.handles[j]
-            .with_chitchat(|c| {
-                c.node_state(&owner)
-                    .is_some_and(|s| s.get(key) == Some(value))
-            })
-            .await
+        debug_assert!(key.starts_with(KEY_PREFIX));
+        if j == owner {
+            // The write itself returned with the value set.
+            return true;
+        }
+        let owner = self.handles[owner].chitchat_id().node_id.to_string();
+        let seen = self.seen[j].lock().unwrap();
+        seen.get(&(owner, key.to_string()))
+            .is_some_and(|v| v == value)
     }
 
     fn false_dead(&self) -> u64 {

@@ -43,14 +43,15 @@ pub(crate) async fn run<C: Cluster>(spec: &Spec) -> anyhow::Result<RunResult> {
         let owner = rng.random_range(0..spec.n);
         let key = format!("bench-{w}");
         let value = format!("v{w}-{}", spec.seed);
-        match write(&cluster, spec, owner, &key, &value).await {
-            Some(d) => delivered.push(rounds(d)),
+        let outcome = write(&cluster, spec, owner, &key, &value).await.map(rounds);
+        match outcome {
+            Some(r) => delivered.push(r),
             None => result.writes_lost += 1,
         }
-        say(format!(
-            "write {w} by node {owner}: {:?} rounds",
-            delivered.last()
-        ));
+        say(match outcome {
+            Some(r) => format!("write {w} by node {owner}: {r:.2} rounds"),
+            None => format!("write {w} by node {owner}: never arrived"),
+        });
     }
     result.set_writes(&delivered);
 

@@ -162,7 +162,13 @@ fn agent_config(args: &AgentArgs, api: SocketAddr) -> Result<AgentConfig, String
 
 /// Run the agent until SIGINT, SIGTERM or a `Shutdown` call; leave the
 /// cluster gracefully and exit 0.
-pub fn run(args: AgentArgs, api: &str) -> ExitCode {
+/// `client_token`: the client flag `--token` was given (a mistake for
+/// `--api-token` unless that is set too).
+pub fn run(args: AgentArgs, api: &str, client_token: bool) -> ExitCode {
+    if client_token && args.api_token.is_none() {
+        eprintln!("error: --token is the client commands' flag; the agent's is --api-token");
+        return ExitCode::FAILURE;
+    }
     let api: SocketAddr = match api.parse() {
         Ok(a) => a,
         Err(e) => {

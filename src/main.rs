@@ -301,7 +301,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sim(args) => run_sim(args),
-        Command::Agent(args) => return agent::run(args, &cli.api.api),
+        Command::Agent(args) => return agent::run(args, &cli.api.api, cli.api.token.is_some()),
         Command::Bench(args) => return bench::run(args),
         Command::Client(cmd) => {
             let token = cli.api.token.as_ref().map(agent::Secret::expose);

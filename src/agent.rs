@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use rumour::core::Config;
-use rumour::transport::{load_protocol_config, Agent, AgentConfig, TransportConfig};
+use rumour::transport::{load_protocol_config, Agent, AgentConfig, ApiToken, TransportConfig};
 use tracing::{error, info, warn};
 
 /// Flags of `rumour agent`.
@@ -36,6 +36,49 @@ pub struct AgentArgs {
     /// member counts) over HTTP at this address, e.g. 127.0.0.1:9464.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
+    /// Require `authorization: Bearer TOKEN` on every client API call
+    /// (gRPC health and reflection stay open). Clients pass it with
+    /// `--token`.
+    #[arg(
+        long,
+        env = "RUMOUR_API_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    api_token: Option<Secret>,
+    /// With --api-token, let clients on a loopback address call without the
+    /// token, except shutdown, leave and join.
+    #[arg(long, requires = "api_token")]
+    api_open_loopback: bool,
+    /// Serve the client API on a non-loopback address without a token
+    /// (refused otherwise): anyone who reaches it can write, join, leave and
+    /// shut the agent down.
+    #[arg(long)]
+    insecure: bool,
+}
+
+/// A flag's value that must never be printed: `Debug` hides it.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Secret, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
+}
+
+impl Secret {
+    /// The value itself, to use (never to print).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 /// The machine's hostname, or `rumour` if it cannot be read.
@@ -97,6 +140,21 @@ fn agent_config(args: &AgentArgs, api: SocketAddr) -> Result<AgentConfig, String
     config.advertise = args.advertise;
     config.api = api;
     config.join = args.join.clone();
+    config.api_token = match &args.api_token {
+        Some(Secret(t)) => {
+            Some(ApiToken::new(t.as_str()).map_err(|e| format!("--api-token: {e}"))?)
+        }
+        None => None,
+    };
+    config.api_open_loopback = args.api_open_loopback;
+    config.insecure_api = args.insecure;
+    // Checked here too (the agent checks again) so that it is one line,
+    // before logging starts.
+    if !api.ip().to_canonical().is_loopback() && config.api_token.is_none() && !args.insecure {
+        return Err(format!(
+            "the client API on {api} is reachable beyond this host: set --api-token TOKEN (or RUMOUR_API_TOKEN), or --insecure to serve it open"
+        ));
+    }
     config.transport = TransportConfig::for_protocol(&protocol);
     config.protocol = protocol;
     Ok(config)
@@ -104,7 +162,13 @@ fn agent_config(args: &AgentArgs, api: SocketAddr) -> Result<AgentConfig, String
 
 /// Run the agent until SIGINT, SIGTERM or a `Shutdown` call; leave the
 /// cluster gracefully and exit 0.
-pub fn run(args: AgentArgs, api: &str) -> ExitCode {
+/// `client_token`: the client flag `--token` was given (a mistake for
+/// `--api-token` unless that is set too).
+pub fn run(args: AgentArgs, api: &str, client_token: bool) -> ExitCode {
+    if client_token && args.api_token.is_none() {
+        eprintln!("error: --token is the client commands' flag; the agent's is --api-token");
+        return ExitCode::FAILURE;
+    }
     let api: SocketAddr = match api.parse() {
         Ok(a) => a,
         Err(e) => {

@@ -284,12 +284,12 @@ fn run_sim(args: SimArgs) -> Result<(), String> {
 }
 
 /// Run a client command on a small runtime of its own.
-fn run_client(api: &str, cmd: client::ClientCommand) -> ExitCode {
+fn run_client(api: &str, token: Option<&str>, cmd: client::ClientCommand) -> ExitCode {
     match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
-        Ok(rt) => rt.block_on(client::run(api, cmd)),
+        Ok(rt) => rt.block_on(client::run(api, token, cmd)),
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
             ExitCode::FAILURE
@@ -301,9 +301,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sim(args) => run_sim(args),
-        Command::Agent(args) => return agent::run(args, &cli.api.api),
+        Command::Agent(args) => return agent::run(args, &cli.api.api, cli.api.token.is_some()),
         Command::Bench(args) => return bench::run(args),
-        Command::Client(cmd) => return run_client(&cli.api.api, cmd),
+        Command::Client(cmd) => {
+            let token = cli.api.token.as_ref().map(agent::Secret::expose);
+            return run_client(&cli.api.api, token, cmd);
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

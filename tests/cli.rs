@@ -134,6 +134,7 @@ fn rumour(api: &str, args: &[&str]) -> Run {
         .args(args)
         .args(["--api", api])
         .env_remove("RUMOUR_API")
+        .env_remove("RUMOUR_API_TOKEN")
         .stdin(Stdio::null())
         .output()
         .expect("run the rumour binary");
@@ -171,6 +172,8 @@ struct Agent {
     peer: String,
     /// Where its stderr goes.
     log: PathBuf,
+    /// Its API token, if it was started with one.
+    token: Option<String>,
     process: Guard,
 }
 
@@ -183,6 +186,7 @@ fn agent_command(name: &str, peer: &str, api: &str, log: &Path, extra: &[&OsStr]
         .args(extra)
         .env("RUST_LOG", "warn")
         .env_remove("RUMOUR_API")
+        .env_remove("RUMOUR_API_TOKEN")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(File::create(log).expect("create the agent's log"));
@@ -209,11 +213,17 @@ impl Agent {
             if let Some(seed) = join {
                 cmd.args(["--join", &seed.peer]);
             }
+            let token = extra
+                .iter()
+                .position(|f| *f == "--api-token")
+                .and_then(|i| extra.get(i + 1))
+                .map(|t| t.to_string_lossy().into_owned());
             let mut agent = Agent {
                 name: name.to_string(),
                 api,
                 peer,
                 log,
+                token,
                 process: Guard(cmd.spawn().expect("spawn rumour agent")),
             };
             match agent.wait_ready() {
@@ -233,7 +243,7 @@ impl Agent {
             if let Some(status) = self.process.exited() {
                 return Err(format!("it exited ({status}); stderr:\n{}", self.stderr()));
             }
-            let run = rumour(&self.api, &["status", "--format", "json"]);
+            let run = self.run(&["status", "--format", "json"]);
             let status: Option<Value> = if run.ok() {
                 serde_json::from_str(&run.stdout).ok()
             } else {
@@ -266,9 +276,17 @@ impl Agent {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// `rumour ARGS... --api <this agent>`.
+    /// `rumour ARGS... --api <this agent>` (with `--token` if the agent
+    /// has one).
     fn run(&self, args: &[&str]) -> Run {
-        rumour(&self.api, args)
+        match &self.token {
+            Some(t) => {
+                let mut with: Vec<&str> = vec!["--token", t];
+                with.extend_from_slice(args);
+                rumour(&self.api, &with)
+            }
+            None => rumour(&self.api, args),
+        }
     }
 }
 
@@ -614,4 +632,75 @@ fn metrics_are_served_for_prometheus() {
         body.contains("rumour_transport_rejected_malformed_total 0"),
         "{body}"
     );
+}
+
+#[test]
+fn a_client_needs_the_token_of_an_agent_started_with_one() {
+    let dir = Scratch::new("token");
+    let token = "T0ken-for-the-cli-test";
+    let agent = Agent::start_with(
+        dir.path(),
+        "token-1",
+        None,
+        &["--api-token".as_ref(), token.as_ref()],
+    );
+
+    let put = rumour(&agent.api, &["--token", token, "put", "k", "v"]);
+    assert!(put.ok(), "{}", put.show());
+    assert_eq!(put.stdout.trim(), "version 1", "{}", put.show());
+
+    for args in [
+        &["put", "k", "w"][..],
+        &["--token", "wrong", "put", "k", "w"][..],
+    ] {
+        let run = rumour(&agent.api, args);
+        assert_eq!(run.code, Some(1), "{args:?}: {}", run.show());
+        assert!(run.stdout.is_empty(), "{}", run.show());
+        let line = one_error_line(&run);
+        assert!(line.contains("--token"), "{}", run.show());
+        assert!(!line.contains(token), "{}", run.show());
+    }
+
+    // The token from the environment works too; the refused puts changed
+    // nothing.
+    let out = Command::new(RUMOUR)
+        .args(["get", "k", "--api", &agent.api])
+        .env("RUMOUR_API_TOKEN", token)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run rumour get");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "v\n");
+
+    let run = agent.run(&["status", "--format", "json", "--config"]);
+    assert!(run.ok(), "{}", run.show());
+    assert!(!run.stdout.contains(token), "{}", run.show());
+    let v: Value = serde_json::from_str(&run.stdout).expect("status JSON");
+    assert_eq!(
+        v["counters"]["transport_api_unauthenticated"],
+        2,
+        "{}",
+        run.show()
+    );
+    assert!(!agent.stderr().contains(token), "{}", agent.stderr());
+}
+
+#[test]
+fn an_api_beyond_loopback_without_a_token_does_not_start() {
+    let dir = Scratch::new("wideapi");
+    let log = dir.path().join("wide.log");
+    let peer = format!("127.0.0.1:{}", free_port());
+    let mut process = Guard(
+        agent_command("wide-1", &peer, "0.0.0.0:0", &log, &[])
+            .spawn()
+            .expect("spawn rumour agent"),
+    );
+    let status = process.wait_exit(EXIT);
+    let stderr = fs::read_to_string(&log).unwrap_or_default();
+    let status =
+        status.unwrap_or_else(|| panic!("still running after {EXIT:?}; stderr:\n{stderr}"));
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(stderr.contains("--api-token"), "{stderr}");
 }

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use rumour_proto::v1 as pb;
 use rumour_proto::v1::rumour_client::RumourClient;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::{InterceptedService, Interceptor};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 
@@ -26,8 +28,45 @@ const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// falls back to the replica well within this).
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub(super) async fn execute(api: &str, cmd: ClientCommand) -> Result<(), Failure> {
-    let mut client = connect(api).await?;
+/// Adds `authorization: Bearer TOKEN` to every call, if a token was given.
+#[derive(Clone)]
+struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Bearer {
+    fn new(token: Option<&str>) -> Result<Bearer, Failure> {
+        let Some(token) = token else {
+            return Ok(Bearer(None));
+        };
+        // The error never shows the token.
+        let mut value: MetadataValue<Ascii> = format!("Bearer {token}").parse().map_err(|_| {
+            Failure::Message(
+                "--token (or RUMOUR_API_TOKEN) must be visible ASCII characters only".into(),
+            )
+        })?;
+        value.set_sensitive(true);
+        Ok(Bearer(Some(value)))
+    }
+}
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut r: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(v) = &self.0 {
+            r.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(r)
+    }
+}
+
+/// The client: a channel to the agent, with the token on every call.
+type Client = RumourClient<InterceptedService<Channel, Bearer>>;
+
+pub(super) async fn execute(
+    api: &str,
+    token: Option<&str>,
+    cmd: ClientCommand,
+) -> Result<(), Failure> {
+    let bearer = Bearer::new(token)?;
+    let mut client = connect(api, bearer).await?;
     let failed = |s: Status| Failure::Message(status_line(api, &s));
     let mut out = io::stdout().lock();
     match cmd {
@@ -233,7 +272,7 @@ async fn watch(
 }
 
 /// Connect to the agent, or explain in one line why not.
-async fn connect(api: &str) -> Result<RumourClient<Channel>, Failure> {
+async fn connect(api: &str, bearer: Bearer) -> Result<Client, Failure> {
     let uri = if api.contains("://") {
         api.to_string()
     } else {
@@ -253,7 +292,7 @@ async fn connect(api: &str) -> Result<RumourClient<Channel>, Failure> {
     // The outer timeout also bounds name resolution; a listener that
     // accepts but never speaks HTTP/2 is caught by the keep-alive instead.
     match tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect()).await {
-        Ok(Ok(channel)) => Ok(RumourClient::new(channel)),
+        Ok(Ok(channel)) => Ok(RumourClient::with_interceptor(channel, bearer)),
         Ok(Err(e)) => Err(Failure::Message(unreachable_line(api, &cause_chain(&e)))),
         Err(_) => Err(Failure::Message(unreachable_line(
             api,
@@ -282,7 +321,7 @@ mod tests {
             .unwrap()
             .port();
         let api = format!("127.0.0.1:{port}");
-        match connect(&api).await {
+        match connect(&api, Bearer(None)).await {
             Err(Failure::Message(m)) => assert!(
                 m.starts_with(&format!("cannot reach the rumour agent at {api} ")),
                 "{m}"

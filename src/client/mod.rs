@@ -31,6 +31,16 @@ pub struct ApiArgs {
         global = true
     )]
     pub api: String,
+    /// The agent's API token (see `rumour agent --api-token`), sent as
+    /// `authorization: Bearer TOKEN`.
+    #[arg(
+        long,
+        env = "RUMOUR_API_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub token: Option<crate::agent::Secret>,
 }
 
 /// Commands that talk to a running agent's client API.
@@ -195,8 +205,8 @@ impl From<io::Error> for Failure {
 /// Run one client command against the agent at `api`; prints results to
 /// stdout, errors as one line to stderr (`error: ...`), and returns the exit
 /// code (0 ok, 1 on any error).
-pub async fn run(api: &str, cmd: ClientCommand) -> ExitCode {
-    match commands::execute(api, cmd).await {
+pub async fn run(api: &str, token: Option<&str>, cmd: ClientCommand) -> ExitCode {
+    match commands::execute(api, token, cmd).await {
         Ok(()) | Err(Failure::BrokenPipe) => ExitCode::SUCCESS,
         Err(Failure::Message(m)) => {
             eprintln!("error: {}", output::one_line(&m));

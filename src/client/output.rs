@@ -61,6 +61,11 @@ pub(super) fn status_line(api: &str, s: &Status) -> String {
         Code::Unavailable => "agent unavailable: ",
         Code::DeadlineExceeded => "timed out: ",
         Code::Cancelled => "cancelled: ",
+        Code::Unauthenticated => {
+            return one_line(&format!(
+                "the agent at {api} refused the call: {message} (give the agent's API token with --token or RUMOUR_API_TOKEN)"
+            ))
+        }
         Code::Unimplemented => {
             return one_line(&format!(
                 "the server at {api} does not serve the rumour client API (is --api the agent's API address, not its peer address?): {message}"

@@ -15,6 +15,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 use tracing::{info, warn};
 
+use crate::access::{Access, Guarded};
 use crate::api::{resolve, ApiService};
 use crate::config::AgentConfig;
 use crate::driver::{self, Handle};
@@ -51,6 +52,12 @@ impl Agent {
     /// given, join through them (retried with backoff until one answers).
     pub async fn start(config: AgentConfig) -> Result<Agent, StartError> {
         config.protocol.validate()?;
+        // Refuse before binding anything: an open API beyond loopback lets
+        // anyone who reaches it write, join, leave and shut down.
+        let api_beyond_loopback = !config.api.ip().to_canonical().is_loopback();
+        if api_beyond_loopback && config.api_token.is_none() && !config.insecure_api {
+            return Err(StartError::InsecureApi(config.api));
+        }
         let (peer_listener, bound) = listen("peers", config.bind).await?;
         let (api_listener, api_addr) = listen("client API", config.api).await?;
         let peer_addr = match config.advertise {
@@ -129,9 +136,16 @@ impl Agent {
                 path: "<built-in schema>".into(),
                 reason: e.to_string(),
             })?;
-        let api_service = RumourServer::new(ApiService {
-            handle: handle.clone(),
-        });
+        let api_service = Guarded {
+            inner: RumourServer::new(ApiService {
+                handle: handle.clone(),
+            }),
+            access: Arc::new(Access {
+                token: config.api_token.clone(),
+                open_loopback: config.api_open_loopback,
+            }),
+            stats: stats.clone(),
+        };
         let api_incoming = TcpIncoming::from(api_listener).with_nodelay(Some(true));
         let api_server = Server::builder()
             .add_service(health_service)
@@ -151,7 +165,15 @@ impl Agent {
                 }
             }),
         ];
-        info!(name = %config.name, peer = %peer_addr, api = %api_addr, incarnation, "agent started");
+        let api_auth = match (&config.api_token, config.api_open_loopback) {
+            (None, _) => "none",
+            (Some(_), false) => "token",
+            (Some(_), true) => "token (loopback open but for shutdown, leave, join)",
+        };
+        info!(name = %config.name, peer = %peer_addr, api = %api_addr, api_auth, incarnation, "agent started");
+        if api_beyond_loopback && config.api_token.is_none() {
+            warn!(api = %api_addr, "the client API is open to anyone who can reach it (--insecure): they can write, join, leave and shut the agent down");
+        }
         if !seeds.is_empty() {
             info!(seeds = ?config.join, "joining");
         }

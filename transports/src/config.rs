@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use rumour_core::Config;
 
+use crate::access::ApiToken;
+
 use crate::error::StartError;
 
 /// The default peer address: where nodes talk to each other.
@@ -84,6 +86,15 @@ pub struct AgentConfig {
     pub incarnation: Option<u32>,
     /// Seed of the node's RNG. Default: drawn from the clock and process id.
     pub rng_seed: Option<u64>,
+    /// The token every client API call must carry (`authorization: Bearer
+    /// TOKEN`); gRPC health and reflection stay open. Default: none.
+    pub api_token: Option<ApiToken>,
+    /// With a token set, let clients on a loopback address call without it,
+    /// except `Shutdown`, `Leave` and `Join`. Default: false.
+    pub api_open_loopback: bool,
+    /// Serve the client API on a non-loopback address without a token
+    /// (refused otherwise; a warning is logged). Default: false.
+    pub insecure_api: bool,
 }
 
 impl AgentConfig {
@@ -100,6 +111,9 @@ impl AgentConfig {
             protocol,
             incarnation: None,
             rng_seed: None,
+            api_token: None,
+            api_open_loopback: false,
+            insecure_api: false,
         }
     }
 

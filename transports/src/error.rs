@@ -34,6 +34,9 @@ pub enum StartError {
     /// The peer address to advertise is unknown.
     #[error("bound to the unspecified address {0}: set an address to advertise (--advertise)")]
     NoAdvertise(std::net::SocketAddr),
+    /// The client API would listen beyond loopback with no token.
+    #[error("the client API on {0} is reachable beyond this host: set --api-token (or --insecure to serve it open)")]
+    InsecureApi(std::net::SocketAddr),
     /// A seed address could not be resolved.
     #[error("cannot resolve seed {addr:?}: {reason}")]
     Seed {

@@ -20,6 +20,7 @@
 
 #![warn(missing_docs)]
 
+mod access;
 mod agent;
 mod api;
 mod config;
@@ -29,6 +30,7 @@ mod link;
 mod peer;
 mod stats;
 
+pub use access::ApiToken;
 pub use agent::Agent;
 pub use api::{resolve, Read, StatusReport};
 pub use config::{

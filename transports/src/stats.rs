@@ -43,6 +43,8 @@ counters! {
     rejected_oversized,
     /// Decoded envelopes dropped because the node's inbound queue was full.
     inbound_queue_full,
+    /// Client API calls refused for a missing or wrong API token.
+    api_unauthenticated,
 }
 
 /// Add one to a counter.

@@ -145,12 +145,6 @@ fn parse_duration_arg(s: &str) -> Result<Duration, String> {
 }
 
 fn run_experiment(args: SimArgs) -> Result<(), String> {
-    if args.plot.is_some() {
-        return Err(
-            "--plot draws a scenario run; the experiment prints its infection curves with --json"
-                .into(),
-        );
-    }
     let modes = if args.mode.is_empty() {
         vec![
             Dissemination::Tree,
@@ -188,6 +182,13 @@ fn run_experiment(args: SimArgs) -> Result<(), String> {
     let started = Instant::now();
     let rows =
         experiment::run(&plan, |line| eprintln!("  done: {line}")).map_err(|e| e.to_string())?;
+    if let Some(dir) = &args.plot {
+        let files = rumour::sim::plot::write_experiment(&rows, plan.seed, dir)
+            .map_err(|e| format!("--plot {}: {e}", dir.display()))?;
+        if !args.json {
+            eprintln!("wrote {} files into {}", files.len(), dir.display());
+        }
+    }
     if args.json {
         println!(
             "{}",

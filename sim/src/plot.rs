@@ -69,6 +69,127 @@ pub fn write(sim: &Sim, report: &Report, dir: &Path) -> io::Result<Vec<PathBuf>>
     Ok(files)
 }
 
+/// Write the infection curves of the dissemination experiment into `dir`
+/// (created if missing): one line per row (mean over its updates, at each
+/// whole round) and, dashed, the synchronous-round model of each (n, mode)
+/// that has one. Returns the files written.
+pub fn write_experiment(
+    rows: &[crate::experiment::Row],
+    seed: u64,
+    dir: &Path,
+) -> io::Result<Vec<PathBuf>> {
+    fs::create_dir_all(dir)?;
+    let mut models: Vec<(String, Vec<f64>)> = Vec::new();
+    for r in rows {
+        let name = format!("model n={} {} k={}", r.nodes, r.mode, r.fanout);
+        if models.iter().any(|m| m.0 == name) {
+            continue;
+        }
+        let mode: Dissemination = match r.mode.parse() {
+            Ok(m) => m,
+            Err(_) => continue,
+        };
+        if let Some(c) = crate::experiment::model_curve(mode, r.fanout, r.nodes, seed) {
+            models.push((name, c));
+        }
+    }
+    let label = |r: &crate::experiment::Row| {
+        format!(
+            "n={} {} {}",
+            r.nodes,
+            r.mode,
+            if r.lockstep { "lockstep" } else { "random" }
+        )
+    };
+    // Up to two rounds past the slowest mean curve reaching 99.9%.
+    let reach = |c: &[f64]| c.iter().position(|f| *f >= 0.999).unwrap_or(c.len());
+    let len = rows.iter().map(|r| r.curve.len()).max().unwrap_or(0);
+    let rounds = rows
+        .iter()
+        .map(|r| reach(&r.curve))
+        .chain(models.iter().map(|m| reach(&m.1)))
+        .max()
+        .unwrap_or(0)
+        .saturating_add(2)
+        .min(len.saturating_sub(1))
+        .max(1);
+    let mut csv = String::from("rounds");
+    for r in rows {
+        let _ = write!(csv, ",{}", label(r));
+    }
+    for m in &models {
+        let _ = write!(csv, ",{}", m.0);
+    }
+    csv.push('\n');
+    for x in 0..=rounds {
+        let _ = write!(csv, "{x}");
+        for r in rows {
+            let v = r.curve.get(x).copied().unwrap_or(f64::NAN);
+            let _ = write!(csv, ",{v:.6}");
+        }
+        for m in &models {
+            let _ = write!(csv, ",{:.6}", m.1.get(x).copied().unwrap_or(1.0));
+        }
+        csv.push('\n');
+    }
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(draw_err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                "dissemination experiment: mean infection per round",
+                ("sans-serif", 18),
+            )
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(55)
+            .build_cartesian_2d(0.0..rounds as f64, 0.0..1.05)
+            .map_err(draw_err)?;
+        chart
+            .configure_mesh()
+            .x_desc("rounds since the write")
+            .y_desc("fraction of nodes holding it")
+            .draw()
+            .map_err(draw_err)?;
+        for (j, r) in rows.iter().enumerate() {
+            let color = Palette99::pick(j).to_rgba();
+            let pts: Vec<(f64, f64)> = (0..=rounds)
+                .filter_map(|x| r.curve.get(x).map(|v| (x as f64, *v)))
+                .collect();
+            chart
+                .draw_series(LineSeries::new(pts, color.stroke_width(2)))
+                .map_err(draw_err)?
+                .label(label(r))
+                .legend(legend_line(color));
+        }
+        for (j, m) in models.iter().enumerate() {
+            let color = Palette99::pick(rows.len() + j).to_rgba();
+            let pts: Vec<(f64, f64)> = (0..=rounds)
+                .map(|x| (x as f64, m.1.get(x).copied().unwrap_or(1.0)))
+                .collect();
+            chart
+                .draw_series(DashedLineSeries::new(pts, 6, 4, color.stroke_width(1)))
+                .map_err(draw_err)?
+                .label(m.0.clone())
+                .legend(legend_line(color));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(draw_err)?;
+        root.present().map_err(draw_err)?;
+    }
+    let svg_path = dir.join("infection.svg");
+    let csv_path = dir.join("infection.csv");
+    fs::write(&svg_path, svg)?;
+    fs::write(&csv_path, csv)?;
+    Ok(vec![svg_path, csv_path])
+}
+
 fn draw_err<E: std::fmt::Display>(e: E) -> io::Error {
     io::Error::other(format!("plotting: {e}"))
 }
@@ -573,6 +694,34 @@ mod tests {
                 assert!(text.lines().count() > 2, "{f:?}");
             }
         }
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_experiment_curves_are_written() {
+        let plan = crate::experiment::Plan {
+            nodes: vec![20],
+            modes: vec![Dissemination::Push],
+            fanout: 3,
+            seeds: 1,
+            seed: 1,
+            updates: 2,
+            loss: 0.0,
+            phases: vec![true],
+            preset: "lan".into(),
+            formed: true,
+        };
+        let rows = crate::experiment::run(&plan, |_| {}).unwrap();
+        let dir = std::env::temp_dir().join(format!("rumour-exp-plot-{}", std::process::id()));
+        let files = write_experiment(&rows, 1, &dir).unwrap();
+        let svg = fs::read_to_string(&files[0]).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("</svg>"));
+        let csv = fs::read_to_string(&files[1]).unwrap();
+        assert!(
+            csv.starts_with("rounds,n=20 push lockstep,model n=20 push k=3\n"),
+            "{csv}"
+        );
+        assert!(csv.lines().count() > 3, "{csv}");
         let _ = fs::remove_dir_all(&dir);
     }
 

@@ -4,6 +4,8 @@ mod agent;
 mod bench;
 mod client;
 
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -101,6 +103,11 @@ struct SimArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Write SVG plots of the run (membership, infection of updates,
+    /// traffic, suspicions), each with a CSV of its series, into this
+    /// directory (created if missing).
+    #[arg(long, value_name = "DIR")]
+    plot: Option<PathBuf>,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -175,6 +182,13 @@ fn run_experiment(args: SimArgs) -> Result<(), String> {
     let started = Instant::now();
     let rows =
         experiment::run(&plan, |line| eprintln!("  done: {line}")).map_err(|e| e.to_string())?;
+    if let Some(dir) = &args.plot {
+        let files = rumour::sim::plot::write_experiment(&rows, plan.seed, dir)
+            .map_err(|e| format!("--plot {}: {e}", dir.display()))?;
+        if !args.json {
+            eprintln!("wrote {} files into {}", files.len(), dir.display());
+        }
+    }
     if args.json {
         println!(
             "{}",
@@ -268,10 +282,18 @@ fn run_sim(args: SimArgs) -> Result<(), String> {
             .insert("dissemination".into(), toml::Value::String(m.to_string()));
     }
     scenario.validate().map_err(|e| e.to_string())?;
-    let sim = Sim::new(scenario).map_err(|e| e.to_string())?;
+    let mut sim = Sim::new(scenario).map_err(|e| e.to_string())?;
     let started = Instant::now();
-    let mut report = sim.run();
+    run_with_progress(&mut sim, !args.json && std::io::stderr().is_terminal());
+    let mut report = sim.final_report();
     report.wall_ms = Some(started.elapsed().as_secs_f64() * 1e3);
+    if let Some(dir) = &args.plot {
+        let files = rumour::sim::plot::write(&sim, &report, dir)
+            .map_err(|e| format!("--plot {}: {e}", dir.display()))?;
+        if !args.json {
+            eprintln!("wrote {} files into {}", files.len(), dir.display());
+        }
+    }
     if args.json {
         println!(
             "{}",
@@ -281,6 +303,38 @@ fn run_sim(args: SimArgs) -> Result<(), String> {
         println!("{report}");
     }
     Ok(())
+}
+
+/// Run the simulation to its end in slices of simulated time; with `show`,
+/// print the simulated time reached at most once a second of wall time.
+/// Slicing does not change the run: it is the same events in the same order.
+fn run_with_progress(sim: &mut Sim, show: bool) {
+    let end = sim.end();
+    if !show {
+        sim.run_until(end);
+        return;
+    }
+    let slice = Duration::from_secs(1);
+    let started = Instant::now();
+    let mut shown = started;
+    let mut printed = false;
+    while sim.now() < end {
+        let next = (sim.now() + slice).min(end);
+        sim.run_until(next);
+        if shown.elapsed() >= Duration::from_secs(1) {
+            shown = Instant::now();
+            printed = true;
+            eprint!(
+                "\r  simulated {:.0} s of {:.0} s ({:.0} s wall)   ",
+                sim.now().as_secs_f64(),
+                end.as_secs_f64(),
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    if printed {
+        eprintln!();
+    }
 }
 
 /// Run a client command on a small runtime of its own.

@@ -204,3 +204,102 @@ fn an_unknown_scenario_is_a_one_line_error() {
     assert!(lines[0].starts_with("error: "), "{stderr}");
     assert!(lines[0].contains("no-such-thing"), "{stderr}");
 }
+
+/// `rumour sim ... --plot DIR --json` into a fresh directory under the
+/// test's temporary directory; returns the directory.
+fn sim_plot(name: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("plot-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = rumour(&[
+        "sim",
+        "--nodes",
+        "30",
+        "--duration",
+        "20s",
+        "--seed",
+        "3",
+        "--put-rate",
+        "5",
+        "--loss",
+        "0.05",
+        "--mode",
+        "push",
+        "--json",
+        "--plot",
+        dir.to_str().expect("a UTF-8 path"),
+    ]);
+    assert!(
+        out.status.success(),
+        "rumour sim --plot failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}
+
+#[test]
+fn plots_are_written_with_their_numbers_and_replay_exactly() {
+    // Scenario: a small lossy run with writes, plotted twice with the same
+    // seed into two directories.
+    let a = sim_plot("a");
+    let b = sim_plot("b");
+    // 20 s in buckets of one LAN gossip interval (200 ms).
+    let expected: [(&str, &str, std::ops::RangeInclusive<usize>); 4] = [
+        (
+            "membership",
+            "time_s,running,complete,complete_fraction,known_fraction",
+            100..=101,
+        ),
+        (
+            "infection",
+            "rounds,updates,mean,median,slowest_1pct,model",
+            11..=1001,
+        ),
+        (
+            "traffic",
+            "time_s,msgs_per_node_s,bytes_per_node_s,",
+            99..=101,
+        ),
+        (
+            "suspicions",
+            "time_s,suspected,false_suspected,died,false_died,",
+            99..=101,
+        ),
+    ];
+    for (name, header, rows) in expected {
+        let svg = std::fs::read_to_string(a.join(format!("{name}.svg")))
+            .unwrap_or_else(|e| panic!("{name}.svg: {e}"));
+        assert!(svg.starts_with("<svg"), "{name}.svg starts with <svg");
+        assert!(
+            svg.trim_end().ends_with("</svg>"),
+            "{name}.svg ends with </svg>"
+        );
+        let csv = std::fs::read_to_string(a.join(format!("{name}.csv")))
+            .unwrap_or_else(|e| panic!("{name}.csv: {e}"));
+        let mut lines = csv.lines();
+        let head = lines.next().expect("a header");
+        assert!(head.starts_with(header), "{name}.csv header: {head}");
+        let columns = head.split(',').count();
+        let body: Vec<&str> = lines.collect();
+        assert!(
+            rows.contains(&body.len()),
+            "{name}.csv has {} rows, expected {rows:?}",
+            body.len()
+        );
+        assert!(
+            body.iter().all(|l| l.split(',').count() == columns),
+            "{name}.csv rows have {columns} fields"
+        );
+        let again = std::fs::read_to_string(b.join(format!("{name}.csv"))).expect("second run");
+        assert_eq!(csv, again, "{name}.csv replays");
+        let svg_again = std::fs::read_to_string(b.join(format!("{name}.svg"))).expect("svg");
+        assert_eq!(svg, svg_again, "{name}.svg replays");
+    }
+    // The cold start fills up: at the end every view is complete.
+    let membership = std::fs::read_to_string(a.join("membership.csv")).unwrap();
+    let last = membership.lines().last().unwrap();
+    let complete: f64 = last.split(',').nth(3).unwrap().parse().unwrap();
+    assert!(complete > 0.9, "membership at the end: {last}");
+    let _ = std::fs::remove_dir_all(&a);
+    let _ = std::fs::remove_dir_all(&b);
+}

@@ -292,12 +292,54 @@ pub fn reference(mode: Dissemination, k: usize, n: usize, seed: u64) -> (Option<
     (Some(total as f64 / trials as f64), theory)
 }
 
+/// The infection curve of the synchronous model of a mode: the mean
+/// fraction of the `n` nodes informed after each whole round, from round 0
+/// (one node) until every trial informed everyone. None for the tree, which
+/// has no round model.
+pub fn model_curve(mode: Dissemination, k: usize, n: usize, seed: u64) -> Option<Vec<f64>> {
+    if mode == Dissemination::Tree || n < 2 {
+        return None;
+    }
+    let trials = if n > 5000 { 20 } else { 100 };
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7e0_1e55);
+    let runs: Vec<Vec<usize>> = (0..trials)
+        .map(|_| {
+            let mut counts = Vec::new();
+            model_trial(mode, k, n, &mut rng, |c| counts.push(c));
+            counts
+        })
+        .collect();
+    let len = runs.iter().map(Vec::len).max().unwrap_or(0);
+    // A finished trial stays at n.
+    Some(
+        (0..len)
+            .map(|r| {
+                let sum: usize = runs.iter().map(|c| c.get(r).copied().unwrap_or(n)).sum();
+                sum as f64 / trials as f64 / n as f64
+            })
+            .collect(),
+    )
+}
+
 /// One trial of the synchronous model: rounds until all `n` are informed.
 fn model_rounds(mode: Dissemination, k: usize, n: usize, rng: &mut ChaCha8Rng) -> usize {
+    model_trial(mode, k, n, rng, |_| {})
+}
+
+/// One trial of the synchronous model, telling `after` how many nodes are
+/// informed at round 0 and after each round; returns the rounds taken.
+fn model_trial(
+    mode: Dissemination,
+    k: usize,
+    n: usize,
+    rng: &mut ChaCha8Rng,
+    mut after: impl FnMut(usize),
+) -> usize {
     let mut informed = vec![false; n];
     informed[rng.random_range(0..n)] = true;
     let mut count = 1;
     let mut rounds = 0;
+    after(count);
     let push = matches!(mode, Dissemination::Push | Dissemination::PushAndPull);
     let pull = matches!(mode, Dissemination::Pull | Dissemination::PushAndPull);
     while count < n && rounds < 10_000 {
@@ -319,6 +361,7 @@ fn model_rounds(mode: Dissemination, k: usize, n: usize, rng: &mut ChaCha8Rng) -
                 }
             }
         }
+        after(count);
     }
     rounds
 }

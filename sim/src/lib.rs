@@ -13,6 +13,7 @@ mod error;
 pub mod experiment;
 pub mod metrics;
 pub mod net;
+pub mod plot;
 pub mod scenario;
 pub mod updates;
 mod world;

@@ -47,6 +47,80 @@ pub struct Metrics {
     peak_broadcasts: usize,
     events: u64,
     by_kind: BTreeMap<&'static str, KindTally>,
+    /// Alive members each running node last saw, and their sum.
+    known: Vec<usize>,
+    known_sum: u64,
+    /// The next bucket boundary whose membership is not sampled yet.
+    next_sample: Time,
+    series: Series,
+}
+
+/// Most buckets a run's series holds: longer runs get wider buckets.
+const MAX_BUCKETS: u64 = 3000;
+
+/// Time-bucketed series of a run, for plots: fixed buckets of one gossip
+/// interval (wider for runs of more than [`MAX_BUCKETS`] intervals),
+/// filled in simulated time order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Series {
+    /// Width of one bucket.
+    pub bucket: Duration,
+    /// Membership at each bucket boundary `k * bucket`, k = 0, 1, ...: the
+    /// state after every event before that instant.
+    pub membership: Vec<MembershipSample>,
+    /// Message kinds, in the order they first appeared; indexes
+    /// [`BucketTraffic::by_kind`].
+    pub kinds: Vec<&'static str>,
+    /// Messages and bytes sent in each bucket `[k * bucket, (k+1) * bucket)`.
+    pub traffic: Vec<BucketTraffic>,
+    /// Suspicions and deaths announced in each bucket.
+    pub suspicions: Vec<BucketSuspicions>,
+    /// When each crash happened.
+    pub crashes: Vec<Time>,
+}
+
+/// Membership as of one instant.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MembershipSample {
+    /// Running nodes.
+    pub running: usize,
+    /// Running nodes whose view is complete (they see every running node
+    /// alive).
+    pub complete: usize,
+    /// Alive members seen, summed over running nodes.
+    pub known: u64,
+}
+
+/// Traffic of one bucket.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BucketTraffic {
+    /// Messages sent.
+    pub msgs: u64,
+    /// Encoded bytes sent.
+    pub bytes: u64,
+    /// By kind, indexed like [`Series::kinds`] (shorter when later kinds
+    /// had not appeared yet).
+    pub by_kind: Vec<KindTally>,
+}
+
+/// Suspicions and deaths of one bucket, each observer counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BucketSuspicions {
+    /// Members suspected.
+    pub suspected: u64,
+    /// Of those, suspicions of a running member.
+    pub false_suspected: u64,
+    /// Members declared dead.
+    pub died: u64,
+    /// Of those, running members declared dead (false positives).
+    pub false_died: u64,
+}
+
+/// The bucket width for a run of `end` with this gossip interval.
+fn bucket_width(gossip_interval: Duration, end: Time) -> Duration {
+    let gi = gossip_interval.as_micros().max(1) as u64;
+    let per = end.as_micros().div_ceil(gi).div_ceil(MAX_BUCKETS).max(1);
+    Duration::from_micros(gi * per)
 }
 
 impl Metrics {
@@ -76,7 +150,42 @@ impl Metrics {
             peak_broadcasts: 0,
             events: 0,
             by_kind: BTreeMap::new(),
+            known: vec![0; n],
+            known_sum: 0,
+            next_sample: Time::ZERO,
+            series: Series {
+                bucket: bucket_width(gossip_interval, end),
+                ..Series::default()
+            },
         }
+    }
+
+    /// The time-bucketed series so far.
+    pub fn series(&self) -> &Series {
+        &self.series
+    }
+
+    /// The next boundary at which membership is to be sampled.
+    pub(crate) fn next_sample(&self) -> Time {
+        self.next_sample
+    }
+
+    /// Sample membership at every boundary up to and including `at`: the
+    /// caller has applied every event before those boundaries and none
+    /// after.
+    pub(crate) fn sample_until(&mut self, at: Time) {
+        while self.next_sample <= at {
+            self.series.membership.push(MembershipSample {
+                running: self.running_count,
+                complete: self.ok_count,
+                known: self.known_sum,
+            });
+            self.next_sample += self.series.bucket;
+        }
+    }
+
+    fn bucket(&self, now: Time) -> usize {
+        (now.as_micros() / self.series.bucket.as_micros().max(1) as u64) as usize
     }
 
     /// Traffic from `at` to the end is idle traffic.
@@ -92,6 +201,7 @@ impl Metrics {
     }
 
     pub(crate) fn crashed(&mut self, i: usize, now: Time) {
+        self.series.crashes.push(now);
         self.crashes.push(Crash {
             node: i,
             at: now,
@@ -102,6 +212,12 @@ impl Metrics {
 
     /// The set of running nodes changed: every node must be re-checked.
     pub(crate) fn recount(&mut self, running: &[bool]) {
+        for (i, &r) in running.iter().enumerate() {
+            if !r && self.known[i] > 0 {
+                self.known_sum -= self.known[i] as u64;
+                self.known[i] = 0;
+            }
+        }
         self.running.copy_from_slice(running);
         self.running_count = running.iter().filter(|r| **r).count();
         self.ok.iter_mut().for_each(|o| *o = false);
@@ -109,7 +225,12 @@ impl Metrics {
     }
 
     pub(crate) fn observe_state(&mut self, i: usize, node: &Node, now: Time) {
-        let ok = self.running[i] && node.alive_members() == self.running_count;
+        let alive = node.alive_members();
+        if self.running[i] {
+            self.known_sum = self.known_sum - self.known[i] as u64 + alive as u64;
+            self.known[i] = alive;
+        }
+        let ok = self.running[i] && alive == self.running_count;
         if ok != self.ok[i] {
             self.ok[i] = ok;
             if ok {
@@ -134,6 +255,26 @@ impl Metrics {
         k.bytes += bytes as u64;
         self.msgs += 1;
         self.bytes += bytes as u64;
+        let b = self.bucket(now);
+        let series = &mut self.series;
+        let kind_index = match series.kinds.iter().position(|k| *k == kind) {
+            Some(x) => x,
+            None => {
+                series.kinds.push(kind);
+                series.kinds.len() - 1
+            }
+        };
+        if series.traffic.len() <= b {
+            series.traffic.resize_with(b + 1, BucketTraffic::default);
+        }
+        let t = &mut series.traffic[b];
+        t.msgs += 1;
+        t.bytes += bytes as u64;
+        if t.by_kind.len() <= kind_index {
+            t.by_kind.resize(kind_index + 1, KindTally::default());
+        }
+        t.by_kind[kind_index].msgs += 1;
+        t.by_kind[kind_index].bytes += bytes as u64;
         if now >= self.measure_from && now < self.end {
             self.msgs_window += 1;
             self.bytes_window += bytes as u64;
@@ -153,6 +294,27 @@ impl Metrics {
     ) {
         self.events += 1;
         let Some(about) = about else { return };
+        if matches!(e, Event::MemberSuspected(_) | Event::MemberDied(_)) {
+            let b = self.bucket(now);
+            if self.series.suspicions.len() <= b {
+                self.series
+                    .suspicions
+                    .resize(b + 1, BucketSuspicions::default());
+            }
+            let s = &mut self.series.suspicions[b];
+            match (e, about_running) {
+                (Event::MemberSuspected(_), false) => s.suspected += 1,
+                (Event::MemberSuspected(_), true) => {
+                    s.suspected += 1;
+                    s.false_suspected += 1;
+                }
+                (_, false) => s.died += 1,
+                (_, true) => {
+                    s.died += 1;
+                    s.false_died += 1;
+                }
+            }
+        }
         match e {
             Event::MemberSuspected(_) | Event::MemberDied(_) if about_running => {
                 if matches!(e, Event::MemberDied(_)) {

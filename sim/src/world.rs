@@ -314,12 +314,28 @@ impl Sim {
     /// Run to the scenario's end and report.
     pub fn run(mut self) -> Report {
         self.run_until(self.end);
+        self.final_report()
+    }
+
+    /// When the scenario ends.
+    pub fn end(&self) -> Time {
+        self.end
+    }
+
+    /// The report of the run so far, with the final membership check (as
+    /// [`Sim::run`] gives it once the run reached its end).
+    pub fn final_report(&self) -> Report {
         let mut report = self.report();
         report.final_membership = match self.check_membership() {
             Ok(()) => "agrees".into(),
             Err(e) => e,
         };
         report
+    }
+
+    /// The time-bucketed series measured so far (for plots).
+    pub fn series(&self) -> &crate::metrics::Series {
+        self.metrics.series()
     }
 
     /// The report of the run so far.
@@ -340,10 +356,15 @@ impl Sim {
                 break;
             }
             let Reverse(ev) = self.heap.pop().expect("peeked");
+            if ev.at >= self.metrics.next_sample() {
+                self.metrics.sample_until(ev.at);
+            }
             self.now = ev.at;
             self.dispatch(ev.action);
         }
         self.now = self.now.max(until);
+        // No event before `until` is left: the state holds up to it.
+        self.metrics.sample_until(until);
     }
 
     /// Run for `d` more simulated time.

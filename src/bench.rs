@@ -204,10 +204,11 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
     let settle = protocol.push_pull_interval.min(Duration::from_secs(10));
     tokio::time::sleep(settle).await;
     let pids: Vec<u32> = agents.children.iter().map(Child::id).collect();
-    let before: Vec<(u64, u64)> = pids.iter().filter_map(|p| proc_usage(*p)).collect();
-    let lo_before = loopback_tx_bytes();
+    // The counters first: reading them is traffic on loopback too.
     let sent_before = counter_sum(&mut clients, "transport_sent").await?;
     let bytes_before = counter_sum(&mut clients, "transport_bytes_sent").await?;
+    let before: Vec<(u64, u64)> = pids.iter().filter_map(|p| proc_usage(*p)).collect();
+    let lo_before = loopback_tx_bytes();
     let t0 = Instant::now();
     tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
     let secs = t0.elapsed().as_secs_f64();
@@ -239,7 +240,7 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
     // Messages per second while idle, to tell the puts' own messages apart.
     let sent_idle = counter_sum(&mut clients, "transport_sent").await? - sent_before;
     let bytes_idle = counter_sum(&mut clients, "transport_bytes_sent").await? - bytes_before;
-    let idle_secs = t0.elapsed().as_secs_f64();
+    let idle_secs = secs;
     let idle_rate = sent_idle as f64 / idle_secs;
     println!(
         "idle envelopes: {:.2} msgs/node/s, {:.0} B/node/s of encoded envelopes (the agents' own counters: no other traffic on the machine counts, no HTTP/2, TCP or IP framing)",

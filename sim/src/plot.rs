@@ -22,6 +22,7 @@ use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use rumour_core::{Dissemination, Time};
 
@@ -174,13 +175,7 @@ pub fn write_experiment(
                 .label(m.0.clone())
                 .legend(legend_line(color));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(draw_err)?;
+        legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         root.present().map_err(draw_err)?;
     }
     let svg_path = dir.join("infection.svg");
@@ -201,6 +196,20 @@ fn secs(t: Time) -> f64 {
 /// A vertical marker from `y.start` to `y.end` at `x`.
 fn vline(x: f64, y: &Range<f64>) -> Vec<(f64, f64)> {
     vec![(x, y.start), (x, y.end)]
+}
+
+/// The legend box every chart carries, at `at`.
+fn legend<'a, 'b: 'a>(
+    chart: &mut ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    at: SeriesLabelPosition,
+) -> io::Result<()> {
+    chart
+        .configure_series_labels()
+        .position(at)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(draw_err)
 }
 
 fn legend_line(color: RGBAColor) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
@@ -282,13 +291,7 @@ fn membership(series: &Series, report: &Report, title: &str) -> io::Result<(Stri
                     .map_or("never".into(), |r| format!("{r:.1} rounds after it"))
             ))
             .legend(legend_line(grey));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(draw_err)?;
+        legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         root.present().map_err(draw_err)?;
     }
     Ok((svg, csv))
@@ -444,13 +447,7 @@ fn infection(
                 .label(format!("synchronous-round model, fanout {}", config.fanout))
                 .legend(legend_line(black));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(draw_err)?;
+        legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         root.present().map_err(draw_err)?;
     }
     Ok(Some((svg, csv)))
@@ -519,13 +516,7 @@ fn traffic(series: &Series, report: &Report, title: &str) -> io::Result<(String,
                 .label(kinds[j].1)
                 .legend(legend_line(color));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(draw_err)?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         let bmax = total_bytes.iter().map(|p| p.1).fold(1.0, f64::max) * 1.05;
         let mut chart = ChartBuilder::on(&lower)
             .margin(12)
@@ -627,13 +618,7 @@ fn suspicions(series: &Series, title: &str) -> io::Result<(String, String)> {
                 .label(label)
                 .legend(legend_line(color));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(draw_err)?;
+        legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         root.present().map_err(draw_err)?;
     }
     Ok((svg, csv))

@@ -48,8 +48,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use rumour::core::{
-    Config, Gossip, Incarnation, MemberState, MemberUpdate, Message, Node, NodeId, Ping, PushPull,
-    PushPullKind, Time,
+    Config, Gossip, Identity, Incarnation, MemberState, MemberUpdate, Message, Node, NodeId, Ping,
+    PushPull, PushPullKind, Time,
 };
 use rumour::sim::{Scenario, Sim};
 
@@ -79,13 +79,10 @@ fn seed_addr() -> SocketAddr {
 }
 
 /// An alive rumour about member `i`, named with `prefix`.
+/// Signed by member `i`'s own key, as every member's news is.
 fn alive(prefix: &str, i: u32) -> MemberUpdate {
-    MemberUpdate {
-        id: NodeId::new(&format!("{prefix}-{i}"), addr(i)).expect("valid name"),
-        incarnation: Incarnation(0),
-        state: MemberState::Alive,
-        by: None,
-    }
+    let id = NodeId::new(&format!("{prefix}-{i}"), addr(i)).expect("valid name");
+    Identity::from_seed(u64::from(i)).member_update(&id, Incarnation(0), MemberState::Alive, None)
 }
 
 /// N alive members, member 0 at the seed address.
@@ -204,11 +201,14 @@ fn node_benches(c: &mut Criterion) {
         {
             let mut node = node_with(&members);
             let mut state = members.clone();
+            let me = node.member(SELF_NAME).expect("a node knows itself");
             state.push(MemberUpdate {
-                id: node.id().clone(),
-                incarnation: node.incarnation(),
-                state: MemberState::Alive,
+                id: me.id,
+                incarnation: me.incarnation,
+                state: me.state,
                 by: None,
+                key: me.key,
+                signature: me.signature,
             });
             let summary = node.membership_summary();
             let push_pull = |kind| {

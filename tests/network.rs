@@ -7,7 +7,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use rumour::core::{Config, MemberState};
+use rumour::core::{Config, Fnv64, Identity, MemberState};
 use rumour::proto::v1 as pb;
 use rumour::proto::v1::rumour_client::RumourClient;
 use rumour::transport::{Agent, AgentConfig, ApiError};
@@ -17,8 +17,17 @@ fn protocol() -> Config {
     Config::local()
 }
 
+/// Each test agent's key pair, drawn from its name, so that a restart can
+/// keep it.
+fn identity(name: &str) -> Identity {
+    let mut h = Fnv64::default();
+    h.write(name.as_bytes());
+    Identity::from_seed(h.finish())
+}
+
 async fn start(name: &str, join: Option<&Agent>) -> Agent {
     let mut config = AgentConfig::loopback(name, protocol());
+    config.identity = Some(identity(name));
     if let Some(seed) = join {
         config.join = vec![seed.peer_addr().to_string()];
     }
@@ -201,8 +210,9 @@ async fn a_killed_node_dies_everywhere_and_its_restart_replaces_its_namespace() 
     .await;
     eprintln!("dead everywhere after {:?}", killed_at.elapsed());
 
-    // Restart on the same address, as a new life.
+    // Restart on the same address and key, as a new life.
     let mut config = AgentConfig::loopback("node-3", protocol());
+    config.identity = Some(identity("node-3"));
     config.bind = addr;
     config.join = vec![agents[0].peer_addr().to_string()];
     let reborn = Agent::start(config).await.expect("restart");

@@ -198,6 +198,8 @@ mod tests {
             incarnation: Incarnation(inc),
             state: MemberState::Alive,
             by: None,
+            key: Default::default(),
+            signature: Default::default(),
         }
     }
 

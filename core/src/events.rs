@@ -117,6 +117,14 @@ pub struct Stats {
     pub deltas_stale_source: u64,
     /// Data about owners that are not live members.
     pub data_unknown_owner: u64,
+    /// Records, horizons and metadata refused because their owner did not
+    /// sign them (or a reset came without the owner's signed horizon).
+    pub records_bad_signature: u64,
+    /// Membership news refused because the member did not sign it.
+    pub members_bad_signature: u64,
+    /// Membership news refused because it names a known member under
+    /// another key than the one its name is bound to.
+    pub identity_conflicts: u64,
     /// Grafts sent (tree mode): data heard of and asked for.
     pub grafts: u64,
     /// Prunes sent (tree mode): duplicates that cut an eager link.
@@ -150,6 +158,9 @@ impl Stats {
             deltas_malformed,
             deltas_stale_source,
             data_unknown_owner,
+            records_bad_signature,
+            members_bad_signature,
+            identity_conflicts,
             grafts,
             prunes,
             gap_pulls,
@@ -172,6 +183,9 @@ impl Stats {
             ("deltas_malformed", *deltas_malformed),
             ("deltas_stale_source", *deltas_stale_source),
             ("data_unknown_owner", *data_unknown_owner),
+            ("records_bad_signature", *records_bad_signature),
+            ("members_bad_signature", *members_bad_signature),
+            ("identity_conflicts", *identity_conflicts),
             ("grafts", *grafts),
             ("prunes", *prunes),
             ("gap_pulls", *gap_pulls),

@@ -33,6 +33,7 @@ mod events;
 #[cfg(test)]
 mod harness;
 mod health;
+mod identity;
 mod member;
 mod members;
 mod message;
@@ -49,6 +50,7 @@ pub use config::{
 };
 pub use error::{ConfigError, Error};
 pub use events::{Event, FreshRead, Output, ReadSource, Stats};
+pub use identity::{Identity, PublicKey, Signature, Verified};
 pub use member::{overrides, Incarnation, Member, MemberState, NodeId, MAX_NAME_LEN};
 pub use message::{
     Ack, DataGossip, Datum, DatumId, Delta, DigestEntry, Eager, Gossip, Graft, IHave, MemberUpdate,

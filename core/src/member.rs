@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::error::Error;
+use crate::identity::{PublicKey, Signature};
 use crate::time::Time;
 
 /// Longest node name, in bytes.
@@ -199,6 +200,11 @@ pub struct Member {
     pub state: MemberState,
     /// When this node last changed its belief about the member.
     pub since: Time,
+    /// The member's public key.
+    pub key: PublicKey,
+    /// The member's own signature over its `Alive` (or `Left`) at this
+    /// incarnation and address.
+    pub signature: Signature,
 }
 
 #[cfg(test)]

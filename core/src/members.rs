@@ -11,6 +11,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::PeerSelection;
+use crate::identity::{PublicKey, Signature};
 use crate::member::{ByName, Incarnation, Member, MemberState, NodeId};
 use crate::summary::member_hash;
 use crate::time::Time;
@@ -21,6 +22,11 @@ pub(crate) struct Entry {
     pub(crate) incarnation: Incarnation,
     pub(crate) state: MemberState,
     pub(crate) since: Time,
+    /// The member's public key: its name is bound to it until reaped.
+    pub(crate) key: PublicKey,
+    /// The member's own signed word at `incarnation` (`Left` if it left,
+    /// `Alive` otherwise).
+    pub(crate) signature: Signature,
 }
 
 #[derive(Debug)]
@@ -90,6 +96,8 @@ impl Members {
             incarnation: e.incarnation,
             state: e.state,
             since: e.since,
+            key: e.key,
+            signature: e.signature,
         }
     }
 
@@ -317,6 +325,8 @@ mod tests {
             incarnation: Incarnation(0),
             state,
             since: Time::ZERO,
+            key: PublicKey::default(),
+            signature: Signature::default(),
         }
     }
 

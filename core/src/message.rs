@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::identity::{PublicKey, Signature};
 use crate::member::{Incarnation, MemberState, NodeId};
 
 /// One piece of news about a member: the unit that rumours carry and that
@@ -18,6 +19,13 @@ pub struct MemberUpdate {
     /// For suspect and dead: the name of the member that declared it, so
     /// that independent confirmations can be counted.
     pub by: Option<Arc<str>>,
+    /// The member's public key.
+    pub key: PublicKey,
+    /// The member's own signature behind the news: over `Left` at this
+    /// incarnation and address for a leave, over `Alive` for anything else
+    /// (an accusation stands on the accused's own word that it reached the
+    /// incarnation).
+    pub signature: Signature,
 }
 
 /// A direct probe: "are you alive?".
@@ -142,6 +150,8 @@ pub struct Versioned {
     pub version: u64,
     /// The record.
     pub record: Record,
+    /// The owner's signature over owner, generation, version and record.
+    pub signature: Signature,
 }
 
 /// A run of one owner's records: every record the sender holds with a
@@ -171,6 +181,10 @@ pub struct Delta {
     pub sender_version: u64,
     /// The records.
     pub records: Vec<Versioned>,
+    /// The owner's signature over its generation and `horizon`: required
+    /// for a reset, a horizon above 0, and a delta that starts a replica's
+    /// new life without a record of it.
+    pub horizon_signature: Option<Signature>,
 }
 
 impl Delta {
@@ -186,6 +200,7 @@ impl Delta {
             horizon: 0,
             sender_version: v.version,
             records: vec![v],
+            horizon_signature: None,
         }
     }
 }
@@ -211,6 +226,8 @@ pub struct Metadata {
     pub origin: Arc<str>,
     /// The published bytes.
     pub value: Arc<[u8]>,
+    /// The publisher's signature over origin, Lamport time and value.
+    pub signature: Signature,
 }
 
 impl Metadata {

@@ -9,7 +9,7 @@
 //! ```text
 //! message Address      { bytes ip = 1; uint32 port = 2; }
 //! message MemberUpdate { string name = 1; Address addr = 2; uint32 incarnation = 3;
-//!                        State state = 4; string by = 5; }
+//!                        State state = 4; string by = 5; bytes key = 6; bytes signature = 7; }
 //! message Ping         { uint32 seq = 1; string target = 2; repeated MemberUpdate updates = 3; }
 //! message PingReq      { uint32 seq = 1; string target = 2; Address target_addr = 3;
 //!                        repeated MemberUpdate updates = 4; }
@@ -22,13 +22,14 @@
 //! message EntryRecord  { string key = 1; bytes value = 2; bool deleted = 3; }
 //! message EventRecord  { string name = 1; bytes payload = 2; uint64 lamport = 3; }
 //! message Versioned    { uint64 version = 1; oneof record { EntryRecord entry = 2;
-//!                        EventRecord event = 3; } }
+//!                        EventRecord event = 3; } bytes signature = 4; }
 //! message Delta        { string owner = 1; uint32 generation = 2; uint64 from = 3; uint64 to = 4;
 //!                        bool reset = 5; uint64 horizon = 6; uint64 sender_version = 7;
-//!                        repeated Versioned records = 8; }
+//!                        repeated Versioned records = 8; bytes horizon_signature = 9; }
 //! message DigestEntry  { string owner = 1; uint32 generation = 2; uint64 version = 3; }
 //! message Digest       { repeated DigestEntry entries = 1; }
-//! message Metadata     { uint64 lamport = 1; string origin = 2; bytes value = 3; }
+//! message Metadata     { uint64 lamport = 1; string origin = 2; bytes value = 3;
+//!                        bytes signature = 4; }
 //! message Datum        { oneof datum { Delta delta = 1; Metadata metadata = 2; } }
 //! message RecordId     { string owner = 1; uint32 generation = 2; uint64 version = 3; }
 //! message MetadataId   { uint64 lamport = 1; string origin = 2; }
@@ -58,6 +59,12 @@ use crate::message::{
     Datum, DatumId, Delta, DigestEntry, MemberUpdate, Message, Metadata, PushPull, PushPullKind,
     Record, Versioned,
 };
+
+/// Bytes of a public key field (32 bytes, always present).
+pub const KEY_FIELD: usize = len_field(32);
+
+/// Bytes of a signature field (64 bytes, always present).
+pub const SIGNATURE_FIELD: usize = len_field(64);
 
 /// Bytes of a base-128 varint.
 pub const fn varint_len(v: u64) -> usize {
@@ -141,7 +148,7 @@ pub fn versioned_len(v: &Versioned) -> usize {
         } => opt_len_field(name.len()) + opt_len_field(payload.len()) + varint_field(*lamport),
     };
     // The oneof is always present, even when its body is empty.
-    varint_field(v.version) + len_field(record)
+    varint_field(v.version) + len_field(record) + SIGNATURE_FIELD
 }
 
 /// Encoded `Delta` body without its records.
@@ -153,6 +160,7 @@ pub fn delta_head_len(d: &Delta) -> usize {
         + bool_field(d.reset)
         + varint_field(d.horizon)
         + varint_field(d.sender_version)
+        + d.horizon_signature.map_or(0, |_| SIGNATURE_FIELD)
 }
 
 /// Encoded `Delta` body.
@@ -166,7 +174,10 @@ pub fn delta_len(d: &Delta) -> usize {
 
 /// Encoded `Metadata` body.
 pub fn metadata_len(m: &Metadata) -> usize {
-    varint_field(m.lamport) + opt_len_field(m.origin.len()) + opt_len_field(m.value.len())
+    varint_field(m.lamport)
+        + opt_len_field(m.origin.len())
+        + opt_len_field(m.value.len())
+        + SIGNATURE_FIELD
 }
 
 /// Encoded `Datum` body.
@@ -220,6 +231,8 @@ pub fn update_len(u: &MemberUpdate) -> usize {
         + varint_field(u.incarnation.0 as u64)
         + varint_field(state_code(u.state))
         + u.by.as_ref().map_or(0, |b| opt_len_field(b.len()))
+        + KEY_FIELD
+        + SIGNATURE_FIELD
 }
 
 /// What one update adds to a message: its field tag, length and body.
@@ -343,9 +356,12 @@ mod tests {
             incarnation: Incarnation(3),
             state: MemberState::Suspect,
             by: Some(Arc::from("node-2")),
+            key: Default::default(),
+            signature: Default::default(),
         };
-        // name 1+1+6, addr 1+1+(1+1+4 + 1+2), inc 1+1, state 1+1, by 1+1+6
-        assert_eq!(update_len(&u), 8 + 11 + 2 + 2 + 8);
+        // name 1+1+6, addr 1+1+(1+1+4 + 1+2), inc 1+1, state 1+1, by 1+1+6,
+        // key 1+1+32, signature 1+1+64
+        assert_eq!(update_len(&u), 8 + 11 + 2 + 2 + 8 + 34 + 66);
         let ack = Message::Ack(Ack {
             seq: 0,
             updates: vec![],
@@ -355,6 +371,6 @@ mod tests {
         let g = Message::Gossip(Gossip {
             updates: vec![u.clone(), u],
         });
-        assert_eq!(body_len(&g), 2 * (2 + 31));
+        assert_eq!(body_len(&g), 2 * (3 + 131));
     }
 }

@@ -21,6 +21,24 @@ fn id(i: u8) -> NodeId {
     NodeId::new(&format!("n{i}"), addr(i)).unwrap()
 }
 
+/// Member `i`'s key pair (n0 is the node under test).
+fn ident(i: u8) -> Identity {
+    Identity::from_seed(1000 + i as u64)
+}
+
+/// A stranger who signs records and metadata in others' names. Its key is
+/// never bound to any name, so nothing it signs may land.
+fn forger() -> Identity {
+    Identity::from_seed(7)
+}
+
+/// A stranger who claims members' names with its own key: the first key a
+/// name is heard with binds it, so it wins names not yet heard of, and
+/// nothing else.
+fn claimant() -> Identity {
+    Identity::from_seed(8)
+}
+
 fn state() -> impl Strategy<Value = MemberState> {
     prop_oneof![
         Just(MemberState::Alive),
@@ -31,7 +49,9 @@ fn state() -> impl Strategy<Value = MemberState> {
 }
 
 /// News about one of six members; n0 is the node under test, and some news
-/// gives a known name another address.
+/// gives a known name another address. Most news stands on the member's own
+/// signed word; some is signed by a stranger's key (a name claimed with a
+/// second key), and some carries a signature bent out of shape.
 fn update() -> impl Strategy<Value = MemberUpdate> {
     (
         0u8..6,
@@ -39,19 +59,21 @@ fn update() -> impl Strategy<Value = MemberUpdate> {
         0u32..5,
         state(),
         proptest::option::of(0u8..6),
+        0u8..6,
     )
-        .prop_map(|(who, at, inc, state, by)| {
+        .prop_map(|(who, at, inc, state, by, sig)| {
             let id = if at >= 6 {
                 NodeId::new(&format!("n{who}"), addr(at + 10)).unwrap()
             } else {
                 id(who)
             };
-            MemberUpdate {
-                id,
-                incarnation: Incarnation(inc),
-                state,
-                by: by.map(|b| Arc::from(format!("n{b}").as_str())),
+            let by = by.map(|b| Arc::from(format!("n{b}").as_str()));
+            let signer = if sig == 0 { claimant() } else { ident(who) };
+            let mut u = signer.member_update(&id, Incarnation(inc), state, by);
+            if sig == 1 {
+                u.signature.0[0] ^= 1;
             }
+            u
         })
 }
 
@@ -165,21 +187,45 @@ fn delta() -> impl Strategy<Value = Delta> {
         0u64..6,
         0u64..8,
         any::<bool>(),
-        prop::collection::vec((0u64..10, record()), 0..5),
+        prop::collection::vec((0u64..10, record(), 0u8..4), 0..5),
+        0u8..3,
     )
-        .prop_map(|(owner, generation, from, len, reset, records)| Delta {
-            owner: Arc::from(format!("n{owner}").as_str()),
-            generation,
-            from: if reset { 0 } else { from },
-            to: from + len,
-            reset,
-            horizon: from,
-            sender_version: from + len + 1,
-            records: records
-                .into_iter()
-                .map(|(version, record)| Versioned { version, record })
-                .collect(),
-        })
+        .prop_map(
+            |(owner, generation, from, len, reset, records, horizon_sig)| {
+                let name = format!("n{owner}");
+                let sign = |version, record, sig: u8| {
+                    if sig == 0 {
+                        // Forged records write the key "forged".
+                        let record = Record::Entry {
+                            key: Arc::from("forged"),
+                            value: Some(Arc::from(&b"x"[..])),
+                        };
+                        forger().versioned(&name, generation, version, record)
+                    } else {
+                        ident(owner).versioned(&name, generation, version, record)
+                    }
+                };
+                let horizon_signature = match horizon_sig {
+                    0 => None,
+                    1 => Some(forger().sign_horizon(&name, generation, from)),
+                    _ => Some(ident(owner).sign_horizon(&name, generation, from)),
+                };
+                Delta {
+                    owner: Arc::from(name.as_str()),
+                    generation,
+                    from: if reset { 0 } else { from },
+                    to: from + len,
+                    reset,
+                    horizon: from,
+                    sender_version: from + len + 1,
+                    records: records
+                        .into_iter()
+                        .map(|(version, record, sig)| sign(version, record, sig))
+                        .collect(),
+                    horizon_signature,
+                }
+            },
+        )
 }
 
 fn deltas() -> impl Strategy<Value = Vec<Delta>> {
@@ -187,10 +233,12 @@ fn deltas() -> impl Strategy<Value = Vec<Delta>> {
 }
 
 fn metadata() -> impl Strategy<Value = Metadata> {
-    (0u64..10, 0u8..6).prop_map(|(lamport, o)| Metadata {
-        lamport,
-        origin: Arc::from(format!("n{o}").as_str()),
-        value: Arc::from(&b"m"[..]),
+    (0u64..10, 0u8..6, any::<bool>()).prop_map(|(lamport, o, forged)| {
+        if forged {
+            forger().metadata(&format!("n{o}"), lamport, b"forged")
+        } else {
+            ident(o).metadata(&format!("n{o}"), lamport, b"m")
+        }
     })
 }
 
@@ -242,10 +290,12 @@ proptest! {
 
     #[test]
     fn a_node_survives_any_sequence_of_messages(seed in any::<u64>(), inputs in prop::collection::vec(input(), 1..120)) {
-        let mut node = Node::new(id(0), Incarnation(1), Config::lan(), seed, Time::ZERO).unwrap();
+        let mut node = Node::with_identity(id(0), ident(0), Incarnation(1), Config::lan(), seed, Time::ZERO).unwrap();
         node.join(Time::ZERO, &[addr(1)]).unwrap();
         let mut now = Time::ZERO;
         let mut incarnation = node.incarnation();
+        // The key each name was first heard with: a name keeps it while held.
+        let mut bound = std::collections::BTreeMap::new();
         for input in inputs {
             match input {
                 Input::Msg(from, msg) => node.handle_message(now, addr(from), msg),
@@ -259,12 +309,23 @@ proptest! {
                     if let Some(m) = e.member() {
                         prop_assert_ne!(m.id.name(), "n0", "a node reports no event about itself");
                     }
-                    if let Event::EntryChanged { owner, .. } = e {
+                    if let Event::EntryChanged { owner, key, .. } = e {
                         prop_assert_ne!(&**owner, "n0", "no one else writes our namespace");
+                        prop_assert_ne!(&**key, "forged", "a record its owner did not sign");
+                    }
+                    if let Event::MetadataChanged(m) = e {
+                        prop_assert_ne!(&*m.value, b"forged", "metadata its publisher did not sign");
                     }
                 }
             }
+            let held: Vec<Member> = node.members().collect();
+            bound.retain(|name: &String, _| held.iter().any(|m| m.id.name() == name));
+            for m in held {
+                let key = *bound.entry(m.id.name().to_owned()).or_insert(m.key);
+                prop_assert_eq!(key, m.key, "a held name changed its key");
+            }
             let me = node.member("n0").expect("a node always knows itself");
+            prop_assert_eq!(me.key, ident(0).public());
             prop_assert_eq!(me.state, MemberState::Alive);
             prop_assert_eq!(me.incarnation, node.incarnation());
             prop_assert!(node.incarnation() >= incarnation, "incarnation went backwards");
@@ -285,13 +346,21 @@ proptest! {
 
 #[test]
 fn news_of_our_death_is_refuted_with_a_higher_incarnation() {
-    let mut node = Node::new(id(0), Incarnation(3), Config::lan(), 1, Time::ZERO).unwrap();
-    let dead = MemberUpdate {
-        id: id(0),
-        incarnation: Incarnation(3),
-        state: MemberState::Dead,
-        by: Some(Arc::from("n1")),
-    };
+    let mut node = Node::with_identity(
+        id(0),
+        ident(0),
+        Incarnation(3),
+        Config::lan(),
+        1,
+        Time::ZERO,
+    )
+    .unwrap();
+    let dead = ident(0).member_update(
+        &id(0),
+        Incarnation(3),
+        MemberState::Dead,
+        Some(Arc::from("n1")),
+    );
     node.handle_message(
         Time::ZERO,
         addr(9),

@@ -30,8 +30,8 @@ use std::sync::Arc;
 use prost::Message as _;
 use rumour_core::{
     Ack, DataGossip, Datum, DatumId, Delta, DigestEntry, Eager, Gossip, Graft, IHave, Incarnation,
-    MemberState, MemberUpdate, Message, Metadata, Nack, NodeId, Ping, PingReq, Prune, PushPull,
-    PushPullKind, Query, QueryReply, Record, Versioned, MAX_NAME_LEN,
+    MemberState, MemberUpdate, Message, Metadata, Nack, NodeId, Ping, PingReq, Prune, PublicKey,
+    PushPull, PushPullKind, Query, QueryReply, Record, Signature, Versioned, MAX_NAME_LEN,
 };
 
 use crate::v1;
@@ -99,6 +99,35 @@ pub enum DecodeError {
     /// message name.
     #[error("{0} says the value is absent but carries one")]
     ValueConflict(&'static str),
+    /// A public key that is not 32 bytes or a signature that is not 64,
+    /// named `Message.field`, with the length sent.
+    #[error("{field} is {len} bytes, expected {expected}")]
+    BadKeyLength {
+        /// The field, named `Message.field`.
+        field: &'static str,
+        /// The length sent.
+        len: usize,
+        /// The length it must have.
+        expected: usize,
+    },
+}
+
+fn public_key(b: &[u8], field: &'static str) -> Result<PublicKey, DecodeError> {
+    let key: [u8; 32] = b.try_into().map_err(|_| DecodeError::BadKeyLength {
+        field,
+        len: b.len(),
+        expected: 32,
+    })?;
+    Ok(PublicKey(key))
+}
+
+fn signature(b: &[u8], field: &'static str) -> Result<Signature, DecodeError> {
+    let sig: [u8; 64] = b.try_into().map_err(|_| DecodeError::BadKeyLength {
+        field,
+        len: b.len(),
+        expected: 64,
+    })?;
+    Ok(Signature(sig))
 }
 
 fn record_fault(record: &Option<u64>) -> String {
@@ -283,6 +312,8 @@ impl From<&MemberUpdate> for v1::MemberUpdate {
             incarnation: u.incarnation.0,
             state: v1::State::from(u.state).into(),
             by: u.by.as_deref().unwrap_or_default().to_owned(),
+            key: u.key.0.to_vec(),
+            signature: u.signature.0.to_vec(),
         }
     }
 }
@@ -306,6 +337,8 @@ impl TryFrom<v1::MemberUpdate> for MemberUpdate {
             incarnation: Incarnation(u.incarnation),
             state: state.into(),
             by,
+            key: public_key(&u.key, "MemberUpdate.key")?,
+            signature: signature(&u.signature, "MemberUpdate.signature")?,
         })
     }
 }
@@ -529,6 +562,7 @@ impl From<&Versioned> for v1::Versioned {
         v1::Versioned {
             version: v.version,
             record: Some(record),
+            signature: v.signature.0.to_vec(),
         }
     }
 }
@@ -556,6 +590,7 @@ impl TryFrom<v1::Versioned> for Versioned {
         Ok(Versioned {
             version: v.version,
             record,
+            signature: signature(&v.signature, "Versioned.signature")?,
         })
     }
 }
@@ -571,6 +606,10 @@ impl From<&Delta> for v1::Delta {
             horizon: d.horizon,
             sender_version: d.sender_version,
             records: encode_all(&d.records),
+            horizon_signature: d
+                .horizon_signature
+                .map(|s| s.0.to_vec())
+                .unwrap_or_default(),
         }
     }
 }
@@ -609,6 +648,11 @@ impl TryFrom<v1::Delta> for Delta {
             horizon: d.horizon,
             sender_version: d.sender_version,
             records,
+            horizon_signature: if d.horizon_signature.is_empty() {
+                None
+            } else {
+                Some(signature(&d.horizon_signature, "Delta.horizon_signature")?)
+            },
         })
     }
 }
@@ -619,6 +663,7 @@ impl From<&Metadata> for v1::Metadata {
             lamport: m.lamport,
             origin: m.origin.to_string(),
             value: m.value.to_vec(),
+            signature: m.signature.0.to_vec(),
         }
     }
 }
@@ -631,6 +676,7 @@ impl TryFrom<v1::Metadata> for Metadata {
             lamport: m.lamport,
             origin: name(m.origin, "Metadata.origin")?,
             value: Arc::from(m.value),
+            signature: signature(&m.signature, "Metadata.signature")?,
         })
     }
 }

@@ -30,6 +30,8 @@ fn member(name: &str) -> v1::MemberUpdate {
         incarnation: 1,
         state: v1::State::Suspect.into(),
         by: "n1".into(),
+        key: vec![1; 32],
+        signature: vec![2; 64],
     }
 }
 
@@ -59,6 +61,7 @@ fn delta(from: u64, to: u64, versions: &[u64]) -> v1::Delta {
                     value: b"v".to_vec(),
                     deleted: false,
                 })),
+                signature: vec![3; 64],
             })
             .collect(),
         ..v1::Delta::default()
@@ -298,6 +301,7 @@ fn bad_names() {
             lamport: 1,
             origin: bad.into(),
             value: vec![1],
+            signature: vec![3; 64],
         };
         bad_name(
             eager(v1::Datum {
@@ -497,4 +501,51 @@ proptest! {
             Err(DecodeError::TooLarge { len: bytes.len(), max })
         );
     }
+}
+
+#[test]
+fn keys_and_signatures_of_the_wrong_length_are_refused() {
+    let mut u = member("n2");
+    u.key = vec![1; 31];
+    let e = decode_envelope(gossip(u)).unwrap_err();
+    assert_eq!(
+        e,
+        DecodeError::BadKeyLength {
+            field: "MemberUpdate.key",
+            len: 31,
+            expected: 32
+        }
+    );
+    let mut u = member("n2");
+    u.signature = vec![];
+    let e = decode_envelope(gossip(u)).unwrap_err();
+    assert!(matches!(
+        e,
+        DecodeError::BadKeyLength {
+            field: "MemberUpdate.signature",
+            len: 0,
+            ..
+        }
+    ));
+    let mut d = delta(0, 1, &[1]);
+    d.records[0].signature = vec![3; 65];
+    let e = decode_envelope(eager_delta(d)).unwrap_err();
+    assert!(matches!(
+        e,
+        DecodeError::BadKeyLength {
+            field: "Versioned.signature",
+            len: 65,
+            ..
+        }
+    ));
+    let mut d = delta(0, 1, &[1]);
+    d.horizon_signature = vec![3; 10];
+    let e = decode_envelope(eager_delta(d)).unwrap_err();
+    assert!(matches!(
+        e,
+        DecodeError::BadKeyLength {
+            field: "Delta.horizon_signature",
+            ..
+        }
+    ));
 }

@@ -18,8 +18,8 @@ use petgraph::graphmap::UnGraphMap;
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rumour_core::{
-    wire, Config, Datum, Delta, Error, Event, Fnv64, Incarnation, Member, MemberState, Message,
-    Node, NodeId, Output, PushPullKind, Record, Time, Versioned,
+    wire, Config, Datum, Delta, Error, Event, Fnv64, Identity, Incarnation, Member, Message, Node,
+    NodeId, Output, PushPullKind, Record, Signature, Time, Verified, Versioned,
 };
 
 use crate::metrics::{Metrics, Report};
@@ -165,6 +165,10 @@ pub struct Sim {
     /// each node at its first start (one shared list, so the identities
     /// are shared too).
     formed: Vec<Member>,
+    /// Signatures checked, shared by every node: a statement heard by many
+    /// nodes is verified once (outcomes are the same; see
+    /// `Node::share_verified`).
+    verified: Verified,
 }
 
 impl Sim {
@@ -214,16 +218,16 @@ impl Sim {
             all_msgs: 0,
             all_bytes: 0,
             formed: Vec::new(),
+            verified: Verified::new(),
             scenario,
         };
         if sim.scenario.formed {
+            let seed = sim.scenario.seed;
             sim.formed = (0..n)
-                .map(|i| Member {
-                    id: NodeId::new(&node_name(i), node_addr(i))
-                        .expect("simulated names are valid"),
-                    incarnation: Incarnation(0),
-                    state: MemberState::Alive,
-                    since: Time::ZERO,
+                .map(|i| {
+                    let id = NodeId::new(&node_name(i), node_addr(i))
+                        .expect("simulated names are valid");
+                    identity(seed, i).introduce(&id, Incarnation(0), Time::ZERO)
                 })
                 .collect();
         }
@@ -614,7 +618,13 @@ impl Sim {
             key: std::sync::Arc::from(key),
             value: value.map(std::sync::Arc::from),
         };
-        let delta = Delta::single(name.clone(), generation, Versioned { version, record });
+        let signature = Signature::default();
+        let v = Versioned {
+            version,
+            record,
+            signature,
+        };
+        let delta = Delta::single(name.clone(), generation, v);
         let size = wire::datum_len(&Datum::Delta(delta));
         let target = self.running_nodes().len().saturating_sub(1);
         self.tracker
@@ -739,8 +749,11 @@ impl Sim {
             None => NodeId::new(&node_name(i), node_addr(i)).expect("simulated names are valid"),
         };
         let seed = self.rng.next_u64();
-        let mut node = Node::new(id, incarnation, self.config.clone(), seed, self.now)
+        let identity = identity(self.scenario.seed, i);
+        let config = self.config.clone();
+        let mut node = Node::with_identity(id, identity, incarnation, config, seed, self.now)
             .expect("the scenario's config was validated");
+        node.share_verified(self.verified.clone());
         let (prefill, size) = (
             self.scenario.workload.keys_per_node,
             self.scenario.workload.value_size,
@@ -962,4 +975,10 @@ impl Sim {
         }
         Ok(())
     }
+}
+
+/// Node `i`'s key pair in a run seeded `seed`: the same in every life of
+/// the node, as a restart with its data dir keeps its key.
+fn identity(seed: u64, i: usize) -> Identity {
+    Identity::from_seed(seed.rotate_left(17) ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }

@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use rumour_core::{Incarnation, Node, NodeId};
+use rand::rngs::OsRng;
+use rand::TryRngCore;
+use rumour_core::{Identity, Incarnation, Node, NodeId};
 use rumour_proto::v1::peer_server::PeerServer;
 use rumour_proto::v1::rumour_server::RumourServer;
 use tokio::net::TcpListener;
@@ -83,8 +85,13 @@ impl Agent {
             .unwrap_or(unix.as_nanos() as u64 ^ (u64::from(std::process::id()) << 32));
         let id = NodeId::new(&config.name, peer_addr)?;
         let start = Instant::now();
-        let mut node = Node::new(
+        let identity = match &config.identity {
+            Some(identity) => identity.clone(),
+            None => fresh_identity(),
+        };
+        let mut node = Node::with_identity(
             id,
+            identity,
             Incarnation(incarnation),
             config.protocol.clone(),
             rng_seed,
@@ -243,4 +250,13 @@ impl Agent {
             }
         }
     }
+}
+
+/// A key pair from the operating system's randomness.
+fn fresh_identity() -> Identity {
+    let mut secret = [0u8; 32];
+    OsRng
+        .try_fill_bytes(&mut secret)
+        .expect("the operating system's random source works");
+    Identity::from_secret(secret)
 }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use rumour_core::Config;
+use rumour_core::{Config, Identity};
 
 use crate::access::ApiToken;
 
@@ -86,6 +86,9 @@ pub struct AgentConfig {
     pub incarnation: Option<u32>,
     /// Seed of the node's RNG. Default: drawn from the clock and process id.
     pub rng_seed: Option<u64>,
+    /// The node's key pair, which signs its membership and records.
+    /// Default: a fresh one from the operating system's randomness.
+    pub identity: Option<Identity>,
     /// The token every client API call must carry (`authorization: Bearer
     /// TOKEN`); gRPC health and reflection stay open. Default: none.
     pub api_token: Option<ApiToken>,
@@ -111,6 +114,7 @@ impl AgentConfig {
             protocol,
             incarnation: None,
             rng_seed: None,
+            identity: None,
             api_token: None,
             api_open_loopback: false,
             insecure_api: false,

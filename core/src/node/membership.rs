@@ -16,6 +16,7 @@ use rand::Rng;
 use super::outbox::Ctx;
 use crate::broadcast::BroadcastQueue;
 use crate::events::Event;
+use crate::identity::{member_statement, PublicKey, Signature};
 use crate::member::{overrides, Incarnation, Member, MemberState, NodeId};
 use crate::members::{Entry, Members};
 use crate::message::MemberUpdate;
@@ -75,6 +76,8 @@ impl Membership {
             incarnation,
             state: MemberState::Alive,
             since: cx.now,
+            key: cx.identity.public(),
+            signature: own_word(cx, incarnation, MemberState::Alive),
         };
         members.set(&cx.me, entry, &mut cx.rng);
         Membership {
@@ -137,6 +140,13 @@ impl Membership {
         owner == &*self.my_name || self.live(owner).is_some()
     }
 
+    /// The key of `owner` if it is this node or a live member: who may
+    /// sign the data worth holding.
+    pub(crate) fn owner_key(&self, owner: &str) -> Option<PublicKey> {
+        let (_, e) = self.members.get(owner)?;
+        (owner == &*self.my_name || e.state.is_live()).then_some(e.key)
+    }
+
     pub(crate) fn pending_rumours(&self) -> usize {
         self.rumours.len()
     }
@@ -148,11 +158,17 @@ impl Membership {
 
     /// This node's own news in `state`.
     pub(crate) fn self_update(&self, cx: &Ctx, state: MemberState) -> MemberUpdate {
+        let signature = match self.members.get(&self.my_name) {
+            Some((_, e)) if e.incarnation == self.incarnation && e.state == state => e.signature,
+            _ => own_word(cx, self.incarnation, state),
+        };
         MemberUpdate {
             id: cx.me.clone(),
             incarnation: self.incarnation,
             state,
             by: None,
+            key: cx.identity.public(),
+            signature,
         }
     }
 
@@ -168,6 +184,8 @@ impl Membership {
                     MemberState::Suspect | MemberState::Dead => Some(self.my_name.clone()),
                     _ => None,
                 },
+                key: e.key,
+                signature: e.signature,
             })
             .collect()
     }
@@ -219,7 +237,13 @@ impl Membership {
     /// are old news to the sender, which holds the same state as everyone
     /// it synced with. Only the sender's own introduction (a join) is
     /// rumoured, by the one node that hears it first-hand.
+    ///
+    /// News that does not stand on its member's own signed word, under the
+    /// key its name is bound to, is refused and counted first.
     pub(crate) fn apply(&mut self, cx: &mut Ctx, u: &MemberUpdate, heard: Heard) -> Aftermath {
+        if !self.signed(cx, u) {
+            return Aftermath::default();
+        }
         if u.id.name() == cx.me.name() {
             return self.refute(cx, u);
         }
@@ -232,7 +256,11 @@ impl Membership {
                     Heard::Rumour => true,
                     Heard::Sync(from) => from == u.id.addr(),
                 };
-                return self.transition(cx, &u.id.clone(), incarnation, state, None, spread);
+                let news = MemberUpdate {
+                    by: None,
+                    ..u.clone()
+                };
+                return self.transition(cx, news, spread);
             }
             cx.stats.stale_updates += 1;
             return Aftermath::default();
@@ -248,8 +276,12 @@ impl Membership {
         }
         let by = || u.by.clone().unwrap_or_else(|| self.my_name.clone());
         if overrides(incarnation, state, held.incarnation, held.state) {
-            let by = by();
-            return self.transition(cx, &u.id, incarnation, state, Some(by), true);
+            let news = MemberUpdate {
+                state,
+                by: Some(by()),
+                ..u.clone()
+            };
+            return self.transition(cx, news, true);
         }
         if state == MemberState::Suspect
             && held.state == MemberState::Suspect
@@ -268,6 +300,8 @@ impl Membership {
                         incarnation,
                         state,
                         by: Some(by),
+                        key: held.key,
+                        signature: held.signature,
                     };
                     self.rumour(cx, confirmation);
                     return Aftermath::default();
@@ -289,6 +323,8 @@ impl Membership {
                 incarnation: held.incarnation,
                 state: MemberState::Alive,
                 by: None,
+                key: held.key,
+                signature: held.signature,
             };
             self.rumour(cx, refutation);
         } else if heard == Heard::Rumour {
@@ -311,6 +347,8 @@ impl Membership {
                 incarnation: m.incarnation,
                 state: m.state,
                 by: None,
+                key: m.key,
+                signature: m.signature,
             };
             after.push(self.apply(cx, &u, me));
         }
@@ -318,23 +356,27 @@ impl Membership {
         after
     }
 
-    /// Change our belief about a member, with its event, suspicion timer,
+    /// Change our belief about a member to `news` (whose `by` is who
+    /// declared a suspicion or death), with its event, suspicion timer,
     /// reap schedule and rumour.
-    fn transition(
-        &mut self,
-        cx: &mut Ctx,
-        id: &NodeId,
-        incarnation: Incarnation,
-        state: MemberState,
-        by: Option<Arc<str>>,
-        spread: bool,
-    ) -> Aftermath {
+    fn transition(&mut self, cx: &mut Ctx, news: MemberUpdate, spread: bool) -> Aftermath {
+        let MemberUpdate {
+            id,
+            incarnation,
+            state,
+            by,
+            key,
+            signature,
+        } = news;
+        let id = &id;
         let now = cx.now;
         let previous = self.members.get(id.name()).map(|(_, e)| e.state);
         let entry = Entry {
             incarnation,
             state,
             since: now,
+            key,
+            signature,
         };
         self.members.set(id, entry, &mut cx.rng);
         let name: Arc<str> = Arc::from(id.name());
@@ -393,6 +435,8 @@ impl Membership {
                 incarnation,
                 state,
                 by,
+                key,
+                signature,
             };
             self.rumour(cx, rumour);
         }
@@ -428,6 +472,32 @@ impl Membership {
         }
     }
 
+    /// Whether `u` stands on its member's own signed word under the key
+    /// its name is bound to (this node's own key, for news about this
+    /// node). A word already held was checked when it was taken in.
+    fn signed(&self, cx: &mut Ctx, u: &MemberUpdate) -> bool {
+        let left = u.state == MemberState::Left;
+        if let Some((id, e)) = self.members.get(u.id.name()) {
+            if e.key != u.key {
+                cx.stats.identity_conflicts += 1;
+                return false;
+            }
+            let same_word = e.signature == u.signature
+                && e.incarnation == u.incarnation
+                && id.addr() == u.id.addr()
+                && (e.state == MemberState::Left) == left;
+            if same_word {
+                return true;
+            }
+        }
+        let statement = member_statement(u.id.name(), &u.id.addr(), u.incarnation, u.state, &u.key);
+        if !cx.verified.check(&u.key, &statement, &u.signature) {
+            cx.stats.members_bad_signature += 1;
+            return false;
+        }
+        true
+    }
+
     fn end_suspicion(&mut self, name: &Arc<str>) {
         if let Some(s) = self.suspicions.remove(name) {
             self.suspicion_due.remove(&(s.deadline, name.clone()));
@@ -439,6 +509,8 @@ impl Membership {
             incarnation: self.incarnation,
             state,
             since: cx.now,
+            key: cx.identity.public(),
+            signature: own_word(cx, self.incarnation, state),
         };
         self.members.set(&cx.me, entry, &mut cx.rng);
         let news = self.self_update(cx, state);
@@ -510,10 +582,15 @@ impl Membership {
                 continue;
             };
             if e.state == MemberState::Suspect && e.incarnation == s.incarnation {
-                let id = id.clone();
-                let by = Some(self.my_name.clone());
-                let dead = MemberState::Dead;
-                after.push(self.transition(cx, &id, s.incarnation, dead, by, true));
+                let news = MemberUpdate {
+                    id: id.clone(),
+                    incarnation: s.incarnation,
+                    state: MemberState::Dead,
+                    by: Some(self.my_name.clone()),
+                    key: e.key,
+                    signature: e.signature,
+                };
+                after.push(self.transition(cx, news, true));
             }
         }
         after
@@ -542,6 +619,14 @@ impl Membership {
     }
 }
 
+/// This node's signed word about itself: `Alive` (or `Left`) at
+/// `incarnation`, at its address, under its key.
+fn own_word(cx: &Ctx, incarnation: Incarnation, state: MemberState) -> Signature {
+    let key = cx.identity.public();
+    let statement = member_statement(cx.me.name(), &cx.me.addr(), incarnation, state, &key);
+    cx.identity.sign(&statement)
+}
+
 #[cfg(test)]
 mod tests {
     use crate::harness::*;
@@ -554,13 +639,15 @@ mod tests {
         // rumours itself alive, so b and a end up seeing c alive at incarnation 1, and c is never
         // declared dead.
         let mut h = Harness::new(&["a", "b", "c"]);
-        let c = h.node("c").id().clone();
+        let c = h.node("c").member("c").unwrap();
         let rumour = Message::Gossip(Gossip {
             updates: vec![MemberUpdate {
-                id: c,
+                id: c.id,
                 incarnation: Incarnation(0),
                 state: MemberState::Suspect,
                 by: Some("a".into()),
+                key: c.key,
+                signature: c.signature,
             }],
         });
         h.inject(h.addr("a"), "b", rumour.clone());

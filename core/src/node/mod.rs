@@ -47,6 +47,7 @@ use self::query::Queries;
 use self::replicas::Replicas;
 use crate::config::{Config, Dissemination};
 use crate::error::Error;
+use crate::identity::{Identity, PublicKey, Verified};
 use crate::member::{Incarnation, Member, NodeId};
 use crate::message::{Datum, DigestEntry, MemberUpdate, Message, Metadata, Record};
 use crate::store::Entry;
@@ -119,8 +120,25 @@ impl Node {
     /// a restart should use a higher one than its previous life), with its
     /// own RNG seeded from `seed`. It knows only itself until
     /// [`join`](Node::join).
+    ///
+    /// Its key pair is drawn from `seed` ([`Identity::from_seed`]), as a
+    /// simulated node's is; a node with a stored key starts with
+    /// [`with_identity`](Node::with_identity).
     pub fn new(
         id: NodeId,
+        incarnation: Incarnation,
+        config: Config,
+        seed: u64,
+        now: Time,
+    ) -> Result<Node, Error> {
+        let identity = Identity::from_seed(seed);
+        Node::with_identity(id, identity, incarnation, config, seed, now)
+    }
+
+    /// A node as [`new`](Node::new) makes it, signing with `identity`.
+    pub fn with_identity(
+        id: NodeId,
+        identity: Identity,
         incarnation: Incarnation,
         config: Config,
         seed: u64,
@@ -131,6 +149,8 @@ impl Node {
             now,
             me: id,
             config,
+            identity,
+            verified: Verified::new(),
             rng: ChaCha8Rng::seed_from_u64(seed),
             stats: Stats::default(),
             out: Outbox::default(),
@@ -153,7 +173,20 @@ impl Node {
         })
     }
 
+    /// Remember checked signatures in `verified`, which other nodes of this
+    /// process may share (the simulator shares one among all its nodes, so
+    /// a statement heard by a thousand nodes is verified once). It changes
+    /// no outcome: only signatures that verified are remembered.
+    pub fn share_verified(&mut self, verified: Verified) {
+        self.cx.verified = verified;
+    }
+
     // ----- getters -------------------------------------------------------
+
+    /// This node's public key, which its membership carries.
+    pub fn public_key(&self) -> PublicKey {
+        self.cx.identity.public()
+    }
 
     /// This node's identity.
     pub fn id(&self) -> &NodeId {

@@ -18,6 +18,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::config::Config;
 use crate::events::{Event, Output, Stats};
+use crate::identity::{Identity, Verified};
 use crate::member::NodeId;
 use crate::message::Message;
 use crate::time::Time;
@@ -34,6 +35,11 @@ pub(crate) struct Ctx {
     /// This node's identity (its address stamps every message).
     pub(crate) me: NodeId,
     pub(crate) config: Config,
+    /// This node's key pair: signs its own statements and records.
+    pub(crate) identity: Identity,
+    /// Signatures already checked (maybe shared with other nodes of the
+    /// process).
+    pub(crate) verified: Verified,
     pub(crate) rng: ChaCha8Rng,
     pub(crate) stats: Stats,
     pub(crate) out: Outbox,
@@ -165,6 +171,8 @@ mod tests {
                 max_message_size,
                 ..Config::lan()
             },
+            identity: Identity::from_seed(0),
+            verified: Verified::new(),
             rng: ChaCha8Rng::seed_from_u64(0),
             stats: Stats::default(),
             out: Outbox::default(),
@@ -176,6 +184,7 @@ mod tests {
             lamport: n,
             origin: Arc::from("a"),
             value: Arc::from(&[0u8; 100][..]),
+            signature: Default::default(),
         };
         Message::Eager(Eager {
             data: vec![Datum::Metadata(m)],
@@ -197,7 +206,7 @@ mod tests {
             "127.0.0.1:1002".parse().unwrap(),
             "127.0.0.1:1003".parse().unwrap(),
         );
-        let mut cx = cx(512);
+        let mut cx = cx(800);
         for n in 1..=6 {
             cx.send(b, push(n));
         }
@@ -212,10 +221,10 @@ mod tests {
                 _ => None,
             })
             .collect();
-        // About 120 bytes a push: four fit in 512, the rest open a second.
+        // About 180 bytes a push: four fit in 800, the rest open a second.
         assert_eq!(eager, [4, 2]);
         for (_, m) in &out {
-            assert!(wire::message_len(&cx.me.addr(), m) <= 512, "{m:?}");
+            assert!(wire::message_len(&cx.me.addr(), m) <= 800, "{m:?}");
         }
         assert_eq!(out.len(), 5, "two to b, one to c, the nack, the ihave");
         assert_eq!(cx.stats.messages_out, 5, "counted as sent, not as asked");

@@ -332,6 +332,8 @@ impl Prober {
             incarnation: e.incarnation,
             state: MemberState::Suspect,
             by: Some(Arc::from(cx.me.name())),
+            key: e.key,
+            signature: e.signature,
         })
     }
 

@@ -16,10 +16,11 @@ use super::membership::Membership;
 use super::outbox::Ctx;
 use crate::error::Error;
 use crate::events::Event;
+use crate::identity::metadata_statement;
 use crate::message::{
     Datum, DatumId, Delta, DigestEntry, Message, Metadata, PushPull, PushPullKind, Record,
 };
-use crate::store::{Entry, Limits, Refusal, Store};
+use crate::store::{Entry, Limits, Refusal, Signer, Store};
 use crate::summary::Fnv64;
 use crate::time::Time;
 
@@ -62,6 +63,7 @@ impl Replicas {
             generation,
             limits,
             c.tombstone_grace,
+            cx.identity.clone(),
         );
         Replicas {
             store,
@@ -144,10 +146,12 @@ impl Replicas {
             });
         }
         self.lamport += 1;
+        let statement = metadata_statement(cx.me.name(), self.lamport, value);
         let m = Metadata {
             lamport: self.lamport,
             origin: Arc::from(cx.me.name()),
             value: Arc::from(value),
+            signature: cx.identity.sign(&statement),
         };
         self.metadata = Some(m.clone());
         cx.emit(Event::MetadataChanged(m.clone()));
@@ -167,11 +171,15 @@ impl Replicas {
     ) -> Receipt {
         match datum {
             Datum::Delta(d) => {
-                if !m.owner_live(&d.owner) {
+                let Some(key) = m.owner_key(&d.owner) else {
                     cx.stats.data_unknown_owner += 1;
                     return Receipt::Refused;
-                }
-                match self.store.apply(cx.now, d, from) {
+                };
+                let signer = Signer {
+                    key: &key,
+                    verified: &cx.verified,
+                };
+                match self.store.apply(cx.now, d, from, signer) {
                     Ok(changes) => {
                         cx.stats.deltas_applied += 1;
                         self.report(cx, changes);
@@ -193,11 +201,22 @@ impl Replicas {
                         cx.stats.deltas_malformed += 1;
                         Receipt::Refused
                     }
+                    Err(Refusal::BadSignature | Refusal::Unproven) => {
+                        cx.stats.records_bad_signature += 1;
+                        Receipt::Refused
+                    }
                 }
             }
             Datum::Metadata(meta) => {
                 if meta.value.len() > cx.config.max_value_len || meta.origin.is_empty() {
                     cx.stats.deltas_malformed += 1;
+                    return Receipt::Refused;
+                }
+                if self.metadata.as_ref() == Some(meta) {
+                    cx.stats.data_duplicates += 1;
+                    return Receipt::Duplicate;
+                }
+                if !metadata_signed(cx, m, meta) {
                     return Receipt::Refused;
                 }
                 self.lamport = self.lamport.max(meta.lamport);
@@ -216,11 +235,15 @@ impl Replicas {
     /// Apply a delta from anti-entropy (no gap is held: anti-entropy comes
     /// again). Returns whether it applied.
     pub(crate) fn apply_synced(&mut self, cx: &mut Ctx, m: &Membership, d: &Delta) -> bool {
-        if !m.owner_live(&d.owner) {
+        let Some(key) = m.owner_key(&d.owner) else {
             cx.stats.data_unknown_owner += 1;
             return false;
-        }
-        match self.store.apply(cx.now, d, None) {
+        };
+        let signer = Signer {
+            key: &key,
+            verified: &cx.verified,
+        };
+        match self.store.apply(cx.now, d, None, signer) {
             Ok(changes) => {
                 cx.stats.deltas_applied += 1;
                 self.report(cx, changes);
@@ -236,6 +259,10 @@ impl Replicas {
             }
             Err(Refusal::StaleSource) => {
                 cx.stats.deltas_stale_source += 1;
+                false
+            }
+            Err(Refusal::BadSignature | Refusal::Unproven) => {
+                cx.stats.records_bad_signature += 1;
                 false
             }
             Err(_) => {
@@ -327,4 +354,19 @@ impl Replicas {
     pub(crate) fn forget(&mut self, owner: &str) {
         self.store.remove(owner);
     }
+}
+
+/// Whether the metadata register's publisher, a member this node knows,
+/// signed it. Counts a refusal.
+fn metadata_signed(cx: &mut Ctx, m: &Membership, meta: &Metadata) -> bool {
+    let Some(key) = m.owner_key(&meta.origin) else {
+        cx.stats.data_unknown_owner += 1;
+        return false;
+    };
+    let statement = metadata_statement(&meta.origin, meta.lamport, &meta.value);
+    if !cx.verified.check(&key, &statement, &meta.signature) {
+        cx.stats.records_bad_signature += 1;
+        return false;
+    }
+    true
 }

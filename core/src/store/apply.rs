@@ -14,8 +14,17 @@ use std::sync::Arc;
 
 use super::{applied, space_hash, Namespace, Refusal, Store};
 use crate::events::Event;
+use crate::identity::{horizon_statement, record_statement, PublicKey, Verified};
 use crate::message::{Delta, Record};
 use crate::time::Time;
+
+/// Who may write a namespace, and the memory of signatures already checked.
+#[derive(Clone, Copy)]
+pub(crate) struct Signer<'a> {
+    /// The owner's public key, as its membership binds it.
+    pub key: &'a PublicKey,
+    pub verified: &'a Verified,
+}
 
 /// What the admission check found.
 struct Admitted {
@@ -31,28 +40,81 @@ impl Store {
     /// version order; on refusal nothing changed, except that a rumoured
     /// delta (`pushed_by` set) refused for a gap is held until the versions
     /// before it arrive.
+    ///
+    /// Nothing is held or applied before the owner's signatures on it
+    /// check out: every record's, and the signed horizon a reset or a new
+    /// life needs (see [`Store::verify`]).
     pub(crate) fn apply(
         &mut self,
         now: Time,
         d: &Delta,
         pushed_by: Option<SocketAddr>,
+        signer: Signer<'_>,
     ) -> Result<Vec<Event>, Refusal> {
         let admitted = match self.admit(d) {
             Err(Refusal::Gap) => {
                 if let Some(peer) = pushed_by {
+                    // Held under its generation: a life the replica does
+                    // not know yet needs the same proof as when applied.
+                    let newer_life = self
+                        .spaces
+                        .get(&d.owner)
+                        .is_none_or(|ns| ns.generation < d.generation);
+                    self.verify(d, newer_life, signer)?;
                     self.hold(d, peer);
                 }
                 return Err(Refusal::Gap);
             }
             other => other?,
         };
+        self.verify(d, admitted.newer_life, signer)?;
         let mut changes = if admitted.replace {
             self.replace(now, d, &admitted)
         } else {
             self.extend(now, d, admitted.held_version)
         };
-        self.release(now, &d.owner, &mut changes);
+        self.keep_signed_horizon(d);
+        self.release(now, &d.owner, &mut changes, signer);
         Ok(changes)
+    }
+
+    /// Whether the owner signed everything in `d` this replica would act
+    /// on: every record, and for a reset or the owner's new life the signed
+    /// horizon (a new life may instead be proven by a record of it). Costs
+    /// a signature check per record not seen before.
+    fn verify(&self, d: &Delta, newer_life: bool, signer: Signer<'_>) -> Result<(), Refusal> {
+        let check = |bytes: &[u8], sig| signer.verified.check(signer.key, bytes, sig);
+        for r in &d.records {
+            let bytes = record_statement(&d.owner, d.generation, r.version, &r.record);
+            if !check(&bytes, &r.signature) {
+                return Err(Refusal::BadSignature);
+            }
+        }
+        let horizon_signed = match &d.horizon_signature {
+            Some(sig) => {
+                if !check(&horizon_statement(&d.owner, d.generation, d.horizon), sig) {
+                    return Err(Refusal::BadSignature);
+                }
+                true
+            }
+            None => false,
+        };
+        let proven = horizon_signed || (newer_life && !d.reset && !d.records.is_empty());
+        if (d.reset || newer_life) && !proven {
+            return Err(Refusal::Unproven);
+        }
+        Ok(())
+    }
+
+    /// Keep the owner's signed horizon a delta brought (already verified),
+    /// if it is newer than the one held.
+    fn keep_signed_horizon(&mut self, d: &Delta) {
+        let (Some(sig), Some(ns)) = (d.horizon_signature, self.spaces.get_mut(&d.owner)) else {
+            return;
+        };
+        if ns.generation == d.generation && ns.signed_horizon.is_none_or(|(h, _)| h <= d.horizon) {
+            ns.signed_horizon = Some((d.horizon, sig));
+        }
     }
 
     /// Check a delta's shape without touching anything.
@@ -267,7 +329,13 @@ impl Store {
     /// The replica of `owner` moved on: held deltas it now covers leave the
     /// buffer, and those that follow on apply in turn. Every delta that left
     /// is handed back for the tree.
-    fn release(&mut self, now: Time, owner: &Arc<str>, changes: &mut Vec<Event>) {
+    fn release(
+        &mut self,
+        now: Time,
+        owner: &Arc<str>,
+        changes: &mut Vec<Event>,
+        signer: Signer<'_>,
+    ) {
         loop {
             let next = {
                 let Some(ns) = self.spaces.get_mut(owner) else {
@@ -286,7 +354,7 @@ impl Store {
                 }
             };
             let Some((d, peer)) = next else { return };
-            if let Ok(more) = self.apply(now, &d, None) {
+            if let Ok(more) = self.apply(now, &d, None, signer) {
                 changes.extend(more);
                 self.released.push((d, peer));
             }

@@ -40,15 +40,23 @@ impl Store {
                 None if ns.version == 0 || only_listed => continue,
                 None => (ns.horizon > 0, 0),
             };
+            // The horizon a peer is told is the owner's signed one, which a
+            // replica's own never passes; it comes with its signature when
+            // the peer needs it: for a reset, or a replica it starts afresh.
+            let (horizon, horizon_signature) = match ns.signed_horizon {
+                Some((h, s)) if reset || from == 0 || h > 0 => (h, Some(s)),
+                _ => (0, None),
+            };
             let mut d = Delta {
                 owner: owner.clone(),
                 generation: ns.generation,
                 from,
                 to: ns.version,
                 reset,
-                horizon: ns.horizon,
+                horizon,
                 sender_version: ns.version,
                 records: Vec::new(),
+                horizon_signature,
             };
             let head = wire::len_field(wire::delta_head_len(&d)) + 2;
             if head + 16 > left {
@@ -57,25 +65,34 @@ impl Store {
             let mut used = head;
             let mut truncated = false;
             for (&version, slot) in ns.stream.range(from + 1..) {
-                let record = match slot {
+                let (record, signature) = match slot {
                     Slot::Key(key) => {
                         let e = &ns.entries[key];
-                        Record::Entry {
+                        let record = Record::Entry {
                             key: key.clone(),
                             value: e.value.clone(),
-                        }
+                        };
+                        (record, e.signature)
                     }
                     Slot::Event {
                         name,
                         payload,
                         lamport,
-                    } => Record::Event {
-                        name: name.clone(),
-                        payload: payload.clone(),
-                        lamport: *lamport,
-                    },
+                        signature,
+                    } => {
+                        let record = Record::Event {
+                            name: name.clone(),
+                            payload: payload.clone(),
+                            lamport: *lamport,
+                        };
+                        (record, *signature)
+                    }
                 };
-                let v = Versioned { version, record };
+                let v = Versioned {
+                    version,
+                    record,
+                    signature,
+                };
                 let size = wire::len_field(wire::versioned_len(&v));
                 if used + size > left {
                     truncated = true;

@@ -11,6 +11,7 @@
 //! a replica older than a sender's horizon gets a reset, never a delta.
 
 mod apply;
+pub(crate) use apply::Signer;
 mod deltas;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -20,6 +21,7 @@ use std::time::Duration;
 
 use crate::error::Error;
 use crate::events::Event;
+use crate::identity::{horizon_statement, record_statement, Identity, Signature};
 use crate::message::{Delta, DigestEntry, Record, Versioned};
 use crate::summary::Fnv64;
 use crate::time::Time;
@@ -39,6 +41,7 @@ pub(crate) struct Limits {
 struct Stored {
     version: u64,
     value: Option<Arc<[u8]>>,
+    signature: Signature,
 }
 
 /// What sits at a version of the stream.
@@ -51,6 +54,7 @@ enum Slot {
         name: Arc<str>,
         payload: Arc<[u8]>,
         lamport: u64,
+        signature: Signature,
     },
 }
 
@@ -61,6 +65,10 @@ struct Namespace {
     version: u64,
     /// Tombstones and events up to this version may have been collected.
     horizon: u64,
+    /// The owner's signed word on its generation and GC horizon, the
+    /// latest held: (horizon, signature). A replica collects nothing above
+    /// it, so its own horizon never passes what it can prove.
+    signed_horizon: Option<(u64, Signature)>,
     /// After a partial reset: deltas are safe only from senders that have
     /// seen this version (0 when no such constraint).
     floor: u64,
@@ -106,6 +114,11 @@ fn applied(owner: &Arc<str>, v: &Versioned) -> Event {
 /// Why a delta was not applied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Refusal {
+    /// A record, or the owner's horizon, whose signature is not the owner's.
+    BadSignature,
+    /// A reset, or a new life of the owner, without the owner's signed word
+    /// for it.
+    Unproven,
     /// About our own namespace: only we write it.
     OwnNamespace,
     /// From an older life of the owner than the replica we hold.
@@ -138,6 +151,11 @@ pub struct Entry {
 #[derive(Debug)]
 pub(crate) struct Store {
     me: Arc<str>,
+    /// Signs this node's own records and horizon.
+    identity: Identity,
+    /// Our horizon moved since our last write: the next write carries the
+    /// new signed horizon.
+    announce_horizon: bool,
     limits: Limits,
     grace: Duration,
     spaces: BTreeMap<Arc<str>, Namespace>,
@@ -159,11 +177,21 @@ fn space_hash(owner: &str, generation: u32, version: u64) -> u64 {
 }
 
 impl Store {
-    pub(crate) fn new(me: Arc<str>, generation: u32, limits: Limits, grace: Duration) -> Store {
+    pub(crate) fn new(
+        me: Arc<str>,
+        generation: u32,
+        limits: Limits,
+        grace: Duration,
+        identity: Identity,
+    ) -> Store {
         let mut spaces = BTreeMap::new();
-        spaces.insert(me.clone(), Namespace::new(generation));
+        let mut own = Namespace::new(generation);
+        own.signed_horizon = Some((0, identity.sign(&horizon_statement(&me, generation, 0))));
+        spaces.insert(me.clone(), own);
         Store {
             me,
+            identity,
+            announce_horizon: false,
             limits,
             grace,
             spaces,
@@ -235,12 +263,25 @@ impl Store {
             }
         }
         let (generation, version) = (ns.generation, ns.version + 1);
-        let v = Versioned { version, record };
+        let signature = self
+            .identity
+            .sign(&record_statement(&me, generation, version, &record));
+        let v = Versioned {
+            version,
+            record,
+            signature,
+        };
         let change = self
             .apply_record(now, &me, &v)
             .expect("a fresh version always applies");
         self.set_version(&me, generation, version);
-        Ok((Delta::single(me, generation, v), change))
+        let mut d = Delta::single(me.clone(), generation, v);
+        if std::mem::take(&mut self.announce_horizon) {
+            let ns = &self.spaces[&me];
+            d.horizon = ns.horizon;
+            d.horizon_signature = ns.signed_horizon.map(|(_, s)| s);
+        }
+        Ok((d, change))
     }
 
     /// Put one record into a namespace (which must exist), replacing an
@@ -272,6 +313,7 @@ impl Store {
                     Stored {
                         version: v.version,
                         value: value.clone(),
+                        signature: v.signature,
                     },
                 );
                 ns.stream.insert(v.version, Slot::Key(key.clone()));
@@ -291,6 +333,7 @@ impl Store {
                         name: name.clone(),
                         payload: payload.clone(),
                         lamport: *lamport,
+                        signature: v.signature,
                     },
                 );
                 self.collect
@@ -300,17 +343,25 @@ impl Store {
         }
     }
 
-    /// Collect tombstones and events whose grace has passed.
+    /// Collect tombstones and events whose grace has passed. A replica
+    /// collects only up to the owner's signed horizon; what lies above it
+    /// waits another grace period.
     pub(crate) fn collect_garbage(&mut self, now: Time) {
+        let mut later = Vec::new();
         while let Some((at, _, _, _)) = self.collect.front() {
             if *at > now {
                 break;
             }
             let (_, owner, generation, version) = self.collect.pop_front().expect("front");
+            let mine = owner == self.me;
             let Some(ns) = self.spaces.get_mut(&owner) else {
                 continue;
             };
             if ns.generation != generation {
+                continue;
+            }
+            if !mine && ns.signed_horizon.is_none_or(|(h, _)| h < version) {
+                later.push((now + self.grace, owner, generation, version));
                 continue;
             }
             match ns.stream.get(&version) {
@@ -330,7 +381,13 @@ impl Store {
             }
             ns.stream.remove(&version);
             ns.horizon = ns.horizon.max(version);
+            if mine && ns.signed_horizon.is_none_or(|(h, _)| h < ns.horizon) {
+                let statement = horizon_statement(&owner, generation, ns.horizon);
+                ns.signed_horizon = Some((ns.horizon, self.identity.sign(&statement)));
+                self.announce_horizon = true;
+            }
         }
+        self.collect.extend(later);
     }
 
     /// When the next tombstone or event is due for collection.

@@ -1,6 +1,7 @@
 //! Unit tests of the store.
 
 use super::*;
+use crate::identity::Verified;
 
 const LIMITS: Limits = Limits {
     max_key_len: 16,
@@ -13,7 +14,34 @@ const GRACE: Duration = Duration::from_secs(10);
 const PEER: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 7946);
 
 fn store(name: &str) -> Store {
-    Store::new(Arc::from(name), 0, LIMITS, GRACE)
+    Store::new(Arc::from(name), 0, LIMITS, GRACE, ident(name))
+}
+
+/// Each test node's key pair, drawn from its name.
+fn ident(name: &str) -> Identity {
+    let mut h = Fnv64::default();
+    h.write(name.as_bytes());
+    Identity::from_seed(h.finish())
+}
+
+/// Apply as a replica does, with the owner's key as membership binds it.
+fn apply(
+    s: &mut Store,
+    now: Time,
+    d: &Delta,
+    pushed_by: Option<SocketAddr>,
+) -> Result<Vec<Event>, Refusal> {
+    let key = ident(&d.owner).public();
+    let verified = Verified::new();
+    s.apply(
+        now,
+        d,
+        pushed_by,
+        Signer {
+            key: &key,
+            verified: &verified,
+        },
+    )
 }
 
 fn put(key: &str, value: &str) -> Record {
@@ -39,7 +67,7 @@ fn sync(from: &Store, to: &mut Store, now: Time) -> Vec<Event> {
     let deltas = from.deltas_for(&to.digest(), 1 << 20, 0, false);
     let mut changes = vec![];
     for d in deltas {
-        changes.extend(to.apply(now, &d, None).unwrap());
+        changes.extend(apply(to, now, &d, None).unwrap());
     }
     changes
 }
@@ -74,10 +102,10 @@ fn rumours_apply_in_order_and_hold_gaps() {
     let t = Time::ZERO;
     let (d1, _) = a.write(t, put("x", "1")).unwrap();
     let (d2, _) = a.write(t, put("y", "2")).unwrap();
-    assert_eq!(b.apply(t, &d2, Some(PEER)), Err(Refusal::Gap));
+    assert_eq!(apply(&mut b, t, &d2, Some(PEER)), Err(Refusal::Gap));
     assert_eq!(b.get("a", "y"), None);
     assert!(b.take_released().is_empty(), "still waiting");
-    let changes = b.apply(t, &d1, Some(PEER)).unwrap();
+    let changes = apply(&mut b, t, &d1, Some(PEER)).unwrap();
     assert_eq!(changes.len(), 2, "the held delta follows");
     assert_eq!(b.version("a"), Some((0, 2)));
     assert_eq!(
@@ -85,7 +113,7 @@ fn rumours_apply_in_order_and_hold_gaps() {
         vec![(d2, PEER)],
         "handed back to pass on"
     );
-    assert_eq!(b.apply(t, &d1, Some(PEER)), Err(Refusal::Duplicate));
+    assert_eq!(apply(&mut b, t, &d1, Some(PEER)), Err(Refusal::Duplicate));
 }
 
 #[test]
@@ -95,7 +123,7 @@ fn a_held_delta_that_anti_entropy_covers_is_handed_back() {
     let t = Time::ZERO;
     let (_, _) = a.write(t, put("x", "1")).unwrap();
     let (d2, _) = a.write(t, put("y", "2")).unwrap();
-    assert_eq!(b.apply(t, &d2, Some(PEER)), Err(Refusal::Gap));
+    assert_eq!(apply(&mut b, t, &d2, Some(PEER)), Err(Refusal::Gap));
     // Anti-entropy brings versions 1 and 2 at once.
     let changes = sync(&a, &mut b, t);
     assert_eq!(changes.len(), 2);
@@ -111,7 +139,7 @@ fn gap_without_hold_changes_nothing() {
     a.write(t, put("x", "1")).unwrap();
     let (d2, _) = a.write(t, put("y", "2")).unwrap();
     let before = b.summary();
-    assert_eq!(b.apply(t, &d2, None), Err(Refusal::Gap));
+    assert_eq!(apply(&mut b, t, &d2, None), Err(Refusal::Gap));
     assert_eq!(b.summary(), before);
     assert_eq!(b.version("a"), None);
 }
@@ -122,16 +150,16 @@ fn own_namespace_and_malformed_deltas_are_refused() {
     let mut b = store("b");
     let t = Time::ZERO;
     let (d, _) = a.write(t, put("x", "1")).unwrap();
-    assert_eq!(a.apply(t, &d, None), Err(Refusal::OwnNamespace));
+    assert_eq!(apply(&mut a, t, &d, None), Err(Refusal::OwnNamespace));
     let mut bad = d.clone();
     bad.records[0].version = 5;
-    assert_eq!(b.apply(t, &bad, None), Err(Refusal::Malformed));
+    assert_eq!(apply(&mut b, t, &bad, None), Err(Refusal::Malformed));
     let mut long = d.clone();
     long.records[0].record = put("a-key-far-too-long-for-limits", "v");
-    assert_eq!(b.apply(t, &long, None), Err(Refusal::Malformed));
+    assert_eq!(apply(&mut b, t, &long, None), Err(Refusal::Malformed));
     let mut backwards = d;
     backwards.to = 0;
-    assert_eq!(b.apply(t, &backwards, None), Err(Refusal::Malformed));
+    assert_eq!(apply(&mut b, t, &backwards, None), Err(Refusal::Malformed));
     assert_eq!(b.version("a"), None);
 }
 
@@ -161,7 +189,7 @@ fn limits_are_typed_errors_that_change_nothing() {
         big.write(t, put(&format!("k{i}"), "v")).unwrap();
     }
     let d = big.deltas_for(&[], 1 << 20, 0, false);
-    assert_eq!(a.apply(t, &d[0], None), Err(Refusal::Malformed));
+    assert_eq!(apply(&mut a, t, &d[0], None), Err(Refusal::Malformed));
     assert_eq!(a.version("big"), None);
 }
 
@@ -210,13 +238,17 @@ fn partial_reset_only_trusts_senders_past_the_horizon() {
     sync(&a, &mut stale, t0);
     a.write(t0, del("k9")).unwrap();
     a.collect_garbage(t0 + GRACE);
-    // A reset that only fits three records stops short of the horizon.
-    let d = a.deltas_for(&b.digest(), 3 * 12 + 40, 0, false);
+    // A reset that only fits three records (78 bytes each, signature
+    // included) stops short of the horizon.
+    let d = a.deltas_for(&b.digest(), 3 * 78 + 110, 0, false);
     assert!(d[0].reset && d[0].to < d[0].horizon, "{:?}", d[0]);
-    b.apply(t0, &d[0], None).unwrap();
+    apply(&mut b, t0, &d[0], None).unwrap();
     // The stale replica (still holding k9) is not a safe source.
     let from_stale = stale.deltas_for(&b.digest(), 1 << 20, 0, false);
-    assert_eq!(b.apply(t0, &from_stale[0], None), Err(Refusal::StaleSource));
+    assert_eq!(
+        apply(&mut b, t0, &from_stale[0], None),
+        Err(Refusal::StaleSource)
+    );
     sync(&a, &mut b, t0);
     assert_eq!(value(&b, "a", "k9"), None);
     assert_eq!(b.list("a", "k").len(), 9);
@@ -231,25 +263,28 @@ fn a_new_generation_replaces_the_old_life() {
     old.write(t0, put("x", "1")).unwrap();
     old.write(t0, put("y", "1")).unwrap();
     sync(&old, &mut b, t0);
-    let mut new = Store::new(Arc::from("a"), 1, LIMITS, GRACE);
+    let mut new = Store::new(Arc::from("a"), 1, LIMITS, GRACE, ident("a"));
     let (d, _) = new.write(t0, put("z", "2")).unwrap();
-    let changes = b.apply(t0, &d, Some(PEER)).unwrap();
+    let changes = apply(&mut b, t0, &d, Some(PEER)).unwrap();
     assert_eq!(b.version("a"), Some((1, 1)));
     assert_eq!(value(&b, "a", "x"), None);
     assert_eq!(value(&b, "a", "z").as_deref(), Some("2"));
     assert_eq!(changes.len(), 3, "x and y deleted, z written: {changes:?}");
     // The old life's deltas are now stale.
     let d = old.deltas_for(&[], 1 << 20, 0, false);
-    assert_eq!(b.apply(t0, &d[0], None), Err(Refusal::StaleGeneration));
+    assert_eq!(
+        apply(&mut b, t0, &d[0], None),
+        Err(Refusal::StaleGeneration)
+    );
     // An empty new life resets a replica through the digest exchange.
     let mut c = store("c");
     sync(&old, &mut c, t0);
-    let empty = Store::new(Arc::from("a"), 2, LIMITS, GRACE);
+    let empty = Store::new(Arc::from("a"), 2, LIMITS, GRACE, ident("a"));
     let mut digest = c.digest();
     digest.retain(|e| &*e.owner == "a");
     let d = empty.deltas_for(&digest, 1 << 20, 0, false);
     assert!(d[0].reset && d[0].records.is_empty());
-    c.apply(t0, &d[0], None).unwrap();
+    apply(&mut c, t0, &d[0], None).unwrap();
     assert_eq!(value(&c, "a", "x"), None);
     assert_eq!(c.version("a"), Some((2, 0)));
     assert!(c.digest().iter().all(|e| &*e.owner != "a"));
@@ -266,8 +301,8 @@ fn events_are_delivered_once_and_collected() {
         lamport: 7,
     };
     let (d, _) = a.write(t0, ev).unwrap();
-    assert_eq!(b.apply(t0, &d, Some(PEER)).unwrap().len(), 1);
-    assert_eq!(b.apply(t0, &d, Some(PEER)), Err(Refusal::Duplicate));
+    assert_eq!(apply(&mut b, t0, &d, Some(PEER)).unwrap().len(), 1);
+    assert_eq!(apply(&mut b, t0, &d, Some(PEER)), Err(Refusal::Duplicate));
     assert!(sync(&a, &mut b, t0).is_empty());
     b.collect_garbage(t0 + GRACE);
     assert_eq!(b.version("a"), Some((0, 1)));
@@ -288,7 +323,7 @@ fn a_reset_never_rolls_a_replica_back_and_reports_a_delete_once() {
     a.write(t0, put("z", "1")).unwrap();
     sync(&a, &mut b, t0);
     // b is past the horizon and ahead of the old reset: refused.
-    assert_eq!(b.apply(t0, &reset[0], None), Err(Refusal::Duplicate));
+    assert_eq!(apply(&mut b, t0, &reset[0], None), Err(Refusal::Duplicate));
     assert_eq!(b.version("a"), Some((0, 3)));
     // A targeted pull serves only the owners it names.
     assert!(a.deltas_for(&[], 1 << 20, 0, true).is_empty());
@@ -306,7 +341,7 @@ fn a_reset_never_rolls_a_replica_back_and_reports_a_delete_once() {
     c.write(t1, del("k")).unwrap();
     let reset = c.deltas_for(&d.digest(), 1 << 20, 0, false);
     assert!(reset[0].reset);
-    let changes = d.apply(t1, &reset[0], None).unwrap();
+    let changes = apply(&mut d, t1, &reset[0], None).unwrap();
     let k_deletes = changes
         .iter()
         .filter(|ch| matches!(ch, Event::EntryChanged { key, value: None, .. } if &**key == "k"))

@@ -85,15 +85,39 @@ pub fn kind() -> impl Strategy<Value = PushPullKind> {
     ]
 }
 
+pub fn public_key() -> impl Strategy<Value = PublicKey> {
+    any::<[u8; 32]>().prop_map(PublicKey)
+}
+
+pub fn signature() -> impl Strategy<Value = Signature> {
+    (any::<[u8; 32]>(), any::<[u8; 32]>()).prop_map(|(a, b)| {
+        let mut s = [0u8; 64];
+        s[..32].copy_from_slice(&a);
+        s[32..].copy_from_slice(&b);
+        Signature(s)
+    })
+}
+
 pub fn update() -> impl Strategy<Value = MemberUpdate> {
-    (name(), addr(), u32s(), state(), option::of(name())).prop_map(
-        |(name, addr, incarnation, state, by)| MemberUpdate {
-            id: NodeId::new(&name, addr).expect("strategy names are valid"),
-            incarnation: Incarnation(incarnation),
-            state,
-            by,
-        },
+    (
+        name(),
+        addr(),
+        u32s(),
+        state(),
+        option::of(name()),
+        public_key(),
+        signature(),
     )
+        .prop_map(
+            |(name, addr, incarnation, state, by, key, signature)| MemberUpdate {
+                id: NodeId::new(&name, addr).expect("strategy names are valid"),
+                incarnation: Incarnation(incarnation),
+                state,
+                by,
+                key,
+                signature,
+            },
+        )
 }
 
 pub fn updates() -> impl Strategy<Value = Vec<MemberUpdate>> {
@@ -118,20 +142,35 @@ pub fn delta() -> impl Strategy<Value = Delta> {
         name(),
         u32s(),
         prop_oneof![Just(0u64), 1..1000u64, 0..1u64 << 62],
-        vec((1..1000u64, record()), 0..4),
+        vec((1..1000u64, record(), signature()), 0..4),
         prop_oneof![Just(0u64), 1..1000u64],
         any::<bool>(),
         u64s(),
         u64s(),
+        option::of(signature()),
     )
         .prop_map(
-            |(owner, generation, from, steps, tail, reset, horizon, sender_version)| {
+            |(
+                owner,
+                generation,
+                from,
+                steps,
+                tail,
+                reset,
+                horizon,
+                sender_version,
+                horizon_signature,
+            )| {
                 let mut version = from;
                 let records = steps
                     .into_iter()
-                    .map(|(gap, record)| {
+                    .map(|(gap, record, signature)| {
                         version += gap;
-                        Versioned { version, record }
+                        Versioned {
+                            version,
+                            record,
+                            signature,
+                        }
                     })
                     .collect();
                 Delta {
@@ -143,16 +182,20 @@ pub fn delta() -> impl Strategy<Value = Delta> {
                     horizon,
                     sender_version,
                     records,
+                    horizon_signature,
                 }
             },
         )
 }
 
 pub fn metadata() -> impl Strategy<Value = Metadata> {
-    (u64s(), name(), bytes()).prop_map(|(lamport, origin, value)| Metadata {
-        lamport,
-        origin,
-        value,
+    (u64s(), name(), bytes(), signature()).prop_map(|(lamport, origin, value, signature)| {
+        Metadata {
+            lamport,
+            origin,
+            value,
+            signature,
+        }
     })
 }
 

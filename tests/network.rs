@@ -435,6 +435,7 @@ async fn malformed_and_oversized_peer_messages_are_refused_counted_and_survived(
         pb::Envelope {
             from: None,
             body: nack.clone(),
+            sealed: None,
         },
         // A three-byte IP address.
         pb::Envelope {
@@ -443,6 +444,7 @@ async fn malformed_and_oversized_peer_messages_are_refused_counted_and_survived(
                 port: 80,
             }),
             body: nack,
+            sealed: None,
         },
         // No body.
         pb::Envelope {
@@ -451,6 +453,7 @@ async fn malformed_and_oversized_peer_messages_are_refused_counted_and_survived(
                 port: 9,
             }),
             body: None,
+            sealed: None,
         },
     ];
     let summary = peer
@@ -479,6 +482,7 @@ async fn malformed_and_oversized_peer_messages_are_refused_counted_and_survived(
             id: 1,
             key: "k".repeat(limit + 1),
         })),
+        sealed: None,
     };
     let err = peer
         .stream(tokio_stream::iter(vec![huge]))

@@ -26,6 +26,7 @@ mod api;
 mod config;
 mod driver;
 mod error;
+mod keyring;
 mod link;
 mod peer;
 mod stats;
@@ -34,9 +35,10 @@ pub use access::ApiToken;
 pub use agent::Agent;
 pub use api::{resolve, Read, StatusReport};
 pub use config::{
-    load_protocol_config, parse_protocol_config, AgentConfig, TransportConfig, DEFAULT_API,
-    DEFAULT_BIND,
+    load_agent_file, load_protocol_config, parse_agent_file, parse_protocol_config, AgentConfig,
+    AgentFile, TransportConfig, DEFAULT_API, DEFAULT_BIND,
 };
 pub use driver::{Handle, Sequenced};
 pub use error::{ApiError, StartError};
+pub use keyring::{ClusterKey, KeyError, Keyring, KEY_LEN, NONCE_LEN, TAG_LEN};
 pub use stats::TransportStats;

@@ -837,3 +837,41 @@ fn agents_keyed_by_flag_and_by_config_file_form_a_cluster() {
         assert!(!a.stderr().contains(&key), "{}", a.stderr());
     }
 }
+
+#[test]
+fn an_agent_on_a_wide_peer_port_without_a_key_warns() {
+    let dir = Scratch::new("widepeer");
+    let key = rumour("127.0.0.1:1", &["keygen"]).stdout.trim().to_string();
+    for keyed in [false, true] {
+        let port = free_port();
+        let api = format!("127.0.0.1:{}", free_port());
+        let log = dir.path().join(format!("wide-{keyed}.log"));
+        let advertise = format!("127.0.0.1:{port}");
+        let mut extra: Vec<&OsStr> = vec!["--advertise".as_ref(), advertise.as_ref()];
+        if keyed {
+            extra.extend(["--key".as_ref(), key.as_ref() as &OsStr]);
+        }
+        let _process = Guard(
+            agent_command("wide-peer", &format!("0.0.0.0:{port}"), &api, &log, &extra)
+                .spawn()
+                .expect("spawn rumour agent"),
+        );
+        // The warning is logged before the API answers: once it answers,
+        // the log holds it or never will.
+        eventually("the agent to serve", START, || {
+            let run = rumour(&api, &["status"]);
+            if run.ok() {
+                Ok(())
+            } else {
+                Err(run.show())
+            }
+        });
+        let stderr = fs::read_to_string(&log).unwrap_or_default();
+        assert_eq!(
+            stderr.contains("no cluster key"),
+            !keyed,
+            "keyed: {keyed}; stderr:\n{stderr}"
+        );
+        assert!(!stderr.contains(&key), "{stderr}");
+    }
+}

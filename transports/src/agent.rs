@@ -61,6 +61,11 @@ impl Agent {
         }
         let (peer_listener, bound) = listen("peers", config.bind).await?;
         let (api_listener, api_addr) = listen("client API", config.api).await?;
+        // Logged before any service runs, so that it is in the log by the
+        // time the agent answers.
+        if config.keyring.is_none() && !bound.ip().to_canonical().is_loopback() {
+            warn!(peer = %bound, "the peer port is reachable beyond this host and has no cluster key: anyone who reaches it can join the cluster and write to it (set --key; make one with `rumour keygen`)");
+        }
         let peer_addr = match config.advertise {
             Some(a) => a,
             None if bound.ip().is_unspecified() => return Err(StartError::NoAdvertise(bound)),
@@ -188,9 +193,6 @@ impl Agent {
             ),
         };
         info!(name = %config.name, peer = %peer_addr, api = %api_addr, api_auth, peer_auth, incarnation, "agent started");
-        if config.keyring.is_none() && !bound.ip().to_canonical().is_loopback() {
-            warn!(peer = %bound, "the peer port is reachable beyond this host and has no cluster key: anyone who reaches it can join the cluster and write to it (set --key; make one with `rumour keygen`)");
-        }
         if api_beyond_loopback && config.api_token.is_none() {
             warn!(api = %api_addr, "the client API is open to anyone who can reach it (--insecure): they can write, join, leave and shut the agent down");
         }

@@ -634,6 +634,10 @@ fn metrics_are_served_for_prometheus() {
         body.contains("rumour_transport_rejected_malformed_total 0"),
         "{body}"
     );
+    assert!(
+        body.contains("rumour_transport_rejected_unauthenticated_total 0"),
+        "{body}"
+    );
 }
 
 #[test]

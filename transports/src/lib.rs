@@ -6,6 +6,9 @@
 //! (tonic): each sender keeps one long-lived client stream of envelopes per
 //! peer (`rumour.v1.Peer/Stream`), fed by a bounded queue. Clients use the
 //! `rumour.v1.Rumour` service, with gRPC health and reflection beside it.
+//! With a [`Keyring`] (`AgentConfig::keyring`), every peer envelope is
+//! sealed with the cluster key, and what does not open is refused before
+//! it is decoded (counted as `rejected_unauthenticated`).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use clap::Args;
 use rumour::core::Config;
-use rumour::transport::{load_protocol_config, Agent, AgentConfig, ApiToken, TransportConfig};
+use rumour::transport::{
+    load_agent_file, Agent, AgentConfig, AgentFile, ApiToken, Keyring, TransportConfig,
+};
 use tracing::{error, info, warn};
 
 /// Flags of `rumour agent`.
@@ -29,7 +31,9 @@ pub struct AgentArgs {
     #[arg(long, default_value = "lan", value_parser = ["lan", "wan", "local"])]
     preset: String,
     /// A TOML file setting any field of the protocol configuration (over
-    /// the preset). An unknown or invalid field stops the agent.
+    /// the preset), and `key` (a base64 key or a list of them) and `label`
+    /// (the flags below win over the file). An unknown or invalid field
+    /// stops the agent.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Serve Prometheus metrics (every counter of `rumour status`, and the
@@ -55,6 +59,23 @@ pub struct AgentArgs {
     /// shut the agent down.
     #[arg(long)]
     insecure: bool,
+    /// The cluster key: 32 bytes in base64, from `rumour keygen`. Every
+    /// peer message is then sealed (XChaCha20-Poly1305) and every one
+    /// received must open with the key, or it is dropped. Repeat the flag
+    /// (or, in RUMOUR_KEY, separate keys with commas) for a keyring: the
+    /// first seals, all open.
+    #[arg(
+        long = "key",
+        env = "RUMOUR_KEY",
+        value_name = "KEY",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    keys: Vec<Secret>,
+    /// With --key: a label bound to every sealed message, so that clusters
+    /// sharing a key (say staging and production) never mix.
+    #[arg(long, env = "RUMOUR_LABEL", value_name = "LABEL")]
+    label: Option<String>,
 }
 
 /// A flag's value that must never be printed: `Debug` hides it.
@@ -131,9 +152,9 @@ fn serve_metrics(addr: SocketAddr, handle: rumour::transport::Handle) -> Result<
 
 fn agent_config(args: &AgentArgs, api: SocketAddr) -> Result<AgentConfig, String> {
     let preset = Config::preset(&args.preset).map_err(|e| e.to_string())?;
-    let protocol = match &args.config {
-        Some(path) => load_protocol_config(path, &preset).map_err(|e| e.to_string())?,
-        None => preset,
+    let (protocol, file) = match &args.config {
+        Some(path) => load_agent_file(path, &preset).map_err(|e| e.to_string())?,
+        None => (preset, AgentFile::default()),
     };
     let mut config = AgentConfig::new(args.name.clone().unwrap_or_else(hostname));
     config.bind = args.bind;
@@ -155,9 +176,43 @@ fn agent_config(args: &AgentArgs, api: SocketAddr) -> Result<AgentConfig, String
             "the client API on {api} is reachable beyond this host: set --api-token TOKEN (or RUMOUR_API_TOKEN), or --insecure to serve it open"
         ));
     }
+    config.keyring = keyring(args, file)?;
     config.transport = TransportConfig::for_protocol(&protocol);
     config.protocol = protocol;
     Ok(config)
+}
+
+/// The keyring from `--key`/`RUMOUR_KEY` (or else the config file's `key`)
+/// and `--label`/`RUMOUR_LABEL` (or else the file's `label`). A bad key is
+/// named by where it came from and its position, never by its text.
+fn keyring(args: &AgentArgs, file: AgentFile) -> Result<Option<Keyring>, String> {
+    let (keys, source): (Vec<&str>, &str) = if args.keys.is_empty() {
+        (
+            file.keys.iter().map(String::as_str).collect(),
+            "config file key",
+        )
+    } else {
+        (args.keys.iter().map(Secret::expose).collect(), "--key")
+    };
+    let label = args.label.clone().or(file.label);
+    if keys.is_empty() {
+        return match label {
+            Some(_) => {
+                Err("--label needs a cluster key (--key KEY; make one with `rumour keygen`)".into())
+            }
+            None => Ok(None),
+        };
+    }
+    let many = keys.len() > 1;
+    Keyring::from_base64(&keys, label.unwrap_or_default())
+        .map(Some)
+        .map_err(|(i, e)| {
+            if many {
+                format!("{source} (number {i} of {}): {e}", keys.len())
+            } else {
+                format!("{source}: {e}")
+            }
+        })
 }
 
 /// Run the agent until SIGINT, SIGTERM or a `Shutdown` call; leave the

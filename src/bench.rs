@@ -50,6 +50,11 @@ pub struct BenchArgs {
     /// Distinct keys the load writes, in turn.
     #[arg(long, default_value_t = 5000)]
     load_keys: u64,
+    /// Run every agent with this cluster key (from `rumour keygen`), so
+    /// that all peer traffic is sealed; it reaches them through RUMOUR_KEY.
+    /// Without it the agents run without a key, whatever RUMOUR_KEY holds.
+    #[arg(long, value_name = "KEY")]
+    key: Option<crate::agent::Secret>,
 }
 
 /// Agent processes, killed when dropped.
@@ -88,11 +93,16 @@ fn spawn(args: &BenchArgs) -> Result<Agents, String> {
             .args(["--api", &api.to_string()])
             .args(["--preset", &args.preset])
             .env("RUST_LOG", "warn")
+            .env_remove("RUMOUR_KEY")
+            .env_remove("RUMOUR_LABEL")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         if let Some(s) = seed {
             cmd.args(["--join", &format!("{s}")]);
+        }
+        if let Some(key) = &args.key {
+            cmd.env("RUMOUR_KEY", key.expose());
         }
         let child = cmd
             .spawn()
@@ -195,8 +205,9 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     println!(
-        "{n} agents ({} preset, gossip interval {round_ms} ms): all see {n} live members after {:.2} s",
+        "{n} agents ({} preset, gossip interval {round_ms} ms, {}): all see {n} live members after {:.2} s",
         args.preset,
+        if args.key.is_some() { "sealed with a cluster key" } else { "no cluster key" },
         formed.elapsed().as_secs_f64()
     );
 

@@ -36,6 +36,9 @@ enum Command {
     Bench(bench::BenchArgs),
     #[command(flatten)]
     Client(client::ClientCommand),
+    /// Print a fresh cluster key (32 random bytes from the operating
+    /// system, base64) for `rumour agent --key`.
+    Keygen,
     /// Run a seeded, deterministic simulation of a rumour cluster.
     Sim(SimArgs),
 }
@@ -357,6 +360,9 @@ fn main() -> ExitCode {
         Command::Sim(args) => run_sim(args),
         Command::Agent(args) => return agent::run(args, &cli.api.api, cli.api.token.is_some()),
         Command::Bench(args) => return bench::run(args),
+        Command::Keygen => rumour::transport::ClusterKey::generate()
+            .map(|k| println!("{}", k.to_base64()))
+            .map_err(|e| e.to_string()),
         Command::Client(cmd) => {
             let token = cli.api.token.as_ref().map(agent::Secret::expose);
             return run_client(&cli.api.api, token, cmd);

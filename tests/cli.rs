@@ -187,6 +187,8 @@ fn agent_command(name: &str, peer: &str, api: &str, log: &Path, extra: &[&OsStr]
         .env("RUST_LOG", "warn")
         .env_remove("RUMOUR_API")
         .env_remove("RUMOUR_API_TOKEN")
+        .env_remove("RUMOUR_KEY")
+        .env_remove("RUMOUR_LABEL")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(File::create(log).expect("create the agent's log"));
@@ -632,6 +634,10 @@ fn metrics_are_served_for_prometheus() {
         body.contains("rumour_transport_rejected_malformed_total 0"),
         "{body}"
     );
+    assert!(
+        body.contains("rumour_transport_rejected_unauthenticated_total 0"),
+        "{body}"
+    );
 }
 
 #[test]
@@ -703,4 +709,173 @@ fn an_api_beyond_loopback_without_a_token_does_not_start() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.starts_with("error: "), "{stderr}");
     assert!(stderr.contains("--api-token"), "{stderr}");
+}
+
+/// The 32 bytes of a padded standard-alphabet base64 text of 44
+/// characters, decoded here by hand (not by the code under test).
+fn decode_base64_key(text: &str) -> Option<Vec<u8>> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let body = text.strip_suffix('=')?;
+    if text.len() != 44 || body.contains('=') {
+        return None;
+    }
+    let mut bits = 0u32;
+    let mut n = 0;
+    let mut out = Vec::new();
+    for c in body.bytes() {
+        bits = (bits << 6) | ALPHABET.iter().position(|&a| a == c)? as u32;
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+        }
+    }
+    Some(out)
+}
+
+#[test]
+fn keygen_prints_a_fresh_base64_key_of_32_bytes() {
+    let keygen = || {
+        let run = rumour("127.0.0.1:1", &["keygen"]);
+        assert!(run.ok() && run.stderr.is_empty(), "{}", run.show());
+        let line = run.stdout.strip_suffix('\n').expect("one line").to_string();
+        assert_eq!(line.len(), 44, "{}", run.show());
+        let bytes = decode_base64_key(&line).unwrap_or_else(|| panic!("not base64: {line}"));
+        assert_eq!(bytes.len(), 32);
+        line
+    };
+    let (a, b) = (keygen(), keygen());
+    assert_ne!(a, b, "two keys alike");
+}
+
+#[test]
+fn a_bad_cluster_key_stops_the_agent_without_showing_it() {
+    let good = rumour("127.0.0.1:1", &["keygen"]).stdout.trim().to_string();
+    let short = "c2hvcnQtczNjcmV0"; // 12 bytes
+    let cases: Vec<(Vec<String>, Option<&str>, &str, &str)> = vec![
+        (
+            vec!["--key".into(), "notbase64".into()],
+            None,
+            "notbase64",
+            "not base64",
+        ),
+        (vec!["--key".into(), short.into()], None, short, "12 bytes"),
+        (vec![], Some("s3cret!s3cret!"), "s3cret!", "not base64"),
+        (
+            vec!["--key".into(), format!("{good},{short}")],
+            None,
+            short,
+            "number 2 of 2",
+        ),
+    ];
+    for (flags, env, secret, why) in cases {
+        let mut cmd = Command::new(RUMOUR);
+        cmd.args(["agent", "--name", "badkey", "--preset", "local"])
+            .args(["--bind", &format!("127.0.0.1:{}", free_port())])
+            .args(["--api", &format!("127.0.0.1:{}", free_port())])
+            .args(&flags)
+            .env_remove("RUMOUR_API")
+            .env_remove("RUMOUR_KEY")
+            .env_remove("RUMOUR_LABEL")
+            .stdin(Stdio::null());
+        if let Some(k) = env {
+            cmd.env("RUMOUR_KEY", k);
+        }
+        let out = cmd.output().expect("run rumour agent");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{flags:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.starts_with("error: --key"), "{stderr}");
+        assert!(stderr.contains(why), "{stderr}");
+        assert!(!stderr.contains(secret), "the bad key is shown: {stderr}");
+        assert!(!stderr.contains(&good), "the good key is shown: {stderr}");
+    }
+    // A label without a key is refused too.
+    let out = Command::new(RUMOUR)
+        .args(["agent", "--name", "badkey", "--label", "prod"])
+        .env_remove("RUMOUR_KEY")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run rumour agent");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--label needs a cluster key"));
+}
+
+#[test]
+fn agents_keyed_by_flag_and_by_config_file_form_a_cluster() {
+    let dir = Scratch::new("clusterkey");
+    let key = rumour("127.0.0.1:1", &["keygen"]).stdout.trim().to_string();
+    let file = dir.path().join("keyed.toml");
+    fs::write(&file, format!("key = [\"{key}\"]\nlabel = \"cli\"\n")).unwrap();
+    let a1 = Agent::start_with(
+        dir.path(),
+        "keyed-1",
+        None,
+        &[
+            "--key".as_ref(),
+            key.as_ref(),
+            "--label".as_ref(),
+            "cli".as_ref(),
+        ],
+    );
+    let a2 = Agent::start_with(
+        dir.path(),
+        "keyed-2",
+        Some(&a1),
+        &["--config".as_ref(), file.as_ref()],
+    );
+    let all = [(&a1, "alive"), (&a2, "alive")];
+    wait_members(&a1, &all);
+    wait_members(&a2, &all);
+    for a in [&a1, &a2] {
+        let run = a.run(&["status", "--format", "json", "--config"]);
+        assert!(run.ok(), "{}", run.show());
+        assert!(!run.stdout.contains(&key), "{}", run.show());
+        let v: Value = serde_json::from_str(&run.stdout).expect("status JSON");
+        assert_eq!(
+            v["counters"]["transport_rejected_unauthenticated"],
+            0,
+            "{}",
+            run.show()
+        );
+        assert!(!a.stderr().contains(&key), "{}", a.stderr());
+    }
+}
+
+#[test]
+fn an_agent_on_a_wide_peer_port_without_a_key_warns() {
+    let dir = Scratch::new("widepeer");
+    let key = rumour("127.0.0.1:1", &["keygen"]).stdout.trim().to_string();
+    for keyed in [false, true] {
+        let port = free_port();
+        let api = format!("127.0.0.1:{}", free_port());
+        let log = dir.path().join(format!("wide-{keyed}.log"));
+        let advertise = format!("127.0.0.1:{port}");
+        let mut extra: Vec<&OsStr> = vec!["--advertise".as_ref(), advertise.as_ref()];
+        if keyed {
+            extra.extend(["--key".as_ref(), key.as_ref() as &OsStr]);
+        }
+        let _process = Guard(
+            agent_command("wide-peer", &format!("0.0.0.0:{port}"), &api, &log, &extra)
+                .spawn()
+                .expect("spawn rumour agent"),
+        );
+        // The warning is logged before the API answers: once it answers,
+        // the log holds it or never will.
+        eventually("the agent to serve", START, || {
+            let run = rumour(&api, &["status"]);
+            if run.ok() {
+                Ok(())
+            } else {
+                Err(run.show())
+            }
+        });
+        let stderr = fs::read_to_string(&log).unwrap_or_default();
+        assert_eq!(
+            stderr.contains("no cluster key"),
+            !keyed,
+            "keyed: {keyed}; stderr:\n{stderr}"
+        );
+        assert!(!stderr.contains(&key), "{stderr}");
+    }
 }

@@ -445,6 +445,7 @@ async fn malformed_and_oversized_peer_messages_are_refused_counted_and_survived(
         pb::Envelope {
             from: None,
             body: nack.clone(),
+            sealed: None,
         },
         // A three-byte IP address.
         pb::Envelope {
@@ -453,6 +454,7 @@ async fn malformed_and_oversized_peer_messages_are_refused_counted_and_survived(
                 port: 80,
             }),
             body: nack,
+            sealed: None,
         },
         // No body.
         pb::Envelope {
@@ -461,6 +463,7 @@ async fn malformed_and_oversized_peer_messages_are_refused_counted_and_survived(
                 port: 9,
             }),
             body: None,
+            sealed: None,
         },
     ];
     let summary = peer
@@ -489,6 +492,7 @@ async fn malformed_and_oversized_peer_messages_are_refused_counted_and_survived(
             id: 1,
             key: "k".repeat(limit + 1),
         })),
+        sealed: None,
     };
     let err = peer
         .stream(tokio_stream::iter(vec![huge]))

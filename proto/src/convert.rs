@@ -165,6 +165,7 @@ pub fn encode_envelope(from: SocketAddr, msg: &Message) -> v1::Envelope {
     v1::Envelope {
         from: Some(from.into()),
         body: Some(msg.into()),
+        sealed: None,
     }
 }
 

@@ -39,6 +39,7 @@ fn envelope(body: Body) -> v1::Envelope {
     v1::Envelope {
         from: Some(sender()),
         body: Some(body),
+        sealed: None,
     }
 }
 

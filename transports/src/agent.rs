@@ -5,8 +5,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use rand::rngs::OsRng;
-use rand::TryRngCore;
 use rumour_core::{Identity, Incarnation, Node, NodeId};
 use rumour_proto::v1::peer_server::PeerServer;
 use rumour_proto::v1::rumour_server::RumourServer;
@@ -22,8 +20,9 @@ use crate::api::{resolve, ApiService};
 use crate::config::AgentConfig;
 use crate::driver::{self, Handle};
 use crate::error::StartError;
+use crate::keyring::Sealer;
 use crate::link::Links;
-use crate::peer::PeerService;
+use crate::peer::{PeerService, RefusalLog};
 use crate::stats::TransportStats;
 
 /// A running agent.
@@ -62,6 +61,11 @@ impl Agent {
         }
         let (peer_listener, bound) = listen("peers", config.bind).await?;
         let (api_listener, api_addr) = listen("client API", config.api).await?;
+        // Logged before any service runs, so that it is in the log by the
+        // time the agent answers.
+        if config.keyring.is_none() && !bound.ip().to_canonical().is_loopback() {
+            warn!(peer = %bound, "the peer port is reachable beyond this host and has no cluster key: anyone who reaches it can join the cluster and write to it (set --key; make one with `rumour keygen`)");
+        }
         let peer_addr = match config.advertise {
             Some(a) => a,
             None if bound.ip().is_unspecified() => return Err(StartError::NoAdvertise(bound)),
@@ -104,7 +108,12 @@ impl Agent {
         let stats = Arc::new(TransportStats::default());
         let transport = Arc::new(config.transport.clone());
         let (inbound_tx, inbound_rx) = mpsc::channel(transport.inbound_queue.max(1));
-        let links = Links::new(peer_addr, transport.clone(), stats.clone());
+        let keyring = config.keyring.clone().map(Arc::new);
+        let sealer = match &keyring {
+            Some(k) => Some(Sealer::new(k.clone()).map_err(StartError::Key)?),
+            None => None,
+        };
+        let links = Links::new(peer_addr, transport.clone(), stats.clone(), sealer);
         let (driver, handle, inputs) = driver::driver(
             node,
             start,
@@ -124,6 +133,8 @@ impl Agent {
         let peer_service = PeerServer::new(PeerService {
             inbound: inbound_tx,
             stats: stats.clone(),
+            keyring,
+            refusals: RefusalLog::new(std::time::Duration::from_secs(10), 4096),
         })
         .max_decoding_message_size(transport.max_inbound_message);
         let peer_incoming = TcpIncoming::from(peer_listener).with_nodelay(Some(true));
@@ -177,7 +188,16 @@ impl Agent {
             (Some(_), false) => "token",
             (Some(_), true) => "token (loopback open but for shutdown, leave, join)",
         };
-        info!(name = %config.name, peer = %peer_addr, api = %api_addr, api_auth, incarnation, "agent started");
+        let peer_auth = match &config.keyring {
+            None => "none (plaintext)".to_string(),
+            Some(k) if k.label().is_empty() => format!("cluster key ({} in the ring)", k.len()),
+            Some(k) => format!(
+                "cluster key ({} in the ring), label {:?}",
+                k.len(),
+                k.label()
+            ),
+        };
+        info!(name = %config.name, peer = %peer_addr, api = %api_addr, api_auth, peer_auth, incarnation, "agent started");
         if api_beyond_loopback && config.api_token.is_none() {
             warn!(api = %api_addr, "the client API is open to anyone who can reach it (--insecure): they can write, join, leave and shut the agent down");
         }
@@ -255,8 +275,6 @@ impl Agent {
 /// A key pair from the operating system's randomness.
 fn fresh_identity() -> Identity {
     let mut secret = [0u8; 32];
-    OsRng
-        .try_fill_bytes(&mut secret)
-        .expect("the operating system's random source works");
+    getrandom::fill(&mut secret).expect("the operating system's random source works");
     Identity::from_secret(secret)
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use rumour_core::{Config, Identity};
 
 use crate::access::ApiToken;
+use crate::keyring::Keyring;
 
 use crate::error::StartError;
 
@@ -98,6 +99,11 @@ pub struct AgentConfig {
     /// Serve the client API on a non-loopback address without a token
     /// (refused otherwise; a warning is logged). Default: false.
     pub insecure_api: bool,
+    /// The cluster key(s) and label: with a keyring, every peer envelope is
+    /// sealed with its primary key and every one received must open with
+    /// one of its keys (see [`Keyring`]). Default: none (plaintext, as
+    /// before; a warning is logged if the peer port is not loopback).
+    pub keyring: Option<Keyring>,
 }
 
 impl AgentConfig {
@@ -118,6 +124,7 @@ impl AgentConfig {
             api_token: None,
             api_open_loopback: false,
             insecure_api: false,
+            keyring: None,
         }
     }
 
@@ -148,9 +155,74 @@ pub fn load_protocol_config(path: &Path, base: &Config) -> Result<Config, StartE
     })
 }
 
+/// What an agent's config file holds beside the protocol's fields: the
+/// cluster key(s) and label. `Debug` never shows the keys.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct AgentFile {
+    /// `key`: one base64 key, or a list of them (the first is the primary).
+    /// Not yet checked: see [`Keyring::from_base64`].
+    pub keys: Vec<String>,
+    /// `label`: bound to every sealed envelope as associated data.
+    pub label: Option<String>,
+}
+
+impl std::fmt::Debug for AgentFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentFile")
+            .field("keys", &format_args!("<{} redacted>", self.keys.len()))
+            .field("label", &self.label)
+            .finish()
+    }
+}
+
+/// Read an agent's config file: the protocol's fields as in
+/// [`load_protocol_config`], plus `key` and `label` (see [`AgentFile`]).
+pub fn load_agent_file(path: &Path, base: &Config) -> Result<(Config, AgentFile), StartError> {
+    let text = std::fs::read_to_string(path).map_err(|e| StartError::ConfigFile {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    parse_agent_file(&text, base).map_err(|reason| StartError::ConfigFile {
+        path: path.display().to_string(),
+        reason,
+    })
+}
+
+/// Parse an agent's config file from TOML text over `base`. A `key` that
+/// is neither a string nor a list of strings is an error that does not
+/// show it.
+pub fn parse_agent_file(text: &str, base: &Config) -> Result<(Config, AgentFile), String> {
+    let mut table = parse_table(text)?;
+    let mut file = AgentFile::default();
+    match table.remove("key") {
+        None => {}
+        Some(toml::Value::String(k)) => file.keys.push(k),
+        Some(toml::Value::Array(list)) => {
+            for k in list {
+                match k {
+                    toml::Value::String(k) => file.keys.push(k),
+                    _ => return Err("key: must be a base64 string or a list of them".into()),
+                }
+            }
+        }
+        Some(_) => return Err("key: must be a base64 string or a list of them".into()),
+    }
+    match table.remove("label") {
+        None => {}
+        Some(toml::Value::String(l)) => file.label = Some(l),
+        Some(_) => return Err("label: must be a string".into()),
+    }
+    Ok((merge_protocol_config(table, base)?, file))
+}
+
 /// Parse a protocol configuration from TOML text over `base`.
 pub fn parse_protocol_config(text: &str, base: &Config) -> Result<Config, String> {
-    let overrides: toml::Table = toml::from_str(text).map_err(|e| {
+    merge_protocol_config(parse_table(text)?, base)
+}
+
+/// TOML text as a table; a syntax error says where.
+fn parse_table(text: &str) -> Result<toml::Table, String> {
+    toml::from_str(text).map_err(|e| {
         let at = e.span().map(|span| {
             let before = &text[..span.start.min(text.len())];
             let line = before.matches('\n').count() + 1;
@@ -158,7 +230,11 @@ pub fn parse_protocol_config(text: &str, base: &Config) -> Result<Config, String
             format!("line {line}, column {column}: ")
         });
         format!("{}{}", at.unwrap_or_default(), e.message())
-    })?;
+    })
+}
+
+/// `overrides` over `base`, validated.
+fn merge_protocol_config(overrides: toml::Table, base: &Config) -> Result<Config, String> {
     let mut merged = toml::Table::try_from(base).map_err(|e| e.to_string())?;
     for (k, v) in overrides {
         merged.insert(k, v);
@@ -181,6 +257,28 @@ mod tests {
         assert_eq!(c.fanout, 5);
         assert_eq!(c.gossip_interval, Duration::from_millis(100));
         assert_eq!(c.probe_period, Config::wan().probe_period);
+    }
+
+    #[test]
+    fn an_agent_file_holds_keys_and_a_label_beside_the_protocol() {
+        let (c, f) = parse_agent_file(
+            "fanout = 5\nkey = \"AAAA\"\nlabel = \"prod\"\n",
+            &Config::lan(),
+        )
+        .unwrap();
+        assert_eq!(c.fanout, 5);
+        assert_eq!(f.keys, vec!["AAAA".to_string()]);
+        assert_eq!(f.label.as_deref(), Some("prod"));
+        assert_eq!(
+            format!("{f:?}"),
+            "AgentFile { keys: <1 redacted>, label: Some(\"prod\") }"
+        );
+        let (_, f) = parse_agent_file("key = [\"new\", \"old\"]\n", &Config::lan()).unwrap();
+        assert_eq!(f.keys, vec!["new".to_string(), "old".to_string()]);
+        let e = parse_agent_file("key = [\"s3cret\", 5]\n", &Config::lan()).unwrap_err();
+        assert!(e.starts_with("key:") && !e.contains("s3cret"), "{e}");
+        // The protocol-only reader still refuses them.
+        assert!(parse_protocol_config("key = \"AAAA\"\n", &Config::lan()).is_err());
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub enum StartError {
     /// The client API would listen beyond loopback with no token.
     #[error("the client API on {0} is reachable beyond this host: set --api-token (or --insecure to serve it open)")]
     InsecureApi(std::net::SocketAddr),
+    /// The cluster key could not be used (it is never shown).
+    #[error(transparent)]
+    Key(#[from] crate::keyring::KeyError),
     /// A seed address could not be resolved.
     #[error("cannot resolve seed {addr:?}: {reason}")]
     Seed {

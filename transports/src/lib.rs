@@ -6,6 +6,9 @@
 //! (tonic): each sender keeps one long-lived client stream of envelopes per
 //! peer (`rumour.v1.Peer/Stream`), fed by a bounded queue. Clients use the
 //! `rumour.v1.Rumour` service, with gRPC health and reflection beside it.
+//! With a [`Keyring`] (`AgentConfig::keyring`), every peer envelope is
+//! sealed with the cluster key, and what does not open is refused before
+//! it is decoded (counted as `rejected_unauthenticated`).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -26,6 +29,7 @@ mod api;
 mod config;
 mod driver;
 mod error;
+mod keyring;
 mod link;
 mod peer;
 mod stats;
@@ -34,9 +38,10 @@ pub use access::ApiToken;
 pub use agent::Agent;
 pub use api::{resolve, Read, StatusReport};
 pub use config::{
-    load_protocol_config, parse_protocol_config, AgentConfig, TransportConfig, DEFAULT_API,
-    DEFAULT_BIND,
+    load_agent_file, load_protocol_config, parse_agent_file, parse_protocol_config, AgentConfig,
+    AgentFile, TransportConfig, DEFAULT_API, DEFAULT_BIND,
 };
 pub use driver::{Handle, Sequenced};
 pub use error::{ApiError, StartError};
+pub use keyring::{ClusterKey, KeyError, Keyring, KEY_LEN, NONCE_LEN, TAG_LEN};
 pub use stats::TransportStats;

@@ -23,6 +23,7 @@ use tonic::transport::Endpoint;
 use tracing::{debug, warn};
 
 use crate::config::TransportConfig;
+use crate::keyring::Sealer;
 use crate::stats::{add, bump, TransportStats};
 
 /// Every peer link of one node.
@@ -30,6 +31,8 @@ pub(crate) struct Links {
     me: SocketAddr,
     config: Arc<TransportConfig>,
     stats: Arc<TransportStats>,
+    /// With a cluster key: seals every envelope before it is queued.
+    sealer: Option<Sealer>,
     queues: HashMap<SocketAddr, mpsc::Sender<Envelope>>,
     tasks: JoinSet<()>,
 }
@@ -39,11 +42,13 @@ impl Links {
         me: SocketAddr,
         config: Arc<TransportConfig>,
         stats: Arc<TransportStats>,
+        sealer: Option<Sealer>,
     ) -> Links {
         Links {
             me,
             config,
             stats,
+            sealer,
             queues: HashMap::new(),
             tasks: JoinSet::new(),
         }
@@ -52,6 +57,10 @@ impl Links {
     /// Queue `msg` for the peer at `to`, opening a link if there is none.
     pub(crate) fn send(&mut self, to: SocketAddr, msg: &Message) {
         let env = rumour_proto::encode_envelope(self.me, msg);
+        let env = match &mut self.sealer {
+            Some(sealer) => sealer.seal(&env),
+            None => env,
+        };
         let queue = match self.queues.get(&to) {
             Some(q) if !q.is_closed() => q,
             _ => {

@@ -1,7 +1,9 @@
 //! The peer service: the receiving end of other nodes' links.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use prost::Message as _;
 use rumour_core::Message;
@@ -9,17 +11,66 @@ use rumour_proto::v1::peer_server::Peer;
 use rumour_proto::v1::{Envelope, StreamSummary};
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tonic::{Code, Request, Response, Status, Streaming};
-use tracing::debug;
+use tracing::{debug, warn};
+
+use crate::keyring::{open_envelope, Keyring, Refusal};
 
 use crate::stats::{add, bump, TransportStats};
 
 /// Decodes each envelope of a peer's stream and queues it for the node.
 /// Oversized envelopes are refused by tonic on their length prefix, before
-/// decoding (see `PeerServer::max_decoding_message_size`); malformed ones
-/// are refused here. Both are counted, and the node keeps serving.
+/// decoding (see `PeerServer::max_decoding_message_size`); with a cluster
+/// key, envelopes that do not open with it are refused next, before their
+/// inside is decoded; malformed ones are refused last. All are counted, and
+/// the node keeps serving.
 pub(crate) struct PeerService {
     pub(crate) inbound: mpsc::Sender<(SocketAddr, Message)>,
     pub(crate) stats: Arc<TransportStats>,
+    pub(crate) keyring: Option<Arc<Keyring>>,
+    pub(crate) refusals: RefusalLog,
+}
+
+/// Which remote addresses were last warned about, so that a peer sending
+/// with the wrong key (or none) is logged at most once per `interval`, and
+/// a flood from many addresses cannot grow the map past `capacity`.
+pub(crate) struct RefusalLog {
+    last: Mutex<HashMap<IpAddr, Instant>>,
+    interval: Duration,
+    capacity: usize,
+}
+
+impl RefusalLog {
+    pub(crate) fn new(interval: Duration, capacity: usize) -> RefusalLog {
+        RefusalLog {
+            last: Mutex::new(HashMap::new()),
+            interval,
+            capacity,
+        }
+    }
+
+    /// Whether to log a refusal from `ip` now (and remember that it was).
+    /// When the map is full, entries older than the interval are dropped;
+    /// if it is still full, the refusal goes unlogged (it is counted
+    /// anyway).
+    fn should_log(&self, ip: IpAddr, now: Instant) -> bool {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = last.get_mut(&ip) {
+            if now.duration_since(*t) < self.interval {
+                return false;
+            }
+            *t = now;
+            return true;
+        }
+        if last.len() >= self.capacity {
+            let interval = self.interval;
+            last.retain(|_, t| now.duration_since(*t) < interval);
+            if last.len() >= self.capacity {
+                return false;
+            }
+        }
+        last.insert(ip, now);
+        true
+    }
 }
 
 #[tonic::async_trait]
@@ -35,6 +86,30 @@ impl Peer for PeerService {
             match stream.message().await {
                 Ok(Some(env)) => {
                     add(&self.stats.bytes_received, env.encoded_len() as u64);
+                    let env = match open_envelope(self.keyring.as_deref(), env) {
+                        Ok(env) => env,
+                        Err(Refusal::Unauthenticated(why)) => {
+                            summary.rejected += 1;
+                            bump(&self.stats.rejected_unauthenticated);
+                            let ip = remote.map(|r| r.ip().to_canonical());
+                            let ip = ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+                            if self.refusals.should_log(ip, Instant::now()) {
+                                warn!(
+                                    ?remote,
+                                    why,
+                                    "refused a peer message: wrong or missing cluster key (logged once per address every {}s)",
+                                    self.refusals.interval.as_secs()
+                                );
+                            }
+                            continue;
+                        }
+                        Err(Refusal::Malformed(e)) => {
+                            summary.rejected += 1;
+                            bump(&self.stats.rejected_malformed);
+                            debug!(?remote, error = %e, "refused a malformed peer message");
+                            continue;
+                        }
+                    };
                     match rumour_proto::decode_envelope(env) {
                         Ok((from, msg)) => {
                             summary.received += 1;
@@ -71,5 +146,29 @@ impl Peer for PeerService {
             }
         }
         Ok(Response::new(summary))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_logged_once_per_address_per_interval_in_bounded_memory() {
+        let log = RefusalLog::new(Duration::from_secs(10), 3);
+        let t0 = Instant::now();
+        let ip = |i: u8| IpAddr::from([10, 0, 0, i]);
+        assert!(log.should_log(ip(1), t0));
+        assert!(!log.should_log(ip(1), t0 + Duration::from_secs(9)));
+        assert!(log.should_log(ip(1), t0 + Duration::from_secs(10)));
+        assert!(log.should_log(ip(2), t0));
+        assert!(log.should_log(ip(3), t0));
+        // Full, and every entry is recent: a new address goes unlogged and
+        // is not remembered.
+        assert!(!log.should_log(ip(4), t0 + Duration::from_secs(1)));
+        assert_eq!(log.last.lock().unwrap().len(), 3);
+        // Once entries age out, they make room.
+        assert!(log.should_log(ip(4), t0 + Duration::from_secs(30)));
+        assert!(log.last.lock().unwrap().len() <= 3);
     }
 }

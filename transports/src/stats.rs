@@ -41,6 +41,10 @@ counters! {
     rejected_malformed,
     /// Envelopes refused for their size, before decoding.
     rejected_oversized,
+    /// Envelopes refused before decoding for not opening with the cluster
+    /// key: unsealed at a node with a key, sealed with a key (or label) this
+    /// node does not hold, tampered with, or sealed at a node without a key.
+    rejected_unauthenticated,
     /// Decoded envelopes dropped because the node's inbound queue was full.
     inbound_queue_full,
     /// Client API calls refused for a missing or wrong API token.

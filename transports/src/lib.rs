@@ -24,6 +24,7 @@ mod access;
 mod agent;
 mod api;
 mod config;
+pub mod data_dir;
 mod driver;
 mod error;
 mod link;
@@ -37,6 +38,7 @@ pub use config::{
     load_protocol_config, parse_protocol_config, AgentConfig, TransportConfig, DEFAULT_API,
     DEFAULT_BIND,
 };
+pub use data_dir::{DataDir, DataDirError};
 pub use driver::{Handle, Sequenced};
 pub use error::{ApiError, StartError};
 pub use stats::TransportStats;

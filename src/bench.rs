@@ -87,6 +87,7 @@ fn spawn(args: &BenchArgs) -> Result<Agents, String> {
             .args(["--bind", &bind.to_string()])
             .args(["--api", &api.to_string()])
             .args(["--preset", &args.preset])
+            .arg("--no-data-dir")
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

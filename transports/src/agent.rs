@@ -2,6 +2,7 @@
 //! tonic on tokio.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -18,6 +19,7 @@ use tracing::{info, warn};
 use crate::access::{Access, Guarded};
 use crate::api::{resolve, ApiService};
 use crate::config::AgentConfig;
+use crate::data_dir::DataDir;
 use crate::driver::{self, Handle};
 use crate::error::StartError;
 use crate::link::Links;
@@ -30,6 +32,7 @@ pub struct Agent {
     name: String,
     peer_addr: SocketAddr,
     api_addr: SocketAddr,
+    data_dir: Option<PathBuf>,
     node_task: JoinHandle<()>,
     servers: Vec<JoinHandle<()>>,
     stop_servers: watch::Sender<bool>,
@@ -58,6 +61,18 @@ impl Agent {
         if api_beyond_loopback && config.api_token.is_none() && !config.insecure_api {
             return Err(StartError::InsecureApi(config.api));
         }
+        // Before binding: an agent whose dir is damaged or held by another
+        // process does not start at all.
+        let data_dir = match &config.data_dir {
+            Some(path) => {
+                let (path, name) = (path.clone(), config.name.clone());
+                let opened = tokio::task::spawn_blocking(move || DataDir::open(&path, &name))
+                    .await
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+                Some(opened?)
+            }
+            None => None,
+        };
         let (peer_listener, bound) = listen("peers", config.bind).await?;
         let (api_listener, api_addr) = listen("client API", config.api).await?;
         let peer_addr = match config.advertise {
@@ -98,7 +113,7 @@ impl Agent {
         let transport = Arc::new(config.transport.clone());
         let (inbound_tx, inbound_rx) = mpsc::channel(transport.inbound_queue.max(1));
         let links = Links::new(peer_addr, transport.clone(), stats.clone());
-        let (driver, handle, inputs) = driver::driver(
+        let (mut driver, handle, inputs) = driver::driver(
             node,
             start,
             links,
@@ -107,6 +122,7 @@ impl Agent {
             stats.clone(),
             api_addr,
         );
+        driver.data_dir = data_dir;
         let node_task = tokio::spawn(driver::run(driver, inputs));
 
         let (stop_servers, stop_rx) = watch::channel(false);
@@ -170,7 +186,11 @@ impl Agent {
             (Some(_), false) => "token",
             (Some(_), true) => "token (loopback open but for shutdown, leave, join)",
         };
-        info!(name = %config.name, peer = %peer_addr, api = %api_addr, api_auth, incarnation, "agent started");
+        let data_dir = config.data_dir.clone();
+        let kept = data_dir
+            .as_deref()
+            .map_or_else(|| "none".to_string(), |p| p.display().to_string());
+        info!(name = %config.name, peer = %peer_addr, api = %api_addr, api_auth, incarnation, data_dir = %kept, "agent started");
         if api_beyond_loopback && config.api_token.is_none() {
             warn!(api = %api_addr, "the client API is open to anyone who can reach it (--insecure): they can write, join, leave and shut the agent down");
         }
@@ -182,6 +202,7 @@ impl Agent {
             name: config.name,
             peer_addr,
             api_addr,
+            data_dir,
             node_task,
             servers,
             stop_servers,
@@ -206,6 +227,11 @@ impl Agent {
     /// The client API's address.
     pub fn api_addr(&self) -> SocketAddr {
         self.api_addr
+    }
+
+    /// The data dir the agent opened, if it keeps one.
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.data_dir.as_deref()
     }
 
     /// Run until the agent is asked to stop (a `Shutdown` call or

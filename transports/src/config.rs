@@ -2,7 +2,7 @@
 //! transport's own limits.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rumour_core::Config;
@@ -95,6 +95,12 @@ pub struct AgentConfig {
     /// Serve the client API on a non-loopback address without a token
     /// (refused otherwise; a warning is logged). Default: false.
     pub insecure_api: bool,
+    /// The node's data dir (see [`DataDir`](crate::DataDir)): its identity
+    /// key and database, opened (created if missing) at start; an agent
+    /// whose dir cannot be opened does not start. Default: none, nothing is
+    /// kept on disk. The `rumour agent` command defaults it to
+    /// [`DataDir::default_path`](crate::DataDir::default_path).
+    pub data_dir: Option<PathBuf>,
 }
 
 impl AgentConfig {
@@ -114,6 +120,7 @@ impl AgentConfig {
             api_token: None,
             api_open_loopback: false,
             insecure_api: false,
+            data_dir: None,
         }
     }
 

@@ -37,6 +37,9 @@ pub enum StartError {
     /// The client API would listen beyond loopback with no token.
     #[error("the client API on {0} is reachable beyond this host: set --api-token (or --insecure to serve it open)")]
     InsecureApi(std::net::SocketAddr),
+    /// The data dir could not be opened.
+    #[error(transparent)]
+    DataDir(#[from] crate::data_dir::DataDirError),
     /// A seed address could not be resolved.
     #[error("cannot resolve seed {addr:?}: {reason}")]
     Seed {

@@ -17,8 +17,11 @@
 //!
 //! A damaged store is an error naming the file, never an empty store: a
 //! `node.redb` that does not open is never recreated, and a new database is
-//! built under a temporary name and renamed into place only once
-//! initialised, so that an existing `node.redb` is always a complete one.
+//! built under a temporary name and put in place only once initialised, so
+//! that an existing `node.redb` is always a complete one. The key is put in
+//! place the same way; neither ever replaces a file already there, so two
+//! processes opening a new dir at once agree on its key (and one of them
+//! finds the database in use).
 //!
 //! ```no_run
 //! # fn demo() -> Result<(), rumour_transport::data_dir::DataDirError> {
@@ -37,6 +40,7 @@ use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use thiserror::Error;
@@ -45,10 +49,6 @@ use thiserror::Error;
 pub const KEY_FILE: &str = "identity.key";
 /// The database's file name in the data dir.
 pub const DB_FILE: &str = "node.redb";
-/// Where a new database is built before it is renamed to [`DB_FILE`].
-const DB_NEW_FILE: &str = "node.redb.new";
-/// Where a new key is written before it is renamed to [`KEY_FILE`].
-const KEY_NEW_FILE: &str = "identity.key.new";
 
 /// The layout of the tables this code reads and writes, kept in `meta`.
 const FORMAT: u64 = 1;
@@ -414,7 +414,10 @@ impl DataDir {
                 Some(key) => key,
                 None => create_key(path)?,
             };
-            (create_db(path, name)?, key)
+            let db = create_db(path, name)?;
+            // Another process may have created it first, for another name.
+            check_meta(&db, &db_path, path, name)?;
+            (db, key)
         };
         Ok(DataDir {
             path: path.to_path_buf(),
@@ -670,13 +673,8 @@ fn create_key(dir: &Path) -> Result<SecretKey, DataDirError> {
         action: "draw from the OS random source for",
         source: io::Error::other(e.to_string()),
     })?;
-    let tmp = dir.join(KEY_NEW_FILE);
     let path = dir.join(KEY_FILE);
-    match fs::remove_file(&tmp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(DataDirError::io(&tmp, "remove")(e)),
-    }
+    let tmp = temp_path(dir, KEY_FILE)?;
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -687,21 +685,56 @@ fn create_key(dir: &Path) -> Result<SecretKey, DataDirError> {
         .and_then(|()| file.sync_all())
         .map_err(DataDirError::io(&tmp, "write"))?;
     drop(file);
-    fs::rename(&tmp, &path).map_err(DataDirError::io(&path, "write"))?;
-    sync_dir(dir)?;
-    Ok(SecretKey(key))
+    if publish(&tmp, &path, dir)? {
+        return Ok(SecretKey(key));
+    }
+    // Another process opening the dir at the same time put its key first:
+    // that one is the node's.
+    read_key(&path)?.ok_or_else(|| DataDirError::Io {
+        path: path.clone(),
+        action: "read",
+        source: io::ErrorKind::NotFound.into(),
+    })
 }
 
-/// Build a database for `name` under a temporary name, then rename it to
-/// [`DB_FILE`] and open it: an existing `node.redb` is always initialised.
-fn create_db(dir: &Path, name: &str) -> Result<Database, DataDirError> {
-    let tmp = dir.join(DB_NEW_FILE);
-    let path = dir.join(DB_FILE);
+/// A name in `dir` to build `file` under, of this open call's own (a stale
+/// one from an earlier process with the same id is removed).
+fn temp_path(dir: &Path, file: &str) -> Result<PathBuf, DataDirError> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!("{file}.new.{}.{n}", std::process::id()));
     match fs::remove_file(&tmp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(DataDirError::io(&tmp, "remove")(e)),
+        Ok(()) => Ok(tmp),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(tmp),
+        Err(e) => Err(DataDirError::io(&tmp, "remove")(e)),
     }
+}
+
+/// Put the finished file `tmp` in place at `path`, unless a file is
+/// already there: then `tmp` is dropped and the answer is false. A hard
+/// link does this atomically; on a file system without hard links `tmp`
+/// is renamed over `path`.
+fn publish(tmp: &Path, path: &Path, dir: &Path) -> Result<bool, DataDirError> {
+    let placed = match fs::hard_link(tmp, path) {
+        Ok(()) => true,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
+        Err(_) => {
+            fs::rename(tmp, path).map_err(DataDirError::io(path, "write"))?;
+            sync_dir(dir)?;
+            return Ok(true);
+        }
+    };
+    fs::remove_file(tmp).map_err(DataDirError::io(tmp, "remove"))?;
+    sync_dir(dir)?;
+    Ok(placed)
+}
+
+/// Build a database for `name` under a temporary name, then put it in
+/// place as [`DB_FILE`] (unless another process opening the dir did first)
+/// and open it: an existing `node.redb` is always initialised.
+fn create_db(dir: &Path, name: &str) -> Result<Database, DataDirError> {
+    let path = dir.join(DB_FILE);
+    let tmp = temp_path(dir, DB_FILE)?;
     {
         // Mode 0600 like the key: the records are the node's own.
         let file = OpenOptions::new()
@@ -728,8 +761,7 @@ fn create_db(dir: &Path, name: &str) -> Result<Database, DataDirError> {
         }
         tx.commit().or_db(&tmp, "create")?;
     }
-    fs::rename(&tmp, &path).map_err(DataDirError::io(&path, "write"))?;
-    sync_dir(dir)?;
+    publish(&tmp, &path, dir)?;
     Database::open(&path).or_db(&path, "open")
 }
 
@@ -835,8 +867,12 @@ mod tests {
         assert_ne!(dir.secret_key(), [0u8; 32]);
         assert!(path.join(DB_FILE).is_file());
         assert_eq!(mode(&path.join(DB_FILE)), 0o600);
-        assert!(!path.join(DB_NEW_FILE).exists());
-        assert!(!path.join(KEY_NEW_FILE).exists());
+        let mut files: Vec<String> = fs::read_dir(&path)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        assert_eq!(files, [KEY_FILE, DB_FILE]);
         let saved = dir.load().unwrap();
         assert_eq!(
             saved,
@@ -1093,6 +1129,34 @@ mod tests {
         let e = DataDir::open(&path, "n").unwrap_err();
         assert!(matches!(e, DataDirError::InUse { .. }), "{e:?}");
         assert!(e.to_string().contains(DB_FILE), "{e}");
+    }
+
+    #[test]
+    fn openers_racing_on_a_new_dir_agree_on_its_key() {
+        let s = Scratch::new("race");
+        let path = s.join("n");
+        let openers: Vec<_> = (0..4)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || DataDir::open(&path, "n"))
+            })
+            .collect();
+        let results: Vec<_> = openers.into_iter().map(|t| t.join().unwrap()).collect();
+        let on_disk = fs::read(path.join(KEY_FILE)).unwrap();
+        let mut opened = 0;
+        for r in &results {
+            match r {
+                Ok(dir) => {
+                    opened += 1;
+                    assert_eq!(dir.secret_key().as_slice(), on_disk);
+                }
+                Err(e) => assert!(matches!(e, DataDirError::InUse { .. }), "{e:?}"),
+            }
+        }
+        assert!(opened >= 1);
+        drop(results);
+        let files = fs::read_dir(&path).unwrap().count();
+        assert_eq!(files, 2, "temporary files left behind");
     }
 
     #[test]

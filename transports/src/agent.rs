@@ -63,7 +63,7 @@ impl Agent {
         }
         // Before binding: an agent whose dir is damaged or held by another
         // process does not start at all.
-        let data_dir = match &config.data_dir {
+        let store = match &config.data_dir {
             Some(path) => {
                 let (path, name) = (path.clone(), config.name.clone());
                 let opened = tokio::task::spawn_blocking(move || DataDir::open(&path, &name))
@@ -122,7 +122,7 @@ impl Agent {
             stats.clone(),
             api_addr,
         );
-        driver.data_dir = data_dir;
+        driver.data_dir = store;
         let node_task = tokio::spawn(driver::run(driver, inputs));
 
         let (stop_servers, stop_rx) = watch::channel(false);

@@ -1159,6 +1159,30 @@ mod tests {
         assert_eq!(files, 2, "temporary files left behind");
     }
 
+    #[tokio::test]
+    async fn an_agent_opens_its_dir_and_does_not_start_on_a_damaged_one() {
+        use crate::{Agent, AgentConfig, StartError};
+        let s = Scratch::new("agent");
+        let path = s.join("n");
+        let mut config = AgentConfig::loopback("n", rumour_core::Config::lan());
+        config.data_dir = Some(path.clone());
+        let agent = Agent::start(config.clone()).await.unwrap();
+        assert_eq!(agent.data_dir(), Some(path.as_path()));
+        assert!(path.join(KEY_FILE).is_file() && path.join(DB_FILE).is_file());
+        agent.shutdown().await;
+        // Closed with the node task: it opens again.
+        let key = DataDir::open(&path, "n").unwrap().secret_key();
+        assert_eq!(fs::read(path.join(KEY_FILE)).unwrap(), key);
+
+        fs::write(path.join(DB_FILE), b"garbage").unwrap();
+        let e = Agent::start(config).await.err().expect("no start");
+        assert!(
+            matches!(e, StartError::DataDir(DataDirError::Corrupt { .. })),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains(DB_FILE), "{e}");
+    }
+
     #[test]
     fn debug_never_shows_the_key() {
         let s = Scratch::new("debug");

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 use rumour::core::Config;
 use rumour::transport::{
-    load_agent_file, Agent, AgentConfig, AgentFile, ApiToken, Keyring, TransportConfig,
+    load_agent_file, Agent, AgentConfig, AgentFile, ApiToken, DataDir, Keyring, TransportConfig,
 };
 use tracing::{error, info, warn};
 
@@ -76,6 +76,17 @@ pub struct AgentArgs {
     /// sharing a key (say staging and production) never mix.
     #[arg(long, env = "RUMOUR_LABEL", value_name = "LABEL")]
     label: Option<String>,
+    /// Where the node keeps its identity key and its state between runs
+    /// (created if missing, mode 0700); a dir belongs to one node name.
+    /// [default: $XDG_DATA_HOME/rumour/NAME, else
+    /// $HOME/.local/share/rumour/NAME]
+    #[arg(long, env = "RUMOUR_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Keep nothing on disk: a new identity every start, no state kept
+    /// (tests, benches, throwaway nodes). Overrides --data-dir and
+    /// RUMOUR_DATA_DIR.
+    #[arg(long)]
+    no_data_dir: bool,
 }
 
 /// A flag's value that must never be printed: `Debug` hides it.
@@ -177,6 +188,13 @@ fn agent_config(args: &AgentArgs, api: SocketAddr) -> Result<AgentConfig, String
         ));
     }
     config.keyring = keyring(args, file)?;
+    config.data_dir = match (&args.data_dir, args.no_data_dir) {
+        (_, true) => None,
+        (Some(dir), false) => Some(dir.clone()),
+        (None, false) => Some(DataDir::default_path(&config.name).ok_or(
+            "no data dir: neither XDG_DATA_HOME nor HOME is set; pass --data-dir DIR (or --no-data-dir to keep nothing)",
+        )?),
+    };
     config.transport = TransportConfig::for_protocol(&protocol);
     config.protocol = protocol;
     Ok(config)

@@ -92,6 +92,7 @@ fn spawn(args: &BenchArgs) -> Result<Agents, String> {
             .args(["--bind", &bind.to_string()])
             .args(["--api", &api.to_string()])
             .args(["--preset", &args.preset])
+            .arg("--no-data-dir")
             .env("RUST_LOG", "warn")
             .env_remove("RUMOUR_KEY")
             .env_remove("RUMOUR_LABEL")

@@ -178,17 +178,20 @@ struct Agent {
 }
 
 /// `rumour agent --name NAME --bind PEER --api API --preset local`, quiet
-/// logs to `log`, plus `extra` flags.
+/// logs to `log`, plus `extra` flags. Its default data dir is under the
+/// log's dir (`XDG_DATA_HOME`), never under the user's home.
 fn agent_command(name: &str, peer: &str, api: &str, log: &Path, extra: &[&OsStr]) -> Command {
     let mut cmd = Command::new(RUMOUR);
     cmd.args(["agent", "--name", name, "--preset", "local"])
         .args(["--bind", peer, "--api", api])
         .args(extra)
         .env("RUST_LOG", "warn")
+        .env("XDG_DATA_HOME", log.parent().expect("the log is in a dir"))
         .env_remove("RUMOUR_API")
         .env_remove("RUMOUR_API_TOKEN")
         .env_remove("RUMOUR_KEY")
         .env_remove("RUMOUR_LABEL")
+        .env_remove("RUMOUR_DATA_DIR")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(File::create(log).expect("create the agent's log"));
@@ -878,4 +881,97 @@ fn an_agent_on_a_wide_peer_port_without_a_key_warns() {
         );
         assert!(!stderr.contains(&key), "{stderr}");
     }
+}
+
+/// Run `rumour agent` with `extra` flags, expecting it to exit without
+/// serving: its exit code and stderr.
+fn refused_agent(dir: &Path, name: &str, extra: &[&OsStr]) -> (Option<i32>, String) {
+    let log = dir.join(format!("{name}.refused.log"));
+    let api = format!("127.0.0.1:{}", free_port());
+    let peer = format!("127.0.0.1:{}", free_port());
+    let mut process = Guard(
+        agent_command(name, &peer, &api, &log, extra)
+            .spawn()
+            .expect("spawn rumour agent"),
+    );
+    let status = process.wait_exit(EXIT);
+    let stderr = fs::read_to_string(&log).unwrap_or_default();
+    let status =
+        status.unwrap_or_else(|| panic!("still running after {EXIT:?}; stderr:\n{stderr}"));
+    (status.code(), stderr)
+}
+
+#[test]
+fn a_damaged_or_unusable_data_dir_stops_the_agent_naming_it() {
+    let dir = Scratch::new("baddata");
+
+    // A database that is not one: refused, and left as it was.
+    let data = dir.path().join("garbage");
+    fs::create_dir_all(&data).expect("create the data dir");
+    let db = data.join("node.redb");
+    let garbage = b"not a database at all\n".repeat(64);
+    fs::write(&db, &garbage).expect("write the garbage");
+    let (code, stderr) = refused_agent(
+        dir.path(),
+        "baddata-1",
+        &["--data-dir".as_ref(), data.as_ref()],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    let last = stderr.lines().last().unwrap_or("");
+    assert!(last.starts_with("error: "), "{stderr}");
+    assert!(last.contains(&db.display().to_string()), "{stderr}");
+    assert!(last.contains("damaged"), "{stderr}");
+    assert_eq!(fs::read(&db).expect("the garbage is still there"), garbage);
+
+    // A path under a regular file cannot be created.
+    let file = dir.path().join("a-file");
+    fs::write(&file, "x").expect("write a file");
+    let under = file.join("data");
+    let (code, stderr) = refused_agent(
+        dir.path(),
+        "baddata-2",
+        &["--data-dir".as_ref(), under.as_ref()],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.lines().last().unwrap_or("").starts_with("error: "),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&under.display().to_string()), "{stderr}");
+}
+
+#[test]
+fn the_default_data_dir_is_created_kept_and_bound_to_its_name() {
+    let dir = Scratch::new("datadir");
+    // agent_command points XDG_DATA_HOME at the scratch dir.
+    let home = dir.path().join("rumour").join("datadir-1");
+    let agent = Agent::start(dir.path(), "datadir-1", None);
+    let key = fs::read(home.join("identity.key")).expect("the key was created");
+    assert_eq!(key.len(), 32);
+    assert!(home.join("node.redb").is_file());
+    let mut agent = agent;
+    let kill = Command::new("kill")
+        .args(["-TERM", &agent.process.pid().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(kill.success(), "kill -TERM failed: {kill}");
+    let status = agent.process.wait_exit(EXIT).expect("the agent exits");
+    assert!(status.success(), "{}", agent.stderr());
+
+    // Started again, it finds the same identity.
+    let again = Agent::start(dir.path(), "datadir-1", None);
+    assert_eq!(fs::read(home.join("identity.key")).expect("the key"), key);
+    drop(again);
+
+    // Another name may not use that dir.
+    let (code, stderr) = refused_agent(
+        dir.path(),
+        "datadir-2",
+        &["--data-dir".as_ref(), home.as_ref()],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("\"datadir-1\"") && stderr.contains("\"datadir-2\""),
+        "{stderr}"
+    );
 }

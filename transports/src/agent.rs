@@ -2,6 +2,7 @@
 //! tonic on tokio.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -18,6 +19,7 @@ use tracing::{info, warn};
 use crate::access::{Access, Guarded};
 use crate::api::{resolve, ApiService};
 use crate::config::AgentConfig;
+use crate::data_dir::DataDir;
 use crate::driver::{self, Handle};
 use crate::error::StartError;
 use crate::keyring::Sealer;
@@ -31,6 +33,7 @@ pub struct Agent {
     name: String,
     peer_addr: SocketAddr,
     api_addr: SocketAddr,
+    data_dir: Option<PathBuf>,
     node_task: JoinHandle<()>,
     servers: Vec<JoinHandle<()>>,
     stop_servers: watch::Sender<bool>,
@@ -59,6 +62,18 @@ impl Agent {
         if api_beyond_loopback && config.api_token.is_none() && !config.insecure_api {
             return Err(StartError::InsecureApi(config.api));
         }
+        // Before binding: an agent whose dir is damaged or held by another
+        // process does not start at all.
+        let store = match &config.data_dir {
+            Some(path) => {
+                let (path, name) = (path.clone(), config.name.clone());
+                let opened = tokio::task::spawn_blocking(move || DataDir::open(&path, &name))
+                    .await
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+                Some(opened?)
+            }
+            None => None,
+        };
         let (peer_listener, bound) = listen("peers", config.bind).await?;
         let (api_listener, api_addr) = listen("client API", config.api).await?;
         // Logged before any service runs, so that it is in the log by the
@@ -114,7 +129,7 @@ impl Agent {
             None => None,
         };
         let links = Links::new(peer_addr, transport.clone(), stats.clone(), sealer);
-        let (driver, handle, inputs) = driver::driver(
+        let (mut driver, handle, inputs) = driver::driver(
             node,
             start,
             links,
@@ -123,6 +138,7 @@ impl Agent {
             stats.clone(),
             api_addr,
         );
+        driver.data_dir = store;
         let node_task = tokio::spawn(driver::run(driver, inputs));
 
         let (stop_servers, stop_rx) = watch::channel(false);
@@ -188,6 +204,10 @@ impl Agent {
             (Some(_), false) => "token",
             (Some(_), true) => "token (loopback open but for shutdown, leave, join)",
         };
+        let data_dir = config.data_dir.clone();
+        let kept = data_dir
+            .as_deref()
+            .map_or_else(|| "none".to_string(), |p| p.display().to_string());
         let peer_auth = match &config.keyring {
             None => "none (plaintext)".to_string(),
             Some(k) if k.label().is_empty() => format!("cluster key ({} in the ring)", k.len()),
@@ -197,7 +217,7 @@ impl Agent {
                 k.label()
             ),
         };
-        info!(name = %config.name, peer = %peer_addr, api = %api_addr, api_auth, peer_auth, incarnation, "agent started");
+        info!(name = %config.name, peer = %peer_addr, api = %api_addr, api_auth, peer_auth, incarnation, data_dir = %kept, "agent started");
         if api_beyond_loopback && config.api_token.is_none() {
             warn!(api = %api_addr, "the client API is open to anyone who can reach it (--insecure): they can write, join, leave and shut the agent down");
         }
@@ -209,6 +229,7 @@ impl Agent {
             name: config.name,
             peer_addr,
             api_addr,
+            data_dir,
             node_task,
             servers,
             stop_servers,
@@ -233,6 +254,11 @@ impl Agent {
     /// The client API's address.
     pub fn api_addr(&self) -> SocketAddr {
         self.api_addr
+    }
+
+    /// The data dir the agent opened, if it keeps one.
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.data_dir.as_deref()
     }
 
     /// Run until the agent is asked to stop (a `Shutdown` call or

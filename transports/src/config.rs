@@ -2,7 +2,7 @@
 //! transport's own limits.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rumour_core::{Config, Identity};
@@ -104,6 +104,12 @@ pub struct AgentConfig {
     /// one of its keys (see [`Keyring`]). Default: none (plaintext, as
     /// before; a warning is logged if the peer port is not loopback).
     pub keyring: Option<Keyring>,
+    /// The node's data dir (see [`DataDir`](crate::DataDir)): its identity
+    /// key and database, opened (created if missing) at start; an agent
+    /// whose dir cannot be opened does not start. Default: none, nothing is
+    /// kept on disk. The `rumour agent` command defaults it to
+    /// [`DataDir::default_path`](crate::DataDir::default_path).
+    pub data_dir: Option<PathBuf>,
 }
 
 impl AgentConfig {
@@ -125,6 +131,7 @@ impl AgentConfig {
             api_open_loopback: false,
             insecure_api: false,
             keyring: None,
+            data_dir: None,
         }
     }
 

@@ -13,6 +13,7 @@ use rumour_core::{Event, FreshRead, Message, Node, Output, Time};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
+use crate::data_dir::DataDir;
 use crate::error::ApiError;
 use crate::link::Links;
 use crate::stats::TransportStats;
@@ -40,6 +41,9 @@ pub(crate) struct Driver {
     links: Links,
     /// Set once shutdown was asked for: the node is leaving.
     pub(crate) stopping: bool,
+    /// The node's data dir, opened at start; `None` when the agent keeps
+    /// nothing on disk. Closed when the node task ends.
+    pub(crate) data_dir: Option<DataDir>,
 }
 
 impl Driver {
@@ -188,6 +192,7 @@ pub(crate) fn driver(
         seq: 0,
         links,
         stopping: false,
+        data_dir: None,
     };
     let handle = Handle {
         jobs: jobs_tx,
@@ -260,6 +265,9 @@ pub(crate) async fn run(mut d: Driver, mut inputs: Inputs) {
     })
     .await;
     link_tasks.abort_all();
+    if let Some(dir) = d.data_dir.take() {
+        debug!(path = %dir.path().display(), "data dir closed");
+    }
     info!("node stopped");
 }
 

@@ -40,6 +40,9 @@ pub enum StartError {
     /// The cluster key could not be used (it is never shown).
     #[error(transparent)]
     Key(#[from] crate::keyring::KeyError),
+    /// The data dir could not be opened.
+    #[error(transparent)]
+    DataDir(#[from] crate::data_dir::DataDirError),
     /// A seed address could not be resolved.
     #[error("cannot resolve seed {addr:?}: {reason}")]
     Seed {

@@ -27,6 +27,7 @@ mod access;
 mod agent;
 mod api;
 mod config;
+pub mod data_dir;
 mod driver;
 mod error;
 mod keyring;
@@ -41,6 +42,7 @@ pub use config::{
     load_agent_file, load_protocol_config, parse_agent_file, parse_protocol_config, AgentConfig,
     AgentFile, TransportConfig, DEFAULT_API, DEFAULT_BIND,
 };
+pub use data_dir::{DataDir, DataDirError};
 pub use driver::{Handle, Sequenced};
 pub use error::{ApiError, StartError};
 pub use keyring::{ClusterKey, KeyError, Keyring, KEY_LEN, NONCE_LEN, TAG_LEN};

@@ -975,3 +975,104 @@ fn the_default_data_dir_is_created_kept_and_bound_to_its_name() {
         "{stderr}"
     );
 }
+
+/// `rumour keys --values` of `node`'s namespace at `at`, as sorted lines.
+fn namespace_lines(at: &Agent, node: &str) -> Result<Vec<String>, String> {
+    let run = at.run(&["keys", "--values", "--node", node]);
+    if !run.ok() {
+        return Err(run.show());
+    }
+    let mut lines: Vec<String> = run.stdout.lines().map(str::to_string).collect();
+    lines.sort();
+    Ok(lines)
+}
+
+/// The `status --format json` of an agent.
+fn status_of(at: &Agent) -> Value {
+    let run = at.run(&["status", "--format", "json"]);
+    assert!(run.ok(), "{}", run.show());
+    serde_json::from_str(&run.stdout).expect("status is JSON")
+}
+
+#[test]
+fn every_acknowledged_put_survives_kill_9_and_a_restart_on_the_data_dir() {
+    let dir = Scratch::new("kill9");
+    let mut a = Agent::start(dir.path(), "k9-a", None);
+    let b = Agent::start(dir.path(), "k9-b", Some(&a));
+    let c = Agent::start(dir.path(), "k9-c", Some(&a));
+    let all = [(&a, "alive"), (&b, "alive"), (&c, "alive")];
+    wait_members(&a, &all);
+    let before = status_of(&a);
+
+    const PUTS: usize = 200;
+    let mut want = Vec::new();
+    for i in 0..PUTS {
+        let (key, value) = (format!("key-{i:03}"), format!("value-{i}"));
+        let put = a.run(&["put", &key, &value]);
+        assert!(put.ok(), "put {i}: {}", put.show());
+        want.push(format!("{key}\t{value}"));
+    }
+    want.sort();
+
+    // SIGKILL: no leave, no flush, nothing but what is on disk.
+    a.process.0.kill().expect("kill -9 the agent");
+    a.process.0.wait().expect("reap the agent");
+
+    // Restart on the same ports and data dir (the default one, kept under
+    // the test's dir by `agent_command`).
+    let log = dir.path().join("k9-a.restarted.log");
+    let mut cmd = agent_command("k9-a", &a.peer, &a.api, &log, &[]);
+    cmd.args(["--join", &b.peer]);
+    let mut a = Agent {
+        name: "k9-a".into(),
+        api: a.api.clone(),
+        peer: a.peer.clone(),
+        log,
+        token: None,
+        process: Guard(cmd.spawn().expect("restart rumour agent")),
+    };
+    a.wait_ready().expect("the agent restarts on its data dir");
+
+    let after = status_of(&a);
+    assert_eq!(after["public_key"], before["public_key"], "same key");
+    assert_eq!(after["generation"], before["generation"], "same generation");
+    assert_eq!(after["version"], PUTS as u64, "the version counter resumes");
+    assert!(
+        after["incarnation"].as_u64() > before["incarnation"].as_u64(),
+        "a higher incarnation: {after} after {before}"
+    );
+    assert_eq!(namespace_lines(&a, "k9-a"), Ok(want.clone()), "at the node");
+    for other in [&b, &c] {
+        eventually(
+            &format!("{} to hold all {PUTS} puts", other.name),
+            CONVERGE,
+            || {
+                let lines = namespace_lines(other, "k9-a")?;
+                if lines == want {
+                    Ok(())
+                } else {
+                    Err(format!("{} of {PUTS}", lines.len()))
+                }
+            },
+        );
+    }
+
+    // A put after the restart continues the stream and reaches everyone.
+    let put = a.run(&["put", "after", "restart"]);
+    assert!(put.ok(), "{}", put.show());
+    assert_eq!(put.stdout, format!("version {}\n", PUTS + 1));
+    for other in [&b, &c] {
+        eventually(
+            &format!("{} to hold the next put", other.name),
+            CONVERGE,
+            || {
+                let run = other.run(&["get", "--node", "k9-a", "after"]);
+                if run.ok() && run.stdout == "restart\n" {
+                    Ok(())
+                } else {
+                    Err(run.show())
+                }
+            },
+        );
+    }
+}

@@ -137,25 +137,20 @@ async fn replicates(agents: &[Agent], key: &str) {
 /// An envelope from `127.0.0.1:9` whose gossip says member `name` is alive
 /// there.
 fn announcing(name: &str) -> pb::Envelope {
-    pb::Envelope {
-        from: Some(pb::Address {
-            ip: vec![127, 0, 0, 1],
-            port: 9,
-        }),
-        body: Some(pb::envelope::Body::Gossip(pb::Gossip {
-            updates: vec![pb::MemberUpdate {
-                name: name.into(),
-                addr: Some(pb::Address {
-                    ip: vec![127, 0, 0, 1],
-                    port: 9,
-                }),
-                incarnation: 1,
-                state: pb::State::Alive.into(),
-                ..Default::default()
-            }],
-        })),
-        sealed: None,
-    }
+    // A correctly signed announcement under a key of the sender's own: what
+    // stops it at a keyed agent is the cluster key, nothing else.
+    let addr: std::net::SocketAddr = "127.0.0.1:9".parse().expect("an address");
+    let id = rumour::core::NodeId::new(name, addr).expect("a valid name");
+    let news = rumour::core::Identity::from_seed(name.len() as u64).member_update(
+        &id,
+        rumour::core::Incarnation(1),
+        rumour::core::MemberState::Alive,
+        None,
+    );
+    let msg = rumour::core::Message::Gossip(rumour::core::Gossip {
+        updates: vec![news],
+    });
+    rumour::proto::encode_envelope(addr, &msg)
 }
 
 /// `plain` sealed with `ring`'s primary key and this nonce, by hand: the

@@ -59,6 +59,12 @@ pub enum Error {
         /// The limit.
         max: usize,
     },
+    /// A saved namespace handed to [`crate::Node::restore_namespace`] is
+    /// not this node's, or not whole: a record not signed by its key,
+    /// versions out of order or past the saved version, or a node that
+    /// already wrote. Nothing was restored.
+    #[error("the saved namespace cannot be restored: {0}")]
+    BadSavedNamespace(String),
     /// The namespace already holds `max_keys_per_namespace` live keys.
     #[error("namespace is full ({max} keys)")]
     NamespaceFull {

@@ -19,8 +19,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::{
-    Config, Event, FreshRead, Graft, Incarnation, Member, Message, Node, NodeId, Output, PushPull,
-    PushPullKind, Time,
+    Config, Event, FreshRead, Graft, Identity, Incarnation, Member, Message, Node, NodeId, Output,
+    PushPull, PushPullKind, Time,
 };
 
 /// Most steps one drive call takes before it gives up: a loop that never
@@ -165,6 +165,11 @@ impl Harness {
     /// The address of node `name`.
     pub fn addr(&self, name: &str) -> SocketAddr {
         self.node(name).id().addr()
+    }
+
+    /// Node `name`'s key pair (drawn from its seed, its place in the list).
+    pub fn identity(&self, name: &str) -> Identity {
+        Identity::from_seed(self.index(name) as u64)
     }
 
     /// Node `name`, to read.

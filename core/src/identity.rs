@@ -44,6 +44,13 @@ impl fmt::Debug for PublicKey {
     }
 }
 
+impl PublicKey {
+    /// All 32 bytes in hex.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
 impl fmt::Display for PublicKey {
     /// The first 8 bytes in hex: enough to tell keys apart in a listing.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -54,8 +54,8 @@ pub use identity::{Identity, PublicKey, Signature, Verified};
 pub use member::{overrides, Incarnation, Member, MemberState, NodeId, MAX_NAME_LEN};
 pub use message::{
     Ack, DataGossip, Datum, DatumId, Delta, DigestEntry, Eager, Gossip, Graft, IHave, MemberUpdate,
-    Message, Metadata, Nack, Ping, PingReq, Prune, PushPull, PushPullKind, Query, QueryReply,
-    Record, Versioned,
+    Message, Metadata, Nack, OwnNamespace, Ping, PingReq, Prune, PushPull, PushPullKind, Query,
+    QueryReply, Record, Versioned,
 };
 pub use node::Node;
 pub use store::Entry;

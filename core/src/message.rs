@@ -409,3 +409,19 @@ impl Message {
         }
     }
 }
+
+/// A node's own namespace as a data dir keeps it: what
+/// [`Node::own_namespace_since`](crate::Node::own_namespace_since) hands out
+/// and [`Node::restore_namespace`](crate::Node::restore_namespace) takes back.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct OwnNamespace {
+    /// The generation: the life the namespace belongs to.
+    pub generation: u32,
+    /// The version counter: every version up to it was written.
+    pub version: u64,
+    /// Tombstones and events up to this version have been collected.
+    pub horizon: u64,
+    /// Records, in version order: each the latest of its key (or an event)
+    /// with a version after the one asked from.
+    pub records: Vec<Versioned>,
+}

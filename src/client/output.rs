@@ -166,6 +166,7 @@ fn member_json(m: &pb::Member) -> Value {
         "status": state_name(m.state),
         "incarnation": m.incarnation,
         "last_change_unix_ms": m.last_change_unix_ms,
+        "public_key": m.public_key,
     })
 }
 
@@ -185,6 +186,11 @@ pub(super) fn status_table(s: &pb::StatusResponse, config: bool) -> String {
         vec!["api address".into(), s.api_address.clone()],
         vec!["state".into(), state_name(me.state).into()],
         vec!["incarnation".into(), me.incarnation.to_string()],
+        vec!["public key".into(), me.public_key.clone()],
+        vec![
+            "namespace".into(),
+            format!("generation {} version {}", s.generation, s.version),
+        ],
         vec![
             "members".into(),
             format!("{} live of {}", s.live_members, s.members),
@@ -229,6 +235,9 @@ pub(super) fn status_json(s: &pb::StatusResponse, config: bool) -> String {
     v.insert("api_address".into(), json!(s.api_address));
     v.insert("state".into(), json!(state_name(me.state)));
     v.insert("incarnation".into(), json!(me.incarnation));
+    v.insert("public_key".into(), json!(me.public_key));
+    v.insert("generation".into(), json!(s.generation));
+    v.insert("version".into(), json!(s.version));
     v.insert("left".into(), json!(s.left));
     v.insert("live_members".into(), json!(s.live_members));
     v.insert("members".into(), json!(s.members));
@@ -336,6 +345,7 @@ mod tests {
             state: state as i32,
             incarnation,
             last_change_unix_ms: 1_700_000_000_000,
+            public_key: "ab".repeat(32),
         }
     }
 
@@ -356,6 +366,8 @@ mod tests {
             )),
             live_members: 2,
             members: 3,
+            generation: 5,
+            version: 17,
             counters: [
                 ("pings_sent".to_string(), 12),
                 ("acks_received".to_string(), 9),
@@ -423,6 +435,7 @@ mod tests {
                 "status": "left",
                 "incarnation": 4,
                 "last_change_unix_ms": 1_700_000_000_000u64,
+                "public_key": "ab".repeat(32),
             }])
         );
         assert_eq!(members_json(&[]), "[]\n");
@@ -437,6 +450,8 @@ mod tests {
              api address   127.0.0.1:7947\n\
              state         alive\n\
              incarnation   2\n\
+             public key    abababababababababababababababababababababababababababababababab\n\
+             namespace     generation 5 version 17\n\
              members       2 live of 3\n\
              namespaces    2\n\
              \n\
@@ -462,6 +477,9 @@ mod tests {
                 "api_address": "127.0.0.1:7947",
                 "state": "alive",
                 "incarnation": 2,
+                "public_key": "ab".repeat(32),
+                "generation": 5,
+                "version": 17,
                 "left": false,
                 "live_members": 2,
                 "members": 3,

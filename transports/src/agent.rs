@@ -19,8 +19,9 @@ use tracing::{info, warn};
 use crate::access::{Access, Guarded};
 use crate::api::{resolve, ApiService};
 use crate::config::AgentConfig;
-use crate::data_dir::DataDir;
+use crate::data_dir::{DataDir, DataDirError};
 use crate::driver::{self, Handle};
+use crate::durable::{Durable, Life};
 use crate::error::StartError;
 use crate::keyring::Sealer;
 use crate::link::Links;
@@ -104,9 +105,17 @@ impl Agent {
             .unwrap_or(unix.as_nanos() as u64 ^ (u64::from(std::process::id()) << 32));
         let id = NodeId::new(&config.name, peer_addr)?;
         let start = Instant::now();
-        let identity = match &config.identity {
-            Some(identity) => identity.clone(),
-            None => fresh_identity(),
+        // With a data dir, the node takes back its key, a higher
+        // incarnation than any it used, and its namespace.
+        let life = match &store {
+            Some(dir) => Some(Life::load(dir, incarnation)?),
+            None => None,
+        };
+        let incarnation = life.as_ref().map_or(incarnation, |l| l.incarnation);
+        let identity = match (&life, &config.identity) {
+            (Some(life), _) => life.identity.clone(),
+            (None, Some(identity)) => identity.clone(),
+            (None, None) => fresh_identity(),
         };
         let mut node = Node::with_identity(
             id,
@@ -116,6 +125,19 @@ impl Agent {
             rng_seed,
             rumour_core::Time::ZERO,
         )?;
+        let durable = match (store, life) {
+            (Some(dir), Some(life)) => {
+                if let Some(saved) = &life.namespace {
+                    node.restore_namespace(rumour_core::Time::ZERO, saved)
+                        .map_err(|e| DataDirError::Corrupt {
+                            path: dir.db_path().to_path_buf(),
+                            what: e.to_string(),
+                        })?;
+                }
+                Some(Durable::start(dir, &node, incarnation)?)
+            }
+            _ => None,
+        };
         if !seeds.is_empty() {
             node.join(rumour_core::Time::ZERO, &seeds)?;
         }
@@ -138,7 +160,7 @@ impl Agent {
             stats.clone(),
             api_addr,
         );
-        driver.data_dir = store;
+        driver.durable = durable;
         let node_task = tokio::spawn(driver::run(driver, inputs));
 
         let (stop_servers, stop_rx) = watch::channel(false);

@@ -45,6 +45,10 @@ pub struct StatusReport {
     pub config: Vec<(String, String)>,
     /// Whether the node has left.
     pub left: bool,
+    /// The own namespace's generation and version.
+    pub generation: u32,
+    /// The own namespace's version counter.
+    pub version: u64,
 }
 
 impl Handle {
@@ -198,6 +202,7 @@ impl Handle {
                     .into_iter()
                     .map(|(k, v)| (format!("transport_{k}"), v)),
             );
+            let own = d.node.own_namespace_since(u64::MAX);
             let config = toml::Table::try_from(d.node.config())
                 .map(|t| t.into_iter().map(|(k, v)| (k, v.to_string())).collect())
                 .unwrap_or_default();
@@ -210,6 +215,8 @@ impl Handle {
                 counters,
                 config,
                 left: d.node.has_left(),
+                generation: own.generation,
+                version: own.version,
             }
         })
         .await
@@ -324,6 +331,7 @@ fn member(m: &Member, since_unix_ms: u64) -> pb::Member {
         state: state(m.state) as i32,
         incarnation: m.incarnation.0,
         last_change_unix_ms: since_unix_ms,
+        public_key: m.key.to_hex(),
     }
 }
 
@@ -501,6 +509,8 @@ impl Rumour for ApiService {
             peer_address: s.me.id.addr().to_string(),
             api_address: self.handle.api_addr().to_string(),
             left: s.left,
+            generation: s.generation,
+            version: s.version,
         }))
     }
 

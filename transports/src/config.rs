@@ -87,8 +87,9 @@ pub struct AgentConfig {
     pub incarnation: Option<u32>,
     /// Seed of the node's RNG. Default: drawn from the clock and process id.
     pub rng_seed: Option<u64>,
-    /// The node's key pair, which signs its membership and records.
-    /// Default: a fresh one from the operating system's randomness.
+    /// The node's key pair, which signs its membership and records, when
+    /// there is no data dir (with one, the dir's key is used). Default: a
+    /// fresh one from the operating system's randomness.
     pub identity: Option<Identity>,
     /// The token every client API call must carry (`authorization: Bearer
     /// TOKEN`); gRPC health and reflection stay open. Default: none.

@@ -66,6 +66,7 @@ const META_NAME: &str = "name";
 const META_GENERATION: &str = "generation";
 const META_VERSION: &str = "version";
 const META_INCARNATION: &str = "incarnation";
+const META_HORIZON: &str = "horizon";
 
 /// Why a data dir could not be opened, read or written. Every variant names
 /// the file or dir involved.
@@ -235,6 +236,9 @@ pub struct Saved {
     pub version: u64,
     /// The highest incarnation used; 0 until one was committed.
     pub incarnation: u32,
+    /// The namespace's GC horizon: tombstones and events up to it were
+    /// collected; 0 until one was committed.
+    pub horizon: u64,
     /// The node's own records, by version (then slot).
     pub records: Vec<Record>,
     /// The known members, by name: (name, bytes).
@@ -266,6 +270,7 @@ pub struct Batch {
     generation: Option<u32>,
     version: Option<u64>,
     incarnation: Option<u32>,
+    horizon: Option<u64>,
 }
 
 impl Batch {
@@ -314,6 +319,12 @@ impl Batch {
         self
     }
 
+    /// Set the namespace's GC horizon.
+    pub fn set_horizon(&mut self, horizon: u64) -> &mut Batch {
+        self.horizon = Some(horizon);
+        self
+    }
+
     /// Store `bytes` for member `name`, replacing what it held.
     pub fn put_member(&mut self, name: impl Into<String>, bytes: impl Into<Vec<u8>>) -> &mut Batch {
         self.ops.push(Op::PutMember(name.into(), bytes.into()));
@@ -345,6 +356,7 @@ impl Batch {
             && self.generation.is_none()
             && self.version.is_none()
             && self.incarnation.is_none()
+            && self.horizon.is_none()
     }
 
     /// Empty the batch, keeping its allocation, to gather the next one.
@@ -353,6 +365,7 @@ impl Batch {
         self.generation = None;
         self.version = None;
         self.incarnation = None;
+        self.horizon = None;
     }
 }
 
@@ -448,6 +461,11 @@ impl DataDir {
         Some(base.join("rumour").join(path_component(name)))
     }
 
+    /// The database file.
+    pub fn db_path(&self) -> &Path {
+        &self.db_path
+    }
+
     /// The dir.
     pub fn path(&self) -> &Path {
         &self.path
@@ -486,6 +504,7 @@ impl DataDir {
         let generation = meta_u32(META_GENERATION)?;
         let version = meta_u64(META_VERSION)?.unwrap_or(0);
         let incarnation = meta_u32(META_INCARNATION)?.unwrap_or(0);
+        let horizon = meta_u64(META_HORIZON)?.unwrap_or(0);
 
         let table = tx.open_table(RECORDS).or_db(path, "read")?;
         let mut records = Vec::new();
@@ -511,6 +530,7 @@ impl DataDir {
             generation,
             version,
             incarnation,
+            horizon,
             records,
             members,
         })
@@ -533,6 +553,7 @@ impl DataDir {
                 (META_GENERATION, batch.generation.map(u64::from)),
                 (META_VERSION, batch.version),
                 (META_INCARNATION, batch.incarnation.map(u64::from)),
+                (META_HORIZON, batch.horizon),
             ];
             for (key, value) in numbers {
                 if let Some(v) = value {
@@ -881,6 +902,7 @@ mod tests {
                 generation: None,
                 version: 0,
                 incarnation: 0,
+                horizon: 0,
                 records: vec![],
                 members: vec![],
             }

@@ -11,9 +11,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use rumour_core::{Event, FreshRead, Message, Node, Output, Time};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
-use crate::data_dir::DataDir;
+use crate::durable::Durable;
 use crate::error::ApiError;
 use crate::link::Links;
 use crate::stats::TransportStats;
@@ -43,8 +43,14 @@ pub(crate) struct Driver {
     pub(crate) stopping: bool,
     /// The node's data dir, opened at start; `None` when the agent keeps
     /// nothing on disk. Closed when the node task ends.
-    pub(crate) data_dir: Option<DataDir>,
+    pub(crate) durable: Option<Durable>,
+    /// Answers to the API calls of the batch being taken in: sent once
+    /// what they wrote is on disk.
+    replies: Vec<Reply>,
 }
+
+/// An API call's answer, waiting for the batch's commit.
+type Reply = Box<dyn FnOnce() + Send>;
 
 impl Driver {
     pub(crate) fn now(&self) -> Time {
@@ -71,6 +77,23 @@ impl Driver {
                 Err(e) => debug!(%e, "stop: node had already left"),
             }
         }
+    }
+
+    /// Make what the batch wrote durable, then answer its API calls.
+    /// Returns false if the data dir failed: the node must stop before
+    /// anything it wrote is acknowledged or leaves it.
+    fn commit(&mut self) -> bool {
+        if let Some(durable) = &mut self.durable {
+            if let Err(e) = durable.persist(&self.node) {
+                error!(error = %e, "the data dir failed: stopping without acknowledging the last writes");
+                self.replies.clear();
+                return false;
+            }
+        }
+        for reply in self.replies.drain(..) {
+            reply();
+        }
+        true
     }
 
     /// Hand every pending output to its destination.
@@ -126,7 +149,10 @@ impl Handle {
     ) -> Result<R, ApiError> {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |d| {
-            let _ = tx.send(f(d));
+            let answer = f(d);
+            d.replies.push(Box::new(move || {
+                let _ = tx.send(answer);
+            }));
         });
         self.jobs.send(job).await.map_err(|_| ApiError::Stopped)?;
         rx.await.map_err(|_| ApiError::Stopped)
@@ -192,7 +218,8 @@ pub(crate) fn driver(
         seq: 0,
         links,
         stopping: false,
-        data_dir: None,
+        durable: None,
+        replies: Vec::new(),
     };
     let handle = Handle {
         jobs: jobs_tx,
@@ -220,6 +247,10 @@ const INPUTS_PER_DRAIN: usize = 64;
 pub(crate) async fn run(mut d: Driver, mut inputs: Inputs) {
     let mut stop_open = true;
     loop {
+        if !d.commit() {
+            // Fail-stop: nothing of the batch is answered or sent.
+            return;
+        }
         d.flush();
         debug_assert!(d.node.is_drained(), "the node is drained before waiting");
         let deadline = d.node.poll_timeout();
@@ -265,8 +296,8 @@ pub(crate) async fn run(mut d: Driver, mut inputs: Inputs) {
     })
     .await;
     link_tasks.abort_all();
-    if let Some(dir) = d.data_dir.take() {
-        debug!(path = %dir.path().display(), "data dir closed");
+    if let Some(durable) = d.durable.take() {
+        debug!(path = %durable.dir().path().display(), "data dir closed");
     }
     info!("node stopped");
 }

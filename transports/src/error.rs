@@ -93,6 +93,7 @@ impl From<ApiError> for Status {
                 CoreError::NotOwner(_) => Code::PermissionDenied,
                 CoreError::NamespaceFull { .. } => Code::ResourceExhausted,
                 CoreError::Left => Code::Unavailable,
+                CoreError::BadSavedNamespace(_) => Code::Internal,
                 CoreError::Config(_)
                 | CoreError::InvalidName(_)
                 | CoreError::NoSeeds

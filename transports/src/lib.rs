@@ -29,6 +29,7 @@ mod api;
 mod config;
 pub mod data_dir;
 mod driver;
+mod durable;
 mod error;
 mod keyring;
 mod link;

@@ -693,4 +693,95 @@ mod tests {
         }
         assert!(h.messages("c", "*", "*").iter().all(|s| s.at <= quiet));
     }
+
+    fn gossip(u: MemberUpdate) -> Message {
+        Message::Gossip(Gossip { updates: vec![u] })
+    }
+
+    #[test]
+    fn a_name_claimed_with_a_second_key_is_refused() {
+        // Scenario: c announces b alive at incarnation 5, at c's address, under c's key
+        // (a valid signature of the wrong key), then b left. a refuses both: b's name is
+        // bound to b's key. b stays alive at incarnation 0 and at its own address.
+        let mut h = Harness::new(&["a", "b", "c"]);
+        h.run_for(secs(1));
+        let b_at_c = NodeId::new("b", h.addr("c")).unwrap();
+        let c = h.identity("c");
+        let claim = c.member_update(&b_at_c, Incarnation(5), MemberState::Alive, None);
+        h.inject(h.addr("c"), "a", gossip(claim));
+        let b = h.node("b").id().clone();
+        let left = c.member_update(&b, Incarnation(0), MemberState::Left, None);
+        h.inject(h.addr("c"), "a", gossip(left));
+        h.run_for(ms(10));
+        assert_eq!(h.node("a").stats().identity_conflicts, 2);
+        assert_eq!(h.member_state("a", "b"), "alive@0");
+        assert_eq!(h.node("a").member("b").unwrap().id.addr(), h.addr("b"));
+    }
+
+    #[test]
+    fn news_the_member_did_not_sign_is_refused() {
+        // Scenario: c sends b's key with signatures that are not b's over what they claim:
+        // a new address, a leave, and a death at incarnation 2^32-1 standing on b's
+        // signature at incarnation 0. a refuses all three, and b never has to refute:
+        // its incarnation stays 0 everywhere.
+        let mut h = Harness::new(&["a", "b", "c"]);
+        h.run_for(secs(1));
+        let real = h.node("b").member("b").unwrap();
+        let word = |id: NodeId, incarnation, state| MemberUpdate {
+            id,
+            incarnation: Incarnation(incarnation),
+            state,
+            by: Some("c".into()),
+            key: real.key,
+            signature: real.signature,
+        };
+        let moved = NodeId::new("b", h.addr("c")).unwrap();
+        h.inject(h.addr("c"), "a", gossip(word(moved, 1, MemberState::Alive)));
+        h.inject(
+            h.addr("c"),
+            "a",
+            gossip(word(real.id.clone(), 0, MemberState::Left)),
+        );
+        h.inject(
+            h.addr("c"),
+            "a",
+            gossip(word(real.id.clone(), u32::MAX, MemberState::Dead)),
+        );
+        h.inject(
+            h.addr("c"),
+            "b",
+            gossip(word(real.id.clone(), u32::MAX, MemberState::Dead)),
+        );
+        h.run_for(secs(2));
+        assert_eq!(h.node("a").stats().members_bad_signature, 3);
+        assert_eq!(h.node("b").stats().members_bad_signature, 1);
+        assert_eq!(h.node("b").incarnation(), Incarnation(0));
+        for x in ["a", "c"] {
+            assert_eq!(h.member_state(x, "b"), "alive@0", "at {x}");
+        }
+        assert_eq!(h.node("a").member("b").unwrap().id.addr(), h.addr("b"));
+    }
+
+    #[test]
+    fn an_accusation_at_an_incarnation_the_accused_signed_is_refuted() {
+        // Scenario: the control of the test above. c accuses b at b's own signed
+        // incarnation 0: a takes it as a suspicion, and b refutes at incarnation 1.
+        let mut h = Harness::new(&["a", "b", "c"]);
+        h.run_for(secs(1));
+        let real = h.node("b").member("b").unwrap();
+        let suspect = MemberUpdate {
+            id: real.id.clone(),
+            incarnation: Incarnation(0),
+            state: MemberState::Suspect,
+            by: Some("c".into()),
+            key: real.key,
+            signature: real.signature,
+        };
+        h.inject(h.addr("c"), "a", gossip(suspect.clone()));
+        h.inject(h.addr("c"), "b", gossip(suspect));
+        h.run_for(secs(2));
+        assert_eq!(h.node("a").stats().members_bad_signature, 0);
+        assert_eq!(h.node("b").incarnation(), Incarnation(1));
+        assert_eq!(h.member_state("a", "b"), "alive@1");
+    }
 }

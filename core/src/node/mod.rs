@@ -49,7 +49,7 @@ use crate::config::{Config, Dissemination};
 use crate::error::Error;
 use crate::identity::{Identity, PublicKey, Verified};
 use crate::member::{Incarnation, Member, NodeId};
-use crate::message::{Datum, DigestEntry, MemberUpdate, Message, Metadata, Record};
+use crate::message::{Datum, DigestEntry, MemberUpdate, Message, Metadata, OwnNamespace, Record};
 use crate::store::Entry;
 use crate::time::Time;
 
@@ -282,6 +282,14 @@ impl Node {
         self.replicas.store().version(owner)
     }
 
+    /// This node's own namespace: its generation, version and horizon, and
+    /// the records written after version `after`, for a data dir to keep.
+    /// A driver that commits what this returns before acknowledging a write
+    /// loses no acknowledged write.
+    pub fn own_namespace_since(&self, after: u64) -> OwnNamespace {
+        self.replicas.store().own_since(after)
+    }
+
     /// Owners whose namespaces this node holds (itself included).
     pub fn owners(&self) -> Vec<Arc<str>> {
         self.replicas.store().owners().cloned().collect()
@@ -413,6 +421,17 @@ impl Node {
         // The first announcement goes out at once rather than at the next tick.
         self.gossip_round();
         Ok(())
+    }
+
+    /// Take back this node's own namespace as a data dir saved it
+    /// ([`own_namespace_since`](Node::own_namespace_since)`(0)`), before
+    /// joining or writing: the same generation and version counter, so the
+    /// node's next write continues the stream its replicas hold. Every
+    /// record must carry this node's signature; on any fault
+    /// ([`Error::BadSavedNamespace`]) nothing is restored.
+    pub fn restore_namespace(&mut self, now: Time, saved: &OwnNamespace) -> Result<(), Error> {
+        self.cx.now = now;
+        self.replicas.restore(&mut self.cx, saved)
     }
 
     /// Write `value` under `key` in this node's namespace. Returns the

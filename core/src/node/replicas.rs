@@ -18,7 +18,8 @@ use crate::error::Error;
 use crate::events::Event;
 use crate::identity::metadata_statement;
 use crate::message::{
-    Datum, DatumId, Delta, DigestEntry, Message, Metadata, PushPull, PushPullKind, Record,
+    Datum, DatumId, Delta, DigestEntry, Message, Metadata, OwnNamespace, PushPull, PushPullKind,
+    Record,
 };
 use crate::store::{Entry, Limits, Refusal, Signer, Store};
 use crate::summary::Fnv64;
@@ -130,6 +131,18 @@ impl Replicas {
         let (delta, change) = self.store.write(cx.now, record)?;
         self.report(cx, vec![change]);
         Ok(delta)
+    }
+
+    /// Take back our own namespace from a data dir (see
+    /// [`Store::restore_own`]); its events move the Lamport clock.
+    pub(crate) fn restore(&mut self, cx: &mut Ctx, saved: &OwnNamespace) -> Result<(), Error> {
+        self.store.restore_own(cx.now, saved, &cx.verified)?;
+        for r in &saved.records {
+            if let Record::Event { lamport, .. } = &r.record {
+                self.lamport = self.lamport.max(*lamport);
+            }
+        }
+        Ok(())
     }
 
     /// The Lamport time the next user event gets.
@@ -369,4 +382,170 @@ fn metadata_signed(cx: &mut Ctx, m: &Membership, meta: &Metadata) -> bool {
         return false;
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::harness::*;
+    use crate::*;
+
+    fn entry(key: &str, value: &str) -> Record {
+        Record::Entry {
+            key: Arc::from(key),
+            value: Some(Arc::from(value.as_bytes())),
+        }
+    }
+
+    fn eager(d: Delta) -> Message {
+        Message::Eager(Eager {
+            data: vec![Datum::Delta(d)],
+        })
+    }
+
+    fn delta(owner: &str, generation: u32, from: u64, records: Vec<Versioned>) -> Delta {
+        let to = records.last().map_or(from, |r| r.version);
+        Delta {
+            owner: Arc::from(owner),
+            generation,
+            from,
+            to,
+            reset: false,
+            horizon: 0,
+            sender_version: to,
+            records,
+            horizon_signature: None,
+        }
+    }
+
+    #[test]
+    fn a_record_its_owner_did_not_sign_never_lands_nor_takes_its_version() {
+        // Scenario: c pushes a to take b's version 1 under its own key (and an
+        // unsigned copy). a refuses both and counts them; b's real version 1 then
+        // reaches a and c, and the forged key is nowhere.
+        let mut h = Harness::new(&["a", "b", "c"]);
+        h.run_for(secs(1));
+        let (generation, _) = h.node("b").namespace_version("b").unwrap();
+        let forged = h
+            .identity("c")
+            .versioned("b", generation, 1, entry("pwned", "x"));
+        let mut unsigned = forged.clone();
+        unsigned.signature = Signature::default();
+        h.inject(
+            h.addr("c"),
+            "a",
+            eager(delta("b", generation, 0, vec![forged])),
+        );
+        h.inject(
+            h.addr("c"),
+            "a",
+            eager(delta("b", generation, 0, vec![unsigned])),
+        );
+        h.run_for(ms(10));
+        assert_eq!(h.node("a").stats().records_bad_signature, 2);
+        assert_eq!(h.node("a").namespace_version("b"), None);
+        assert_eq!(
+            h.act("b", |n, now| n.put(now, "real", "1".as_bytes())),
+            Ok(1)
+        );
+        h.run_for(secs(2));
+        for x in ["a", "c"] {
+            assert_eq!(value(&h, x, "b", "real").as_deref(), Some("1"), "at {x}");
+            assert_eq!(value(&h, x, "b", "pwned"), None, "at {x}");
+        }
+    }
+
+    #[test]
+    fn a_replayed_record_under_another_version_is_refused() {
+        // Scenario: b writes x=1 (version 1). c replays b's genuine signed record as
+        // version 2 of b's stream. a refuses it: the signature covers the version.
+        // b's real version 2 is then applied.
+        let mut h = Harness::new(&["a", "b", "c"]);
+        h.run_for(secs(1));
+        h.act("b", |n, now| n.put(now, "x", "1".as_bytes()))
+            .unwrap();
+        h.run_for(secs(1));
+        let own = h.node("b").own_namespace_since(0);
+        let mut replayed = own.records[0].clone();
+        replayed.version = 2;
+        h.inject(
+            h.addr("c"),
+            "a",
+            eager(delta("b", own.generation, 1, vec![replayed])),
+        );
+        h.run_for(ms(10));
+        assert_eq!(h.node("a").stats().records_bad_signature, 1);
+        assert_eq!(
+            h.node("a").namespace_version("b"),
+            Some((own.generation, 1))
+        );
+        h.act("b", |n, now| n.put(now, "y", "2".as_bytes()))
+            .unwrap();
+        h.run_for(secs(2));
+        assert_eq!(value(&h, "a", "b", "y").as_deref(), Some("2"));
+    }
+
+    #[test]
+    fn a_reset_or_a_new_life_the_owner_did_not_sign_is_refused() {
+        // Scenario: b writes two keys. c sends a a reset of b's namespace carrying
+        // nothing (signed by c, then unsigned), and a newer generation of b with no
+        // record of it. a refuses all three and keeps b's replica whole.
+        let mut h = Harness::new(&["a", "b", "c"]);
+        h.run_for(secs(1));
+        h.act("b", |n, now| n.put(now, "x", "1".as_bytes()))
+            .unwrap();
+        h.act("b", |n, now| n.put(now, "y", "2".as_bytes()))
+            .unwrap();
+        h.run_for(secs(1));
+        let (generation, _) = h.node("b").namespace_version("b").unwrap();
+        let mut reset = delta("b", generation, 0, vec![]);
+        reset.reset = true;
+        reset.to = 3;
+        reset.sender_version = 3;
+        reset.horizon = 3;
+        reset.horizon_signature = Some(h.identity("c").sign_horizon("b", generation, 3));
+        h.inject(h.addr("c"), "a", eager(reset.clone()));
+        h.run_for(ms(10));
+        assert_eq!(h.node("a").stats().records_bad_signature, 1);
+        reset.horizon_signature = None;
+        h.inject(h.addr("c"), "a", eager(reset));
+        h.run_for(ms(10));
+        assert_eq!(h.node("a").stats().records_bad_signature, 2);
+        let mut newer = delta("b", generation + 1, 0, vec![]);
+        newer.to = 1;
+        newer.sender_version = 1;
+        h.inject(h.addr("c"), "a", eager(newer));
+        h.run_for(ms(10));
+        assert_eq!(h.node("a").stats().records_bad_signature, 3);
+        assert_eq!(h.node("a").namespace_version("b"), Some((generation, 2)));
+        assert_eq!(value(&h, "a", "b", "x").as_deref(), Some("1"));
+        assert_eq!(value(&h, "a", "b", "y").as_deref(), Some("2"));
+    }
+
+    #[test]
+    fn metadata_its_publisher_did_not_sign_is_refused() {
+        // Scenario: c publishes metadata in b's name, signed with c's key. a refuses
+        // it; b's own publication is then taken.
+        let mut h = Harness::new(&["a", "b", "c"]);
+        h.run_for(secs(1));
+        let forged = h.identity("c").metadata("b", 9, b"forged");
+        h.inject(
+            h.addr("c"),
+            "a",
+            Message::Eager(Eager {
+                data: vec![Datum::Metadata(forged)],
+            }),
+        );
+        h.run_for(ms(10));
+        assert_eq!(h.node("a").stats().records_bad_signature, 1);
+        assert!(h.node("a").metadata().is_none());
+        h.act("b", |n, now| n.publish_metadata(now, b"real"))
+            .unwrap();
+        h.run_for(secs(2));
+        assert_eq!(
+            h.node("a").metadata().map(|m| &*m.value),
+            Some(&b"real"[..])
+        );
+    }
 }

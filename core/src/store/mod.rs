@@ -22,7 +22,7 @@ use std::time::Duration;
 use crate::error::Error;
 use crate::events::Event;
 use crate::identity::{horizon_statement, record_statement, Identity, Signature};
-use crate::message::{Delta, DigestEntry, Record, Versioned};
+use crate::message::{Delta, DigestEntry, OwnNamespace, Record, Versioned};
 use crate::summary::Fnv64;
 use crate::time::Time;
 
@@ -341,6 +341,91 @@ impl Store {
                 Some(applied(owner, v))
             }
         }
+    }
+
+    /// Our own namespace: generation, version, horizon, and the records
+    /// after version `after` (see [`OwnNamespace`]).
+    pub(crate) fn own_since(&self, after: u64) -> OwnNamespace {
+        let ns = &self.spaces[&self.me];
+        let records = self
+            .deltas_for(
+                &[DigestEntry {
+                    owner: self.me.clone(),
+                    generation: ns.generation,
+                    version: after,
+                }],
+                usize::MAX,
+                0,
+                true,
+            )
+            .into_iter()
+            .flat_map(|d| d.records)
+            .collect();
+        OwnNamespace {
+            generation: ns.generation,
+            version: ns.version,
+            horizon: ns.horizon,
+            records,
+        }
+    }
+
+    /// Take back our own namespace as a data dir saved it, before anything
+    /// was written in this life. Every record must be signed by our key
+    /// (checked with `verified`); what fails changes nothing.
+    pub(crate) fn restore_own(
+        &mut self,
+        now: Time,
+        saved: &OwnNamespace,
+        verified: &crate::identity::Verified,
+    ) -> Result<(), Error> {
+        let bad = |why: String| Err(Error::BadSavedNamespace(why));
+        let me = self.me.clone();
+        if self.spaces[&me].version > 0 {
+            return bad("this node has already written in this life".into());
+        }
+        if saved.horizon > saved.version {
+            return bad(format!(
+                "horizon {} is past version {}",
+                saved.horizon, saved.version
+            ));
+        }
+        let key = self.identity.public();
+        let mut last = 0;
+        for r in &saved.records {
+            if r.version <= last || r.version > saved.version {
+                return bad(format!(
+                    "record version {} out of order or past version {}",
+                    r.version, saved.version
+                ));
+            }
+            last = r.version;
+            self.check_record(&r.record)
+                .or_else(|e| bad(format!("record version {}: {e}", r.version)))?;
+            let statement = record_statement(&me, saved.generation, r.version, &r.record);
+            if !verified.check(&key, &statement, &r.signature) {
+                return bad(format!(
+                    "record version {} is not signed by this node's key",
+                    r.version
+                ));
+            }
+        }
+        let mut ns = Namespace::new(saved.generation);
+        ns.horizon = saved.horizon;
+        let statement = horizon_statement(&me, saved.generation, saved.horizon);
+        ns.signed_horizon = Some((saved.horizon, self.identity.sign(&statement)));
+        self.spaces.insert(me.clone(), ns);
+        for r in &saved.records {
+            let collected = match &r.record {
+                Record::Entry { value, .. } => value.is_none(),
+                Record::Event { .. } => true,
+            };
+            if !(collected && r.version <= saved.horizon) {
+                self.apply_record(now, &me, r);
+            }
+        }
+        self.set_version(&me, saved.generation, saved.version);
+        self.announce_horizon = saved.horizon > 0;
+        Ok(())
     }
 
     /// Collect tombstones and events whose grace has passed. A replica

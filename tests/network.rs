@@ -5,10 +5,16 @@
 //! the protocol's timings, never by sleeping a fixed time and hoping.
 
 use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rumour::core::{Config, Fnv64, Identity, MemberState};
+use rumour::core::{
+    Config, Datum, Delta, Eager, Fnv64, Identity, MemberState, Message, Record, Signature,
+    Versioned,
+};
 use rumour::proto::v1 as pb;
+use rumour::proto::v1::peer_client::PeerClient;
 use rumour::proto::v1::rumour_client::RumourClient;
 use rumour::transport::{Agent, AgentConfig, ApiError};
 use tonic::Code;
@@ -517,5 +523,106 @@ async fn malformed_and_oversized_peer_messages_are_refused_counted_and_survived(
     assert!(all_see(&agents, "node-0", MemberState::Alive).await);
     for a in agents {
         a.kill();
+    }
+}
+
+/// A counter of an agent's node, as `rumour status` shows it.
+async fn counter(agent: &Agent, name: &str) -> u64 {
+    let status = agent.handle().status().await.expect("status");
+    status
+        .counters
+        .iter()
+        .find(|(k, _)| k == name)
+        .map_or(0, |(_, v)| *v)
+}
+
+/// Send `msgs` to `agent`'s peer port as a raw client outside the cluster
+/// would, from a made-up address.
+async fn send_raw(agent: &Agent, msgs: Vec<Message>) {
+    let from: SocketAddr = "127.0.0.1:9".parse().expect("an address");
+    let envelopes: Vec<pb::Envelope> = msgs
+        .iter()
+        .map(|m| rumour::proto::encode_envelope(from, m))
+        .collect();
+    let mut peer = PeerClient::connect(format!("http://{}", agent.peer_addr()))
+        .await
+        .expect("peer client connects");
+    let summary = peer
+        .stream(tokio_stream::iter(envelopes))
+        .await
+        .expect("the stream is served")
+        .into_inner();
+    assert_eq!(
+        summary.received,
+        msgs.len() as u64,
+        "every envelope decoded"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_record_never_lands_and_hides_no_real_write() {
+    // The forgery of the signed-records issue, over real sockets: a client
+    // outside the cluster pushes a record into b's namespace at b's
+    // generation and next version, unsigned and signed with another key.
+    let agents = cluster(3).await;
+    formed(&agents).await;
+    let (vm, b, c) = (&agents[0], &agents[1], &agents[2]);
+    let generation = b.handle().status().await.expect("status").generation;
+    // Signed by `signer`, or carrying no signature at all.
+    let forged = |signer: Option<&Identity>| {
+        let record = Record::Entry {
+            key: Arc::from("pwned"),
+            value: Some(Arc::from(&b"forged"[..])),
+        };
+        let v = match signer {
+            Some(s) => s.versioned(b.name(), generation, 1, record),
+            None => Versioned {
+                version: 1,
+                record,
+                signature: Signature::default(),
+            },
+        };
+        let d = Delta::single(Arc::from(b.name()), generation, v);
+        Message::Eager(Eager {
+            data: vec![Datum::Delta(d)],
+        })
+    };
+    let stranger = Identity::from_seed(98);
+    let member_c = identity(c.name());
+    send_raw(
+        vm,
+        vec![
+            forged(None),
+            forged(Some(&stranger)),
+            forged(Some(&member_c)),
+        ],
+    )
+    .await;
+    eventually("vm counts three refusals", convergence(), || async {
+        counter(vm, "records_bad_signature").await == 3
+    })
+    .await;
+
+    // b's real first write takes version 1 and reaches every replica.
+    assert_eq!(
+        b.handle().put("", "real-key", b"real-value").await.unwrap(),
+        1
+    );
+    eventually("b's real write reaches vm and c", convergence(), || async {
+        for a in [vm, c] {
+            match a.handle().get(b.name(), "real-key").await {
+                Ok(r) if &*r.entry.value == b"real-value" => {}
+                _ => return false,
+            }
+        }
+        true
+    })
+    .await;
+    for a in &agents {
+        assert!(
+            a.handle().get(b.name(), "pwned").await.is_err(),
+            "{} holds the forged record",
+            a.name()
+        );
     }
 }

@@ -9,13 +9,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use rumour_core::{Event, FreshRead, Message, Node, Output, Time};
+use rumour_core::{Event, FreshRead, Message, Node, Output, Stats, Time};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 
 use crate::durable::Durable;
 use crate::error::ApiError;
 use crate::link::Links;
+use crate::peer::RefusalLog;
 use crate::stats::TransportStats;
 
 /// An event and its place in the agent's event sequence (from 1).
@@ -47,6 +48,13 @@ pub(crate) struct Driver {
     /// Answers to the API calls of the batch being taken in: sent once
     /// what they wrote is on disk.
     replies: Vec<Reply>,
+    /// Peers whose unsigned or wrongly signed news was last logged.
+    refusals: RefusalLog,
+}
+
+/// How many pieces of news the node refused for their signatures.
+fn refused(s: &Stats) -> u64 {
+    s.records_bad_signature + s.members_bad_signature + s.identity_conflicts
 }
 
 /// An API call's answer, waiting for the batch's commit.
@@ -94,6 +102,20 @@ impl Driver {
             reply();
         }
         true
+    }
+
+    /// Hand a peer's message to the node. News it refuses for its
+    /// signature is logged at most once per sender address per interval
+    /// (it is counted every time).
+    fn receive(&mut self, from: SocketAddr, msg: Message) {
+        let now = self.now();
+        let before = refused(self.node.stats());
+        self.node.handle_message(now, from, msg);
+        if refused(self.node.stats()) > before
+            && self.refusals.should_log(from.ip(), Instant::now())
+        {
+            warn!(peer = %from, "refused news that its owner did not sign (counted in records_bad_signature, members_bad_signature, identity_conflicts); it changed nothing. Further refusals from this address in the next 10 s are counted, not logged");
+        }
     }
 
     /// Hand every pending output to its destination.
@@ -220,6 +242,7 @@ pub(crate) fn driver(
         stopping: false,
         durable: None,
         replies: Vec::new(),
+        refusals: RefusalLog::new(std::time::Duration::from_secs(10), 4096),
     };
     let handle = Handle {
         jobs: jobs_tx,
@@ -267,10 +290,7 @@ pub(crate) async fn run(mut d: Driver, mut inputs: Inputs) {
                 stop_open = changed.is_ok();
             }
             Some(job) = inputs.jobs.recv() => job(&mut d),
-            Some((from, msg)) = inputs.inbound.recv() => {
-                let now = d.now();
-                d.node.handle_message(now, from, msg);
-            }
+            Some((from, msg)) = inputs.inbound.recv() => d.receive(from, msg),
             () = sleep_opt(sleep_until) => {
                 let now = d.now();
                 d.node.handle_timeout(now);
@@ -280,8 +300,7 @@ pub(crate) async fn run(mut d: Driver, mut inputs: Inputs) {
             if let Ok(job) = inputs.jobs.try_recv() {
                 job(&mut d);
             } else if let Ok((from, msg)) = inputs.inbound.try_recv() {
-                let now = d.now();
-                d.node.handle_message(now, from, msg);
+                d.receive(from, msg);
             } else {
                 break;
             }

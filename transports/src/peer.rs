@@ -52,7 +52,7 @@ impl RefusalLog {
     /// When the map is full, entries older than the interval are dropped;
     /// if it is still full, the refusal goes unlogged (it is counted
     /// anyway).
-    fn should_log(&self, ip: IpAddr, now: Instant) -> bool {
+    pub(crate) fn should_log(&self, ip: IpAddr, now: Instant) -> bool {
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(t) = last.get_mut(&ip) {
             if now.duration_since(*t) < self.interval {

@@ -20,6 +20,10 @@
 //!   owner's answer to a `Pull` with an empty digest line. Every iteration
 //!   gets a fresh replica that knows the owner as a live member and holds
 //!   none of its data, built outside the timed section. Throughput: records.
+//! - `identity`: signing one record (`sign_record`, what every write
+//!   costs its owner), verifying it (`verify_record`, what every replica
+//!   pays once per record), and verifying one already checked
+//!   (`verify_record_seen_before`, a hash).
 //! - `rounds/update`: one `put` spreading through a simulated cluster of
 //!   n in {50, 200, 1000} nodes (`lan` preset, tree dissemination, no
 //!   faults), timed from the `put` until the update tracker reports that
@@ -45,7 +49,8 @@ use criterion::{
     criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
 use rumour::core::{
-    Config, DigestEntry, Incarnation, Message, Node, NodeId, Output, PushPull, PushPullKind, Time,
+    Config, DigestEntry, Identity, Incarnation, Message, Node, NodeId, Output, PushPull,
+    PushPullKind, Record, Time, Verified,
 };
 use rumour::sim::{Scenario, Sim};
 
@@ -368,5 +373,39 @@ fn rounds_benches(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, apply_benches, rounds_benches);
+/// The cost of one record's signature: the owner signing it on write, and
+/// a replica verifying it (with a fresh memory of checked signatures, so
+/// nothing is remembered between iterations).
+fn identity_benches(c: &mut Criterion) {
+    let mut g = c.benchmark_group("identity");
+    let owner = Identity::from_seed(1);
+    let record = |i: u64| Record::Entry {
+        key: Arc::from(format!("key-{i:04}").as_str()),
+        value: Some(Arc::from(value(i as usize).as_slice())),
+    };
+    g.throughput(Throughput::Elements(1));
+    let mut i = 0u64;
+    g.bench_function("sign_record", |b| {
+        b.iter(|| {
+            i += 1;
+            black_box(owner.versioned(OWNER, 1, i, record(i)))
+        })
+    });
+    let signed = owner.versioned(OWNER, 1, 7, record(7));
+    let key = owner.public();
+    g.bench_function("verify_record", |b| {
+        b.iter_batched(
+            Verified::new,
+            |v| assert!(v.verify_record(&key, OWNER, 1, black_box(&signed))),
+            BatchSize::SmallInput,
+        )
+    });
+    let remembered = Verified::new();
+    g.bench_function("verify_record_seen_before", |b| {
+        b.iter(|| assert!(remembered.verify_record(&key, OWNER, 1, black_box(&signed))))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, apply_benches, rounds_benches, identity_benches);
 criterion_main!(benches);

@@ -216,6 +216,19 @@ impl Verified {
         Verified::default()
     }
 
+    /// Whether record `v` of `owner`'s stream in `generation` carries the
+    /// signature of `key` (as a replica checks it before applying).
+    pub fn verify_record(
+        &self,
+        key: &PublicKey,
+        owner: &str,
+        generation: u32,
+        v: &Versioned,
+    ) -> bool {
+        let bytes = record_statement(owner, generation, v.version, &v.record);
+        self.check(key, &bytes, &v.signature)
+    }
+
     /// Whether `signature` is `key`'s over `bytes`.
     pub(crate) fn check(&self, key: &PublicKey, bytes: &[u8], signature: &Signature) -> bool {
         let mut h = Sha256::new();

@@ -55,12 +55,19 @@ pub struct BenchArgs {
     /// Without it the agents run without a key, whatever RUMOUR_KEY holds.
     #[arg(long, value_name = "KEY")]
     key: Option<crate::agent::Secret>,
+    /// Give every agent a data dir (under a temporary dir removed at the
+    /// end), as `rumour agent` has by default: every put is then durable
+    /// before it is acknowledged. Without it the agents keep nothing on disk.
+    #[arg(long)]
+    data_dirs: bool,
 }
 
-/// Agent processes, killed when dropped.
+/// Agent processes, killed when dropped, and their data dirs' parent,
+/// removed then.
 struct Agents {
     children: Vec<Child>,
     apis: Vec<SocketAddr>,
+    data: Option<std::path::PathBuf>,
 }
 
 impl Drop for Agents {
@@ -68,6 +75,9 @@ impl Drop for Agents {
         for c in &mut self.children {
             let _ = c.kill();
             let _ = c.wait();
+        }
+        if let Some(dir) = &self.data {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }
@@ -78,9 +88,13 @@ fn free_port() -> std::io::Result<SocketAddr> {
 
 fn spawn(args: &BenchArgs) -> Result<Agents, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+    let data = args
+        .data_dirs
+        .then(|| std::env::temp_dir().join(format!("rumour-bench-{}", std::process::id())));
     let mut agents = Agents {
         children: Vec::new(),
         apis: Vec::new(),
+        data: data.clone(),
     };
     let mut seed = None;
     for i in 0..args.agents {
@@ -92,13 +106,16 @@ fn spawn(args: &BenchArgs) -> Result<Agents, String> {
             .args(["--bind", &bind.to_string()])
             .args(["--api", &api.to_string()])
             .args(["--preset", &args.preset])
-            .arg("--no-data-dir")
             .env("RUST_LOG", "warn")
             .env_remove("RUMOUR_KEY")
             .env_remove("RUMOUR_LABEL")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
+        match &data {
+            Some(dir) => cmd.arg("--data-dir").arg(dir.join(format!("agent-{i:02}"))),
+            None => cmd.arg("--no-data-dir"),
+        };
         if let Some(s) = seed {
             cmd.args(["--join", &format!("{s}")]);
         }

@@ -994,6 +994,11 @@ fn status_of(at: &Agent) -> Value {
     serde_json::from_str(&run.stdout).expect("status is JSON")
 }
 
+/// Three agents, all alive.
+fn all_after<'a>(a: &'a Agent, b: &'a Agent, c: &'a Agent) -> [(&'a Agent, &'a str); 3] {
+    [(a, "alive"), (b, "alive"), (c, "alive")]
+}
+
 #[test]
 fn every_acknowledged_put_survives_kill_9_and_a_restart_on_the_data_dir() {
     let dir = Scratch::new("kill9");
@@ -1019,10 +1024,10 @@ fn every_acknowledged_put_survives_kill_9_and_a_restart_on_the_data_dir() {
     a.process.0.wait().expect("reap the agent");
 
     // Restart on the same ports and data dir (the default one, kept under
-    // the test's dir by `agent_command`).
+    // the test's dir by `agent_command`), with no seed: it rejoins through
+    // the members its data dir knew.
     let log = dir.path().join("k9-a.restarted.log");
     let mut cmd = agent_command("k9-a", &a.peer, &a.api, &log, &[]);
-    cmd.args(["--join", &b.peer]);
     let mut a = Agent {
         name: "k9-a".into(),
         api: a.api.clone(),
@@ -1042,6 +1047,7 @@ fn every_acknowledged_put_survives_kill_9_and_a_restart_on_the_data_dir() {
         "a higher incarnation: {after} after {before}"
     );
     assert_eq!(namespace_lines(&a, "k9-a"), Ok(want.clone()), "at the node");
+    wait_members(&a, &all_after(&a, &b, &c));
     for other in [&b, &c] {
         eventually(
             &format!("{} to hold all {PUTS} puts", other.name),

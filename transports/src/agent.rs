@@ -125,6 +125,17 @@ impl Agent {
             rng_seed,
             rumour_core::Time::ZERO,
         )?;
+        // A restart without seeds rejoins through the members it knew.
+        let seeds = match &life {
+            Some(life) if seeds.is_empty() => {
+                let known = life.snapshot_seeds(&config.name);
+                if !known.is_empty() {
+                    info!(seeds = ?known, "no seed given: rejoining through members the data dir knew");
+                }
+                known
+            }
+            _ => seeds,
+        };
         let durable = match (store, life) {
             (Some(dir), Some(life)) => {
                 if let Some(saved) = &life.namespace {

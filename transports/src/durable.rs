@@ -8,11 +8,18 @@
 //! write is acknowledged, and leaves the node, only once it is on disk: a
 //! `kill -9` loses nothing acknowledged, and a restarted node never reuses
 //! a version its replicas already hold for another record.
+//!
+//! The dir also keeps a snapshot of the members the node knows, dead and
+//! left ones included: a node restarted without seeds rejoins through
+//! them. It is rewritten when a member is learned or forgotten, and at
+//! most every few seconds for other changes.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use prost::Message as _;
-use rumour_core::{Identity, Node, OwnNamespace, Record, Versioned};
+use rumour_core::{Identity, MemberUpdate, Node, OwnNamespace, Record, Versioned};
 use rumour_proto::v1;
 
 use crate::data_dir::{Batch, DataDir, DataDirError, Saved};
@@ -25,6 +32,26 @@ pub(crate) struct Life {
     pub(crate) incarnation: u32,
     /// The namespace to restore (`None` on a fresh dir).
     pub(crate) namespace: Option<OwnNamespace>,
+    /// The members the dir last knew of, as their signed news.
+    pub(crate) members: Vec<MemberUpdate>,
+}
+
+/// How many members of a snapshot a seedless restart joins through.
+const SNAPSHOT_SEEDS: usize = 3;
+
+impl Life {
+    /// Seeds for a restart without any: a few members of the snapshot
+    /// other than `me`, live ones first, in name order.
+    pub(crate) fn snapshot_seeds(&self, me: &str) -> Vec<SocketAddr> {
+        let mut members: Vec<&MemberUpdate> =
+            self.members.iter().filter(|m| m.id.name() != me).collect();
+        members.sort_by_key(|m| (!m.state.is_live(), m.id.name().to_string()));
+        members
+            .into_iter()
+            .take(SNAPSHOT_SEEDS)
+            .map(|m| m.id.addr())
+            .collect()
+    }
 }
 
 impl Life {
@@ -36,10 +63,23 @@ impl Life {
             Some(generation) => Some(namespace(dir, &saved, generation)?),
             None => None,
         };
+        let mut members = Vec::with_capacity(saved.members.len());
+        for (name, bytes) in &saved.members {
+            let damaged = |what: String| DataDirError::Corrupt {
+                path: dir.db_path().to_path_buf(),
+                what: format!("member {name:?} {what}"),
+            };
+            let decoded = v1::MemberUpdate::decode(bytes.as_slice())
+                .map_err(|e| damaged(format!("does not decode: {e}")))?;
+            let m = MemberUpdate::try_from(decoded)
+                .map_err(|e| damaged(format!("is malformed: {e}")))?;
+            members.push(m);
+        }
         Ok(Life {
             identity: Identity::from_secret(dir.secret_key()),
             incarnation: incarnation.max(saved.incarnation.saturating_add(1)),
             namespace,
+            members,
         })
     }
 }
@@ -102,8 +142,13 @@ pub(crate) struct Durable {
     collectable: BTreeMap<u64, String>,
     /// The version each slot holds.
     slots: BTreeMap<String, u64>,
+    /// The membership as last kept: its summary, how many members, when.
+    members: (u64, usize, Instant),
     batch: Batch,
 }
+
+/// The longest a change of known members' states waits to be kept.
+const MEMBERS_EVERY: Duration = Duration::from_secs(5);
 
 impl Durable {
     /// Start keeping `node`'s namespace in `dir`: the node has restored
@@ -120,6 +165,7 @@ impl Durable {
             horizon: own.horizon,
             collectable: BTreeMap::new(),
             slots: BTreeMap::new(),
+            members: (0, 0, Instant::now()),
             batch: Batch::new(),
         };
         for v in &own.records {
@@ -147,10 +193,25 @@ impl Durable {
     /// one durable transaction. Returns whether anything was written.
     pub(crate) fn persist(&mut self, node: &Node) -> Result<bool, DataDirError> {
         let own = node.own_namespace_since(self.version);
-        if own.version == self.version && own.horizon == self.horizon {
+        let members = self.members_due(node);
+        if own.version == self.version && own.horizon == self.horizon && !members {
             return Ok(false);
         }
         self.batch.clear();
+        if members {
+            self.batch.replace_members(node.members().map(|m| {
+                let news = MemberUpdate {
+                    id: m.id.clone(),
+                    incarnation: m.incarnation,
+                    state: m.state,
+                    by: None,
+                    key: m.key,
+                    signature: m.signature,
+                };
+                let bytes = v1::MemberUpdate::from(&news).encode_to_vec();
+                (m.id.name().to_string(), bytes)
+            }));
+        }
         // Removals first: a slot collected and written again in one batch
         // keeps the new record.
         let gone: Vec<(u64, String)> = self
@@ -176,11 +237,104 @@ impl Durable {
         }
         self.version = own.version;
         self.horizon = own.horizon;
+        if members {
+            let count = node.members().count();
+            self.members = (node.membership_summary(), count, Instant::now());
+        }
         Ok(true)
+    }
+
+    /// Whether the member snapshot is to be rewritten: a member was learned
+    /// or forgotten, or states changed and the last snapshot is old enough.
+    fn members_due(&self, node: &Node) -> bool {
+        let (summary, count, at) = self.members;
+        if node.membership_summary() == summary {
+            return false;
+        }
+        node.members().count() != count || at.elapsed() >= MEMBERS_EVERY
     }
 
     /// The dir.
     pub(crate) fn dir(&self) -> &DataDir {
         &self.dir
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use rumour_core::{Config, Incarnation, NodeId, Time};
+
+    use super::*;
+
+    fn node(name: &str, port: u16, identity: Identity) -> Node {
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let id = NodeId::new(name, addr).unwrap();
+        Node::with_identity(id, identity, Incarnation(1), Config::local(), 1, Time::ZERO).unwrap()
+    }
+
+    #[test]
+    fn a_restart_takes_back_its_writes_and_the_members_it_knew() {
+        let path = std::env::temp_dir().join(format!("rumour-durable-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        let dir = DataDir::open(&path, "a").unwrap();
+        let life = Life::load(&dir, 1).unwrap();
+        assert!(life.namespace.is_none() && life.members.is_empty());
+        let mut a = node("a", 1, life.identity.clone());
+        let mut durable = Durable::start(dir, &a, life.incarnation).unwrap();
+        let others: Vec<_> = ["b", "c"]
+            .iter()
+            .zip([2, 3])
+            .map(|(n, port)| {
+                let id = NodeId::new(n, SocketAddr::from(([127, 0, 0, 1], port))).unwrap();
+                Identity::from_seed(port as u64).introduce(&id, Incarnation(0), Time::ZERO)
+            })
+            .collect();
+        a.learn_members(Time::ZERO, &others);
+        a.put(Time::ZERO, "x", b"1").unwrap();
+        a.put(Time::ZERO, "x", b"2").unwrap();
+        a.put(Time::ZERO, "y", b"3").unwrap();
+        a.delete(Time::ZERO, "y").unwrap();
+        assert!(durable.persist(&a).unwrap());
+        assert!(
+            !durable.persist(&a).unwrap(),
+            "nothing new, nothing written"
+        );
+        let saved = a.own_namespace_since(0);
+        drop(durable);
+
+        let dir = DataDir::open(&path, "a").unwrap();
+        let life = Life::load(&dir, 1).unwrap();
+        assert_eq!(life.incarnation, 2, "above the one used before");
+        assert_eq!(life.identity.public(), a.public_key());
+        assert_eq!(life.namespace.as_ref(), Some(&saved));
+        let mut back = node("a", 1, life.identity.clone());
+        back.restore_namespace(Time::ZERO, life.namespace.as_ref().unwrap())
+            .unwrap();
+        assert_eq!(back.own_namespace_since(0), saved);
+        assert_eq!(back.put(Time::ZERO, "z", b"4").unwrap(), saved.version + 1);
+        let seeds = life.snapshot_seeds("a");
+        let want: Vec<SocketAddr> = ["127.0.0.1:2", "127.0.0.1:3"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert_eq!(seeds, want);
+        drop(dir);
+        let _ = std::fs::remove_dir_all(&path);
+    }
+
+    #[test]
+    fn a_record_not_signed_by_the_node_is_a_damaged_store() {
+        let mut a = node("a", 1, Identity::from_seed(1));
+        a.put(Time::ZERO, "x", b"1").unwrap();
+        let saved = a.own_namespace_since(0);
+        let mut other = node("a", 1, Identity::from_seed(2));
+        let e = other.restore_namespace(Time::ZERO, &saved).unwrap_err();
+        assert!(
+            e.to_string().contains("not signed by this node's key"),
+            "{e}"
+        );
+        assert_eq!(other.own_namespace_since(0).version, 0, "nothing restored");
     }
 }

@@ -21,6 +21,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -35,8 +36,16 @@ use crate::message::{MemberUpdate, Metadata, Record, Versioned};
 use crate::time::Time;
 
 /// A member's public key: what its statements are checked against.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct PublicKey(pub [u8; 32]);
+
+/// Hashes the first 8 bytes: enough to tell keys apart in a table or a
+/// trace digest (equal keys hash equal), at a quarter of the cost.
+impl Hash for PublicKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write(&self.0[..8]);
+    }
+}
 
 impl fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -62,8 +71,17 @@ impl fmt::Display for PublicKey {
 }
 
 /// An Ed25519 signature.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Signature(pub [u8; 64]);
+
+/// Hashes the first 8 bytes (equal signatures hash equal): a signature
+/// follows from what it signs, which is hashed beside it, so the rest
+/// would only slow the simulator's trace digest down.
+impl Hash for Signature {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write(&self.0[..8]);
+    }
+}
 
 impl Default for Signature {
     fn default() -> Signature {

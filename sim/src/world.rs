@@ -793,6 +793,27 @@ impl Sim {
         (0..self.slots.len()).map(|i| self.is_running(i)).collect()
     }
 
+    /// Hand node `i` a message from `from` now, as a delivery from the
+    /// network would (it joins the trace digest, the node's outputs go out
+    /// through the simulated network), but past the network itself: no
+    /// loss, delay, partition or slowness applies, and `from` may be any
+    /// address, a node's or an outsider's. For tests that play a Byzantine
+    /// sender with hand-made messages. Returns whether node `i` was running
+    /// to take it.
+    pub fn inject(&mut self, from: SocketAddr, i: usize, msg: Message) -> bool {
+        let now = self.now;
+        let Some(node) = self.slots.get_mut(i).and_then(|s| s.node.as_mut()) else {
+            return false;
+        };
+        let mut h = Fnv64::default();
+        (2u8, now, i, from).hash(&mut h);
+        msg.hash(&mut h);
+        self.digest.write(&h.finish().to_le_bytes());
+        node.handle_message(now, from, msg);
+        self.drain(i);
+        true
+    }
+
     /// Crash node `i`: it stops at once, with no goodbye.
     pub fn crash(&mut self, i: usize) {
         if self.slots[i].node.take().is_some() {
@@ -978,7 +999,12 @@ impl Sim {
 }
 
 /// Node `i`'s key pair in a run seeded `seed`: the same in every life of
-/// the node, as a restart with its data dir keeps its key.
+/// the node, as a restart with its data dir keeps its key. Public so that
+/// tests can speak as a node (a Byzantine member signing with its own key).
+pub fn node_identity(seed: u64, i: usize) -> Identity {
+    identity(seed, i)
+}
+
 fn identity(seed: u64, i: usize) -> Identity {
     Identity::from_seed(seed.rotate_left(17) ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }

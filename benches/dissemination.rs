@@ -12,8 +12,8 @@
 //! Groups:
 //!
 //! - `apply/delta`: a replica applying one owner's whole namespace of
-//!   1,000 entries (keys `key-0000`.., values of 16 to 64 bytes) carried by
-//!   one `PushPull` `Deltas` message, plus draining its outputs (1,000
+//!   1,000 entries (keys `key-0000`.., values of 16 to 64 bytes, each
+//!   signed) carried by one `PushPull` `Deltas` message (256 KiB messages), plus draining its outputs (1,000
 //!   `EntryChanged` events). Everything is built through the public API: the
 //!   owner (`lan` preset) writes the 1,000 entries with `put`; a replica
 //!   joins it by a hand-run exchange of their messages; the message is the
@@ -83,9 +83,16 @@ fn replica_addr() -> SocketAddr {
     addr(2)
 }
 
+/// A node on the `lan` preset with 256 KiB messages: 1,000 signed entries
+/// (about 130 bytes each) then fit one delta, as 1,000 unsigned ones fit
+/// the preset's 64 KiB.
 fn new_node(name: &str, at: SocketAddr, seed: u64) -> Node {
     let id = NodeId::new(name, at).expect("valid name");
-    Node::new(id, Incarnation(0), Config::lan(), seed, Time::ZERO).expect("node")
+    let config = Config {
+        max_message_size: 256 * 1024,
+        ..Config::lan()
+    };
+    Node::new(id, Incarnation(0), config, seed, Time::ZERO).expect("node")
 }
 
 /// Drain every output; returns how many there were.

@@ -461,6 +461,71 @@ fn a_partition_heals_and_both_sides_agree_again() {
 }
 
 #[test]
+fn a_partition_longer_than_the_reap_heals_through_the_reconnect_list() {
+    let _replay = ReplayOnFailure;
+    // Scenario: six nodes split three against three for twice
+    // `dead_reap_after` plus the detection time, so each side declares the
+    // other dead and then forgets it: nothing of the other side is left in
+    // either view. Forgotten dead members go on the reconnect list, and a
+    // push-pull round knocks on one of its addresses every
+    // `reconnect_interval`. After the heal, the first knock that crosses
+    // reunites the two sides.
+    //
+    // Bound: one reconnect interval for the knock, two push-pull intervals
+    // and three probe periods for the exchange and the rumours it starts
+    // (as in the shorter partition above).
+    let mut sim = settled(6);
+    let west = vec![0, 1, 2];
+    let east = vec![3, 4, 5];
+    let c = sim.config().clone();
+    sim.network().partition(&[west.clone(), east.clone()]);
+    let detection = c.probe_period * 3 + c.suspicion_max;
+    sim.run_for((detection + c.dead_reap_after) * 2);
+    for (side, other) in [(&west, &east), (&east, &west)] {
+        for &i in side {
+            assert_eq!(
+                sim.node(i).unwrap().members().count(),
+                3,
+                "{}",
+                node_name(i)
+            );
+            for &j in other {
+                assert_eq!(
+                    belief(&sim, i, j),
+                    None,
+                    "{} forgot {}",
+                    node_name(i),
+                    node_name(j)
+                );
+            }
+        }
+    }
+    assert!(
+        (0..6).all(|i| sim.node(i).unwrap().reconnect_list().len() == 3),
+        "each node keeps the other side on its reconnect list"
+    );
+
+    sim.network().heal();
+    let bound = c.reconnect_interval + c.push_pull_interval * 2 + c.probe_period * 3;
+    let healed_at = sim.now();
+    let agreed_at = run_until(&mut sim, bound, "after the heal", Sim::check_membership);
+    assert!(agreed_at - healed_at <= bound);
+    run_until_agreed(
+        &mut sim,
+        c.suspicion_min,
+        "refuting what the heal stirred up",
+    );
+    for i in 0..6 {
+        assert_eq!(sim.node(i).unwrap().alive_members(), 6);
+        assert!(sim.node(i).unwrap().reconnect_list().is_empty());
+    }
+    let knocks: u64 = (0..6)
+        .map(|i| sim.node(i).unwrap().stats().reconnect_attempts)
+        .sum();
+    assert!(knocks > 0);
+}
+
+#[test]
 fn a_graceful_leave_is_seen_as_left_not_dead() {
     let _replay = ReplayOnFailure;
     // Scenario: five nodes agree; bravo (node-1) leaves. It announces its

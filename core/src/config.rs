@@ -144,10 +144,21 @@ pub struct Config {
     /// How long a dead or left member is kept before it is forgotten. While
     /// kept, its state keeps spreading through push-pull and each push-pull
     /// round also knocks on one dead member, so a partition shorter than this
-    /// heals by itself; a member forgotten on both sides of a longer one is
-    /// not looked for again. LAN default 2 min. Must be non-zero.
+    /// heals by itself. A dead member then goes on the reconnect list (see
+    /// `reconnect_interval`). LAN default 2 min. Must be non-zero.
     #[serde(with = "duration_str")]
     pub dead_reap_after: Duration,
+    /// How often a push-pull round also knocks on one address of the
+    /// reconnect list: members forgotten while dead (not those that left),
+    /// tried in name order, so that a partition longer than
+    /// `dead_reap_after` heals too. Checked once per push-pull round. LAN
+    /// default 30 s. Must be non-zero.
+    #[serde(with = "duration_str")]
+    pub reconnect_interval: Duration,
+    /// How long a forgotten dead member stays on the reconnect list. LAN
+    /// default 24 h. Must be non-zero.
+    #[serde(with = "duration_str")]
+    pub reconnect_timeout: Duration,
     /// Time between two gossip rounds. "Rounds" in every report are elapsed
     /// time divided by this. LAN default 200 ms. Must be non-zero.
     #[serde(with = "duration_str")]
@@ -289,6 +300,8 @@ impl Config {
             suspicion_confirmations: 3,
             health_max: 8,
             dead_reap_after: Duration::from_secs(120),
+            reconnect_interval: Duration::from_secs(30),
+            reconnect_timeout: Duration::from_secs(24 * 3600),
             gossip_interval: Duration::from_millis(200),
             fanout: 3,
             retransmit_mult: 4,
@@ -321,6 +334,7 @@ impl Config {
             suspicion_min: Duration::from_secs(20),
             suspicion_max: Duration::from_secs(60),
             dead_reap_after: Duration::from_secs(300),
+            reconnect_interval: Duration::from_secs(60),
             gossip_interval: Duration::from_millis(500),
             fanout: 4,
             push_pull_interval: Duration::from_secs(30),
@@ -338,6 +352,7 @@ impl Config {
             suspicion_min: Duration::from_secs(2),
             suspicion_max: Duration::from_secs(6),
             dead_reap_after: Duration::from_secs(60),
+            reconnect_interval: Duration::from_secs(5),
             gossip_interval: Duration::from_millis(100),
             push_pull_interval: Duration::from_secs(5),
             tombstone_grace: Duration::from_secs(60),
@@ -390,6 +405,8 @@ impl Config {
             ));
         }
         nonzero("dead_reap_after", self.dead_reap_after)?;
+        nonzero("reconnect_interval", self.reconnect_interval)?;
+        nonzero("reconnect_timeout", self.reconnect_timeout)?;
         nonzero("gossip_interval", self.gossip_interval)?;
         if self.fanout == 0 {
             return Err(ConfigError::new("fanout", "must be at least 1"));

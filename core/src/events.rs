@@ -125,6 +125,8 @@ pub struct Stats {
     /// Membership news refused because it names a known member under
     /// another key than the one its name is bound to.
     pub identity_conflicts: u64,
+    /// Push-pulls opened with an address of the reconnect list.
+    pub reconnect_attempts: u64,
     /// Grafts sent (tree mode): data heard of and asked for.
     pub grafts: u64,
     /// Prunes sent (tree mode): duplicates that cut an eager link.
@@ -161,6 +163,7 @@ impl Stats {
             records_bad_signature,
             members_bad_signature,
             identity_conflicts,
+            reconnect_attempts,
             grafts,
             prunes,
             gap_pulls,
@@ -186,6 +189,7 @@ impl Stats {
             ("records_bad_signature", *records_bad_signature),
             ("members_bad_signature", *members_bad_signature),
             ("identity_conflicts", *identity_conflicts),
+            ("reconnect_attempts", *reconnect_attempts),
             ("grafts", *grafts),
             ("prunes", *prunes),
             ("gap_pulls", *gap_pulls),

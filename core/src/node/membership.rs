@@ -66,7 +66,16 @@ pub(crate) struct Membership {
     suspicion_due: BTreeSet<(Time, Arc<str>)>,
     /// Dead and left members in the order they are due to be forgotten.
     reap: VecDeque<(Time, Arc<str>, Incarnation)>,
+    /// Members forgotten while dead, by name: the address to knock on and
+    /// until when (see `Config::reconnect_interval`).
+    reconnect: BTreeMap<Arc<str>, (SocketAddr, Time)>,
+    /// The name last knocked on: the list is walked in name order.
+    reconnect_cursor: Option<Arc<str>>,
 }
+
+/// Most entries of the reconnect list; past it, the one that would expire
+/// first makes room.
+const RECONNECT_KEPT: usize = 1024;
 
 impl Membership {
     /// A view holding only this node, alive at `incarnation`.
@@ -89,6 +98,8 @@ impl Membership {
             suspicions: BTreeMap::new(),
             suspicion_due: BTreeSet::new(),
             reap: VecDeque::new(),
+            reconnect: BTreeMap::new(),
+            reconnect_cursor: None,
         }
     }
 
@@ -371,6 +382,7 @@ impl Membership {
         let id = &id;
         let now = cx.now;
         let previous = self.members.get(id.name()).map(|(_, e)| e.state);
+        self.reconnect.remove(id.name());
         let entry = Entry {
             incarnation,
             state,
@@ -550,6 +562,29 @@ impl Membership {
         self.suspicion_due.first().map(|(at, _)| *at)
     }
 
+    /// The next address of the reconnect list to knock on, in name order
+    /// after the last one; expired entries are dropped first.
+    pub(crate) fn next_reconnect(&mut self, now: Time) -> Option<SocketAddr> {
+        self.reconnect.retain(|_, (_, until)| *until > now);
+        let after = self.reconnect_cursor.clone();
+        let next = match &after {
+            Some(c) => self
+                .reconnect
+                .range::<Arc<str>, _>((std::ops::Bound::Excluded(c), std::ops::Bound::Unbounded))
+                .next()
+                .or_else(|| self.reconnect.iter().next()),
+            None => self.reconnect.iter().next(),
+        };
+        let (name, (addr, _)) = next?;
+        self.reconnect_cursor = Some(name.clone());
+        Some(*addr)
+    }
+
+    /// The reconnect list: (name, address, until when it is kept).
+    pub(crate) fn reconnect_list(&self) -> impl Iterator<Item = (&Arc<str>, SocketAddr, Time)> {
+        self.reconnect.iter().map(|(n, (a, t))| (n, *a, *t))
+    }
+
     /// When the next dead or left member is due to be forgotten.
     pub(crate) fn reap_deadline(&self) -> Option<Time> {
         self.reap.front().map(|(at, _, _)| *at)
@@ -610,9 +645,25 @@ impl Membership {
                 .get(&name)
                 .is_some_and(|(_, e)| !e.state.is_live() && e.incarnation == incarnation);
             if still_gone {
+                if let Some((id, e)) = self.members.get(&name) {
+                    if e.state == MemberState::Dead {
+                        let until = cx.now + cx.config.reconnect_timeout;
+                        self.reconnect.insert(name.clone(), (id.addr(), until));
+                    }
+                }
                 self.members.remove(&name);
                 self.rumours.forget(&name);
                 reaped.push(name);
+            }
+            if self.reconnect.len() > RECONNECT_KEPT {
+                let first = self
+                    .reconnect
+                    .iter()
+                    .min_by_key(|(n, (_, until))| (*until, (*n).clone()))
+                    .map(|(n, _)| n.clone());
+                if let Some(n) = first {
+                    self.reconnect.remove(&n);
+                }
             }
         }
         reaped

@@ -290,6 +290,16 @@ impl Node {
         self.replicas.store().own_since(after)
     }
 
+    /// The reconnect list: members forgotten while dead, with the address
+    /// a push-pull round knocks on now and then, and until when each is
+    /// kept (see [`Config::reconnect_interval`]), in name order.
+    pub fn reconnect_list(&self) -> Vec<(Arc<str>, SocketAddr, Time)> {
+        self.membership
+            .reconnect_list()
+            .map(|(n, a, t)| (n.clone(), a, t))
+            .collect()
+    }
+
     /// Owners whose namespaces this node holds (itself included).
     pub fn owners(&self) -> Vec<Arc<str>> {
         self.replicas.store().owners().cloned().collect()

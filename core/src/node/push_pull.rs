@@ -50,6 +50,9 @@ pub(crate) struct AntiEntropy {
     /// rumours ran out before it was known to their spreaders.
     catch_up: Option<Duration>,
     joining: Option<Joining>,
+    /// The first push-pull round at or after this also knocks on one
+    /// address of the reconnect list.
+    next_reconnect: Time,
 }
 
 /// An exchange's opening: both summaries, nothing else.
@@ -95,6 +98,7 @@ impl AntiEntropy {
             next_round,
             catch_up: None,
             joining: None,
+            next_reconnect: cx.now + c.reconnect_interval,
         }
     }
 
@@ -180,6 +184,14 @@ impl AntiEntropy {
         for peer in m.push_pull_peers(cx) {
             let msg = opening(PushPullKind::Summary, m, r);
             cx.send(peer.addr(), Message::PushPull(msg));
+        }
+        if now >= self.next_reconnect {
+            self.next_reconnect = now + cx.config.reconnect_interval;
+            if let Some(addr) = m.next_reconnect(now) {
+                cx.stats.reconnect_attempts += 1;
+                let msg = opening(PushPullKind::Summary, m, r);
+                cx.send(addr, Message::PushPull(msg));
+            }
         }
     }
 

@@ -104,7 +104,10 @@ async fn every_call(
         ),
         (
             "Members",
-            refused(c.members(req(pb::MembersRequest {}, token)).await),
+            refused(
+                c.members(req(pb::MembersRequest { all: true }, token))
+                    .await,
+            ),
         ),
         (
             "Status",

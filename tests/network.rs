@@ -173,7 +173,11 @@ async fn a_cluster_forms_from_one_seed_and_a_put_reaches_every_node() {
         .into_inner();
     assert_eq!(r.value, b"hello");
     assert_eq!(r.version, version);
-    let members = c.members(pb::MembersRequest {}).await.unwrap().into_inner();
+    let members = c
+        .members(pb::MembersRequest { all: false })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(members.members.len(), 5);
     assert!(members
         .members
@@ -625,4 +629,57 @@ async fn a_forged_record_never_lands_and_hides_no_real_write() {
             a.name()
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reaped_member_is_knocked_on_until_it_answers_again() {
+    // b dies, is declared dead and forgotten by a: it goes on a's reconnect
+    // list. b then restarts on its address without any seed; a's next knock
+    // reaches it, and the two know each other again.
+    let quick = Config {
+        dead_reap_after: Duration::from_secs(1),
+        reconnect_interval: Duration::from_millis(500),
+        push_pull_interval: Duration::from_millis(500),
+        ..protocol()
+    };
+    let start_with = |name: &str, join: Option<&Agent>, bind: Option<SocketAddr>| {
+        let mut config = AgentConfig::loopback(name, quick.clone());
+        config.identity = Some(identity(name));
+        if let Some(seed) = join {
+            config.join = vec![seed.peer_addr().to_string()];
+        }
+        if let Some(bind) = bind {
+            config.bind = bind;
+        }
+        Agent::start(config)
+    };
+    let a = start_with("knock-a", None, None).await.expect("a starts");
+    let b = start_with("knock-b", Some(&a), None)
+        .await
+        .expect("b starts");
+    let agents = [a, b];
+    formed(&agents).await;
+    let [a, b] = agents;
+    let b_addr = b.peer_addr();
+    b.kill();
+    let bound = detection_bound(2) + quick.dead_reap_after * 2;
+    eventually("a forgets b and keeps its address", bound, || async {
+        let list = a.handle().reconnect_list().await.unwrap();
+        state_of(&a, "knock-b").await.is_none()
+            && list
+                .iter()
+                .any(|(n, addr, _, _)| n == "knock-b" && *addr == b_addr)
+    })
+    .await;
+
+    let b = start_with("knock-b", None, Some(b_addr))
+        .await
+        .expect("b restarts");
+    eventually("a knocks and the two meet again", convergence(), || async {
+        state_of(&a, "knock-b").await.map(|s| s.0) == Some(MemberState::Alive)
+            && state_of(&b, "knock-a").await.map(|s| s.0) == Some(MemberState::Alive)
+    })
+    .await;
+    assert!(a.handle().reconnect_list().await.unwrap().is_empty());
+    assert!(counter(&a, "reconnect_attempts").await > 0);
 }

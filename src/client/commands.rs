@@ -12,8 +12,9 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 
 use super::output::{
-    cause_chain, gap_warning, keys_lines, members_json, members_table, read_details, status_json,
-    status_line, status_table, unreachable_line, watch_line,
+    cause_chain, gap_warning, keys_lines, members_all_json, members_json, members_table,
+    read_details, reconnect_table, status_json, status_line, status_table, unreachable_line,
+    watch_line,
 };
 use super::{ClientCommand, Failure, Format, MetadataCommand};
 
@@ -70,15 +71,22 @@ pub(super) async fn execute(
     let failed = |s: Status| Failure::Message(status_line(api, &s));
     let mut out = io::stdout().lock();
     match cmd {
-        ClientCommand::Members { format } => {
+        ClientCommand::Members { format, all } => {
             let r = client
-                .members(unary(pb::MembersRequest {}))
+                .members(unary(pb::MembersRequest { all }))
                 .await
                 .map_err(failed)?
                 .into_inner();
-            let text = match format {
-                Format::Table => members_table(&r.members),
-                Format::Json => members_json(&r.members),
+            let text = match (format, all) {
+                (Format::Table, false) => members_table(&r.members),
+                (Format::Json, false) => members_json(&r.members),
+                (Format::Table, true) => {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as u64);
+                    members_table(&r.members) + "\n" + &reconnect_table(&r.reconnect, now)
+                }
+                (Format::Json, true) => members_all_json(&r.members, &r.reconnect),
             };
             out.write_all(text.as_bytes())?;
         }

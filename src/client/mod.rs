@@ -51,6 +51,10 @@ pub enum ClientCommand {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+        /// Also list the reconnect list: members forgotten while dead,
+        /// their last address, and when each is next knocked on.
+        #[arg(long)]
+        all: bool,
     },
     /// Write a key in this agent's namespace; prints the write's version.
     Put {

@@ -170,6 +170,52 @@ fn member_json(m: &pb::Member) -> Value {
     })
 }
 
+/// The reconnect list as a table: NAME, LAST ADDRESS, NEXT TRY (seconds
+/// from `now_ms`), KEPT FOR (hours and minutes from `now_ms`); one line
+/// saying it is empty otherwise.
+pub(super) fn reconnect_table(list: &[pb::Reconnect], now_ms: u64) -> String {
+    if list.is_empty() {
+        return "reconnect list: empty\n".to_string();
+    }
+    let mut rows = vec![vec![
+        "RECONNECT".to_string(),
+        "LAST ADDRESS".to_string(),
+        "NEXT TRY".to_string(),
+        "KEPT FOR".to_string(),
+    ]];
+    rows.extend(list.iter().map(|r| {
+        let next = r.next_try_unix_ms.saturating_sub(now_ms).div_ceil(1000);
+        let kept = r.until_unix_ms.saturating_sub(now_ms) / 60_000;
+        vec![
+            r.name.clone(),
+            r.address.clone(),
+            format!("in {next} s"),
+            format!("{}h {:02}m", kept / 60, kept % 60),
+        ]
+    }));
+    columns(&rows)
+}
+
+/// `members --all` as one JSON object: `members` and `reconnect`.
+pub(super) fn members_all_json(members: &[pb::Member], list: &[pb::Reconnect]) -> String {
+    let reconnect: Vec<Value> = list
+        .iter()
+        .map(|r| {
+            json!({
+                "name": r.name,
+                "address": r.address,
+                "next_try_unix_ms": r.next_try_unix_ms,
+                "until_unix_ms": r.until_unix_ms,
+            })
+        })
+        .collect();
+    let v = json!({
+        "members": members.iter().map(member_json).collect::<Vec<_>>(),
+        "reconnect": reconnect,
+    });
+    format!("{v:#}\n")
+}
+
 /// `members` as a JSON array, pretty-printed, with a final newline.
 pub(super) fn members_json(members: &[pb::Member]) -> String {
     let v = Value::Array(members.iter().map(member_json).collect());
@@ -421,6 +467,25 @@ mod tests {
              b     y        left     2\n\
              c     z        unknown  3\n"
         );
+    }
+
+    #[test]
+    fn the_reconnect_list_reads_as_a_table() {
+        let list = [pb::Reconnect {
+            name: "gone".into(),
+            address: "10.0.0.9:7946".into(),
+            next_try_unix_ms: 1_000_012_500,
+            until_unix_ms: 1_000_000_000 + 3_600_000 * 23 + 60_000 * 5,
+        }];
+        assert_eq!(
+            reconnect_table(&list, 1_000_000_000),
+            "RECONNECT  LAST ADDRESS   NEXT TRY  KEPT FOR\n\
+             gone       10.0.0.9:7946  in 13 s   23h 05m\n"
+        );
+        assert_eq!(reconnect_table(&[], 0), "reconnect list: empty\n");
+        let v: Value = serde_json::from_str(&members_all_json(&[], &list)).unwrap();
+        assert_eq!(v["reconnect"][0]["name"], "gone");
+        assert_eq!(v["members"], json!([]));
     }
 
     #[test]

@@ -182,6 +182,19 @@ impl Handle {
         .await
     }
 
+    /// The reconnect list: (name, address, next try and kept-until in ms
+    /// since the Unix epoch), in the order it is walked.
+    pub async fn reconnect_list(&self) -> Result<Vec<(String, SocketAddr, u64, u64)>, ApiError> {
+        self.call(|d| {
+            d.node
+                .reconnect_list()
+                .into_iter()
+                .map(|(n, a, next, until)| (n.to_string(), a, d.unix_ms(next), d.unix_ms(until)))
+                .collect()
+        })
+        .await
+    }
+
     /// A snapshot of this node: identity, counts, counters, configuration.
     pub async fn status(&self) -> Result<StatusReport, ApiError> {
         let transport = self.stats.snapshot();
@@ -486,11 +499,25 @@ impl Rumour for ApiService {
 
     async fn members(
         &self,
-        _: Request<pb::MembersRequest>,
+        request: Request<pb::MembersRequest>,
     ) -> Result<Response<pb::MembersResponse>, Status> {
         let members = self.handle.members().await?;
+        let reconnect = if request.get_ref().all {
+            let list = self.handle.reconnect_list().await?;
+            list.into_iter()
+                .map(|(name, addr, next, until)| pb::Reconnect {
+                    name,
+                    address: addr.to_string(),
+                    next_try_unix_ms: next,
+                    until_unix_ms: until,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok(Response::new(pb::MembersResponse {
             members: members.iter().map(|(m, t)| member(m, *t)).collect(),
+            reconnect,
         }))
     }
 

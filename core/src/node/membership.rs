@@ -580,9 +580,26 @@ impl Membership {
         Some(*addr)
     }
 
-    /// The reconnect list: (name, address, until when it is kept).
-    pub(crate) fn reconnect_list(&self) -> impl Iterator<Item = (&Arc<str>, SocketAddr, Time)> {
-        self.reconnect.iter().map(|(n, (a, t))| (n, *a, *t))
+    /// The reconnect list in the order it is walked from now: (name,
+    /// address, until when it is kept).
+    pub(crate) fn reconnect_list(&self) -> Vec<(&Arc<str>, SocketAddr, Time)> {
+        fn entry<'a>(
+            (n, (a, t)): (&'a Arc<str>, &(SocketAddr, Time)),
+        ) -> (&'a Arc<str>, SocketAddr, Time) {
+            (n, *a, *t)
+        }
+        let Some(c) = &self.reconnect_cursor else {
+            return self.reconnect.iter().map(entry).collect();
+        };
+        let after = (std::ops::Bound::Excluded(c), std::ops::Bound::Unbounded);
+        let upto = (std::ops::Bound::Unbounded, std::ops::Bound::Included(c));
+        let mut list: Vec<_> = self
+            .reconnect
+            .range::<Arc<str>, _>(after)
+            .map(entry)
+            .collect();
+        list.extend(self.reconnect.range::<Arc<str>, _>(upto).map(entry));
+        list
     }
 
     /// When the next dead or left member is due to be forgotten.

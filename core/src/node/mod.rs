@@ -291,12 +291,18 @@ impl Node {
     }
 
     /// The reconnect list: members forgotten while dead, with the address
-    /// a push-pull round knocks on now and then, and until when each is
-    /// kept (see [`Config::reconnect_interval`]), in name order.
-    pub fn reconnect_list(&self) -> Vec<(Arc<str>, SocketAddr, Time)> {
+    /// a push-pull round knocks on now and then (see
+    /// [`Config::reconnect_interval`]), in the order it is walked: (name,
+    /// address, when it is next knocked on (about: the first push-pull
+    /// round from then), until when it is kept).
+    pub fn reconnect_list(&self) -> Vec<(Arc<str>, SocketAddr, Time, Time)> {
+        let first = self.anti_entropy.reconnect_due();
+        let every = self.cx.config.reconnect_interval;
         self.membership
             .reconnect_list()
-            .map(|(n, a, t)| (n.clone(), a, t))
+            .into_iter()
+            .enumerate()
+            .map(|(k, (n, a, until))| (n.clone(), a, first + every * k as u32, until))
             .collect()
     }
 

@@ -102,6 +102,12 @@ impl AntiEntropy {
         }
     }
 
+    /// The first push-pull round at or after this knocks on the reconnect
+    /// list.
+    pub(crate) fn reconnect_due(&self) -> Time {
+        self.next_reconnect
+    }
+
     /// When the next push-pull round is due.
     pub(crate) fn deadline(&self) -> Time {
         self.next_round

@@ -10,9 +10,12 @@
 //! after it has (a put replicated across the keyed agents, refusals
 //! counted), never after a sleep.
 
-use std::future::Future;
+mod support;
+
+use support::eventually;
+
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use prost::Message as _;
 use rumour::core::{Config, MemberState};
@@ -51,25 +54,6 @@ async fn cluster(prefix: &str, n: usize, keyring: &Keyring) -> Vec<Agent> {
         agents.push(a);
     }
     agents
-}
-
-/// Poll `check` every 20 ms until it holds or `within` passes.
-async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let start = Instant::now();
-    loop {
-        if check().await {
-            return;
-        }
-        assert!(
-            start.elapsed() < within,
-            "{what}: not true within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Time for every member to learn of a change: a few push-pull rounds.

@@ -4,7 +4,10 @@
 //! Waiting is done by polling a condition against a deadline derived from
 //! the protocol's timings, never by sleeping a fixed time and hoping.
 
-use std::future::Future;
+mod support;
+
+use support::eventually;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -48,25 +51,6 @@ async fn cluster(n: usize) -> Vec<Agent> {
         agents.push(a);
     }
     agents
-}
-
-/// Poll `check` every 20 ms until it holds or `within` passes.
-async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let start = Instant::now();
-    loop {
-        if check().await {
-            return;
-        }
-        assert!(
-            start.elapsed() < within,
-            "{what}: not true within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 async fn state_of(agent: &Agent, name: &str) -> Option<(MemberState, u32)> {

@@ -5,7 +5,9 @@
 //! Every file under `tests/` is a crate of its own and uses only some of
 //! these, so each helper allows `dead_code`.
 
+use std::future::Future;
 use std::str::FromStr;
+use std::time::{Duration, Instant};
 
 use proptest::prelude::ProptestConfig;
 
@@ -57,4 +59,25 @@ fn from_env<T: FromStr>(name: &str, default: T) -> T {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// Poll `check` every 20 ms until it holds or `within` passes (for tests
+/// over real sockets, which wait on a condition, never on a fixed sleep).
+#[allow(dead_code)]
+pub async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(
+            start.elapsed() < within,
+            "{what}: not true within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

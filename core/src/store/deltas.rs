@@ -8,6 +8,40 @@ use super::{Namespace, Slot, Store};
 use crate::message::{Delta, DigestEntry, Record, Versioned};
 use crate::wire;
 
+impl Namespace {
+    /// The signed record at `version`, which holds `slot`.
+    pub(super) fn versioned(&self, version: u64, slot: &Slot) -> Versioned {
+        let (record, signature) = match slot {
+            Slot::Key(key) => {
+                let e = &self.entries[key];
+                let record = Record::Entry {
+                    key: key.clone(),
+                    value: e.value.clone(),
+                };
+                (record, e.signature)
+            }
+            Slot::Event {
+                name,
+                payload,
+                lamport,
+                signature,
+            } => {
+                let record = Record::Event {
+                    name: name.clone(),
+                    payload: payload.clone(),
+                    lamport: *lamport,
+                };
+                (record, *signature)
+            }
+        };
+        Versioned {
+            version,
+            record,
+            signature,
+        }
+    }
+}
+
 impl Store {
     /// The deltas a peer with `digest` lacks, packed into `budget` bytes,
     /// starting with the owner after `start` in name order (so that a
@@ -65,34 +99,7 @@ impl Store {
             let mut used = head;
             let mut truncated = false;
             for (&version, slot) in ns.stream.range(from + 1..) {
-                let (record, signature) = match slot {
-                    Slot::Key(key) => {
-                        let e = &ns.entries[key];
-                        let record = Record::Entry {
-                            key: key.clone(),
-                            value: e.value.clone(),
-                        };
-                        (record, e.signature)
-                    }
-                    Slot::Event {
-                        name,
-                        payload,
-                        lamport,
-                        signature,
-                    } => {
-                        let record = Record::Event {
-                            name: name.clone(),
-                            payload: payload.clone(),
-                            lamport: *lamport,
-                        };
-                        (record, *signature)
-                    }
-                };
-                let v = Versioned {
-                    version,
-                    record,
-                    signature,
-                };
+                let v = ns.versioned(version, slot);
                 let size = wire::len_field(wire::versioned_len(&v));
                 if used + size > left {
                     truncated = true;

@@ -347,19 +347,12 @@ impl Store {
     /// after version `after` (see [`OwnNamespace`]).
     pub(crate) fn own_since(&self, after: u64) -> OwnNamespace {
         let ns = &self.spaces[&self.me];
-        let records = self
-            .deltas_for(
-                &[DigestEntry {
-                    owner: self.me.clone(),
-                    generation: ns.generation,
-                    version: after,
-                }],
-                usize::MAX,
-                0,
-                true,
-            )
-            .into_iter()
-            .flat_map(|d| d.records)
+        // Below the horizon, versions may be gone: the whole namespace.
+        let from = if after < ns.horizon { 0 } else { after };
+        let records = ns
+            .stream
+            .range((std::ops::Bound::Excluded(from), std::ops::Bound::Unbounded))
+            .map(|(&version, slot)| ns.versioned(version, slot))
             .collect();
         OwnNamespace {
             generation: ns.generation,

@@ -394,12 +394,29 @@ impl Store {
             last = r.version;
             self.check_record(&r.record)
                 .or_else(|e| bad(format!("record version {}: {e}", r.version)))?;
-            let statement = record_statement(&me, saved.generation, r.version, &r.record);
-            if !verified.check(&key, &statement, &r.signature) {
-                return bad(format!(
-                    "record version {} is not signed by this node's key",
-                    r.version
-                ));
+        }
+        // Checked in batches; a batch that fails is gone through one by one
+        // to name the record.
+        for chunk in saved.records.chunks(512) {
+            let statements: Vec<Vec<u8>> = chunk
+                .iter()
+                .map(|r| record_statement(&me, saved.generation, r.version, &r.record))
+                .collect();
+            let signed: Vec<(&[u8], &crate::identity::Signature)> = statements
+                .iter()
+                .zip(chunk)
+                .map(|(b, r)| (b.as_slice(), &r.signature))
+                .collect();
+            if verified.check_all(&key, &signed) {
+                continue;
+            }
+            for (bytes, r) in statements.iter().zip(chunk) {
+                if !verified.check(&key, bytes, &r.signature) {
+                    return bad(format!(
+                        "record version {} is not signed by this node's key",
+                        r.version
+                    ));
+                }
             }
         }
         let mut ns = Namespace::new(saved.generation);

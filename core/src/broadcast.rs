@@ -55,7 +55,9 @@ struct Queued<T> {
 /// member replaces the older).
 #[derive(Debug)]
 pub(crate) struct BroadcastQueue<T: Rumour> {
-    queue: BTreeMap<Priority, Queued<T>>,
+    /// Boxed, so that the tree's inserts and removals move pointers, not
+    /// rumours (a signed member update is some 180 bytes).
+    queue: BTreeMap<Priority, Box<Queued<T>>>,
     /// Lookup only (never iterated): where each key's rumour sits.
     by_member: HashMap<T::Key, Priority, BuildHasherDefault<Fnv64>>,
     next_seq: u64,
@@ -104,7 +106,7 @@ impl<T: Rumour> BroadcastQueue<T> {
         }
         let prio = (0, Reverse(self.next_seq));
         self.next_seq += 1;
-        self.queue.insert(prio, Queued { update, size });
+        self.queue.insert(prio, Box::new(Queued { update, size }));
         self.by_member.insert(name, prio);
         while self.queue.len() > max {
             if let Some((_, q)) = self.queue.pop_last() {
@@ -142,7 +144,7 @@ impl<T: Rumour> BroadcastQueue<T> {
 
     /// Put a rumour taken out at `prio` back as sent `sent` times, or drop
     /// it once that reaches `limit`.
-    fn requeue(&mut self, key: T::Key, prio: Priority, q: Queued<T>, sent: u32, limit: u32) {
+    fn requeue(&mut self, key: T::Key, prio: Priority, q: Box<Queued<T>>, sent: u32, limit: u32) {
         if sent >= limit {
             self.by_member.remove(&key);
         } else {

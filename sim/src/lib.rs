@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod net;
 pub mod plot;
 pub mod scenario;
+mod trace;
 pub mod updates;
 mod world;
 

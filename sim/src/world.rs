@@ -10,7 +10,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::hash::Hash;
+use std::hash::{Hash, Hasher};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
@@ -18,13 +18,14 @@ use petgraph::graphmap::UnGraphMap;
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rumour_core::{
-    wire, Config, Datum, Delta, Error, Event, Fnv64, Identity, Incarnation, Member, Message, Node,
-    NodeId, Output, PushPullKind, Record, Signature, Time, Verified, Versioned,
+    wire, Config, Datum, Delta, Error, Event, Identity, Incarnation, Member, Message, Node, NodeId,
+    Output, PushPullKind, Record, Signature, Time, Verified, Versioned,
 };
 
 use crate::metrics::{Metrics, Report};
 use crate::net::{Fate, Network};
 use crate::scenario::{Fault, NodeSet, Scenario};
+use crate::trace::TraceHash;
 use crate::updates::Tracker;
 use crate::SimError;
 
@@ -118,6 +119,9 @@ struct Slot {
     timer_at: Option<Time>,
     /// Extra processing delay of a slow node.
     slow: Duration,
+    /// How many times the node lost its key (restarted without its data
+    /// dir); each time it draws a new key pair.
+    keys_lost: u64,
 }
 
 /// The shape of the broadcast tree: the running nodes and the eager links
@@ -152,7 +156,7 @@ pub struct Sim {
     net: Network,
     slots: Vec<Slot>,
     metrics: Metrics,
-    digest: Fnv64,
+    digest: TraceHash,
     end: Time,
     /// Events kept for [`Sim::take_events`], when recording.
     log: Option<Vec<(Time, usize, Event)>>,
@@ -191,6 +195,7 @@ impl Sim {
                 incarnation: Incarnation(0),
                 timer_at: None,
                 slow: Duration::ZERO,
+                keys_lost: 0,
             })
             .collect();
         let end = Time::ZERO + scenario.duration;
@@ -209,7 +214,7 @@ impl Sim {
             net,
             slots,
             metrics,
-            digest: Fnv64::default(),
+            digest: TraceHash::default(),
             end,
             log: None,
             tracker: Tracker::new(n),
@@ -227,7 +232,7 @@ impl Sim {
                 .map(|i| {
                     let id = NodeId::new(&node_name(i), node_addr(i))
                         .expect("simulated names are valid");
-                    identity(seed, i).introduce(&id, Incarnation(0), Time::ZERO)
+                    identity(seed, i, 0).introduce(&id, Incarnation(0), Time::ZERO)
                 })
                 .collect();
         }
@@ -410,10 +415,10 @@ impl Sim {
                 let Some(node) = self.slots[to].node.as_mut() else {
                     return;
                 };
-                let mut h = Fnv64::default();
+                let mut h = TraceHash::default();
                 (0u8, self.now, to, from).hash(&mut h);
                 msg.hash(&mut h);
-                self.digest.write(&h.finish().to_le_bytes());
+                self.digest.write_u64(h.finish());
                 node.handle_message(self.now, node_addr(from), msg);
                 self.drain(to);
             }
@@ -509,10 +514,10 @@ impl Sim {
     }
 
     fn observe(&mut self, observer: usize, e: Event) {
-        let mut h = Fnv64::default();
+        let mut h = TraceHash::default();
         (1u8, self.now, observer).hash(&mut h);
         e.hash(&mut h);
-        self.digest.write(&h.finish().to_le_bytes());
+        self.digest.write_u64(h.finish());
         if let Some(log) = &mut self.log {
             log.push((self.now, observer, e.clone()));
         }
@@ -749,7 +754,7 @@ impl Sim {
             None => NodeId::new(&node_name(i), node_addr(i)).expect("simulated names are valid"),
         };
         let seed = self.rng.next_u64();
-        let identity = identity(self.scenario.seed, i);
+        let identity = identity(self.scenario.seed, i, self.slots[i].keys_lost);
         let config = self.config.clone();
         let mut node = Node::with_identity(id, identity, incarnation, config, seed, self.now)
             .expect("the scenario's config was validated");
@@ -805,10 +810,10 @@ impl Sim {
         let Some(node) = self.slots.get_mut(i).and_then(|s| s.node.as_mut()) else {
             return false;
         };
-        let mut h = Fnv64::default();
+        let mut h = TraceHash::default();
         (2u8, now, i, from).hash(&mut h);
         msg.hash(&mut h);
-        self.digest.write(&h.finish().to_le_bytes());
+        self.digest.write_u64(h.finish());
         node.handle_message(now, from, msg);
         self.drain(i);
         true
@@ -830,6 +835,17 @@ impl Sim {
         }
         self.slots[i].incarnation = self.slots[i].incarnation.next();
         self.start(i);
+    }
+
+    /// Restart crashed node `i` as a node that lost its data dir would:
+    /// under a new key pair. Its name stays bound to the old key until the
+    /// others have declared that identity dead and reaped it.
+    pub fn restart_with_new_key(&mut self, i: usize) {
+        if self.slots[i].node.is_some() {
+            return;
+        }
+        self.slots[i].keys_lost += 1;
+        self.restart(i);
     }
 
     /// Make node `i` leave gracefully.
@@ -1002,9 +1018,13 @@ impl Sim {
 /// the node, as a restart with its data dir keeps its key. Public so that
 /// tests can speak as a node (a Byzantine member signing with its own key).
 pub fn node_identity(seed: u64, i: usize) -> Identity {
-    identity(seed, i)
+    identity(seed, i, 0)
 }
 
-fn identity(seed: u64, i: usize) -> Identity {
-    Identity::from_seed(seed.rotate_left(17) ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+fn identity(seed: u64, i: usize, keys_lost: u64) -> Identity {
+    Identity::from_seed(
+        seed.rotate_left(17)
+            ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            ^ keys_lost.wrapping_mul(0xd6e8_feb8_6659_fd93),
+    )
 }

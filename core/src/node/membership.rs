@@ -252,14 +252,18 @@ impl Membership {
     /// News that does not stand on its member's own signed word, under the
     /// key its name is bound to, is refused and counted first.
     pub(crate) fn apply(&mut self, cx: &mut Ctx, u: &MemberUpdate, heard: Heard) -> Aftermath {
-        if !self.signed(cx, u) {
+        let held = self
+            .members
+            .get(u.id.name())
+            .map(|(id, e)| (id.clone(), *e));
+        if !self.signed(cx, u, held.as_ref()) {
             return Aftermath::default();
         }
         if u.id.name() == cx.me.name() {
             return self.refute(cx, u);
         }
         let (incarnation, mut state) = (u.incarnation, u.state);
-        let Some((held_id, held)) = self.members.get(u.id.name()) else {
+        let Some((held_id, held)) = held else {
             // Only an alive member can be introduced; news of the death or
             // suspicion of a stranger (perhaps one already reaped) is dropped.
             if state == MemberState::Alive {
@@ -276,8 +280,6 @@ impl Membership {
             cx.stats.stale_updates += 1;
             return Aftermath::default();
         };
-        let held = *held;
-        let held_id = held_id.clone();
         if held_id.addr() != u.id.addr() && (held.state.is_live() || state != MemberState::Alive) {
             cx.stats.address_conflicts += 1;
             return Aftermath::default();
@@ -487,9 +489,9 @@ impl Membership {
     /// Whether `u` stands on its member's own signed word under the key
     /// its name is bound to (this node's own key, for news about this
     /// node). A word already held was checked when it was taken in.
-    fn signed(&self, cx: &mut Ctx, u: &MemberUpdate) -> bool {
+    fn signed(&self, cx: &mut Ctx, u: &MemberUpdate, held: Option<&(NodeId, Entry)>) -> bool {
         let left = u.state == MemberState::Left;
-        if let Some((id, e)) = self.members.get(u.id.name()) {
+        if let Some((id, e)) = held {
             if e.key != u.key {
                 cx.stats.identity_conflicts += 1;
                 return false;

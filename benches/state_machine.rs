@@ -144,6 +144,7 @@ fn node_benches(c: &mut Criterion) {
             let ping = Message::Ping(Ping {
                 seq: 1,
                 target: Arc::from(SELF_NAME),
+                target_key: None,
                 updates: Vec::new(),
             });
             g.throughput(Throughput::Elements(1));

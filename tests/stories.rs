@@ -632,3 +632,62 @@ fn a_probe_of_the_previous_life_does_not_suspect_the_restarted_node() {
     );
     assert_eq!(sim.node(delta).unwrap().incarnation().0, second_life);
 }
+
+#[test]
+fn a_node_restarted_under_a_new_key_is_taken_back_once_its_old_identity_is_reaped() {
+    let _replay = ReplayOnFailure;
+    // Scenario: five nodes agree; delta (node-3) crashes and comes straight
+    // back without its data dir: same name and address, a new key. Nobody
+    // noticed the crash, so everyone still binds delta's name to the old key
+    // and refuses the new one's news. The new process must not keep the old
+    // identity alive by answering the probes meant for it (each probe names
+    // the key it expects): the old identity is suspected, declared dead and
+    // reaped, and then the name is free for the new key.
+    let delta = 3;
+    let mut sim = settled(5);
+    let c = sim.config().clone();
+    let old_key = sim.node(delta).unwrap().public_key();
+    sim.crash(delta);
+    sim.restart_with_new_key(delta);
+    let new_key = sim.node(delta).unwrap().public_key();
+    assert_ne!(old_key, new_key);
+
+    let bound = c.probe_period * 3
+        + c.suspicion_max
+        + c.dead_reap_after
+        + c.reconnect_interval
+        + c.push_pull_interval * 2;
+    run_until(
+        &mut sim,
+        bound,
+        "everyone holds delta alive under its new key",
+        |sim| {
+            for i in others(5, delta) {
+                match sim.node(i).unwrap().member(&node_name(delta)) {
+                    Some(m) if m.state == MemberState::Alive && m.key == new_key => {}
+                    other => {
+                        return Err(format!(
+                            "{} holds {:?}",
+                            node_name(i),
+                            other.map(|m| (m.state, m.key == new_key))
+                        ))
+                    }
+                }
+            }
+            all_alive(sim)
+        },
+    );
+    let events = sim.take_events();
+    let about = events_about(&events, delta);
+    // The old identity died everywhere before the new one was taken in.
+    assert_eq!(observers(&about, is_died), others(5, delta), "{about:?}");
+    assert_eq!(observers(&about, is_joined), others(5, delta), "{about:?}");
+    let refused: u64 = others(5, delta)
+        .into_iter()
+        .map(|i| sim.node(i).unwrap().stats().identity_conflicts)
+        .sum();
+    assert!(
+        refused > 0,
+        "the new key's news was refused while the old was bound"
+    );
+}

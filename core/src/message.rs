@@ -36,6 +36,14 @@ pub struct Ping {
     /// The intended member's name; another node now at its address ignores
     /// the probe.
     pub target: Arc<str>,
+    /// The fingerprint ([`PublicKey::fingerprint`]) of the key the prober
+    /// holds for the target. A node of that name under another key (one
+    /// restarted without its data dir) ignores the probe, so that its old
+    /// identity is suspected, declared dead and in time reaped, which frees
+    /// the name for the new key. `None` asks for no key.
+    ///
+    /// [`PublicKey::fingerprint`]: crate::PublicKey::fingerprint
+    pub target_key: Option<u64>,
     /// Rumours riding along.
     pub updates: Vec<MemberUpdate>,
 }

@@ -245,7 +245,10 @@ pub fn body_len(msg: &Message) -> usize {
     let updates = |us: &[MemberUpdate]| us.iter().map(update_field_len).sum::<usize>();
     match msg {
         Message::Ping(p) => {
-            varint_field(p.seq as u64) + opt_len_field(p.target.len()) + updates(&p.updates)
+            varint_field(p.seq as u64)
+                + opt_len_field(p.target.len())
+                + p.target_key.map_or(0, |_| 1 + 8)
+                + updates(&p.updates)
         }
         Message::PingReq(p) => {
             varint_field(p.seq as u64)

@@ -80,11 +80,14 @@ fn update() -> impl Strategy<Value = MemberUpdate> {
 fn message() -> impl Strategy<Value = Message> {
     let updates = || prop::collection::vec(update(), 0..6);
     prop_oneof![
-        (any::<u32>(), 0u8..6, updates()).prop_map(|(seq, t, updates)| Message::Ping(Ping {
-            seq,
-            target: Arc::from(format!("n{t}").as_str()),
-            updates
-        })),
+        (any::<u32>(), 0u8..6, any::<Option<u64>>(), updates()).prop_map(
+            |(seq, t, target_key, updates)| Message::Ping(Ping {
+                seq,
+                target: Arc::from(format!("n{t}").as_str()),
+                target_key,
+                updates
+            })
+        ),
         (any::<u32>(), 0u8..6, updates()).prop_map(|(seq, t, updates)| Message::PingReq(PingReq {
             seq,
             target: id(t),
@@ -383,27 +386,43 @@ fn news_of_our_death_is_refuted_with_a_higher_incarnation() {
 }
 
 #[test]
-fn a_ping_for_another_name_is_ignored_and_counted() {
+fn a_ping_for_another_name_or_key_is_ignored_and_counted() {
     let mut node = Node::new(id(0), Incarnation(0), Config::lan(), 1, Time::ZERO).unwrap();
     let ping = Message::Ping(Ping {
         seq: 7,
         target: Arc::from("someone-else"),
+        target_key: None,
         updates: vec![],
     });
     node.handle_message(Time::ZERO, addr(5), ping);
     assert!(node.poll_output().is_none());
     assert_eq!(node.stats().misdirected, 1);
+    // Our name under another key: meant for a previous life of ours that
+    // lost its key, so no ack keeps that identity alive.
+    let mine = node.public_key().fingerprint();
     let ping = Message::Ping(Ping {
         seq: 7,
         target: Arc::from("n0"),
+        target_key: Some(mine ^ 1),
         updates: vec![],
     });
     node.handle_message(Time::ZERO, addr(5), ping);
-    match node.poll_output() {
-        Some(Output::Send {
-            to,
-            msg: Message::Ack(a),
-        }) => assert_eq!((to, a.seq), (addr(5), 7)),
-        other => panic!("expected an ack, got {other:?}"),
+    assert!(node.poll_output().is_none());
+    assert_eq!(node.stats().misdirected, 2);
+    for target_key in [Some(mine), None] {
+        let ping = Message::Ping(Ping {
+            seq: 7,
+            target: Arc::from("n0"),
+            target_key,
+            updates: vec![],
+        });
+        node.handle_message(Time::ZERO, addr(5), ping);
+        match node.poll_output() {
+            Some(Output::Send {
+                to,
+                msg: Message::Ack(a),
+            }) => assert_eq!((to, a.seq), (addr(5), 7)),
+            other => panic!("expected an ack, got {other:?}"),
+        }
     }
 }

@@ -349,6 +349,7 @@ impl From<&Ping> for v1::Ping {
         v1::Ping {
             seq: p.seq,
             target: p.target.to_string(),
+            target_key: p.target_key,
             updates: encode_all(&p.updates),
         }
     }
@@ -361,6 +362,7 @@ impl TryFrom<v1::Ping> for Ping {
         Ok(Ping {
             seq: p.seq,
             target: name(p.target, "Ping.target")?,
+            target_key: p.target_key,
             updates: decode_all(p.updates)?,
         })
     }

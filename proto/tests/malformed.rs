@@ -140,6 +140,7 @@ fn broken_protobuf() {
     let ping = envelope(Body::Ping(v1::Ping {
         seq: 1,
         target: "n\u{e9}".into(),
+        target_key: None,
         updates: vec![],
     }))
     .encode_to_vec();
@@ -282,6 +283,7 @@ fn bad_names() {
         let ping = v1::Ping {
             seq: 1,
             target: bad.into(),
+            target_key: None,
             updates: vec![],
         };
         bad_name(envelope(Body::Ping(ping)), "Ping.target");

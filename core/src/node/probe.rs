@@ -133,9 +133,14 @@ impl Prober {
 
     /// A ping to `target`.
     fn ping(cx: &Ctx, m: &mut Membership, seq: u32, target: &NodeId) -> Message {
+        let target_key = m
+            .table()
+            .get(target.name())
+            .map(|(_, e)| e.key.fingerprint());
         let ping = Ping {
             seq,
             target: Arc::from(target.name()),
+            target_key,
             updates: Vec::new(),
         };
         Self::with_rumours(cx, m, Message::Ping(ping))
@@ -150,9 +155,11 @@ impl Prober {
     }
 
     /// A ping for this node: ack it, unless it is meant for another name
-    /// (a previous owner of our address).
+    /// (a previous owner of our address) or for this name under another key
+    /// (this node's previous life, which lost its key).
     pub(crate) fn on_ping(&mut self, cx: &mut Ctx, m: &mut Membership, from: SocketAddr, p: &Ping) {
-        if &*p.target != cx.me.name() {
+        let my_key = cx.identity.public().fingerprint();
+        if &*p.target != cx.me.name() || p.target_key.is_some_and(|k| k != my_key) {
             cx.stats.misdirected += 1;
             return;
         }

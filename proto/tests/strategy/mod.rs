@@ -251,11 +251,14 @@ pub fn push_pull() -> impl Strategy<Value = PushPull> {
 /// Any message, all 13 kinds equally likely.
 pub fn message() -> impl Strategy<Value = Message> {
     prop_oneof![
-        (u32s(), name(), updates()).prop_map(|(seq, target, updates)| Message::Ping(Ping {
-            seq,
-            target,
-            updates
-        })),
+        (u32s(), name(), any::<Option<u64>>(), updates()).prop_map(
+            |(seq, target, target_key, updates)| Message::Ping(Ping {
+                seq,
+                target,
+                target_key,
+                updates
+            })
+        ),
         (u32s(), update(), updates()).prop_map(|(seq, target, updates)| {
             Message::PingReq(PingReq {
                 seq,

@@ -38,10 +38,8 @@ impl Scratch {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        let dir = std::env::temp_dir().join(format!(
-            "rumour-keys-{tag}-{}-{nanos}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("rumour-keys-{tag}-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create the scratch dir");
         Scratch(dir)
     }
@@ -220,9 +218,11 @@ async fn a_live_rotation_loses_no_put_suspects_no_one_and_survives_a_restart() {
     assert_eq!(counts(&r), vec![(n.clone(), 5, 5)]);
     // Writes go on under the new key alone for a moment.
     let marks = agents[0].handle().status().await.unwrap().version;
-    eventually("writes go on after the rotation", Duration::from_secs(5), || async {
-        agents[0].handle().status().await.unwrap().version > marks + 20
-    })
+    eventually(
+        "writes go on after the rotation",
+        Duration::from_secs(5),
+        || async { agents[0].handle().status().await.unwrap().version > marks + 20 },
+    )
     .await;
     stop.store(true, Relaxed);
 
@@ -230,7 +230,10 @@ async fn a_live_rotation_loses_no_put_suspects_no_one_and_survives_a_restart() {
     for w in writers {
         written.push(w.await.unwrap());
     }
-    assert!(written.iter().all(|(_, acked)| acked.len() > 20), "writes ran");
+    assert!(
+        written.iter().all(|(_, acked)| acked.len() > 20),
+        "writes ran"
+    );
     eventually(
         "every acknowledged put is at every replica",
         Duration::from_secs(15),
@@ -289,7 +292,13 @@ async fn a_live_rotation_loses_no_put_suspects_no_one_and_survives_a_restart() {
         .transport_stats()
         .rejected_unauthenticated
         .load(Relaxed);
-    let outsider = start("outsider", std::slice::from_ref(&old), None, Some(&agents[0])).await;
+    let outsider = start(
+        "outsider",
+        std::slice::from_ref(&old),
+        None,
+        Some(&agents[0]),
+    )
+    .await;
     eventually(
         "the outsider's join is refused",
         Duration::from_secs(10),
@@ -416,7 +425,10 @@ async fn key_commands_need_a_keyed_agent_and_a_sealed_request() {
         .unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
     assert!(e.message().contains("no cluster key"), "{e:?}");
-    let e = c.install_key(install(&key(1).to_base64())).await.unwrap_err();
+    let e = c
+        .install_key(install(&key(1).to_base64()))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
 
     let forged = pb::Envelope {
@@ -438,14 +450,18 @@ async fn key_commands_need_a_keyed_agent_and_a_sealed_request() {
         .await
         .expect("connect to the peer port");
     let _ = peer.stream(tokio_stream::iter(vec![forged])).await;
-    eventually("the plaintext key command is refused", Duration::from_secs(5), || async {
-        plain
-            .handle()
-            .transport_stats()
-            .rejected_unauthenticated
-            .load(Relaxed)
-            == 1
-    })
+    eventually(
+        "the plaintext key command is refused",
+        Duration::from_secs(5),
+        || async {
+            plain
+                .handle()
+                .transport_stats()
+                .rejected_unauthenticated
+                .load(Relaxed)
+                == 1
+        },
+    )
     .await;
     let e = c
         .list_keys(pb::ListKeysRequest { timeout_ms: 0 })

@@ -926,7 +926,9 @@ impl TryFrom<Body> for Message {
             Body::ClusterRequest(_) => {
                 return Err(DecodeError::NotForTheNode("Envelope.cluster_request"))
             }
-            Body::ClusterReply(_) => return Err(DecodeError::NotForTheNode("Envelope.cluster_reply")),
+            Body::ClusterReply(_) => {
+                return Err(DecodeError::NotForTheNode("Envelope.cluster_reply"))
+            }
         })
     }
 }

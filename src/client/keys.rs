@@ -143,7 +143,11 @@ mod tests {
             keys: vec![],
         };
         let p = render(&r, Some("removed"));
-        assert!(p.table.ends_with("removed on 1 of 4 members\n"), "{}", p.table);
+        assert!(
+            p.table.ends_with("removed on 1 of 4 members\n"),
+            "{}",
+            p.table
+        );
         assert_eq!(
             p.problem.as_deref(),
             Some("b refused: the key is the primary; no answer from c, d")

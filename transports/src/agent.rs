@@ -342,7 +342,9 @@ impl Agent {
 /// are then ignored, with a warning if they differ. A dir that keeps none
 /// takes `flags`, and keeps them from now on.
 fn starting_keyring(
-    dir: &mut DataDir, flags: Option<Keyring>) -> Result<Option<Keyring>, StartError> {
+    dir: &mut DataDir,
+    flags: Option<Keyring>,
+) -> Result<Option<Keyring>, StartError> {
     let corrupt = |what: String| DataDirError::Corrupt {
         path: dir.db_path().to_path_buf(),
         what,

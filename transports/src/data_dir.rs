@@ -583,10 +583,12 @@ impl DataDir {
         }
         let meta = tx.open_table(META).or_db(path, "read")?;
         let label = match meta.get(META_KEYRING_LABEL).or_db(path, "read")? {
-            Some(v) => String::from_utf8(v.value().to_vec()).map_err(|_| DataDirError::Corrupt {
-                path: path.to_path_buf(),
-                what: "the keyring's label is not UTF-8".into(),
-            })?,
+            Some(v) => {
+                String::from_utf8(v.value().to_vec()).map_err(|_| DataDirError::Corrupt {
+                    path: path.to_path_buf(),
+                    what: "the keyring's label is not UTF-8".into(),
+                })?
+            }
             None => String::new(),
         };
         Ok(Some(SavedKeyring { keys, label }))

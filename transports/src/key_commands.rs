@@ -150,7 +150,10 @@ impl Handle {
             let ring = d.keyring.as_ref().ok_or(ApiError::NoKeyring)?.current();
             match key {
                 Some(k) => refusal(&ring, op, &k).map_or(Ok(()), |why| {
-                    Err(ApiError::KeyRefused(format!("{}: {why}", d.node.id().name())))
+                    Err(ApiError::KeyRefused(format!(
+                        "{}: {why}",
+                        d.node.id().name()
+                    )))
                 }),
                 None => Ok(()),
             }

@@ -179,13 +179,13 @@ impl Agent {
             node,
             start,
             links,
-            keyring.clone(),
             inbound_rx,
             transport.watch_buffer,
             stats.clone(),
             api_addr,
         );
         driver.durable = durable;
+        driver.keyring = keyring.clone();
         let node_task = tokio::spawn(driver::run(driver, inputs));
 
         let (stop_servers, stop_rx) = watch::channel(false);

@@ -51,7 +51,7 @@ pub struct AgentArgs {
     )]
     api_token: Option<Secret>,
     /// With --api-token, let clients on a loopback address call without the
-    /// token, except shutdown, leave and join.
+    /// token, except shutdown, leave, join and the key commands.
     #[arg(long, requires = "api_token")]
     api_open_loopback: bool,
     /// Serve the client API on a non-loopback address without a token
@@ -63,7 +63,9 @@ pub struct AgentArgs {
     /// peer message is then sealed (XChaCha20-Poly1305) and every one
     /// received must open with the key, or it is dropped. Repeat the flag
     /// (or, in RUMOUR_KEY, separate keys with commas) for a keyring: the
-    /// first seals, all open.
+    /// first seals, all open. With a data dir this seeds the keyring the
+    /// first time only: afterwards the data dir's keyring, which `rumour
+    /// keys install|use|remove` change, wins over the flag.
     #[arg(
         long = "key",
         env = "RUMOUR_KEY",

@@ -2,7 +2,8 @@
 //! agent started with an API token refuses every `rumour.v1.Rumour` call
 //! that lacks it (`UNAUTHENTICATED`, counted, nothing changed), serves the
 //! calls that carry it, and keeps gRPC health open; `api_open_loopback`
-//! spares loopback reads and writes but not `Shutdown`, `Leave` or `Join`;
+//! spares loopback reads and writes but not `Shutdown`, `Leave`, `Join` or
+//! the key calls;
 //! an API beyond loopback without a token does not start.
 //!
 //! No test sleeps: each call is answered before the next is made, and the
@@ -163,10 +164,32 @@ async fn every_call(
             ),
         ),
         (
+            "ListKeys",
+            refused(
+                c.list_keys(req(pb::ListKeysRequest { timeout_ms: 0 }, token))
+                    .await,
+            ),
+        ),
+        ("InstallKey", refused(c.install_key(key_req(token)).await)),
+        ("UseKey", refused(c.use_key(key_req(token)).await)),
+        ("RemoveKey", refused(c.remove_key(key_req(token)).await)),
+        (
             "Shutdown",
             refused(c.shutdown(req(pb::ShutdownRequest {}, token)).await),
         ),
     ]
+}
+
+/// A key call's request, with a well-formed key.
+fn key_req(token: Option<&str>) -> Request<pb::KeyRequest> {
+    let key = rumour::transport::ClusterKey::from_bytes(&[7; 32]).unwrap();
+    req(
+        pb::KeyRequest {
+            key: key.to_base64(),
+            timeout_ms: 0,
+        },
+        token,
+    )
 }
 
 /// The agent's `api_unauthenticated` counter, read through its handle.
@@ -232,7 +255,7 @@ async fn without_the_token_every_call_is_refused_counted_and_changes_nothing() {
     r.metadata_mut()
         .insert("authorization", TOKEN.parse().unwrap());
     assert_eq!(c.status(r).await.unwrap_err().code(), Code::Unauthenticated);
-    assert_eq!(refusals(&agent).await, 3 * 13 + 1);
+    assert_eq!(refusals(&agent).await, 3 * 17 + 1);
 
     // With the token, the calls are served.
     let v = c
@@ -268,7 +291,7 @@ async fn without_the_token_every_call_is_refused_counted_and_changes_nothing() {
         .into_inner();
     assert_eq!(
         status.counters.get("transport_api_unauthenticated"),
-        Some(&(3 * 13 + 1))
+        Some(&(3 * 17 + 1))
     );
     // The token shows nowhere in what the agent reports.
     let shown = format!("{status:?}");
@@ -305,7 +328,7 @@ async fn health_stays_open_without_the_token() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn open_loopback_serves_reads_and_writes_but_not_shutdown_leave_join() {
+async fn open_loopback_serves_reads_and_writes_but_not_shutdown_leave_join_or_keys() {
     let agent = start(Some(TOKEN), true).await;
     let mut c = client(&agent).await;
 
@@ -353,8 +376,16 @@ async fn open_loopback_serves_reads_and_writes_but_not_shutdown_leave_join() {
             .await
             .unwrap_err();
         assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
+        // So do the key calls, listing included.
+        let e = c
+            .list_keys(req(pb::ListKeysRequest { timeout_ms: 0 }, token))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
+        let e = c.install_key(key_req(token)).await.unwrap_err();
+        assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
     }
-    assert_eq!(refusals(&agent).await, 6);
+    assert_eq!(refusals(&agent).await, 10);
     let s = agent.handle().status().await.expect("still running");
     assert!(!s.left);
     assert_eq!(s.members, 1);

@@ -846,6 +846,89 @@ fn agents_keyed_by_flag_and_by_config_file_form_a_cluster() {
 }
 
 #[test]
+fn keys_commands_rotate_the_cluster_key_and_never_print_it() {
+    // Scenario: two agents keyed with `old` rotate to `new` through the
+    // client commands, one step through each agent; every step prints the
+    // keys by fingerprint, and a refused step is one error line.
+    let dir = Scratch::new("keyscli");
+    let old = rumour("127.0.0.1:1", &["keygen"]).stdout.trim().to_string();
+    let new = rumour("127.0.0.1:1", &["keygen"]).stdout.trim().to_string();
+    let fingerprint = |k: &str| {
+        rumour::transport::ClusterKey::from_base64(k)
+            .unwrap()
+            .fingerprint()
+    };
+    let keyed: [&OsStr; 2] = ["--key".as_ref(), old.as_ref()];
+    let a1 = Agent::start_with(dir.path(), "kc-1", None, &keyed);
+    let a2 = Agent::start_with(dir.path(), "kc-2", Some(&a1), &keyed);
+    let all = [(&a1, "alive"), (&a2, "alive")];
+    wait_members(&a1, &all);
+    wait_members(&a2, &all);
+    let mut runs = Vec::new();
+
+    let run = a1.run(&["keys", "install", &new]);
+    assert!(run.ok(), "{}", run.show());
+    assert!(
+        run.stdout.ends_with("installed on 2 of 2 members\n"),
+        "{}",
+        run.show()
+    );
+    runs.push(run);
+    let run = a2.run(&["keys", "use", &new]);
+    assert!(run.ok(), "{}", run.show());
+    runs.push(run);
+    let run = a1.run(&["keys", "remove", &new]);
+    assert!(!run.ok(), "{}", run.show());
+    assert!(one_error_line(&run).contains("primary"), "{}", run.show());
+    runs.push(run);
+    let run = a1.run(&["keys", "install", "not-a-key"]);
+    assert!(
+        one_error_line(&run).starts_with("error: invalid argument: "),
+        "{}",
+        run.show()
+    );
+    runs.push(run);
+    let run = a1.run(&["keys", "remove", &old, "--timeout", "3s"]);
+    assert!(run.ok(), "{}", run.show());
+    runs.push(run);
+    let run = a2.run(&["keys", "list"]);
+    assert!(run.ok(), "{}", run.show());
+    let lines: Vec<Vec<&str>> = run
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            vec!["KEY", "MEMBERS", "PRIMARY"],
+            vec![fingerprint(&new).as_str(), "2/2", "2"],
+            vec!["2", "of", "2", "members", "answered"],
+        ],
+        "{}",
+        run.show()
+    );
+    runs.push(run);
+    // `rumour keys` alone still lists a namespace's keys.
+    let run = a1.run(&["keys"]);
+    assert!(run.ok(), "{}", run.show());
+    runs.push(run);
+    for run in &runs {
+        for k in [&old, &new] {
+            assert!(
+                !run.stdout.contains(k.as_str()) && !run.stderr.contains(k.as_str()),
+                "{}",
+                run.show()
+            );
+        }
+    }
+    for a in [&a1, &a2] {
+        let log = a.stderr();
+        assert!(!log.contains(&old) && !log.contains(&new), "{log}");
+    }
+}
+
+#[test]
 fn an_agent_on_a_wide_peer_port_without_a_key_warns() {
     let dir = Scratch::new("widepeer");
     let key = rumour("127.0.0.1:1", &["keygen"]).stdout.trim().to_string();

@@ -99,6 +99,10 @@ pub enum DecodeError {
     /// message name.
     #[error("{0} says the value is absent but carries one")]
     ValueConflict(&'static str),
+    /// An agent-to-agent body (a cluster request or its reply), which the
+    /// transport handles and the protocol's state machine never sees.
+    #[error("{0} is for the agent, not a protocol message")]
+    NotForTheNode(&'static str),
     /// A public key that is not 32 bytes or a signature that is not 64,
     /// named `Message.field`, with the length sent.
     #[error("{field} is {len} bytes, expected {expected}")]
@@ -921,6 +925,12 @@ impl TryFrom<Body> for Message {
             Body::Prune(m) => Message::Prune(m.into()),
             Body::Query(m) => Message::Query(m.into()),
             Body::QueryReply(m) => Message::QueryReply(m.try_into()?),
+            Body::ClusterRequest(_) => {
+                return Err(DecodeError::NotForTheNode("Envelope.cluster_request"))
+            }
+            Body::ClusterReply(_) => {
+                return Err(DecodeError::NotForTheNode("Envelope.cluster_reply"))
+            }
         })
     }
 }

@@ -31,7 +31,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Adds `authorization: Bearer TOKEN` to every call, if a token was given.
 #[derive(Clone)]
-struct Bearer(Option<MetadataValue<Ascii>>);
+pub(super) struct Bearer(Option<MetadataValue<Ascii>>);
 
 impl Bearer {
     fn new(token: Option<&str>) -> Result<Bearer, Failure> {
@@ -59,7 +59,7 @@ impl Interceptor for Bearer {
 }
 
 /// The client: a channel to the agent, with the token on every call.
-type Client = RumourClient<InterceptedService<Channel, Bearer>>;
+pub(super) type Client = RumourClient<InterceptedService<Channel, Bearer>>;
 
 pub(super) async fn execute(
     api: &str,
@@ -140,6 +140,20 @@ pub(super) async fn execute(
             writeln!(out, "deleted (version {})", r.version)?;
         }
         ClientCommand::Keys {
+            keyring: Some(command),
+            ..
+        } => {
+            let text = super::keys::execute(&mut client, command)
+                .await
+                .map_err(failed)?;
+            out.write_all(text.table.as_bytes())?;
+            out.flush()?;
+            if let Some(problem) = text.problem {
+                return Err(Failure::Message(problem));
+            }
+        }
+        ClientCommand::Keys {
+            keyring: None,
             node,
             prefix,
             values,
@@ -310,7 +324,7 @@ async fn connect(api: &str, bearer: Bearer) -> Result<Client, Failure> {
 }
 
 /// A unary request with the client's deadline.
-fn unary<T>(message: T) -> Request<T> {
+pub(super) fn unary<T>(message: T) -> Request<T> {
     let mut r = Request::new(message);
     r.set_timeout(CALL_TIMEOUT);
     r

@@ -9,9 +9,12 @@
 //!
 //! The parts: this file holds the command-line shape and the dispatch;
 //! `commands` does what each command does against the gRPC API; `output`
-//! turns answers and errors into the tables, JSON and lines printed.
+//! turns answers and errors into the tables, JSON and lines printed; `keys`
+//! does both for the cluster keyring commands (`rumour keys list|install|
+//! use|remove`).
 
 mod commands;
+mod keys;
 mod output;
 
 use std::io;
@@ -82,8 +85,14 @@ pub enum ClientCommand {
         /// The key.
         key: String,
     },
-    /// List the keys of a namespace, one per line, in key order.
+    /// List the keys of a namespace, one per line, in key order; or, with
+    /// a subcommand, list or change the cluster keys of every live member.
+    #[command(args_conflicts_with_subcommands = true)]
     Keys {
+        /// The cluster keyring: `list`, `install KEY`, `use KEY`,
+        /// `remove KEY`.
+        #[command(subcommand)]
+        keyring: Option<KeyringCommand>,
         /// List this node's namespace [default: the agent's own].
         #[arg(long, value_name = "NAME")]
         node: Option<String>,
@@ -136,6 +145,60 @@ pub enum ClientCommand {
         #[arg(long)]
         config: bool,
     },
+}
+
+/// `rumour keys list|install|use|remove`: the cluster keyring, on every
+/// live member. Each prints every key's fingerprint (never the key), how
+/// many members hold it and how many use it as primary, and exits 1 if a
+/// member refused or did not answer within --timeout.
+#[derive(Subcommand, Debug)]
+pub enum KeyringCommand {
+    /// Show the keys every live member holds.
+    List {
+        #[command(flatten)]
+        wait: KeyWait,
+    },
+    /// Add a key on every live member: it opens at once, and seals once
+    /// `use`d. Step 1 of a rotation.
+    Install {
+        /// The key in base64 (from `rumour keygen`).
+        key: crate::agent::Secret,
+        #[command(flatten)]
+        wait: KeyWait,
+    },
+    /// Make an installed key every member's primary: it seals from now on.
+    /// Step 2.
+    Use {
+        /// The key in base64.
+        key: crate::agent::Secret,
+        #[command(flatten)]
+        wait: KeyWait,
+    },
+    /// Remove a key from every live member; refused for the primary (and
+    /// so for the last key). Step 3.
+    Remove {
+        /// The key in base64.
+        key: crate::agent::Secret,
+        #[command(flatten)]
+        wait: KeyWait,
+    },
+}
+
+/// How long a keyring command waits for members' answers.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct KeyWait {
+    /// Wait at most this long for every live member to answer (e.g. `5s`,
+    /// `500ms`; at most 60 s); the command returns as soon as all have.
+    #[arg(long, default_value = "5s", value_parser = parse_timeout)]
+    pub timeout: std::time::Duration,
+}
+
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    let d = rumour_core::parse_duration(s)?;
+    if d.is_zero() || d > std::time::Duration::from_secs(60) {
+        return Err("must be more than 0 and at most 60s".into());
+    }
+    Ok(d)
 }
 
 /// `rumour metadata get|set`.

@@ -112,7 +112,7 @@ fn state_name(state: i32) -> &'static str {
 
 /// Rows as columns padded to their widest cell, two spaces apart, without
 /// trailing spaces; each row ends in a newline.
-fn columns(rows: &[Vec<String>]) -> String {
+pub(super) fn columns(rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = Vec::new();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {

@@ -3,8 +3,8 @@
 //!
 //! The check wraps the service as a tower layer, before any request is
 //! decoded, so a refused call changes nothing. It needs the call's method
-//! (`Shutdown`, `Leave` and `Join` always need the token, even from
-//! loopback) and the client's address, which a tonic interceptor does not
+//! (`Shutdown`, `Leave`, `Join` and the key calls always need the token,
+//! even from loopback) and the client's address, which a tonic interceptor does not
 //! see; hence a service rather than an interceptor.
 
 use std::convert::Infallible;
@@ -68,8 +68,17 @@ impl fmt::Debug for ApiToken {
 }
 
 /// Methods that always need the token when one is set, from loopback too:
-/// they stop the node or change the cluster it is in.
-const ALWAYS_TOKEN: [&str; 3] = ["Shutdown", "Leave", "Join"];
+/// they stop the node, change the cluster it is in, or change (or show)
+/// the cluster's keys.
+const ALWAYS_TOKEN: [&str; 7] = [
+    "Shutdown",
+    "Leave",
+    "Join",
+    "ListKeys",
+    "InstallKey",
+    "UseKey",
+    "RemoveKey",
+];
 
 /// The access rule of the client API.
 #[derive(Clone, Debug)]

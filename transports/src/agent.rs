@@ -23,7 +23,7 @@ use crate::data_dir::{DataDir, DataDirError};
 use crate::driver::{self, Handle};
 use crate::durable::{Durable, Life};
 use crate::error::StartError;
-use crate::keyring::Sealer;
+use crate::keyring::{Keyring, Sealer, SharedKeyring};
 use crate::link::Links;
 use crate::peer::{PeerService, RefusalLog};
 use crate::stats::TransportStats;
@@ -136,7 +136,7 @@ impl Agent {
             }
             _ => seeds,
         };
-        let durable = match (store, life) {
+        let mut durable = match (store, life) {
             (Some(dir), Some(life)) => {
                 if let Some(saved) = &life.namespace {
                     node.restore_namespace(rumour_core::Time::ZERO, saved)
@@ -153,10 +153,23 @@ impl Agent {
             node.join(rumour_core::Time::ZERO, &seeds)?;
         }
 
+        let ring = match &mut durable {
+            Some(d) => starting_keyring(d.dir_mut(), config.keyring.clone())?,
+            None => config.keyring.clone(),
+        };
+        let peer_auth = match &ring {
+            None => "none (plaintext)".to_string(),
+            Some(k) if k.label().is_empty() => format!("cluster key ({} in the ring)", k.len()),
+            Some(k) => format!(
+                "cluster key ({} in the ring), label {:?}",
+                k.len(),
+                k.label()
+            ),
+        };
         let stats = Arc::new(TransportStats::default());
         let transport = Arc::new(config.transport.clone());
         let (inbound_tx, inbound_rx) = mpsc::channel(transport.inbound_queue.max(1));
-        let keyring = config.keyring.clone().map(Arc::new);
+        let keyring = ring.map(SharedKeyring::new);
         let sealer = match &keyring {
             Some(k) => Some(Sealer::new(k.clone()).map_err(StartError::Key)?),
             None => None,
@@ -172,6 +185,7 @@ impl Agent {
             api_addr,
         );
         driver.durable = durable;
+        driver.keyring = keyring.clone();
         let node_task = tokio::spawn(driver::run(driver, inputs));
 
         let (stop_servers, stop_rx) = watch::channel(false);
@@ -235,21 +249,12 @@ impl Agent {
         let api_auth = match (&config.api_token, config.api_open_loopback) {
             (None, _) => "none",
             (Some(_), false) => "token",
-            (Some(_), true) => "token (loopback open but for shutdown, leave, join)",
+            (Some(_), true) => "token (loopback open but for shutdown, leave, join, keys)",
         };
         let data_dir = config.data_dir.clone();
         let kept = data_dir
             .as_deref()
             .map_or_else(|| "none".to_string(), |p| p.display().to_string());
-        let peer_auth = match &config.keyring {
-            None => "none (plaintext)".to_string(),
-            Some(k) if k.label().is_empty() => format!("cluster key ({} in the ring)", k.len()),
-            Some(k) => format!(
-                "cluster key ({} in the ring), label {:?}",
-                k.len(),
-                k.label()
-            ),
-        };
         info!(name = %config.name, peer = %peer_addr, api = %api_addr, api_auth, peer_auth, incarnation, data_dir = %kept, "agent started");
         if api_beyond_loopback && config.api_token.is_none() {
             warn!(api = %api_addr, "the client API is open to anyone who can reach it (--insecure): they can write, join, leave and shut the agent down");
@@ -329,6 +334,43 @@ impl Agent {
             }
         }
     }
+}
+
+/// The keyring an agent with a data dir starts with. The dir's keyring, if
+/// it keeps one, is the node's: what key commands made of it outlives the
+/// flags the agent was first started with, so `flags` (`--key`, `--label`)
+/// are then ignored, with a warning if they differ. A dir that keeps none
+/// takes `flags`, and keeps them from now on.
+fn starting_keyring(
+    dir: &mut DataDir,
+    flags: Option<Keyring>,
+) -> Result<Option<Keyring>, StartError> {
+    let corrupt = |what: String| DataDirError::Corrupt {
+        path: dir.db_path().to_path_buf(),
+        what,
+    };
+    let saved = match dir.load_keyring()? {
+        Some(saved) => saved,
+        None => {
+            if let Some(ring) = &flags {
+                let keys: Vec<&[u8]> = ring.keys().iter().map(|k| &k.as_bytes()[..]).collect();
+                dir.save_keyring(&keys, ring.label())?;
+            }
+            return Ok(flags);
+        }
+    };
+    let ring = Keyring::from_bytes(&saved.keys, saved.label)
+        .map_err(|e| corrupt(format!("the kept keyring: {e}")))?;
+    match &flags {
+        Some(f) if f != &ring => warn!(
+            kept = ring.len(),
+            given = f.len(),
+            "the data dir keeps a keyring, which key commands may have changed since: it is used, and --key/--label (or the config file's key/label) are ignored. To change keys, use `rumour keys install|use|remove`"
+        ),
+        _ => {}
+    }
+    info!(keys = ring.len(), primary = %ring.primary().fingerprint(), "cluster keyring taken from the data dir");
+    Ok(Some(ring))
 }
 
 /// A key pair from the operating system's randomness.

@@ -14,6 +14,7 @@ use tonic::{Request, Response, Status};
 
 use crate::driver::{Driver, Handle, Sequenced};
 use crate::error::ApiError;
+use crate::key_commands::{KeyOp, KeyReport, DEFAULT_KEY_TIMEOUT};
 
 /// A value read from a namespace.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -440,6 +441,53 @@ fn watch_event(
     })
 }
 
+/// A key call's timeout from its `timeout_ms` (0: the default).
+fn key_timeout(ms: u32) -> std::time::Duration {
+    if ms == 0 {
+        DEFAULT_KEY_TIMEOUT
+    } else {
+        std::time::Duration::from_millis(u64::from(ms))
+    }
+}
+
+fn keys_response(r: KeyReport) -> pb::KeysResponse {
+    pb::KeysResponse {
+        keys: r
+            .counts()
+            .into_iter()
+            .map(|c| pb::KeyCount {
+                fingerprint: c.fingerprint,
+                members: c.members as u32,
+                primary: c.primary as u32,
+            })
+            .collect(),
+        members: r
+            .answers
+            .into_iter()
+            .map(|a| pb::MemberKeys {
+                name: a.name,
+                error: a.error.unwrap_or_default(),
+                fingerprints: a.fingerprints,
+            })
+            .collect(),
+        no_answer: r.no_answer,
+    }
+}
+
+impl ApiService {
+    async fn key_call(
+        &self,
+        op: KeyOp,
+        r: pb::KeyRequest,
+    ) -> Result<Response<pb::KeysResponse>, Status> {
+        let report = self
+            .handle
+            .keys(op, &r.key, key_timeout(r.timeout_ms))
+            .await?;
+        Ok(Response::new(keys_response(report)))
+    }
+}
+
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchEvent, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -619,5 +667,38 @@ impl Rumour for ApiService {
         let r = r.into_inner();
         let version = self.handle.send_event(&r.name, &r.payload).await?;
         Ok(Response::new(pb::SendEventResponse { version }))
+    }
+
+    async fn list_keys(
+        &self,
+        r: Request<pb::ListKeysRequest>,
+    ) -> Result<Response<pb::KeysResponse>, Status> {
+        let timeout_ms = r.into_inner().timeout_ms;
+        let request = pb::KeyRequest {
+            key: String::new(),
+            timeout_ms,
+        };
+        self.key_call(KeyOp::List, request).await
+    }
+
+    async fn install_key(
+        &self,
+        r: Request<pb::KeyRequest>,
+    ) -> Result<Response<pb::KeysResponse>, Status> {
+        self.key_call(KeyOp::Install, r.into_inner()).await
+    }
+
+    async fn use_key(
+        &self,
+        r: Request<pb::KeyRequest>,
+    ) -> Result<Response<pb::KeysResponse>, Status> {
+        self.key_call(KeyOp::Use, r.into_inner()).await
+    }
+
+    async fn remove_key(
+        &self,
+        r: Request<pb::KeyRequest>,
+    ) -> Result<Response<pb::KeysResponse>, Status> {
+        self.key_call(KeyOp::Remove, r.into_inner()).await
     }
 }

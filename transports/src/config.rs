@@ -95,15 +95,18 @@ pub struct AgentConfig {
     /// TOKEN`); gRPC health and reflection stay open. Default: none.
     pub api_token: Option<ApiToken>,
     /// With a token set, let clients on a loopback address call without it,
-    /// except `Shutdown`, `Leave` and `Join`. Default: false.
+    /// except `Shutdown`, `Leave`, `Join` and the key calls. Default: false.
     pub api_open_loopback: bool,
     /// Serve the client API on a non-loopback address without a token
     /// (refused otherwise; a warning is logged). Default: false.
     pub insecure_api: bool,
     /// The cluster key(s) and label: with a keyring, every peer envelope is
     /// sealed with its primary key and every one received must open with
-    /// one of its keys (see [`Keyring`]). Default: none (plaintext, as
-    /// before; a warning is logged if the peer port is not loopback).
+    /// one of its keys (see [`Keyring`]). With a data dir, this seeds the
+    /// dir's keyring when it keeps none; once it keeps one (key commands
+    /// change it), the kept keyring is used and this is ignored, with a
+    /// warning if they differ. Default: none (plaintext, as before; a
+    /// warning is logged if the peer port is not loopback).
     pub keyring: Option<Keyring>,
     /// The node's data dir (see [`DataDir`](crate::DataDir)): its identity
     /// key and database, opened (created if missing) at start; an agent

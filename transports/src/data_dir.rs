@@ -5,10 +5,12 @@
 //! - `identity.key`: the node's 32-byte secret (an Ed25519 seed), drawn from
 //!   the OS RNG the first time the dir is opened, mode 0600. A key that
 //!   group or others may access is refused, as ssh does.
-//! - `node.redb`: a [redb] database with three tables: `meta` (the node's
-//!   name, generation, version counter and highest incarnation), `records`
-//!   (the node's own namespace records, opaque bytes by slot) and `members`
-//!   (the last known member list, opaque bytes by name).
+//! - `node.redb`: a [redb] database (mode 0600) with four tables: `meta`
+//!   (the node's name, generation, version counter and highest
+//!   incarnation), `records` (the node's own namespace records, opaque
+//!   bytes by slot), `members` (the last known member list, opaque bytes by
+//!   name) and `keyring` (the cluster keys the node holds, by position, the
+//!   primary at 0; empty for a node without a key).
 //!
 //! Writes go through [`DataDir::commit`]: one durable transaction for a
 //! whole [`Batch`], so that the agent can gather every write taken in
@@ -44,6 +46,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use thiserror::Error;
+use zeroize::Zeroizing;
 
 /// The identity key's file name in the data dir.
 pub const KEY_FILE: &str = "identity.key";
@@ -60,6 +63,9 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const RECORDS: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("records");
 /// Known members, dead and left included: name → member bytes.
 const MEMBERS: TableDefinition<&str, &[u8]> = TableDefinition::new("members");
+/// The cluster keyring: position (0 is the primary) → key bytes. Written
+/// whole by [`DataDir::save_keyring`].
+const KEYRING: TableDefinition<u64, &[u8]> = TableDefinition::new("keyring");
 
 const META_FORMAT: &str = "format";
 const META_NAME: &str = "name";
@@ -67,6 +73,7 @@ const META_GENERATION: &str = "generation";
 const META_VERSION: &str = "version";
 const META_INCARNATION: &str = "incarnation";
 const META_HORIZON: &str = "horizon";
+const META_KEYRING_LABEL: &str = "keyring_label";
 
 /// Why a data dir could not be opened, read or written. Every variant names
 /// the file or dir involved.
@@ -243,6 +250,25 @@ pub struct Saved {
     pub records: Vec<Record>,
     /// The known members, by name: (name, bytes).
     pub members: Vec<(String, Vec<u8>)>,
+}
+
+/// The cluster keyring a data dir keeps: raw keys, the primary first, and
+/// the label. `Debug` never shows the keys.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SavedKeyring {
+    /// The keys' bytes, the primary first.
+    pub keys: Vec<Zeroizing<Vec<u8>>>,
+    /// The label bound to every sealed envelope.
+    pub label: String,
+}
+
+impl fmt::Debug for SavedKeyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SavedKeyring")
+            .field("keys", &format_args!("<{} redacted>", self.keys.len()))
+            .field("label", &self.label)
+            .finish()
+    }
 }
 
 /// One change of a [`Batch`], applied in order.
@@ -534,6 +560,58 @@ impl DataDir {
             records,
             members,
         })
+    }
+
+    /// The cluster keyring kept by [`DataDir::save_keyring`]; `None` if
+    /// none was.
+    pub fn load_keyring(&self) -> Result<Option<SavedKeyring>, DataDirError> {
+        let path = self.db_path.as_path();
+        let tx = self.db.begin_read().or_db(path, "read")?;
+        let table = match tx.open_table(KEYRING) {
+            Ok(t) => t,
+            // A dir made before keyrings were kept.
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(e).or_db(path, "read"),
+        };
+        let mut keys = Vec::new();
+        for row in table.iter().or_db(path, "read")? {
+            let (_, bytes) = row.or_db(path, "read")?;
+            keys.push(Zeroizing::new(bytes.value().to_vec()));
+        }
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        let meta = tx.open_table(META).or_db(path, "read")?;
+        let label = match meta.get(META_KEYRING_LABEL).or_db(path, "read")? {
+            Some(v) => {
+                String::from_utf8(v.value().to_vec()).map_err(|_| DataDirError::Corrupt {
+                    path: path.to_path_buf(),
+                    what: "the keyring's label is not UTF-8".into(),
+                })?
+            }
+            None => String::new(),
+        };
+        Ok(Some(SavedKeyring { keys, label }))
+    }
+
+    /// Replace the kept cluster keyring with `keys` (the primary first)
+    /// and `label`, in one durable transaction.
+    pub fn save_keyring(&mut self, keys: &[&[u8]], label: &str) -> Result<(), DataDirError> {
+        let path = self.db_path.as_path();
+        let mut tx = self.db.begin_write().or_db(path, "write")?;
+        tx.set_durability(Durability::Immediate)
+            .or_db(path, "write")?;
+        {
+            let mut table = tx.open_table(KEYRING).or_db(path, "write")?;
+            table.retain(|_, _| false).or_db(path, "write")?;
+            for (i, key) in keys.iter().enumerate() {
+                table.insert(i as u64, *key).or_db(path, "write")?;
+            }
+            let mut meta = tx.open_table(META).or_db(path, "write")?;
+            meta.insert(META_KEYRING_LABEL, label.as_bytes())
+                .or_db(path, "write")?;
+        }
+        tx.commit().or_db(path, "write")
     }
 
     /// Makes the whole batch durable in one write transaction, synced to
@@ -910,6 +988,29 @@ mod tests {
         // Another dir draws another key.
         let other = DataDir::open(&s.join("node-2"), "node-2").unwrap();
         assert_ne!(other.secret_key(), dir.secret_key());
+    }
+
+    #[test]
+    fn a_keyring_is_kept_and_replaced_whole_across_a_reopen() {
+        let s = Scratch::new("keyring");
+        let path = s.join("n");
+        let mut dir = DataDir::open(&path, "n").unwrap();
+        assert_eq!(dir.load_keyring().unwrap(), None);
+        dir.save_keyring(&[&[1; 32], &[2; 32], &[3; 32]], "prod")
+            .unwrap();
+        dir.save_keyring(&[&[2; 32], &[1; 32]], "prod").unwrap();
+        drop(dir);
+        let dir = DataDir::open(&path, "n").unwrap();
+        let kept = dir.load_keyring().unwrap().unwrap();
+        let keys: Vec<&[u8]> = kept.keys.iter().map(|k| k.as_slice()).collect();
+        assert_eq!(keys, [&[2u8; 32][..], &[1u8; 32][..]]);
+        assert_eq!(kept.label, "prod");
+        assert_eq!(
+            format!("{kept:?}"),
+            "SavedKeyring { keys: <2 redacted>, label: \"prod\" }"
+        );
+        // The namespace's tables are untouched.
+        assert_eq!(dir.load().unwrap().records, vec![]);
     }
 
     #[test]

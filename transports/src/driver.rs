@@ -13,8 +13,10 @@ use rumour_core::{Event, FreshRead, Message, Node, Output, Stats, Time};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 
+use crate::cluster_request::{ClusterMessage, Requests};
 use crate::durable::Durable;
 use crate::error::ApiError;
+use crate::keyring::SharedKeyring;
 use crate::link::Links;
 use crate::peer::RefusalLog;
 use crate::stats::TransportStats;
@@ -37,9 +39,14 @@ pub(crate) struct Driver {
     start: Instant,
     start_unix_ms: u64,
     pub(crate) fresh: HashMap<u32, oneshot::Sender<FreshRead>>,
+    /// The cluster keyring the links seal with and the peer service opens
+    /// with; `None` for a node without a key.
+    pub(crate) keyring: Option<SharedKeyring>,
+    /// Cluster requests this node sent and still waits on.
+    pub(crate) requests: Requests,
     events: broadcast::Sender<Arc<Sequenced>>,
     seq: u64,
-    links: Links,
+    pub(crate) links: Links,
     /// Set once shutdown was asked for: the node is leaving.
     pub(crate) stopping: bool,
     /// The node's data dir, opened at start; `None` when the agent keeps
@@ -115,6 +122,13 @@ impl Driver {
             && self.refusals.should_log(from.ip(), Instant::now())
         {
             warn!(peer = %from, "refused news that its owner did not sign (counted in records_bad_signature, members_bad_signature, identity_conflicts); it changed nothing. Further refusals from this address in the next 10 s are counted, not logged");
+        }
+    }
+
+    fn take_in(&mut self, inbound: Inbound) {
+        match inbound {
+            Inbound::Node(from, msg) => self.receive(from, msg),
+            Inbound::Cluster(from, msg) => self.receive_cluster(from, msg),
         }
     }
 
@@ -206,9 +220,19 @@ impl Handle {
     }
 }
 
+/// What the peer service hands the node task.
+#[derive(Debug)]
+pub(crate) enum Inbound {
+    /// A protocol message for the node, from the address its sender
+    /// listens on.
+    Node(SocketAddr, Message),
+    /// A cluster request or reply, for the agent.
+    Cluster(SocketAddr, ClusterMessage),
+}
+
 /// The receiving ends the node task runs on.
 pub(crate) struct Inputs {
-    pub(crate) inbound: mpsc::Receiver<(SocketAddr, Message)>,
+    pub(crate) inbound: mpsc::Receiver<Inbound>,
     jobs: mpsc::Receiver<Job>,
     stop: watch::Receiver<bool>,
 }
@@ -218,7 +242,7 @@ pub(crate) fn driver(
     node: Node,
     start: Instant,
     links: Links,
-    inbound: mpsc::Receiver<(SocketAddr, Message)>,
+    inbound: mpsc::Receiver<Inbound>,
     watch_buffer: usize,
     stats: Arc<TransportStats>,
     api_addr: SocketAddr,
@@ -236,6 +260,8 @@ pub(crate) fn driver(
         start,
         start_unix_ms,
         fresh: HashMap::new(),
+        keyring: None,
+        requests: Requests::default(),
         events: events.clone(),
         seq: 0,
         links,
@@ -290,7 +316,7 @@ pub(crate) async fn run(mut d: Driver, mut inputs: Inputs) {
                 stop_open = changed.is_ok();
             }
             Some(job) = inputs.jobs.recv() => job(&mut d),
-            Some((from, msg)) = inputs.inbound.recv() => d.receive(from, msg),
+            Some(inbound) = inputs.inbound.recv() => d.take_in(inbound),
             () = sleep_opt(sleep_until) => {
                 let now = d.now();
                 d.node.handle_timeout(now);
@@ -299,8 +325,8 @@ pub(crate) async fn run(mut d: Driver, mut inputs: Inputs) {
         for _ in 0..INPUTS_PER_DRAIN {
             if let Ok(job) = inputs.jobs.try_recv() {
                 job(&mut d);
-            } else if let Ok((from, msg)) = inputs.inbound.try_recv() {
-                d.receive(from, msg);
+            } else if let Ok(inbound) = inputs.inbound.try_recv() {
+                d.take_in(inbound);
             } else {
                 break;
             }

@@ -258,6 +258,11 @@ impl Durable {
     pub(crate) fn dir(&self) -> &DataDir {
         &self.dir
     }
+
+    /// The dir, to write what is not the namespace (the keyring).
+    pub(crate) fn dir_mut(&mut self) -> &mut DataDir {
+        &mut self.dir
+    }
 }
 
 #[cfg(test)]

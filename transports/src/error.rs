@@ -84,6 +84,16 @@ pub enum ApiError {
     /// The agent is stopping or has stopped.
     #[error("the agent is shutting down")]
     Stopped,
+    /// A key command's key is malformed (the error never shows it).
+    #[error(transparent)]
+    BadClusterKey(crate::keyring::KeyError),
+    /// A key command at an agent that runs without a cluster key.
+    #[error("this agent has no cluster key: key commands need an agent started with --key (a keyring cannot be turned on at run time)")]
+    NoKeyring,
+    /// The agent called refused a key command, before any member was
+    /// asked: nothing changed anywhere.
+    #[error("refused, nothing changed: {0}")]
+    KeyRefused(String),
 }
 
 impl From<ApiError> for Status {
@@ -104,8 +114,9 @@ impl From<ApiError> for Status {
             ApiError::NoKey { .. } | ApiError::NoNamespace(_) | ApiError::NoMetadata => {
                 Code::NotFound
             }
-            ApiError::BadAddress { .. } => Code::InvalidArgument,
+            ApiError::BadAddress { .. } | ApiError::BadClusterKey(_) => Code::InvalidArgument,
             ApiError::Stopped => Code::Unavailable,
+            ApiError::NoKeyring | ApiError::KeyRefused(_) => Code::FailedPrecondition,
         };
         Status::new(code, e.to_string())
     }

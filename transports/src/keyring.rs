@@ -15,9 +15,15 @@
 //!
 //! Keys never show: [`ClusterKey`] and [`Keyring`] implement `Debug` by
 //! hand, errors name a key by its position, never by its text, and the
-//! key's bytes are zeroed when it is dropped.
+//! key's bytes are zeroed when it is dropped. Where a key must be named (in
+//! `rumour keys list`), it is by its [`ClusterKey::fingerprint`].
+//!
+//! A running agent changes its ring while it seals and opens: the ring is
+//! held in a [`SharedKeyring`], whose readers take the current ring as an
+//! `Arc` and never hold a lock while they seal or open.
 
 use std::fmt;
+use std::sync::{Arc, RwLock};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -25,6 +31,7 @@ use chacha20poly1305::aead::{Aead, Payload};
 use chacha20poly1305::{KeyInit, XChaCha20Poly1305, XNonce};
 use prost::Message as _;
 use rumour_proto::v1::{Envelope, Sealed};
+use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
 
 /// Bytes of a cluster key.
@@ -38,6 +45,10 @@ pub const TAG_LEN: usize = 16;
 /// label: a fixed context, so a ciphertext made for something else under
 /// the same key does not open here.
 const AAD_CONTEXT: &[u8] = b"rumour.v1.Envelope\0";
+
+/// What a key's fingerprint hashes before the key, so that the fingerprint
+/// is of no use as any other hash of the key.
+const FINGERPRINT_CONTEXT: &[u8] = b"rumour.v1.ClusterKey.fingerprint\0";
 
 /// Why a cluster key was refused. Never holds the key's text.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -90,6 +101,22 @@ impl ClusterKey {
     /// The key as base64 text, to hand to another node (never to log).
     pub fn to_base64(&self) -> String {
         STANDARD.encode(&self.0[..])
+    }
+
+    /// The key's raw bytes, to keep in the data dir (never to log).
+    pub fn as_bytes(&self) -> &[u8; KEY_LEN] {
+        &self.0
+    }
+
+    /// A short name of the key that can be shown: the first 8 bytes of a
+    /// SHA-256 over a fixed context and the key, as 16 hex digits. It tells
+    /// keys apart and reveals nothing usable about the key.
+    pub fn fingerprint(&self) -> String {
+        let digest = Sha256::new()
+            .chain_update(FINGERPRINT_CONTEXT)
+            .chain_update(&self.0[..])
+            .finalize();
+        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
     }
 
     fn cipher(&self) -> XChaCha20Poly1305 {
@@ -145,6 +172,21 @@ impl Keyring {
         Ok(ring)
     }
 
+    /// A keyring from raw keys, the first the primary (as a data dir keeps
+    /// them).
+    pub fn from_bytes<B: AsRef<[u8]>>(
+        keys: &[B],
+        label: impl Into<String>,
+    ) -> Result<Keyring, KeyError> {
+        let mut parsed = keys.iter().map(|k| ClusterKey::from_bytes(k.as_ref()));
+        let primary = parsed.next().ok_or(KeyError::Empty)??;
+        let mut ring = Keyring::new(primary, label);
+        for k in parsed {
+            ring.install(k?);
+        }
+        Ok(ring)
+    }
+
     /// Add a key that opens but does not seal (nothing if it is already
     /// in the ring).
     pub fn install(&mut self, key: ClusterKey) {
@@ -170,6 +212,27 @@ impl Keyring {
             }
             _ => false,
         }
+    }
+
+    /// The primary key: the one that seals.
+    pub fn primary(&self) -> &ClusterKey {
+        &self.keys[0]
+    }
+
+    /// Every key, the primary first.
+    pub fn keys(&self) -> &[ClusterKey] {
+        &self.keys
+    }
+
+    /// Whether `key` is in the ring.
+    pub fn contains(&self, key: &ClusterKey) -> bool {
+        self.keys.contains(key)
+    }
+
+    /// The same keys under another label.
+    pub fn with_label(mut self, label: impl Into<String>) -> Keyring {
+        self.label = label.into();
+        self
     }
 
     /// How many keys the ring holds.
@@ -238,6 +301,31 @@ impl fmt::Debug for Keyring {
     }
 }
 
+/// A node's keyring as it stands, changed at run time by key commands.
+///
+/// Readers (the sealer, the peer service) take [`SharedKeyring::current`],
+/// an `Arc` of the ring of the moment, and seal or open with it lock-free;
+/// a change builds a new ring and swaps it in whole, so no reader ever sees
+/// half a change.
+#[derive(Clone, Debug)]
+pub(crate) struct SharedKeyring(Arc<RwLock<Arc<Keyring>>>);
+
+impl SharedKeyring {
+    pub(crate) fn new(ring: Keyring) -> SharedKeyring {
+        SharedKeyring(Arc::new(RwLock::new(Arc::new(ring))))
+    }
+
+    /// The ring of the moment.
+    pub(crate) fn current(&self) -> Arc<Keyring> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Put `ring` in place of the current one.
+    pub(crate) fn replace(&self, ring: Keyring) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(ring);
+    }
+}
+
 /// Seals one node's outgoing envelopes.
 ///
 /// Nonces: a 16-byte prefix drawn from the operating system's random
@@ -252,13 +340,13 @@ impl fmt::Debug for Keyring {
 /// probability; what it shows an observer (how many envelopes this node
 /// sealed since it started) the ciphertexts' timing shows anyway.
 pub(crate) struct Sealer {
-    keyring: std::sync::Arc<Keyring>,
+    keyring: SharedKeyring,
     prefix: [u8; 16],
     counter: u64,
 }
 
 impl Sealer {
-    pub(crate) fn new(keyring: std::sync::Arc<Keyring>) -> Result<Sealer, KeyError> {
+    pub(crate) fn new(keyring: SharedKeyring) -> Result<Sealer, KeyError> {
         let mut prefix = [0u8; 16];
         getrandom::fill(&mut prefix).map_err(|e| KeyError::Random(e.to_string()))?;
         Ok(Sealer {
@@ -284,14 +372,15 @@ impl Sealer {
         nonce
     }
 
-    /// The sealed form of a plain envelope.
+    /// The sealed form of a plain envelope, under the ring's primary key
+    /// of the moment.
     pub(crate) fn seal(&mut self, plain: &Envelope) -> Envelope {
         let nonce = self.next_nonce();
         let bytes = Zeroizing::new(plain.encode_to_vec());
         Envelope {
             sealed: Some(Sealed {
                 nonce: nonce.to_vec(),
-                ciphertext: self.keyring.seal(&nonce, &bytes),
+                ciphertext: self.keyring.current().seal(&nonce, &bytes),
             }),
             ..Envelope::default()
         }
@@ -343,7 +432,6 @@ mod tests {
     use super::*;
     use std::collections::HashSet;
     use std::net::SocketAddr;
-    use std::sync::Arc;
 
     fn key(b: u8) -> ClusterKey {
         ClusterKey::from_bytes(&[b; KEY_LEN]).unwrap()
@@ -358,7 +446,7 @@ mod tests {
     }
 
     fn sealer(ring: Keyring) -> Sealer {
-        Sealer::new(Arc::new(ring)).unwrap()
+        Sealer::new(SharedKeyring::new(ring)).unwrap()
     }
 
     #[test]
@@ -450,6 +538,33 @@ mod tests {
         ring.use_primary(key(2));
         assert!(ring.remove(&key(1)));
         assert_eq!(ring, Keyring::new(key(2), ""));
+    }
+
+    #[test]
+    fn fingerprints_tell_keys_apart_and_show_nothing_of_them() {
+        let k = ClusterKey::generate().unwrap();
+        let f = k.fingerprint();
+        assert_eq!(f.len(), 16);
+        assert!(f.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(k.clone().fingerprint(), f, "stable");
+        assert_ne!(key(1).fingerprint(), key(2).fingerprint());
+        assert!(!k.to_base64().contains(&f));
+    }
+
+    #[test]
+    fn a_shared_ring_changed_at_run_time_seals_with_its_new_primary() {
+        let shared = SharedKeyring::new(Keyring::new(key(1), ""));
+        let mut s = Sealer::new(shared.clone()).unwrap();
+        let old_only = Keyring::new(key(1), "");
+        let new_only = Keyring::new(key(2), "");
+        assert!(open_envelope(Some(&old_only), s.seal(&plain())).is_ok());
+        let mut next = (*shared.current()).clone();
+        next.use_primary(key(2));
+        shared.replace(next);
+        let sealed = s.seal(&plain());
+        assert!(open_envelope(Some(&old_only), sealed.clone()).is_err());
+        assert_eq!(open_envelope(Some(&new_only), sealed), Ok(plain()));
+        assert_eq!(shared.current().keys(), &[key(2), key(1)]);
     }
 
     #[test]

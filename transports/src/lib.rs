@@ -26,11 +26,13 @@
 mod access;
 mod agent;
 mod api;
+mod cluster_request;
 mod config;
 pub mod data_dir;
 mod driver;
 mod durable;
 mod error;
+mod key_commands;
 mod keyring;
 mod link;
 mod peer;
@@ -46,5 +48,8 @@ pub use config::{
 pub use data_dir::{DataDir, DataDirError};
 pub use driver::{Handle, Sequenced};
 pub use error::{ApiError, StartError};
+pub use key_commands::{
+    KeyCount, KeyOp, KeyReport, MemberKeys, DEFAULT_KEY_TIMEOUT, MAX_KEY_TIMEOUT,
+};
 pub use keyring::{ClusterKey, KeyError, Keyring, KEY_LEN, NONCE_LEN, TAG_LEN};
 pub use stats::TransportStats;

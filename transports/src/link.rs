@@ -57,6 +57,12 @@ impl Links {
     /// Queue `msg` for the peer at `to`, opening a link if there is none.
     pub(crate) fn send(&mut self, to: SocketAddr, msg: &Message) {
         let env = rumour_proto::encode_envelope(self.me, msg);
+        self.send_envelope(to, env);
+    }
+
+    /// Queue a plain envelope (sealed here, with a cluster key) for the
+    /// peer at `to`, opening a link if there is none.
+    pub(crate) fn send_envelope(&mut self, to: SocketAddr, env: Envelope) {
         let env = match &mut self.sealer {
             Some(sealer) => sealer.seal(&env),
             None => env,

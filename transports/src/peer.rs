@@ -1,19 +1,21 @@
 //! The peer service: the receiving end of other nodes' links.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use prost::Message as _;
-use rumour_core::Message;
+use rumour_proto::v1::envelope::Body;
 use rumour_proto::v1::peer_server::Peer;
 use rumour_proto::v1::{Envelope, StreamSummary};
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tonic::{Code, Request, Response, Status, Streaming};
 use tracing::{debug, warn};
 
-use crate::keyring::{open_envelope, Keyring, Refusal};
+use crate::cluster_request::ClusterMessage;
+use crate::driver::Inbound;
+use crate::keyring::{open_envelope, Refusal, SharedKeyring};
 
 use crate::stats::{add, bump, TransportStats};
 
@@ -22,11 +24,13 @@ use crate::stats::{add, bump, TransportStats};
 /// decoding (see `PeerServer::max_decoding_message_size`); with a cluster
 /// key, envelopes that do not open with it are refused next, before their
 /// inside is decoded; malformed ones are refused last. All are counted, and
-/// the node keeps serving.
+/// the node keeps serving. Cluster requests and replies go to the node
+/// task as such, and only from a sealed envelope: a node without a key
+/// refuses them as unauthenticated.
 pub(crate) struct PeerService {
-    pub(crate) inbound: mpsc::Sender<(SocketAddr, Message)>,
+    pub(crate) inbound: mpsc::Sender<Inbound>,
     pub(crate) stats: Arc<TransportStats>,
-    pub(crate) keyring: Option<Arc<Keyring>>,
+    pub(crate) keyring: Option<SharedKeyring>,
     pub(crate) refusals: RefusalLog,
 }
 
@@ -86,7 +90,20 @@ impl Peer for PeerService {
             match stream.message().await {
                 Ok(Some(env)) => {
                     add(&self.stats.bytes_received, env.encoded_len() as u64);
-                    let env = match open_envelope(self.keyring.as_deref(), env) {
+                    let ring = self.keyring.as_ref().map(SharedKeyring::current);
+                    let opened = open_envelope(ring.as_deref(), env).and_then(|env| {
+                        let cluster = matches!(
+                            env.body,
+                            Some(Body::ClusterRequest(_) | Body::ClusterReply(_))
+                        );
+                        if cluster && ring.is_none() {
+                            return Err(Refusal::Unauthenticated(
+                                "a cluster request, which this node takes only sealed with a cluster key, and it has none",
+                            ));
+                        }
+                        Ok(env)
+                    });
+                    let env = match opened {
                         Ok(env) => env,
                         Err(Refusal::Unauthenticated(why)) => {
                             summary.rejected += 1;
@@ -110,11 +127,11 @@ impl Peer for PeerService {
                             continue;
                         }
                     };
-                    match rumour_proto::decode_envelope(env) {
-                        Ok((from, msg)) => {
+                    match inbound(env) {
+                        Ok(inbound) => {
                             summary.received += 1;
                             bump(&self.stats.received);
-                            match self.inbound.try_send((from, msg)) {
+                            match self.inbound.try_send(inbound) {
                                 Ok(()) => {}
                                 Err(TrySendError::Full(_)) => bump(&self.stats.inbound_queue_full),
                                 Err(TrySendError::Closed(_)) => {
@@ -147,6 +164,25 @@ impl Peer for PeerService {
         }
         Ok(Response::new(summary))
     }
+}
+
+/// What an opened envelope is for: the node, or (a cluster request or
+/// reply) the agent.
+fn inbound(mut env: Envelope) -> Result<Inbound, rumour_proto::DecodeError> {
+    let msg = match env.body.take() {
+        Some(Body::ClusterRequest(r)) => ClusterMessage::Request(r),
+        Some(Body::ClusterReply(r)) => ClusterMessage::Reply(r),
+        body => {
+            env.body = body;
+            let (from, msg) = rumour_proto::decode_envelope(env)?;
+            return Ok(Inbound::Node(from, msg));
+        }
+    };
+    let from = env
+        .from
+        .ok_or(rumour_proto::DecodeError::MissingField("Envelope.from"))?
+        .try_into()?;
+    Ok(Inbound::Cluster(from, msg))
 }
 
 #[cfg(test)]

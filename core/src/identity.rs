@@ -268,44 +268,45 @@ impl Verified {
 
     /// Whether `signature` is `key`'s over `bytes`.
     pub(crate) fn check(&self, key: &PublicKey, bytes: &[u8], signature: &Signature) -> bool {
-        self.check_all(key, &[(bytes, signature)])
+        self.check_all(&[(key, bytes, signature)])
     }
 
-    /// Whether every statement of `signed` carries `key`'s signature.
-    /// Those not seen before are verified together: one at a time with
+    /// Whether every statement of `signed` carries the signature of the key
+    /// beside it. Those not seen before are verified together: one with
     /// `verify_strict`, several as one batch. A batch accepts only what the
     /// key's holder signed; what it may accept beyond `verify_strict`
     /// (signatures built with a small-order component) only the holder
     /// can make, for its own statements, where it could as well sign two
     /// different records under one version.
-    pub(crate) fn check_all(&self, key: &PublicKey, signed: &[(&[u8], &Signature)]) -> bool {
-        let tags: Vec<[u8; 32]> = signed.iter().map(|(b, s)| tag(key, b, s)).collect();
-        let (vk, fresh) = {
+    pub(crate) fn check_all(&self, signed: &[(&PublicKey, &[u8], &Signature)]) -> bool {
+        let tags: Vec<[u8; 32]> = signed.iter().map(|(k, b, s)| tag(k, b, s)).collect();
+        let (keys, fresh) = {
             let mut memory = self.memory.lock().expect("never poisoned");
             let fresh: Vec<usize> = (0..signed.len())
                 .filter(|&i| !memory.seen.contains(&tags[i]))
                 .collect();
-            if fresh.is_empty() {
-                return true;
+            let mut keys = Vec::with_capacity(fresh.len());
+            for &i in &fresh {
+                match memory.key(signed[i].0) {
+                    Some(vk) => keys.push(vk),
+                    None => return false,
+                }
             }
-            let Some(vk) = memory.key(key) else {
-                return false;
-            };
-            (vk, fresh)
+            (keys, fresh)
         };
         let ok = match fresh.as_slice() {
+            [] => return true,
             [one] => {
-                let (bytes, sig) = signed[*one];
+                let (_, bytes, sig) = signed[*one];
                 let sig = ed25519_dalek::Signature::from_bytes(&sig.0);
-                vk.verify_strict(bytes, &sig).is_ok()
+                keys[0].verify_strict(bytes, &sig).is_ok()
             }
             many => {
-                let messages: Vec<&[u8]> = many.iter().map(|&i| signed[i].0).collect();
+                let messages: Vec<&[u8]> = many.iter().map(|&i| signed[i].1).collect();
                 let sigs: Vec<ed25519_dalek::Signature> = many
                     .iter()
-                    .map(|&i| ed25519_dalek::Signature::from_bytes(&signed[i].1 .0))
+                    .map(|&i| ed25519_dalek::Signature::from_bytes(&signed[i].2 .0))
                     .collect();
-                let keys = vec![vk; many.len()];
                 ed25519_dalek::verify_batch(&messages, &sigs, &keys).is_ok()
             }
         };

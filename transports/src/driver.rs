@@ -132,6 +132,21 @@ impl Driver {
         }
     }
 
+    /// Take in what arrived together, in order, with the signatures on
+    /// their records checked first as one batch.
+    fn take_in_all(&mut self, pending: &mut Vec<Inbound>) {
+        if pending.len() > 1 {
+            self.node
+                .check_ahead(pending.iter().filter_map(|i| match i {
+                    Inbound::Node(_, msg) => Some(msg),
+                    Inbound::Cluster(..) => None,
+                }));
+        }
+        for inbound in pending.drain(..) {
+            self.take_in(inbound);
+        }
+    }
+
     /// Hand every pending output to its destination.
     fn flush(&mut self) {
         while let Some(out) = self.node.poll_output() {
@@ -295,6 +310,7 @@ const INPUTS_PER_DRAIN: usize = 64;
 /// the peer links.
 pub(crate) async fn run(mut d: Driver, mut inputs: Inputs) {
     let mut stop_open = true;
+    let mut pending: Vec<Inbound> = Vec::new();
     loop {
         if !d.commit() {
             // Fail-stop: nothing of the batch is answered or sent.
@@ -316,21 +332,25 @@ pub(crate) async fn run(mut d: Driver, mut inputs: Inputs) {
                 stop_open = changed.is_ok();
             }
             Some(job) = inputs.jobs.recv() => job(&mut d),
-            Some(inbound) = inputs.inbound.recv() => d.take_in(inbound),
+            Some(inbound) = inputs.inbound.recv() => pending.push(inbound),
             () = sleep_opt(sleep_until) => {
                 let now = d.now();
                 d.node.handle_timeout(now);
             }
         }
+        // Messages already waiting are taken in together (their records'
+        // signatures checked as one batch), before any job after them.
         for _ in 0..INPUTS_PER_DRAIN {
             if let Ok(job) = inputs.jobs.try_recv() {
+                d.take_in_all(&mut pending);
                 job(&mut d);
             } else if let Ok(inbound) = inputs.inbound.try_recv() {
-                d.take_in(inbound);
+                pending.push(inbound);
             } else {
                 break;
             }
         }
+        d.take_in_all(&mut pending);
         d.links.reap();
     }
     d.flush();

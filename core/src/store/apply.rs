@@ -89,12 +89,12 @@ impl Store {
             .iter()
             .map(|r| record_statement(&d.owner, d.generation, r.version, &r.record))
             .collect();
-        let signed: Vec<(&[u8], &Signature)> = statements
+        let signed: Vec<(&PublicKey, &[u8], &Signature)> = statements
             .iter()
             .zip(&d.records)
-            .map(|(bytes, r)| (bytes.as_slice(), &r.signature))
+            .map(|(bytes, r)| (signer.key, bytes.as_slice(), &r.signature))
             .collect();
-        if !signer.verified.check_all(signer.key, &signed) {
+        if !signer.verified.check_all(&signed) {
             return Err(Refusal::BadSignature);
         }
         let horizon_signed = match &d.horizon_signature {

@@ -402,12 +402,12 @@ impl Store {
                 .iter()
                 .map(|r| record_statement(&me, saved.generation, r.version, &r.record))
                 .collect();
-            let signed: Vec<(&[u8], &crate::identity::Signature)> = statements
+            let signed: Vec<(&crate::identity::PublicKey, &[u8], &Signature)> = statements
                 .iter()
                 .zip(chunk)
-                .map(|(b, r)| (b.as_slice(), &r.signature))
+                .map(|(b, r)| (&key, b.as_slice(), &r.signature))
                 .collect();
-            if verified.check_all(&key, &signed) {
+            if verified.check_all(&signed) {
                 continue;
             }
             for (bytes, r) in statements.iter().zip(chunk) {

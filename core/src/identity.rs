@@ -476,6 +476,47 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_passes_only_if_every_signature_in_it_does() {
+        let (a, b) = (Identity::from_seed(1), Identity::from_seed(2));
+        let (ka, kb) = (a.public(), b.public());
+        let msgs: Vec<Vec<u8>> = (0..6).map(|h| horizon_statement("a", 1, h)).collect();
+        let sigs: Vec<Signature> = msgs
+            .iter()
+            .enumerate()
+            .map(|(i, m)| if i % 2 == 0 { a.sign(m) } else { b.sign(m) })
+            .collect();
+        fn batch<'a>(
+            keys: [&'a PublicKey; 2],
+            msgs: &'a [Vec<u8>],
+            sigs: &'a [Signature],
+        ) -> Vec<(&'a PublicKey, &'a [u8], &'a Signature)> {
+            (0..6)
+                .map(|i| (keys[i % 2], msgs[i].as_slice(), &sigs[i]))
+                .collect()
+        }
+        let keys = [&ka, &kb];
+        // One bent signature, or one under the wrong key, fails the batch
+        // and leaves nothing remembered.
+        let v = Verified::new();
+        let mut bent = sigs.clone();
+        bent[3].0[40] ^= 1;
+        assert!(!v.check_all(&batch(keys, &msgs, &bent)));
+        assert!(!v.check(&kb, &msgs[3], &bent[3]));
+        let mut swapped = batch(keys, &msgs, &sigs);
+        swapped[2].0 = &kb;
+        assert!(!v.check_all(&swapped));
+        assert!(v.memory.lock().unwrap().seen.is_empty());
+        // The honest batch passes, and each of its statements is then
+        // remembered.
+        assert!(v.check_all(&batch(keys, &msgs, &sigs)));
+        assert_eq!(v.memory.lock().unwrap().seen.len(), 6);
+        assert!(v.check(&ka, &msgs[0], &sigs[0]));
+        // A key of small order is no key.
+        let weak = PublicKey([0; 32]);
+        assert!(!v.check(&weak, &msgs[0], &sigs[0]));
+    }
+
+    #[test]
     fn statements_of_different_kinds_never_share_bytes() {
         let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
         let k = PublicKey([1; 32]);

@@ -487,6 +487,45 @@ mod tests {
     }
 
     #[test]
+    fn checking_ahead_a_batch_with_a_forgery_in_it_changes_no_outcome() {
+        // Scenario: a is cut off while b writes x (version 1) and y (version
+        // 2). Then a takes in, checked ahead as one batch, b's version 1, a
+        // forgery of b's version 2 under c's key, and b's real version 2. The batch fails
+        // as a whole; each record is then checked on its own: the forgery is
+        // refused and both real records land.
+        let mut h = Harness::new(&["a", "b", "c"]);
+        h.run_for(secs(1));
+        let cut = h.partition(&["a"], &["b", "c"]);
+        for (k, v) in [("x", "1"), ("y", "2")] {
+            h.act("b", |n, now| n.put(now, k, v.as_bytes())).unwrap();
+        }
+        let own = h.node("b").own_namespace_since(0);
+        let forged = h
+            .identity("c")
+            .versioned("b", own.generation, 2, entry("y", "pwned"));
+        let msgs = vec![
+            eager(delta("b", own.generation, 0, vec![own.records[0].clone()])),
+            eager(delta("b", own.generation, 1, vec![forged])),
+            eager(delta("b", own.generation, 1, vec![own.records[1].clone()])),
+        ];
+        h.act("a", |n, _| n.check_ahead(&msgs));
+        // From an address off the partition's rules.
+        let outsider = "127.0.0.1:9999".parse().unwrap();
+        for m in msgs {
+            h.inject(outsider, "a", m);
+        }
+        h.allow(cut);
+        h.run_for(ms(10));
+        assert_eq!(h.node("a").stats().records_bad_signature, 1);
+        assert_eq!(
+            h.node("a").namespace_version("b"),
+            Some((own.generation, 2))
+        );
+        assert_eq!(value(&h, "a", "b", "x").as_deref(), Some("1"));
+        assert_eq!(value(&h, "a", "b", "y").as_deref(), Some("2"));
+    }
+
+    #[test]
     fn a_reset_or_a_new_life_the_owner_did_not_sign_is_refused() {
         // Scenario: b writes two keys. c sends a a reset of b's namespace carrying
         // nothing (signed by c, then unsigned), and a newer generation of b with no

@@ -652,7 +652,8 @@ fn a_node_restarted_under_a_new_key_is_taken_back_once_its_old_identity_is_reape
     let new_key = sim.node(delta).unwrap().public_key();
     assert_ne!(old_key, new_key);
 
-    let bound = c.probe_period * 3
+    // One ping in eight names the key it expects.
+    let bound = c.probe_period * 11
         + c.suspicion_max
         + c.dead_reap_after
         + c.reconnect_interval

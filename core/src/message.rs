@@ -40,7 +40,8 @@ pub struct Ping {
     /// holds for the target. A node of that name under another key (one
     /// restarted without its data dir) ignores the probe, so that its old
     /// identity is suspected, declared dead and in time reaped, which frees
-    /// the name for the new key. `None` asks for no key.
+    /// the name for the new key. `None` asks for no key (seven pings in
+    /// eight, to keep probes small).
     ///
     /// [`PublicKey::fingerprint`]: crate::PublicKey::fingerprint
     pub target_key: Option<u64>,

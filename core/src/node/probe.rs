@@ -131,11 +131,13 @@ impl Prober {
         msg
     }
 
-    /// A ping to `target`.
-    fn ping(cx: &Ctx, m: &mut Membership, seq: u32, target: &NodeId) -> Message {
+    /// A ping to `target`, naming the key it should answer under if
+    /// `with_key`.
+    fn ping(cx: &Ctx, m: &mut Membership, seq: u32, target: &NodeId, with_key: bool) -> Message {
         let target_key = m
             .table()
             .get(target.name())
+            .filter(|_| with_key)
             .map(|(_, e)| e.key.fingerprint());
         let ping = Ping {
             seq,
@@ -177,7 +179,9 @@ impl Prober {
         p: &PingReq,
     ) {
         let seq = self.take_seq();
-        let ping = Self::ping(cx, m, seq, &p.target);
+        // A relay always names the key: the direct probe that led here
+        // may have failed for it.
+        let ping = Self::ping(cx, m, seq, &p.target, true);
         cx.send(p.target.addr(), ping);
         let wait = self.health.scale(cx.config.probe_timeout) * 4 / 5;
         self.relays.push(Relay {
@@ -253,7 +257,13 @@ impl Prober {
             .get(target.name())
             .map_or(Incarnation(0), |(_, e)| e.incarnation);
         let seq = self.take_seq();
-        let ping = Self::ping(cx, m, seq, &target);
+        // One direct ping in eight names the key it expects (9 bytes more):
+        // one failed probe is enough to start the suspicion of an identity
+        // whose name is now answered under another key. Drawn from the
+        // sequence number by a multiplicative hash, so that no target
+        // escapes it by the round-robin's period.
+        let with_key = seq.wrapping_mul(0x9e37_79b1) >> 29 == 0;
+        let ping = Self::ping(cx, m, seq, &target, with_key);
         cx.stats.probes += 1;
         cx.send(target.addr(), ping);
         self.probe = Probe::Direct {

@@ -692,7 +692,7 @@ fn a_partition_past_the_reap_heals_through_the_reconnect_list() {
 }
 
 #[test]
-#[ignore = "full length on the LAN preset: about 8 minutes; cargo test --release --test netns -- --ignored --nocapture"]
+#[ignore = "full length on the LAN preset: about 7 minutes; cargo test --release --test netns -- --ignored --nocapture"]
 fn full_length_partitions_and_loss_on_the_lan_preset() {
     // Scenario: the measurement, as shipped: a 30 s partition, a
     // 150 s one (past dead_reap_after), then three runs of 60 s at 20%

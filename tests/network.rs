@@ -667,3 +667,64 @@ async fn a_reaped_member_is_knocked_on_until_it_answers_again() {
     assert!(a.handle().reconnect_list().await.unwrap().is_empty());
     assert!(counter(&a, "reconnect_attempts").await > 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seed_is_knocked_on_again_once_members_are_missing() {
+    // b joined through a. a dies, and b declares it dead and forgets it;
+    // its reconnect entry expires at once (reconnect_timeout 1 ms), so only
+    // the seed b was started with is left to find a again. a restarts on
+    // its address with no seed of its own: b, whose live view has lost a
+    // member it once had, knocks on its seed again and the two meet.
+    let quick = Config {
+        dead_reap_after: Duration::from_secs(1),
+        reconnect_interval: Duration::from_millis(500),
+        reconnect_timeout: Duration::from_millis(1),
+        push_pull_interval: Duration::from_millis(500),
+        ..protocol()
+    };
+    let start_with = |name: &str, join: Option<SocketAddr>, bind: Option<SocketAddr>| {
+        let mut config = AgentConfig::loopback(name, quick.clone());
+        config.identity = Some(identity(name));
+        if let Some(seed) = join {
+            config.join = vec![seed.to_string()];
+        }
+        if let Some(bind) = bind {
+            config.bind = bind;
+        }
+        Agent::start(config)
+    };
+    let a = start_with("seed-a", None, None).await.expect("a starts");
+    let a_addr = a.peer_addr();
+    let b = start_with("seed-b", Some(a_addr), None)
+        .await
+        .expect("b starts");
+    let agents = [a, b];
+    formed(&agents).await;
+    let [a, b] = agents;
+    a.kill();
+    let bound = detection_bound(2) + quick.dead_reap_after * 2;
+    eventually(
+        "b forgets a, and its reconnect entry expires",
+        bound,
+        || async {
+            state_of(&b, "seed-a").await.is_none()
+                && b.handle().reconnect_list().await.unwrap().is_empty()
+        },
+    )
+    .await;
+    let knocks = counter(&b, "reconnect_attempts").await;
+
+    let a = start_with("seed-a", None, Some(a_addr))
+        .await
+        .expect("a restarts");
+    eventually(
+        "b knocks on its seed and the two meet again",
+        convergence(),
+        || async {
+            state_of(&b, "seed-a").await.map(|s| s.0) == Some(MemberState::Alive)
+                && state_of(&a, "seed-b").await.map(|s| s.0) == Some(MemberState::Alive)
+        },
+    )
+    .await;
+    assert!(counter(&b, "reconnect_attempts").await > knocks);
+}

@@ -101,6 +101,10 @@ pub struct Stats {
     pub stale_updates: u64,
     /// News claiming a known name at another address while it is live.
     pub address_conflicts: u64,
+    /// Deaths of live members taken only as suspicions: learned by a
+    /// push-pull, or about a member heard from directly within the
+    /// suspicion timeout (stale news, as at a partition's heal).
+    pub deaths_doubted: u64,
     /// Messages ignored because the node has left.
     pub ignored_after_leave: u64,
     /// Deltas (rumoured or synced) applied to a replica.
@@ -153,6 +157,7 @@ impl Stats {
             misdirected,
             stale_updates,
             address_conflicts,
+            deaths_doubted,
             ignored_after_leave,
             deltas_applied,
             data_duplicates,
@@ -179,6 +184,7 @@ impl Stats {
             ("misdirected", *misdirected),
             ("stale_updates", *stale_updates),
             ("address_conflicts", *address_conflicts),
+            ("deaths_doubted", *deaths_doubted),
             ("ignored_after_leave", *ignored_after_leave),
             ("deltas_applied", *deltas_applied),
             ("data_duplicates", *data_duplicates),

@@ -36,6 +36,8 @@ pub struct Agent {
     api_addr: SocketAddr,
     data_dir: Option<PathBuf>,
     node_task: JoinHandle<()>,
+    /// Knocks on the seeds again while members are missing.
+    seed_task: Option<JoinHandle<()>>,
     servers: Vec<JoinHandle<()>>,
     stop_servers: watch::Sender<bool>,
 }
@@ -145,7 +147,18 @@ impl Agent {
                             what: e.to_string(),
                         })?;
                 }
-                Some(Durable::start(dir, &node, incarnation)?)
+                // Entries kept past a restart are knocked on as before: a
+                // partition that outlasts a restart still heals.
+                let start_unix_ms = unix.as_millis() as u64;
+                let reconnect = life.reconnect_at(start_unix_ms);
+                if !reconnect.is_empty() {
+                    info!(
+                        entries = reconnect.len(),
+                        "took back the reconnect list from the data dir"
+                    );
+                }
+                node.restore_reconnect(rumour_core::Time::ZERO, &reconnect);
+                Some(Durable::start(dir, &node, incarnation, start_unix_ms)?)
             }
             _ => None,
         };
@@ -187,6 +200,13 @@ impl Agent {
         driver.durable = durable;
         driver.keyring = keyring.clone();
         let node_task = tokio::spawn(driver::run(driver, inputs));
+        let seed_task = (!config.join.is_empty()).then(|| {
+            tokio::spawn(driver::retry_seeds(
+                handle.clone(),
+                config.join.clone(),
+                config.protocol.reconnect_interval,
+            ))
+        });
 
         let (stop_servers, stop_rx) = watch::channel(false);
         let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -201,7 +221,11 @@ impl Agent {
         })
         .max_decoding_message_size(transport.max_inbound_message);
         let peer_incoming = TcpIncoming::from(peer_listener).with_nodelay(Some(true));
+        // Pings on inbound connections too: one from a peer cut off by a
+        // partition is closed, not held open for the TCP timeout.
         let peer_server = Server::builder()
+            .http2_keepalive_interval(Some(transport.keepalive_interval))
+            .http2_keepalive_timeout(Some(transport.keepalive_timeout))
             .add_service(peer_service)
             .serve_with_incoming_shutdown(peer_incoming, stopped(stop_rx.clone()));
 
@@ -269,6 +293,7 @@ impl Agent {
             api_addr,
             data_dir,
             node_task,
+            seed_task,
             servers,
             stop_servers,
         })
@@ -317,6 +342,9 @@ impl Agent {
     /// through failure detection.
     pub fn kill(self) {
         self.node_task.abort();
+        if let Some(t) = &self.seed_task {
+            t.abort();
+        }
         for s in &self.servers {
             s.abort();
         }
@@ -326,6 +354,9 @@ impl Agent {
     /// out; peers' streams stay open until they idle, so after a short
     /// grace the servers are stopped outright.
     async fn stop_services(&mut self) {
+        if let Some(t) = self.seed_task.take() {
+            t.abort();
+        }
         let _ = self.stop_servers.send(true);
         let grace = std::time::Duration::from_secs(1);
         for mut s in self.servers.drain(..) {

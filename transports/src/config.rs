@@ -37,8 +37,19 @@ pub struct TransportConfig {
     /// First wait after a failed connection; it doubles up to
     /// `backoff_max`. Default 100 ms.
     pub backoff_min: Duration,
-    /// Longest wait between connection attempts. Default 5 s.
+    /// Longest wait between connection attempts. Default: a fifth of the
+    /// push-pull interval, at most 5 s (LAN 2 s), so that a push-pull to a
+    /// member that just came back does not sit out a long backoff.
     pub backoff_max: Duration,
+    /// How long a peer connection may go without hearing anything before
+    /// it sends an HTTP/2 ping. Default: the probe period (LAN 1 s).
+    pub keepalive_interval: Duration,
+    /// How long a ping may go unanswered before the connection counts as
+    /// dead and is dropped; the next message opens a fresh one. Default:
+    /// twice the probe period (LAN 2 s). Without it, a connection cut off
+    /// by a partition stays open on TCP's retransmission backoff (minutes),
+    /// and what is written to it after the heal waits behind that.
+    pub keepalive_timeout: Duration,
     /// A peer stream unused this long is closed. Default 60 s.
     pub idle_close: Duration,
     /// Events buffered for each `Watch` stream; a watcher that falls
@@ -56,7 +67,10 @@ impl TransportConfig {
             send_timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(1),
             backoff_min: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(5),
+            backoff_max: (protocol.push_pull_interval / 5)
+                .clamp(Duration::from_millis(100), Duration::from_secs(5)),
+            keepalive_interval: protocol.probe_period,
+            keepalive_timeout: protocol.probe_period * 2,
             idle_close: Duration::from_secs(60),
             watch_buffer: 4096,
         }

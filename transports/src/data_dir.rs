@@ -5,12 +5,14 @@
 //! - `identity.key`: the node's 32-byte secret (an Ed25519 seed), drawn from
 //!   the OS RNG the first time the dir is opened, mode 0600. A key that
 //!   group or others may access is refused, as ssh does.
-//! - `node.redb`: a [redb] database (mode 0600) with four tables: `meta`
+//! - `node.redb`: a [redb] database (mode 0600) with five tables: `meta`
 //!   (the node's name, generation, version counter and highest
 //!   incarnation), `records` (the node's own namespace records, opaque
 //!   bytes by slot), `members` (the last known member list, opaque bytes by
-//!   name) and `keyring` (the cluster keys the node holds, by position, the
-//!   primary at 0; empty for a node without a key).
+//!   name), `keyring` (the cluster keys the node holds, by position, the
+//!   primary at 0; empty for a node without a key) and `reconnect` (members
+//!   forgotten while dead: name → until when to knock, address; a database
+//!   from before it reads as an empty list).
 //!
 //! Writes go through [`DataDir::commit`]: one durable transaction for a
 //! whole [`Batch`], so that the agent can gather every write taken in
@@ -66,6 +68,9 @@ const MEMBERS: TableDefinition<&str, &[u8]> = TableDefinition::new("members");
 /// The cluster keyring: position (0 is the primary) → key bytes. Written
 /// whole by [`DataDir::save_keyring`].
 const KEYRING: TableDefinition<u64, &[u8]> = TableDefinition::new("keyring");
+/// The reconnect list: name → (until when it is kept, in ms since the Unix
+/// epoch; the address as `ip:port`).
+const RECONNECT: TableDefinition<&str, (u64, &str)> = TableDefinition::new("reconnect");
 
 const META_FORMAT: &str = "format";
 const META_NAME: &str = "name";
@@ -250,6 +255,20 @@ pub struct Saved {
     pub records: Vec<Record>,
     /// The known members, by name: (name, bytes).
     pub members: Vec<(String, Vec<u8>)>,
+    /// The reconnect list, by name.
+    pub reconnect: Vec<Reconnect>,
+}
+
+/// One entry of the reconnect list: a member forgotten while dead, whose
+/// last address is knocked on now and then.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reconnect {
+    /// The member's name.
+    pub name: String,
+    /// Its last address, `ip:port`.
+    pub addr: String,
+    /// Until when it is kept, in milliseconds since the Unix epoch.
+    pub until_unix_ms: u64,
 }
 
 /// The cluster keyring a data dir keeps: raw keys, the primary first, and
@@ -283,6 +302,8 @@ enum Op {
     PutMember(String, Vec<u8>),
     RemoveMember(String),
     ClearMembers,
+    PutReconnect(Reconnect),
+    ClearReconnect,
 }
 
 /// Changes committed together by [`DataDir::commit`]: all of them are
@@ -373,6 +394,16 @@ impl Batch {
         for (name, bytes) in members {
             self.put_member(name, bytes);
         }
+        self
+    }
+
+    /// Replace the whole reconnect list with `entries`.
+    pub fn replace_reconnect(
+        &mut self,
+        entries: impl IntoIterator<Item = Reconnect>,
+    ) -> &mut Batch {
+        self.ops.push(Op::ClearReconnect);
+        self.ops.extend(entries.into_iter().map(Op::PutReconnect));
         self
     }
 
@@ -551,6 +582,23 @@ impl DataDir {
             let (name, bytes) = row.or_db(path, "read")?;
             members.push((name.value().to_string(), bytes.value().to_vec()));
         }
+        let mut reconnect = Vec::new();
+        match tx.open_table(RECONNECT) {
+            // A database from before the table: nothing to reconnect to.
+            Err(redb::TableError::TableDoesNotExist(_)) => {}
+            table => {
+                let table = table.or_db(path, "read")?;
+                for row in table.iter().or_db(path, "read")? {
+                    let (name, value) = row.or_db(path, "read")?;
+                    let (until_unix_ms, addr) = value.value();
+                    reconnect.push(Reconnect {
+                        name: name.value().to_string(),
+                        addr: addr.to_string(),
+                        until_unix_ms,
+                    });
+                }
+            }
+        }
         Ok(Saved {
             name: self.name.clone(),
             generation,
@@ -559,6 +607,7 @@ impl DataDir {
             horizon,
             records,
             members,
+            reconnect,
         })
     }
 
@@ -641,6 +690,7 @@ impl DataDir {
             }
             let mut records = tx.open_table(RECORDS).or_db(path, "write")?;
             let mut members = tx.open_table(MEMBERS).or_db(path, "write")?;
+            let mut reconnect = tx.open_table(RECONNECT).or_db(path, "write")?;
             for op in &batch.ops {
                 match op {
                     Op::PutRecord {
@@ -664,6 +714,12 @@ impl DataDir {
                         members.remove(name.as_str()).or_db(path, "write")?;
                     }
                     Op::ClearMembers => members.retain(|_, _| false).or_db(path, "write")?,
+                    Op::PutReconnect(r) => {
+                        reconnect
+                            .insert(r.name.as_str(), (r.until_unix_ms, r.addr.as_str()))
+                            .or_db(path, "write")?;
+                    }
+                    Op::ClearReconnect => reconnect.retain(|_, _| false).or_db(path, "write")?,
                 }
             }
         }
@@ -857,6 +913,7 @@ fn create_db(dir: &Path, name: &str) -> Result<Database, DataDirError> {
                 .or_db(&tmp, "create")?;
             tx.open_table(RECORDS).or_db(&tmp, "create")?;
             tx.open_table(MEMBERS).or_db(&tmp, "create")?;
+            tx.open_table(RECONNECT).or_db(&tmp, "create")?;
         }
         tx.commit().or_db(&tmp, "create")?;
     }
@@ -983,6 +1040,7 @@ mod tests {
                 horizon: 0,
                 records: vec![],
                 members: vec![],
+                reconnect: vec![],
             }
         );
         // Another dir draws another key.
@@ -1055,6 +1113,30 @@ mod tests {
             vec![record("b", 2, b"two"), record("a", 4, b"one again")]
         );
         assert_eq!(saved.members, vec![("m2".into(), b"alive".to_vec())]);
+    }
+
+    #[test]
+    fn the_reconnect_list_is_replaced_whole_and_read_back() {
+        let s = Scratch::new("reconnect");
+        let path = s.join("n");
+        let mut dir = DataDir::open(&path, "n").unwrap();
+        let entry = |name: &str, until| Reconnect {
+            name: name.into(),
+            addr: "10.0.0.1:7946".into(),
+            until_unix_ms: until,
+        };
+        let mut batch = Batch::new();
+        batch.replace_reconnect([entry("b", 2), entry("a", 1)]);
+        dir.commit(&batch).unwrap();
+        let mut batch = Batch::new();
+        batch.replace_reconnect([entry("c", 3), entry("a", 4)]);
+        dir.commit(&batch).unwrap();
+        drop(dir);
+        let dir = DataDir::open(&path, "n").unwrap();
+        assert_eq!(
+            dir.load().unwrap().reconnect,
+            vec![entry("a", 4), entry("c", 3)]
+        );
     }
 
     #[test]

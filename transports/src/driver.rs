@@ -57,6 +57,11 @@ pub(crate) struct Driver {
     replies: Vec<Reply>,
     /// Peers whose unsigned or wrongly signed news was last logged.
     refusals: RefusalLog,
+    /// The most live members (this node included) the node has held,
+    /// less those that left since: fewer live now means the view lost
+    /// members to failure or a partition, and the seeds are worth trying
+    /// again (see [`retry_seeds`]).
+    pub(crate) peak_live: usize,
 }
 
 /// How many pieces of news the node refused for their signatures.
@@ -168,7 +173,10 @@ impl Driver {
                 info!(member = m.id.name(), addr = %m.id.addr(), "member joined")
             }
             Event::MemberDied(m) => warn!(member = m.id.name(), "member died"),
-            Event::MemberLeft(m) => info!(member = m.id.name(), "member left"),
+            Event::MemberLeft(m) => {
+                self.peak_live = self.peak_live.saturating_sub(1);
+                info!(member = m.id.name(), "member left")
+            }
             Event::MemberSuspected(m) => debug!(member = m.id.name(), "member suspected"),
             _ => {}
         }
@@ -284,6 +292,7 @@ pub(crate) fn driver(
         durable: None,
         replies: Vec::new(),
         refusals: RefusalLog::new(std::time::Duration::from_secs(10), 4096),
+        peak_live: 1,
     };
     let handle = Handle {
         jobs: jobs_tx,
@@ -317,6 +326,7 @@ pub(crate) async fn run(mut d: Driver, mut inputs: Inputs) {
             return;
         }
         d.flush();
+        d.peak_live = d.peak_live.max(d.node.live_members());
         debug_assert!(d.node.is_drained(), "the node is drained before waiting");
         let deadline = d.node.poll_timeout();
         if d.stopping && deadline.is_none() {
@@ -365,6 +375,48 @@ pub(crate) async fn run(mut d: Driver, mut inputs: Inputs) {
         debug!(path = %durable.dir().path().display(), "data dir closed");
     }
     info!("node stopped");
+}
+
+/// Every `every`, while the node's live view holds fewer members than it
+/// once did (but for those that left), resolve the seeds given at start
+/// again (a DNS name may point elsewhere by now) and knock on each with a
+/// push-pull. This is how a node whose whole view was reaped, or that
+/// restarted past its reconnect list, finds the cluster again. Idle cost:
+/// one call on the node task per interval; while members are missing, one
+/// summary per seed per interval. Ends when the node task does.
+pub(crate) async fn retry_seeds(handle: Handle, seeds: Vec<String>, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let lost = handle.call(|d| d.node.live_members() < d.peak_live).await;
+        match lost {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(_) => return,
+        }
+        let mut addrs = Vec::new();
+        for seed in &seeds {
+            match crate::api::resolve(std::slice::from_ref(seed)).await {
+                Ok(found) => addrs.extend(found),
+                Err(e) => debug!(seed, error = %e, "a seed does not resolve"),
+            }
+        }
+        if addrs.is_empty() {
+            continue;
+        }
+        debug!(seeds = ?addrs, "members are missing: knocking on the seeds again");
+        let knocked = handle
+            .call(move |d| {
+                let now = d.now();
+                d.node.knock(now, &addrs)
+            })
+            .await;
+        if knocked.is_err() {
+            return;
+        }
+    }
 }
 
 async fn sleep_opt(until: Option<tokio::time::Instant>) {

@@ -12,17 +12,21 @@
 //! The dir also keeps a snapshot of the members the node knows, dead and
 //! left ones included: a node restarted without seeds rejoins through
 //! them. It is rewritten when a member is learned or forgotten, and at
-//! most every few seconds for other changes.
+//! most every few seconds for other changes, together with the reconnect
+//! list (members forgotten while dead, knocked on until
+//! `reconnect_timeout`), which a restarted node takes back: a partition
+//! that outlasts a restart still heals.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prost::Message as _;
-use rumour_core::{Identity, MemberUpdate, Node, OwnNamespace, Record, Versioned};
+use rumour_core::{Identity, MemberUpdate, Node, OwnNamespace, Record, Time, Versioned};
 use rumour_proto::v1;
 
-use crate::data_dir::{Batch, DataDir, DataDirError, Saved};
+use crate::data_dir::{Batch, DataDir, DataDirError, Reconnect, Saved};
 
 /// What a node starts its life with, read from its data dir.
 pub(crate) struct Life {
@@ -34,6 +38,9 @@ pub(crate) struct Life {
     pub(crate) namespace: Option<OwnNamespace>,
     /// The members the dir last knew of, as their signed news.
     pub(crate) members: Vec<MemberUpdate>,
+    /// The reconnect list the dir last knew: (name, address, until when
+    /// it is kept in ms since the Unix epoch).
+    pub(crate) reconnect: Vec<(Arc<str>, SocketAddr, u64)>,
 }
 
 /// How many members of a snapshot a seedless restart joins through.
@@ -50,6 +57,19 @@ impl Life {
             .into_iter()
             .take(SNAPSHOT_SEEDS)
             .map(|m| m.id.addr())
+            .collect()
+    }
+
+    /// The reconnect list in a node's time, for a node whose time zero is
+    /// `start_unix_ms`: entries that have expired are left out.
+    pub(crate) fn reconnect_at(&self, start_unix_ms: u64) -> Vec<(Arc<str>, SocketAddr, Time)> {
+        self.reconnect
+            .iter()
+            .filter(|(_, _, until)| *until > start_unix_ms)
+            .map(|(n, a, until)| {
+                let left = (until - start_unix_ms).saturating_mul(1000);
+                (n.clone(), *a, Time::from_micros(left))
+            })
             .collect()
     }
 }
@@ -75,11 +95,20 @@ impl Life {
                 .map_err(|e| damaged(format!("is malformed: {e}")))?;
             members.push(m);
         }
+        let mut reconnect = Vec::with_capacity(saved.reconnect.len());
+        for r in &saved.reconnect {
+            let addr = r.addr.parse().map_err(|e| DataDirError::Corrupt {
+                path: dir.db_path().to_path_buf(),
+                what: format!("reconnect entry {:?} has address {:?}: {e}", r.name, r.addr),
+            })?;
+            reconnect.push((Arc::from(r.name.as_str()), addr, r.until_unix_ms));
+        }
         Ok(Life {
             identity: Identity::from_secret(dir.secret_key()),
             incarnation: incarnation.max(saved.incarnation.saturating_add(1)),
             namespace,
             members,
+            reconnect,
         })
     }
 }
@@ -144,6 +173,9 @@ pub(crate) struct Durable {
     slots: BTreeMap<String, u64>,
     /// The membership as last kept: its summary, how many members, when.
     members: (u64, usize, Instant),
+    /// The Unix time (ms) of the node's time zero: the reconnect list is
+    /// kept in Unix time, which outlives the process.
+    start_unix_ms: u64,
     batch: Batch,
 }
 
@@ -153,10 +185,12 @@ const MEMBERS_EVERY: Duration = Duration::from_secs(5);
 impl Durable {
     /// Start keeping `node`'s namespace in `dir`: the node has restored
     /// what the dir held (or the dir is fresh), at `incarnation`.
+    /// `start_unix_ms` is the Unix time (ms) of the node's time zero.
     pub(crate) fn start(
         dir: DataDir,
         node: &Node,
         incarnation: u32,
+        start_unix_ms: u64,
     ) -> Result<Durable, DataDirError> {
         let own = node.own_namespace_since(0);
         let mut d = Durable {
@@ -166,6 +200,7 @@ impl Durable {
             collectable: BTreeMap::new(),
             slots: BTreeMap::new(),
             members: (0, 0, Instant::now()),
+            start_unix_ms,
             batch: Batch::new(),
         };
         for v in &own.records {
@@ -211,6 +246,17 @@ impl Durable {
                 let bytes = v1::MemberUpdate::from(&news).encode_to_vec();
                 (m.id.name().to_string(), bytes)
             }));
+            // The list changes when a member is forgotten while dead or
+            // comes back, both of which change the member count.
+            let start = self.start_unix_ms;
+            self.batch
+                .replace_reconnect(node.reconnect_list().into_iter().map(
+                    |(name, addr, _, until)| Reconnect {
+                        name: name.to_string(),
+                        addr: addr.to_string(),
+                        until_unix_ms: start + until.as_micros() / 1000,
+                    },
+                ));
         }
         // Removals first: a slot collected and written again in one batch
         // keeps the new record.
@@ -287,7 +333,7 @@ mod tests {
         let life = Life::load(&dir, 1).unwrap();
         assert!(life.namespace.is_none() && life.members.is_empty());
         let mut a = node("a", 1, life.identity.clone());
-        let mut durable = Durable::start(dir, &a, life.incarnation).unwrap();
+        let mut durable = Durable::start(dir, &a, life.incarnation, 0).unwrap();
         let others: Vec<_> = ["b", "c"]
             .iter()
             .zip([2, 3])
@@ -325,6 +371,41 @@ mod tests {
             .map(|s| s.parse().unwrap())
             .collect();
         assert_eq!(seeds, want);
+        drop(dir);
+        let _ = std::fs::remove_dir_all(&path);
+    }
+
+    #[test]
+    fn the_reconnect_list_outlives_a_restart() {
+        // Kept in Unix time: taken back at a later start with what is left
+        // of its time, and not at all once expired.
+        let path = std::env::temp_dir().join(format!("rumour-reconnect-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        let dir = DataDir::open(&path, "a").unwrap();
+        let life = Life::load(&dir, 1).unwrap();
+        assert!(life.reconnect.is_empty());
+        let mut a = node("a", 1, life.identity.clone());
+        let start = 1_700_000_000_000;
+        let mut durable = Durable::start(dir, &a, life.incarnation, start).unwrap();
+        let b = SocketAddr::from(([127, 0, 0, 1], 2));
+        let hour = std::time::Duration::from_secs(3600);
+        a.restore_reconnect(Time::ZERO, &[(Arc::from("b"), b, Time::ZERO + hour)]);
+        assert!(durable.persist(&a).unwrap());
+        drop(durable);
+
+        let dir = DataDir::open(&path, "a").unwrap();
+        let life = Life::load(&dir, 1).unwrap();
+        assert_eq!(life.reconnect, vec![(Arc::from("b"), b, start + 3_600_000)]);
+        let later = life.reconnect_at(start + 600_000);
+        assert_eq!(
+            later,
+            vec![(Arc::from("b"), b, Time::ZERO + (hour - hour / 6))]
+        );
+        assert!(life.reconnect_at(start + 3_600_000).is_empty(), "expired");
+        let mut back = node("a", 1, life.identity.clone());
+        back.restore_reconnect(Time::ZERO, &later);
+        let list = back.reconnect_list();
+        assert_eq!((&*list[0].0, list[0].1), ("b", b));
         drop(dir);
         let _ = std::fs::remove_dir_all(&path);
     }

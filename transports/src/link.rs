@@ -3,8 +3,16 @@
 //! A link is a task holding one tonic channel to the peer and one
 //! long-lived client stream of envelopes on it, fed from a bounded queue.
 //! A full queue drops the newest envelope (counted); a connection that
-//! fails is retried with exponential backoff; a stream that stalls past the
+//! fails is retried with exponential backoff, with the newest envelope that
+//! queued meanwhile (older ones are stale); a stream that stalls past the
 //! send timeout is dropped and reopened; a link idle for `idle_close` ends.
+//!
+//! A connection that goes silent is found dead by HTTP/2 keepalive pings
+//! (`keepalive_interval`, `keepalive_timeout`) and the stream reopened on a
+//! fresh connection. Without them, a connection cut by a partition stayed
+//! ESTABLISHED for minutes: what was written to it fitted in the socket
+//! buffer, so the send timeout never fired, and after the heal the stream
+//! waited on TCP's retransmission backoff.
 //! Gossip tolerates loss by design: anti-entropy repairs what a dropped
 //! envelope carried.
 
@@ -111,7 +119,12 @@ async fn link(
     stats: Arc<TransportStats>,
 ) {
     let endpoint = match Endpoint::from_shared(format!("http://{to}")) {
-        Ok(e) => e.connect_timeout(config.connect_timeout).tcp_nodelay(true),
+        Ok(e) => e
+            .connect_timeout(config.connect_timeout)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(config.keepalive_interval)
+            .keep_alive_timeout(config.keepalive_timeout)
+            .keep_alive_while_idle(true),
         Err(e) => {
             warn!(peer = %to, %e, "cannot address peer");
             return;
@@ -119,11 +132,16 @@ async fn link(
     };
     let mut backoff = config.backoff_min;
     let mut failures = 0u32;
+    // The newest envelope that queued while the last attempt backed off.
+    let mut retry: Option<Envelope> = None;
     loop {
         // Connect only when there is something to send.
-        let first = match tokio::time::timeout(config.idle_close, queue.recv()).await {
-            Ok(Some(env)) => env,
-            Ok(None) | Err(_) => return,
+        let first = match retry.take() {
+            Some(env) => env,
+            None => match tokio::time::timeout(config.idle_close, queue.recv()).await {
+                Ok(Some(env)) => env,
+                Ok(None) | Err(_) => return,
+            },
         };
         let channel = match endpoint.connect().await {
             Ok(c) => c,
@@ -136,10 +154,15 @@ async fn link(
                 } else {
                     debug!(peer = %to, error = %e, failures, "cannot connect to peer");
                 }
-                // What queued meanwhile is stale by the time we reconnect.
+                // What queued meanwhile is stale by the time we reconnect,
+                // but for the newest envelope, which the next attempt
+                // carries: a knock on a member that just came back must
+                // not wait for the message after it.
                 tokio::time::sleep(backoff).await;
-                while let Ok(_stale) = queue.try_recv() {
-                    bump(&stats.send_failed);
+                while let Ok(env) = queue.try_recv() {
+                    if retry.replace(env).is_some() {
+                        bump(&stats.send_failed);
+                    }
                 }
                 backoff = (backoff * 2).min(config.backoff_max);
                 continue;

@@ -71,6 +71,11 @@ pub(crate) struct Membership {
     reconnect: BTreeMap<Arc<str>, (SocketAddr, Time)>,
     /// The name last knocked on: the list is walked in name order.
     reconnect_cursor: Option<Arc<str>>,
+    /// When a message last came straight from each address: a member heard
+    /// from within the suspicion timeout is not taken for dead on another's
+    /// word (see [`Membership::apply`]). Entries older than `suspicion_max`
+    /// are dropped whenever the map outgrows the membership.
+    heard: BTreeMap<SocketAddr, Time>,
 }
 
 /// Most entries of the reconnect list; past it, the one that would expire
@@ -100,7 +105,31 @@ impl Membership {
             reap: VecDeque::new(),
             reconnect: BTreeMap::new(),
             reconnect_cursor: None,
+            heard: BTreeMap::new(),
         }
+    }
+
+    /// A message came straight from `from` (not relayed): whoever sends
+    /// from there is alive now.
+    pub(crate) fn heard_from(&mut self, cx: &Ctx, from: SocketAddr) {
+        self.heard.insert(from, cx.now);
+        // Senders that are not members (or no longer are) must not grow
+        // the map without bound: past twice the membership, what is older
+        // than the suspicion timeout goes.
+        if self.heard.len() > 2 * (self.members.live_others() + 1) + 64 {
+            let horizon = cx.config.suspicion_max;
+            let now = cx.now;
+            self.heard
+                .retain(|_, at| now.saturating_since(*at) < horizon);
+        }
+    }
+
+    /// Whether a message came straight from `addr` within the suspicion
+    /// timeout (`suspicion_max`) before now.
+    fn heard_lately(&self, cx: &Ctx, addr: SocketAddr) -> bool {
+        self.heard
+            .get(&addr)
+            .is_some_and(|at| cx.now.saturating_since(*at) < cx.config.suspicion_max)
     }
 
     // ----- reads ---------------------------------------------------------
@@ -242,9 +271,16 @@ impl Membership {
 
     /// Apply one piece of news about a member, by the SWIM precedence rules.
     ///
-    /// News from a push-pull ([`Heard::Sync`]) is trusted less: a peer's
-    /// "dead" only makes us suspect (it may be stale; our own suspicion
-    /// decides), and members we had not heard of are not rumoured on: they
+    /// News of a death is doubted, and taken as a suspicion at the same
+    /// incarnation (counted in `deaths_doubted`), when it came by a
+    /// push-pull ([`Heard::Sync`]: the peer's view may be minutes old, as
+    /// after a partition), or when the member itself sent this node a
+    /// message within the suspicion timeout (the news is older than what
+    /// this node saw first-hand, as when the other side of a healed
+    /// partition still rumours its verdict). Either way the member gets its
+    /// chance to refute, and this node's own suspicion timer decides.
+    ///
+    /// Members we had not heard of from a push-pull are not rumoured on: they
     /// are old news to the sender, which holds the same state as everyone
     /// it synced with. Only the sender's own introduction (a join) is
     /// rumoured, by the one node that hears it first-hand.
@@ -284,8 +320,13 @@ impl Membership {
             cx.stats.address_conflicts += 1;
             return Aftermath::default();
         }
-        if matches!(heard, Heard::Sync(_)) && state == MemberState::Dead {
+        if state == MemberState::Dead
+            && (matches!(heard, Heard::Sync(_)) || self.heard_lately(cx, held_id.addr()))
+        {
             state = MemberState::Suspect;
+            if held.state.is_live() {
+                cx.stats.deaths_doubted += 1;
+            }
         }
         let by = || u.by.clone().unwrap_or_else(|| self.my_name.clone());
         if overrides(incarnation, state, held.incarnation, held.state) {
@@ -604,6 +645,39 @@ impl Membership {
         list
     }
 
+    /// Take back reconnect entries (name, address, until when kept), as a
+    /// data dir saved them: entries already expired, or for a name this
+    /// node knows as a member, are skipped; the list stays bounded.
+    pub(crate) fn restore_reconnect(
+        &mut self,
+        now: Time,
+        entries: &[(Arc<str>, SocketAddr, Time)],
+    ) {
+        for (name, addr, until) in entries {
+            if *until <= now || self.members.get(name).is_some() {
+                continue;
+            }
+            self.reconnect.insert(name.clone(), (*addr, *until));
+            self.bound_reconnect();
+        }
+    }
+
+    /// Past `RECONNECT_KEPT` entries, the one that would expire first
+    /// makes room.
+    fn bound_reconnect(&mut self) {
+        while self.reconnect.len() > RECONNECT_KEPT {
+            let first = self
+                .reconnect
+                .iter()
+                .min_by_key(|(n, (_, until))| (*until, (*n).clone()))
+                .map(|(n, _)| n.clone());
+            match first {
+                Some(n) => self.reconnect.remove(&n),
+                None => break,
+            };
+        }
+    }
+
     /// When the next dead or left member is due to be forgotten.
     pub(crate) fn reap_deadline(&self) -> Option<Time> {
         self.reap.front().map(|(at, _, _)| *at)
@@ -670,20 +744,14 @@ impl Membership {
                         self.reconnect.insert(name.clone(), (id.addr(), until));
                     }
                 }
+                if let Some((id, _)) = self.members.get(&name) {
+                    self.heard.remove(&id.addr());
+                }
                 self.members.remove(&name);
                 self.rumours.forget(&name);
                 reaped.push(name);
             }
-            if self.reconnect.len() > RECONNECT_KEPT {
-                let first = self
-                    .reconnect
-                    .iter()
-                    .min_by_key(|(n, (_, until))| (*until, (*n).clone()))
-                    .map(|(n, _)| n.clone());
-                if let Some(n) = first {
-                    self.reconnect.remove(&n);
-                }
-            }
+            self.bound_reconnect();
         }
         reaped
     }
@@ -853,5 +921,110 @@ mod tests {
         assert_eq!(h.node("a").stats().members_bad_signature, 0);
         assert_eq!(h.node("b").incarnation(), Incarnation(1));
         assert_eq!(h.member_state("a", "b"), "alive@1");
+    }
+
+    #[test]
+    fn a_death_of_a_member_heard_from_lately_is_only_a_suspicion() {
+        // Scenario: a, b and c have been probing one another for a second
+        // when c rumours to a that b is dead at incarnation 0 (stale news:
+        // b answered a's probes moments ago). a takes it as a suspicion at
+        // incarnation 0 and counts it; b hears the suspicion and refutes,
+        // and a never declares b dead.
+        let mut h = Harness::new(&["a", "b", "c"]);
+        h.run_for(secs(1));
+        assert!(h.sent("b", "a", "*") > 0, "a heard from b directly");
+        let b = h.node("b").member("b").unwrap();
+        let death = MemberUpdate {
+            id: b.id,
+            incarnation: Incarnation(0),
+            state: MemberState::Dead,
+            by: Some("c".into()),
+            key: b.key,
+            signature: b.signature,
+        };
+        h.inject(h.addr("c"), "a", gossip(death));
+        h.run_for(ms(2));
+        assert_eq!(h.member_state("a", "b"), "suspect@0");
+        assert_eq!(h.node("a").stats().deaths_doubted, 1);
+        h.wait_for(secs(5), "b refuting at a", |h| {
+            h.member_state("a", "b") == "alive@1"
+        });
+        h.run_for(secs(15));
+        assert_eq!(h.member_state("a", "b"), "alive@1");
+        assert!(!member_events(&h, "a", "b").contains(&("died", 0)));
+    }
+
+    #[test]
+    fn a_rumoured_death_of_a_member_not_heard_from_lately_is_taken() {
+        // Scenario: the control of the test above. b has been cut off from
+        // a for longer than the suspicion timeout (and b is not told), when
+        // c rumours b dead at incarnation 0: a takes the death as it comes.
+        let mut c = Config::lan();
+        // a's own probes of b must not decide first: they never start.
+        c.probe_period = secs(3600);
+        c.probe_timeout = secs(1);
+        c.push_pull_interval = secs(3600);
+        let mut h = Harness::with_config(&["a", "b", "c"], c);
+        h.drop_kind("b", "a", "*");
+        h.drop_kind("a", "b", "*");
+        h.run_for(secs(13));
+        let b = h.node("b").member("b").unwrap();
+        let death = MemberUpdate {
+            id: b.id,
+            incarnation: Incarnation(0),
+            state: MemberState::Dead,
+            by: Some("c".into()),
+            key: b.key,
+            signature: b.signature,
+        };
+        h.inject(h.addr("c"), "a", gossip(death));
+        h.run_for(ms(2));
+        assert_eq!(h.member_state("a", "b"), "dead@0");
+        assert_eq!(h.node("a").stats().deaths_doubted, 0);
+    }
+
+    #[test]
+    fn a_restored_reconnect_list_is_knocked_on_and_reunites() {
+        // Scenario: a and b are strangers, as after a restart that forgot
+        // everything but the reconnect list. a takes back an entry for b
+        // (kept for an hour) and one already expired for "gone". Within one reconnect interval and one
+        // push-pull round, a knocks on b, and the two see each other alive;
+        // the expired entry was never taken.
+        let config = Config::local();
+        let (every, round) = (config.reconnect_interval, config.push_pull_interval);
+        let mut h = Harness::strangers(&["a", "b"], config);
+        let b = h.addr("b");
+        let gone = std::net::SocketAddr::from(([127, 0, 0, 1], 9));
+        let entries = [
+            (std::sync::Arc::from("b"), b, Time::ZERO + secs(3600)),
+            (std::sync::Arc::from("gone"), gone, Time::ZERO),
+        ];
+        h.act("a", |n, now| n.restore_reconnect(now, &entries));
+        let list = h.node("a").reconnect_list();
+        assert_eq!(list.len(), 1, "{list:?}");
+        assert_eq!((&*list[0].0, list[0].1), ("b", b));
+        h.wait_for(every + round, "a and b meeting", |h| {
+            h.member_state("a", "b") == "alive@0" && h.member_state("b", "a") == "alive@0"
+        });
+        assert!(h.node("a").stats().reconnect_attempts >= 1);
+        assert!(h.node("a").reconnect_list().is_empty());
+    }
+
+    #[test]
+    fn a_knock_on_a_seed_reunites_strangers() {
+        // Scenario: a driver that lost members knocks on a seed again: a
+        // knocks on b, a stranger; one push-pull later each knows the other.
+        let mut h = Harness::strangers(&["a", "b"], Config::local());
+        let b = h.addr("b");
+        h.act("a", |n, now| n.knock(now, &[b, n.id().addr()]))
+            .unwrap();
+        assert_eq!(
+            h.node("a").stats().reconnect_attempts,
+            1,
+            "its own address is skipped"
+        );
+        h.wait_for(ms(50), "a and b meeting", |h| {
+            h.member_state("a", "b") == "alive@0" && h.member_state("b", "a") == "alive@0"
+        });
     }
 }

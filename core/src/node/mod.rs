@@ -382,6 +382,7 @@ impl Node {
             return;
         }
         self.cx.stats.messages_in += 1;
+        self.membership.heard_from(&self.cx, from);
         match msg {
             Message::Ping(p) => {
                 self.apply_rumours(&p.updates);
@@ -473,6 +474,35 @@ impl Node {
         for after in self.membership.learn(&mut self.cx, members) {
             self.follow_up(after);
         }
+    }
+
+    /// Open a push-pull with each of `addrs` (counted in
+    /// `reconnect_attempts`), as a reconnect knock does: for a driver that
+    /// tries its seeds again once the live view has lost members it once
+    /// had. An address that answers as a member, or as a stranger that
+    /// introduces itself, merges by the usual rules; this node's own
+    /// address is skipped.
+    pub fn knock(&mut self, now: Time, addrs: &[SocketAddr]) -> Result<(), Error> {
+        self.cx.now = now;
+        if !self.membership.is_running() {
+            return Err(Error::Left);
+        }
+        let me = self.cx.me.addr();
+        for addr in addrs.iter().filter(|a| **a != me) {
+            AntiEntropy::knock(&mut self.cx, &self.membership, &self.replicas, *addr);
+        }
+        Ok(())
+    }
+
+    /// Take back a reconnect list as a data dir kept it: (name, address,
+    /// until when it is kept), as [`reconnect_list`](Node::reconnect_list)
+    /// gave it. Entries already expired at `now`, or for a name this node
+    /// knows as a member, are skipped; the list keeps its bound (the
+    /// entries that expire first make room). Nothing is sent: the entries
+    /// are knocked on every `reconnect_interval`, as any other.
+    pub fn restore_reconnect(&mut self, now: Time, entries: &[(Arc<str>, SocketAddr, Time)]) {
+        self.cx.now = now;
+        self.membership.restore_reconnect(now, entries);
     }
 
     /// Leave the cluster gracefully: announce `Left` for a few gossip rounds,

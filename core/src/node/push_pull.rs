@@ -201,6 +201,14 @@ impl AntiEntropy {
         }
     }
 
+    /// Open an exchange with `addr`, a member or not (a seed given at
+    /// start, say): a summary, as a reconnect knock sends.
+    pub(crate) fn knock(cx: &mut Ctx, m: &Membership, r: &Replicas, addr: SocketAddr) {
+        cx.stats.reconnect_attempts += 1;
+        let msg = opening(PushPullKind::Summary, m, r);
+        cx.send(addr, Message::PushPull(msg));
+    }
+
     /// While the network is lossy: one extra opening, of namespaces only,
     /// with one random live member. It costs a summary when the two agree.
     pub(crate) fn repair_round(cx: &mut Ctx, m: &mut Membership, r: &Replicas) {

@@ -367,10 +367,61 @@ struct Cluster {
     agents: Vec<Agent>,
     dir: PathBuf,
     net: Net,
+    config: PathBuf,
+    preset: &'static str,
+    data_dirs: bool,
 }
 
 impl Cluster {
     fn start(t: &Timings, tag: &str) -> Cluster {
+        Cluster::start_with(t, tag, false)
+    }
+
+    /// Agent `i`, started (without a data dir unless `data_dirs`, where it
+    /// keeps one under the scratch dir).
+    fn spawn(&self, i: usize, log: &PathBuf) -> Child {
+        let (name, ns) = (NAMES[i], &self.net.nodes[i]);
+        let bind = format!("{}:7946", ip(i));
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns, &rumour(), "agent", "--name", name])
+            .args(["--bind", &bind, "--api", "127.0.0.1:7947"])
+            .args(["--preset", self.preset])
+            .arg("--config")
+            .arg(&self.config);
+        if self.data_dirs {
+            cmd.arg("--data-dir")
+                .arg(self.dir.join(format!("{name}.data")));
+        } else {
+            cmd.arg("--no-data-dir");
+        }
+        if i > 0 {
+            cmd.args(["--join", &format!("{}:7946", ip(0))]);
+        }
+        cmd.env("RUST_LOG", "info")
+            .env_remove("RUMOUR_KEY")
+            .env_remove("RUMOUR_API_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(
+                File::options()
+                    .create(true)
+                    .append(true)
+                    .open(log)
+                    .expect("open the log"),
+            )
+            .spawn()
+            .expect("start an agent")
+    }
+
+    /// `kill -9` agent `i`, then start it again the same way.
+    fn restart(&mut self, i: usize) {
+        let log = self.agents[i].log.clone();
+        let _ = self.agents[i].process.kill();
+        let _ = self.agents[i].process.wait();
+        self.agents[i].process = self.spawn(i, &log);
+    }
+
+    fn start_with(t: &Timings, tag: &str, data_dirs: bool) -> Cluster {
         let net = Net::new(NAMES.len());
         let dir = std::env::temp_dir().join(format!("rumour-netns-{}-{tag}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
@@ -382,37 +433,24 @@ impl Cluster {
             .map(|(k, v)| format!("{k} = \"{v}\"\n"))
             .collect();
         fs::write(&config, text).expect("write the config file");
-        let mut agents = Vec::new();
+        let mut c = Cluster {
+            agents: Vec::new(),
+            dir,
+            net,
+            config,
+            preset: t.preset,
+            data_dirs,
+        };
         for (i, name) in NAMES.iter().enumerate() {
-            let ns = net.nodes[i].clone();
-            let log = dir.join(format!("{name}.log"));
-            let bind = format!("{}:7946", ip(i));
-            let mut cmd = Command::new("ip");
-            cmd.args(["netns", "exec", &ns, &rumour(), "agent", "--name", name])
-                .args(["--bind", &bind, "--api", "127.0.0.1:7947"])
-                .args(["--preset", t.preset, "--no-data-dir"])
-                .arg("--config")
-                .arg(&config);
-            if i > 0 {
-                cmd.args(["--join", &format!("{}:7946", ip(0))]);
-            }
-            let process = cmd
-                .env("RUST_LOG", "info")
-                .env_remove("RUMOUR_KEY")
-                .env_remove("RUMOUR_API_TOKEN")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(File::create(&log).expect("create the log"))
-                .spawn()
-                .expect("start an agent");
-            agents.push(Agent {
+            let log = c.dir.join(format!("{name}.log"));
+            let process = c.spawn(i, &log);
+            c.agents.push(Agent {
                 name,
-                ns,
+                ns: c.net.nodes[i].clone(),
                 log,
                 process,
             });
         }
-        let c = Cluster { agents, dir, net };
         let started = c.wait_until(Duration::from_secs(20), |c| c.all_alive());
         assert!(
             started.is_some(),
@@ -689,6 +727,63 @@ fn a_partition_past_the_reap_heals_through_the_reconnect_list() {
     let c = Cluster::start(&t, "long");
     let bound = t.reconnect_interval + t.push_pull_interval;
     partition_heals(&c, &t, t.long_cut, bound, bound);
+}
+
+#[test]
+fn a_node_restarted_while_cut_off_keeps_its_identity_and_every_acknowledged_put() {
+    // Scenario: three agents on data dirs, writers on all three. east-1 is
+    // cut off; while cut off it is killed with `kill -9` and started again
+    // on its data dir, alone, and goes on taking puts. When the cut ends,
+    // every agent holds every acknowledged put of every writer (east-1's
+    // from before the kill among them) within one reconnect interval and
+    // one push-pull interval, and east-1 came back under the same key and
+    // generation.
+    let t = Timings::scaled();
+    let mut c = Cluster::start_with(&t, "restart", true);
+    let identity = |a: &Agent| {
+        let out = a.ok(&["status", "--format", "json"])?;
+        let v: Value = serde_json::from_str(&out).ok()?;
+        Some((v["public_key"].clone(), v["generation"].clone()))
+    };
+    let before = identity(&c.agents[2]).expect("east-1's status");
+    let writers = Writers::start(&c, t.put_every);
+    std::thread::sleep(t.put_every * 4);
+    c.net.partition();
+    let split = c.wait_until(t.short_cut, |c| {
+        c.agents[2].alive().is_some_and(|s| s.len() == 1)
+    });
+    assert!(
+        split.is_some(),
+        "east-1 never lost the others:\n{}",
+        c.logs()
+    );
+    c.restart(2);
+    let back = c.wait_until(Duration::from_secs(10), |c| c.agents[2].alive().is_some());
+    assert!(back.is_some(), "east-1 did not come back:\n{}", c.logs());
+    // East-1 takes puts alone for a while, then the cut ends.
+    std::thread::sleep(t.put_every * 8);
+    c.net.heal();
+    let healed_at = Instant::now();
+    let acked = writers.stop();
+    let bound = t.reconnect_interval + t.push_pull_interval;
+    let healed = c.wait_until(bound * 3, |c| c.all_alive() && c.replicas_complete(&acked));
+    let took = healed.map(|_| healed_at.elapsed());
+    assert!(
+        took.is_some_and(|d| d <= bound),
+        "after the restart, every acknowledged put was everywhere after {took:?} (bound {bound:?}):\n{}",
+        c.logs()
+    );
+    assert_eq!(
+        identity(&c.agents[2]),
+        Some(before),
+        "same key and generation"
+    );
+    assert!(
+        acked["east-1"].len() >= 8,
+        "east-1 took puts: {}",
+        acked["east-1"].len()
+    );
+    eprintln!("restart while cut off: every put everywhere {took:?} after the heal");
 }
 
 #[test]

@@ -77,8 +77,8 @@ impl Timings {
     /// `push_pull_interval` 10 s → 3 s and `reconnect_interval` 30 s →
     /// 2 s, so a cut of 10 s ends with the other side dead but not reaped,
     /// and one of 25 s ends past the reap. The transport scales with them
-    /// (keepalive ping after one probe period, dead after two more; backoff
-    /// at most a fifth of the push-pull interval).
+    /// (backoff at most a fifth of the push-pull interval; a link is dropped
+    /// when its member is suspected).
     fn scaled() -> Timings {
         Timings {
             preset: "local",

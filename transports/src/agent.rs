@@ -221,10 +221,11 @@ impl Agent {
         })
         .max_decoding_message_size(transport.max_inbound_message);
         let peer_incoming = TcpIncoming::from(peer_listener).with_nodelay(Some(true));
-        // Pings on inbound connections too: one from a peer cut off by a
-        // partition is closed, not held open for the TCP timeout.
+        // Pings on inbound connections too, if configured: one from a peer
+        // cut off by a partition is then closed, not held open for the TCP
+        // timeout.
         let peer_server = Server::builder()
-            .http2_keepalive_interval(Some(transport.keepalive_interval))
+            .http2_keepalive_interval(transport.keepalive_interval)
             .http2_keepalive_timeout(Some(transport.keepalive_timeout))
             .add_service(peer_service)
             .serve_with_incoming_shutdown(peer_incoming, stopped(stop_rx.clone()));

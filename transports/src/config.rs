@@ -41,14 +41,17 @@ pub struct TransportConfig {
     /// push-pull interval, at most 5 s (LAN 2 s), so that a push-pull to a
     /// member that just came back does not sit out a long backoff.
     pub backoff_max: Duration,
-    /// How long a peer connection may go without hearing anything before
-    /// it sends an HTTP/2 ping. Default: the probe period (LAN 1 s).
-    pub keepalive_interval: Duration,
-    /// How long a ping may go unanswered before the connection counts as
-    /// dead and is dropped; the next message opens a fresh one. Default:
-    /// twice the probe period (LAN 2 s). Without it, a connection cut off
-    /// by a partition stays open on TCP's retransmission backoff (minutes),
-    /// and what is written to it after the heal waits behind that.
+    /// HTTP/2 keepalive pings on peer connections: sent after this long
+    /// without hearing anything. Default: none. A peer link's stream only
+    /// sends, so pings every interval on every connection: a 1 s interval
+    /// cost 8,935 B/node/s idle at 20 agents against 390 without. A link is
+    /// instead dropped as soon as the node suspects its member (or holds
+    /// it dead or left), so what goes to the member next, a probe, a
+    /// push-pull or a knock after a partition, opens a fresh connection
+    /// and never waits behind a stalled one.
+    pub keepalive_interval: Option<Duration>,
+    /// How long a keepalive ping may go unanswered before the connection
+    /// counts as dead. Default: twice the probe period (LAN 2 s).
     pub keepalive_timeout: Duration,
     /// A peer stream unused this long is closed. Default 60 s.
     pub idle_close: Duration,
@@ -69,7 +72,7 @@ impl TransportConfig {
             backoff_min: Duration::from_millis(100),
             backoff_max: (protocol.push_pull_interval / 5)
                 .clamp(Duration::from_millis(100), Duration::from_secs(5)),
-            keepalive_interval: protocol.probe_period,
+            keepalive_interval: None,
             keepalive_timeout: protocol.probe_period * 2,
             idle_close: Duration::from_secs(60),
             watch_buffer: 4096,

@@ -172,12 +172,19 @@ impl Driver {
             Event::MemberJoined(m) => {
                 info!(member = m.id.name(), addr = %m.id.addr(), "member joined")
             }
-            Event::MemberDied(m) => warn!(member = m.id.name(), "member died"),
+            Event::MemberDied(m) => {
+                self.links.drop_link(m.id.addr());
+                warn!(member = m.id.name(), "member died")
+            }
             Event::MemberLeft(m) => {
+                self.links.drop_link(m.id.addr());
                 self.peak_live = self.peak_live.saturating_sub(1);
                 info!(member = m.id.name(), "member left")
             }
-            Event::MemberSuspected(m) => debug!(member = m.id.name(), "member suspected"),
+            Event::MemberSuspected(m) => {
+                self.links.drop_link(m.id.addr());
+                debug!(member = m.id.name(), "member suspected")
+            }
             _ => {}
         }
         self.seq += 1;

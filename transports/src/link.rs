@@ -7,12 +7,15 @@
 //! queued meanwhile (older ones are stale); a stream that stalls past the
 //! send timeout is dropped and reopened; a link idle for `idle_close` ends.
 //!
-//! A connection that goes silent is found dead by HTTP/2 keepalive pings
-//! (`keepalive_interval`, `keepalive_timeout`) and the stream reopened on a
-//! fresh connection. Without them, a connection cut by a partition stayed
-//! ESTABLISHED for minutes: what was written to it fitted in the socket
-//! buffer, so the send timeout never fired, and after the heal the stream
-//! waited on TCP's retransmission backoff.
+//! A link is dropped ([`Links::drop_link`]) as soon as the node suspects
+//! its member, or holds it dead or left, so that what goes to the member
+//! next opens a fresh connection. Without that, a connection cut by a
+//! partition stayed ESTABLISHED for minutes: what was written to it fitted
+//! in the socket buffer, so the send timeout never fired, and after the
+//! heal the stream waited on TCP's retransmission backoff. HTTP/2
+//! keepalive pings (`keepalive_interval`) can be turned on as well; they
+//! are off by default, since they cost every connection a ping each way
+//! per interval.
 //! Gossip tolerates loss by design: anti-entropy repairs what a dropped
 //! envelope carried.
 
@@ -92,6 +95,14 @@ impl Links {
         }
     }
 
+    /// Drop the link to `to`, if any: its task sends what it holds and
+    /// ends, and the next message to `to` opens a fresh connection. For a
+    /// member the node just suspected, or holds dead or left: the old
+    /// connection may be cut off.
+    pub(crate) fn drop_link(&mut self, to: SocketAddr) {
+        self.queues.remove(&to);
+    }
+
     /// Forget links whose task ended.
     pub(crate) fn reap(&mut self) {
         let mut ended = false;
@@ -119,12 +130,16 @@ async fn link(
     stats: Arc<TransportStats>,
 ) {
     let endpoint = match Endpoint::from_shared(format!("http://{to}")) {
-        Ok(e) => e
-            .connect_timeout(config.connect_timeout)
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(config.keepalive_interval)
-            .keep_alive_timeout(config.keepalive_timeout)
-            .keep_alive_while_idle(true),
+        Ok(e) => {
+            let e = e.connect_timeout(config.connect_timeout).tcp_nodelay(true);
+            match config.keepalive_interval {
+                Some(every) => e
+                    .http2_keep_alive_interval(every)
+                    .keep_alive_timeout(config.keepalive_timeout)
+                    .keep_alive_while_idle(true),
+                None => e,
+            }
+        }
         Err(e) => {
             warn!(peer = %to, %e, "cannot address peer");
             return;

@@ -267,8 +267,26 @@ impl Verified {
     }
 
     /// Whether `signature` is `key`'s over `bytes`.
+    /// The one-statement case of [`Verified::check_all`], on every
+    /// membership update's path, so without its vectors.
     pub(crate) fn check(&self, key: &PublicKey, bytes: &[u8], signature: &Signature) -> bool {
-        self.check_all(&[(key, bytes, signature)])
+        let tag = tag(key, bytes, signature);
+        let vk = {
+            let mut memory = self.memory.lock().expect("never poisoned");
+            if memory.seen.contains(&tag) {
+                return true;
+            }
+            match memory.key(key) {
+                Some(vk) => vk,
+                None => return false,
+            }
+        };
+        let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
+        let ok = vk.verify_strict(bytes, &sig).is_ok();
+        if ok {
+            self.remember([tag].into_iter());
+        }
+        ok
     }
 
     /// Whether every statement of `signed` carries the signature of the key
@@ -311,13 +329,18 @@ impl Verified {
             }
         };
         if ok {
-            let mut memory = self.memory.lock().expect("never poisoned");
-            if memory.seen.len() + fresh.len() > VERIFIED_KEPT {
-                memory.seen.clear();
-            }
-            memory.seen.extend(fresh.iter().map(|&i| tags[i]));
+            self.remember(fresh.iter().map(|&i| tags[i]));
         }
         ok
+    }
+
+    /// Remember signatures that verified, starting over when full.
+    fn remember(&self, tags: impl ExactSizeIterator<Item = [u8; 32]>) {
+        let mut memory = self.memory.lock().expect("never poisoned");
+        if memory.seen.len() + tags.len() > VERIFIED_KEPT {
+            memory.seen.clear();
+        }
+        memory.seen.extend(tags);
     }
 }
 

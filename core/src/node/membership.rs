@@ -923,6 +923,20 @@ mod tests {
         assert_eq!(h.member_state("a", "b"), "alive@1");
     }
 
+    /// c's word that `name` is dead at incarnation 0, standing on `name`'s
+    /// own signed alive.
+    fn death_by_c(h: &Harness, name: &str) -> MemberUpdate {
+        let m = h.node(name).member(name).unwrap();
+        MemberUpdate {
+            id: m.id,
+            incarnation: Incarnation(0),
+            state: MemberState::Dead,
+            by: Some("c".into()),
+            key: m.key,
+            signature: m.signature,
+        }
+    }
+
     #[test]
     fn a_death_of_a_member_heard_from_lately_is_only_a_suspicion() {
         // Scenario: a, b and c have been probing one another for a second
@@ -933,16 +947,7 @@ mod tests {
         let mut h = Harness::new(&["a", "b", "c"]);
         h.run_for(secs(1));
         assert!(h.sent("b", "a", "*") > 0, "a heard from b directly");
-        let b = h.node("b").member("b").unwrap();
-        let death = MemberUpdate {
-            id: b.id,
-            incarnation: Incarnation(0),
-            state: MemberState::Dead,
-            by: Some("c".into()),
-            key: b.key,
-            signature: b.signature,
-        };
-        h.inject(h.addr("c"), "a", gossip(death));
+        h.inject(h.addr("c"), "a", gossip(death_by_c(&h, "b")));
         h.run_for(ms(2));
         assert_eq!(h.member_state("a", "b"), "suspect@0");
         assert_eq!(h.node("a").stats().deaths_doubted, 1);
@@ -968,16 +973,7 @@ mod tests {
         h.drop_kind("b", "a", "*");
         h.drop_kind("a", "b", "*");
         h.run_for(secs(13));
-        let b = h.node("b").member("b").unwrap();
-        let death = MemberUpdate {
-            id: b.id,
-            incarnation: Incarnation(0),
-            state: MemberState::Dead,
-            by: Some("c".into()),
-            key: b.key,
-            signature: b.signature,
-        };
-        h.inject(h.addr("c"), "a", gossip(death));
+        h.inject(h.addr("c"), "a", gossip(death_by_c(&h, "b")));
         h.run_for(ms(2));
         assert_eq!(h.member_state("a", "b"), "dead@0");
         assert_eq!(h.node("a").stats().deaths_doubted, 0);

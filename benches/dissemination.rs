@@ -190,6 +190,7 @@ impl Fixture {
                     owner: Arc::from(OWNER),
                     generation: 0,
                     version: 0,
+                    unproven: false,
                 }]),
                 ..PushPull::default()
             }),

@@ -974,6 +974,7 @@ impl Model {
                 sender_version: to,
                 records,
                 horizon_signature,
+                checkpoint: None,
             })
         };
         let datum = match forgery {

@@ -124,6 +124,19 @@ pub struct Stats {
     /// Records, horizons and metadata refused because their owner did not
     /// sign them (or a reset came without the owner's signed horizon).
     pub records_bad_signature: u64,
+    /// Replicas without a checkpoint at their version audited: their owner
+    /// asked for it.
+    pub checkpoint_audits: u64,
+    /// Replicas proven whole: a checkpoint of the owner at the replica's
+    /// version matched what the replica holds.
+    pub checkpoints_proven: u64,
+    /// A checkpoint of the owner (its signature good) showed a replica
+    /// lacking records (withheld, or an older version standing in for a
+    /// newer one): the replica is refetched, or the reset was refused.
+    pub replicas_withheld: u64,
+    /// Replicas refetched after a checkpoint showed them incomplete, and
+    /// proven whole again.
+    pub replicas_repaired: u64,
     /// Membership news refused because the member did not sign it.
     pub members_bad_signature: u64,
     /// Membership news refused because it names a known member under
@@ -166,6 +179,10 @@ impl Stats {
             deltas_stale_source,
             data_unknown_owner,
             records_bad_signature,
+            checkpoint_audits,
+            checkpoints_proven,
+            replicas_withheld,
+            replicas_repaired,
             members_bad_signature,
             identity_conflicts,
             reconnect_attempts,
@@ -193,6 +210,10 @@ impl Stats {
             ("deltas_stale_source", *deltas_stale_source),
             ("data_unknown_owner", *data_unknown_owner),
             ("records_bad_signature", *records_bad_signature),
+            ("checkpoint_audits", *checkpoint_audits),
+            ("checkpoints_proven", *checkpoints_proven),
+            ("replicas_withheld", *replicas_withheld),
+            ("replicas_repaired", *replicas_repaired),
             ("members_bad_signature", *members_bad_signature),
             ("identity_conflicts", *identity_conflicts),
             ("reconnect_attempts", *reconnect_attempts),

@@ -189,6 +189,21 @@ impl Identity {
         self.sign(&horizon_statement(owner, generation, horizon))
     }
 
+    /// `owner`'s checkpoint at `version` of a generation, for the live
+    /// digest `digest`, signed by this identity.
+    pub fn checkpoint(
+        &self,
+        owner: &str,
+        generation: u32,
+        version: u64,
+        digest: crate::checkpoint::LiveDigest,
+    ) -> crate::checkpoint::Checkpoint {
+        crate::checkpoint::Checkpoint {
+            digest,
+            signature: self.sign(&checkpoint_statement(owner, generation, version, &digest)),
+        }
+    }
+
     /// The metadata register published by `origin`, signed by this identity.
     pub fn metadata(&self, origin: &str, lamport: u64, value: &[u8]) -> Metadata {
         Metadata {
@@ -465,6 +480,22 @@ pub(crate) fn horizon_statement(owner: &str, generation: u32, horizon: u64) -> V
     s.bytes(owner.as_bytes())
         .u64(generation as u64)
         .u64(horizon);
+    s.0
+}
+
+/// The owner's word that its live entries at `version` of a generation
+/// hash to `digest` (a checkpoint, see [`crate::checkpoint`]).
+pub(crate) fn checkpoint_statement(
+    owner: &str,
+    generation: u32,
+    version: u64,
+    digest: &crate::checkpoint::LiveDigest,
+) -> Vec<u8> {
+    let mut s = Statement::new("rumour/v1/checkpoint");
+    s.bytes(owner.as_bytes())
+        .u64(generation as u64)
+        .u64(version)
+        .bytes(&digest.to_bytes());
     s.0
 }
 

@@ -27,6 +27,7 @@
 #![warn(missing_docs)]
 
 mod broadcast;
+pub mod checkpoint;
 mod config;
 mod error;
 mod events;
@@ -44,6 +45,7 @@ mod suspicion;
 mod time;
 pub mod wire;
 
+pub use checkpoint::{Checkpoint, LiveDigest};
 pub use config::Dissemination;
 pub use config::{
     duration_str, format_duration, parse_duration, Config, PeerSelection, TimerPhase, TreeConfig,

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::checkpoint::Checkpoint;
 use crate::identity::{PublicKey, Signature};
 use crate::member::{Incarnation, MemberState, NodeId};
 
@@ -194,6 +195,9 @@ pub struct Delta {
     /// for a reset, a horizon above 0, and a delta that starts a replica's
     /// new life without a record of it.
     pub horizon_signature: Option<Signature>,
+    /// The owner's checkpoint at version `to`: sent only by a sender that
+    /// holds the owner's whole namespace at `to` and the checkpoint for it.
+    pub checkpoint: Option<Arc<Checkpoint>>,
 }
 
 impl Delta {
@@ -210,6 +214,7 @@ impl Delta {
             sender_version: v.version,
             records: vec![v],
             horizon_signature: None,
+            checkpoint: None,
         }
     }
 }
@@ -223,6 +228,9 @@ pub struct DigestEntry {
     pub generation: u32,
     /// The highest version held: the replica is complete up to it.
     pub version: u64,
+    /// The replica holds no checkpoint of the owner at `version` (none came
+    /// with what brought it there): a peer holding one sends it.
+    pub unproven: bool,
 }
 
 /// The cluster-wide metadata register: last writer wins, ordered by

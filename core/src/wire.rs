@@ -25,8 +25,10 @@
 //!                        EventRecord event = 3; } bytes signature = 4; }
 //! message Delta        { string owner = 1; uint32 generation = 2; uint64 from = 3; uint64 to = 4;
 //!                        bool reset = 5; uint64 horizon = 6; uint64 sender_version = 7;
-//!                        repeated Versioned records = 8; bytes horizon_signature = 9; }
-//! message DigestEntry  { string owner = 1; uint32 generation = 2; uint64 version = 3; }
+//!                        repeated Versioned records = 8; bytes horizon_signature = 9;
+//!                        bytes checkpoint_digest = 10; bytes checkpoint_signature = 11; }
+//! message DigestEntry  { string owner = 1; uint32 generation = 2; uint64 version = 3;
+//!                        bool unproven = 4; }
 //! message Digest       { repeated DigestEntry entries = 1; }
 //! message Metadata     { uint64 lamport = 1; string origin = 2; bytes value = 3;
 //!                        bytes signature = 4; }
@@ -161,6 +163,8 @@ pub fn delta_head_len(d: &Delta) -> usize {
         + varint_field(d.horizon)
         + varint_field(d.sender_version)
         + d.horizon_signature.map_or(0, |_| SIGNATURE_FIELD)
+        // The digest is 64 bytes too.
+        + d.checkpoint.as_ref().map_or(0, |_| 2 * SIGNATURE_FIELD)
 }
 
 /// Encoded `Delta` body.
@@ -216,7 +220,10 @@ pub fn datum_id_field_len(id: &DatumId) -> usize {
 
 /// Encoded `DigestEntry` body.
 pub fn digest_entry_len(e: &DigestEntry) -> usize {
-    opt_len_field(e.owner.len()) + varint_field(e.generation as u64) + varint_field(e.version)
+    opt_len_field(e.owner.len())
+        + varint_field(e.generation as u64)
+        + varint_field(e.version)
+        + bool_field(e.unproven)
 }
 
 /// Encoded `Digest` body.

@@ -126,6 +126,7 @@ fn message() -> impl Strategy<Value = Message> {
                             owner: d.owner.clone(),
                             generation: d.generation,
                             version: d.from,
+                            unproven: d.reset,
                         })
                         .collect()
                 });
@@ -192,9 +193,10 @@ fn delta() -> impl Strategy<Value = Delta> {
         any::<bool>(),
         prop::collection::vec((0u64..10, record(), 0u8..4), 0..5),
         0u8..3,
+        (0u8..3, 0u64..4),
     )
         .prop_map(
-            |(owner, generation, from, len, reset, records, horizon_sig)| {
+            |(owner, generation, from, len, reset, records, horizon_sig, (cp, digest))| {
                 let name = format!("n{owner}");
                 let sign = |version, record, sig: u8| {
                     if sig == 0 {
@@ -213,6 +215,25 @@ fn delta() -> impl Strategy<Value = Delta> {
                     1 => Some(forger().sign_horizon(&name, generation, from)),
                     _ => Some(ident(owner).sign_horizon(&name, generation, from)),
                 };
+                // A checkpoint over some live digest (rarely the true one),
+                // by a forger or by the owner itself.
+                let mut live = LiveDigest::default();
+                live.add(digest);
+                let checkpoint = match cp {
+                    0 => None,
+                    1 => Some(Arc::new(forger().checkpoint(
+                        &name,
+                        generation,
+                        from + len,
+                        live,
+                    ))),
+                    _ => Some(Arc::new(ident(owner).checkpoint(
+                        &name,
+                        generation,
+                        from + len,
+                        live,
+                    ))),
+                };
                 Delta {
                     owner: Arc::from(name.as_str()),
                     generation,
@@ -226,6 +247,7 @@ fn delta() -> impl Strategy<Value = Delta> {
                         .map(|(version, record, sig)| sign(version, record, sig))
                         .collect(),
                     horizon_signature,
+                    checkpoint,
                 }
             },
         )

@@ -28,6 +28,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use prost::Message as _;
+use rumour_core::checkpoint::{Checkpoint, LiveDigest};
 use rumour_core::{
     Ack, DataGossip, Datum, DatumId, Delta, DigestEntry, Eager, Gossip, Graft, IHave, Incarnation,
     MemberState, MemberUpdate, Message, Metadata, Nack, NodeId, Ping, PingReq, Prune, PublicKey,
@@ -132,6 +133,22 @@ fn signature(b: &[u8], field: &'static str) -> Result<Signature, DecodeError> {
         expected: 64,
     })?;
     Ok(Signature(sig))
+}
+
+/// A delta's checkpoint: both fields or neither.
+fn checkpoint(digest: &[u8], sig: &[u8]) -> Result<Option<Arc<Checkpoint>>, DecodeError> {
+    if digest.is_empty() && sig.is_empty() {
+        return Ok(None);
+    }
+    let bytes: [u8; 64] = digest.try_into().map_err(|_| DecodeError::BadKeyLength {
+        field: "Delta.checkpoint_digest",
+        len: digest.len(),
+        expected: 64,
+    })?;
+    Ok(Some(Arc::new(Checkpoint {
+        digest: LiveDigest::from_bytes(&bytes),
+        signature: signature(sig, "Delta.checkpoint_signature")?,
+    })))
 }
 
 fn record_fault(record: &Option<u64>) -> String {
@@ -514,6 +531,7 @@ impl From<&DigestEntry> for v1::DigestEntry {
             owner: e.owner.to_string(),
             generation: e.generation,
             version: e.version,
+            unproven: e.unproven,
         }
     }
 }
@@ -526,6 +544,7 @@ impl TryFrom<v1::DigestEntry> for DigestEntry {
             owner: name(e.owner, "DigestEntry.owner")?,
             generation: e.generation,
             version: e.version,
+            unproven: e.unproven,
         })
     }
 }
@@ -617,6 +636,16 @@ impl From<&Delta> for v1::Delta {
                 .horizon_signature
                 .map(|s| s.0.to_vec())
                 .unwrap_or_default(),
+            checkpoint_digest: d
+                .checkpoint
+                .as_ref()
+                .map(|c| c.digest.to_bytes().to_vec())
+                .unwrap_or_default(),
+            checkpoint_signature: d
+                .checkpoint
+                .as_ref()
+                .map(|c| c.signature.0.to_vec())
+                .unwrap_or_default(),
         }
     }
 }
@@ -660,6 +689,7 @@ impl TryFrom<v1::Delta> for Delta {
             } else {
                 Some(signature(&d.horizon_signature, "Delta.horizon_signature")?)
             },
+            checkpoint: checkpoint(&d.checkpoint_digest, &d.checkpoint_signature)?,
         })
     }
 }

@@ -318,6 +318,7 @@ fn bad_names() {
                 owner: bad.into(),
                 generation: 1,
                 version: 1,
+                unproven: false,
             }],
         };
         let pp = v1::PushPull {

@@ -416,6 +416,7 @@ impl Metrics {
             update_delivery_ratio: None,
             idle_bytes_per_node_per_s: idle,
             data_bytes: 0,
+            node_counters: BTreeMap::new(),
         }
     }
 }
@@ -530,6 +531,9 @@ pub struct Report {
     /// Data-plane bytes sent in the run: entries, events, metadata, their
     /// announcements, digests and deltas.
     pub data_bytes: u64,
+    /// Every node counter (`rumour_core::Stats`), summed over the nodes
+    /// running at the end.
+    pub node_counters: BTreeMap<&'static str, u64>,
 }
 
 impl Report {

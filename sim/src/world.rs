@@ -354,6 +354,11 @@ impl Sim {
                 .report(&self.scenario, &self.config, self.now, self.digest.finish());
         r.add_updates(&self.tracker);
         r.data_bytes = self.data_bytes;
+        for node in self.slots.iter().filter_map(|s| s.node.as_ref()) {
+            for (name, n) in node.stats().counters() {
+                *r.node_counters.entry(name).or_default() += n;
+            }
+        }
         r
     }
 

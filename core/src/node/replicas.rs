@@ -47,6 +47,8 @@ pub(crate) struct Replicas {
     metadata: Option<Metadata>,
     /// When we last pulled each owner's missing versions.
     pulled: BTreeMap<Arc<str>, Time>,
+    /// The owner audited last.
+    audited: Option<Arc<str>>,
 }
 
 impl Replicas {
@@ -71,6 +73,7 @@ impl Replicas {
             lamport: 0,
             metadata: None,
             pulled: BTreeMap::new(),
+            audited: None,
         }
     }
 
@@ -192,7 +195,9 @@ impl Replicas {
                     key: &key,
                     verified: &cx.verified,
                 };
-                match self.store.apply(cx.now, d, from, signer) {
+                let applied = self.store.apply(cx.now, d, from, signer);
+                self.note_findings(cx);
+                match applied {
                     Ok(changes) => {
                         cx.stats.deltas_applied += 1;
                         self.report(cx, changes);
@@ -218,6 +223,8 @@ impl Replicas {
                         cx.stats.records_bad_signature += 1;
                         Receipt::Refused
                     }
+                    // Counted by the store's findings.
+                    Err(Refusal::Withheld) => Receipt::Refused,
                 }
             }
             Datum::Metadata(meta) => {
@@ -256,12 +263,16 @@ impl Replicas {
             key: &key,
             verified: &cx.verified,
         };
-        match self.store.apply(cx.now, d, None, signer) {
+        let applied = self.store.apply(cx.now, d, None, signer);
+        self.note_findings(cx);
+        match applied {
             Ok(changes) => {
                 cx.stats.deltas_applied += 1;
                 self.report(cx, changes);
                 true
             }
+            // Counted by the store's findings.
+            Err(Refusal::Withheld) => false,
             Err(Refusal::Gap) => {
                 cx.stats.deltas_gap += 1;
                 false
@@ -290,6 +301,20 @@ impl Replicas {
     pub(crate) fn take_released(&mut self) -> Vec<(Datum, SocketAddr)> {
         let released = self.store.take_released().into_iter();
         released.map(|(d, from)| (Datum::Delta(d), from)).collect()
+    }
+
+    /// Count what checkpoints showed.
+    fn note_findings(&mut self, cx: &mut Ctx) {
+        let f = self.store.take_findings();
+        cx.stats.checkpoints_proven += f.proven;
+        cx.stats.replicas_withheld += f.withheld;
+        cx.stats.replicas_repaired += f.repaired;
+    }
+
+    /// Sign a checkpoint of our own namespace if it moved (each gossip
+    /// round).
+    pub(crate) fn checkpoint_own(&mut self) {
+        self.store.checkpoint_own();
     }
 
     /// Report applied changes; a user event moves the Lamport clock.
@@ -327,6 +352,7 @@ impl Replicas {
             owner: owner.clone(),
             generation,
             version,
+            unproven: false,
         }];
         let msg = PushPull {
             kind: PushPullKind::Pull,
@@ -335,6 +361,29 @@ impl Replicas {
         };
         cx.stats.gap_pulls += 1;
         cx.send(from, Message::PushPull(msg));
+    }
+
+    /// Audit one replica that holds no checkpoint at its version, owners
+    /// taken in turn: ask its owner, which always holds its own, for what
+    /// follows our version, checkpoint included. Once per probe period, so
+    /// a replica is proven (or found short) within one period per unproven
+    /// replica, at the cost of one small exchange.
+    pub(crate) fn audit(&mut self, cx: &mut Ctx, m: &Membership) {
+        let Some(line) = self.store.next_unproven(self.audited.as_deref()) else {
+            return;
+        };
+        self.audited = Some(line.owner.clone());
+        let Some(owner) = m.live(&line.owner) else {
+            return;
+        };
+        let to = owner.addr();
+        let msg = PushPull {
+            kind: PushPullKind::Pull,
+            digest: Some(vec![line]),
+            ..PushPull::default()
+        };
+        cx.stats.checkpoint_audits += 1;
+        cx.send(to, Message::PushPull(msg));
     }
 
     /// Deltas a peer with `digest` lacks, within `room` bytes, owners served
@@ -416,6 +465,7 @@ mod tests {
             sender_version: to,
             records,
             horizon_signature: None,
+            checkpoint: None,
         }
     }
 
@@ -486,13 +536,9 @@ mod tests {
         assert_eq!(value(&h, "a", "b", "y").as_deref(), Some("2"));
     }
 
-    #[test]
-    fn checking_ahead_a_batch_with_a_forgery_in_it_changes_no_outcome() {
-        // Scenario: a is cut off while b writes x (version 1) and y (version
-        // 2). Then a takes in, checked ahead as one batch, b's version 1, a
-        // forgery of b's version 2 under c's key, and b's real version 2. The batch fails
-        // as a whole; each record is then checked on its own: the forgery is
-        // refused and both real records land.
+    /// a, b and c; a is cut off from b and c while b writes x (version 1)
+    /// and y (version 2). Returns the cut and b's namespace.
+    fn a_cut_off_while_b_writes_x_and_y() -> (Harness, u64, OwnNamespace) {
         let mut h = Harness::new(&["a", "b", "c"]);
         h.run_for(secs(1));
         let cut = h.partition(&["a"], &["b", "c"]);
@@ -500,6 +546,17 @@ mod tests {
             h.act("b", |n, now| n.put(now, k, v.as_bytes())).unwrap();
         }
         let own = h.node("b").own_namespace_since(0);
+        (h, cut, own)
+    }
+
+    #[test]
+    fn checking_ahead_a_batch_with_a_forgery_in_it_changes_no_outcome() {
+        // Scenario: a is cut off while b writes x (version 1) and y (version
+        // 2). Then a takes in, checked ahead as one batch, b's version 1, a
+        // forgery of b's version 2 under c's key, and b's real version 2. The batch fails
+        // as a whole; each record is then checked on its own: the forgery is
+        // refused and both real records land.
+        let (mut h, cut, own) = a_cut_off_while_b_writes_x_and_y();
         let forged = h
             .identity("c")
             .versioned("b", own.generation, 2, entry("y", "pwned"));
@@ -523,6 +580,36 @@ mod tests {
         );
         assert_eq!(value(&h, "a", "b", "x").as_deref(), Some("1"));
         assert_eq!(value(&h, "a", "b", "y").as_deref(), Some("2"));
+    }
+
+    #[test]
+    fn a_record_withheld_by_a_relay_is_found_and_fetched_by_anti_entropy() {
+        // Scenario: a is cut off while b writes x (version 1) and y (version
+        // 2). c hands a b's versions 1 to 2 with x withheld, all signatures
+        // good. Once a syncs with a peer holding b's checkpoint at version 2,
+        // a sees its replica short, refetches b's stream, and x lands.
+        let (mut h, cut, own) = a_cut_off_while_b_writes_x_and_y();
+        let mut withheld = delta("b", own.generation, 0, vec![own.records[1].clone()]);
+        withheld.to = 2;
+        let outsider = "127.0.0.1:9999".parse().unwrap();
+        h.inject(outsider, "a", eager(withheld));
+        h.run_for(ms(10));
+        assert_eq!(
+            h.node("a").namespace_version("b"),
+            Some((own.generation, 2))
+        );
+        assert_eq!(value(&h, "a", "b", "x"), None);
+        h.allow(cut);
+        let pp = h.node("a").config().push_pull_interval;
+        h.run_for(pp * 4);
+        assert_eq!(value(&h, "a", "b", "x").as_deref(), Some("1"));
+        assert_eq!(value(&h, "a", "b", "y").as_deref(), Some("2"));
+        let s = h.node("a").stats();
+        assert_eq!((s.replicas_withheld, s.replicas_repaired), (1, 1));
+        // Nobody else was ever short.
+        for x in ["b", "c"] {
+            assert_eq!(h.node(x).stats().replicas_withheld, 0, "at {x}");
+        }
     }
 
     #[test]

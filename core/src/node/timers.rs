@@ -141,11 +141,13 @@ impl Node {
                 }
                 let (cx, m) = (&mut self.cx, &mut self.membership);
                 self.probe.start(cx, m);
+                self.replicas.audit(cx, m);
                 if self.probe.lossy(self.cx.now) {
                     self.repair_round();
                 }
             }
             Timer::Gossip => {
+                r.checkpoint_own();
                 self.gossip.tick(cx);
                 self.gossip_round();
             }

@@ -7,15 +7,27 @@
 //! peer that pushed it; once the replica reaches its versions, by whatever
 //! path, it leaves the buffer and is handed back ([`Store::take_released`])
 //! so that the broadcast tree passes it on, since the peers below expect it.
+//!
+//! A delta may carry the owner's checkpoint at its `to`. Once the replica
+//! reaches that version, its live digest must match: then the replica is
+//! proven whole at that version; if not, a record was withheld somewhere
+//! on the way, and the replica starts a repair: a pass over the owner's
+//! stream from version 0, merged into what it holds (nothing is dropped
+//! while the pass runs, so a reader never sees the replica emptied), ended
+//! by a checkpoint that must match, at which point held entries the pass
+//! never saw (deletes that were withheld and then collected) go.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use super::{applied, space_hash, Namespace, Refusal, Store};
+use super::{applied, Namespace, Refusal, Store};
+use crate::checkpoint::{Checkpoint, LiveDigest};
 use crate::events::Event;
-use crate::identity::{horizon_statement, record_statement, PublicKey, Signature, Verified};
-use crate::message::{Delta, Record};
+use crate::identity::{
+    checkpoint_statement, horizon_statement, record_statement, PublicKey, Signature, Verified,
+};
+use crate::message::{Delta, Record, Versioned};
 use crate::time::Time;
 
 /// Who may write a namespace, and the memory of signatures already checked.
@@ -51,6 +63,12 @@ impl Store {
         pushed_by: Option<SocketAddr>,
         signer: Signer<'_>,
     ) -> Result<Vec<Event>, Refusal> {
+        if self.repairing(d) {
+            return self.apply_repair(now, d, signer);
+        }
+        if let Some(proved) = self.prove_in_place(d, signer) {
+            return proved;
+        }
         let admitted = match self.admit(d) {
             Err(Refusal::Gap) => {
                 if let Some(peer) = pushed_by {
@@ -68,14 +86,180 @@ impl Store {
             other => other?,
         };
         self.verify(d, admitted.newer_life, signer)?;
+        if admitted.replace {
+            if let Some(cp) = &d.checkpoint {
+                // A reset or a new life from scratch holds the owner's whole
+                // namespace at `to`: it must be what the checkpoint says.
+                if digest_of(&d.records) != cp.digest {
+                    self.findings.withheld += 1;
+                    return Err(Refusal::Withheld);
+                }
+            }
+        }
         let mut changes = if admitted.replace {
             self.replace(now, d, &admitted)
         } else {
             self.extend(now, d, admitted.held_version)
         };
         self.keep_signed_horizon(d);
+        self.settle(d);
         self.release(now, &d.owner, &mut changes, signer);
         Ok(changes)
+    }
+
+    // ----- checkpoints and repair ------------------------------------------
+
+    /// A replica that reached a delta's `to` holds the checkpoint that came
+    /// with it if its digest matches, and starts a repair if not.
+    fn settle(&mut self, d: &Delta) {
+        let Some(cp) = d.checkpoint.clone() else {
+            return;
+        };
+        let mut withheld = false;
+        let mut proven = false;
+        self.touch(&d.owner, |ns| {
+            if ns.generation != d.generation || ns.version != d.to || ns.repair.is_some() {
+                return;
+            }
+            if ns.digest == cp.digest {
+                proven = ns.proof.is_none();
+                ns.proof = Some(cp);
+            } else {
+                withheld = true;
+                ns.proof = None;
+                ns.repair = Some(Box::default());
+            }
+        });
+        self.findings.proven += proven as u64;
+        self.findings.withheld += withheld as u64;
+    }
+
+    /// A checkpoint at exactly the version held (a peer at the same version
+    /// holds one, we do not): check it in place. `None` if `d` is not that.
+    fn prove_in_place(
+        &mut self,
+        d: &Delta,
+        signer: Signer<'_>,
+    ) -> Option<Result<Vec<Event>, Refusal>> {
+        let cp = d.checkpoint.as_ref()?;
+        let ns = self.spaces.get(&d.owner)?;
+        if d.reset || ns.generation != d.generation || ns.version != d.to || ns.repair.is_some() {
+            return None;
+        }
+        if ns.proof.is_some() {
+            return Some(Err(Refusal::Duplicate));
+        }
+        if !checkpoint_signed(d, cp, signer) {
+            return Some(Err(Refusal::BadSignature));
+        }
+        self.settle(d);
+        Some(Ok(Vec::new()))
+    }
+
+    /// Whether `d` belongs to the repair pass of its owner's replica.
+    fn repairing(&self, d: &Delta) -> bool {
+        self.spaces.get(&d.owner).is_some_and(|ns| {
+            ns.generation == d.generation && ns.repair.as_ref().is_some_and(|r| d.from <= r.upto)
+        })
+    }
+
+    /// Merge a delta of the repair pass: records newer than what is held
+    /// for their key replace it, nothing is dropped. A checkpoint at the
+    /// version held ends the pass: if what is held, less the entries the
+    /// pass never saw, matches it, those entries go and the replica is
+    /// proven whole; if not, the pass starts over.
+    fn apply_repair(
+        &mut self,
+        now: Time,
+        d: &Delta,
+        signer: Signer<'_>,
+    ) -> Result<Vec<Event>, Refusal> {
+        if d.owner == self.me {
+            return Err(Refusal::OwnNamespace);
+        }
+        if !self.well_formed(d) {
+            return Err(Refusal::Malformed);
+        }
+        self.verify(d, false, signer)?;
+        let owner = d.owner.clone();
+        let held = self.spaces[&owner].version;
+        let mut changes = Vec::new();
+        for r in &d.records {
+            // Events below the version held were delivered (or are past
+            // what checkpoints cover).
+            if matches!(r.record, Record::Event { .. }) && r.version <= held {
+                continue;
+            }
+            if let Some(c) = self.apply_record(now, &owner, r) {
+                changes.push(c);
+            }
+        }
+        self.touch(&owner, |ns| {
+            if let Some(repair) = &mut ns.repair {
+                repair.upto = repair.upto.max(d.to);
+            }
+        });
+        if d.to > held {
+            self.set_version(&owner, d.generation, d.to);
+        }
+        self.keep_signed_horizon(d);
+        if let Some(cp) = d.checkpoint.clone() {
+            if d.to == self.spaces[&owner].version {
+                self.end_repair(&owner, cp, d.to, &mut changes);
+            }
+        }
+        Ok(changes)
+    }
+
+    /// End a repair pass that reached `version` with the owner's checkpoint
+    /// for it (see [`Store::apply_repair`]).
+    fn end_repair(
+        &mut self,
+        owner: &Arc<str>,
+        cp: Arc<Checkpoint>,
+        version: u64,
+        changes: &mut Vec<Event>,
+    ) {
+        let ns = &self.spaces[owner];
+        let seen = &ns.repair.as_ref().expect("repairing").seen;
+        let unseen: Vec<(Arc<str>, u64, bool)> = ns
+            .entries
+            .iter()
+            .filter(|(k, _)| !seen.contains(*k))
+            .map(|(k, e)| (k.clone(), e.version, e.value.is_some()))
+            .collect();
+        let mut digest = ns.digest;
+        for (_, v, live) in &unseen {
+            if *live {
+                digest.remove(*v);
+            }
+        }
+        if digest != cp.digest {
+            // Still not the owner's: start over.
+            self.findings.withheld += 1;
+            self.touch(owner, |ns| ns.repair = Some(Box::default()));
+            return;
+        }
+        self.touch(owner, |ns| {
+            for (key, v, live) in &unseen {
+                ns.entries.remove(key);
+                ns.stream.remove(v);
+                if *live {
+                    ns.live -= 1;
+                    changes.push(Event::EntryChanged {
+                        owner: owner.clone(),
+                        key: key.clone(),
+                        version,
+                        value: None,
+                    });
+                }
+            }
+            ns.digest = digest;
+            ns.repair = None;
+            ns.proof = Some(cp);
+        });
+        self.findings.repaired += 1;
+        self.findings.proven += 1;
     }
 
     /// Whether the owner signed everything in `d` this replica would act
@@ -89,11 +273,18 @@ impl Store {
             .iter()
             .map(|r| record_statement(&d.owner, d.generation, r.version, &r.record))
             .collect();
-        let signed: Vec<(&PublicKey, &[u8], &Signature)> = statements
+        let checkpoint = d.checkpoint.as_ref().map(|cp| {
+            let bytes = checkpoint_statement(&d.owner, d.generation, d.to, &cp.digest);
+            (bytes, cp.signature)
+        });
+        let mut signed: Vec<(&PublicKey, &[u8], &Signature)> = statements
             .iter()
             .zip(&d.records)
             .map(|(bytes, r)| (signer.key, bytes.as_slice(), &r.signature))
             .collect();
+        if let Some((bytes, sig)) = &checkpoint {
+            signed.push((signer.key, bytes.as_slice(), sig));
+        }
         if !signer.verified.check_all(&signed) {
             return Err(Refusal::BadSignature);
         }
@@ -223,9 +414,7 @@ impl Store {
         let owner = d.owner.clone();
         let old = self.spaces.remove(&owner);
         if let Some(old) = &old {
-            if old.version > 0 {
-                self.summary ^= space_hash(&owner, old.generation, old.version);
-            }
+            self.summary ^= old.line_hash(&owner, false);
         }
         let mut ns = Namespace::new(d.generation);
         if d.reset && d.to < d.horizon {
@@ -377,4 +566,31 @@ impl Store {
         });
         released
     }
+}
+
+/// Whether the owner signed `cp` as its checkpoint at `d.to`.
+fn checkpoint_signed(d: &Delta, cp: &Checkpoint, signer: Signer<'_>) -> bool {
+    let bytes = checkpoint_statement(&d.owner, d.generation, d.to, &cp.digest);
+    signer.verified.check(signer.key, &bytes, &cp.signature)
+}
+
+/// The live digest of a run of records that starts a replica from scratch:
+/// each key's last record, counted if it has a value.
+fn digest_of(records: &[Versioned]) -> LiveDigest {
+    let mut last: BTreeMap<&str, (u64, bool)> = BTreeMap::new();
+    for r in records {
+        if let Record::Entry { key, value } = &r.record {
+            let e = last.entry(key).or_insert((0, false));
+            if r.version > e.0 {
+                *e = (r.version, value.is_some());
+            }
+        }
+    }
+    let mut digest = LiveDigest::default();
+    for (version, live) in last.into_values() {
+        if live {
+            digest.add(version);
+        }
+    }
+    digest
 }

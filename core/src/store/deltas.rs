@@ -64,7 +64,35 @@ impl Store {
         let owners: Vec<(&Arc<str>, &Namespace)> = self.spaces.iter().collect();
         for i in 0..n {
             let (owner, ns) = owners[(start + i) % n];
+            if ns.repair.is_some() {
+                // Not known to be whole: nothing to pass on.
+                continue;
+            }
             let their = theirs.get(&**owner);
+            if let (Some(e), Some(cp)) = (their, &ns.proof) {
+                if e.unproven && (e.generation, e.version) == (ns.generation, ns.version) {
+                    // They hold what we hold, unproven: the checkpoint alone.
+                    let d = Delta {
+                        owner: owner.clone(),
+                        generation: ns.generation,
+                        from: ns.version,
+                        to: ns.version,
+                        reset: false,
+                        horizon: 0,
+                        sender_version: ns.version,
+                        records: Vec::new(),
+                        horizon_signature: None,
+                        checkpoint: Some(cp.clone()),
+                    };
+                    let size = wire::len_field(wire::delta_head_len(&d)) + 2;
+                    if size > left {
+                        break;
+                    }
+                    left -= size;
+                    out.push(d);
+                    continue;
+                }
+            }
             let (reset, from) = match their {
                 Some(e) if e.generation > ns.generation => continue,
                 Some(e) if e.generation < ns.generation => (true, 0),
@@ -91,6 +119,8 @@ impl Store {
                 sender_version: ns.version,
                 records: Vec::new(),
                 horizon_signature,
+                // Dropped below if the delta stops short of our version.
+                checkpoint: ns.proof.clone(),
             };
             let head = wire::len_field(wire::delta_head_len(&d)) + 2;
             if head + 16 > left {
@@ -113,6 +143,7 @@ impl Store {
                     Some(last) => d.to = last.version,
                     None => break,
                 }
+                d.checkpoint = None;
             }
             left -= used;
             out.push(d);

@@ -9,6 +9,11 @@
 //! what still matters. Deletes are tombstones; tombstones and events are
 //! collected after a grace period, which raises the namespace's GC horizon:
 //! a replica older than a sender's horizon gets a reset, never a delta.
+//!
+//! A replica keeps the [`LiveDigest`] of what it holds and checks it
+//! against the owner's checkpoints (see [`crate::checkpoint`]); one that
+//! turns out incomplete is repaired by a pass over the owner's whole
+//! stream (see `apply`).
 
 mod apply;
 pub(crate) use apply::Signer;
@@ -19,9 +24,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::checkpoint::{Checkpoint, LiveDigest};
 use crate::error::Error;
 use crate::events::Event;
-use crate::identity::{horizon_statement, record_statement, Identity, Signature};
+use crate::identity::{
+    checkpoint_statement, horizon_statement, record_statement, Identity, Signature,
+};
 use crate::message::{Delta, DigestEntry, OwnNamespace, Record, Versioned};
 use crate::summary::Fnv64;
 use crate::time::Time;
@@ -58,6 +66,18 @@ enum Slot {
     },
 }
 
+/// A replica shown incomplete by a checkpoint, being refetched: a pass
+/// over the owner's whole stream, merged into what is held.
+#[derive(Clone, Debug, Default)]
+struct Repair {
+    /// The pass has merged the owner's stream up to this version; peers are
+    /// asked for what follows (it is the version the digest advertises).
+    upto: u64,
+    /// Keys the pass has seen a record of: at the end of the pass, a held
+    /// entry it never saw is one whose delete was withheld and collected.
+    seen: std::collections::BTreeSet<Arc<str>>,
+}
+
 #[derive(Debug, Default)]
 struct Namespace {
     generation: u32,
@@ -75,6 +95,14 @@ struct Namespace {
     entries: BTreeMap<Arc<str>, Stored>,
     stream: BTreeMap<u64, Slot>,
     live: usize,
+    /// The live digest of `entries`.
+    digest: LiveDigest,
+    /// The owner's checkpoint at `version`, matched against `digest` (the
+    /// owner's own, for our namespace); `None` once the version moves
+    /// without one.
+    proof: Option<Arc<Checkpoint>>,
+    /// Set while the replica is being refetched.
+    repair: Option<Box<Repair>>,
     /// The gap buffer: rumoured deltas waiting for the versions before
     /// them, by `from`, with the peer that pushed each.
     pending: BTreeMap<u64, (Delta, SocketAddr)>,
@@ -133,6 +161,9 @@ pub(crate) enum Refusal {
     /// Versions out of order or outside its range, or a record over the
     /// size limits, or more live keys than allowed.
     Malformed,
+    /// A reset or new life whose records are not the namespace its own
+    /// checkpoint (signed by the owner) describes: some were withheld.
+    Withheld,
 }
 
 /// An owner's entry as a replica holds it.
@@ -165,6 +196,16 @@ pub(crate) struct Store {
     collect: VecDeque<(Time, Arc<str>, u32, u64)>,
     /// Held deltas that left the gap buffer, until the node takes them.
     released: Vec<(Delta, SocketAddr)>,
+    /// What checkpoints showed since the node last asked.
+    findings: Findings,
+}
+
+/// What checkpoints showed: counts for the node's stats.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Findings {
+    pub proven: u64,
+    pub withheld: u64,
+    pub repaired: u64,
 }
 
 fn space_hash(owner: &str, generation: u32, version: u64) -> u64 {
@@ -174,6 +215,43 @@ fn space_hash(owner: &str, generation: u32, version: u64) -> u64 {
     h.write(&generation.to_le_bytes());
     h.write(&version.to_le_bytes());
     h.finish()
+}
+
+impl Namespace {
+    /// The digest line this replica advertises, if any: while repairing,
+    /// the version the pass has reached.
+    fn line(&self, owner: &Arc<str>, mine: bool) -> Option<DigestEntry> {
+        let version = self.repair.as_ref().map_or(self.version, |r| r.upto);
+        if version == 0 && self.repair.is_none() {
+            return None;
+        }
+        Some(DigestEntry {
+            owner: owner.clone(),
+            generation: self.generation,
+            version,
+            unproven: !mine && self.proof.is_none(),
+        })
+    }
+
+    /// This namespace's share of the store's summary. Whether a line is
+    /// proven is left out: two nodes at the same versions skip their
+    /// exchange whatever checkpoints they hold (an unproven replica is
+    /// audited instead, see [`Store::next_unproven`]), or a cluster under
+    /// steady writes would swap whole digests at every push-pull.
+    fn line_hash(&self, owner: &Arc<str>, mine: bool) -> u64 {
+        self.line(owner, mine)
+            .map_or(0, |e| space_hash(&e.owner, e.generation, e.version))
+    }
+
+    /// Count the entry at `version` (with or without a value) in or out of
+    /// the live digest.
+    fn count(&mut self, version: u64, live: bool, add: bool) {
+        match (live, add) {
+            (false, _) => {}
+            (true, true) => self.digest.add(version),
+            (true, false) => self.digest.remove(version),
+        }
+    }
 }
 
 impl Store {
@@ -198,7 +276,40 @@ impl Store {
             summary: 0,
             collect: VecDeque::new(),
             released: Vec::new(),
+            findings: Findings::default(),
         }
+    }
+
+    /// What checkpoints showed since the last call.
+    pub(crate) fn take_findings(&mut self) -> Findings {
+        std::mem::take(&mut self.findings)
+    }
+
+    /// Change a namespace (which must exist) through `f`, keeping the
+    /// summary.
+    fn touch<R>(&mut self, owner: &Arc<str>, f: impl FnOnce(&mut Namespace) -> R) -> Option<R> {
+        let mine = *owner == self.me;
+        let ns = self.spaces.get_mut(owner)?;
+        self.summary ^= ns.line_hash(owner, mine);
+        let r = f(ns);
+        self.summary ^= ns.line_hash(owner, mine);
+        Some(r)
+    }
+
+    /// Sign a checkpoint of our own namespace at its version, if it moved
+    /// since the last one (once per gossip round at most, not per write).
+    pub(crate) fn checkpoint_own(&mut self) {
+        let me = self.me.clone();
+        let ns = &self.spaces[&me];
+        if ns.proof.is_some() || ns.version == 0 {
+            return;
+        }
+        let statement = checkpoint_statement(&me, ns.generation, ns.version, &ns.digest);
+        let proof = Arc::new(Checkpoint {
+            digest: ns.digest,
+            signature: self.identity.sign(&statement),
+        });
+        self.touch(&me, |ns| ns.proof = Some(proof));
     }
 
     /// Order-independent hash of the digest.
@@ -206,19 +317,16 @@ impl Store {
         self.summary
     }
 
-    /// Set a namespace's generation and version, keeping the summary.
+    /// Set a namespace's generation and version, keeping the summary. A
+    /// checkpoint held is dropped when they move.
     fn set_version(&mut self, owner: &Arc<str>, generation: u32, version: u64) {
-        let Some(ns) = self.spaces.get_mut(owner) else {
-            return;
-        };
-        if ns.version > 0 {
-            self.summary ^= space_hash(owner, ns.generation, ns.version);
-        }
-        ns.generation = generation;
-        ns.version = version;
-        if version > 0 {
-            self.summary ^= space_hash(owner, generation, version);
-        }
+        self.touch(owner, |ns| {
+            if (ns.generation, ns.version) != (generation, version) {
+                ns.proof = None;
+            }
+            ns.generation = generation;
+            ns.version = version;
+        });
     }
 
     fn check_record(&self, record: &Record) -> Result<(), Error> {
@@ -293,15 +401,21 @@ impl Store {
         let generation = ns.generation;
         match &v.record {
             Record::Entry { key, value } => {
+                if let Some(repair) = &mut ns.repair {
+                    repair.seen.insert(key.clone());
+                }
                 if let Some(old) = ns.entries.get(key) {
                     if old.version >= v.version {
                         return None;
                     }
-                    ns.stream.remove(&old.version);
-                    if old.value.is_some() {
+                    let (version, live) = (old.version, old.value.is_some());
+                    ns.stream.remove(&version);
+                    ns.count(version, live, false);
+                    if live {
                         ns.live -= 1;
                     }
                 }
+                ns.count(v.version, value.is_some(), true);
                 if value.is_some() {
                     ns.live += 1;
                 } else {
@@ -494,13 +608,26 @@ impl Store {
     pub(crate) fn digest(&self) -> Vec<DigestEntry> {
         self.spaces
             .iter()
-            .filter(|(_, ns)| ns.version > 0)
-            .map(|(owner, ns)| DigestEntry {
-                owner: owner.clone(),
-                generation: ns.generation,
-                version: ns.version,
-            })
+            .filter_map(|(owner, ns)| ns.line(owner, *owner == self.me))
             .collect()
+    }
+
+    /// The digest line of the first replica after `after` (in name order,
+    /// wrapping) that holds no checkpoint at its version and is not being
+    /// repaired: the next one to audit.
+    pub(crate) fn next_unproven(&self, after: Option<&str>) -> Option<DigestEntry> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let unproven = |(owner, ns): (&Arc<str>, &Namespace)| {
+            let open = *owner != self.me && ns.repair.is_none() && ns.proof.is_none();
+            (open && ns.version > 0)
+                .then(|| ns.line(owner, false))
+                .flatten()
+        };
+        let start = after.map_or(Unbounded, Excluded);
+        self.spaces
+            .range::<str, _>((start, Unbounded))
+            .find_map(unproven)
+            .or_else(|| self.spaces.iter().find_map(unproven))
     }
 
     /// A live entry.
@@ -556,10 +683,8 @@ impl Store {
         if owner == &*self.me {
             return;
         }
-        if let Some(ns) = self.spaces.remove(owner) {
-            if ns.version > 0 {
-                self.summary ^= space_hash(owner, ns.generation, ns.version);
-            }
+        if let Some((owner, ns)) = self.spaces.remove_entry(owner) {
+            self.summary ^= ns.line_hash(&owner, false);
         }
     }
 

@@ -63,7 +63,9 @@ fn value(s: &Store, owner: &str, key: &str) -> Option<String> {
         .map(|e| String::from_utf8(e.value.to_vec()).unwrap())
 }
 
-fn sync(from: &Store, to: &mut Store, now: Time) -> Vec<Event> {
+/// Bring `to` up to `from`, with `from`'s checkpoint if it is the owner.
+fn sync(from: &mut Store, to: &mut Store, now: Time) -> Vec<Event> {
+    from.checkpoint_own();
     let deltas = from.deltas_for(&to.digest(), 1 << 20, 0, false);
     let mut changes = vec![];
     for d in deltas {
@@ -81,7 +83,7 @@ fn owner_writes_and_replica_catches_up_by_digest() {
     a.write(t, put("y", "2")).unwrap();
     a.write(t, put("x", "3")).unwrap();
     assert_eq!(a.version("a"), Some((0, 3)));
-    let changes = sync(&a, &mut b, t);
+    let changes = sync(&mut a, &mut b, t);
     // Version 1 was superseded: only y@2 and x@3 travel.
     assert_eq!(changes.len(), 2);
     assert_eq!(value(&b, "a", "x").as_deref(), Some("3"));
@@ -125,7 +127,7 @@ fn a_held_delta_that_anti_entropy_covers_is_handed_back() {
     let (d2, _) = a.write(t, put("y", "2")).unwrap();
     assert_eq!(apply(&mut b, t, &d2, Some(PEER)), Err(Refusal::Gap));
     // Anti-entropy brings versions 1 and 2 at once.
-    let changes = sync(&a, &mut b, t);
+    let changes = sync(&mut a, &mut b, t);
     assert_eq!(changes.len(), 2);
     assert_eq!(b.take_released(), vec![(d2, PEER)]);
     assert!(b.take_released().is_empty(), "once");
@@ -200,7 +202,7 @@ fn tombstones_are_collected_and_stale_replicas_reset() {
     let mut b = store("b");
     a.write(t0, put("x", "1")).unwrap();
     a.write(t0, put("y", "1")).unwrap();
-    sync(&a, &mut b, t0);
+    sync(&mut a, &mut b, t0);
     // b is cut off; a deletes x and, after the grace, forgets the tombstone.
     a.write(t0, del("x")).unwrap();
     a.write(t0, put("z", "1")).unwrap();
@@ -210,7 +212,7 @@ fn tombstones_are_collected_and_stale_replicas_reset() {
     // b is behind a's horizon: it gets a reset, and x does not survive.
     let d = a.deltas_for(&b.digest(), 1 << 20, 0, false);
     assert!(d[0].reset);
-    let changes = sync(&a, &mut b, t0 + GRACE);
+    let changes = sync(&mut a, &mut b, t0 + GRACE);
     assert_eq!(value(&b, "a", "x"), None);
     assert_eq!(value(&b, "a", "z").as_deref(), Some("1"));
     assert!(changes
@@ -235,12 +237,12 @@ fn partial_reset_only_trusts_senders_past_the_horizon() {
     for i in 0..10 {
         a.write(t0, put(&format!("k{i}"), "v")).unwrap();
     }
-    sync(&a, &mut stale, t0);
+    sync(&mut a, &mut stale, t0);
     a.write(t0, del("k9")).unwrap();
     a.collect_garbage(t0 + GRACE);
     // A reset that only fits three records (78 bytes each, signature
-    // included) stops short of the horizon.
-    let d = a.deltas_for(&b.digest(), 3 * 78 + 110, 0, false);
+    // included, beside the checkpoint's 132) stops short of the horizon.
+    let d = a.deltas_for(&b.digest(), 3 * 78 + 110 + 132, 0, false);
     assert!(d[0].reset && d[0].to < d[0].horizon, "{:?}", d[0]);
     apply(&mut b, t0, &d[0], None).unwrap();
     // The stale replica (still holding k9) is not a safe source.
@@ -249,7 +251,7 @@ fn partial_reset_only_trusts_senders_past_the_horizon() {
         apply(&mut b, t0, &from_stale[0], None),
         Err(Refusal::StaleSource)
     );
-    sync(&a, &mut b, t0);
+    sync(&mut a, &mut b, t0);
     assert_eq!(value(&b, "a", "k9"), None);
     assert_eq!(b.list("a", "k").len(), 9);
     assert_eq!(a.summary(), b.summary());
@@ -262,7 +264,7 @@ fn a_new_generation_replaces_the_old_life() {
     let mut b = store("b");
     old.write(t0, put("x", "1")).unwrap();
     old.write(t0, put("y", "1")).unwrap();
-    sync(&old, &mut b, t0);
+    sync(&mut old, &mut b, t0);
     let mut new = Store::new(Arc::from("a"), 1, LIMITS, GRACE, ident("a"));
     let (d, _) = new.write(t0, put("z", "2")).unwrap();
     let changes = apply(&mut b, t0, &d, Some(PEER)).unwrap();
@@ -278,7 +280,7 @@ fn a_new_generation_replaces_the_old_life() {
     );
     // An empty new life resets a replica through the digest exchange.
     let mut c = store("c");
-    sync(&old, &mut c, t0);
+    sync(&mut old, &mut c, t0);
     let empty = Store::new(Arc::from("a"), 2, LIMITS, GRACE, ident("a"));
     let mut digest = c.digest();
     digest.retain(|e| &*e.owner == "a");
@@ -303,10 +305,10 @@ fn events_are_delivered_once_and_collected() {
     let (d, _) = a.write(t0, ev).unwrap();
     assert_eq!(apply(&mut b, t0, &d, Some(PEER)).unwrap().len(), 1);
     assert_eq!(apply(&mut b, t0, &d, Some(PEER)), Err(Refusal::Duplicate));
-    assert!(sync(&a, &mut b, t0).is_empty());
+    assert!(sync(&mut a, &mut b, t0).is_empty());
     b.collect_garbage(t0 + GRACE);
     assert_eq!(b.version("a"), Some((0, 1)));
-    assert!(sync(&a, &mut b, t0).is_empty());
+    assert!(sync(&mut a, &mut b, t0).is_empty());
 }
 
 #[test]
@@ -319,9 +321,9 @@ fn a_reset_never_rolls_a_replica_back_and_reports_a_delete_once() {
     a.collect_garbage(t0 + GRACE);
     let reset = a.deltas_for(&[], 1 << 20, 0, false);
     assert!(reset[0].reset);
-    sync(&a, &mut b, t0);
+    sync(&mut a, &mut b, t0);
     a.write(t0, put("z", "1")).unwrap();
-    sync(&a, &mut b, t0);
+    sync(&mut a, &mut b, t0);
     // b is past the horizon and ahead of the old reset: refused.
     assert_eq!(apply(&mut b, t0, &reset[0], None), Err(Refusal::Duplicate));
     assert_eq!(b.version("a"), Some((0, 3)));
@@ -334,7 +336,7 @@ fn a_reset_never_rolls_a_replica_back_and_reports_a_delete_once() {
     let mut d = store("d");
     c.write(t0, put("k", "1")).unwrap();
     c.write(t0, put("old", "1")).unwrap();
-    sync(&c, &mut d, t0);
+    sync(&mut c, &mut d, t0);
     c.write(t0, del("old")).unwrap();
     let t1 = t0 + GRACE;
     c.collect_garbage(t1);
@@ -408,4 +410,120 @@ mod scenarios {
         assert_eq!(h.node("b").namespace_version("a"), Some((0, 2)));
         assert_eq!(h.node("a").state_summary(), h.node("b").state_summary());
     }
+}
+
+/// `d` with the records at `versions` taken out, and no checkpoint: what a
+/// relay that withholds them sends.
+fn withholding(mut d: Delta, versions: &[u64]) -> Delta {
+    d.records.retain(|r| !versions.contains(&r.version));
+    d.checkpoint = None;
+    d
+}
+
+#[test]
+fn a_withheld_record_is_found_by_a_checkpoint_and_refetched() {
+    // Scenario: a writes k1, k2, k3. A relay hands b versions 1 to 3 without
+    // k2, which b takes as complete. a's checkpoint at version 3 shows b's
+    // replica short; b repairs with a pass over a's stream, k2 arrives, and
+    // b is proven whole: its digest line matches a's.
+    let t = Time::ZERO;
+    let mut a = store("a");
+    let mut b = store("b");
+    for k in ["k1", "k2", "k3"] {
+        a.write(t, put(k, "v")).unwrap();
+    }
+    let full = a.deltas_for(&b.digest(), 1 << 20, 0, false).remove(0);
+    apply(&mut b, t, &withholding(full, &[2]), None).unwrap();
+    assert_eq!(b.version("a"), Some((0, 3)));
+    assert_eq!(value(&b, "a", "k2"), None);
+    assert!(b.digest()[0].unproven);
+    // The owner's checkpoint alone, as to a peer at its own version.
+    a.checkpoint_own();
+    let only = a.deltas_for(&b.digest(), 1 << 20, 0, false);
+    assert!(only[0].records.is_empty() && only[0].checkpoint.is_some());
+    assert_eq!(apply(&mut b, t, &only[0], None), Ok(vec![]));
+    assert_eq!(b.take_findings().withheld, 1);
+    // Repairing: b asks for a's stream from scratch, and serves none of it.
+    assert_eq!(b.digest()[0].version, 0);
+    assert!(b
+        .deltas_for(&store("c").digest(), 1 << 20, 0, false)
+        .is_empty());
+    let changes = sync(&mut a, &mut b, t);
+    assert_eq!(value(&b, "a", "k2").as_deref(), Some("v"));
+    assert_eq!(changes.len(), 1, "only k2 is new: {changes:?}");
+    let f = b.take_findings();
+    assert_eq!((f.repaired, f.proven, f.withheld), (1, 1, 0));
+    assert!(!b.digest()[0].unproven);
+    assert_eq!(a.summary(), b.summary());
+}
+
+#[test]
+fn a_withheld_overwrite_and_a_withheld_delete_since_collected_are_repaired() {
+    // Scenario: b holds x=1 and y=1. a then writes x=2, deletes y and writes
+    // z; a relay hands b only z, and a collects y's tombstone. The repair
+    // pass (a reset, since b asks from scratch and a's horizon is past 0)
+    // brings x=2, and y, which the pass never shows, goes.
+    let t0 = Time::ZERO;
+    let mut a = store("a");
+    let mut b = store("b");
+    a.write(t0, put("x", "1")).unwrap();
+    a.write(t0, put("y", "1")).unwrap();
+    sync(&mut a, &mut b, t0);
+    a.write(t0, put("x", "2")).unwrap();
+    a.write(t0, del("y")).unwrap();
+    a.write(t0, put("z", "1")).unwrap();
+    let d = a.deltas_for(&b.digest(), 1 << 20, 0, false).remove(0);
+    apply(&mut b, t0, &withholding(d, &[3, 4]), None).unwrap();
+    assert_eq!(value(&b, "a", "y").as_deref(), Some("1"));
+    a.collect_garbage(t0 + GRACE);
+    sync(&mut a, &mut b, t0 + GRACE);
+    assert_eq!(b.take_findings().withheld, 1);
+    let changes = sync(&mut a, &mut b, t0 + GRACE);
+    assert_eq!(value(&b, "a", "x").as_deref(), Some("2"));
+    assert_eq!(value(&b, "a", "y"), None);
+    assert_eq!(value(&b, "a", "z").as_deref(), Some("1"));
+    assert!(changes
+        .iter()
+        .any(|c| matches!(c, Event::EntryChanged { key, value: None, .. } if &**key == "y")));
+    assert_eq!(b.take_findings().repaired, 1);
+    assert_eq!(a.summary(), b.summary());
+}
+
+#[test]
+fn a_reset_short_of_its_checkpoint_and_a_forged_checkpoint_change_nothing() {
+    // Scenario: c is behind a's horizon. A reset with a record taken out but
+    // a's checkpoint kept is refused; so is a checkpoint whose digest was
+    // bent. b, at a's version, refuses a forged checkpoint and stays as it
+    // was (not repairing).
+    let t0 = Time::ZERO;
+    let mut a = store("a");
+    let mut b = store("b");
+    let mut c = store("c");
+    a.write(t0, put("x", "1")).unwrap();
+    a.write(t0, del("x")).unwrap();
+    a.write(t0, put("y", "1")).unwrap();
+    a.write(t0, put("z", "1")).unwrap();
+    a.collect_garbage(t0 + GRACE);
+    a.checkpoint_own();
+    let reset = a.deltas_for(&c.digest(), 1 << 20, 0, false).remove(0);
+    assert!(reset.reset && reset.checkpoint.is_some());
+    let mut short = reset.clone();
+    short.records.retain(|r| r.version != 3);
+    assert_eq!(apply(&mut c, t0, &short, None), Err(Refusal::Withheld));
+    let mut bent = reset.clone();
+    Arc::make_mut(bent.checkpoint.as_mut().unwrap())
+        .digest
+        .add(99);
+    assert_eq!(apply(&mut c, t0, &bent, None), Err(Refusal::BadSignature));
+    assert_eq!(c.version("a"), None);
+    apply(&mut c, t0, &reset, None).unwrap();
+    assert_eq!(c.take_findings().proven, 1);
+
+    let d = a.deltas_for(&b.digest(), 1 << 20, 0, false).remove(0);
+    apply(&mut b, t0, &withholding(d, &[]), None).unwrap();
+    let mut forged = a.deltas_for(&b.digest(), 1 << 20, 0, false).remove(0);
+    Arc::make_mut(forged.checkpoint.as_mut().unwrap()).signature = Signature([7; 64]);
+    assert_eq!(apply(&mut b, t0, &forged, None), Err(Refusal::BadSignature));
+    assert!(b.digest()[0].unproven && b.digest()[0].version == 4);
+    assert_eq!(b.take_findings(), Findings::default());
 }

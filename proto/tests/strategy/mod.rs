@@ -148,6 +148,7 @@ pub fn delta() -> impl Strategy<Value = Delta> {
         u64s(),
         u64s(),
         option::of(signature()),
+        option::of((prop::array::uniform8(any::<u64>()), signature())),
     )
         .prop_map(
             |(
@@ -160,6 +161,7 @@ pub fn delta() -> impl Strategy<Value = Delta> {
                 horizon,
                 sender_version,
                 horizon_signature,
+                checkpoint,
             )| {
                 let mut version = from;
                 let records = steps
@@ -183,6 +185,12 @@ pub fn delta() -> impl Strategy<Value = Delta> {
                     sender_version,
                     records,
                     horizon_signature,
+                    checkpoint: checkpoint.map(|(digest, signature)| {
+                        Arc::new(Checkpoint {
+                            digest: LiveDigest(digest),
+                            signature,
+                        })
+                    }),
                 }
             },
         )
@@ -200,10 +208,13 @@ pub fn metadata() -> impl Strategy<Value = Metadata> {
 }
 
 pub fn digest_entry() -> impl Strategy<Value = DigestEntry> {
-    (name(), u32s(), u64s()).prop_map(|(owner, generation, version)| DigestEntry {
-        owner,
-        generation,
-        version,
+    (name(), u32s(), u64s(), any::<bool>()).prop_map(|(owner, generation, version, unproven)| {
+        DigestEntry {
+            owner,
+            generation,
+            version,
+            unproven,
+        }
     })
 }
 

@@ -105,6 +105,9 @@ pub struct Stats {
     /// push-pull, or about a member heard from directly within the
     /// suspicion timeout (stale news, as at a partition's heal).
     pub deaths_doubted: u64,
+    /// Ping-reqs refused: their target is not a live member at the address
+    /// named (a relay pings no address a stranger chooses).
+    pub ping_reqs_refused: u64,
     /// Messages ignored because the node has left.
     pub ignored_after_leave: u64,
     /// Deltas (rumoured or synced) applied to a replica.
@@ -171,6 +174,7 @@ impl Stats {
             stale_updates,
             address_conflicts,
             deaths_doubted,
+            ping_reqs_refused,
             ignored_after_leave,
             deltas_applied,
             data_duplicates,
@@ -202,6 +206,7 @@ impl Stats {
             ("stale_updates", *stale_updates),
             ("address_conflicts", *address_conflicts),
             ("deaths_doubted", *deaths_doubted),
+            ("ping_reqs_refused", *ping_reqs_refused),
             ("ignored_after_leave", *ignored_after_leave),
             ("deltas_applied", *deltas_applied),
             ("data_duplicates", *data_duplicates),

@@ -178,6 +178,14 @@ impl Prober {
         from: SocketAddr,
         p: &PingReq,
     ) {
+        // Only a live member at the address we hold for it: a relay pings
+        // no address a stranger names (SWIM's relay knows the target).
+        if m.live(p.target.name())
+            .is_none_or(|id| id.addr() != p.target.addr())
+        {
+            cx.stats.ping_reqs_refused += 1;
+            return;
+        }
         let seq = self.take_seq();
         // A relay always names the key: the direct probe that led here
         // may have failed for it.
@@ -458,6 +466,33 @@ mod tests {
             h.member_state("a", "c") == "suspect@0"
         });
         assert_eq!(h.node("a").health(), 0, "the nack vouches for a");
+    }
+
+    #[test]
+    fn a_relay_pings_only_a_live_member_at_its_address() {
+        // Scenario: a stranger asks b to ping an unknown name, and c at an
+        // address c does not have. b pings neither address and counts both;
+        // asked to ping c at c's address, it does.
+        let mut h = Harness::new(&["a", "b", "c"]);
+        h.run_for(secs(1));
+        let stranger: std::net::SocketAddr = "127.0.0.1:9999".parse().unwrap();
+        let elsewhere: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let req = |name: &str, addr| {
+            Message::PingReq(PingReq {
+                seq: 7,
+                target: NodeId::new(name, addr).unwrap(),
+                updates: Vec::new(),
+            })
+        };
+        h.inject(stranger, "b", req("zz", elsewhere));
+        h.inject(stranger, "b", req("c", elsewhere));
+        h.run_for(ms(50));
+        assert_eq!(h.sent("b", &elsewhere.to_string(), "*"), 0);
+        assert_eq!(h.node("b").stats().ping_reqs_refused, 2);
+        let before = h.sent("b", "c", "ping");
+        h.inject(stranger, "b", req("c", h.addr("c")));
+        h.run_for(ms(1));
+        assert_eq!(h.sent("b", "c", "ping"), before + 1);
     }
 
     #[test]

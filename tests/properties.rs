@@ -32,10 +32,16 @@ struct Case {
     crashes: Vec<(Duration, f64)>,
 }
 
-/// Partitions last at most this long: well under `dead_reap_after`, so
-/// neither side forgets the other before the heal (a member forgotten on
-/// both sides is not looked for again; see the README).
+/// Partitions of the first property last at most this long: well under
+/// `dead_reap_after`, so neither side forgets the other before the heal.
+/// The second property takes partitions past it (`LONG_PARTITIONS`).
 const MAX_PARTITION: Duration = Duration::from_secs(60);
+
+/// Partitions of the long-partition property: from past `dead_reap_after`
+/// (LAN 120 s after the death, which takes up to `suspicion_max` more: by
+/// then both sides have forgotten each other, keeping only the reconnect
+/// list) to 15 minutes.
+const LONG_PARTITIONS: std::ops::RangeInclusive<u64> = 150..=900;
 
 fn case() -> impl Strategy<Value = Case> {
     let split =
@@ -137,6 +143,64 @@ fn run(case: &Case) -> (Report, Result<(), String>, Scenario) {
     sim.run_until(rumour::core::Time::ZERO + s.duration);
     let check = sim.check_membership();
     (sim.report(), check, s)
+}
+
+/// A case whose partitions outlast the reap: a smaller cluster, up to 10%
+/// loss, one or two partitions, no crash.
+fn long_case() -> impl Strategy<Value = Case> {
+    let split = (10u64..60, LONG_PARTITIONS, 0.1f64..0.9).prop_map(|(at, lasts, f)| Split {
+        at: Duration::from_secs(at),
+        lasts: Duration::from_secs(lasts),
+        split_frac: f,
+    });
+    (
+        any::<u64>(),
+        3usize..=12,
+        prop_oneof![Just(0.0), 0.0f64..0.1],
+        prop::collection::vec(split, 1..=2),
+    )
+        .prop_map(|(seed, nodes, loss, splits)| Case {
+            seed,
+            nodes,
+            loss,
+            splits,
+            crashes: Vec::new(),
+        })
+}
+
+/// How long after a heal past the reap the sides take to find each other:
+/// each side knocks on one forgotten member every `reconnect_interval`
+/// (in turn, so the first knock across the cut may wait one interval per
+/// node of the other side at worst, and a lost knock one more), then
+/// settles as after any heal.
+fn long_settle_bound(c: &Config, nodes: usize) -> Duration {
+    c.reconnect_interval * (nodes as u32 + 1) + settle_bound(c)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        // Each case simulates up to half an hour: a third of the cases.
+        cases: (support::cases() / 3).max(1),
+        ..support::proptest_config()
+    })]
+
+    /// Partitions longer than `dead_reap_after`, so each side declares the
+    /// other dead and forgets it: after the last heal, within
+    /// `long_settle_bound`, every node again sees every node alive, with
+    /// no operator action (the reconnect list knocks).
+    #[test]
+    fn membership_heals_after_partitions_past_the_reap(case in long_case()) {
+        let (mut s, last) = scenario(&case);
+        let c = s.protocol_config().expect("lan preset");
+        s.duration = last + long_settle_bound(&c, case.nodes);
+        let mut sim = Sim::new(s.clone()).expect("generated scenarios are valid");
+        sim.run_until(rumour::core::Time::ZERO + s.duration);
+        let check = sim.check_membership();
+        prop_assert!(check.is_ok(), "{}\n{case:?}\n{}", check.unwrap_err(), replay(&s));
+        // The sides did forget each other: the heal came from knocks.
+        let knocks = sim.report().node_counters["reconnect_attempts"];
+        prop_assert!(knocks > 0, "no reconnect knock\n{case:?}\n{}", replay(&s));
+    }
 }
 
 proptest! {

@@ -416,9 +416,25 @@ fn forgeries(nodes: usize, byz: usize, drawn: &[Drawn], from: u64, span: u64) ->
 /// Up to two partitions, each splitting the cluster in two random non-empty
 /// sides for at most `MAX_PARTITION`.
 fn splits(nodes: usize) -> impl Strategy<Value = Vec<Split>> {
+    splits_lasting(nodes, 1_000..=MAX_PARTITION.as_millis() as u64, 0..=2)
+}
+
+/// Partitions of the long-partition case, in ms: past the `local` preset's
+/// `dead_reap_after` (60 s after a death, which comes within 7.5 s of the
+/// cut), so both sides forget each other and drop each other's namespaces,
+/// up to four minutes.
+const LONG_PARTITION_MS: std::ops::RangeInclusive<u64> = 70_000..=240_000;
+
+/// `count` partitions, each splitting the cluster in two random non-empty
+/// sides for a time drawn from `lasts` (ms).
+fn splits_lasting(
+    nodes: usize,
+    lasts: std::ops::RangeInclusive<u64>,
+    count: std::ops::RangeInclusive<usize>,
+) -> impl Strategy<Value = Vec<Split>> {
     let split = (
         3_000u64..35_000,
-        1_000u64..=MAX_PARTITION.as_millis() as u64,
+        lasts,
         prop::collection::vec(any::<bool>(), nodes),
     )
         .prop_map(|(at, lasts, mut side)| {
@@ -431,7 +447,7 @@ fn splits(nodes: usize) -> impl Strategy<Value = Vec<Split>> {
                 side: (0..side.len()).filter(|&i| side[i]).collect(),
             }
         });
-    prop::collection::vec(split, 0..=2)
+    prop::collection::vec(split, count)
 }
 
 /// Seeds TOML can write (a TOML integer is an i64), so the case file of a
@@ -484,6 +500,35 @@ fn converge_case() -> impl Strategy<Value = Case> {
                 }
             })
     })
+}
+
+/// As `converge_case`, with one or two partitions past the reap and no
+/// restart.
+fn long_partition_case() -> impl Strategy<Value = Case> {
+    (seed(), 3usize..=8, prop_oneof![Just(0.0), 0.0f64..0.1]).prop_flat_map(
+        |(seed, nodes, loss)| {
+            (
+                splits_lasting(nodes, LONG_PARTITION_MS, 1..=2),
+                ops(nodes, 5..=40, 1),
+                byzantine(nodes),
+            )
+                .prop_map(move |(splits, mut ops, (byz, drawn))| {
+                    let span = OPS_UNTIL_MS - OPS_FROM_MS;
+                    ops.extend(forgeries(nodes, byz, &drawn, OPS_FROM_MS, span));
+                    ops.sort_by_key(|o| o.at);
+                    Case {
+                        property: Property::Converge,
+                        seed,
+                        nodes,
+                        loss,
+                        splits,
+                        restart: None,
+                        ops,
+                        grace: None,
+                    }
+                })
+        },
+    )
 }
 
 fn events_case() -> impl Strategy<Value = Case> {
@@ -652,6 +697,9 @@ fn scenario(case: &Case) -> Scenario {
     let config = s.protocol_config().expect("the local preset is valid");
     s.duration =
         quiet_from(&s, &case.ops) + settle_bound(&config) + after_settle(case.property, &config);
+    if case.splits.iter().any(|p| p.lasts > config.dead_reap_after) {
+        s.duration += reconnect_bound(&config, case.nodes);
+    }
     s
 }
 
@@ -680,6 +728,14 @@ fn settle_bound(c: &Config) -> Duration {
     let detect = c.probe_period * 3 + c.suspicion_max;
     let reunite = detect.max(c.push_pull_interval * 5) + c.suspicion_max;
     reunite + c.push_pull_interval * 12
+}
+
+/// After a partition past the reap, the sides find each other only by
+/// knocking on the reconnect list: one forgotten member per
+/// `reconnect_interval`, in turn, so at worst one interval per node of the
+/// other side, and one more for a lost knock.
+fn reconnect_bound(c: &Config, nodes: usize) -> Duration {
+    c.reconnect_interval * (nodes as u32 + 1)
 }
 
 /// After the settle check, how much longer a case runs to check again once
@@ -1211,6 +1267,23 @@ impl Model {
         Ok(())
     }
 
+    /// Node `i` (in `life`) does not know member `o`: never learned, or
+    /// forgotten (reaped past a long partition). If it learns `o` again,
+    /// `o` is new to it: its entries and the events it still holds are
+    /// reported afresh, and its replica starts over. (Checked every
+    /// `CHECK_EVERY`; a node learns a reaped member again only by a
+    /// reconnect knock, at most one per `reconnect_interval`, far longer.)
+    fn forget(&mut self, i: usize, life: usize, o: usize) {
+        let owner = node_name(o);
+        self.changed
+            .retain(|(n, l, x, _), _| (*n, *l, x) != (i, life, &owner));
+        self.held.remove(&(i, life, o));
+        let sent = &self.sent;
+        self.delivered.retain(|(n, l, payload), _| {
+            (*n, *l) != (i, life) || sent.get(payload).is_none_or(|s| s.origin != o)
+        });
+    }
+
     /// Every replica on every running node is exactly its owner's
     /// namespace as of the version it holds, and never goes back.
     fn check_replicas(&mut self, sim: &Sim) -> Result<(), String> {
@@ -1223,6 +1296,11 @@ impl Model {
         for i in 0..self.n {
             let Some(node) = sim.node(i) else { continue };
             let life = self.life(i, now);
+            for o in (0..self.n).filter(|&o| o != i) {
+                if node.member(&node_name(o)).is_none() {
+                    self.forget(i, life, o);
+                }
+            }
             for owner in node.owners() {
                 let Some(o) = owner_index(&owner, self.n) else {
                     return Err(format!(
@@ -1410,6 +1488,8 @@ struct Outcome {
     events: usize,
     /// Forgeries handed to a node that knew their owner, all refused.
     forgeries: usize,
+    /// Knocks on the reconnect list, all nodes together.
+    reconnect_attempts: u64,
 }
 
 fn run(property: Property, s: &Scenario, ops: &[Op]) -> Result<Outcome, String> {
@@ -1418,7 +1498,10 @@ fn run(property: Property, s: &Scenario, ops: &[Op]) -> Result<Outcome, String> 
     sim.record_events();
     let mut model = Model::new(s);
     let quiet = Time::ZERO + quiet_from(s, ops);
-    let settle = quiet + settle_bound(&config);
+    // A partition past the reap lengthened the run (`reconnect_bound`): the
+    // settle check waits as much longer.
+    let base = quiet_from(s, ops) + settle_bound(&config) + after_settle(property, &config);
+    let settle = quiet + settle_bound(&config) + s.duration.saturating_sub(base);
     let end = settle + after_settle(property, &config);
     let mut settled_at = None;
     let mut next_op = 0;
@@ -1477,6 +1560,7 @@ fn run(property: Property, s: &Scenario, ops: &[Op]) -> Result<Outcome, String> 
         deletes,
         events: model.sent.len(),
         forgeries: model.forgeries_refused,
+        reconnect_attempts: sim.report().node_counters["reconnect_attempts"],
     })
 }
 
@@ -1561,7 +1645,20 @@ fn property(
     cases: impl Strategy<Value = Case>,
     extra: impl Fn(&Case, &Outcome) -> Result<(), TestCaseError>,
 ) {
-    let mut runner = proptest::test_runner::TestRunner::new(support::proptest_config());
+    property_over(support::cases(), cases, extra)
+}
+
+/// [`property`] over `n` cases.
+fn property_over(
+    n: u32,
+    cases: impl Strategy<Value = Case>,
+    extra: impl Fn(&Case, &Outcome) -> Result<(), TestCaseError>,
+) {
+    let config = ProptestConfig {
+        cases: n,
+        ..support::proptest_config()
+    };
+    let mut runner = proptest::test_runner::TestRunner::new(config);
     let forgeries = std::cell::Cell::new(0);
     let result = runner.run(&cases, |case| {
         let outcome = check(&case)?;
@@ -1584,6 +1681,25 @@ fn property(
 #[test]
 fn replicas_converge_and_hold_only_what_owners_wrote() {
     property(converge_case(), |_, _| Ok(()));
+}
+
+/// Property 1 and 2 again, across partitions past `dead_reap_after`: each
+/// side declares the other dead, forgets it and drops its namespaces; after
+/// the heal the reconnect list brings the sides together, and every
+/// replica is rebuilt and converges with no operator action. Half the
+/// cases of the others (each simulates up to eight minutes).
+#[test]
+fn replicas_converge_after_partitions_past_the_reap() {
+    property_over(
+        (support::cases() / 2).max(1),
+        long_partition_case(),
+        |_, o| {
+            // Not vacuous: the sides did forget each other (the heal came from
+            // knocks on the reconnect list).
+            prop_assert!(o.reconnect_attempts > 0, "{o:?}");
+            Ok(())
+        },
+    );
 }
 
 /// Property 3: a node cut off for longer than the tombstone grace is reset,

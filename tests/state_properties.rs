@@ -698,7 +698,7 @@ fn scenario(case: &Case) -> Scenario {
     s.duration =
         quiet_from(&s, &case.ops) + settle_bound(&config) + after_settle(case.property, &config);
     if case.splits.iter().any(|p| p.lasts > config.dead_reap_after) {
-        s.duration += reconnect_bound(&config, case.nodes);
+        s.duration += reconnect_bound(&config);
     }
     s
 }
@@ -731,11 +731,12 @@ fn settle_bound(c: &Config) -> Duration {
 }
 
 /// After a partition past the reap, the sides find each other only by
-/// knocking on the reconnect list: one forgotten member per
-/// `reconnect_interval`, in turn, so at worst one interval per node of the
-/// other side, and one more for a lost knock.
-fn reconnect_bound(c: &Config, nodes: usize) -> Duration {
-    c.reconnect_interval * (nodes as u32 + 1)
+/// knocking on the reconnect list: each node knocks on one forgotten member
+/// per `reconnect_interval`, and every member on its list is across the cut
+/// and answers (no case here crashes a node), so one interval, and one more
+/// for a knock lost to loss.
+fn reconnect_bound(c: &Config) -> Duration {
+    c.reconnect_interval * 2
 }
 
 /// After the settle check, how much longer a case runs to check again once

@@ -147,6 +147,9 @@ pub struct Stats {
     pub identity_conflicts: u64,
     /// Push-pulls opened with an address of the reconnect list.
     pub reconnect_attempts: u64,
+    /// Reconnect entries dropped because their address answered as another
+    /// node (another name, or the same name under another key).
+    pub reconnect_mismatches: u64,
     /// Grafts sent (tree mode): data heard of and asked for.
     pub grafts: u64,
     /// Prunes sent (tree mode): duplicates that cut an eager link.
@@ -190,6 +193,7 @@ impl Stats {
             members_bad_signature,
             identity_conflicts,
             reconnect_attempts,
+            reconnect_mismatches,
             grafts,
             prunes,
             gap_pulls,
@@ -222,6 +226,7 @@ impl Stats {
             ("members_bad_signature", *members_bad_signature),
             ("identity_conflicts", *identity_conflicts),
             ("reconnect_attempts", *reconnect_attempts),
+            ("reconnect_mismatches", *reconnect_mismatches),
             ("grafts", *grafts),
             ("prunes", *prunes),
             ("gap_pulls", *gap_pulls),

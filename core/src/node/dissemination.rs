@@ -135,6 +135,8 @@ impl Node {
 
     /// Merge the members and data of a push-pull from `from`.
     fn merge(&mut self, from: SocketAddr, p: &PushPull) {
+        self.membership
+            .check_reconnect_answer(&mut self.cx, from, &p.members);
         for u in &p.members {
             self.apply_news(u, Heard::Sync(from));
         }

@@ -68,7 +68,9 @@ pub(crate) struct Membership {
     reap: VecDeque<(Time, Arc<str>, Incarnation)>,
     /// Members forgotten while dead, by name: the address to knock on and
     /// until when (see `Config::reconnect_interval`).
-    reconnect: BTreeMap<Arc<str>, (SocketAddr, Time)>,
+    /// The key the member had, when known (entries a data dir kept have
+    /// none, and are checked by name only).
+    reconnect: BTreeMap<Arc<str>, (SocketAddr, Time, Option<PublicKey>)>,
     /// The name last knocked on: the list is walked in name order.
     reconnect_cursor: Option<Arc<str>>,
     /// When a message last came straight from each address: a member heard
@@ -608,7 +610,7 @@ impl Membership {
     /// The next address of the reconnect list to knock on, in name order
     /// after the last one; expired entries are dropped first.
     pub(crate) fn next_reconnect(&mut self, now: Time) -> Option<SocketAddr> {
-        self.reconnect.retain(|_, (_, until)| *until > now);
+        self.reconnect.retain(|_, (_, until, _)| *until > now);
         let after = self.reconnect_cursor.clone();
         let next = match &after {
             Some(c) => self
@@ -618,7 +620,7 @@ impl Membership {
                 .or_else(|| self.reconnect.iter().next()),
             None => self.reconnect.iter().next(),
         };
-        let (name, (addr, _)) = next?;
+        let (name, (addr, _, _)) = next?;
         self.reconnect_cursor = Some(name.clone());
         Some(*addr)
     }
@@ -627,7 +629,7 @@ impl Membership {
     /// address, until when it is kept).
     pub(crate) fn reconnect_list(&self) -> Vec<(&Arc<str>, SocketAddr, Time)> {
         fn entry<'a>(
-            (n, (a, t)): (&'a Arc<str>, &(SocketAddr, Time)),
+            (n, (a, t, _)): (&'a Arc<str>, &(SocketAddr, Time, Option<PublicKey>)),
         ) -> (&'a Arc<str>, SocketAddr, Time) {
             (n, *a, *t)
         }
@@ -645,6 +647,32 @@ impl Membership {
         list
     }
 
+    /// A push-pull from `from` carried `members`: if `from` is the address
+    /// of a reconnect entry and the sender's own `Alive` there names another
+    /// node, or the same name under another key, the address now belongs to
+    /// someone else: the entry is dropped and counted, and never taken for
+    /// the member it was (what the sender says of itself is taken as of any
+    /// new member).
+    pub(crate) fn check_reconnect_answer(
+        &mut self,
+        cx: &mut Ctx,
+        from: SocketAddr,
+        members: &[MemberUpdate],
+    ) {
+        let Some(me) = members
+            .iter()
+            .find(|u| u.id.addr() == from && u.state == MemberState::Alive)
+        else {
+            return;
+        };
+        let before = self.reconnect.len();
+        self.reconnect.retain(|name, (addr, _, key)| {
+            let other = **name != *me.id.name() || key.is_some_and(|k| k != me.key);
+            *addr != from || !other
+        });
+        cx.stats.reconnect_mismatches += (before - self.reconnect.len()) as u64;
+    }
+
     /// Take back reconnect entries (name, address, until when kept), as a
     /// data dir saved them: entries already expired, or for a name this
     /// node knows as a member, are skipped; the list stays bounded.
@@ -657,7 +685,7 @@ impl Membership {
             if *until <= now || self.members.get(name).is_some() {
                 continue;
             }
-            self.reconnect.insert(name.clone(), (*addr, *until));
+            self.reconnect.insert(name.clone(), (*addr, *until, None));
             self.bound_reconnect();
         }
     }
@@ -669,7 +697,7 @@ impl Membership {
             let first = self
                 .reconnect
                 .iter()
-                .min_by_key(|(n, (_, until))| (*until, (*n).clone()))
+                .min_by_key(|(n, (_, until, _))| (*until, (*n).clone()))
                 .map(|(n, _)| n.clone());
             match first {
                 Some(n) => self.reconnect.remove(&n),
@@ -741,7 +769,8 @@ impl Membership {
                 if let Some((id, e)) = self.members.get(&name) {
                     if e.state == MemberState::Dead {
                         let until = cx.now + cx.config.reconnect_timeout;
-                        self.reconnect.insert(name.clone(), (id.addr(), until));
+                        let entry = (id.addr(), until, Some(e.key));
+                        self.reconnect.insert(name.clone(), entry);
                     }
                 }
                 if let Some((id, _)) = self.members.get(&name) {
@@ -977,6 +1006,47 @@ mod tests {
         h.run_for(ms(2));
         assert_eq!(h.member_state("a", "b"), "dead@0");
         assert_eq!(h.node("a").stats().deaths_doubted, 0);
+    }
+
+    #[test]
+    fn a_reconnect_address_that_answers_as_another_node_is_dropped() {
+        // Scenario: b and c crash and are forgotten by a, which keeps both on
+        // its reconnect list. Then c's address answers as "d", and b's as
+        // "b" under a new key. a drops both entries and counts them; "d" is
+        // a new member, and neither answer is taken for the old member (the
+        // new "b" is a new identity, as after a lost key, not b refuting).
+        let config = Config::local();
+        let (reap, detect) = (config.dead_reap_after, config.suspicion_max * 2);
+        let mut h = Harness::with_config(&["a", "b", "c"], config);
+        h.run_for(secs(1));
+        let old_b = h.member("a", "b").unwrap();
+        h.stop("b");
+        h.stop("c");
+        h.run_for(reap + detect);
+        assert_eq!(h.node("a").reconnect_list().len(), 2);
+        let answer = |name: &str, addr, seed| {
+            let id = NodeId::new(name, addr).unwrap();
+            let me = Identity::from_seed(seed).member_update(
+                &id,
+                Incarnation(0),
+                MemberState::Alive,
+                None,
+            );
+            Message::PushPull(PushPull {
+                kind: PushPullKind::Sync,
+                members: vec![me],
+                ..PushPull::default()
+            })
+        };
+        let (b, c) = (h.addr("b"), h.addr("c"));
+        h.inject(c, "a", answer("d", c, 41));
+        h.inject(b, "a", answer("b", b, 42));
+        h.run_for(ms(1));
+        assert!(h.node("a").reconnect_list().is_empty());
+        assert_eq!(h.node("a").stats().reconnect_mismatches, 2);
+        assert_eq!(h.member_state("a", "d"), "alive@0");
+        assert_eq!(h.member_state("a", "c"), "unknown");
+        assert_ne!(h.member("a", "b").map(|m| m.key), Some(old_b.key));
     }
 
     #[test]

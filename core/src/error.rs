@@ -65,6 +65,12 @@ pub enum Error {
     /// already wrote. Nothing was restored.
     #[error("the saved namespace cannot be restored: {0}")]
     BadSavedNamespace(String),
+    /// [`crate::Node::forget`] named a member that is alive or suspect (or
+    /// this node): only a dead or departed member can be forgotten.
+    #[error(
+        "{0:?} is a live member (or this node); only a dead or departed member can be forgotten"
+    )]
+    StillLive(String),
     /// The namespace already holds `max_keys_per_namespace` live keys.
     #[error("namespace is full ({max} keys)")]
     NamespaceFull {

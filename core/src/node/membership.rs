@@ -15,6 +15,7 @@ use rand::Rng;
 
 use super::outbox::Ctx;
 use crate::broadcast::BroadcastQueue;
+use crate::error::Error;
 use crate::events::Event;
 use crate::identity::{member_statement, PublicKey, Signature};
 use crate::member::{overrides, Incarnation, Member, MemberState, NodeId};
@@ -647,6 +648,31 @@ impl Membership {
         list
     }
 
+    /// Forget `name` now, as the reap would later: a dead or departed
+    /// member leaves the table, its rumours and its reconnect entry (an
+    /// operator's forget is for good). Returns whether it was held; a name
+    /// only on the reconnect list leaves the list. A live member, or this
+    /// node, is refused.
+    pub(crate) fn forget(&mut self, name: &str) -> Result<bool, Error> {
+        if name == &*self.my_name {
+            return Err(Error::StillLive(name.to_string()));
+        }
+        let held = match self.members.get(name) {
+            Some((_, e)) if e.state.is_live() => return Err(Error::StillLive(name.to_string())),
+            Some((id, _)) => Some(id.addr()),
+            None => None,
+        };
+        self.reconnect.remove(name);
+        let Some(addr) = held else {
+            return Ok(false);
+        };
+        self.heard.remove(&addr);
+        self.members.remove(name);
+        self.rumours.forget(name);
+        self.end_suspicion(&Arc::from(name));
+        Ok(true)
+    }
+
     /// A push-pull from `from` carried `members`: if `from` is the address
     /// of a reconnect entry and the sender's own `Alive` there names another
     /// node, or the same name under another key, the address now belongs to
@@ -1047,6 +1073,45 @@ mod tests {
         assert_eq!(h.member_state("a", "d"), "alive@0");
         assert_eq!(h.member_state("a", "c"), "unknown");
         assert_ne!(h.member("a", "b").map(|m| m.key), Some(old_b.key));
+    }
+
+    #[test]
+    fn an_operator_forgets_a_dead_member_and_its_name_takes_a_new_key() {
+        // Scenario: c crashes and its key is lost. Restarted under a new key,
+        // it is refused by a, which holds c dead under the old key. a's
+        // operator cannot forget b (alive) nor a itself; it forgets c, and
+        // c's new key is then taken. Forgetting c again finds nothing.
+        let mut h = Harness::new(&["a", "b", "c"]);
+        h.run_for(secs(1));
+        h.stop("c");
+        h.wait_for(secs(30), "a holding c dead", |h| {
+            h.member_state("a", "c").starts_with("dead")
+        });
+        let c = NodeId::new("c", h.addr("c")).unwrap();
+        let fresh =
+            Identity::from_seed(77).member_update(&c, Incarnation(1), MemberState::Alive, None);
+        let news = || {
+            Message::Gossip(Gossip {
+                updates: vec![fresh.clone()],
+            })
+        };
+        h.inject(h.addr("c"), "a", news());
+        h.run_for(ms(1));
+        assert!(h.member_state("a", "c").starts_with("dead"));
+        assert_eq!(h.node("a").stats().identity_conflicts, 1);
+        for (name, who) in [("b", "b"), ("a", "a")] {
+            assert_eq!(
+                h.act("a", |n, now| n.forget(now, name)),
+                Err(Error::StillLive(who.into()))
+            );
+        }
+        assert_eq!(h.act("a", |n, now| n.forget(now, "c")), Ok(true));
+        assert_eq!(h.member_state("a", "c"), "unknown");
+        assert!(h.node("a").reconnect_list().is_empty());
+        h.inject(h.addr("c"), "a", news());
+        h.run_for(ms(1));
+        assert_eq!(h.member("a", "c").map(|m| m.key), Some(fresh.key));
+        assert_eq!(h.act("a", |n, now| n.forget(now, "zz")), Ok(false));
     }
 
     #[test]

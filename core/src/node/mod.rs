@@ -505,6 +505,24 @@ impl Node {
         self.membership.restore_reconnect(now, entries);
     }
 
+    /// Forget a dead or departed member now rather than at its reap: it
+    /// leaves the member table, its namespace is dropped, and it is taken
+    /// off the reconnect list for good. Its name is then free, so a node
+    /// that lost its key can come back under that name with a new one
+    /// (the operator's way to give a name a new identity sooner; other
+    /// members still hold the old identity until they forget or reap it).
+    /// Returns whether the member was held. A live (alive or suspect)
+    /// member, or this node, is refused with [`Error::StillLive`] and
+    /// nothing changes.
+    pub fn forget(&mut self, now: Time, name: &str) -> Result<bool, Error> {
+        self.cx.now = now;
+        let held = self.membership.forget(name)?;
+        if held {
+            self.replicas.forget(name);
+        }
+        Ok(held)
+    }
+
     /// Leave the cluster gracefully: announce `Left` for a few gossip rounds,
     /// then go quiet for good.
     pub fn leave(&mut self, now: Time) -> Result<(), Error> {

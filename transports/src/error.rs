@@ -103,6 +103,7 @@ impl From<ApiError> for Status {
                 CoreError::NotOwner(_) => Code::PermissionDenied,
                 CoreError::NamespaceFull { .. } => Code::ResourceExhausted,
                 CoreError::Left => Code::Unavailable,
+                CoreError::StillLive(_) => Code::FailedPrecondition,
                 CoreError::BadSavedNamespace(_) => Code::Internal,
                 CoreError::Config(_)
                 | CoreError::InvalidName(_)

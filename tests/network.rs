@@ -728,3 +728,67 @@ async fn a_seed_is_knocked_on_again_once_members_are_missing() {
     .await;
     assert!(counter(&b, "reconnect_attempts").await > knocks);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_forget_frees_a_dead_name_for_a_new_key_agent_by_agent() {
+    // Scenario: node-2 is killed and its key lost; it comes back on the same
+    // address under a new key. node-0 and node-1 hold the old identity dead
+    // and refuse the new one. `Forget` of a live member or of the agent
+    // itself is refused; once node-0's operator forgets node-2, node-0
+    // takes the new node-2, while node-1, not told, still refuses it.
+    let mut agents = cluster(3).await;
+    formed(&agents).await;
+    let addr = agents[2].peer_addr();
+    agents.pop().unwrap().kill();
+    eventually("node-2 is dead at both", detection_bound(3), || async {
+        all_see(&agents, "node-2", MemberState::Dead).await
+    })
+    .await;
+    let mut config = AgentConfig::loopback("node-2", protocol());
+    config.identity = Some(Identity::from_seed(0x5eed));
+    config.bind = addr;
+    config.join = vec![agents[0].peer_addr().to_string()];
+    let reborn = Agent::start(config).await.expect("restart under a new key");
+    eventually("both refuse the new key", convergence(), || async {
+        counter(&agents[0], "identity_conflicts").await > 0
+            && counter(&agents[1], "identity_conflicts").await > 0
+    })
+    .await;
+    assert!(all_see(&agents, "node-2", MemberState::Dead).await);
+
+    let mut api = client(&agents[0]).await;
+    for name in ["node-1", "node-0"] {
+        let refused = api
+            .forget(pb::ForgetRequest { name: name.into() })
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refused.code(),
+            Code::FailedPrecondition,
+            "{name}: {refused:?}"
+        );
+    }
+    let empty = api.forget(pb::ForgetRequest { name: "".into() }).await;
+    assert_eq!(empty.unwrap_err().code(), Code::InvalidArgument);
+    let forgot = api
+        .forget(pb::ForgetRequest {
+            name: "node-2".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(forgot.held);
+    eventually("node-0 takes the new node-2", convergence(), || async {
+        state_of(&agents[0], "node-2").await.map(|s| s.0) == Some(MemberState::Alive)
+    })
+    .await;
+    assert_eq!(
+        state_of(&agents[1], "node-2").await.map(|s| s.0),
+        Some(MemberState::Dead),
+        "node-1 was not told, and holds the old identity"
+    );
+    reborn.kill();
+    for a in agents {
+        a.kill();
+    }
+}

@@ -197,6 +197,22 @@ pub(super) async fn execute(
                 .map_err(failed)?;
             writeln!(out, "{line}")?;
         }
+        ClientCommand::Forget { name } => {
+            let held = client
+                .forget(unary(pb::ForgetRequest { name: name.clone() }))
+                .await
+                .map_err(failed)?
+                .into_inner()
+                .held;
+            if held {
+                writeln!(out, "forgot {name}: its name is free here for a new key")?;
+            } else {
+                writeln!(
+                    out,
+                    "{name} was not a member here (and is off the reconnect list)"
+                )?;
+            }
+        }
         ClientCommand::Leave => {
             client
                 .leave(unary(pb::LeaveRequest {}))

@@ -123,6 +123,13 @@ pub enum ClientCommand {
     },
     /// Leave the cluster gracefully (the agent keeps serving reads).
     Leave,
+    /// Forget a dead or departed member now, on this agent only (run it on
+    /// each agent): its name is then free here for a node that comes back
+    /// under a new key, as after a lost data dir.
+    Forget {
+        /// The member's name.
+        name: String,
+    },
     /// Send a user event to every live node; prints its version.
     Event {
         /// The event's name.

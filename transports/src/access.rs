@@ -68,12 +68,13 @@ impl fmt::Debug for ApiToken {
 }
 
 /// Methods that always need the token when one is set, from loopback too:
-/// they stop the node, change the cluster it is in, or change (or show)
-/// the cluster's keys.
-const ALWAYS_TOKEN: [&str; 7] = [
+/// they stop the node, change the cluster it is in (or the members it
+/// holds), or change (or show) the cluster's keys.
+const ALWAYS_TOKEN: [&str; 8] = [
     "Shutdown",
     "Leave",
     "Join",
+    "Forget",
     "ListKeys",
     "InstallKey",
     "UseKey",

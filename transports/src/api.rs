@@ -257,6 +257,18 @@ impl Handle {
         .map_err(ApiError::from)
     }
 
+    /// Forget a dead or departed member now (see `Node::forget`). Returns
+    /// whether it was held.
+    pub async fn forget(&self, name: &str) -> Result<bool, ApiError> {
+        let name = name.to_string();
+        self.call(move |d| {
+            let now = d.now();
+            d.node.forget(now, &name)
+        })
+        .await?
+        .map_err(ApiError::from)
+    }
+
     /// Set the cluster metadata register. Returns its Lamport time.
     pub async fn publish_metadata(&self, value: &[u8]) -> Result<u64, ApiError> {
         let value = value.to_vec();
@@ -603,6 +615,23 @@ impl Rumour for ApiService {
     ) -> Result<Response<pb::LeaveResponse>, Status> {
         self.handle.leave().await?;
         Ok(Response::new(pb::LeaveResponse {}))
+    }
+
+    async fn forget(
+        &self,
+        r: Request<pb::ForgetRequest>,
+    ) -> Result<Response<pb::ForgetResponse>, Status> {
+        let name = r.into_inner().name;
+        if name.is_empty() || name.len() > rumour_core::MAX_NAME_LEN {
+            return Err(ApiError::from(rumour_core::Error::InvalidName(format!(
+                "a member name of {} bytes (1 to {})",
+                name.len(),
+                rumour_core::MAX_NAME_LEN
+            )))
+            .into());
+        }
+        let held = self.handle.forget(&name).await?;
+        Ok(Response::new(pb::ForgetResponse { held }))
     }
 
     async fn shutdown(

@@ -16,6 +16,10 @@
 //! keepalive pings (`keepalive_interval`) can be turned on as well; they
 //! are off by default, since they cost every connection a ping each way
 //! per interval.
+//! With peer TLS, every link dials `https://ADDR` presenting the node's
+//! certificate and checking the peer's against the cluster's CA and the
+//! fixed peer name (see `tls.rs`); a failed handshake counts as a failed
+//! connection and backs off like one.
 //! Gossip tolerates loss by design: anti-entropy repairs what a dropped
 //! envelope carried.
 
@@ -30,7 +34,7 @@ use rumour_proto::v1::Envelope;
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::task::JoinSet;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Endpoint;
+use tonic::transport::{ClientTlsConfig, Endpoint};
 use tracing::{debug, warn};
 
 use crate::config::TransportConfig;
@@ -44,6 +48,9 @@ pub(crate) struct Links {
     stats: Arc<TransportStats>,
     /// With a cluster key: seals every envelope before it is queued.
     sealer: Option<Sealer>,
+    /// With peer TLS: how every link dials (https, the CA, the node's own
+    /// certificate).
+    tls: Option<ClientTlsConfig>,
     queues: HashMap<SocketAddr, mpsc::Sender<Envelope>>,
     tasks: JoinSet<()>,
 }
@@ -60,9 +67,15 @@ impl Links {
             config,
             stats,
             sealer,
+            tls: None,
             queues: HashMap::new(),
             tasks: JoinSet::new(),
         }
+    }
+
+    /// Dial every peer over TLS with `tls` (mutual TLS on the peer port).
+    pub(crate) fn with_tls(self, tls: Option<ClientTlsConfig>) -> Links {
+        Links { tls, ..self }
     }
 
     /// Queue `msg` for the peer at `to`, opening a link if there is none.
@@ -82,8 +95,13 @@ impl Links {
             Some(q) if !q.is_closed() => q,
             _ => {
                 let (tx, rx) = mpsc::channel(self.config.peer_queue.max(1));
-                self.tasks
-                    .spawn(link(to, rx, self.config.clone(), self.stats.clone()));
+                self.tasks.spawn(link(
+                    to,
+                    rx,
+                    self.config.clone(),
+                    self.stats.clone(),
+                    self.tls.clone(),
+                ));
                 self.queues.insert(to, tx);
                 &self.queues[&to]
             }
@@ -128,8 +146,14 @@ async fn link(
     mut queue: mpsc::Receiver<Envelope>,
     config: Arc<TransportConfig>,
     stats: Arc<TransportStats>,
+    tls: Option<ClientTlsConfig>,
 ) {
-    let endpoint = match Endpoint::from_shared(format!("http://{to}")) {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let endpoint = Endpoint::from_shared(format!("{scheme}://{to}")).and_then(|e| match tls {
+        Some(tls) => e.tls_config(tls),
+        None => Ok(e),
+    });
+    let endpoint = match endpoint {
         Ok(e) => {
             let e = e.connect_timeout(config.connect_timeout).tcp_nodelay(true);
             match config.keepalive_interval {

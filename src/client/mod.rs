@@ -340,6 +340,10 @@ pub async fn run(args: &ApiArgs, cmd: ClientCommand) -> ExitCode {
     match done {
         Ok(()) | Err(Failure::BrokenPipe) => ExitCode::SUCCESS,
         Err(Failure::Message(m)) => {
+            let m = match output::tls_hint(&m, args.ca.is_some(), args.client_cert.is_some()) {
+                Some(hint) => format!("{m} ({hint})"),
+                None => m,
+            };
             eprintln!("error: {}", output::one_line(&m));
             ExitCode::FAILURE
         }

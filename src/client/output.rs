@@ -16,6 +16,22 @@ pub(super) fn unreachable_line(api: &str, cause: &str) -> String {
     )
 }
 
+/// What to try when the agent dropped the connection: a TLS agent drops a
+/// plaintext client, and one that requires client certificates drops a
+/// client without one, neither with a message of its own.
+pub(super) fn tls_hint(message: &str, tls: bool, client_cert: bool) -> Option<&'static str> {
+    if !message.starts_with("lost the connection") {
+        return None;
+    }
+    match (tls, client_cert) {
+        (false, _) => Some("if the agent serves TLS, give its CA with --ca FILE"),
+        (true, false) => {
+            Some("if the agent requires client certificates, give --client-cert and --client-key")
+        }
+        (true, true) => None,
+    }
+}
+
 /// An error and its sources, `outer: inner: root`, skipping repeats.
 pub(super) fn cause_chain(e: &dyn StdError) -> String {
     chain_after(String::new(), Some(e))

@@ -957,14 +957,27 @@ fn keys_commands_rotate_the_cluster_key_and_never_print_it() {
 fn an_agent_on_a_wide_peer_port_without_a_key_warns() {
     let dir = Scratch::new("widepeer");
     let key = rumour("127.0.0.1:1", &["keygen"]).stdout.trim().to_string();
-    for keyed in [false, true] {
+    // Mutual TLS on the peer port authenticates peers as a key does.
+    let ca = write_certificates(dir.path(), "ca", &[("peer", &["rumour-peer"])]);
+    let (cert, tls_key) = (dir.path().join("peer.pem"), dir.path().join("peer.key"));
+    for (keyed, tls) in [(false, false), (true, false), (false, true)] {
         let port = free_port();
         let api = format!("127.0.0.1:{}", free_port());
-        let log = dir.path().join(format!("wide-{keyed}.log"));
+        let log = dir.path().join(format!("wide-{keyed}-{tls}.log"));
         let advertise = format!("127.0.0.1:{port}");
         let mut extra: Vec<&OsStr> = vec!["--advertise".as_ref(), advertise.as_ref()];
         if keyed {
             extra.extend(["--key".as_ref(), key.as_ref() as &OsStr]);
+        }
+        if tls {
+            extra.extend([
+                "--peer-tls-cert".as_ref(),
+                cert.as_os_str(),
+                "--peer-tls-key".as_ref(),
+                tls_key.as_os_str(),
+                "--peer-tls-ca".as_ref(),
+                ca.as_os_str(),
+            ]);
         }
         let _process = Guard(
             agent_command("wide-peer", &format!("0.0.0.0:{port}"), &api, &log, &extra)
@@ -984,8 +997,8 @@ fn an_agent_on_a_wide_peer_port_without_a_key_warns() {
         let stderr = fs::read_to_string(&log).unwrap_or_default();
         assert_eq!(
             stderr.contains("no cluster key"),
-            !keyed,
-            "keyed: {keyed}; stderr:\n{stderr}"
+            !keyed && !tls,
+            "keyed: {keyed}, peer TLS: {tls}; stderr:\n{stderr}"
         );
         assert!(!stderr.contains(&key), "{stderr}");
     }

@@ -1421,6 +1421,16 @@ fn client_commands_reach_a_tls_api_with_the_ca_and_a_client_certificate() {
         );
     }
 
+    // A TLS client at a plaintext agent is told so.
+    let plain = Agent::start(d, "plain-1", None);
+    let run = rumour(&plain.api, &["--ca", &ca, "get", "k"]);
+    assert_eq!(run.code, Some(1), "{}", run.show());
+    assert!(
+        one_error_line(&run).contains("--tls-cert"),
+        "{}",
+        run.show()
+    );
+
     // The same from the environment.
     let out = Command::new(RUMOUR)
         .args(["get", "k", "--api", &agent.api])

@@ -14,7 +14,7 @@ use tonic::{Request, Status};
 use super::output::{
     cause_chain, gap_warning, keys_lines, members_all_json, members_json, members_table,
     read_details, reconnect_table, status_json, status_line, status_table, unreachable_line,
-    watch_line,
+    untrusted_line, watch_line,
 };
 use super::{ClientCommand, Failure, Format, MetadataCommand};
 
@@ -314,6 +314,7 @@ async fn connect(
         ))
     };
     let endpoint = Endpoint::from_shared(uri.clone()).map_err(bad)?;
+    let tls_on = tls.is_some();
     let endpoint = match tls {
         Some(tls) if uri.starts_with("https://") => endpoint.tls_config(tls).map_err(bad)?,
         Some(_) => {
@@ -337,7 +338,22 @@ async fn connect(
     // accepts but never speaks HTTP/2 is caught by the keep-alive instead.
     match tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect()).await {
         Ok(Ok(channel)) => Ok(RumourClient::with_interceptor(channel, bearer)),
-        Ok(Err(e)) => Err(Failure::Message(unreachable_line(api, &cause_chain(&e)))),
+        Ok(Err(e)) => {
+            let cause = cause_chain(&e);
+            // rustls says "invalid peer certificate: ..." when the agent's
+            // certificate is not trusted: the agent was reached.
+            if tls_on && cause.contains("peer certificate") {
+                Err(Failure::Message(untrusted_line(api, &cause)))
+            } else if tls_on && cause.contains("corrupt message") {
+                // What rustls makes of a plaintext HTTP/2 answer.
+                Err(Failure::Message(format!(
+                    "{} (--ca asks for TLS: does the agent serve it, with --tls-cert?)",
+                    unreachable_line(api, &cause)
+                )))
+            } else {
+                Err(Failure::Message(unreachable_line(api, &cause)))
+            }
+        }
         Err(_) => Err(Failure::Message(unreachable_line(
             api,
             &format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),

@@ -422,6 +422,52 @@ async fn an_agent_another_ca_signed_or_without_tls_never_joins() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dialled_peer_must_carry_the_agreed_name_which_can_be_set() {
+    // Scenario: m and n agree on the peer name "gossip.internal" instead of
+    // the default, and their certificates carry it: they form a cluster.
+    // z's certificate is from the cluster's CA but names "not-a-peer"; when
+    // m dials z, the handshake fails on the name, so z never hears back
+    // and never learns of the cluster.
+    let cluster = Ca::new("cluster");
+    let named = |name: &str| {
+        PeerTls::new(cluster.identity(&[name]), cluster.tls_ca())
+            .expect("peer TLS")
+            .with_server_name("gossip.internal")
+    };
+    let m = peer_agent("named-m", Some(named("gossip.internal")), None).await;
+    let n = peer_agent("named-n", Some(named("gossip.internal")), Some(&m)).await;
+    let pair = vec!["named-m".to_string(), "named-n".into()];
+    for agent in [&m, &n] {
+        eventually("m and n list each other", convergence(), || async {
+            names(agent).await == pair
+        })
+        .await;
+    }
+
+    let before = m.handle().transport_stats().connect_failures.load(Relaxed);
+    let z = peer_agent("named-z", Some(named("not-a-peer")), Some(&m)).await;
+    eventually(
+        "m's handshakes with z fail, a few times",
+        convergence(),
+        || async { m.handle().transport_stats().connect_failures.load(Relaxed) >= before + 2 },
+    )
+    .await;
+    m.handle()
+        .put("", "after", b"z knocked")
+        .await
+        .expect("put");
+    eventually("the put reaches n", convergence(), || async {
+        holds(&n, "named-m", "after").await
+    })
+    .await;
+    assert_eq!(names(&z).await, vec!["named-z".to_string()]);
+    assert!(!holds(&z, "named-m", "after").await);
+    for agent in [m, n, z] {
+        agent.shutdown().await;
+    }
+}
+
 #[test]
 fn bad_tls_material_is_refused_naming_the_file_and_never_showing_it() {
     let ca = Ca::new("ca");

@@ -245,18 +245,19 @@ fn server_config(
     identity: &TlsIdentity,
     client_ca: Option<&TlsCa>,
 ) -> Result<ServerTlsConfig, TlsError> {
-    let mut config = ServerTlsConfig::new()
+    let config = ServerTlsConfig::new()
         .identity(identity.tonic())
         .timeout(HANDSHAKE_TIMEOUT);
-    if let Some(ca) = client_ca {
-        config = config.client_ca_root(ca.tonic());
-    }
+    let Some(ca) = client_ca else {
+        return Ok(config);
+    };
+    let config = config.client_ca_root(ca.tonic());
     // The identity was checked on its own, so a failure is the CA's:
     // rustls skips certificates it cannot parse and refuses an empty set.
     Server::builder()
         .tls_config(config.clone())
         .map_err(|_| TlsError::BadCa {
-            path: client_ca.map_or_else(String::new, |ca| ca.from.clone()),
+            path: ca.from.clone(),
         })?;
     Ok(config)
 }

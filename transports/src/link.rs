@@ -189,9 +189,9 @@ async fn link(
                 bump(&stats.send_failed);
                 failures += 1;
                 if failures == 1 {
-                    warn!(peer = %to, error = %e, "cannot connect to peer; retrying with backoff");
+                    warn!(peer = %to, error = %causes(&e), "cannot connect to peer; retrying with backoff");
                 } else {
-                    debug!(peer = %to, error = %e, failures, "cannot connect to peer");
+                    debug!(peer = %to, error = %causes(&e), failures, "cannot connect to peer");
                 }
                 // What queued meanwhile is stale by the time we reconnect,
                 // but for the newest envelope, which the next attempt
@@ -254,4 +254,20 @@ async fn link(
             }
         }
     }
+}
+
+/// An error with its causes, `outer: inner: root`: tonic's own text says
+/// only "transport error", while the cause says what failed (refused, a
+/// peer certificate another CA signed, a name that does not match).
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        next = cause.source();
+    }
+    text
 }

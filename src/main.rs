@@ -358,6 +358,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sim(args) => run_sim(args),
+        Command::Agent(_) if cli.api.client_tls_flag().is_some() => Err(format!(
+            "{} is the client commands' flag; the agent's are --tls-cert, --tls-key, --tls-ca and --peer-tls-*",
+            cli.api.client_tls_flag().unwrap_or_default()
+        )),
         Command::Agent(args) => return agent::run(args, &cli.api.api, cli.api.token.is_some()),
         Command::Bench(args) => return bench::run(args),
         Command::Keygen => rumour::transport::ClusterKey::generate()

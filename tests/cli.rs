@@ -205,6 +205,10 @@ fn agent_command(name: &str, peer: &str, api: &str, log: &Path, extra: &[&OsStr]
         .env_remove("RUMOUR_PEER_TLS_KEY")
         .env_remove("RUMOUR_PEER_TLS_CA")
         .env_remove("RUMOUR_PEER_TLS_NAME")
+        .env_remove("RUMOUR_CA")
+        .env_remove("RUMOUR_CLIENT_CERT")
+        .env_remove("RUMOUR_CLIENT_KEY")
+        .env_remove("RUMOUR_TLS_SERVER_NAME")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(File::create(log).expect("create the agent's log"));
@@ -1331,6 +1335,15 @@ fn a_bad_tls_file_stops_the_agent_naming_the_flag() {
         assert!(!stderr.contains(secret), "{stderr}");
         assert!(!stderr.contains("PRIVATE KEY"), "{stderr}");
     }
+    // The client's --ca is a slip for --tls-ca at the agent.
+    let (code, stderr) = refused_agent(d, "badtls-ca", &["--ca".as_ref(), ca.as_ref()]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("error: --ca is the client commands' flag")
+            && stderr.contains("--tls-ca"),
+        "{stderr}"
+    );
+
     // From the config file, a bad path stops it the same way.
     let config = d.join("tls.toml");
     fs::write(

@@ -530,8 +530,11 @@ fn bad_tls_material_is_refused_naming_the_file_and_never_showing_it() {
     let (which, _) = file(PeerTls::new(identity.clone(), bad_ca).unwrap_err());
     assert_eq!(which, TlsFile::Ca);
 
-    // No key material in any message, nor in Debug.
-    let shown = format!("{identity:?}");
+    // No key material in any message, nor in Debug (of the settings
+    // either).
+    let api = ApiTls::new(identity.clone(), Some(ca.tls_ca())).expect("API TLS");
+    let peer = PeerTls::new(identity.clone(), ca.tls_ca()).expect("peer TLS");
+    let shown = format!("{identity:?} {api:?} {peer:?}");
     assert!(shown.contains("<redacted>"), "{shown}");
     let body = |pem: &str| pem.lines().nth(1).unwrap_or_default().to_string();
     assert!(!shown.contains(&body(&key)));

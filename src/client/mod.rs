@@ -71,6 +71,33 @@ pub struct ApiArgs {
 }
 
 impl ApiArgs {
+    /// A client TLS flag given on the command line (not only through its
+    /// environment variable), if any: `rumour agent --ca FILE` is a slip
+    /// for `--tls-ca`, and would otherwise be ignored.
+    pub fn client_tls_flag(&self) -> Option<&'static str> {
+        [
+            (self.ca.is_some(), "--ca", "RUMOUR_CA"),
+            (
+                self.client_cert.is_some(),
+                "--client-cert",
+                "RUMOUR_CLIENT_CERT",
+            ),
+            (
+                self.client_key.is_some(),
+                "--client-key",
+                "RUMOUR_CLIENT_KEY",
+            ),
+            (
+                self.tls_server_name.is_some(),
+                "--tls-server-name",
+                "RUMOUR_TLS_SERVER_NAME",
+            ),
+        ]
+        .into_iter()
+        .find(|(given, _, env)| *given && std::env::var_os(env).is_none())
+        .map(|(_, flag, _)| flag)
+    }
+
     /// The TLS setting the flags ask for: none without `--ca`. A file that
     /// cannot be read or is not PEM is one line naming the flag (never
     /// what the file holds).

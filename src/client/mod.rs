@@ -355,9 +355,10 @@ impl From<io::Error> for Failure {
     }
 }
 
-/// Run one client command against the agent at `api`; prints results to
-/// stdout, errors as one line to stderr (`error: ...`), and returns the exit
-/// code (0 ok, 1 on any error).
+/// Run one client command against the agent at `args.api` (over TLS with
+/// `--ca`, sending `--token` if given); prints results to stdout, errors as
+/// one line to stderr (`error: ...`), and returns the exit code (0 ok, 1
+/// on any error).
 pub async fn run(args: &ApiArgs, cmd: ClientCommand) -> ExitCode {
     let token = args.token.as_ref().map(crate::agent::Secret::expose);
     let done = match args.tls() {

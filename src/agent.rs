@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use clap::Args;
 use rumour::core::Config;
 use rumour::transport::{
-    load_agent_file, Agent, AgentConfig, AgentFile, ApiToken, DataDir, Keyring, TransportConfig,
+    load_agent_file, Agent, AgentConfig, AgentFile, ApiTls, ApiToken, DataDir, Keyring, PeerTls,
+    TlsCa, TlsError, TlsFile, TlsIdentity, TlsPaths, TransportConfig,
 };
 use tracing::{error, info, warn};
 
@@ -31,8 +32,10 @@ pub struct AgentArgs {
     #[arg(long, default_value = "lan", value_parser = ["lan", "wan", "local"])]
     preset: String,
     /// A TOML file setting any field of the protocol configuration (over
-    /// the preset), and `key` (a base64 key or a list of them) and `label`
-    /// (the flags below win over the file). An unknown or invalid field
+    /// the preset), and `key` (a base64 key or a list of them), `label`,
+    /// and the TLS files `tls_cert`, `tls_key`, `tls_ca`, `peer_tls_cert`,
+    /// `peer_tls_key`, `peer_tls_ca`, `peer_tls_name` (the flags below win
+    /// over the file). An unknown or invalid field
     /// stops the agent.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -89,6 +92,34 @@ pub struct AgentArgs {
     /// RUMOUR_DATA_DIR.
     #[arg(long)]
     no_data_dir: bool,
+    /// Serve the client API over TLS with this certificate (PEM; needs
+    /// --tls-key). Clients then connect with `--ca`. The API token, if
+    /// set, is still required.
+    #[arg(long, env = "RUMOUR_TLS_CERT", value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "RUMOUR_TLS_KEY", value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// With --tls-cert: require every API client to present a certificate
+    /// signed by this CA (PEM): mutual TLS.
+    #[arg(long, env = "RUMOUR_TLS_CA", value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// Mutual TLS on the peer port: this node's certificate (PEM), served
+    /// to peers and presented when dialling them. Needs --peer-tls-key and
+    /// --peer-tls-ca; every agent of the cluster needs the same setting.
+    #[arg(long, env = "RUMOUR_PEER_TLS_CERT", value_name = "FILE")]
+    peer_tls_cert: Option<PathBuf>,
+    /// The private key of --peer-tls-cert (PEM).
+    #[arg(long, env = "RUMOUR_PEER_TLS_KEY", value_name = "FILE")]
+    peer_tls_key: Option<PathBuf>,
+    /// The CA every peer's certificate must be signed by (PEM).
+    #[arg(long, env = "RUMOUR_PEER_TLS_CA", value_name = "FILE")]
+    peer_tls_ca: Option<PathBuf>,
+    /// The name (a DNS subject alternative name) every dialled peer's
+    /// certificate must carry: peers are dialled by address, so all peer
+    /// certificates carry one agreed name. [default: rumour-peer]
+    #[arg(long, env = "RUMOUR_PEER_TLS_NAME", value_name = "NAME")]
+    peer_tls_name: Option<String>,
 }
 
 /// A flag's value that must never be printed: `Debug` hides it.
@@ -189,6 +220,9 @@ fn agent_config(args: &AgentArgs, api: SocketAddr) -> Result<AgentConfig, String
             "the client API on {api} is reachable beyond this host: set --api-token TOKEN (or RUMOUR_API_TOKEN), or --insecure to serve it open"
         ));
     }
+    let tls = tls_paths(args, &file);
+    config.api_tls = api_tls(&tls)?;
+    config.peer_tls = peer_tls(&tls)?;
     config.keyring = keyring(args, file)?;
     config.data_dir = match (&args.data_dir, args.no_data_dir) {
         (_, true) => None,
@@ -200,6 +234,102 @@ fn agent_config(args: &AgentArgs, api: SocketAddr) -> Result<AgentConfig, String
     config.transport = TransportConfig::for_protocol(&protocol);
     config.protocol = protocol;
     Ok(config)
+}
+
+/// The TLS paths from the flags (and their environment variables), each
+/// over the config file's key of the same name.
+fn tls_paths(args: &AgentArgs, file: &AgentFile) -> TlsPaths {
+    let f = &file.tls;
+    TlsPaths {
+        cert: args.tls_cert.clone().or_else(|| f.cert.clone()),
+        key: args.tls_key.clone().or_else(|| f.key.clone()),
+        ca: args.tls_ca.clone().or_else(|| f.ca.clone()),
+        peer_cert: args.peer_tls_cert.clone().or_else(|| f.peer_cert.clone()),
+        peer_key: args.peer_tls_key.clone().or_else(|| f.peer_key.clone()),
+        peer_ca: args.peer_tls_ca.clone().or_else(|| f.peer_ca.clone()),
+        peer_name: args.peer_tls_name.clone().or_else(|| f.peer_name.clone()),
+    }
+}
+
+/// A TLS error as one line naming the flag: `prefix` is `--tls-` or
+/// `--peer-tls-`. The message names the file, never what it holds.
+fn tls_error(prefix: &str, e: TlsError) -> String {
+    let flag = match e.file() {
+        TlsFile::Cert => "cert",
+        TlsFile::Key => "key",
+        TlsFile::Ca => "ca",
+    };
+    format!("{prefix}{flag}: {e}")
+}
+
+/// TLS on the client API: `--tls-cert` with `--tls-key` serve TLS,
+/// `--tls-ca` as well requires client certificates. Each file is read and
+/// checked here, so that a bad one stops the agent in one line.
+fn api_tls(tls: &TlsPaths) -> Result<Option<ApiTls>, String> {
+    let (cert, key) =
+        match (&tls.cert, &tls.key) {
+            (None, None) => return match tls.ca {
+                Some(_) => Err(
+                    "--tls-ca needs --tls-cert and --tls-key (the API's own certificate and key)"
+                        .into(),
+                ),
+                None => Ok(None),
+            },
+            (Some(_), None) => {
+                return Err("--tls-cert needs --tls-key (the certificate's private key)".into())
+            }
+            (None, Some(_)) => {
+                return Err("--tls-key needs --tls-cert (the certificate it belongs to)".into())
+            }
+            (Some(cert), Some(key)) => (cert, key),
+        };
+    let identity = TlsIdentity::from_files(cert, key).map_err(|e| tls_error("--tls-", e))?;
+    let ca = match &tls.ca {
+        Some(ca) => Some(TlsCa::from_file(ca).map_err(|e| tls_error("--tls-", e))?),
+        None => None,
+    };
+    ApiTls::new(identity, ca)
+        .map(Some)
+        .map_err(|e| tls_error("--tls-", e))
+}
+
+/// Mutual TLS on the peer port: all three of `--peer-tls-cert`,
+/// `--peer-tls-key` and `--peer-tls-ca`, or none.
+fn peer_tls(tls: &TlsPaths) -> Result<Option<PeerTls>, String> {
+    let (cert, key, ca) = match (&tls.peer_cert, &tls.peer_key, &tls.peer_ca) {
+        (None, None, None) => {
+            return match tls.peer_name {
+                Some(_) => Err(
+                    "--peer-tls-name needs --peer-tls-cert, --peer-tls-key and --peer-tls-ca"
+                        .into(),
+                ),
+                None => Ok(None),
+            }
+        }
+        (Some(cert), Some(key), Some(ca)) => (cert, key, ca),
+        (cert, key, ca) => {
+            let missing: Vec<&str> = [
+                (cert.is_none(), "--peer-tls-cert"),
+                (key.is_none(), "--peer-tls-key"),
+                (ca.is_none(), "--peer-tls-ca"),
+            ]
+            .into_iter()
+            .filter_map(|(gone, flag)| gone.then_some(flag))
+            .collect();
+            return Err(format!(
+                "peer TLS is mutual and needs --peer-tls-cert, --peer-tls-key and --peer-tls-ca together: missing {}",
+                missing.join(" and ")
+            ));
+        }
+    };
+    let identity = TlsIdentity::from_files(cert, key).map_err(|e| tls_error("--peer-tls-", e))?;
+    let ca = TlsCa::from_file(ca).map_err(|e| tls_error("--peer-tls-", e))?;
+    let peer = PeerTls::new(identity, ca).map_err(|e| tls_error("--peer-tls-", e))?;
+    Ok(Some(match &tls.peer_name {
+        Some(name) if name.is_empty() => return Err("--peer-tls-name: must not be empty".into()),
+        Some(name) => peer.with_server_name(name.clone()),
+        None => peer,
+    }))
 }
 
 /// The keyring from `--key`/`RUMOUR_KEY` (or else the config file's `key`)

@@ -341,12 +341,12 @@ fn run_with_progress(sim: &mut Sim, show: bool) {
 }
 
 /// Run a client command on a small runtime of its own.
-fn run_client(api: &str, token: Option<&str>, cmd: client::ClientCommand) -> ExitCode {
+fn run_client(api: &client::ApiArgs, cmd: client::ClientCommand) -> ExitCode {
     match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
-        Ok(rt) => rt.block_on(client::run(api, token, cmd)),
+        Ok(rt) => rt.block_on(client::run(api, cmd)),
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
             ExitCode::FAILURE
@@ -358,15 +358,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sim(args) => run_sim(args),
+        Command::Agent(_) if cli.api.client_tls_flag().is_some() => Err(format!(
+            "{} is the client commands' flag; the agent's are --tls-cert, --tls-key, --tls-ca and --peer-tls-*",
+            cli.api.client_tls_flag().unwrap_or_default()
+        )),
         Command::Agent(args) => return agent::run(args, &cli.api.api, cli.api.token.is_some()),
         Command::Bench(args) => return bench::run(args),
         Command::Keygen => rumour::transport::ClusterKey::generate()
             .map(|k| println!("{}", k.to_base64()))
             .map_err(|e| e.to_string()),
-        Command::Client(cmd) => {
-            let token = cli.api.token.as_ref().map(agent::Secret::expose);
-            return run_client(&cli.api.api, token, cmd);
-        }
+        Command::Client(cmd) => return run_client(&cli.api, cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

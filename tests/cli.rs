@@ -135,6 +135,10 @@ fn rumour(api: &str, args: &[&str]) -> Run {
         .args(["--api", api])
         .env_remove("RUMOUR_API")
         .env_remove("RUMOUR_API_TOKEN")
+        .env_remove("RUMOUR_CA")
+        .env_remove("RUMOUR_CLIENT_CERT")
+        .env_remove("RUMOUR_CLIENT_KEY")
+        .env_remove("RUMOUR_TLS_SERVER_NAME")
         .stdin(Stdio::null())
         .output()
         .expect("run the rumour binary");
@@ -174,6 +178,8 @@ struct Agent {
     log: PathBuf,
     /// Its API token, if it was started with one.
     token: Option<String>,
+    /// Flags every client command against it needs (say `--ca FILE`).
+    client: Vec<String>,
     process: Guard,
 }
 
@@ -192,6 +198,17 @@ fn agent_command(name: &str, peer: &str, api: &str, log: &Path, extra: &[&OsStr]
         .env_remove("RUMOUR_KEY")
         .env_remove("RUMOUR_LABEL")
         .env_remove("RUMOUR_DATA_DIR")
+        .env_remove("RUMOUR_TLS_CERT")
+        .env_remove("RUMOUR_TLS_KEY")
+        .env_remove("RUMOUR_TLS_CA")
+        .env_remove("RUMOUR_PEER_TLS_CERT")
+        .env_remove("RUMOUR_PEER_TLS_KEY")
+        .env_remove("RUMOUR_PEER_TLS_CA")
+        .env_remove("RUMOUR_PEER_TLS_NAME")
+        .env_remove("RUMOUR_CA")
+        .env_remove("RUMOUR_CLIENT_CERT")
+        .env_remove("RUMOUR_CLIENT_KEY")
+        .env_remove("RUMOUR_TLS_SERVER_NAME")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(File::create(log).expect("create the agent's log"));
@@ -209,6 +226,19 @@ impl Agent {
 
     /// [`Agent::start`] with `extra` agent flags.
     fn start_with(dir: &Path, name: &str, join: Option<&Agent>, extra: &[&OsStr]) -> Agent {
+        Agent::start_for(dir, name, join, extra, &[])
+    }
+
+    /// [`Agent::start_with`], where every client command against the
+    /// agent needs the flags `client` (say `--ca FILE` for an agent that
+    /// serves TLS).
+    fn start_for(
+        dir: &Path,
+        name: &str,
+        join: Option<&Agent>,
+        extra: &[&OsStr],
+        client: &[&str],
+    ) -> Agent {
         let mut last = String::new();
         for attempt in 0..5 {
             let api = format!("127.0.0.1:{}", free_port());
@@ -229,6 +259,7 @@ impl Agent {
                 peer,
                 log,
                 token,
+                client: client.iter().map(|f| f.to_string()).collect(),
                 process: Guard(cmd.spawn().expect("spawn rumour agent")),
             };
             match agent.wait_ready() {
@@ -284,14 +315,12 @@ impl Agent {
     /// `rumour ARGS... --api <this agent>` (with `--token` if the agent
     /// has one).
     fn run(&self, args: &[&str]) -> Run {
-        match &self.token {
-            Some(t) => {
-                let mut with: Vec<&str> = vec!["--token", t];
-                with.extend_from_slice(args);
-                rumour(&self.api, &with)
-            }
-            None => rumour(&self.api, args),
+        let mut with: Vec<&str> = self.client.iter().map(String::as_str).collect();
+        if let Some(t) = &self.token {
+            with.extend(["--token", t]);
         }
+        with.extend_from_slice(args);
+        rumour(&self.api, &with)
     }
 }
 
@@ -932,14 +961,27 @@ fn keys_commands_rotate_the_cluster_key_and_never_print_it() {
 fn an_agent_on_a_wide_peer_port_without_a_key_warns() {
     let dir = Scratch::new("widepeer");
     let key = rumour("127.0.0.1:1", &["keygen"]).stdout.trim().to_string();
-    for keyed in [false, true] {
+    // Mutual TLS on the peer port authenticates peers as a key does.
+    let ca = write_certificates(dir.path(), "ca", &[("peer", &["rumour-peer"])]);
+    let (cert, tls_key) = (dir.path().join("peer.pem"), dir.path().join("peer.key"));
+    for (keyed, tls) in [(false, false), (true, false), (false, true)] {
         let port = free_port();
         let api = format!("127.0.0.1:{}", free_port());
-        let log = dir.path().join(format!("wide-{keyed}.log"));
+        let log = dir.path().join(format!("wide-{keyed}-{tls}.log"));
         let advertise = format!("127.0.0.1:{port}");
         let mut extra: Vec<&OsStr> = vec!["--advertise".as_ref(), advertise.as_ref()];
         if keyed {
             extra.extend(["--key".as_ref(), key.as_ref() as &OsStr]);
+        }
+        if tls {
+            extra.extend([
+                "--peer-tls-cert".as_ref(),
+                cert.as_os_str(),
+                "--peer-tls-key".as_ref(),
+                tls_key.as_os_str(),
+                "--peer-tls-ca".as_ref(),
+                ca.as_os_str(),
+            ]);
         }
         let _process = Guard(
             agent_command("wide-peer", &format!("0.0.0.0:{port}"), &api, &log, &extra)
@@ -959,8 +1001,8 @@ fn an_agent_on_a_wide_peer_port_without_a_key_warns() {
         let stderr = fs::read_to_string(&log).unwrap_or_default();
         assert_eq!(
             stderr.contains("no cluster key"),
-            !keyed,
-            "keyed: {keyed}; stderr:\n{stderr}"
+            !keyed && !tls,
+            "keyed: {keyed}, peer TLS: {tls}; stderr:\n{stderr}"
         );
         assert!(!stderr.contains(&key), "{stderr}");
     }
@@ -1117,6 +1159,7 @@ fn every_acknowledged_put_survives_kill_9_and_a_restart_on_the_data_dir() {
         peer: a.peer.clone(),
         log,
         token: None,
+        client: Vec::new(),
         process: Guard(cmd.spawn().expect("restart rumour agent")),
     };
     a.wait_ready().expect("the agent restarts on its data dir");
@@ -1164,4 +1207,309 @@ fn every_acknowledged_put_survives_kill_9_and_a_restart_on_the_data_dir() {
             },
         );
     }
+}
+
+/// A CA and certificates it signed, written as PEM files into `dir`
+/// (made here, never checked in): `NAME.pem` and `NAME.key` for each
+/// `(NAME, subject alternative names)`, and `ca.pem`.
+fn write_certificates(dir: &Path, ca_name: &str, leaves: &[(&str, &[&str])]) -> PathBuf {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().expect("a CA key");
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, ca_name);
+    let ca = params.self_signed(&ca_key).expect("a CA certificate");
+    let ca_path = dir.join(format!("{ca_name}.pem"));
+    fs::write(&ca_path, ca.pem()).expect("write the CA");
+    let issuer = Issuer::new(params, ca_key);
+    for (name, sans) in leaves {
+        let key = KeyPair::generate().expect("a key");
+        let sans: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
+        let cert = CertificateParams::new(sans)
+            .expect("params")
+            .signed_by(&key, &issuer)
+            .expect("a certificate");
+        fs::write(dir.join(format!("{name}.pem")), cert.pem()).expect("write a certificate");
+        fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).expect("write a key");
+    }
+    ca_path
+}
+
+#[test]
+fn a_bad_tls_file_stops_the_agent_naming_the_flag() {
+    let dir = Scratch::new("badtls");
+    let d = dir.path();
+    write_certificates(
+        d,
+        "ca",
+        &[("api", &["127.0.0.1"]), ("other", &["127.0.0.1"])],
+    );
+    let secret = "s3cret-not-a-key";
+    fs::write(d.join("garbage.key"), secret).expect("write garbage");
+    let at = |f: &str| d.join(f).into_os_string();
+    let missing = at("missing.pem");
+    let (api_pem, api_key) = (at("api.pem"), at("api.key"));
+    let (other_key, garbage, ca) = (at("other.key"), at("garbage.key"), at("ca.pem"));
+    let cases: Vec<(Vec<&OsStr>, &str, &str)> = vec![
+        (
+            vec![
+                "--tls-cert".as_ref(),
+                &missing,
+                "--tls-key".as_ref(),
+                &missing,
+            ],
+            "error: --tls-cert: cannot read",
+            "missing.pem",
+        ),
+        (
+            vec!["--tls-cert".as_ref(), &api_pem],
+            "error: --tls-cert needs --tls-key",
+            "",
+        ),
+        (
+            vec!["--tls-key".as_ref(), &api_key],
+            "error: --tls-key needs --tls-cert",
+            "",
+        ),
+        (
+            vec![
+                "--tls-cert".as_ref(),
+                &api_pem,
+                "--tls-key".as_ref(),
+                &garbage,
+            ],
+            "error: --tls-key: ",
+            "holds no PEM private key",
+        ),
+        (
+            vec![
+                "--tls-cert".as_ref(),
+                &api_pem,
+                "--tls-key".as_ref(),
+                &other_key,
+            ],
+            "error: --tls-key: ",
+            "does not belong to the certificate",
+        ),
+        (
+            vec![
+                "--tls-cert".as_ref(),
+                &api_pem,
+                "--tls-key".as_ref(),
+                &api_key,
+                "--tls-ca".as_ref(),
+                &garbage,
+            ],
+            "error: --tls-ca: ",
+            "holds no PEM certificate",
+        ),
+        (
+            vec![
+                "--peer-tls-cert".as_ref(),
+                &api_pem,
+                "--peer-tls-key".as_ref(),
+                &api_key,
+            ],
+            "error: peer TLS is mutual",
+            "missing --peer-tls-ca",
+        ),
+        (
+            vec![
+                "--peer-tls-cert".as_ref(),
+                &missing,
+                "--peer-tls-key".as_ref(),
+                &api_key,
+                "--peer-tls-ca".as_ref(),
+                &ca,
+            ],
+            "error: --peer-tls-cert: cannot read",
+            "missing.pem",
+        ),
+    ];
+    for (i, (flags, starts, contains)) in cases.into_iter().enumerate() {
+        let (code, stderr) = refused_agent(d, &format!("badtls-{i}"), &flags);
+        assert_eq!(code, Some(1), "{flags:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{flags:?}: {stderr}");
+        assert!(stderr.starts_with(starts), "{flags:?}: {stderr}");
+        assert!(stderr.contains(contains), "{flags:?}: {stderr}");
+        assert!(!stderr.contains(secret), "{stderr}");
+        assert!(!stderr.contains("PRIVATE KEY"), "{stderr}");
+    }
+    // The client's --ca is a slip for --tls-ca at the agent.
+    let (code, stderr) = refused_agent(d, "badtls-ca", &["--ca".as_ref(), ca.as_ref()]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("error: --ca is the client commands' flag")
+            && stderr.contains("--tls-ca"),
+        "{stderr}"
+    );
+
+    // From the config file, a bad path stops it the same way.
+    let config = d.join("tls.toml");
+    fs::write(
+        &config,
+        format!("tls_cert = {:?}\ntls_key = {:?}\n", missing, at("api.key")),
+    )
+    .expect("write the config");
+    let (code, stderr) = refused_agent(d, "badtls-file", &["--config".as_ref(), config.as_ref()]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("error: --tls-cert: cannot read"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn client_commands_reach_a_tls_api_with_the_ca_and_a_client_certificate() {
+    // Scenario: an agent serves its API over TLS and requires client
+    // certificates (mutual TLS); a client with --ca and a certificate
+    // writes and reads; without the certificate, without --ca, or
+    // trusting another CA, a command fails in one error line.
+    let dir = Scratch::new("tlsapi");
+    let d = dir.path();
+    let ca = write_certificates(
+        d,
+        "ca",
+        &[("api", &["127.0.0.1"]), ("client", &["a-client"])],
+    );
+    let other = write_certificates(d, "other-ca", &[]);
+    let at = |f: &str| d.join(f).to_string_lossy().into_owned();
+    let ca = ca.to_string_lossy().into_owned();
+    let (cert, key, client_cert, client_key) = (
+        at("api.pem"),
+        at("api.key"),
+        at("client.pem"),
+        at("client.key"),
+    );
+    let extra: Vec<&OsStr> = vec![
+        "--tls-cert".as_ref(),
+        cert.as_ref(),
+        "--tls-key".as_ref(),
+        key.as_ref(),
+        "--tls-ca".as_ref(),
+        ca.as_ref(),
+    ];
+    let client = [
+        "--ca",
+        &ca,
+        "--client-cert",
+        &client_cert,
+        "--client-key",
+        &client_key,
+    ];
+    let agent = Agent::start_for(d, "tls-1", None, &extra, &client);
+
+    let put = agent.run(&["put", "k", "v"]);
+    assert!(put.ok(), "{}", put.show());
+    assert_eq!(put.stdout, "version 1\n");
+
+    let other = other.to_string_lossy().into_owned();
+    for args in [
+        &["--ca", &ca, "get", "k"][..],
+        &["get", "k"][..],
+        &[
+            "--ca",
+            &other,
+            "--client-cert",
+            &client_cert,
+            "--client-key",
+            &client_key,
+            "get",
+            "k",
+        ][..],
+        &["--client-cert", &client_cert, "get", "k"][..],
+        &["--ca", &ca, "--client-cert", &client_cert, "get", "k"][..],
+    ] {
+        let run = rumour(&agent.api, args);
+        assert_eq!(run.code, Some(1), "{args:?}: {}", run.show());
+        assert!(run.stdout.is_empty(), "{}", run.show());
+        let line = one_error_line(&run);
+        assert!(!line.contains("PRIVATE KEY"), "{}", run.show());
+        assert!(
+            ["--ca", "--client-cert", "certificate"]
+                .iter()
+                .any(|hint| line.contains(hint)),
+            "{}",
+            run.show()
+        );
+    }
+
+    // A TLS client at a plaintext agent is told so.
+    let plain = Agent::start(d, "plain-1", None);
+    let run = rumour(&plain.api, &["--ca", &ca, "get", "k"]);
+    assert_eq!(run.code, Some(1), "{}", run.show());
+    assert!(
+        one_error_line(&run).contains("--tls-cert"),
+        "{}",
+        run.show()
+    );
+
+    // The same from the environment.
+    let out = Command::new(RUMOUR)
+        .args(["get", "k", "--api", &agent.api])
+        .env("RUMOUR_CA", &ca)
+        .env("RUMOUR_CLIENT_CERT", &client_cert)
+        .env("RUMOUR_CLIENT_KEY", &client_key)
+        .env_remove("RUMOUR_API_TOKEN")
+        .env_remove("RUMOUR_TLS_SERVER_NAME")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run rumour get");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "v\n");
+}
+
+#[test]
+fn agents_with_peer_tls_flags_form_a_cluster() {
+    // Scenario: two agents, each with its own certificate for the peer
+    // name, signed by one CA (peer TLS from flags on one, from the config
+    // file on the other), form a cluster and replicate a put.
+    let dir = Scratch::new("peertls");
+    let d = dir.path();
+    let ca = write_certificates(
+        d,
+        "ca",
+        &[("p1", &["rumour-peer"]), ("p2", &["rumour-peer"])],
+    );
+    let ca = ca.to_string_lossy().into_owned();
+    let at = |f: &str| d.join(f).to_string_lossy().into_owned();
+    let (c1, k1) = (at("p1.pem"), at("p1.key"));
+    let flags: Vec<&OsStr> = vec![
+        "--peer-tls-cert".as_ref(),
+        c1.as_ref(),
+        "--peer-tls-key".as_ref(),
+        k1.as_ref(),
+        "--peer-tls-ca".as_ref(),
+        ca.as_ref(),
+    ];
+    let a1 = Agent::start_with(d, "ptls-1", None, &flags);
+    let config = d.join("p2.toml");
+    fs::write(
+        &config,
+        format!(
+            "peer_tls_cert = {:?}\npeer_tls_key = {:?}\npeer_tls_ca = {:?}\n",
+            at("p2.pem"),
+            at("p2.key"),
+            ca
+        ),
+    )
+    .expect("write the config");
+    let a2 = Agent::start_with(
+        d,
+        "ptls-2",
+        Some(&a1),
+        &["--config".as_ref(), config.as_ref()],
+    );
+    wait_members(&a1, &[(&a1, "alive"), (&a2, "alive")]);
+    wait_members(&a2, &[(&a1, "alive"), (&a2, "alive")]);
+    let put = a1.run(&["put", "k", "over-tls"]);
+    assert!(put.ok(), "{}", put.show());
+    eventually("the put to reach ptls-2", CONVERGE, || {
+        let run = a2.run(&["get", "--node", "ptls-1", "k"]);
+        if run.ok() && run.stdout == "over-tls\n" {
+            Ok(())
+        } else {
+            Err(run.show())
+        }
+    });
 }

@@ -8,13 +8,13 @@ use rumour_proto::v1 as pb;
 use rumour_proto::v1::rumour_client::RumourClient;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::{InterceptedService, Interceptor};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::{Request, Status};
 
 use super::output::{
     cause_chain, gap_warning, keys_lines, members_all_json, members_json, members_table,
     read_details, reconnect_table, status_json, status_line, status_table, unreachable_line,
-    watch_line,
+    untrusted_line, watch_line,
 };
 use super::{ClientCommand, Failure, Format, MetadataCommand};
 
@@ -64,10 +64,11 @@ pub(super) type Client = RumourClient<InterceptedService<Channel, Bearer>>;
 pub(super) async fn execute(
     api: &str,
     token: Option<&str>,
+    tls: Option<ClientTlsConfig>,
     cmd: ClientCommand,
 ) -> Result<(), Failure> {
     let bearer = Bearer::new(token)?;
-    let mut client = connect(api, bearer).await?;
+    let mut client = connect(api, bearer, tls).await?;
     let failed = |s: Status| Failure::Message(status_line(api, &s));
     let mut out = io::stdout().lock();
     match cmd {
@@ -309,20 +310,42 @@ async fn watch(
     }
 }
 
-/// Connect to the agent, or explain in one line why not.
-async fn connect(api: &str, bearer: Bearer) -> Result<Client, Failure> {
+/// Connect to the agent (over TLS with `tls`), or explain in one line why
+/// not.
+async fn connect(
+    api: &str,
+    bearer: Bearer,
+    tls: Option<ClientTlsConfig>,
+) -> Result<Client, Failure> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let uri = if api.contains("://") {
         api.to_string()
     } else {
-        format!("http://{api}")
+        format!("{scheme}://{api}")
     };
-    let endpoint = Endpoint::from_shared(uri)
-        .map_err(|e| {
-            Failure::Message(format!(
-                "--api {api:?} is not an address (want ip:port or host:port): {}",
-                cause_chain(&e)
-            ))
-        })?
+    let bad = |e: tonic::transport::Error| {
+        Failure::Message(format!(
+            "--api {api:?} is not an address (want ip:port or host:port): {}",
+            cause_chain(&e)
+        ))
+    };
+    let endpoint = Endpoint::from_shared(uri.clone()).map_err(bad)?;
+    let tls_on = tls.is_some();
+    let endpoint = match tls {
+        Some(tls) if uri.starts_with("https://") => endpoint.tls_config(tls).map_err(bad)?,
+        Some(_) => {
+            return Err(Failure::Message(format!(
+                "--api {api:?} is not https but --ca asks for TLS: give the address as ip:port or https://host:port"
+            )))
+        }
+        None if uri.starts_with("https://") => {
+            return Err(Failure::Message(format!(
+                "--api {api:?} is https: give the CA that signed the agent's certificate with --ca FILE (or RUMOUR_CA)"
+            )))
+        }
+        None => endpoint,
+    };
+    let endpoint = endpoint
         .connect_timeout(CONNECT_TIMEOUT)
         .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
         .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
@@ -331,7 +354,22 @@ async fn connect(api: &str, bearer: Bearer) -> Result<Client, Failure> {
     // accepts but never speaks HTTP/2 is caught by the keep-alive instead.
     match tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect()).await {
         Ok(Ok(channel)) => Ok(RumourClient::with_interceptor(channel, bearer)),
-        Ok(Err(e)) => Err(Failure::Message(unreachable_line(api, &cause_chain(&e)))),
+        Ok(Err(e)) => {
+            let cause = cause_chain(&e);
+            // rustls says "invalid peer certificate: ..." when the agent's
+            // certificate is not trusted: the agent was reached.
+            if tls_on && cause.contains("peer certificate") {
+                Err(Failure::Message(untrusted_line(api, &cause)))
+            } else if tls_on && cause.contains("corrupt message") {
+                // What rustls makes of a plaintext HTTP/2 answer.
+                Err(Failure::Message(format!(
+                    "{} (--ca asks for TLS: does the agent serve it, with --tls-cert?)",
+                    unreachable_line(api, &cause)
+                )))
+            } else {
+                Err(Failure::Message(unreachable_line(api, &cause)))
+            }
+        }
         Err(_) => Err(Failure::Message(unreachable_line(
             api,
             &format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
@@ -359,7 +397,7 @@ mod tests {
             .unwrap()
             .port();
         let api = format!("127.0.0.1:{port}");
-        match connect(&api, Bearer(None)).await {
+        match connect(&api, Bearer(None), None).await {
             Err(Failure::Message(m)) => assert!(
                 m.starts_with(&format!("cannot reach the rumour agent at {api} ")),
                 "{m}"

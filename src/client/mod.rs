@@ -18,10 +18,13 @@ mod keys;
 mod output;
 
 use std::io;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
+use rumour::transport::{TlsCa, TlsFile, TlsIdentity};
 use rumour_proto::v1 as pb;
+use tonic::transport::ClientTlsConfig;
 
 /// The client API address option shared by every client command.
 #[derive(Args, Debug)]
@@ -44,6 +47,89 @@ pub struct ApiArgs {
         global = true
     )]
     pub token: Option<crate::agent::Secret>,
+    /// Connect over TLS (https), trusting this CA (PEM) for the agent's
+    /// certificate (see `rumour agent --tls-cert`). The certificate must
+    /// name the host of --api, or --tls-server-name.
+    #[arg(long, env = "RUMOUR_CA", value_name = "FILE", global = true)]
+    pub ca: Option<PathBuf>,
+    /// With --ca: present this client certificate (PEM), for an agent that
+    /// requires one (`rumour agent --tls-ca`). Needs --client-key.
+    #[arg(long, env = "RUMOUR_CLIENT_CERT", value_name = "FILE", global = true)]
+    pub client_cert: Option<PathBuf>,
+    /// The private key of --client-cert (PEM).
+    #[arg(long, env = "RUMOUR_CLIENT_KEY", value_name = "FILE", global = true)]
+    pub client_key: Option<PathBuf>,
+    /// With --ca: the name the agent's certificate must carry [default:
+    /// the host of --api].
+    #[arg(
+        long,
+        env = "RUMOUR_TLS_SERVER_NAME",
+        value_name = "NAME",
+        global = true
+    )]
+    pub tls_server_name: Option<String>,
+}
+
+impl ApiArgs {
+    /// A client TLS flag given on the command line (not only through its
+    /// environment variable), if any: `rumour agent --ca FILE` is a slip
+    /// for `--tls-ca`, and would otherwise be ignored.
+    pub fn client_tls_flag(&self) -> Option<&'static str> {
+        [
+            (self.ca.is_some(), "--ca", "RUMOUR_CA"),
+            (
+                self.client_cert.is_some(),
+                "--client-cert",
+                "RUMOUR_CLIENT_CERT",
+            ),
+            (
+                self.client_key.is_some(),
+                "--client-key",
+                "RUMOUR_CLIENT_KEY",
+            ),
+            (
+                self.tls_server_name.is_some(),
+                "--tls-server-name",
+                "RUMOUR_TLS_SERVER_NAME",
+            ),
+        ]
+        .into_iter()
+        .find(|(given, _, env)| *given && std::env::var_os(env).is_none())
+        .map(|(_, flag, _)| flag)
+    }
+
+    /// The TLS setting the flags ask for: none without `--ca`. A file that
+    /// cannot be read or is not PEM is one line naming the flag (never
+    /// what the file holds).
+    fn tls(&self) -> Result<Option<ClientTlsConfig>, Failure> {
+        let fail = |m: String| Failure::Message(m);
+        let Some(ca) = &self.ca else {
+            return match (&self.client_cert, &self.client_key, &self.tls_server_name) {
+                (None, None, None) => Ok(None),
+                _ => Err(fail(
+                    "--client-cert, --client-key and --tls-server-name need --ca (the CA that signed the agent's certificate)".into(),
+                )),
+            };
+        };
+        let ca = TlsCa::from_file(ca).map_err(|e| fail(format!("--ca: {e}")))?;
+        let identity = match (&self.client_cert, &self.client_key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some(TlsIdentity::from_files(cert, key).map_err(|e| {
+                let flag = match e.file() {
+                    TlsFile::Cert => "--client-cert",
+                    _ => "--client-key",
+                };
+                fail(format!("{flag}: {e}"))
+            })?),
+            (Some(_), None) => return Err(fail("--client-cert needs --client-key".into())),
+            (None, Some(_)) => return Err(fail("--client-key needs --client-cert".into())),
+        };
+        let config = ca.client_config(identity.as_ref());
+        Ok(Some(match &self.tls_server_name {
+            Some(name) => config.domain_name(name.clone()),
+            None => config,
+        }))
+    }
 }
 
 /// Commands that talk to a running agent's client API.
@@ -276,13 +362,23 @@ impl From<io::Error> for Failure {
     }
 }
 
-/// Run one client command against the agent at `api`; prints results to
-/// stdout, errors as one line to stderr (`error: ...`), and returns the exit
-/// code (0 ok, 1 on any error).
-pub async fn run(api: &str, token: Option<&str>, cmd: ClientCommand) -> ExitCode {
-    match commands::execute(api, token, cmd).await {
+/// Run one client command against the agent at `args.api` (over TLS with
+/// `--ca`, sending `--token` if given); prints results to stdout, errors as
+/// one line to stderr (`error: ...`), and returns the exit code (0 ok, 1
+/// on any error).
+pub async fn run(args: &ApiArgs, cmd: ClientCommand) -> ExitCode {
+    let token = args.token.as_ref().map(crate::agent::Secret::expose);
+    let done = match args.tls() {
+        Ok(tls) => commands::execute(&args.api, token, tls, cmd).await,
+        Err(e) => Err(e),
+    };
+    match done {
         Ok(()) | Err(Failure::BrokenPipe) => ExitCode::SUCCESS,
         Err(Failure::Message(m)) => {
+            let m = match output::tls_hint(&m, args.ca.is_some(), args.client_cert.is_some()) {
+                Some(hint) => format!("{m} ({hint})"),
+                None => m,
+            };
             eprintln!("error: {}", output::one_line(&m));
             ExitCode::FAILURE
         }

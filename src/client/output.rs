@@ -16,6 +16,30 @@ pub(super) fn unreachable_line(api: &str, cause: &str) -> String {
     )
 }
 
+/// The line for an agent whose certificate the client refused (another
+/// CA signed it, or it names another host): reached, but not trusted.
+pub(super) fn untrusted_line(api: &str, cause: &str) -> String {
+    format!(
+        "the TLS handshake with {api} failed: {cause} (is --ca the CA that signed the agent's certificate, and does the certificate name the host of --api, or --tls-server-name?)"
+    )
+}
+
+/// What to try when the agent dropped the connection: a TLS agent drops a
+/// plaintext client, and one that requires client certificates drops a
+/// client without one, neither with a message of its own.
+pub(super) fn tls_hint(message: &str, tls: bool, client_cert: bool) -> Option<&'static str> {
+    if !message.starts_with("lost the connection") {
+        return None;
+    }
+    match (tls, client_cert) {
+        (false, _) => Some("if the agent serves TLS, give its CA with --ca FILE"),
+        (true, false) => {
+            Some("if the agent requires client certificates, give --client-cert and --client-key")
+        }
+        (true, true) => None,
+    }
+}
+
 /// An error and its sources, `outer: inner: root`, skipping repeats.
 pub(super) fn cause_chain(e: &dyn StdError) -> String {
     chain_after(String::new(), Some(e))
@@ -467,6 +491,21 @@ mod tests {
              b     y        left     2\n\
              c     z        unknown  3\n"
         );
+    }
+
+    #[test]
+    fn tls_failures_say_which_flag_to_look_at() {
+        let lost = "lost the connection to the rumour agent at a:1: broken pipe";
+        assert_eq!(
+            tls_hint(lost, false, false),
+            Some("if the agent serves TLS, give its CA with --ca FILE")
+        );
+        assert!(tls_hint(lost, true, false).is_some_and(|h| h.contains("--client-cert")));
+        assert_eq!(tls_hint(lost, true, true), None);
+        assert_eq!(tls_hint("no key \"k\"", false, false), None);
+        let line = untrusted_line("a:1", "invalid peer certificate: UnknownIssuer");
+        assert!(line.starts_with("the TLS handshake with a:1 failed: invalid peer certificate"));
+        assert!(line.contains("--ca") && line.contains("--tls-server-name"));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use tonic::body::Body;
 use tonic::codegen::http::{Request, Response};
 use tonic::codegen::{BoxFuture, Service};
 use tonic::server::NamedService;
-use tonic::transport::server::TcpConnectInfo;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tonic::Status;
 use tracing::debug;
 
@@ -154,9 +154,15 @@ where
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
         let method = req.uri().path().rsplit('/').next().unwrap_or("");
+        // Over TLS the TCP details sit inside the TLS connection's.
         let remote = req
             .extensions()
             .get::<TcpConnectInfo>()
+            .or_else(|| {
+                req.extensions()
+                    .get::<TlsConnectInfo<TcpConnectInfo>>()
+                    .map(TlsConnectInfo::get_ref)
+            })
             .and_then(TcpConnectInfo::remote_addr);
         let authorization = req.headers().get("authorization").map(|v| v.as_bytes());
         match self.access.check(method, remote, authorization) {

@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::Server;
+use tonic::transport::{Server, ServerTlsConfig};
 use tracing::{info, warn};
 
 use crate::access::{Access, Guarded};
@@ -27,6 +27,7 @@ use crate::keyring::{Keyring, Sealer, SharedKeyring};
 use crate::link::Links;
 use crate::peer::{PeerService, RefusalLog};
 use crate::stats::TransportStats;
+use crate::tls::{ApiTls, PeerTls};
 
 /// A running agent.
 pub struct Agent {
@@ -81,7 +82,11 @@ impl Agent {
         let (api_listener, api_addr) = listen("client API", config.api).await?;
         // Logged before any service runs, so that it is in the log by the
         // time the agent answers.
-        if config.keyring.is_none() && !bound.ip().to_canonical().is_loopback() {
+        // Mutual TLS authenticates peers as well as a key does.
+        if config.keyring.is_none()
+            && config.peer_tls.is_none()
+            && !bound.ip().to_canonical().is_loopback()
+        {
             warn!(peer = %bound, "the peer port is reachable beyond this host and has no cluster key: anyone who reaches it can join the cluster and write to it (set --key; make one with `rumour keygen`)");
         }
         let peer_addr = match config.advertise {
@@ -187,7 +192,12 @@ impl Agent {
             Some(k) => Some(Sealer::new(k.clone()).map_err(StartError::Key)?),
             None => None,
         };
-        let links = Links::new(peer_addr, transport.clone(), stats.clone(), sealer);
+        let links = Links::new(peer_addr, transport.clone(), stats.clone(), sealer).with_tls(
+            config
+                .peer_tls
+                .as_ref()
+                .map(|t| t.client_config(transport.connect_timeout)),
+        );
         let (mut driver, handle, inputs) = driver::driver(
             node,
             start,
@@ -224,11 +234,15 @@ impl Agent {
         // Pings on inbound connections too, if configured: one from a peer
         // cut off by a partition is then closed, not held open for the TCP
         // timeout.
-        let peer_server = Server::builder()
-            .http2_keepalive_interval(transport.keepalive_interval)
-            .http2_keepalive_timeout(Some(transport.keepalive_timeout))
-            .add_service(peer_service)
-            .serve_with_incoming_shutdown(peer_incoming, stopped(stop_rx.clone()));
+        let peer_server = with_tls(
+            Server::builder()
+                .http2_keepalive_interval(transport.keepalive_interval)
+                .http2_keepalive_timeout(Some(transport.keepalive_timeout)),
+            "peer port",
+            config.peer_tls.as_ref().map(PeerTls::server_config),
+        )?
+        .add_service(peer_service)
+        .serve_with_incoming_shutdown(peer_incoming, stopped(stop_rx.clone()));
 
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         health_reporter
@@ -253,11 +267,15 @@ impl Agent {
             stats: stats.clone(),
         };
         let api_incoming = TcpIncoming::from(api_listener).with_nodelay(Some(true));
-        let api_server = Server::builder()
-            .add_service(health_service)
-            .add_service(reflection)
-            .add_service(api_service)
-            .serve_with_incoming_shutdown(api_incoming, stopped(stop_rx));
+        let api_server = with_tls(
+            Server::builder(),
+            "client API",
+            config.api_tls.as_ref().map(ApiTls::server_config),
+        )?
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(api_service)
+        .serve_with_incoming_shutdown(api_incoming, stopped(stop_rx));
 
         let servers = vec![
             tokio::spawn(async move {
@@ -280,7 +298,16 @@ impl Agent {
         let kept = data_dir
             .as_deref()
             .map_or_else(|| "none".to_string(), |p| p.display().to_string());
-        info!(name = %config.name, peer = %peer_addr, api = %api_addr, api_auth, peer_auth, incarnation, data_dir = %kept, "agent started");
+        let api_tls = match &config.api_tls {
+            None => "none",
+            Some(t) if t.requires_client_cert() => "mutual (client certificates required)",
+            Some(_) => "server certificate",
+        };
+        let peer_tls = match &config.peer_tls {
+            None => "none".to_string(),
+            Some(t) => format!("mutual, peers named {:?}", t.server_name()),
+        };
+        info!(name = %config.name, peer = %peer_addr, api = %api_addr, api_auth, api_tls, peer_auth, peer_tls, incarnation, data_dir = %kept, "agent started");
         if api_beyond_loopback && config.api_token.is_none() {
             warn!(api = %api_addr, "the client API is open to anyone who can reach it (--insecure): they can write, join, leave and shut the agent down");
         }
@@ -403,6 +430,23 @@ fn starting_keyring(
     }
     info!(keys = ring.len(), primary = %ring.primary().fingerprint(), "cluster keyring taken from the data dir");
     Ok(Some(ring))
+}
+
+/// `server` serving TLS with `tls`, if given. The settings were checked
+/// when they were made, so a failure here is unexpected; it still stops
+/// the start, naming the listener and never the key.
+fn with_tls(
+    server: Server,
+    what: &'static str,
+    tls: Option<ServerTlsConfig>,
+) -> Result<Server, StartError> {
+    match tls {
+        None => Ok(server),
+        Some(tls) => server.tls_config(tls).map_err(|e| StartError::Tls {
+            what,
+            reason: e.to_string(),
+        }),
+    }
 }
 
 /// A key pair from the operating system's randomness.

@@ -9,6 +9,7 @@ use rumour_core::{Config, Identity};
 
 use crate::access::ApiToken;
 use crate::keyring::Keyring;
+use crate::tls::{ApiTls, PeerTls};
 
 use crate::error::StartError;
 
@@ -131,6 +132,16 @@ pub struct AgentConfig {
     /// kept on disk. The `rumour agent` command defaults it to
     /// [`DataDir::default_path`](crate::DataDir::default_path).
     pub data_dir: Option<PathBuf>,
+    /// TLS on the client API (see [`ApiTls`]): with it the API (health and
+    /// reflection too) serves TLS only, and with its client CA it requires
+    /// client certificates. It does not replace `api_token` nor relax the
+    /// rule on an API beyond loopback. Default: none (plaintext).
+    pub api_tls: Option<ApiTls>,
+    /// Mutual TLS on the peer port (see [`PeerTls`]): peers are served and
+    /// dialled over TLS only, each side's certificate checked against the
+    /// CA. Every agent of a cluster needs it, or none. Independent of the
+    /// cluster key (both may be set). Default: none (plaintext).
+    pub peer_tls: Option<PeerTls>,
 }
 
 impl AgentConfig {
@@ -153,6 +164,8 @@ impl AgentConfig {
             insecure_api: false,
             keyring: None,
             data_dir: None,
+            api_tls: None,
+            peer_tls: None,
         }
     }
 
@@ -192,6 +205,31 @@ pub struct AgentFile {
     pub keys: Vec<String>,
     /// `label`: bound to every sealed envelope as associated data.
     pub label: Option<String>,
+    /// `tls_cert`, `tls_key`, `tls_ca`, `peer_tls_cert`, `peer_tls_key`,
+    /// `peer_tls_ca`, `peer_tls_name`: the TLS files (paths as given,
+    /// relative to the working directory) and the peer name. Not yet read.
+    pub tls: TlsPaths,
+}
+
+/// Where the TLS material is, as given by flags or the config file; read
+/// and checked by [`TlsIdentity::from_files`](crate::TlsIdentity::from_files)
+/// and [`TlsCa::from_file`](crate::TlsCa::from_file).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsPaths {
+    /// The client API's certificate (PEM).
+    pub cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub key: Option<PathBuf>,
+    /// The CA client certificates must be signed by (PEM); mutual TLS.
+    pub ca: Option<PathBuf>,
+    /// The peer port's certificate (PEM), served and presented to peers.
+    pub peer_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub peer_key: Option<PathBuf>,
+    /// The CA every peer certificate must be signed by (PEM).
+    pub peer_ca: Option<PathBuf>,
+    /// The name dialled peers' certificates must carry.
+    pub peer_name: Option<String>,
 }
 
 impl std::fmt::Debug for AgentFile {
@@ -199,6 +237,7 @@ impl std::fmt::Debug for AgentFile {
         f.debug_struct("AgentFile")
             .field("keys", &format_args!("<{} redacted>", self.keys.len()))
             .field("label", &self.label)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -240,6 +279,22 @@ pub fn parse_agent_file(text: &str, base: &Config) -> Result<(Config, AgentFile)
         Some(toml::Value::String(l)) => file.label = Some(l),
         Some(_) => return Err("label: must be a string".into()),
     }
+    let mut take = |field: &str| -> Result<Option<String>, String> {
+        match table.remove(field) {
+            None => Ok(None),
+            Some(toml::Value::String(v)) => Ok(Some(v)),
+            Some(_) => Err(format!("{field}: must be a string")),
+        }
+    };
+    file.tls = TlsPaths {
+        cert: take("tls_cert")?.map(PathBuf::from),
+        key: take("tls_key")?.map(PathBuf::from),
+        ca: take("tls_ca")?.map(PathBuf::from),
+        peer_cert: take("peer_tls_cert")?.map(PathBuf::from),
+        peer_key: take("peer_tls_key")?.map(PathBuf::from),
+        peer_ca: take("peer_tls_ca")?.map(PathBuf::from),
+        peer_name: take("peer_tls_name")?,
+    };
     Ok((merge_protocol_config(table, base)?, file))
 }
 
@@ -297,9 +352,10 @@ mod tests {
         assert_eq!(c.fanout, 5);
         assert_eq!(f.keys, vec!["AAAA".to_string()]);
         assert_eq!(f.label.as_deref(), Some("prod"));
-        assert_eq!(
-            format!("{f:?}"),
-            "AgentFile { keys: <1 redacted>, label: Some(\"prod\") }"
+        assert!(
+            format!("{f:?}")
+                .starts_with("AgentFile { keys: <1 redacted>, label: Some(\"prod\"), tls: "),
+            "{f:?}"
         );
         let (_, f) = parse_agent_file("key = [\"new\", \"old\"]\n", &Config::lan()).unwrap();
         assert_eq!(f.keys, vec!["new".to_string(), "old".to_string()]);
@@ -307,6 +363,22 @@ mod tests {
         assert!(e.starts_with("key:") && !e.contains("s3cret"), "{e}");
         // The protocol-only reader still refuses them.
         assert!(parse_protocol_config("key = \"AAAA\"\n", &Config::lan()).is_err());
+    }
+
+    #[test]
+    fn an_agent_file_names_its_tls_files() {
+        let (_, f) = parse_agent_file(
+            "tls_cert = \"api.pem\"\ntls_key = \"api.key\"\npeer_tls_ca = \"ca.pem\"\npeer_tls_name = \"gossip\"\n",
+            &Config::lan(),
+        )
+        .unwrap();
+        assert_eq!(f.tls.cert.as_deref(), Some(Path::new("api.pem")));
+        assert_eq!(f.tls.key.as_deref(), Some(Path::new("api.key")));
+        assert_eq!(f.tls.ca, None);
+        assert_eq!(f.tls.peer_ca.as_deref(), Some(Path::new("ca.pem")));
+        assert_eq!(f.tls.peer_name.as_deref(), Some("gossip"));
+        let e = parse_agent_file("tls_cert = 5\n", &Config::lan()).unwrap_err();
+        assert!(e.starts_with("tls_cert:"), "{e}");
     }
 
     #[test]

@@ -40,6 +40,14 @@ pub enum StartError {
     /// The cluster key could not be used (it is never shown).
     #[error(transparent)]
     Key(#[from] crate::keyring::KeyError),
+    /// A TLS setting could not be used (no key material is shown).
+    #[error("TLS on the {what}: {reason}")]
+    Tls {
+        /// Which listener: `client API` or `peer port`.
+        what: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
     /// The data dir could not be opened.
     #[error(transparent)]
     DataDir(#[from] crate::data_dir::DataDirError),

@@ -8,7 +8,9 @@
 //! `rumour.v1.Rumour` service, with gRPC health and reflection beside it.
 //! With a [`Keyring`] (`AgentConfig::keyring`), every peer envelope is
 //! sealed with the cluster key, and what does not open is refused before
-//! it is decoded (counted as `rejected_unauthenticated`).
+//! it is decoded (counted as `rejected_unauthenticated`). With [`ApiTls`]
+//! the client API serves TLS (and, with a client CA, requires client
+//! certificates); with [`PeerTls`] the peer port runs mutual TLS.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -37,13 +39,14 @@ mod keyring;
 mod link;
 mod peer;
 mod stats;
+mod tls;
 
 pub use access::ApiToken;
 pub use agent::Agent;
 pub use api::{resolve, Read, StatusReport};
 pub use config::{
     load_agent_file, load_protocol_config, parse_agent_file, parse_protocol_config, AgentConfig,
-    AgentFile, TransportConfig, DEFAULT_API, DEFAULT_BIND,
+    AgentFile, TlsPaths, TransportConfig, DEFAULT_API, DEFAULT_BIND,
 };
 pub use data_dir::{DataDir, DataDirError};
 pub use driver::{Handle, Sequenced};
@@ -53,3 +56,4 @@ pub use key_commands::{
 };
 pub use keyring::{ClusterKey, KeyError, Keyring, KEY_LEN, NONCE_LEN, TAG_LEN};
 pub use stats::TransportStats;
+pub use tls::{ApiTls, PeerTls, TlsCa, TlsError, TlsFile, TlsIdentity, DEFAULT_PEER_SERVER_NAME};

@@ -26,6 +26,7 @@ use crate::error::StartError;
 use crate::keyring::{Keyring, Sealer, SharedKeyring};
 use crate::link::Links;
 use crate::peer::{PeerService, RefusalLog};
+use crate::replay::ReplayWindow;
 use crate::stats::TransportStats;
 
 /// A running agent.
@@ -217,6 +218,7 @@ impl Agent {
             inbound: inbound_tx,
             stats: stats.clone(),
             keyring,
+            replay: ReplayWindow::new(),
             refusals: RefusalLog::new(std::time::Duration::from_secs(10), 4096),
         })
         .max_decoding_message_size(transport.max_inbound_message);

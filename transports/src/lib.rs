@@ -36,6 +36,7 @@ mod key_commands;
 mod keyring;
 mod link;
 mod peer;
+mod replay;
 mod stats;
 
 pub use access::ApiToken;
@@ -52,4 +53,5 @@ pub use key_commands::{
     KeyCount, KeyOp, KeyReport, MemberKeys, DEFAULT_KEY_TIMEOUT, MAX_KEY_TIMEOUT,
 };
 pub use keyring::{ClusterKey, KeyError, Keyring, KEY_LEN, NONCE_LEN, TAG_LEN};
+pub use replay::{MAX_SENDERS, REORDER_TOLERANCE, REPLAY_WINDOW};
 pub use stats::TransportStats;

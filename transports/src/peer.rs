@@ -15,7 +15,8 @@ use tracing::{debug, warn};
 
 use crate::cluster_request::ClusterMessage;
 use crate::driver::Inbound;
-use crate::keyring::{open_envelope, Refusal, SharedKeyring};
+use crate::keyring::{open_envelope, unix_ms, Refusal, SharedKeyring};
+use crate::replay::{Replay, ReplayWindow, REPLAY_WINDOW};
 
 use crate::stats::{add, bump, TransportStats};
 
@@ -23,14 +24,17 @@ use crate::stats::{add, bump, TransportStats};
 /// Oversized envelopes are refused by tonic on their length prefix, before
 /// decoding (see `PeerServer::max_decoding_message_size`); with a cluster
 /// key, envelopes that do not open with it are refused next, before their
-/// inside is decoded; malformed ones are refused last. All are counted, and
-/// the node keeps serving. Cluster requests and replies go to the node
+/// inside is decoded; envelopes that open but were sent outside the replay
+/// window, or were taken before, are refused next; malformed ones are
+/// refused last. All are counted, and the node keeps serving. Cluster requests and replies go to the node
 /// task as such, and only from a sealed envelope: a node without a key
 /// refuses them as unauthenticated.
 pub(crate) struct PeerService {
     pub(crate) inbound: mpsc::Sender<Inbound>,
     pub(crate) stats: Arc<TransportStats>,
     pub(crate) keyring: Option<SharedKeyring>,
+    /// Which sealed envelopes were taken (used only with a key).
+    pub(crate) replay: ReplayWindow,
     pub(crate) refusals: RefusalLog,
 }
 
@@ -91,7 +95,8 @@ impl Peer for PeerService {
                 Ok(Some(env)) => {
                     add(&self.stats.bytes_received, env.encoded_len() as u64);
                     let ring = self.keyring.as_ref().map(SharedKeyring::current);
-                    let opened = open_envelope(ring.as_deref(), env).and_then(|env| {
+                    let opened = open_envelope(ring.as_deref(), &self.replay, env, unix_ms())
+                        .and_then(|env| {
                         let cluster = matches!(
                             env.body,
                             Some(Body::ClusterRequest(_) | Body::ClusterReply(_))
@@ -117,6 +122,42 @@ impl Peer for PeerService {
                                     "refused a peer message: wrong or missing cluster key (logged once per address every {}s)",
                                     self.refusals.interval.as_secs()
                                 );
+                            }
+                            continue;
+                        }
+                        Err(Refusal::Replay(replay)) => {
+                            summary.rejected += 1;
+                            let ip = remote.map(|r| r.ip().to_canonical());
+                            let ip = ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+                            let log = self.refusals.should_log(ip, Instant::now());
+                            match replay {
+                                Replay::Stale {
+                                    sent_unix_ms,
+                                    now_unix_ms,
+                                } => {
+                                    bump(&self.stats.rejected_stale);
+                                    if log {
+                                        warn!(
+                                            ?remote,
+                                            sent_unix_ms,
+                                            now_unix_ms,
+                                            "refused a sealed peer message sent more than {}s from this node's clock: a replay, or clocks too far apart (logged once per address every {}s)",
+                                            REPLAY_WINDOW.as_secs(),
+                                            self.refusals.interval.as_secs()
+                                        );
+                                    }
+                                }
+                                Replay::Replayed(why) => {
+                                    bump(&self.stats.rejected_replayed);
+                                    if log {
+                                        warn!(
+                                            ?remote,
+                                            why,
+                                            "refused a replayed sealed peer message (logged once per address every {}s)",
+                                            self.refusals.interval.as_secs()
+                                        );
+                                    }
+                                }
                             }
                             continue;
                         }

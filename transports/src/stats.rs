@@ -45,6 +45,14 @@ counters! {
     /// key: unsealed at a node with a key, sealed with a key (or label) this
     /// node does not hold, tampered with, or sealed at a node without a key.
     rejected_unauthenticated,
+    /// Sealed envelopes that opened but were refused because their nonce
+    /// was taken before (a replay), or is further behind its sender's
+    /// newest than the replay window tells apart.
+    rejected_replayed,
+    /// Sealed envelopes that opened but were refused because they were
+    /// sent more than the replay window (60 s) from this node's clock: an
+    /// old capture replayed, or clocks too far apart.
+    rejected_stale,
     /// Decoded envelopes dropped because the node's inbound queue was full.
     inbound_queue_full,
     /// Client API calls refused for a missing or wrong API token.

@@ -26,9 +26,24 @@ pub struct TransportConfig {
     pub max_inbound_message: usize,
     /// Envelopes queued per peer before new ones are dropped. Default 4096.
     pub peer_queue: usize,
-    /// Decoded messages queued for the node before new ones are dropped.
-    /// Default 4096.
+    /// Decoded messages queued for the node over every peer connection.
+    /// When it is reached, the connection holding the most gives up its
+    /// oldest (see `intake_membership`). Default 4096.
     pub inbound_queue: usize,
+    /// Messages of one peer connection's membership lane (probes, acks,
+    /// nacks, indirect probes, membership rumours) queued for the node
+    /// before new ones on it are dropped. The node takes one message per
+    /// connection in turn, membership before data. Default 256.
+    pub intake_membership: usize,
+    /// Messages of one peer connection's data lane (everything else)
+    /// queued for the node before new ones on it are dropped. Default
+    /// 1024.
+    pub intake_data: usize,
+    /// Envelopes read from one peer connection per second, at most, with
+    /// a burst of one second's worth; beyond it the connection is not read
+    /// until it may be (its sender is held back by flow control). Default
+    /// 20,000: several times what one peer sent at 7,000 puts/s.
+    pub peer_rate: u32,
     /// How long a send may wait on a stalled peer stream before the stream
     /// is dropped and reopened. Default 2 s.
     pub send_timeout: Duration,
@@ -67,6 +82,9 @@ impl TransportConfig {
             max_inbound_message: (4 * protocol.max_message_size).max(4 << 20),
             peer_queue: 4096,
             inbound_queue: 4096,
+            intake_membership: 256,
+            intake_data: 1024,
+            peer_rate: 20_000,
             send_timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(1),
             backoff_min: Duration::from_millis(100),

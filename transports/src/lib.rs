@@ -32,6 +32,7 @@ pub mod data_dir;
 mod driver;
 mod durable;
 mod error;
+mod intake;
 mod key_commands;
 mod keyring;
 mod link;

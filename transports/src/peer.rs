@@ -9,18 +9,20 @@ use prost::Message as _;
 use rumour_proto::v1::envelope::Body;
 use rumour_proto::v1::peer_server::Peer;
 use rumour_proto::v1::{Envelope, StreamSummary};
-use tokio::sync::mpsc::{self, error::TrySendError};
 use tonic::{Code, Request, Response, Status, Streaming};
 use tracing::{debug, warn};
 
 use crate::cluster_request::ClusterMessage;
 use crate::driver::Inbound;
+use crate::intake::{Budget, Intake, Lane, Refused};
 use crate::keyring::{open_envelope, unix_ms, Refusal, SharedKeyring};
 use crate::replay::{Replay, ReplayWindow, REPLAY_WINDOW};
 
 use crate::stats::{add, bump, TransportStats};
 
-/// Decodes each envelope of a peer's stream and queues it for the node.
+/// Decodes each envelope of a peer's stream and queues it for the node, in
+/// the connection's own lanes of the intake (see the `intake` module), at
+/// most `rate` envelopes a second per connection.
 /// Oversized envelopes are refused by tonic on their length prefix, before
 /// decoding (see `PeerServer::max_decoding_message_size`); with a cluster
 /// key, envelopes that do not open with it are refused next, before their
@@ -30,7 +32,9 @@ use crate::stats::{add, bump, TransportStats};
 /// task as such, and only from a sealed envelope: a node without a key
 /// refuses them as unauthenticated.
 pub(crate) struct PeerService {
-    pub(crate) inbound: mpsc::Sender<Inbound>,
+    pub(crate) intake: Intake,
+    /// Envelopes read per connection per second, at most.
+    pub(crate) rate: u32,
     pub(crate) stats: Arc<TransportStats>,
     pub(crate) keyring: Option<SharedKeyring>,
     /// Which sealed envelopes were taken (used only with a key).
@@ -90,7 +94,15 @@ impl Peer for PeerService {
         let remote = request.remote_addr();
         let mut stream = request.into_inner();
         let mut summary = StreamSummary::default();
+        let queue = self.intake.queue();
+        let mut budget = Budget::new(self.rate, tokio::time::Instant::now());
         loop {
+            while let Some(wait) = budget.spend(tokio::time::Instant::now()) {
+                // Not reading holds the sender back through HTTP/2 flow
+                // control, and costs this node nothing meanwhile.
+                bump(&self.stats.intake_paced);
+                tokio::time::sleep(wait).await;
+            }
             match stream.message().await {
                 Ok(Some(env)) => {
                     add(&self.stats.bytes_received, env.encoded_len() as u64);
@@ -168,14 +180,21 @@ impl Peer for PeerService {
                             continue;
                         }
                     };
+                    let lane = Lane::of(env.body.as_ref());
                     match inbound(env) {
                         Ok(inbound) => {
                             summary.received += 1;
                             bump(&self.stats.received);
-                            match self.inbound.try_send(inbound) {
-                                Ok(()) => {}
-                                Err(TrySendError::Full(_)) => bump(&self.stats.inbound_queue_full),
-                                Err(TrySendError::Closed(_)) => {
+                            match queue.push(lane, inbound) {
+                                Ok(shed) => add(&self.stats.intake_shed, shed as u64),
+                                Err(Refused::LaneFull(Lane::Membership)) => {
+                                    bump(&self.stats.intake_membership_full)
+                                }
+                                Err(Refused::LaneFull(Lane::Data)) => {
+                                    bump(&self.stats.intake_data_full)
+                                }
+                                Err(Refused::Shed) => bump(&self.stats.intake_shed),
+                                Err(Refused::Closed) => {
                                     return Err(Status::unavailable("the node has stopped"))
                                 }
                             }

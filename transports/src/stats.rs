@@ -53,8 +53,19 @@ counters! {
     /// sent more than the replay window (60 s) from this node's clock: an
     /// old capture replayed, or clocks too far apart.
     rejected_stale,
-    /// Decoded envelopes dropped because the node's inbound queue was full.
-    inbound_queue_full,
+    /// Membership messages (probes, acks, nacks, indirect probes,
+    /// membership rumours) dropped because their connection's membership
+    /// lane was full.
+    intake_membership_full,
+    /// Other messages dropped because their connection's data lane was
+    /// full.
+    intake_data_full,
+    /// Messages dropped because every connection's lanes together were
+    /// full: each from the connection that held the most.
+    intake_shed,
+    /// Times reading a peer connection waited because it sent faster than
+    /// `peer_rate`.
+    intake_paced,
     /// Client API calls refused for a missing or wrong API token.
     api_unauthenticated,
 }

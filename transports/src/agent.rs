@@ -222,6 +222,7 @@ impl Agent {
         let peer_service = PeerServer::new(PeerService {
             intake,
             rate: transport.peer_rate,
+            check_sender_address: transport.check_sender_address,
             stats: stats.clone(),
             keyring,
             replay: ReplayWindow::new(),

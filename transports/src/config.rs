@@ -73,6 +73,15 @@ pub struct TransportConfig {
     pub keepalive_timeout: Duration,
     /// A peer stream unused this long is closed. Default 60 s.
     pub idle_close: Duration,
+    /// Without a cluster key, refuse a peer envelope whose sender address
+    /// (where the node's replies go) is on another host than the
+    /// connection it came on, counted as `rejected_address_mismatch`: a
+    /// reply there would reflect traffic at whoever the sender named.
+    /// Loopback addresses all count as one host. With a key the sender
+    /// address is authenticated and this is not checked. Default true;
+    /// turn it off only for a keyless cluster whose nodes connect from
+    /// other addresses than they advertise (NAT, several interfaces).
+    pub check_sender_address: bool,
     /// Events buffered for each `Watch` stream; a watcher that falls
     /// further behind misses events (and sees a gap in `seq`). Default 4096.
     pub watch_buffer: usize,
@@ -96,6 +105,7 @@ impl TransportConfig {
             keepalive_interval: None,
             keepalive_timeout: protocol.probe_period * 2,
             idle_close: Duration::from_secs(60),
+            check_sender_address: true,
             watch_buffer: 4096,
         }
     }

@@ -35,6 +35,9 @@ pub(crate) struct PeerService {
     pub(crate) intake: Intake,
     /// Envelopes read per connection per second, at most.
     pub(crate) rate: u32,
+    /// Without a key, refuse envelopes whose sender address is on another
+    /// host than the connection.
+    pub(crate) check_sender_address: bool,
     pub(crate) stats: Arc<TransportStats>,
     pub(crate) keyring: Option<SharedKeyring>,
     /// Which sealed envelopes were taken (used only with a key).
@@ -183,6 +186,29 @@ impl Peer for PeerService {
                     let lane = Lane::of(env.body.as_ref());
                     match inbound(env) {
                         Ok(inbound) => {
+                            let from = match &inbound {
+                                Inbound::Node(from, _) | Inbound::Cluster(from, _) => *from,
+                            };
+                            // Without a key nothing vouches for `from`, and
+                            // replies go there: only the connection's own
+                            // host may be named.
+                            let unvouched = ring.is_none() && self.check_sender_address;
+                            if let (true, Some(remote)) = (unvouched, remote) {
+                                if !same_host(from.ip(), remote.ip()) {
+                                    summary.rejected += 1;
+                                    bump(&self.stats.rejected_address_mismatch);
+                                    let ip = remote.ip().to_canonical();
+                                    if self.refusals.should_log(ip, Instant::now()) {
+                                        warn!(
+                                            ?remote,
+                                            %from,
+                                            "refused a peer message whose sender address is on another host than its connection (logged once per address every {}s)",
+                                            self.refusals.interval.as_secs()
+                                        );
+                                    }
+                                    continue;
+                                }
+                            }
                             summary.received += 1;
                             bump(&self.stats.received);
                             match queue.push(lane, inbound) {
@@ -226,6 +252,13 @@ impl Peer for PeerService {
     }
 }
 
+/// Whether two addresses are the same host: equal (IPv4-mapped IPv6 as
+/// IPv4), or both loopback.
+fn same_host(a: IpAddr, b: IpAddr) -> bool {
+    let (a, b) = (a.to_canonical(), b.to_canonical());
+    a == b || (a.is_loopback() && b.is_loopback())
+}
+
 /// What an opened envelope is for: the node, or (a cluster request or
 /// reply) the agent.
 fn inbound(mut env: Envelope) -> Result<Inbound, rumour_proto::DecodeError> {
@@ -248,6 +281,18 @@ fn inbound(mut env: Envelope) -> Result<Inbound, rumour_proto::DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sender_may_name_only_its_connections_host() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(same_host(ip("10.0.0.1"), ip("10.0.0.1")));
+        assert!(same_host(ip("10.0.0.1"), ip("::ffff:10.0.0.1")));
+        assert!(same_host(ip("127.0.0.1"), ip("127.0.0.2")));
+        assert!(same_host(ip("::1"), ip("127.0.0.1")));
+        assert!(!same_host(ip("10.0.0.1"), ip("10.0.0.2")));
+        assert!(!same_host(ip("127.0.0.1"), ip("10.0.0.1")));
+        assert!(!same_host(ip("0.0.0.0"), ip("10.0.0.1")));
+    }
 
     #[test]
     fn refusals_are_logged_once_per_address_per_interval_in_bounded_memory() {

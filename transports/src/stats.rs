@@ -53,6 +53,11 @@ counters! {
     /// sent more than the replay window (60 s) from this node's clock: an
     /// old capture replayed, or clocks too far apart.
     rejected_stale,
+    /// Envelopes refused at a node without a cluster key because the
+    /// sender address written in them, where replies would go, is on
+    /// another host than the connection they came on (loopback counts as
+    /// one host): a reply would have reflected traffic at a third party.
+    rejected_address_mismatch,
     /// Membership messages (probes, acks, nacks, indirect probes,
     /// membership rumours) dropped because their connection's membership
     /// lane was full.

@@ -466,7 +466,10 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
             "transport_sent",
             "transport_bytes_sent",
             "transport_send_queue_full",
-            "transport_inbound_queue_full",
+            "transport_intake_membership_full",
+            "transport_intake_data_full",
+            "transport_intake_shed",
+            "transport_intake_paced",
         ];
         let line: Vec<String> = show
             .iter()

@@ -10,7 +10,7 @@ use rumour_core::{Identity, Incarnation, Node, NodeId};
 use rumour_proto::v1::peer_server::PeerServer;
 use rumour_proto::v1::rumour_server::RumourServer;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Server, ServerTlsConfig};
@@ -23,9 +23,11 @@ use crate::data_dir::{DataDir, DataDirError};
 use crate::driver::{self, Handle};
 use crate::durable::{Durable, Life};
 use crate::error::StartError;
+use crate::intake::{self, Limits};
 use crate::keyring::{Keyring, Sealer, SharedKeyring};
 use crate::link::Links;
 use crate::peer::{PeerService, RefusalLog};
+use crate::replay::ReplayWindow;
 use crate::stats::TransportStats;
 use crate::tls::{ApiTls, PeerTls};
 
@@ -186,7 +188,11 @@ impl Agent {
         };
         let stats = Arc::new(TransportStats::default());
         let transport = Arc::new(config.transport.clone());
-        let (inbound_tx, inbound_rx) = mpsc::channel(transport.inbound_queue.max(1));
+        let (intake, taker) = intake::intake(Limits {
+            membership: transport.intake_membership,
+            data: transport.intake_data,
+            total: transport.inbound_queue,
+        });
         let keyring = ring.map(SharedKeyring::new);
         let sealer = match &keyring {
             Some(k) => Some(Sealer::new(k.clone()).map_err(StartError::Key)?),
@@ -202,7 +208,7 @@ impl Agent {
             node,
             start,
             links,
-            inbound_rx,
+            taker,
             transport.watch_buffer,
             stats.clone(),
             api_addr,
@@ -224,9 +230,12 @@ impl Agent {
         };
 
         let peer_service = PeerServer::new(PeerService {
-            inbound: inbound_tx,
+            intake,
+            rate: transport.peer_rate,
+            check_sender_address: transport.check_sender_address,
             stats: stats.clone(),
             keyring,
+            replay: ReplayWindow::new(),
             refusals: RefusalLog::new(std::time::Duration::from_secs(10), 4096),
         })
         .max_decoding_message_size(transport.max_inbound_message);

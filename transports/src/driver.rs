@@ -16,6 +16,7 @@ use tracing::{debug, error, info, warn};
 use crate::cluster_request::{ClusterMessage, Requests};
 use crate::durable::Durable;
 use crate::error::ApiError;
+use crate::intake::Taker;
 use crate::keyring::SharedKeyring;
 use crate::link::Links;
 use crate::peer::RefusalLog;
@@ -262,7 +263,7 @@ pub(crate) enum Inbound {
 
 /// The receiving ends the node task runs on.
 pub(crate) struct Inputs {
-    pub(crate) inbound: mpsc::Receiver<Inbound>,
+    pub(crate) inbound: Taker,
     jobs: mpsc::Receiver<Job>,
     stop: watch::Receiver<bool>,
 }
@@ -272,7 +273,7 @@ pub(crate) fn driver(
     node: Node,
     start: Instant,
     links: Links,
-    inbound: mpsc::Receiver<Inbound>,
+    inbound: Taker,
     watch_buffer: usize,
     stats: Arc<TransportStats>,
     api_addr: SocketAddr,
@@ -349,7 +350,7 @@ pub(crate) async fn run(mut d: Driver, mut inputs: Inputs) {
                 stop_open = changed.is_ok();
             }
             Some(job) = inputs.jobs.recv() => job(&mut d),
-            Some(inbound) = inputs.inbound.recv() => pending.push(inbound),
+            inbound = inputs.inbound.take() => pending.push(inbound),
             () = sleep_opt(sleep_until) => {
                 let now = d.now();
                 d.node.handle_timeout(now);
@@ -361,7 +362,7 @@ pub(crate) async fn run(mut d: Driver, mut inputs: Inputs) {
             if let Ok(job) = inputs.jobs.try_recv() {
                 d.take_in_all(&mut pending);
                 job(&mut d);
-            } else if let Ok(inbound) = inputs.inbound.try_recv() {
+            } else if let Some(inbound) = inputs.inbound.try_take() {
                 pending.push(inbound);
             } else {
                 break;

@@ -21,9 +21,17 @@
 //! A running agent changes its ring while it seals and opens: the ring is
 //! held in a [`SharedKeyring`], whose readers take the current ring as an
 //! `Arc` and never hold a lock while they seal or open.
+//!
+//! Each sealed envelope also carries the time it was sealed at (Unix
+//! milliseconds, bound into the associated data), and what opens goes
+//! through the receiver's [`ReplayWindow`]: an envelope sent outside the
+//! window of the receiver's clock, or whose nonce was already taken, is
+//! refused (see the `replay` module). A captured envelope replayed later
+//! changes nothing.
 
 use std::fmt;
 use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -33,6 +41,8 @@ use prost::Message as _;
 use rumour_proto::v1::{Envelope, Sealed};
 use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
+
+use crate::replay::{Replay, ReplayWindow, Stamp, PREFIX_LEN};
 
 /// Bytes of a cluster key.
 pub const KEY_LEN: usize = 32;
@@ -250,14 +260,24 @@ impl Keyring {
         &self.label
     }
 
-    fn aad(&self) -> Vec<u8> {
-        [AAD_CONTEXT, self.label.as_bytes()].concat()
+    /// The associated data: the fixed context, the send time (8 bytes,
+    /// big-endian; fixed width, so it cannot run into the label) and the
+    /// label.
+    fn aad(&self, sent_unix_ms: u64) -> Vec<u8> {
+        [
+            AAD_CONTEXT,
+            &sent_unix_ms.to_be_bytes()[..],
+            self.label.as_bytes(),
+        ]
+        .concat()
     }
 
-    /// Encrypt and authenticate `plain` under the primary key with `nonce`.
-    /// The nonce must never have been used with this key before.
-    pub fn seal(&self, nonce: &[u8; NONCE_LEN], plain: &[u8]) -> Vec<u8> {
-        let aad = self.aad();
+    /// Encrypt and authenticate `plain` under the primary key with `nonce`,
+    /// binding `sent_unix_ms` (the time it is sealed at, which travels in
+    /// the clear beside it). The nonce must never have been used with this
+    /// key before.
+    pub fn seal(&self, nonce: &[u8; NONCE_LEN], sent_unix_ms: u64, plain: &[u8]) -> Vec<u8> {
+        let aad = self.aad(sent_unix_ms);
         self.keys[0]
             .cipher()
             .encrypt(
@@ -271,12 +291,13 @@ impl Keyring {
     }
 
     /// The plaintext of `ciphertext` if it opens with one of the keys (and
-    /// this label); `None` otherwise, and for a nonce of the wrong length.
-    pub fn open(&self, nonce: &[u8], ciphertext: &[u8]) -> Option<Vec<u8>> {
+    /// this label and send time); `None` otherwise, and for a nonce of the
+    /// wrong length.
+    pub fn open(&self, nonce: &[u8], sent_unix_ms: u64, ciphertext: &[u8]) -> Option<Vec<u8>> {
         if nonce.len() != NONCE_LEN || ciphertext.len() < TAG_LEN {
             return None;
         }
-        let aad = self.aad();
+        let aad = self.aad(sent_unix_ms);
         let nonce = XNonce::from_slice(nonce);
         self.keys.iter().find_map(|k| {
             k.cipher()
@@ -338,16 +359,18 @@ impl SharedKeyring {
 /// random bytes per envelope, this costs no system call per message and
 /// makes "no repeat within a process" a certainty rather than a
 /// probability; what it shows an observer (how many envelopes this node
-/// sealed since it started) the ciphertexts' timing shows anyway.
+/// sealed since it started) the ciphertexts' timing shows anyway. The
+/// prefix also names the sender life to the receivers' replay windows,
+/// and the counter is what they keep track of.
 pub(crate) struct Sealer {
     keyring: SharedKeyring,
-    prefix: [u8; 16],
+    prefix: [u8; PREFIX_LEN],
     counter: u64,
 }
 
 impl Sealer {
     pub(crate) fn new(keyring: SharedKeyring) -> Result<Sealer, KeyError> {
-        let mut prefix = [0u8; 16];
+        let mut prefix = [0u8; PREFIX_LEN];
         getrandom::fill(&mut prefix).map_err(|e| KeyError::Random(e.to_string()))?;
         Ok(Sealer {
             keyring,
@@ -366,25 +389,40 @@ impl Sealer {
             self.counter = 0;
         }
         let mut nonce = [0u8; NONCE_LEN];
-        nonce[..16].copy_from_slice(&self.prefix);
-        nonce[16..].copy_from_slice(&self.counter.to_be_bytes());
+        nonce[..PREFIX_LEN].copy_from_slice(&self.prefix);
+        nonce[PREFIX_LEN..].copy_from_slice(&self.counter.to_be_bytes());
         self.counter += 1;
         nonce
     }
 
     /// The sealed form of a plain envelope, under the ring's primary key
-    /// of the moment.
+    /// of the moment, stamped with the wall clock.
     pub(crate) fn seal(&mut self, plain: &Envelope) -> Envelope {
+        self.seal_at(plain, unix_ms())
+    }
+
+    /// The sealed form of a plain envelope, stamped as sent at
+    /// `sent_unix_ms`.
+    pub(crate) fn seal_at(&mut self, plain: &Envelope, sent_unix_ms: u64) -> Envelope {
         let nonce = self.next_nonce();
         let bytes = Zeroizing::new(plain.encode_to_vec());
         Envelope {
             sealed: Some(Sealed {
                 nonce: nonce.to_vec(),
-                ciphertext: self.keyring.current().seal(&nonce, &bytes),
+                ciphertext: self.keyring.current().seal(&nonce, sent_unix_ms, &bytes),
+                sent_unix_ms,
             }),
             ..Envelope::default()
         }
     }
+}
+
+/// The wall clock, in milliseconds since the Unix epoch (0 before it).
+pub(crate) fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// Why an envelope was not let through to decoding.
@@ -396,14 +434,21 @@ pub(crate) enum Refusal {
     /// Opened, but the inside is not a plain envelope: counted as
     /// `rejected_malformed`.
     Malformed(String),
+    /// Opened, but sent outside the replay window or taken before:
+    /// counted as `rejected_stale` or `rejected_replayed`.
+    Replay(Replay),
 }
 
 /// The plain envelope inside `env`, as this node's keyring (or its
-/// absence) requires: with a keyring, `env` must be sealed and open with
-/// one of its keys; without one, `env` must not be sealed.
+/// absence) requires: with a keyring, `env` must be sealed, open with one
+/// of its keys, and pass `window` at the wall clock `now_unix_ms` (which
+/// then remembers it); without one, `env` must not be sealed. A refusal
+/// changes nothing.
 pub(crate) fn open_envelope(
     keyring: Option<&Keyring>,
+    window: &ReplayWindow,
     mut env: Envelope,
+    now_unix_ms: u64,
 ) -> Result<Envelope, Refusal> {
     match (keyring, env.sealed.take()) {
         (None, None) => Ok(env),
@@ -412,9 +457,23 @@ pub(crate) fn open_envelope(
         )),
         (Some(_), None) => Err(Refusal::Unauthenticated("not sealed with the cluster key")),
         (Some(ring), Some(sealed)) => {
-            let plain = Zeroizing::new(ring.open(&sealed.nonce, &sealed.ciphertext).ok_or(
-                Refusal::Unauthenticated("does not open with any installed cluster key"),
-            )?);
+            let plain = Zeroizing::new(
+                ring.open(&sealed.nonce, sealed.sent_unix_ms, &sealed.ciphertext)
+                    .ok_or(Refusal::Unauthenticated(
+                        "does not open with any installed cluster key",
+                    ))?,
+            );
+            // Only what opened reaches the window: an outsider cannot fill it.
+            let mut prefix = [0u8; PREFIX_LEN];
+            prefix.copy_from_slice(&sealed.nonce[..PREFIX_LEN]);
+            let mut counter = [0u8; 8];
+            counter.copy_from_slice(&sealed.nonce[PREFIX_LEN..]);
+            let stamp = Stamp {
+                prefix,
+                counter: u64::from_be_bytes(counter),
+                sent_unix_ms: sealed.sent_unix_ms,
+            };
+            window.admit(stamp, now_unix_ms).map_err(Refusal::Replay)?;
             let inner = Envelope::decode(&plain[..])
                 .map_err(|e| Refusal::Malformed(format!("sealed envelope: {e}")))?;
             if inner.sealed.is_some() {
@@ -445,6 +504,11 @@ mod tests {
         )
     }
 
+    /// Open with a fresh replay window, at the wall clock.
+    fn open(ring: Option<&Keyring>, env: Envelope) -> Result<Envelope, Refusal> {
+        open_envelope(ring, &ReplayWindow::new(), env, unix_ms())
+    }
+
     fn sealer(ring: Keyring) -> Sealer {
         Sealer::new(SharedKeyring::new(ring)).unwrap()
     }
@@ -457,7 +521,7 @@ mod tests {
         let s = sealed.sealed.as_ref().unwrap();
         assert_eq!(s.nonce.len(), NONCE_LEN);
         assert_eq!(s.ciphertext.len(), plain().encoded_len() + TAG_LEN);
-        assert_eq!(open_envelope(Some(&ring), sealed), Ok(plain()));
+        assert_eq!(open(Some(&ring), sealed), Ok(plain()));
     }
 
     #[test]
@@ -468,22 +532,38 @@ mod tests {
         for i in 0..s.ciphertext.len() {
             let mut bad = s.clone();
             bad.ciphertext[i] ^= 0x01;
-            assert!(ring.open(&bad.nonce, &bad.ciphertext).is_none(), "byte {i}");
+            assert!(
+                ring.open(&bad.nonce, bad.sent_unix_ms, &bad.ciphertext)
+                    .is_none(),
+                "byte {i}"
+            );
         }
         for i in 0..s.nonce.len() {
             let mut bad = s.clone();
             bad.nonce[i] ^= 0x80;
             assert!(
-                ring.open(&bad.nonce, &bad.ciphertext).is_none(),
+                ring.open(&bad.nonce, bad.sent_unix_ms, &bad.ciphertext)
+                    .is_none(),
                 "nonce {i}"
             );
         }
+        // The send time is bound too: moving it into the window is no way
+        // around the window.
+        let mut moved = s.clone();
+        moved.sent_unix_ms += 1;
+        assert!(ring
+            .open(&moved.nonce, moved.sent_unix_ms, &moved.ciphertext)
+            .is_none());
         let mut short = s.clone();
         short.nonce.pop();
-        assert!(ring.open(&short.nonce, &short.ciphertext).is_none());
+        assert!(ring
+            .open(&short.nonce, short.sent_unix_ms, &short.ciphertext)
+            .is_none());
         let mut cut = s;
         cut.ciphertext.truncate(TAG_LEN - 1);
-        assert!(ring.open(&cut.nonce, &cut.ciphertext).is_none());
+        assert!(ring
+            .open(&cut.nonce, cut.sent_unix_ms, &cut.ciphertext)
+            .is_none());
     }
 
     #[test]
@@ -495,7 +575,7 @@ mod tests {
             Keyring::new(key(2), "blue"),
         ] {
             assert_eq!(
-                open_envelope(Some(&other), sealed.clone()),
+                open(Some(&other), sealed.clone()),
                 Err(Refusal::Unauthenticated(
                     "does not open with any installed cluster key"
                 )),
@@ -508,15 +588,15 @@ mod tests {
     fn plain_at_a_keyed_node_and_sealed_at_an_unkeyed_one_are_refused() {
         let ring = Keyring::new(key(1), "");
         assert!(matches!(
-            open_envelope(Some(&ring), plain()),
+            open(Some(&ring), plain()),
             Err(Refusal::Unauthenticated(_))
         ));
         let sealed = sealer(ring).seal(&plain());
         assert!(matches!(
-            open_envelope(None, sealed),
+            open(None, sealed),
             Err(Refusal::Unauthenticated(_))
         ));
-        assert_eq!(open_envelope(None, plain()), Ok(plain()));
+        assert_eq!(open(None, plain()), Ok(plain()));
     }
 
     #[test]
@@ -526,9 +606,9 @@ mod tests {
         new.install(key(1));
         let by_old = sealer(old.clone()).seal(&plain());
         let by_new = sealer(new.clone()).seal(&plain());
-        assert_eq!(open_envelope(Some(&new), by_old), Ok(plain()));
-        assert_eq!(open_envelope(Some(&new), by_new.clone()), Ok(plain()));
-        assert!(open_envelope(Some(&old), by_new).is_err());
+        assert_eq!(open(Some(&new), by_old), Ok(plain()));
+        assert_eq!(open(Some(&new), by_new.clone()), Ok(plain()));
+        assert!(open(Some(&old), by_new).is_err());
         // Rotation steps.
         let mut ring = old;
         ring.install(key(2));
@@ -557,13 +637,13 @@ mod tests {
         let mut s = Sealer::new(shared.clone()).unwrap();
         let old_only = Keyring::new(key(1), "");
         let new_only = Keyring::new(key(2), "");
-        assert!(open_envelope(Some(&old_only), s.seal(&plain())).is_ok());
+        assert!(open(Some(&old_only), s.seal(&plain())).is_ok());
         let mut next = (*shared.current()).clone();
         next.use_primary(key(2));
         shared.replace(next);
         let sealed = s.seal(&plain());
-        assert!(open_envelope(Some(&old_only), sealed.clone()).is_err());
-        assert_eq!(open_envelope(Some(&new_only), sealed), Ok(plain()));
+        assert!(open(Some(&old_only), sealed.clone()).is_err());
+        assert_eq!(open(Some(&new_only), sealed), Ok(plain()));
         assert_eq!(shared.current().keys(), &[key(2), key(1)]);
     }
 
@@ -585,6 +665,92 @@ mod tests {
         let n = a.next_nonce();
         assert_ne!(a.prefix, before);
         assert!(seen.insert(n.to_vec()));
+    }
+
+    #[test]
+    fn a_replayed_envelope_is_refused_and_another_life_is_not() {
+        let ring = Keyring::new(key(1), "");
+        let window = ReplayWindow::new();
+        let now = unix_ms();
+        let mut s = sealer(ring.clone());
+        let env = s.seal(&plain());
+        assert_eq!(
+            open_envelope(Some(&ring), &window, env.clone(), now),
+            Ok(plain())
+        );
+        assert!(matches!(
+            open_envelope(Some(&ring), &window, env.clone(), now + 1),
+            Err(Refusal::Replay(Replay::Replayed(_)))
+        ));
+        // The next envelope of the same sender, and one of a sender
+        // restarted (a new prefix) whose counter starts again at 0, open.
+        assert!(open_envelope(Some(&ring), &window, s.seal(&plain()), now).is_ok());
+        let restarted = sealer(ring.clone()).seal(&plain());
+        assert!(open_envelope(Some(&ring), &window, restarted.clone(), now).is_ok());
+        assert!(open_envelope(Some(&ring), &window, restarted, now).is_err());
+        // A refusal for the seal is not remembered: the window only ever
+        // sees what opened.
+        let other = sealer(Keyring::new(key(2), "")).seal(&plain());
+        assert!(matches!(
+            open_envelope(Some(&ring), &window, other, now),
+            Err(Refusal::Unauthenticated(_))
+        ));
+    }
+
+    #[test]
+    fn an_envelope_sent_outside_the_window_is_refused() {
+        let ring = Keyring::new(key(1), "");
+        let window = ReplayWindow::new();
+        let now = unix_ms();
+        let win = crate::replay::REPLAY_WINDOW.as_millis() as u64;
+        let mut s = sealer(ring.clone());
+        for sent in [now - win - 1, now + win + 1] {
+            assert_eq!(
+                open_envelope(Some(&ring), &window, s.seal_at(&plain(), sent), now),
+                Err(Refusal::Replay(Replay::Stale {
+                    sent_unix_ms: sent,
+                    now_unix_ms: now
+                }))
+            );
+        }
+        // Captured now, replayed a window and a second later: stale, even
+        // at a receiver that never saw it.
+        let captured = s.seal(&plain());
+        assert!(matches!(
+            open_envelope(
+                Some(&ring),
+                &ReplayWindow::new(),
+                captured,
+                now + win + 1_000
+            ),
+            Err(Refusal::Replay(Replay::Stale { .. }))
+        ));
+    }
+
+    #[test]
+    fn reordered_envelopes_within_the_window_are_taken_once_each() {
+        let ring = Keyring::new(key(1), "");
+        let window = ReplayWindow::new();
+        let now = unix_ms();
+        let mut s = sealer(ring.clone());
+        // Two interleaved streams of one sender: evens arrive first, odds
+        // after, in reverse.
+        let sealed: Vec<Envelope> = (0..400).map(|_| s.seal(&plain())).collect();
+        let evens = sealed.iter().step_by(2);
+        let odds = sealed.iter().skip(1).step_by(2).rev();
+        let order: Vec<&Envelope> = evens.chain(odds).collect();
+        for env in &order {
+            assert_eq!(
+                open_envelope(Some(&ring), &window, (*env).clone(), now),
+                Ok(plain())
+            );
+        }
+        for env in &order {
+            assert!(matches!(
+                open_envelope(Some(&ring), &window, (*env).clone(), now),
+                Err(Refusal::Replay(Replay::Replayed(_)))
+            ));
+        }
     }
 
     #[test]

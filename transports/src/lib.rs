@@ -34,10 +34,12 @@ pub mod data_dir;
 mod driver;
 mod durable;
 mod error;
+mod intake;
 mod key_commands;
 mod keyring;
 mod link;
 mod peer;
+mod replay;
 mod stats;
 mod tls;
 
@@ -55,5 +57,6 @@ pub use key_commands::{
     KeyCount, KeyOp, KeyReport, MemberKeys, DEFAULT_KEY_TIMEOUT, MAX_KEY_TIMEOUT,
 };
 pub use keyring::{ClusterKey, KeyError, Keyring, KEY_LEN, NONCE_LEN, TAG_LEN};
+pub use replay::{MAX_SENDERS, REORDER_TOLERANCE, REPLAY_WINDOW};
 pub use stats::TransportStats;
 pub use tls::{ApiTls, PeerTls, TlsCa, TlsError, TlsFile, TlsIdentity, DEFAULT_PEER_SERVER_NAME};

@@ -9,28 +9,39 @@ use prost::Message as _;
 use rumour_proto::v1::envelope::Body;
 use rumour_proto::v1::peer_server::Peer;
 use rumour_proto::v1::{Envelope, StreamSummary};
-use tokio::sync::mpsc::{self, error::TrySendError};
 use tonic::{Code, Request, Response, Status, Streaming};
 use tracing::{debug, warn};
 
 use crate::cluster_request::ClusterMessage;
 use crate::driver::Inbound;
-use crate::keyring::{open_envelope, Refusal, SharedKeyring};
+use crate::intake::{Budget, Intake, Lane, Refused};
+use crate::keyring::{open_envelope, unix_ms, Refusal, SharedKeyring};
+use crate::replay::{Replay, ReplayWindow, REPLAY_WINDOW};
 
 use crate::stats::{add, bump, TransportStats};
 
-/// Decodes each envelope of a peer's stream and queues it for the node.
+/// Decodes each envelope of a peer's stream and queues it for the node, in
+/// the connection's own lanes of the intake (see the `intake` module), at
+/// most `rate` envelopes a second per connection.
 /// Oversized envelopes are refused by tonic on their length prefix, before
 /// decoding (see `PeerServer::max_decoding_message_size`); with a cluster
 /// key, envelopes that do not open with it are refused next, before their
-/// inside is decoded; malformed ones are refused last. All are counted, and
-/// the node keeps serving. Cluster requests and replies go to the node
+/// inside is decoded; envelopes that open but were sent outside the replay
+/// window, or were taken before, are refused next; malformed ones are
+/// refused last. All are counted, and the node keeps serving. Cluster requests and replies go to the node
 /// task as such, and only from a sealed envelope: a node without a key
 /// refuses them as unauthenticated.
 pub(crate) struct PeerService {
-    pub(crate) inbound: mpsc::Sender<Inbound>,
+    pub(crate) intake: Intake,
+    /// Envelopes read per connection per second, at most.
+    pub(crate) rate: u32,
+    /// Without a key, refuse envelopes whose sender address is on another
+    /// host than the connection.
+    pub(crate) check_sender_address: bool,
     pub(crate) stats: Arc<TransportStats>,
     pub(crate) keyring: Option<SharedKeyring>,
+    /// Which sealed envelopes were taken (used only with a key).
+    pub(crate) replay: ReplayWindow,
     pub(crate) refusals: RefusalLog,
 }
 
@@ -86,12 +97,21 @@ impl Peer for PeerService {
         let remote = request.remote_addr();
         let mut stream = request.into_inner();
         let mut summary = StreamSummary::default();
+        let queue = self.intake.queue();
+        let mut budget = Budget::new(self.rate, tokio::time::Instant::now());
         loop {
+            while let Some(wait) = budget.spend(tokio::time::Instant::now()) {
+                // Not reading holds the sender back through HTTP/2 flow
+                // control, and costs this node nothing meanwhile.
+                bump(&self.stats.intake_paced);
+                tokio::time::sleep(wait).await;
+            }
             match stream.message().await {
                 Ok(Some(env)) => {
                     add(&self.stats.bytes_received, env.encoded_len() as u64);
                     let ring = self.keyring.as_ref().map(SharedKeyring::current);
-                    let opened = open_envelope(ring.as_deref(), env).and_then(|env| {
+                    let opened = open_envelope(ring.as_deref(), &self.replay, env, unix_ms())
+                        .and_then(|env| {
                         let cluster = matches!(
                             env.body,
                             Some(Body::ClusterRequest(_) | Body::ClusterReply(_))
@@ -120,6 +140,42 @@ impl Peer for PeerService {
                             }
                             continue;
                         }
+                        Err(Refusal::Replay(replay)) => {
+                            summary.rejected += 1;
+                            let ip = remote.map(|r| r.ip().to_canonical());
+                            let ip = ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+                            let log = self.refusals.should_log(ip, Instant::now());
+                            match replay {
+                                Replay::Stale {
+                                    sent_unix_ms,
+                                    now_unix_ms,
+                                } => {
+                                    bump(&self.stats.rejected_stale);
+                                    if log {
+                                        warn!(
+                                            ?remote,
+                                            sent_unix_ms,
+                                            now_unix_ms,
+                                            "refused a sealed peer message sent more than {}s from this node's clock: a replay, or clocks too far apart (logged once per address every {}s)",
+                                            REPLAY_WINDOW.as_secs(),
+                                            self.refusals.interval.as_secs()
+                                        );
+                                    }
+                                }
+                                Replay::Replayed(why) => {
+                                    bump(&self.stats.rejected_replayed);
+                                    if log {
+                                        warn!(
+                                            ?remote,
+                                            why,
+                                            "refused a replayed sealed peer message (logged once per address every {}s)",
+                                            self.refusals.interval.as_secs()
+                                        );
+                                    }
+                                }
+                            }
+                            continue;
+                        }
                         Err(Refusal::Malformed(e)) => {
                             summary.rejected += 1;
                             bump(&self.stats.rejected_malformed);
@@ -127,14 +183,44 @@ impl Peer for PeerService {
                             continue;
                         }
                     };
+                    let lane = Lane::of(env.body.as_ref());
                     match inbound(env) {
                         Ok(inbound) => {
+                            let from = match &inbound {
+                                Inbound::Node(from, _) | Inbound::Cluster(from, _) => *from,
+                            };
+                            // Without a key nothing vouches for `from`, and
+                            // replies go there: only the connection's own
+                            // host may be named.
+                            let unvouched = ring.is_none() && self.check_sender_address;
+                            if let (true, Some(remote)) = (unvouched, remote) {
+                                if !same_host(from.ip(), remote.ip()) {
+                                    summary.rejected += 1;
+                                    bump(&self.stats.rejected_address_mismatch);
+                                    let ip = remote.ip().to_canonical();
+                                    if self.refusals.should_log(ip, Instant::now()) {
+                                        warn!(
+                                            ?remote,
+                                            %from,
+                                            "refused a peer message whose sender address is on another host than its connection (logged once per address every {}s)",
+                                            self.refusals.interval.as_secs()
+                                        );
+                                    }
+                                    continue;
+                                }
+                            }
                             summary.received += 1;
                             bump(&self.stats.received);
-                            match self.inbound.try_send(inbound) {
-                                Ok(()) => {}
-                                Err(TrySendError::Full(_)) => bump(&self.stats.inbound_queue_full),
-                                Err(TrySendError::Closed(_)) => {
+                            match queue.push(lane, inbound) {
+                                Ok(shed) => add(&self.stats.intake_shed, shed as u64),
+                                Err(Refused::LaneFull(Lane::Membership)) => {
+                                    bump(&self.stats.intake_membership_full)
+                                }
+                                Err(Refused::LaneFull(Lane::Data)) => {
+                                    bump(&self.stats.intake_data_full)
+                                }
+                                Err(Refused::Shed) => bump(&self.stats.intake_shed),
+                                Err(Refused::Closed) => {
                                     return Err(Status::unavailable("the node has stopped"))
                                 }
                             }
@@ -166,6 +252,13 @@ impl Peer for PeerService {
     }
 }
 
+/// Whether two addresses are the same host: equal (IPv4-mapped IPv6 as
+/// IPv4), or both loopback.
+fn same_host(a: IpAddr, b: IpAddr) -> bool {
+    let (a, b) = (a.to_canonical(), b.to_canonical());
+    a == b || (a.is_loopback() && b.is_loopback())
+}
+
 /// What an opened envelope is for: the node, or (a cluster request or
 /// reply) the agent.
 fn inbound(mut env: Envelope) -> Result<Inbound, rumour_proto::DecodeError> {
@@ -188,6 +281,18 @@ fn inbound(mut env: Envelope) -> Result<Inbound, rumour_proto::DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sender_may_name_only_its_connections_host() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(same_host(ip("10.0.0.1"), ip("10.0.0.1")));
+        assert!(same_host(ip("10.0.0.1"), ip("::ffff:10.0.0.1")));
+        assert!(same_host(ip("127.0.0.1"), ip("127.0.0.2")));
+        assert!(same_host(ip("::1"), ip("127.0.0.1")));
+        assert!(!same_host(ip("10.0.0.1"), ip("10.0.0.2")));
+        assert!(!same_host(ip("127.0.0.1"), ip("10.0.0.1")));
+        assert!(!same_host(ip("0.0.0.0"), ip("10.0.0.1")));
+    }
 
     #[test]
     fn refusals_are_logged_once_per_address_per_interval_in_bounded_memory() {

@@ -45,8 +45,32 @@ counters! {
     /// key: unsealed at a node with a key, sealed with a key (or label) this
     /// node does not hold, tampered with, or sealed at a node without a key.
     rejected_unauthenticated,
-    /// Decoded envelopes dropped because the node's inbound queue was full.
-    inbound_queue_full,
+    /// Sealed envelopes that opened but were refused because their nonce
+    /// was taken before (a replay), or is further behind its sender's
+    /// newest than the replay window tells apart.
+    rejected_replayed,
+    /// Sealed envelopes that opened but were refused because they were
+    /// sent more than the replay window (60 s) from this node's clock: an
+    /// old capture replayed, or clocks too far apart.
+    rejected_stale,
+    /// Envelopes refused at a node without a cluster key because the
+    /// sender address written in them, where replies would go, is on
+    /// another host than the connection they came on (loopback counts as
+    /// one host): a reply would have reflected traffic at a third party.
+    rejected_address_mismatch,
+    /// Membership messages (probes, acks, nacks, indirect probes,
+    /// membership rumours) dropped because their connection's membership
+    /// lane was full.
+    intake_membership_full,
+    /// Other messages dropped because their connection's data lane was
+    /// full.
+    intake_data_full,
+    /// Messages dropped because every connection's lanes together were
+    /// full: each from the connection that held the most.
+    intake_shed,
+    /// Times reading a peer connection waited because it sent faster than
+    /// `peer_rate`.
+    intake_paced,
     /// Client API calls refused for a missing or wrong API token.
     api_unauthenticated,
 }

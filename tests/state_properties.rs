@@ -460,6 +460,33 @@ fn loss() -> impl Strategy<Value = f64> {
     prop_oneof![Just(0.0), 0.0f64..0.2]
 }
 
+/// A case of `property` from random operations, with the Byzantine
+/// member's forgeries (`byz` as [`byzantine`] draws it) mixed in over the
+/// operations' window, in time order; no restart, the preset's grace.
+fn random_case(
+    property: Property,
+    seed: u64,
+    nodes: usize,
+    loss: f64,
+    splits: Vec<Split>,
+    mut ops: Vec<Op>,
+    (byz, drawn): (usize, Vec<Drawn>),
+) -> Case {
+    let span = OPS_UNTIL_MS - OPS_FROM_MS;
+    ops.extend(forgeries(nodes, byz, &drawn, OPS_FROM_MS, span));
+    ops.sort_by_key(|o| o.at);
+    Case {
+        property,
+        seed,
+        nodes,
+        loss,
+        splits,
+        restart: None,
+        ops,
+        grace: None,
+    }
+}
+
 fn converge_case() -> impl Strategy<Value = Case> {
     (seed(), 3usize..=12, loss()).prop_flat_map(|(seed, nodes, loss)| {
         // Node 0 is the only seed; it stays up so the restarted node can
@@ -484,20 +511,10 @@ fn converge_case() -> impl Strategy<Value = Case> {
             grace,
             byzantine(nodes),
         )
-            .prop_map(move |(splits, restart, mut ops, grace, (byz, drawn))| {
-                let span = OPS_UNTIL_MS - OPS_FROM_MS;
-                ops.extend(forgeries(nodes, byz, &drawn, OPS_FROM_MS, span));
-                ops.sort_by_key(|o| o.at);
-                Case {
-                    property: Property::Converge,
-                    seed,
-                    nodes,
-                    loss,
-                    splits,
-                    restart,
-                    ops,
-                    grace,
-                }
+            .prop_map(move |(splits, restart, ops, grace, byz)| Case {
+                restart,
+                grace,
+                ..random_case(Property::Converge, seed, nodes, loss, splits, ops, byz)
             })
     })
 }
@@ -512,20 +529,8 @@ fn long_partition_case() -> impl Strategy<Value = Case> {
                 ops(nodes, 5..=40, 1),
                 byzantine(nodes),
             )
-                .prop_map(move |(splits, mut ops, (byz, drawn))| {
-                    let span = OPS_UNTIL_MS - OPS_FROM_MS;
-                    ops.extend(forgeries(nodes, byz, &drawn, OPS_FROM_MS, span));
-                    ops.sort_by_key(|o| o.at);
-                    Case {
-                        property: Property::Converge,
-                        seed,
-                        nodes,
-                        loss,
-                        splits,
-                        restart: None,
-                        ops,
-                        grace: None,
-                    }
+                .prop_map(move |(splits, ops, byz)| {
+                    random_case(Property::Converge, seed, nodes, loss, splits, ops, byz)
                 })
         },
     )
@@ -534,20 +539,8 @@ fn long_partition_case() -> impl Strategy<Value = Case> {
 fn events_case() -> impl Strategy<Value = Case> {
     (seed(), 3usize..=12, loss()).prop_flat_map(|(seed, nodes, loss)| {
         (splits(nodes), ops(nodes, 5..=40, 12), byzantine(nodes)).prop_map(
-            move |(splits, mut ops, (byz, drawn))| {
-                let span = OPS_UNTIL_MS - OPS_FROM_MS;
-                ops.extend(forgeries(nodes, byz, &drawn, OPS_FROM_MS, span));
-                ops.sort_by_key(|o| o.at);
-                Case {
-                    property: Property::Events,
-                    seed,
-                    nodes,
-                    loss,
-                    splits,
-                    restart: None,
-                    ops,
-                    grace: None,
-                }
+            move |(splits, ops, byz)| {
+                random_case(Property::Events, seed, nodes, loss, splits, ops, byz)
             },
         )
     })

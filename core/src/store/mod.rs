@@ -187,6 +187,9 @@ pub(crate) struct Store {
     /// Our horizon moved since our last write: the next write carries the
     /// new signed horizon.
     announce_horizon: bool,
+    /// Our namespace moved since our last checkpoint: the next gossip
+    /// round signs one (so a round with no write costs no lookup).
+    checkpoint_due: bool,
     limits: Limits,
     grace: Duration,
     spaces: BTreeMap<Arc<str>, Namespace>,
@@ -270,6 +273,7 @@ impl Store {
             me,
             identity,
             announce_horizon: false,
+            checkpoint_due: false,
             limits,
             grace,
             spaces,
@@ -299,6 +303,9 @@ impl Store {
     /// Sign a checkpoint of our own namespace at its version, if it moved
     /// since the last one (once per gossip round at most, not per write).
     pub(crate) fn checkpoint_own(&mut self) {
+        if !std::mem::take(&mut self.checkpoint_due) {
+            return;
+        }
         let me = self.me.clone();
         let ns = &self.spaces[&me];
         if ns.proof.is_some() || ns.version == 0 {
@@ -383,6 +390,7 @@ impl Store {
             .apply_record(now, &me, &v)
             .expect("a fresh version always applies");
         self.set_version(&me, generation, version);
+        self.checkpoint_due = true;
         let mut d = Delta::single(me.clone(), generation, v);
         if std::mem::take(&mut self.announce_horizon) {
             let ns = &self.spaces[&me];
@@ -549,6 +557,7 @@ impl Store {
         }
         self.set_version(&me, saved.generation, saved.version);
         self.announce_horizon = saved.horizon > 0;
+        self.checkpoint_due = true;
         Ok(())
     }
 

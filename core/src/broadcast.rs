@@ -5,8 +5,8 @@ use std::borrow::Borrow;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hash};
-use std::sync::Arc;
 
+use crate::member::ByName;
 use crate::message::{Datum, DatumId, MemberUpdate};
 use crate::summary::Fnv64;
 use crate::wire;
@@ -22,9 +22,10 @@ pub(crate) trait Rumour: Clone {
 }
 
 impl Rumour for MemberUpdate {
-    type Key = Arc<str>;
-    fn key(&self) -> Arc<str> {
-        Arc::from(self.id.name())
+    /// The member's name (a shared handle: taking a key copies no bytes).
+    type Key = ByName;
+    fn key(&self) -> ByName {
+        ByName(self.id.clone())
     }
     fn same_news(&self, other: &Self) -> bool {
         self.incarnation == other.incarnation && self.state == other.state

@@ -91,6 +91,12 @@ impl PartialEq for ByName {
     }
 }
 impl Eq for ByName {}
+impl Hash for ByName {
+    /// By name alone, as `str` hashes, so that a lookup by `&str` finds it.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.name().hash(state);
+    }
+}
 impl PartialOrd for ByName {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))

@@ -291,6 +291,18 @@ impl Membership {
     /// News that does not stand on its member's own signed word, under the
     /// key its name is bound to, is refused and counted first.
     pub(crate) fn apply(&mut self, cx: &mut Ctx, u: &MemberUpdate, heard: Heard) -> Aftermath {
+        if self.is_repeat(cx, u) {
+            // Most news a node hears is news it holds already, word for word:
+            // it changes nothing, so it is only counted (and ages our own
+            // copy of the rumour), with no copy of the entry taken.
+            cx.stats.stale_updates += 1;
+            if heard == Heard::Rumour {
+                let limit = self.retransmit_limit(cx);
+                self.rumours
+                    .heard_again(u, cx.config.retransmit_mult, limit);
+            }
+            return Aftermath::default();
+        }
         let held = self
             .members
             .get(u.id.name())
@@ -533,6 +545,22 @@ impl Membership {
     /// Whether `u` stands on its member's own signed word under the key
     /// its name is bound to (this node's own key, for news about this
     /// node). A word already held was checked when it was taken in.
+    /// Whether `u` is exactly what this node holds about another member, in
+    /// a state that a repeat cannot move (alive, dead or left: a repeated
+    /// suspicion may be a new confirmation), under the same signed word.
+    fn is_repeat(&self, cx: &Ctx, u: &MemberUpdate) -> bool {
+        if u.state == MemberState::Suspect || u.id.name() == cx.me.name() {
+            return false;
+        }
+        self.members.get(u.id.name()).is_some_and(|(id, e)| {
+            e.state == u.state
+                && e.incarnation == u.incarnation
+                && id.addr() == u.id.addr()
+                && e.key == u.key
+                && e.signature == u.signature
+        })
+    }
+
     fn signed(&self, cx: &mut Ctx, u: &MemberUpdate, held: Option<&(NodeId, Entry)>) -> bool {
         let left = u.state == MemberState::Left;
         if let Some((id, e)) = held {
@@ -803,7 +831,7 @@ impl Membership {
                     self.heard.remove(&id.addr());
                 }
                 self.members.remove(&name);
-                self.rumours.forget(&name);
+                self.rumours.forget(&*name);
                 reaped.push(name);
             }
             self.bound_reconnect();

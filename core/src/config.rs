@@ -172,6 +172,17 @@ pub struct Config {
     /// oldest rumours are dropped (push-pull repairs what they would have
     /// carried). LAN default 4096. At least 16.
     pub max_broadcasts: usize,
+    /// Most members new to this node that the senders at one IP address may
+    /// introduce in one `dead_reap_after`. Members in the answer to an
+    /// exchange this node opened (its join, its push-pull rounds) are not
+    /// counted. This caps what unasked strangers can add to the membership
+    /// table when the cluster has no key (with a key they add nothing):
+    /// a node learns each member once, so a cluster of at most this many
+    /// nodes plus one never reaches it honestly, whatever their addresses;
+    /// a larger one reaches it only in a join storm, and its own push-pulls
+    /// bring the rest. Several agents on one host share their host's cap.
+    /// LAN default 1024. At least 1.
+    pub max_introductions: u32,
     /// Time between two push-pull exchanges with one random peer. Each opens
     /// with the membership summary alone (a few dozen bytes); only a peer
     /// whose summary differs answers with its full state. After a join the
@@ -306,6 +317,7 @@ impl Config {
             fanout: 3,
             retransmit_mult: 4,
             max_broadcasts: 4096,
+            max_introductions: 1024,
             push_pull_interval: Duration::from_secs(10),
             push_pull_peers: 3,
             max_message_size: 65536,
@@ -413,6 +425,9 @@ impl Config {
         }
         if self.retransmit_mult == 0 {
             return Err(ConfigError::new("retransmit_mult", "must be at least 1"));
+        }
+        if self.max_introductions == 0 {
+            return Err(ConfigError::new("max_introductions", "must be at least 1"));
         }
         if self.max_broadcasts < 16 {
             return Err(ConfigError::new("max_broadcasts", "must be at least 16"));

@@ -108,6 +108,10 @@ pub struct Stats {
     /// Ping-reqs refused: their target is not a live member at the address
     /// named (a relay pings no address a stranger chooses).
     pub ping_reqs_refused: u64,
+    /// Members new to this node refused because the senders at their
+    /// introducer's address had introduced `max_introductions` this probe
+    /// period (see [`crate::Config::max_introductions`]).
+    pub introductions_capped: u64,
     /// Messages ignored because the node has left.
     pub ignored_after_leave: u64,
     /// Deltas (rumoured or synced) applied to a replica.
@@ -178,6 +182,7 @@ impl Stats {
             address_conflicts,
             deaths_doubted,
             ping_reqs_refused,
+            introductions_capped,
             ignored_after_leave,
             deltas_applied,
             data_duplicates,
@@ -211,6 +216,7 @@ impl Stats {
             ("address_conflicts", *address_conflicts),
             ("deaths_doubted", *deaths_doubted),
             ("ping_reqs_refused", *ping_reqs_refused),
+            ("introductions_capped", *introductions_capped),
             ("ignored_after_leave", *ignored_after_leave),
             ("deltas_applied", *deltas_applied),
             ("data_duplicates", *data_duplicates),

@@ -35,6 +35,7 @@ mod events;
 mod harness;
 mod health;
 mod identity;
+mod introductions;
 mod member;
 mod members;
 mod message;

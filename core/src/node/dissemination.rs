@@ -118,11 +118,13 @@ impl Node {
                 AntiEntropy::on_summary(&mut self.cx, &self.membership, &self.replicas, from, &p)
             }
             PushPullKind::Join | PushPullKind::Sync => {
-                self.merge(from, &p);
+                let asked = p.kind == PushPullKind::Sync && self.anti_entropy.answers_ours(from);
+                self.merge(from, &p, asked);
                 AntiEntropy::on_sync(&mut self.cx, &self.membership, &self.replicas, from, &p);
             }
             PushPullKind::Reply => {
-                self.merge(from, &p);
+                let asked = self.anti_entropy.answers_ours(from);
+                self.merge(from, &p, asked);
                 let (cx, m, r) = (&mut self.cx, &self.membership, &self.replicas);
                 self.anti_entropy.on_reply(cx, m, r, from, &p);
             }
@@ -133,12 +135,13 @@ impl Node {
         }
     }
 
-    /// Merge the members and data of a push-pull from `from`.
-    fn merge(&mut self, from: SocketAddr, p: &PushPull) {
+    /// Merge the members and data of a push-pull from `from` (`asked`: it
+    /// answers an exchange this node opened).
+    fn merge(&mut self, from: SocketAddr, p: &PushPull, asked: bool) {
         self.membership
             .check_reconnect_answer(&mut self.cx, from, &p.members);
         for u in &p.members {
-            self.apply_news(u, Heard::Sync(from));
+            self.apply_news(u, Heard::Sync { from, asked });
         }
         self.merge_data(p);
     }

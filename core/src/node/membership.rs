@@ -18,6 +18,7 @@ use crate::broadcast::BroadcastQueue;
 use crate::error::Error;
 use crate::events::Event;
 use crate::identity::{member_statement, PublicKey, Signature};
+use crate::introductions::Introductions;
 use crate::member::{overrides, Incarnation, Member, MemberState, NodeId};
 use crate::members::{Entry, Members};
 use crate::message::MemberUpdate;
@@ -36,10 +37,28 @@ pub(crate) enum Status {
 /// How news was heard, which decides how far it is trusted and spread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Heard {
-    /// A rumour (piggybacked or gossiped), or this node's own finding.
-    Rumour,
-    /// A push-pull state sync from the node at this address.
-    Sync(SocketAddr),
+    /// This node's own finding.
+    Found,
+    /// A rumour (piggybacked or gossiped) from the node at this address.
+    Rumour(SocketAddr),
+    /// A push-pull state sync from the node at this address; `asked` when
+    /// it answers an exchange this node opened (its join or its round).
+    Sync { from: SocketAddr, asked: bool },
+}
+
+impl Heard {
+    fn is_rumour(self) -> bool {
+        matches!(self, Heard::Found | Heard::Rumour(_))
+    }
+
+    /// The address charged for a member this news introduces, if it is
+    /// unasked news from another node.
+    fn introducer(self) -> Option<SocketAddr> {
+        match self {
+            Heard::Rumour(from) | Heard::Sync { from, asked: false } => Some(from),
+            Heard::Found | Heard::Sync { asked: true, .. } => None,
+        }
+    }
 }
 
 /// What applying news did that other parts must follow up on.
@@ -79,6 +98,9 @@ pub(crate) struct Membership {
     /// word (see [`Membership::apply`]). Entries older than `suspicion_max`
     /// are dropped whenever the map outgrows the membership.
     heard: BTreeMap<SocketAddr, Time>,
+    /// Members new to this node per introducing address (the cap on
+    /// poisoning, `Config::max_introductions`).
+    introductions: Introductions,
 }
 
 /// Most entries of the reconnect list; past it, the one that would expire
@@ -109,6 +131,7 @@ impl Membership {
             reconnect: BTreeMap::new(),
             reconnect_cursor: None,
             heard: BTreeMap::new(),
+            introductions: Introductions::default(),
         }
     }
 
@@ -296,7 +319,7 @@ impl Membership {
             // it changes nothing, so it is only counted (and ages our own
             // copy of the rumour), with no copy of the entry taken.
             cx.stats.stale_updates += 1;
-            if heard == Heard::Rumour {
+            if heard.is_rumour() {
                 let limit = self.retransmit_limit(cx);
                 self.rumours
                     .heard_again(u, cx.config.retransmit_mult, limit);
@@ -318,9 +341,17 @@ impl Membership {
             // Only an alive member can be introduced; news of the death or
             // suspicion of a stranger (perhaps one already reaped) is dropped.
             if state == MemberState::Alive {
+                if let Some(from) = heard.introducer() {
+                    let c = &cx.config;
+                    let (window, cap) = (c.dead_reap_after, c.max_introductions);
+                    if !self.introductions.admit(cx.now, from.ip(), window, cap) {
+                        cx.stats.introductions_capped += 1;
+                        return Aftermath::default();
+                    }
+                }
                 let spread = match heard {
-                    Heard::Rumour => true,
-                    Heard::Sync(from) => from == u.id.addr(),
+                    Heard::Sync { from, .. } => from == u.id.addr(),
+                    Heard::Found | Heard::Rumour(_) => true,
                 };
                 let news = MemberUpdate {
                     by: None,
@@ -336,7 +367,7 @@ impl Membership {
             return Aftermath::default();
         }
         if state == MemberState::Dead
-            && (matches!(heard, Heard::Sync(_)) || self.heard_lately(cx, held_id.addr()))
+            && (matches!(heard, Heard::Sync { .. }) || self.heard_lately(cx, held_id.addr()))
         {
             state = MemberState::Suspect;
             if held.state.is_live() {
@@ -396,7 +427,7 @@ impl Membership {
                 signature: held.signature,
             };
             self.rumour(cx, refutation);
-        } else if heard == Heard::Rumour {
+        } else if heard.is_rumour() {
             let limit = self.retransmit_limit(cx);
             self.rumours
                 .heard_again(u, cx.config.retransmit_mult, limit);
@@ -407,7 +438,10 @@ impl Membership {
     /// Take in a whole membership list as a state sync would, without
     /// rumouring it on, inserting new members in bulk.
     pub(crate) fn learn(&mut self, cx: &mut Ctx, members: &[Member]) -> Vec<Aftermath> {
-        let me = Heard::Sync(cx.me.addr());
+        let me = Heard::Sync {
+            from: cx.me.addr(),
+            asked: true,
+        };
         self.members.begin_bulk();
         let mut after = Vec::new();
         for m in members {
@@ -852,6 +886,117 @@ fn own_word(cx: &Ctx, incarnation: Incarnation, state: MemberState) -> Signature
 mod tests {
     use crate::harness::*;
     use crate::*;
+
+    /// Fake members a stranger announces: each signs its own word under a
+    /// key of its own, at an address where nothing answers.
+    fn fakes(count: u16) -> Vec<MemberUpdate> {
+        (0..count)
+            .map(|i| {
+                let addr = std::net::SocketAddr::from(([10, 66, (i >> 8) as u8, i as u8], 7946));
+                let id = NodeId::new(&format!("fake-{i}"), addr).unwrap();
+                Identity::from_seed(1_000 + i as u64).member_update(
+                    &id,
+                    Incarnation(0),
+                    MemberState::Alive,
+                    None,
+                )
+            })
+            .collect()
+    }
+
+    fn fakes_held(h: &Harness, name: &str) -> usize {
+        h.node(name)
+            .members()
+            .filter(|m| m.id.name().starts_with("fake-"))
+            .count()
+    }
+
+    #[test]
+    fn a_stranger_adds_at_most_the_cap_and_its_fakes_are_reaped_for_good() {
+        // Scenario: a stranger with no key to stop it (the cluster has none)
+        // announces 2,000 self-signed fake members in 20 gossip envelopes to
+        // each of a, b and c. Each node takes at most `max_introductions`
+        // from the stranger's address, plus at most as many again relayed
+        // by its peers (who share one address here); the rest are refused
+        // and counted. Nothing answers at the fakes' addresses, so probes
+        // declare them dead, and a reap delay later they are gone from every
+        // table and stay gone: no node learns a reaped fake back.
+        let cap = 50;
+        let config = Config {
+            max_introductions: cap,
+            ..Config::local()
+        };
+        let reap = config.dead_reap_after;
+        let mut h = Harness::with_config(&["a", "b", "c"], config);
+        h.run_for(secs(1));
+        let stranger = std::net::SocketAddr::from(([10, 9, 9, 9], 7946));
+        let fakes = fakes(2_000);
+        for node in ["a", "b", "c"] {
+            for chunk in fakes.chunks(100) {
+                let updates = chunk.to_vec();
+                h.inject(stranger, node, Message::Gossip(Gossip { updates }));
+            }
+        }
+        h.run_for(secs(2));
+        for node in ["a", "b", "c"] {
+            let held = fakes_held(&h, node);
+            assert!(
+                held > 0 && held <= 2 * cap as usize,
+                "{node} holds {held} fakes"
+            );
+            assert!(h.node(node).stats().introductions_capped >= 2_000 - 2 * cap as u64);
+        }
+        // Each node probes every member within one ring (at most 2 * cap + 2
+        // members), one per probe period stretched by at most its Lifeguard
+        // health (failed probes slow a node down); a suspicion ends within
+        // suspicion_max; the dead are reaped one reap delay later.
+        let local = Config::local();
+        let slowest = local.probe_period * (local.health_max + 1);
+        let bound = slowest * (2 * cap + 2) + local.suspicion_max + reap + secs(5);
+        h.wait_for(bound, "every fake reaped", |h| {
+            ["a", "b", "c"].iter().all(|n| fakes_held(h, n) == 0)
+        });
+        h.run_for(reap);
+        for node in ["a", "b", "c"] {
+            assert_eq!(fakes_held(&h, node), 0, "{node} learned a fake back");
+            for other in ["a", "b", "c"] {
+                assert_eq!(h.member_state(node, other), "alive@0");
+            }
+        }
+    }
+
+    #[test]
+    fn a_join_answer_is_not_capped_but_an_unasked_sync_is() {
+        // Scenario: with a cap of 2 introductions per address, z joins
+        // through a and learns all five members from a's answer to its own
+        // join (asked for, so not counted). A stranger that sends a a sync
+        // nobody asked for, carrying ten fake members, adds two.
+        let config = Config {
+            max_introductions: 2,
+            ..Config::local()
+        };
+        let names = ["a", "b", "c", "d", "e"];
+        let mut h = Harness::strangers(&["a", "b", "c", "d", "e", "z"], config);
+        for x in names {
+            for y in names.iter().filter(|y| **y != x) {
+                h.introduce(x, y);
+            }
+        }
+        let seed = h.addr("a");
+        h.act("z", |n, now| n.join(now, &[seed])).unwrap();
+        h.run_for(ms(20));
+        assert_eq!(h.node("z").live_members(), 6, "z and the five");
+        let sync = PushPull {
+            kind: PushPullKind::Sync,
+            members: fakes(10),
+            ..PushPull::default()
+        };
+        let stranger = std::net::SocketAddr::from(([10, 9, 9, 9], 7946));
+        h.inject(stranger, "a", Message::PushPull(sync));
+        h.run_for(ms(20));
+        assert_eq!(fakes_held(&h, "a"), 2);
+        assert_eq!(h.node("a").stats().introductions_capped, 8);
+    }
 
     #[test]
     fn a_suspected_member_refutes_with_a_higher_incarnation() {

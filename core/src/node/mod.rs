@@ -385,21 +385,21 @@ impl Node {
         self.membership.heard_from(&self.cx, from);
         match msg {
             Message::Ping(p) => {
-                self.apply_rumours(&p.updates);
+                self.apply_rumours(from, &p.updates);
                 self.probe
                     .on_ping(&mut self.cx, &mut self.membership, from, &p);
             }
             Message::PingReq(p) => {
-                self.apply_rumours(&p.updates);
+                self.apply_rumours(from, &p.updates);
                 self.probe
                     .on_ping_req(&mut self.cx, &mut self.membership, from, &p);
             }
             Message::Ack(a) => {
-                self.apply_rumours(&a.updates);
+                self.apply_rumours(from, &a.updates);
                 self.probe.on_ack(&mut self.cx, &mut self.membership, a.seq);
             }
             Message::Nack(n) => self.probe.on_nack(&mut self.cx, &n),
-            Message::Gossip(g) => self.apply_rumours(&g.updates),
+            Message::Gossip(g) => self.apply_rumours(from, &g.updates),
             Message::PushPull(p) => self.on_push_pull(from, p),
             Message::DataGossip(r) => {
                 self.on_data(from, r.data, false);
@@ -489,7 +489,8 @@ impl Node {
         }
         let me = self.cx.me.addr();
         for addr in addrs.iter().filter(|a| **a != me) {
-            AntiEntropy::knock(&mut self.cx, &self.membership, &self.replicas, *addr);
+            let (cx, m, r) = (&mut self.cx, &self.membership, &self.replicas);
+            self.anti_entropy.knock(cx, m, r, *addr);
         }
         Ok(())
     }
@@ -664,9 +665,9 @@ impl Node {
 
     // ----- membership news -----------------------------------------------
 
-    fn apply_rumours(&mut self, updates: &[MemberUpdate]) {
+    fn apply_rumours(&mut self, from: SocketAddr, updates: &[MemberUpdate]) {
         for u in updates {
-            self.apply_news(u, Heard::Rumour);
+            self.apply_news(u, Heard::Rumour(from));
         }
     }
 

@@ -17,6 +17,7 @@
 //! `Deltas`. Merging what arrives is the node's business: this part builds
 //! and answers the steps.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -53,6 +54,11 @@ pub(crate) struct AntiEntropy {
     /// The first push-pull round at or after this also knocks on one
     /// address of the reconnect list.
     next_reconnect: Time,
+    /// Addresses this node opened an exchange with (a summary or a join)
+    /// and when, until they answer: members in their answer were asked for,
+    /// and are not held to the introduction cap. Entries older than a
+    /// push-pull interval are dropped each round.
+    opened: BTreeMap<SocketAddr, Time>,
 }
 
 /// An exchange's opening: both summaries, nothing else.
@@ -99,6 +105,7 @@ impl AntiEntropy {
             catch_up: None,
             joining: None,
             next_reconnect: cx.now + c.reconnect_interval,
+            opened: BTreeMap::new(),
         }
     }
 
@@ -135,6 +142,7 @@ impl AntiEntropy {
         seeds: Vec<SocketAddr>,
     ) {
         for seed in &seeds {
+            self.open(cx, *seed);
             Self::send_join(cx, m, r, *seed);
         }
         let c = &cx.config;
@@ -167,6 +175,7 @@ impl AntiEntropy {
         j.next = cx.now + j.backoff;
         let seeds = j.seeds.clone();
         for seed in seeds {
+            self.open(cx, seed);
             Self::send_join(cx, m, r, seed);
         }
     }
@@ -187,26 +196,37 @@ impl AntiEntropy {
             }
             None => advance(self.next_round, interval, now),
         };
+        self.opened.retain(|_, at| *at + interval > now);
         for peer in m.push_pull_peers(cx) {
+            self.open(cx, peer.addr());
             let msg = opening(PushPullKind::Summary, m, r);
             cx.send(peer.addr(), Message::PushPull(msg));
         }
         if now >= self.next_reconnect {
             self.next_reconnect = now + cx.config.reconnect_interval;
             if let Some(addr) = m.next_reconnect(now) {
-                cx.stats.reconnect_attempts += 1;
-                let msg = opening(PushPullKind::Summary, m, r);
-                cx.send(addr, Message::PushPull(msg));
+                self.knock(cx, m, r, addr);
             }
         }
     }
 
     /// Open an exchange with `addr`, a member or not (a seed given at
     /// start, say): a summary, as a reconnect knock sends.
-    pub(crate) fn knock(cx: &mut Ctx, m: &Membership, r: &Replicas, addr: SocketAddr) {
+    pub(crate) fn knock(&mut self, cx: &mut Ctx, m: &Membership, r: &Replicas, addr: SocketAddr) {
         cx.stats.reconnect_attempts += 1;
+        self.open(cx, addr);
         let msg = opening(PushPullKind::Summary, m, r);
         cx.send(addr, Message::PushPull(msg));
+    }
+
+    fn open(&mut self, cx: &Ctx, addr: SocketAddr) {
+        self.opened.insert(addr, cx.now);
+    }
+
+    /// Whether a `Sync` or `Reply` from `from` answers an exchange this
+    /// node opened (each opening is answered once).
+    pub(crate) fn answers_ours(&mut self, from: SocketAddr) -> bool {
+        self.opened.remove(&from).is_some()
     }
 
     /// While the network is lossy: one extra opening, of namespaces only,

@@ -137,7 +137,7 @@ impl Node {
             Timer::ProbeTimeout => self.probe.ack_timed_out(cx, m),
             Timer::Probe => {
                 if let Some(suspect) = self.probe.conclude(cx, m) {
-                    self.apply_news(&suspect, Heard::Rumour);
+                    self.apply_news(&suspect, Heard::Found);
                 }
                 let (cx, m) = (&mut self.cx, &mut self.membership);
                 self.probe.start(cx, m);

@@ -14,7 +14,7 @@
 
 mod support;
 
-use support::eventually;
+use support::{eventually, send_raw};
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
@@ -22,7 +22,6 @@ use std::time::Duration;
 use prost::Message as _;
 use rumour::core::{Config, MemberState};
 use rumour::proto::v1 as pb;
-use rumour::proto::v1::peer_client::PeerClient;
 use rumour::transport::{Agent, AgentConfig, ClusterKey, Keyring};
 
 fn protocol() -> Config {
@@ -197,20 +196,6 @@ async fn view(agent: &Agent) -> Vec<(String, u32)> {
         .collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v
-}
-
-/// Send `envelopes` on one raw peer stream to `agent`; the stream's
-/// summary (received, rejected).
-async fn send_raw(agent: &Agent, envelopes: Vec<pb::Envelope>) -> (u64, u64) {
-    let mut peer = PeerClient::connect(format!("http://{}", agent.peer_addr()))
-        .await
-        .expect("peer client connects");
-    let s = peer
-        .stream(tokio_stream::iter(envelopes))
-        .await
-        .expect("the stream is served")
-        .into_inner();
-    (s.received, s.rejected)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

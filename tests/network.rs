@@ -17,7 +17,6 @@ use rumour::core::{
     Versioned,
 };
 use rumour::proto::v1 as pb;
-use rumour::proto::v1::peer_client::PeerClient;
 use rumour::proto::v1::rumour_client::RumourClient;
 use rumour::transport::{Agent, AgentConfig, ApiError};
 use tonic::Code;
@@ -532,19 +531,8 @@ async fn send_raw(agent: &Agent, msgs: Vec<Message>) {
         .iter()
         .map(|m| rumour::proto::encode_envelope(from, m))
         .collect();
-    let mut peer = PeerClient::connect(format!("http://{}", agent.peer_addr()))
-        .await
-        .expect("peer client connects");
-    let summary = peer
-        .stream(tokio_stream::iter(envelopes))
-        .await
-        .expect("the stream is served")
-        .into_inner();
-    assert_eq!(
-        summary.received,
-        msgs.len() as u64,
-        "every envelope decoded"
-    );
+    let (received, _) = support::send_raw(agent, envelopes).await;
+    assert_eq!(received, msgs.len() as u64, "every envelope decoded");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,13 +16,12 @@
 
 mod support;
 
-use support::eventually;
+use support::{eventually, send_raw};
 
 use std::time::Duration;
 
 use rumour::core::{Config, Gossip, Identity, Incarnation, MemberState, Message, NodeId};
 use rumour::proto::v1 as pb;
-use rumour::proto::v1::peer_client::PeerClient;
 use rumour::transport::{Agent, AgentConfig};
 
 /// The cap under test: small, so that the refusals are most of the attack.
@@ -69,18 +68,6 @@ fn announcements() -> Vec<pb::Envelope> {
             rumour::proto::encode_envelope(from, &msg)
         })
         .collect()
-}
-
-async fn send_raw(agent: &Agent, envelopes: Vec<pb::Envelope>) -> (u64, u64) {
-    let mut peer = PeerClient::connect(format!("http://{}", agent.peer_addr()))
-        .await
-        .expect("peer client connects");
-    let s = peer
-        .stream(tokio_stream::iter(envelopes))
-        .await
-        .expect("the stream is served")
-        .into_inner();
-    (s.received, s.rejected)
 }
 
 async fn counter(agent: &Agent, name: &str) -> u64 {

@@ -8,7 +8,7 @@
 
 mod support;
 
-use support::eventually;
+use support::{eventually, send_raw};
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
@@ -16,7 +16,6 @@ use std::time::Duration;
 use rumour::core::Config;
 use rumour::proto::v1 as pb;
 use rumour::proto::v1::envelope::Body;
-use rumour::proto::v1::peer_client::PeerClient;
 use rumour::transport::{Agent, AgentConfig};
 
 /// A probe of `target` that says its sender listens at `ip:9`.
@@ -33,20 +32,6 @@ fn ping_from(ip: [u8; 4], target: &str) -> pb::Envelope {
         })),
         sealed: None,
     }
-}
-
-/// Send `envelopes` on one raw peer stream; the summary (received,
-/// rejected).
-async fn send_raw(agent: &Agent, envelopes: Vec<pb::Envelope>) -> (u64, u64) {
-    let mut peer = PeerClient::connect(format!("http://{}", agent.peer_addr()))
-        .await
-        .expect("peer client connects");
-    let s = peer
-        .stream(tokio_stream::iter(envelopes))
-        .await
-        .expect("the stream is served")
-        .into_inner();
-    (s.received, s.rejected)
 }
 
 /// What the agent tried to send: envelopes sent, failed, and connection

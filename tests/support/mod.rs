@@ -81,3 +81,22 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Send `envelopes` on one raw peer stream to `agent`, as a client outside
+/// the cluster would; the stream's summary (received, rejected).
+#[allow(dead_code)]
+pub async fn send_raw(
+    agent: &rumour::transport::Agent,
+    envelopes: Vec<rumour::proto::v1::Envelope>,
+) -> (u64, u64) {
+    use rumour::proto::v1::peer_client::PeerClient;
+    let mut peer = PeerClient::connect(format!("http://{}", agent.peer_addr()))
+        .await
+        .expect("peer client connects");
+    let s = peer
+        .stream(tokio_stream::iter(envelopes))
+        .await
+        .expect("the stream is served")
+        .into_inner();
+    (s.received, s.rejected)
+}

@@ -227,6 +227,18 @@ impl Members {
         except: &[&str],
         rng: &mut ChaCha8Rng,
     ) -> Vec<NodeId> {
+        self.random_live_where(k, except, rng, |_| true)
+    }
+
+    /// [`Members::random_live`] among the members `accept` takes; the same
+    /// draws when it takes them all.
+    pub(crate) fn random_live_where(
+        &self,
+        k: usize,
+        except: &[&str],
+        rng: &mut ChaCha8Rng,
+        accept: impl Fn(&NodeId) -> bool,
+    ) -> Vec<NodeId> {
         let mut out: Vec<NodeId> = Vec::with_capacity(k);
         let candidates = self.live.saturating_sub(except.len());
         if k == 0 || self.ring.is_empty() || candidates == 0 {
@@ -240,6 +252,7 @@ impl Members {
             if self.is_live(id)
                 && !except.contains(&id.name())
                 && !out.iter().any(|o| o.name() == id.name())
+                && accept(id)
             {
                 out.push(id.clone());
                 if out.len() == want {
@@ -254,6 +267,7 @@ impl Members {
                 self.is_live(id)
                     && !except.contains(&id.name())
                     && !out.iter().any(|o| o.name() == id.name())
+                    && accept(id)
             })
             .collect();
         rest.shuffle(rng);

@@ -41,6 +41,12 @@ enum Probe {
         target: NodeId,
         incarnation: Incarnation,
         seq: u32,
+        /// Relays asked.
+        relays: u32,
+        /// Relays that ever spoke to this node first-hand: only their
+        /// missing nacks count against our health (Lifeguard). A relay never
+        /// heard from (asked only when no other is live) may not exist, and
+        /// its silence says nothing about us.
         expected_nacks: u32,
         nacks: u32,
     },
@@ -301,9 +307,17 @@ impl Prober {
         else {
             return;
         };
-        let relays =
-            m.table_mut()
-                .random_live(cx.config.indirect_probes, &[target.name()], &mut cx.rng);
+        // Relays are members that have spoken to this node first-hand: a
+        // member never heard from may not exist (a fake that a stranger
+        // announced), and could neither relay nor nack. Only when there is
+        // none are others asked.
+        let (k, except) = (cx.config.indirect_probes, &[target.name()]);
+        let mut relays = m
+            .table()
+            .random_live_where(k, except, &mut cx.rng, |id| m.heard_ever(id.addr()));
+        if relays.is_empty() {
+            relays = m.table().random_live(k, except, &mut cx.rng);
+        }
         for relay in &relays {
             let req = PingReq {
                 seq,
@@ -317,7 +331,8 @@ impl Prober {
             target,
             incarnation,
             seq,
-            expected_nacks: relays.len() as u32,
+            relays: relays.len() as u32,
+            expected_nacks: relays.iter().filter(|r| m.heard_ever(r.addr())).count() as u32,
             nacks: 0,
         };
     }
@@ -333,6 +348,7 @@ impl Prober {
         let Probe::Indirect {
             target,
             incarnation,
+            relays,
             expected_nacks,
             nacks,
             ..
@@ -341,7 +357,12 @@ impl Prober {
             return None;
         };
         cx.stats.failed_probes += 1;
-        let delta = if expected_nacks > 0 {
+        let delta = if !m.heard_ever(target.addr()) {
+            // A member that never spoke to us may not exist (a fake a
+            // stranger announced): that it does not answer says nothing
+            // about our own network.
+            0
+        } else if relays > 0 {
             expected_nacks.saturating_sub(nacks) as i32
         } else {
             1

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 use rumour::core::{parse_duration, Dissemination};
-use rumour::sim::experiment::{self, Plan};
+use rumour::sim::experiment::{self, Phases, Plan};
 use rumour::sim::net::Latency;
 use rumour::sim::{Scenario, Sim};
 
@@ -66,9 +66,17 @@ struct SimArgs {
     /// Protocol preset: lan, wan or local (overrides the scenario).
     #[arg(long, value_parser = ["lan", "wan", "local"])]
     preset: Option<String>,
-    /// Align every node's timers: the synchronous-round model of the literature.
+    /// Align every node's timers (synchronous rounds; messages still travel
+    /// at network speed, so a pull may be answered with data that arrived
+    /// earlier in the same round).
     #[arg(long)]
     lockstep: bool,
+    /// The synchronous model of the literature, exactly: aligned timers,
+    /// and data that periodic gossip carries takes effect at the end of its
+    /// round, so a pull is answered with what the peer held at the round's
+    /// start (implies --lockstep).
+    #[arg(long)]
+    strict: bool,
     /// Start the cluster formed (every node knows every other from time
     /// zero) instead of joining through a seed: skips the cold start, which
     /// costs the simulator about n² work.
@@ -83,8 +91,8 @@ struct SimArgs {
     put_rate: Option<f64>,
     /// Run an experiment instead of a scenario: `dissemination` measures
     /// rounds to reach every node, per mode, for n in --sizes (default
-    /// 100 and 1000; for 10000 add --formed), with random phases and in
-    /// lockstep.
+    /// 100 and 1000; for 10000 add --formed), with random phases, in
+    /// lockstep and in strict lockstep (--lockstep or --strict: only that).
     #[arg(long, value_parser = ["dissemination"])]
     experiment: Option<String>,
     /// Dissemination mode: tree, push, pull or push-and-pull (repeatable; the
@@ -174,10 +182,11 @@ fn run_experiment(args: SimArgs) -> Result<(), String> {
         seed: args.seed.unwrap_or(0),
         updates: args.updates as usize,
         loss: args.loss.unwrap_or(0.0),
-        phases: if args.lockstep {
-            vec![true]
-        } else {
-            vec![false, true]
+        phases: match (args.lockstep, args.strict) {
+            (false, false) => vec![Phases::Random, Phases::Lockstep, Phases::Strict],
+            (true, false) => vec![Phases::Lockstep],
+            (false, true) => vec![Phases::Strict],
+            (true, true) => vec![Phases::Lockstep, Phases::Strict],
         },
         preset: args.preset.clone().unwrap_or_else(|| "lan".into()),
         formed: args.formed,
@@ -217,7 +226,7 @@ fn run_experiment(args: SimArgs) -> Result<(), String> {
             "{:>6} {:>9} {:>8} | {:>6.2} {:>6.2} {:>6.2} {:>6.2} {:>6.2} | {:>9.2} {:>9.1} {:>5.2}x | {:>6.3} {:>8} | {}",
             r.nodes,
             r.mode,
-            if r.lockstep { "lockstep" } else { "random" },
+            r.phases,
             r.rounds_50,
             r.rounds_99,
             r.rounds_mean,
@@ -267,6 +276,7 @@ fn run_sim(args: SimArgs) -> Result<(), String> {
         scenario.preset = p;
     }
     scenario.lockstep |= args.lockstep;
+    scenario.strict |= args.strict;
     scenario.formed |= args.formed;
     if let Some(k) = args.keys_per_node {
         scenario.workload.keys_per_node = k;

@@ -37,13 +37,37 @@ pub struct Plan {
     pub updates: usize,
     /// Message loss.
     pub loss: f64,
-    /// Random timer phases, lockstep, or both.
-    pub phases: Vec<bool>,
+    /// Random timer phases, lockstep, strict lockstep, or several.
+    pub phases: Vec<Phases>,
     /// Protocol preset.
     pub preset: String,
     /// Start each cluster formed rather than through one seed (see
     /// [`Scenario::formed`]).
     pub formed: bool,
+}
+
+/// How the nodes' rounds line up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phases {
+    /// Each node's timers at a random phase, as in a real cluster.
+    Random,
+    /// Aligned timers, messages at network speed (a pull may be answered
+    /// with data that arrived earlier in the same round).
+    Lockstep,
+    /// The synchronous model exactly: aligned timers, and gossiped data
+    /// takes effect at the end of its round (see [`Scenario::strict`]).
+    Strict,
+}
+
+impl Phases {
+    /// Its name in tables: `random`, `lockstep` or `strict`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phases::Random => "random",
+            Phases::Lockstep => "lockstep",
+            Phases::Strict => "strict",
+        }
+    }
 }
 
 /// One line of the result.
@@ -57,6 +81,8 @@ pub struct Row {
     pub fanout: usize,
     /// Whether timers were aligned (synchronous rounds).
     pub lockstep: bool,
+    /// `random`, `lockstep` or `strict` (see [`Phases`]).
+    pub phases: String,
     /// Updates measured (over all seeds).
     pub updates: usize,
     /// Fraction of updates that reached every node within the window.
@@ -96,23 +122,19 @@ pub fn run(plan: &Plan, mut progress: impl FnMut(&str)) -> Result<Vec<Row>, SimE
     let mut rows = Vec::new();
     for &n in &plan.nodes {
         for &mode in &plan.modes {
-            for &lockstep in &plan.phases {
+            for &phases in &plan.phases {
                 let mut all = Vec::new();
                 for s in 0..plan.seeds {
                     let seed = plan.seed + s;
-                    let runs = run_one(plan, n, mode, lockstep, seed)?;
+                    let runs = run_one(plan, n, mode, phases, seed)?;
                     progress(&format!(
                         "n={n} mode={mode} {} seed={seed}: {} updates",
-                        if lockstep {
-                            "lockstep"
-                        } else {
-                            "random phases"
-                        },
+                        phases.name(),
                         runs.len()
                     ));
                     all.extend(runs);
                 }
-                rows.push(summarise(plan, n, mode, lockstep, &all));
+                rows.push(summarise(plan, n, mode, phases, &all));
             }
         }
     }
@@ -129,9 +151,11 @@ struct Measured {
     curve: Vec<f64>,
 }
 
-fn scenario(plan: &Plan, n: usize, mode: Dissemination, lockstep: bool, seed: u64) -> String {
+fn scenario(plan: &Plan, n: usize, mode: Dissemination, phases: Phases, seed: u64) -> String {
+    let lockstep = phases == Phases::Lockstep;
+    let strict = phases == Phases::Strict;
     format!(
-        "name = \"dissemination\"\nnodes = {n}\nseed = {seed}\nduration = \"1h\"\npreset = \"{}\"\nlockstep = {lockstep}\nformed = {}\n[config]\ndissemination = \"{mode}\"\nfanout = {}\n[link]\nloss = {}\n",
+        "name = \"dissemination\"\nnodes = {n}\nseed = {seed}\nduration = \"1h\"\npreset = \"{}\"\nlockstep = {lockstep}\nstrict = {strict}\nformed = {}\n[config]\ndissemination = \"{mode}\"\nfanout = {}\n[link]\nloss = {}\n",
         plan.preset, plan.formed, plan.fanout, plan.loss
     )
 }
@@ -140,10 +164,10 @@ fn run_one(
     plan: &Plan,
     n: usize,
     mode: Dissemination,
-    lockstep: bool,
+    phases: Phases,
     seed: u64,
 ) -> Result<Vec<Measured>, SimError> {
-    let s = Scenario::from_toml(&scenario(plan, n, mode, lockstep, seed))?;
+    let s = Scenario::from_toml(&scenario(plan, n, mode, phases, seed))?;
     let mut sim = Sim::new(s)?;
     let gi = sim.config().gossip_interval;
     // Each update gets one push-pull interval to reach everyone.
@@ -166,6 +190,13 @@ fn run_one(
     let mut out = Vec::new();
     for u in 0..plan.updates {
         let i = rng.random_range(0..n);
+        if phases == Phases::Strict {
+            // The model's round 0 starts with one node informed: write at
+            // the end of a round, so that the writer's first round is the
+            // next one.
+            let end = crate::world::round_end(sim.now(), gi);
+            sim.run_until(end);
+        }
         let (m0, b0) = sim.data_traffic();
         let value = format!("value-{u:08}");
         if sim.put(i, &format!("key-{u}"), value.as_bytes()).is_err() {
@@ -203,7 +234,7 @@ fn mean(v: &[f64]) -> f64 {
     }
 }
 
-fn summarise(plan: &Plan, n: usize, mode: Dissemination, lockstep: bool, all: &[Measured]) -> Row {
+fn summarise(plan: &Plan, n: usize, mode: Dissemination, phases: Phases, all: &[Measured]) -> Row {
     let mut full: Vec<f64> = all.iter().filter_map(|m| m.rounds_100).collect();
     full.sort_by(f64::total_cmp);
     let p99 = if full.is_empty() {
@@ -232,7 +263,8 @@ fn summarise(plan: &Plan, n: usize, mode: Dissemination, lockstep: bool, all: &[
         nodes: n,
         mode: mode.to_string(),
         fanout: plan.fanout,
-        lockstep,
+        lockstep: phases != Phases::Random,
+        phases: phases.name().to_string(),
         updates: all.len(),
         delivery_ratio: full.len() as f64 / count,
         rounds_50: mean(&r50),

@@ -378,7 +378,8 @@ impl Metrics {
             nodes: scenario.nodes,
             seed: scenario.seed,
             preset: scenario.preset.clone(),
-            lockstep: scenario.lockstep,
+            lockstep: scenario.lockstep || scenario.strict,
+            strict: scenario.strict,
             loss: scenario.link.loss,
             latency: scenario.link.latency.to_string(),
             simulated_s: now.as_secs_f64(),
@@ -453,6 +454,9 @@ pub struct Report {
     pub preset: String,
     /// Whether timers were aligned (synchronous rounds).
     pub lockstep: bool,
+    /// Whether gossiped data took effect only at the end of its round (the
+    /// strict synchronous model, see [`crate::Scenario::strict`]).
+    pub strict: bool,
     /// Link loss probability.
     pub loss: f64,
     /// Link latency.
@@ -569,7 +573,11 @@ impl fmt::Display for Report {
             self.nodes,
             self.seed,
             self.preset,
-            if self.lockstep { " · lockstep" } else { "" },
+            match (self.lockstep, self.strict) {
+                (_, true) => " · strict lockstep",
+                (true, false) => " · lockstep",
+                _ => "",
+            },
             self.loss * 100.0,
             self.latency
         )?;

@@ -94,14 +94,7 @@ pub fn write_experiment(
             models.push((name, c));
         }
     }
-    let label = |r: &crate::experiment::Row| {
-        format!(
-            "n={} {} {}",
-            r.nodes,
-            r.mode,
-            if r.lockstep { "lockstep" } else { "random" }
-        )
-    };
+    let label = |r: &crate::experiment::Row| format!("n={} {} {}", r.nodes, r.mode, r.phases);
     // Up to two rounds past the slowest mean curve reaching 99.9%.
     let reach = |c: &[f64]| c.iter().position(|f| *f >= 0.999).unwrap_or(c.len());
     let len = rows.iter().map(|r| r.curve.len()).max().unwrap_or(0);
@@ -692,7 +685,7 @@ mod tests {
             seed: 1,
             updates: 2,
             loss: 0.0,
-            phases: vec![true],
+            phases: vec![crate::experiment::Phases::Lockstep],
             preset: "lan".into(),
             formed: true,
         };

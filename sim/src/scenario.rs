@@ -72,6 +72,14 @@ pub struct Scenario {
     /// Align every node's timers (synchronous rounds) instead of random phases.
     #[serde(default)]
     pub lockstep: bool,
+    /// The synchronous model of the literature, exactly (implies
+    /// `lockstep`): data that periodic gossip carries (a push, a pull's
+    /// answer) takes effect at the end of the round it was sent in, so what
+    /// a node pushes or answers in a round is what it held at the round's
+    /// start. Plain `lockstep` delivers at network speed, so a pull can be
+    /// answered with data that arrived earlier in the same round.
+    #[serde(default)]
+    pub strict: bool,
     /// The link model of every link.
     #[serde(default)]
     pub link: LinkModel,
@@ -241,7 +249,7 @@ impl Scenario {
         let mut config: Config = table.try_into().map_err(|e: toml::de::Error| {
             SimError::Scenario(format!("in [config]: {}", e.message()))
         })?;
-        if self.lockstep {
+        if self.lockstep || self.strict {
             config.timer_phase = rumour_core::TimerPhase::Aligned;
         }
         config.validate()?;

@@ -18,8 +18,8 @@ use petgraph::graphmap::UnGraphMap;
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rumour_core::{
-    wire, Config, Datum, Delta, Error, Event, Identity, Incarnation, Member, Message, Node, NodeId,
-    Output, PushPullKind, Record, Signature, Time, Verified, Versioned,
+    wire, Config, DataGossip, Datum, Delta, Error, Event, Identity, Incarnation, Member, Message,
+    Node, NodeId, Output, PushPullKind, Record, Signature, Time, Verified, Versioned,
 };
 
 use crate::metrics::{Metrics, Report};
@@ -39,6 +39,14 @@ pub fn node_addr(i: usize) -> SocketAddr {
         Ipv4Addr::new(10, (i >> 16) as u8, (i >> 8) as u8, i as u8),
         PORT,
     ))
+}
+
+/// The end of the round of `period` that `at` falls in: a microsecond
+/// before the next aligned tick, so that what arrives in a round is applied
+/// before anyone's next round begins.
+pub(crate) fn round_end(at: Time, period: Duration) -> Time {
+    let p = period.as_micros().max(1) as u64;
+    Time::from_micros((at.as_micros() / p + 1) * p - 1)
 }
 
 /// The node index behind a simulated address.
@@ -495,26 +503,43 @@ impl Sim {
             Fate::Dropped(_) => {}
             Fate::Delivered { first, duplicate } => {
                 if let Some(d) = duplicate {
-                    self.schedule(
-                        self.now + d,
-                        Action::Deliver {
-                            to,
-                            from,
-                            msg: msg.clone(),
-                            held: false,
-                        },
-                    );
+                    self.deliver_at(self.now + d, from, to, msg.clone());
                 }
-                self.schedule(
-                    self.now + first,
-                    Action::Deliver {
-                        to,
-                        from,
-                        msg,
-                        held: false,
-                    },
-                );
+                self.deliver_at(self.now + first, from, to, msg);
             }
+        }
+    }
+
+    /// Schedule `msg` to reach node `to` at `at`, or, in the strict
+    /// synchronous model, the data of periodic gossip at the end of the
+    /// round it arrives in (a pull's request still arrives at `at`, and is
+    /// answered with what the peer held at the round's start).
+    fn deliver_at(&mut self, at: Time, from: usize, to: usize, msg: Message) {
+        let deliver = |msg| Action::Deliver {
+            to,
+            from,
+            msg,
+            held: false,
+        };
+        match msg {
+            Message::DataGossip(g) if self.scenario.strict => {
+                if g.pull {
+                    let ask = DataGossip {
+                        data: Vec::new(),
+                        pull: true,
+                    };
+                    self.schedule(at, deliver(Message::DataGossip(ask)));
+                }
+                if !g.data.is_empty() {
+                    let end = round_end(at, self.config.gossip_interval);
+                    let data = DataGossip {
+                        data: g.data,
+                        pull: false,
+                    };
+                    self.schedule(end, deliver(Message::DataGossip(data)));
+                }
+            }
+            msg => self.schedule(at, deliver(msg)),
         }
     }
 
@@ -1032,4 +1057,38 @@ fn identity(seed: u64, i: usize, keys_lost: u64) -> Identity {
             ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
             ^ keys_lost.wrapping_mul(0xd6e8_feb8_6659_fd93),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Where in its round each node first held one update written by node
+    /// 0: microseconds after the round's start.
+    fn arrivals(strict: bool) -> Vec<u64> {
+        let text = format!(
+            "name = \"rounds\"\nnodes = 50\nseed = 3\nduration = \"1h\"\nformed = true\n\
+             lockstep = true\nstrict = {strict}\n[config]\ndissemination = \"push-and-pull\"\n\
+             fanout = 1\npush_pull_interval = \"1h\"\n"
+        );
+        let mut sim = Sim::new(Scenario::from_toml(&text).unwrap()).unwrap();
+        sim.run_for(Duration::from_secs(3));
+        sim.put(0, "k", b"v").unwrap();
+        sim.run_for(Duration::from_secs(5));
+        let gi = sim.config().gossip_interval.as_micros() as u64;
+        let update = sim.updates().updates().last().unwrap().clone();
+        assert_eq!(update.times.len(), 49, "every other node got it");
+        update.times.iter().map(|t| t.as_micros() % gi).collect()
+    }
+
+    #[test]
+    fn strict_rounds_apply_gossiped_data_at_the_end_of_its_round() {
+        // In the strict synchronous model every node takes the update in
+        // the last microsecond of a round; in plain lockstep it takes it
+        // as the network brings it, within a tenth of a round of a tick.
+        let gi = Config::lan().gossip_interval.as_micros() as u64;
+        assert!(arrivals(true).iter().all(|&at| at == gi - 1));
+        let plain = arrivals(false);
+        assert!(plain.iter().all(|&at| at < gi / 10), "{plain:?}");
+    }
 }

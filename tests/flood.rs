@@ -465,10 +465,11 @@ async fn a_one_peer_flood_kills_no_honest_member_and_puts_still_reach_every_repl
         hwm / 1024
     );
     println!(
-        "flood: {} puts on b reached a and c in median {:.1}, max {:.1} gossip intervals \
-         (bound {:.0}); suspicions of honest members: {} {:?}; deaths: 0",
+        "flood: {} puts on b reached a and c in median {:.1}, p99 {:.1}, max {:.1} gossip \
+         intervals (bound {:.0}); suspicions of honest members: {} {:?}; deaths: 0",
         delays.len(),
         in_intervals(delays[delays.len() / 2]),
+        in_intervals(delays[(delays.len() * 99).div_ceil(100) - 1]),
         in_intervals(*delays.last().expect("at least one put")),
         in_intervals(put_bound()),
         seen.suspected.len(),

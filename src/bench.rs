@@ -5,7 +5,9 @@
 //!
 //! 1. idle cost per agent: CPU (from `/proc/PID/stat`), RSS (`VmRSS`) and
 //!    traffic (the loopback interface's bytes over the window, divided by
-//!    the agents: TCP/IP headers, HTTP/2 and gRPC framing included);
+//!    the agents: TCP/IP headers, HTTP/2 and gRPC framing included, and
+//!    whatever else uses loopback; and the agents' own socket writes,
+//!    `/proc/PID/io`, which nothing else on the machine can inflate);
 //! 2. put-to-everywhere latency: for each put on one agent, the time until
 //!    every other agent has applied it (each agent's `Watch` stream reports
 //!    the entry; a `Get` there returns it from then on);
@@ -164,6 +166,17 @@ fn proc_usage(pid: u32) -> Option<(u64, u64)> {
     Some((ticks, rss))
 }
 
+/// Bytes process `pid` has written through system calls so far
+/// (`/proc/PID/io`, `wchar`): at an idle agent, its sockets' writes.
+fn proc_written(pid: u32) -> Option<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("wchar:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// Bytes sent on the loopback interface so far.
 fn loopback_tx_bytes() -> Option<u64> {
     let dev = std::fs::read_to_string("/proc/net/dev").ok()?;
@@ -237,11 +250,13 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
     let sent_before = counter_sum(&mut clients, "transport_sent").await?;
     let bytes_before = counter_sum(&mut clients, "transport_bytes_sent").await?;
     let before: Vec<(u64, u64)> = pids.iter().filter_map(|p| proc_usage(*p)).collect();
+    let written_before: Vec<u64> = pids.iter().filter_map(|p| proc_written(*p)).collect();
     let lo_before = loopback_tx_bytes();
     let t0 = Instant::now();
     tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
     let secs = t0.elapsed().as_secs_f64();
     let after: Vec<(u64, u64)> = pids.iter().filter_map(|p| proc_usage(*p)).collect();
+    let written_after: Vec<u64> = pids.iter().filter_map(|p| proc_written(*p)).collect();
     let lo_after = loopback_tx_bytes();
     if before.len() == n && after.len() == n {
         let cpu: Vec<f64> = before
@@ -262,8 +277,19 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
     }
     if let (Some(b), Some(a)) = (lo_before, lo_after) {
         println!(
-            "idle traffic: {:.0} B/node/s on loopback (IP, TCP, HTTP/2 and gRPC framing included)",
+            "idle traffic: {:.0} B/node/s on loopback (IP, TCP, HTTP/2 and gRPC framing included; any other traffic on the machine's loopback counts too)",
             (a - b) as f64 / n as f64 / secs
+        );
+    }
+    if written_before.len() == n && written_after.len() == n {
+        let written: u64 = written_after
+            .iter()
+            .zip(&written_before)
+            .map(|(a, b)| a - b)
+            .sum();
+        println!(
+            "idle socket writes: {:.0} B/node/s (these agents' own writes, /proc/PID/io: HTTP/2 and gRPC framing included, TCP/IP headers not; nothing else on the machine counts)",
+            written as f64 / n as f64 / secs
         );
     }
     // Messages per second while idle, to tell the puts' own messages apart.

@@ -255,7 +255,24 @@ struct Memory {
     seen: HashSet<[u8; 32]>,
     /// Keys already decompressed and found usable (not of small order).
     keys: HashMap<[u8; 32], VerifyingKey>,
+    /// Members' signed words already held in a table, by signature: a
+    /// table entry points at the one copy (see [`Verified::share_word`]).
+    words: HashMap<[u8; 64], Arc<Word>>,
 }
+
+/// A member's key and its signature over its own word (its `Alive` or
+/// `Left` at an incarnation and address), as membership tables hold them:
+/// shared, so that every entry for the same word (in one node's table,
+/// and in every node's when nodes share their memory of checked
+/// signatures, as the simulator's do) points at one copy.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Word {
+    pub(crate) key: PublicKey,
+    pub(crate) signature: Signature,
+}
+
+/// Words shared before that memory starts over (entries keep theirs).
+const WORDS_KEPT: usize = 1 << 20;
 
 /// Remembered signatures before the memory starts over.
 const VERIFIED_KEPT: usize = 1 << 20;
@@ -279,6 +296,27 @@ impl Verified {
     ) -> bool {
         let bytes = record_statement(owner, generation, v.version, &v.record);
         self.check(key, &bytes, &v.signature)
+    }
+
+    /// The shared copy of a member's signed word: the one already held if
+    /// any, a new one otherwise. Only what a table keeps comes here, so it
+    /// holds words that were verified (or are this node's own).
+    pub(crate) fn share_word(&self, key: &PublicKey, signature: &Signature) -> Arc<Word> {
+        let mut memory = self.memory.lock().expect("never poisoned");
+        if let Some(w) = memory.words.get(&signature.0) {
+            if w.key == *key {
+                return w.clone();
+            }
+        }
+        if memory.words.len() >= WORDS_KEPT {
+            memory.words.clear();
+        }
+        let word = Arc::new(Word {
+            key: *key,
+            signature: *signature,
+        });
+        memory.words.insert(signature.0, word.clone());
+        word
     }
 
     /// Whether `signature` is `key`'s over `bytes`.

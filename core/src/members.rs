@@ -5,28 +5,47 @@
 //! name) or the ring (`Vec`, shuffled with the node's own RNG).
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::PeerSelection;
-use crate::identity::{PublicKey, Signature};
+use crate::identity::{PublicKey, Signature, Word};
 use crate::member::{ByName, Incarnation, Member, MemberState, NodeId};
 use crate::summary::member_hash;
 use crate::time::Time;
 
-/// What a node holds about one member, beside its identity.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What a node holds about one member, beside its identity: 24 bytes, the
+/// key and signature behind a shared pointer (a table of n members is held
+/// by each of n nodes; see [`Verified::share_word`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Entry {
     pub(crate) incarnation: Incarnation,
     pub(crate) state: MemberState,
     pub(crate) since: Time,
-    /// The member's public key: its name is bound to it until reaped.
-    pub(crate) key: PublicKey,
-    /// The member's own signed word at `incarnation` (`Left` if it left,
-    /// `Alive` otherwise).
-    pub(crate) signature: Signature,
+    /// The member's public key (its name is bound to it until reaped) and
+    /// its own signed word at `incarnation` (`Left` if it left, `Alive`
+    /// otherwise).
+    pub(crate) word: Arc<Word>,
+}
+
+impl Entry {
+    /// The member's public key.
+    pub(crate) fn key(&self) -> PublicKey {
+        self.word.key
+    }
+
+    /// The member's own signature at `incarnation`.
+    pub(crate) fn signature(&self) -> Signature {
+        self.word.signature
+    }
+
+    /// Whether `key` and `signature` are the word this entry holds.
+    pub(crate) fn holds_word(&self, key: &PublicKey, signature: &Signature) -> bool {
+        self.word.key == *key && self.word.signature == *signature
+    }
 }
 
 #[derive(Debug)]
@@ -96,8 +115,8 @@ impl Members {
             incarnation: e.incarnation,
             state: e.state,
             since: e.since,
-            key: e.key,
-            signature: e.signature,
+            key: e.key(),
+            signature: e.signature(),
         }
     }
 
@@ -120,6 +139,7 @@ impl Members {
     /// a changed address replaces the identity everywhere.
     pub(crate) fn set(&mut self, id: &NodeId, entry: Entry, rng: &mut ChaCha8Rng) {
         let name = id.name().to_owned();
+        self.count(&name, &entry, 1);
         match self.map.remove_entry(id.name()) {
             Some((old_key, old)) => {
                 self.count(&name, &old, -1);
@@ -158,7 +178,6 @@ impl Members {
                 }
             }
         }
-        self.count(&name, &entry, 1);
     }
 
     /// Start a bulk merge: see [`Members::end_bulk`].
@@ -339,8 +358,10 @@ mod tests {
             incarnation: Incarnation(0),
             state,
             since: Time::ZERO,
-            key: PublicKey::default(),
-            signature: Signature::default(),
+            word: Arc::new(Word {
+                key: PublicKey::default(),
+                signature: Signature::default(),
+            }),
         }
     }
 

@@ -115,8 +115,10 @@ impl Membership {
             incarnation,
             state: MemberState::Alive,
             since: cx.now,
-            key: cx.identity.public(),
-            signature: own_word(cx, incarnation, MemberState::Alive),
+            word: cx.verified.share_word(
+                &cx.identity.public(),
+                &own_word(cx, incarnation, MemberState::Alive),
+            ),
         };
         members.set(&cx.me, entry, &mut cx.rng);
         Membership {
@@ -217,7 +219,7 @@ impl Membership {
     /// sign the data worth holding.
     pub(crate) fn owner_key(&self, owner: &str) -> Option<PublicKey> {
         let (_, e) = self.members.get(owner)?;
-        (owner == &*self.my_name || e.state.is_live()).then_some(e.key)
+        (owner == &*self.my_name || e.state.is_live()).then_some(e.key())
     }
 
     pub(crate) fn pending_rumours(&self) -> usize {
@@ -232,7 +234,7 @@ impl Membership {
     /// This node's own news in `state`.
     pub(crate) fn self_update(&self, cx: &Ctx, state: MemberState) -> MemberUpdate {
         let signature = match self.members.get(&self.my_name) {
-            Some((_, e)) if e.incarnation == self.incarnation && e.state == state => e.signature,
+            Some((_, e)) if e.incarnation == self.incarnation && e.state == state => e.signature(),
             _ => own_word(cx, self.incarnation, state),
         };
         MemberUpdate {
@@ -257,8 +259,8 @@ impl Membership {
                     MemberState::Suspect | MemberState::Dead => Some(self.my_name.clone()),
                     _ => None,
                 },
-                key: e.key,
-                signature: e.signature,
+                key: e.key(),
+                signature: e.signature(),
             })
             .collect()
     }
@@ -336,7 +338,7 @@ impl Membership {
         let held = self
             .members
             .get(u.id.name())
-            .map(|(id, e)| (id.clone(), *e));
+            .map(|(id, e)| (id.clone(), e.clone()));
         if !self.signed(cx, u, held.as_ref()) {
             return Aftermath::default();
         }
@@ -407,8 +409,8 @@ impl Membership {
                         incarnation,
                         state,
                         by: Some(by),
-                        key: held.key,
-                        signature: held.signature,
+                        key: held.key(),
+                        signature: held.signature(),
                     };
                     self.rumour(cx, confirmation);
                     return Aftermath::default();
@@ -430,8 +432,8 @@ impl Membership {
                 incarnation: held.incarnation,
                 state: MemberState::Alive,
                 by: None,
-                key: held.key,
-                signature: held.signature,
+                key: held.key(),
+                signature: held.signature(),
             };
             self.rumour(cx, refutation);
         } else if heard.is_rumour() {
@@ -486,10 +488,9 @@ impl Membership {
             incarnation,
             state,
             since: now,
-            key,
-            signature,
+            word: cx.verified.share_word(&key, &signature),
         };
-        self.members.set(id, entry, &mut cx.rng);
+        self.members.set(id, entry.clone(), &mut cx.rng);
         let name: Arc<str> = Arc::from(id.name());
         if state != MemberState::Suspect {
             self.end_suspicion(&name);
@@ -597,19 +598,18 @@ impl Membership {
             e.state == u.state
                 && e.incarnation == u.incarnation
                 && id.addr() == u.id.addr()
-                && e.key == u.key
-                && e.signature == u.signature
+                && e.holds_word(&u.key, &u.signature)
         })
     }
 
     fn signed(&self, cx: &mut Ctx, u: &MemberUpdate, held: Option<&(NodeId, Entry)>) -> bool {
         let left = u.state == MemberState::Left;
         if let Some((id, e)) = held {
-            if e.key != u.key {
+            if e.key() != u.key {
                 cx.stats.identity_conflicts += 1;
                 return false;
             }
-            let same_word = e.signature == u.signature
+            let same_word = e.signature() == u.signature
                 && e.incarnation == u.incarnation
                 && id.addr() == u.id.addr()
                 && (e.state == MemberState::Left) == left;
@@ -636,8 +636,10 @@ impl Membership {
             incarnation: self.incarnation,
             state,
             since: cx.now,
-            key: cx.identity.public(),
-            signature: own_word(cx, self.incarnation, state),
+            word: cx.verified.share_word(
+                &cx.identity.public(),
+                &own_word(cx, self.incarnation, state),
+            ),
         };
         self.members.set(&cx.me, entry, &mut cx.rng);
         let news = self.self_update(cx, state);
@@ -838,8 +840,8 @@ impl Membership {
                     incarnation: s.incarnation,
                     state: MemberState::Dead,
                     by: Some(self.my_name.clone()),
-                    key: e.key,
-                    signature: e.signature,
+                    key: e.key(),
+                    signature: e.signature(),
                 };
                 after.push(self.transition(cx, news, true));
             }
@@ -864,7 +866,7 @@ impl Membership {
                 if let Some((id, e)) = self.members.get(&name) {
                     if e.state == MemberState::Dead {
                         let until = cx.now + cx.config.reconnect_timeout;
-                        let entry = (id.addr(), until, Some(e.key));
+                        let entry = (id.addr(), until, Some(e.key()));
                         self.reconnect.insert(name.clone(), entry);
                     }
                 }

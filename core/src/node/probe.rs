@@ -144,7 +144,7 @@ impl Prober {
             .table()
             .get(target.name())
             .filter(|_| with_key)
-            .map(|(_, e)| e.key.fingerprint());
+            .map(|(_, e)| e.key().fingerprint());
         let ping = Ping {
             seq,
             target: Arc::from(target.name()),
@@ -378,8 +378,8 @@ impl Prober {
             incarnation: e.incarnation,
             state: MemberState::Suspect,
             by: Some(Arc::from(cx.me.name())),
-            key: e.key,
-            signature: e.signature,
+            key: e.key(),
+            signature: e.signature(),
         })
     }
 

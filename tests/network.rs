@@ -513,16 +513,6 @@ async fn malformed_and_oversized_peer_messages_are_refused_counted_and_survived(
     }
 }
 
-/// A counter of an agent's node, as `rumour status` shows it.
-async fn counter(agent: &Agent, name: &str) -> u64 {
-    let status = agent.handle().status().await.expect("status");
-    status
-        .counters
-        .iter()
-        .find(|(k, _)| k == name)
-        .map_or(0, |(_, v)| *v)
-}
-
 /// Send `msgs` to `agent`'s peer port as a raw client outside the cluster
 /// would, from a made-up address.
 async fn send_raw(agent: &Agent, msgs: Vec<Message>) {
@@ -575,7 +565,7 @@ async fn a_forged_record_never_lands_and_hides_no_real_write() {
     )
     .await;
     eventually("vm counts three refusals", convergence(), || async {
-        counter(vm, "records_bad_signature").await == 3
+        support::status_counter(vm, "records_bad_signature").await == 3
     })
     .await;
 
@@ -653,7 +643,7 @@ async fn a_reaped_member_is_knocked_on_until_it_answers_again() {
     })
     .await;
     assert!(a.handle().reconnect_list().await.unwrap().is_empty());
-    assert!(counter(&a, "reconnect_attempts").await > 0);
+    assert!(support::status_counter(&a, "reconnect_attempts").await > 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -700,7 +690,7 @@ async fn a_seed_is_knocked_on_again_once_members_are_missing() {
         },
     )
     .await;
-    let knocks = counter(&b, "reconnect_attempts").await;
+    let knocks = support::status_counter(&b, "reconnect_attempts").await;
 
     let a = start_with("seed-a", None, Some(a_addr))
         .await
@@ -714,7 +704,7 @@ async fn a_seed_is_knocked_on_again_once_members_are_missing() {
         },
     )
     .await;
-    assert!(counter(&b, "reconnect_attempts").await > knocks);
+    assert!(support::status_counter(&b, "reconnect_attempts").await > knocks);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -738,8 +728,8 @@ async fn an_operator_forget_frees_a_dead_name_for_a_new_key_agent_by_agent() {
     config.join = vec![agents[0].peer_addr().to_string()];
     let reborn = Agent::start(config).await.expect("restart under a new key");
     eventually("both refuse the new key", convergence(), || async {
-        counter(&agents[0], "identity_conflicts").await > 0
-            && counter(&agents[1], "identity_conflicts").await > 0
+        support::status_counter(&agents[0], "identity_conflicts").await > 0
+            && support::status_counter(&agents[1], "identity_conflicts").await > 0
     })
     .await;
     assert!(all_see(&agents, "node-2", MemberState::Dead).await);

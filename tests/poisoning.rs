@@ -16,7 +16,7 @@
 
 mod support;
 
-use support::{eventually, send_raw};
+use support::{eventually, send_raw, status_counter};
 
 use std::time::Duration;
 
@@ -70,16 +70,6 @@ fn announcements() -> Vec<pb::Envelope> {
         .collect()
 }
 
-async fn counter(agent: &Agent, name: &str) -> u64 {
-    let status = agent.handle().status().await.expect("status");
-    status
-        .counters
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| *v)
-        .expect("a counter of the status")
-}
-
 async fn fakes_held(agent: &Agent) -> usize {
     let members = agent.handle().members().await.expect("members");
     members
@@ -121,7 +111,7 @@ async fn a_keyless_agent_takes_at_most_the_cap_of_fake_members_from_one_host() {
             "every announcement handled",
             Duration::from_secs(20),
             || async {
-                let capped = counter(a, "introductions_capped").await;
+                let capped = status_counter(a, "introductions_capped").await;
                 let taken = fakes_held(a).await as u64;
                 // A fake may already be reaped only after a reap delay, far
                 // beyond this wait, so held + capped covers all.
@@ -140,7 +130,7 @@ async fn a_keyless_agent_takes_at_most_the_cap_of_fake_members_from_one_host() {
             "{} holds {held} fakes (cap {CAP})",
             a.name()
         );
-        assert!(counter(a, "introductions_capped").await >= (FAKES as u32 - CAP) as u64);
+        assert!(status_counter(a, "introductions_capped").await >= (FAKES as u32 - CAP) as u64);
     }
     for a in agents {
         a.kill();

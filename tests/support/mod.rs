@@ -100,3 +100,14 @@ pub async fn send_raw(
         .into_inner();
     (s.received, s.rejected)
 }
+
+/// A counter of an agent's node as `rumour status` shows it (0 if absent).
+#[allow(dead_code)]
+pub async fn status_counter(agent: &rumour::transport::Agent, name: &str) -> u64 {
+    let status = agent.handle().status().await.expect("status");
+    status
+        .counters
+        .iter()
+        .find(|(k, _)| k == name)
+        .map_or(0, |(_, v)| *v)
+}

@@ -119,6 +119,15 @@ struct SimArgs {
     /// directory (created if missing).
     #[arg(long, value_name = "DIR")]
     plot: Option<PathBuf>,
+    /// After the run, explain this node as another holds it (see `rumour
+    /// why`): each change of belief about it with its cause. With --json,
+    /// the report gains an `explain` object.
+    #[arg(long, value_name = "NODE")]
+    explain: Option<String>,
+    /// With --explain: the node that explains [default: the first node
+    /// still running, other than the one explained].
+    #[arg(long, value_name = "NODE", requires = "explain")]
+    observer: Option<String>,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -295,6 +304,20 @@ fn run_sim(args: SimArgs) -> Result<(), String> {
             .insert("dissemination".into(), toml::Value::String(m.to_string()));
     }
     scenario.validate().map_err(|e| e.to_string())?;
+    let n = scenario.nodes;
+    let node_of = |flag: &str, name: &str| {
+        (0..n)
+            .find(|&i| rumour::sim::node_name(i) == name)
+            .ok_or_else(|| format!("{flag} {name:?}: no such node (node-0 to node-{})", n - 1))
+    };
+    let explain = match &args.explain {
+        Some(name) => Some(node_of("--explain", name)?),
+        None => None,
+    };
+    let observer = match &args.observer {
+        Some(name) => Some(node_of("--observer", name)?),
+        None => None,
+    };
     let mut sim = Sim::new(scenario).map_err(|e| e.to_string())?;
     let started = Instant::now();
     run_with_progress(&mut sim, !args.json && std::io::stderr().is_terminal());
@@ -307,15 +330,60 @@ fn run_sim(args: SimArgs) -> Result<(), String> {
             eprintln!("wrote {} files into {}", files.len(), dir.display());
         }
     }
+    let explained = match explain {
+        Some(subject) => Some(explain_in(&sim, subject, observer)?),
+        None => None,
+    };
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string(&report).map_err(|e| e.to_string())?
-        );
+        let mut v = serde_json::to_value(&report).map_err(|e| e.to_string())?;
+        if let (Some(e), Some(map)) = (&explained, v.as_object_mut()) {
+            let e: serde_json::Value =
+                serde_json::from_str(&client::why::json(e)).map_err(|e| e.to_string())?;
+            map.insert("explain".into(), e);
+        }
+        println!("{v}");
     } else {
         println!("{report}");
+        if let Some(e) = &explained {
+            print!("\n{}", client::why::timeline(e));
+        }
     }
     Ok(())
+}
+
+/// Node `subject` as `observer` (or the first running node but it)
+/// explains it at the end of the run.
+fn explain_in(
+    sim: &Sim,
+    subject: usize,
+    observer: Option<usize>,
+) -> Result<rumour::proto::v1::ExplainResponse, String> {
+    let name = rumour::sim::node_name(subject);
+    let (i, node) = match observer {
+        Some(i) => match sim.node(i) {
+            Some(node) => (i, node),
+            None => {
+                let o = rumour::sim::node_name(i);
+                return Err(format!("--observer {o}: not running at the end of the run"));
+            }
+        },
+        None => (0..sim.len())
+            .filter(|&i| i != subject)
+            .find_map(|i| sim.node(i).map(|n| (i, n)))
+            .ok_or("--explain: no other node is running at the end of the run")?,
+    };
+    let observer = rumour::sim::node_name(i);
+    let e = node
+        .explain(&name)
+        .ok_or_else(|| format!("--explain {name}: {observer} neither holds nor remembers it"))?;
+    let ms = |t: rumour::core::Time| t.as_micros() / 1000;
+    Ok(rumour::proto::explain::explanation(
+        &observer,
+        &e,
+        ms,
+        true,
+        node.health(),
+    ))
 }
 
 /// Run the simulation to its end in slices of simulated time; with `show`,

@@ -1513,3 +1513,184 @@ fn agents_with_peer_tls_flags_form_a_cluster() {
         }
     });
 }
+
+/// `rumour why NAME --format json` at `at`, parsed.
+fn why_json(at: &Agent, name: &str) -> Result<Value, String> {
+    let run = at.run(&["why", name, "--format", "json"]);
+    if !run.ok() {
+        return Err(run.show());
+    }
+    serde_json::from_str(&run.stdout).map_err(|e| format!("not JSON ({e}):\n{}", run.show()))
+}
+
+/// The (state@incarnation, cause kind) of each change in an explanation.
+fn why_changes(v: &Value) -> Vec<(String, String)> {
+    let changes = v["changes"].as_array().cloned().unwrap_or_default();
+    changes
+        .iter()
+        .map(|c| {
+            (
+                format!(
+                    "{}@{}",
+                    c["state"].as_str().unwrap_or("?"),
+                    c["incarnation"]
+                ),
+                c["cause"]["kind"].as_str().unwrap_or("?").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn why_explains_a_killed_agent_by_its_failed_probes_confirmations_and_verdict() {
+    let dir = Scratch::new("why-dead");
+    let a = Agent::start(dir.path(), "why-a", None);
+    let b = Agent::start(dir.path(), "why-b", Some(&a));
+    let c = Agent::start(dir.path(), "why-c", Some(&a));
+    let mut d = Agent::start(dir.path(), "why-d", Some(&a));
+    let all = [(&a, "alive"), (&b, "alive"), (&c, "alive"), (&d, "alive")];
+    for observer in [&a, &b, &c, &d] {
+        wait_members(observer, &all);
+    }
+    // Before anything happened, a member that only joined has no history.
+    let joined = why_json(&a, "why-b").expect("why-b is explained");
+    assert!(why_changes(&joined).is_empty(), "{joined}");
+    assert_eq!(joined["member"]["state"], "alive");
+
+    let kill = Command::new("kill")
+        .args(["-KILL", &d.process.pid().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(kill.success());
+    d.process.wait_exit(EXIT).expect("the killed agent is gone");
+    let dead = [(&a, "alive"), (&b, "alive"), (&c, "alive"), (&d, "dead")];
+    for observer in [&a, &b, &c] {
+        wait_members(observer, &dead);
+    }
+
+    let (mut probes, mut confirmations) = (0, 0);
+    for observer in [&a, &b, &c] {
+        let v = why_json(observer, "why-d").expect("why-d is explained");
+        let changes = why_changes(&v);
+        // In order: the suspicion, then the dead verdict, and nothing else.
+        let inc = &v["member"]["incarnation"];
+        let states: Vec<&str> = changes.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(
+            states,
+            [format!("suspect@{inc}"), format!("dead@{inc}")],
+            "{v}"
+        );
+        let suspect = &v["changes"][0];
+        let at = suspect["at"].as_u64().expect("a time");
+        assert!(v["changes"][1]["at"].as_u64().unwrap() >= at, "{v}");
+        if suspect["cause"]["kind"] == "probe_failed" {
+            probes += 1;
+            let relays = suspect["cause"]["relays"].as_array().expect("relays");
+            assert!(!relays.is_empty(), "{v}");
+            // The relays are alive, so each answered with a nack.
+            assert!(relays.iter().all(|r| r["nacked"] == true), "{v}");
+        }
+        let confirmed = suspect["confirmations"].as_array().expect("a list");
+        confirmations += confirmed.len();
+        let mut last = suspect["suspicion_timeout_ms"].as_u64().expect("a timeout");
+        for k in confirmed {
+            let t = k["timeout_ms"].as_u64().unwrap();
+            assert!(t < last, "each confirmation shortens the timeout: {v}");
+            last = t;
+        }
+        // The text names the same story.
+        let text = observer.run(&["why", "why-d"]);
+        assert!(text.ok(), "{}", text.show());
+        eprintln!("{}", text.stdout);
+        let (s, dd) = (
+            text.stdout.find(&format!("suspect@{inc}")),
+            text.stdout.rfind(&format!("dead@{inc}")),
+        );
+        let (Some(s), Some(dd)) = (s, dd) else {
+            panic!("the timeline names both:\n{}", text.show());
+        };
+        assert!(text.stdout.contains("confirmed by") || confirmed.is_empty());
+        assert!(
+            s < dd,
+            "the suspicion comes before the verdict:\n{}",
+            text.stdout
+        );
+    }
+    assert!(probes >= 1, "someone's own probe of why-d failed");
+    assert!(confirmations >= 1, "someone heard a confirmation");
+
+    // An unknown member: NOT_FOUND, naming it.
+    let run = a.run(&["why", "nobody-here"]);
+    assert_eq!(run.code, Some(1), "{}", run.show());
+    let line = one_error_line(&run);
+    assert!(line.contains("no member \"nobody-here\""), "{line}");
+}
+
+#[test]
+fn why_explains_the_refutation_of_a_paused_agent() {
+    let dir = Scratch::new("why-pause");
+    let a = Agent::start(dir.path(), "pause-a", None);
+    let b = Agent::start(dir.path(), "pause-b", Some(&a));
+    let c = Agent::start(dir.path(), "pause-c", Some(&a));
+    let all = [(&a, "alive"), (&b, "alive"), (&c, "alive")];
+    for observer in [&a, &b, &c] {
+        wait_members(observer, &all);
+    }
+    let signal = |sig: &str| {
+        let s = Command::new("kill")
+            .args([sig, &c.process.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(s.success());
+    };
+    signal("-STOP");
+    eventually("a to suspect the paused agent", CONVERGE, || {
+        let run = a.run(&["members"]);
+        let rows = members_table(&run)?;
+        match rows
+            .iter()
+            .any(|(n, _, s)| n == "pause-c" && s == "suspect")
+        {
+            true => Ok(()),
+            false => Err(run.show()),
+        }
+    });
+    signal("-CONT");
+    let v = eventually("a to hold pause-c alive again", CONVERGE, || {
+        let v = why_json(&a, "pause-c")?;
+        let changes = why_changes(&v);
+        match changes.last() {
+            Some((s, _)) if s.starts_with("alive@") => Ok(v),
+            _ => Err(v.to_string()),
+        }
+    });
+    let changes = why_changes(&v);
+    let states: Vec<&str> = changes.iter().map(|(s, _)| s.as_str()).collect();
+    assert!(states.len() >= 2, "{v}");
+    let n = states.len();
+    let suspect_inc: u32 = states[n - 2]
+        .strip_prefix("suspect@")
+        .expect("suspected first")
+        .parse()
+        .unwrap();
+    assert_eq!(states[n - 1], format!("alive@{}", suspect_inc + 1), "{v}");
+    // The paused agent explains its own refutation.
+    let own = why_json(&c, "pause-c").expect("c explains itself");
+    let refuted: Vec<&Value> = own["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .filter(|ch| ch["cause"]["kind"] == "refuted")
+        .collect();
+    assert!(!refuted.is_empty(), "{own}");
+    let last = refuted.last().unwrap();
+    assert_eq!(last["state"], "alive");
+    assert_eq!(last["incarnation"], suspect_inc + 1, "{own}");
+    assert_eq!(last["cause"]["claimed"], "suspect", "{own}");
+    let text = c.run(&["why", "pause-c"]);
+    assert!(
+        text.stdout.contains("refuted news of being suspect"),
+        "{}",
+        text.show()
+    );
+}

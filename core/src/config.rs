@@ -183,6 +183,11 @@ pub struct Config {
     /// bring the rest. Several agents on one host share their host's cap.
     /// LAN default 1024. At least 1.
     pub max_introductions: u32,
+    /// The most bytes of explained changes kept per member (see
+    /// [`crate::history`]): past it the oldest go. 0 keeps no history
+    /// (`Node::explain` then shows the member only). LAN default 1024, at
+    /// most 65536.
+    pub history_bytes: u32,
     /// Time between two push-pull exchanges with one random peer. Each opens
     /// with the membership summary alone (a few dozen bytes); only a peer
     /// whose summary differs answers with its full state. After a join the
@@ -318,6 +323,7 @@ impl Config {
             retransmit_mult: 4,
             max_broadcasts: 4096,
             max_introductions: 1024,
+            history_bytes: 1024,
             push_pull_interval: Duration::from_secs(10),
             push_pull_peers: 3,
             max_message_size: 65536,
@@ -425,6 +431,9 @@ impl Config {
         }
         if self.retransmit_mult == 0 {
             return Err(ConfigError::new("retransmit_mult", "must be at least 1"));
+        }
+        if self.history_bytes > 65536 {
+            return Err(ConfigError::new("history_bytes", "must be at most 65536"));
         }
         if self.max_introductions == 0 {
             return Err(ConfigError::new("max_introductions", "must be at least 1"));

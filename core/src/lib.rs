@@ -34,6 +34,7 @@ mod events;
 #[cfg(test)]
 mod harness;
 mod health;
+pub mod history;
 mod identity;
 mod introductions;
 mod member;
@@ -53,6 +54,7 @@ pub use config::{
 };
 pub use error::{ConfigError, Error};
 pub use events::{Event, FreshRead, Output, ReadSource, Stats};
+pub use history::{Cause, Change, Confirmation, Explanation, ProbeFailure, RelayAnswer};
 pub use identity::{Identity, PublicKey, Signature, Verified};
 pub use member::{overrides, Incarnation, Member, MemberState, NodeId, MAX_NAME_LEN};
 pub use message::{

@@ -59,6 +59,11 @@ impl Suspicion {
         }
     }
 
+    /// The timeout in force, counted from the suspicion's start.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.deadline.saturating_since(self.started)
+    }
+
     /// Count `by` as a confirmation. Returns whether it was a new,
     /// independent one (and the deadline moved closer).
     pub(crate) fn confirm(&mut self, by: &str) -> bool {

@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod convert;
+pub mod explain;
 
 pub use convert::{decode_bytes, decode_envelope, encode_envelope, DecodeError, Inbound};
 

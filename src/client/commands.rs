@@ -214,6 +214,18 @@ pub(super) async fn execute(
                 )?;
             }
         }
+        ClientCommand::Why { name, format } => {
+            let r = client
+                .explain(unary(pb::ExplainRequest { name }))
+                .await
+                .map_err(failed)?
+                .into_inner();
+            let text = match format {
+                Format::Table => super::why::timeline(&r),
+                Format::Json => super::why::json(&r),
+            };
+            out.write_all(text.as_bytes())?;
+        }
         ClientCommand::Leave => {
             client
                 .leave(unary(pb::LeaveRequest {}))

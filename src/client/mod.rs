@@ -16,6 +16,7 @@
 mod commands;
 mod keys;
 mod output;
+pub(crate) mod why;
 
 use std::io;
 use std::path::PathBuf;
@@ -215,6 +216,17 @@ pub enum ClientCommand {
     Forget {
         /// The member's name.
         name: String,
+    },
+    /// Why this agent holds a member as it does: each change of its belief
+    /// (suspected, dead, alive again, reaped) with its cause: its own failed
+    /// probes and what each relay answered, rumours and who declared them,
+    /// every confirmation and the suspicion timeout in force, refutations.
+    Why {
+        /// The member's name.
+        name: String,
+        /// Output format (table: a readable timeline).
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
     },
     /// Send a user event to every live node; prints its version.
     Event {

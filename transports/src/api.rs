@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::pin::Pin;
 
-use rumour_core::{Entry, Event, FreshRead, Member, MemberState, Metadata, ReadSource};
+use rumour_core::{Entry, Event, FreshRead, Member, Metadata, ReadSource};
 use rumour_proto::v1 as pb;
 use rumour_proto::v1::rumour_server::Rumour;
 use tokio::sync::oneshot;
@@ -269,6 +269,22 @@ impl Handle {
         .map_err(ApiError::from)
     }
 
+    /// Why this node holds `name` as it does (see `Node::explain`), times
+    /// in ms since the Unix epoch.
+    pub async fn explain(&self, name: &str) -> Result<pb::ExplainResponse, ApiError> {
+        let (name, missing) = (name.to_string(), name.to_string());
+        self.call(move |d| {
+            let e = d.node.explain(&name)?;
+            let (me, health) = (d.node.id().name(), d.node.health());
+            let ms = |t| d.unix_ms(t);
+            Some(rumour_proto::explain::explanation(
+                me, &e, ms, false, health,
+            ))
+        })
+        .await?
+        .ok_or(ApiError::NoMember(missing))
+    }
+
     /// Set the cluster metadata register. Returns its Lamport time.
     pub async fn publish_metadata(&self, value: &[u8]) -> Result<u64, ApiError> {
         let value = value.to_vec();
@@ -341,24 +357,19 @@ pub(crate) struct ApiService {
     pub(crate) handle: Handle,
 }
 
-fn state(s: MemberState) -> pb::MemberState {
-    match s {
-        MemberState::Alive => pb::MemberState::Alive,
-        MemberState::Suspect => pb::MemberState::Suspect,
-        MemberState::Dead => pb::MemberState::Dead,
-        MemberState::Left => pb::MemberState::Left,
-    }
-}
+use rumour_proto::explain::member;
 
-fn member(m: &Member, since_unix_ms: u64) -> pb::Member {
-    pb::Member {
-        name: m.id.name().to_string(),
-        address: m.id.addr().to_string(),
-        state: state(m.state) as i32,
-        incarnation: m.incarnation.0,
-        last_change_unix_ms: since_unix_ms,
-        public_key: m.key.to_hex(),
+/// A member name as a call gives it: 1 to `MAX_NAME_LEN` bytes.
+fn check_name(name: &str) -> Result<(), Status> {
+    if name.is_empty() || name.len() > rumour_core::MAX_NAME_LEN {
+        return Err(ApiError::from(rumour_core::Error::InvalidName(format!(
+            "a member name of {} bytes (1 to {})",
+            name.len(),
+            rumour_core::MAX_NAME_LEN
+        )))
+        .into());
     }
+    Ok(())
 }
 
 fn source(s: ReadSource) -> pb::Source {
@@ -622,16 +633,18 @@ impl Rumour for ApiService {
         r: Request<pb::ForgetRequest>,
     ) -> Result<Response<pb::ForgetResponse>, Status> {
         let name = r.into_inner().name;
-        if name.is_empty() || name.len() > rumour_core::MAX_NAME_LEN {
-            return Err(ApiError::from(rumour_core::Error::InvalidName(format!(
-                "a member name of {} bytes (1 to {})",
-                name.len(),
-                rumour_core::MAX_NAME_LEN
-            )))
-            .into());
-        }
+        check_name(&name)?;
         let held = self.handle.forget(&name).await?;
         Ok(Response::new(pb::ForgetResponse { held }))
+    }
+
+    async fn explain(
+        &self,
+        r: Request<pb::ExplainRequest>,
+    ) -> Result<Response<pb::ExplainResponse>, Status> {
+        let name = r.into_inner().name;
+        check_name(&name)?;
+        Ok(Response::new(self.handle.explain(&name).await?))
     }
 
     async fn shutdown(

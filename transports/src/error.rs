@@ -78,6 +78,9 @@ pub enum ApiError {
     /// No such namespace: the node is not a live member holding data.
     #[error("no namespace {0:?} here: no such live member, or it holds no data yet")]
     NoNamespace(String),
+    /// The node neither holds nor remembers a member of that name.
+    #[error("no member {0:?} here: never known, or forgotten long ago")]
+    NoMember(String),
     /// No metadata was published yet.
     #[error("no cluster metadata has been published")]
     NoMetadata,
@@ -120,9 +123,10 @@ impl From<ApiError> for Status {
                 | CoreError::KeyTooLong { .. }
                 | CoreError::ValueTooLong { .. } => Code::InvalidArgument,
             },
-            ApiError::NoKey { .. } | ApiError::NoNamespace(_) | ApiError::NoMetadata => {
-                Code::NotFound
-            }
+            ApiError::NoKey { .. }
+            | ApiError::NoNamespace(_)
+            | ApiError::NoMember(_)
+            | ApiError::NoMetadata => Code::NotFound,
             ApiError::BadAddress { .. } | ApiError::BadClusterKey(_) => Code::InvalidArgument,
             ApiError::Stopped => Code::Unavailable,
             ApiError::NoKeyring | ApiError::KeyRefused(_) => Code::FailedPrecondition,

@@ -17,6 +17,7 @@ use super::outbox::Ctx;
 use crate::broadcast::BroadcastQueue;
 use crate::error::Error;
 use crate::events::Event;
+use crate::history::{Cause, Change, Confirmation, History, ProbeFailure};
 use crate::identity::{member_statement, PublicKey, Signature};
 use crate::introductions::Introductions;
 use crate::member::{overrides, Incarnation, Member, MemberState, NodeId};
@@ -101,6 +102,10 @@ pub(crate) struct Membership {
     /// Members new to this node per introducing address (the cap on
     /// poisoning, `Config::max_introductions`).
     introductions: Introductions,
+    /// Each member's changes of state and their causes.
+    history: History,
+    /// This node's failed probe, while the suspicion it raises is applied.
+    finding: Option<ProbeFailure>,
 }
 
 /// Most entries of the reconnect list; past it, the one that would expire
@@ -134,6 +139,8 @@ impl Membership {
             reconnect_cursor: None,
             heard: BTreeMap::new(),
             introductions: Introductions::default(),
+            history: History::new(cx.config.history_bytes as usize),
+            finding: None,
         }
     }
 
@@ -366,7 +373,8 @@ impl Membership {
                     by: None,
                     ..u.clone()
                 };
-                return self.transition(cx, news, spread);
+                let cause = self.cause(heard, None, false);
+                return self.transition(cx, news, spread, cause);
             }
             cx.stats.stale_updates += 1;
             return Aftermath::default();
@@ -375,22 +383,27 @@ impl Membership {
             cx.stats.address_conflicts += 1;
             return Aftermath::default();
         }
+        let mut doubted = false;
         if state == MemberState::Dead
             && (matches!(heard, Heard::Sync { .. }) || self.heard_lately(cx, held_id.addr()))
         {
             state = MemberState::Suspect;
+            doubted = true;
             if held.state.is_live() {
                 cx.stats.deaths_doubted += 1;
             }
         }
         let by = || u.by.clone().unwrap_or_else(|| self.my_name.clone());
         if overrides(incarnation, state, held.incarnation, held.state) {
+            let by = by();
+            let accused = matches!(state, MemberState::Suspect | MemberState::Dead);
+            let cause = self.cause(heard, accused.then(|| by.clone()), doubted);
             let news = MemberUpdate {
                 state,
-                by: Some(by()),
+                by: Some(by),
                 ..u.clone()
             };
-            return self.transition(cx, news, true);
+            return self.transition(cx, news, true, cause);
         }
         if state == MemberState::Suspect
             && held.state == MemberState::Suspect
@@ -403,6 +416,12 @@ impl Membership {
                     let name: Arc<str> = Arc::from(u.id.name());
                     self.suspicion_due.remove(&(before, name.clone()));
                     self.suspicion_due.insert((s.deadline, name));
+                    let confirmation = Confirmation {
+                        by: by.clone(),
+                        at: cx.now,
+                        timeout: s.timeout(),
+                    };
+                    self.history.confirm(u.id.name(), confirmation);
                     // Pass the confirmation on so others shorten their timers too.
                     let confirmation = MemberUpdate {
                         id: held_id,
@@ -444,6 +463,38 @@ impl Membership {
         Aftermath::default()
     }
 
+    /// Apply this node's own finding: its probe of `u`'s member failed, as
+    /// `failure` tells.
+    pub(crate) fn apply_found(
+        &mut self,
+        cx: &mut Ctx,
+        u: &MemberUpdate,
+        failure: ProbeFailure,
+    ) -> Aftermath {
+        self.finding = Some(failure);
+        let after = self.apply(cx, u, Heard::Found);
+        self.finding = None;
+        after
+    }
+
+    /// Why news heard this way changes our belief.
+    fn cause(&mut self, heard: Heard, by: Option<Arc<str>>, doubted: bool) -> Cause {
+        match heard {
+            Heard::Found => Cause::Probe(self.finding.take().unwrap_or(ProbeFailure {
+                timeout: std::time::Duration::ZERO,
+                relays: Vec::new(),
+            })),
+            Heard::Rumour(from) => Cause::Rumour { from, by, doubted },
+            Heard::Sync { from, .. } => Cause::Sync { from, by, doubted },
+        }
+    }
+
+    /// The changes this node remembers about `name`, oldest first, and how
+    /// many older ones it dropped.
+    pub(crate) fn history(&self, name: &str) -> Option<(Vec<Change>, u32)> {
+        self.history.of(name)
+    }
+
     /// Take in a whole membership list as a state sync would, without
     /// rumouring it on, inserting new members in bulk.
     pub(crate) fn learn(&mut self, cx: &mut Ctx, members: &[Member]) -> Vec<Aftermath> {
@@ -471,7 +522,13 @@ impl Membership {
     /// Change our belief about a member to `news` (whose `by` is who
     /// declared a suspicion or death), with its event, suspicion timer,
     /// reap schedule and rumour.
-    fn transition(&mut self, cx: &mut Ctx, news: MemberUpdate, spread: bool) -> Aftermath {
+    fn transition(
+        &mut self,
+        cx: &mut Ctx,
+        news: MemberUpdate,
+        spread: bool,
+        cause: Cause,
+    ) -> Aftermath {
         let MemberUpdate {
             id,
             incarnation,
@@ -511,6 +568,7 @@ impl Membership {
             }
             _ => None,
         };
+        let mut timeout = None;
         if state == MemberState::Suspect {
             let by = by.clone().unwrap_or_else(|| self.my_name.clone());
             let c = &cx.config;
@@ -524,7 +582,22 @@ impl Membership {
             );
             self.end_suspicion(&name);
             self.suspicion_due.insert((s.deadline, name.clone()));
+            timeout = Some(s.timeout());
             self.suspicions.insert(name.clone(), s);
+        }
+        // A first introduction is in the table's `since`; every later
+        // change is remembered with its cause.
+        if previous.is_some() || self.history.has(&name) {
+            let change = Change {
+                at: now,
+                state,
+                incarnation,
+                cause,
+                health: cx.health,
+                timeout,
+                confirmations: Vec::new(),
+            };
+            self.history.record(&name, change);
         }
         let mut after = Aftermath::default();
         if matches!(state, MemberState::Dead | MemberState::Left) {
@@ -578,6 +651,20 @@ impl Membership {
         cx.stats.refutations += 1;
         self.incarnation = u.incarnation.next();
         self.set_self(cx, MemberState::Alive);
+        let change = Change {
+            at: cx.now,
+            state: MemberState::Alive,
+            incarnation: self.incarnation,
+            cause: Cause::Refuted {
+                claimed: u.state,
+                by: u.by.clone(),
+            },
+            health: cx.health,
+            timeout: None,
+            confirmations: Vec::new(),
+        };
+        let me = self.my_name.clone();
+        self.history.record(&me, change);
         Aftermath {
             suspected: u.state == MemberState::Suspect,
             ..after
@@ -724,7 +811,7 @@ impl Membership {
     /// operator's forget is for good). Returns whether it was held; a name
     /// only on the reconnect list leaves the list. A live member, or this
     /// node, is refused.
-    pub(crate) fn forget(&mut self, name: &str) -> Result<bool, Error> {
+    pub(crate) fn forget(&mut self, cx: &Ctx, name: &str) -> Result<bool, Error> {
         if name == &*self.my_name {
             return Err(Error::StillLive(name.to_string()));
         }
@@ -738,9 +825,23 @@ impl Membership {
             return Ok(false);
         };
         self.heard.remove(&addr);
-        self.members.remove(name);
-        self.rumours.forget(name);
-        self.end_suspicion(&Arc::from(name));
+        let name: Arc<str> = Arc::from(name);
+        if let Some((_, e)) = self.members.get(&name) {
+            let change = Change {
+                at: cx.now,
+                state: e.state,
+                incarnation: e.incarnation,
+                cause: Cause::Forgotten,
+                health: cx.health,
+                timeout: None,
+                confirmations: Vec::new(),
+            };
+            self.history.record(&name, change);
+            self.history.retire(&name);
+        }
+        self.members.remove(&name);
+        self.rumours.forget(&*name);
+        self.end_suspicion(&name);
         Ok(true)
     }
 
@@ -843,7 +944,7 @@ impl Membership {
                     key: e.key(),
                     signature: e.signature(),
                 };
-                after.push(self.transition(cx, news, true));
+                after.push(self.transition(cx, news, true, Cause::SuspicionTimedOut));
             }
         }
         after
@@ -870,8 +971,19 @@ impl Membership {
                         self.reconnect.insert(name.clone(), entry);
                     }
                 }
-                if let Some((id, _)) = self.members.get(&name) {
+                if let Some((id, e)) = self.members.get(&name) {
                     self.heard.remove(&id.addr());
+                    let change = Change {
+                        at: cx.now,
+                        state: e.state,
+                        incarnation: e.incarnation,
+                        cause: Cause::Reaped,
+                        health: cx.health,
+                        timeout: None,
+                        confirmations: Vec::new(),
+                    };
+                    self.history.record(&name, change);
+                    self.history.retire(&name);
                 }
                 self.members.remove(&name);
                 self.rumours.forget(&*name);

@@ -47,6 +47,7 @@ use self::query::Queries;
 use self::replicas::Replicas;
 use crate::config::{Config, Dissemination};
 use crate::error::Error;
+use crate::history::Explanation;
 use crate::identity::{record_statement, Identity, PublicKey, Signature, Verified};
 use crate::member::{Incarnation, Member, NodeId};
 use crate::message::{
@@ -87,7 +88,8 @@ use crate::time::Time;
 /// - construction: [`new`](Node::new);
 /// - getters: [`id`](Node::id), [`incarnation`](Node::incarnation),
 ///   [`config`](Node::config), [`members`](Node::members),
-///   [`member`](Node::member), [`alive_members`](Node::alive_members),
+///   [`member`](Node::member), [`explain`](Node::explain),
+///   [`alive_members`](Node::alive_members),
 ///   [`live_members`](Node::live_members), [`health`](Node::health),
 ///   [`stats`](Node::stats), [`pending_broadcasts`](Node::pending_broadcasts),
 ///   [`membership_summary`](Node::membership_summary),
@@ -156,6 +158,7 @@ impl Node {
             rng: ChaCha8Rng::seed_from_u64(seed),
             stats: Stats::default(),
             out: Outbox::default(),
+            health: 0,
         };
         // The order of construction is the order of RNG draws.
         let membership = Membership::new(&mut cx, incarnation);
@@ -263,6 +266,33 @@ impl Node {
     /// What this node believes about the member named `name`.
     pub fn member(&self, name: &str) -> Option<Member> {
         self.membership.member(name)
+    }
+
+    /// Why this node holds `name` as it does: the member as held, and the
+    /// changes of belief about it with their causes, oldest first (see
+    /// [`crate::history`]). `None` if this node neither holds nor
+    /// remembers it.
+    pub fn explain(&self, name: &str) -> Option<Explanation> {
+        let member = self.membership.member(name);
+        let (changes, dropped) = self.membership.history(name).unwrap_or_default();
+        if member.is_none() && changes.is_empty() {
+            return None;
+        }
+        let wanted: std::collections::BTreeSet<SocketAddr> =
+            changes.iter().filter_map(|c| c.cause.from()).collect();
+        let peers = self
+            .membership
+            .members()
+            .filter(|m| wanted.contains(&m.id.addr()))
+            .map(|m| (m.id.addr(), m.id.name().to_string()))
+            .collect();
+        Some(Explanation {
+            name: name.to_string(),
+            member,
+            changes,
+            dropped,
+            peers,
+        })
     }
 
     /// Members believed alive, this node included.
@@ -398,7 +428,7 @@ impl Node {
                 self.apply_rumours(from, &a.updates);
                 self.probe.on_ack(&mut self.cx, &mut self.membership, a.seq);
             }
-            Message::Nack(n) => self.probe.on_nack(&mut self.cx, &n),
+            Message::Nack(n) => self.probe.on_nack(&mut self.cx, from, &n),
             Message::Gossip(g) => self.apply_rumours(from, &g.updates),
             Message::PushPull(p) => self.on_push_pull(from, p),
             Message::DataGossip(r) => {
@@ -517,7 +547,7 @@ impl Node {
     /// nothing changes.
     pub fn forget(&mut self, now: Time, name: &str) -> Result<bool, Error> {
         self.cx.now = now;
-        let held = self.membership.forget(name)?;
+        let held = self.membership.forget(&self.cx, name)?;
         if held {
             self.replicas.forget(name);
         }
@@ -679,7 +709,7 @@ impl Node {
     /// What a membership change means for the other parts.
     fn follow_up(&mut self, after: Aftermath) {
         if after.suspected {
-            self.probe.suspected();
+            self.probe.suspected(&mut self.cx);
         }
         if let Some(addr) = after.departed {
             self.tree.forget_peer(addr);

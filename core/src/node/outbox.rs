@@ -43,6 +43,9 @@ pub(crate) struct Ctx {
     pub(crate) rng: ChaCha8Rng,
     pub(crate) stats: Stats,
     pub(crate) out: Outbox,
+    /// Lifeguard's local health score as the prober last set it, for the
+    /// parts that record it (membership's history).
+    pub(crate) health: u32,
 }
 
 impl Ctx {
@@ -176,6 +179,7 @@ mod tests {
             rng: ChaCha8Rng::seed_from_u64(0),
             stats: Stats::default(),
             out: Outbox::default(),
+            health: 0,
         }
     }
 

@@ -16,6 +16,7 @@ use super::membership::Membership;
 use super::outbox::Ctx;
 use super::timers::advance;
 use crate::health::LocalHealth;
+use crate::history::{ProbeFailure, RelayAnswer};
 use crate::member::{Incarnation, MemberState, NodeId};
 use crate::message::{Ack, MemberUpdate, Message, Nack, Ping, PingReq};
 use crate::time::Time;
@@ -41,8 +42,10 @@ enum Probe {
         target: NodeId,
         incarnation: Incarnation,
         seq: u32,
-        /// Relays asked.
-        relays: u32,
+        /// Relays asked, and whether each has nacked.
+        relays: Vec<(NodeId, bool)>,
+        /// The direct probe's timeout in force.
+        timeout: std::time::Duration,
         /// Relays that ever spoke to this node first-hand: only their
         /// missing nacks count against our health (Lifeguard). A relay never
         /// heard from (asked only when no other is live) may not exist, and
@@ -100,8 +103,14 @@ impl Prober {
     }
 
     /// Lifeguard: being suspected hints that this node is the slow one.
-    pub(crate) fn suspected(&mut self) {
-        self.health.apply(1);
+    pub(crate) fn suspected(&mut self, cx: &mut Ctx) {
+        self.adjust_health(cx, 1);
+    }
+
+    /// Move the local health score, and tell the context.
+    fn adjust_health(&mut self, cx: &mut Ctx, delta: i32) {
+        self.health.apply(delta);
+        cx.health = self.health.score();
     }
 
     /// Whether probes have been missing acks lately.
@@ -212,7 +221,7 @@ impl Prober {
         match &self.probe {
             Probe::Direct { seq: s, .. } | Probe::Indirect { seq: s, .. } if *s == seq => {
                 self.probe = Probe::Idle;
-                self.health.apply(-1);
+                self.adjust_health(cx, -1);
                 return;
             }
             _ => {}
@@ -227,9 +236,16 @@ impl Prober {
     }
 
     /// A relay's nack: the path to the relay works.
-    pub(crate) fn on_nack(&mut self, cx: &mut Ctx, n: &Nack) {
+    pub(crate) fn on_nack(&mut self, cx: &mut Ctx, from: SocketAddr, n: &Nack) {
         match &mut self.probe {
-            Probe::Indirect { seq, nacks, .. } if *seq == n.seq => *nacks += 1,
+            Probe::Indirect {
+                seq, nacks, relays, ..
+            } if *seq == n.seq => {
+                *nacks += 1;
+                if let Some((_, nacked)) = relays.iter_mut().find(|(r, _)| r.addr() == from) {
+                    *nacked = true;
+                }
+            }
             _ => cx.stats.stale_acks += 1,
         }
     }
@@ -298,6 +314,7 @@ impl Prober {
 
     /// Ping-req: ask `indirect_probes` live members to probe the target.
     fn probe_indirectly(&mut self, cx: &mut Ctx, m: &mut Membership) {
+        let timeout = self.health.scale(cx.config.probe_timeout);
         let Probe::Direct {
             target,
             incarnation,
@@ -327,21 +344,27 @@ impl Prober {
             let req = Self::with_rumours(cx, m, Message::PingReq(req));
             cx.send(relay.addr(), req);
         }
+        let expected_nacks = relays.iter().filter(|r| m.heard_ever(r.addr())).count() as u32;
         self.probe = Probe::Indirect {
             target,
             incarnation,
             seq,
-            relays: relays.len() as u32,
-            expected_nacks: relays.iter().filter(|r| m.heard_ever(r.addr())).count() as u32,
+            relays: relays.into_iter().map(|r| (r, false)).collect(),
+            timeout,
+            expected_nacks,
             nacks: 0,
         };
     }
 
     /// End the previous probe period: a probe still unanswered fails, and
-    /// its target is to become suspect (returned, for membership to apply).
-    /// Missing nacks mean the trouble may be ours (Lifeguard), so they raise
-    /// the local health score.
-    pub(crate) fn conclude(&mut self, cx: &mut Ctx, m: &mut Membership) -> Option<MemberUpdate> {
+    /// its target is to become suspect (returned with what the probe saw,
+    /// for membership to apply). Missing nacks mean the trouble may be ours
+    /// (Lifeguard), so they raise the local health score.
+    pub(crate) fn conclude(
+        &mut self,
+        cx: &mut Ctx,
+        m: &mut Membership,
+    ) -> Option<(MemberUpdate, ProbeFailure)> {
         if matches!(self.probe, Probe::Direct { .. }) {
             self.probe_indirectly(cx, m);
         }
@@ -349,6 +372,7 @@ impl Prober {
             target,
             incarnation,
             relays,
+            timeout,
             expected_nacks,
             nacks,
             ..
@@ -362,25 +386,36 @@ impl Prober {
             // stranger announced): that it does not answer says nothing
             // about our own network.
             0
-        } else if relays > 0 {
+        } else if !relays.is_empty() {
             expected_nacks.saturating_sub(nacks) as i32
         } else {
             1
         };
-        self.health.apply(delta);
+        self.adjust_health(cx, delta);
         let (id, e) = m.table().get(target.name())?;
         // A suspect that fails our own probe too gets our confirmation.
         if !e.state.is_live() || id.addr() != target.addr() || e.incarnation != incarnation {
             return None;
         }
-        Some(MemberUpdate {
+        let suspect = MemberUpdate {
             id: id.clone(),
             incarnation: e.incarnation,
             state: MemberState::Suspect,
             by: Some(Arc::from(cx.me.name())),
             key: e.key(),
             signature: e.signature(),
-        })
+        };
+        let failure = ProbeFailure {
+            timeout,
+            relays: relays
+                .into_iter()
+                .map(|(r, nacked)| RelayAnswer {
+                    name: Arc::from(r.name()),
+                    nacked,
+                })
+                .collect(),
+        };
+        Some((suspect, failure))
     }
 
     /// Relays whose wait ran out tell their requesters so with a nack.

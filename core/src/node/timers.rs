@@ -14,7 +14,6 @@ use std::time::Duration;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::membership::Heard;
 use super::Node;
 use crate::config::TimerPhase;
 use crate::time::Time;
@@ -136,8 +135,9 @@ impl Node {
             Timer::Relay => self.probe.expire_relays(cx),
             Timer::ProbeTimeout => self.probe.ack_timed_out(cx, m),
             Timer::Probe => {
-                if let Some(suspect) = self.probe.conclude(cx, m) {
-                    self.apply_news(&suspect, Heard::Found);
+                if let Some((suspect, failure)) = self.probe.conclude(cx, m) {
+                    let after = m.apply_found(cx, &suspect, failure);
+                    self.follow_up(after);
                 }
                 let (cx, m) = (&mut self.cx, &mut self.membership);
                 self.probe.start(cx, m);

@@ -60,7 +60,10 @@ async fn listen(
 
 impl Agent {
     /// Bind the peer and API listeners, start the node and, if seeds are
-    /// given, join through them (retried with backoff until one answers).
+    /// given, join through every address they resolve to but its own
+    /// (retried with backoff until one answers). A seed name that does not
+    /// resolve yet leaves the node alone until it does (the seed task keeps
+    /// resolving and knocking); a malformed seed is [`StartError::Seed`].
     pub async fn start(config: AgentConfig) -> Result<Agent, StartError> {
         config.protocol.validate()?;
         // A malformed seed stops the start; a name that does not resolve

@@ -24,9 +24,13 @@ pub struct AgentArgs {
     /// Address other nodes reach this one at [default: the bind address].
     #[arg(long)]
     advertise: Option<SocketAddr>,
-    /// A seed to join through, ip:port or host:port (repeatable). Without
-    /// one the agent starts a cluster of its own.
-    #[arg(long = "join", value_name = "ADDR")]
+    /// A seed to join through, ip:port or host:port (repeatable). A name
+    /// is resolved again on every retry and every address it resolves to
+    /// is tried, this node's own skipped: a headless Kubernetes service's
+    /// name joins its pods. A name that does not resolve yet leaves the
+    /// agent alone until it does. Without a seed the agent starts a
+    /// cluster of its own.
+    #[arg(long = "join", value_name = "ADDR", value_parser = seed_arg)]
     join: Vec<String>,
     /// Protocol preset: lan, wan or local.
     #[arg(long, default_value = "lan", value_parser = ["lan", "wan", "local"])]
@@ -120,6 +124,14 @@ pub struct AgentArgs {
     /// certificates carry one agreed name. [default: rumour-peer]
     #[arg(long, env = "RUMOUR_PEER_TLS_NAME", value_name = "NAME")]
     peer_tls_name: Option<String>,
+}
+
+/// A `--join` value checked for shape (a port, a host): a malformed seed
+/// is an error naming the flag; whether a name resolves is found out later.
+fn seed_arg(s: &str) -> Result<String, String> {
+    s.parse::<rumour::transport::Seed>()
+        .map(|_| s.to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// A flag's value that must never be printed: `Debug` hides it.

@@ -17,7 +17,7 @@ use tonic::transport::{Server, ServerTlsConfig};
 use tracing::{info, warn};
 
 use crate::access::{Access, Guarded};
-use crate::api::{resolve, ApiService};
+use crate::api::ApiService;
 use crate::config::AgentConfig;
 use crate::data_dir::{DataDir, DataDirError};
 use crate::driver::{self, Handle};
@@ -28,6 +28,7 @@ use crate::keyring::{Keyring, Sealer, SharedKeyring};
 use crate::link::Links;
 use crate::peer::{PeerService, RefusalLog};
 use crate::replay::ReplayWindow;
+use crate::seed::{resolve_seeds, Seed};
 use crate::stats::TransportStats;
 use crate::tls::{ApiTls, PeerTls};
 
@@ -59,9 +60,24 @@ async fn listen(
 
 impl Agent {
     /// Bind the peer and API listeners, start the node and, if seeds are
-    /// given, join through them (retried with backoff until one answers).
+    /// given, join through every address they resolve to but its own
+    /// (retried with backoff until one answers). A seed name that does not
+    /// resolve yet leaves the node alone until it does (the seed task keeps
+    /// resolving and knocking); a malformed seed is [`StartError::Seed`].
     pub async fn start(config: AgentConfig) -> Result<Agent, StartError> {
         config.protocol.validate()?;
+        // A malformed seed stops the start; a name that does not resolve
+        // yet does not (see below).
+        let seed_list = config
+            .join
+            .iter()
+            .map(|s| {
+                s.parse::<Seed>().map_err(|reason| StartError::Seed {
+                    seed: s.clone(),
+                    reason,
+                })
+            })
+            .collect::<Result<Vec<Seed>, StartError>>()?;
         // Refuse before binding anything: an open API beyond loopback lets
         // anyone who reaches it write, join, leave and shut down.
         let api_beyond_loopback = !config.api.ip().to_canonical().is_loopback();
@@ -96,15 +112,30 @@ impl Agent {
             None if bound.ip().is_unspecified() => return Err(StartError::NoAdvertise(bound)),
             None => bound,
         };
-        let seeds = if config.join.is_empty() {
-            Vec::new()
+        // Every address the seeds resolve to but this node's own (a
+        // headless service lists the asking pod too). A name that does not
+        // resolve yet (the first pod of a StatefulSet starts before its
+        // record is published), or seeds that stand only for this node,
+        // leave it alone for now: the seed task resolves them again and
+        // knocks until it meets someone.
+        let own = vec![peer_addr, bound];
+        let (seeds, unresolved) = resolve_seeds(&seed_list, &config.resolver, &own).await;
+        if !seed_list.is_empty() && seeds.is_empty() {
+            let why: Vec<String> = unresolved
+                .iter()
+                .map(|(seed, e)| format!("{seed}: {e}"))
+                .collect();
+            warn!(
+                seeds = ?config.join,
+                unresolved = ?why,
+                retry_at_most_every = ?config.protocol.reconnect_interval,
+                "no other node behind the seeds yet (a name that does not resolve, or only this node's own address): starting alone, and resolving the seeds again and knocking on them until a member answers"
+            );
         } else {
-            resolve(&config.join).await.map_err(|e| StartError::Seed {
-                addr: config.join.join(","),
-                reason: e.to_string(),
-            })?
-        };
-
+            for (seed, e) in &unresolved {
+                warn!(seed, error = %e, "a seed name does not resolve yet: joining through the others, and resolving it again on every retry");
+            }
+        }
         let unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
@@ -139,7 +170,7 @@ impl Agent {
             Some(life) if seeds.is_empty() => {
                 let known = life.snapshot_seeds(&config.name);
                 if !known.is_empty() {
-                    info!(seeds = ?known, "no seed given: rejoining through members the data dir knew");
+                    info!(seeds = ?known, "no seed to join through: rejoining through members the data dir knew");
                 }
                 known
             }
@@ -219,7 +250,12 @@ impl Agent {
         let seed_task = (!config.join.is_empty()).then(|| {
             tokio::spawn(driver::retry_seeds(
                 handle.clone(),
-                config.join.clone(),
+                driver::Seeds {
+                    seeds: seed_list,
+                    resolver: config.resolver.clone(),
+                    own,
+                },
+                config.protocol.probe_period,
                 config.protocol.reconnect_interval,
             ))
         });
@@ -321,7 +357,7 @@ impl Agent {
             warn!(api = %api_addr, "the client API is open to anyone who can reach it (--insecure): they can write, join, leave and shut the agent down");
         }
         if !seeds.is_empty() {
-            info!(seeds = ?config.join, "joining");
+            info!(seeds = ?config.join, addrs = ?seeds, "joining");
         }
         Ok(Agent {
             handle,

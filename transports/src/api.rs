@@ -15,6 +15,7 @@ use tonic::{Request, Response, Status};
 use crate::driver::{Driver, Handle, Sequenced};
 use crate::error::ApiError;
 use crate::key_commands::{KeyOp, KeyReport, DEFAULT_KEY_TIMEOUT};
+use crate::seed::{Seed, SeedResolver};
 
 /// A value read from a namespace.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -324,22 +325,30 @@ fn known_namespace(d: &Driver, ns: &str) -> bool {
         || d.node.member(ns).is_some_and(|m| m.state.is_live())
 }
 
-/// Resolve addresses given as `ip:port` or `host:port`.
+/// Resolve addresses given as `ip:port` or `host:port`: every address a
+/// name resolves to (a headless service's every pod), in order and without
+/// repeats. A malformed address, or a name that resolves to nothing, is an
+/// error naming it.
 pub async fn resolve(addrs: &[String]) -> Result<Vec<SocketAddr>, ApiError> {
-    let mut out = Vec::new();
+    let resolver = SeedResolver::system();
+    let mut out: Vec<SocketAddr> = Vec::new();
     for a in addrs {
         let bad = |reason: String| ApiError::BadAddress {
             addr: a.clone(),
             reason,
         };
-        let mut found = tokio::net::lookup_host(a.as_str())
-            .await
-            .map_err(|e| bad(e.to_string()))?;
-        out.push(
-            found
-                .next()
-                .ok_or_else(|| bad("resolves to no address".into()))?,
-        );
+        let found = match a.parse::<Seed>().map_err(|e| bad(e.to_string()))? {
+            Seed::Addr(addr) => vec![addr],
+            Seed::Name { host, port } => resolver
+                .resolve(&host, port)
+                .await
+                .map_err(|e| bad(e.to_string()))?,
+        };
+        for f in found {
+            if !out.contains(&f) {
+                out.push(f);
+            }
+        }
     }
     if out.is_empty() {
         return Err(ApiError::BadAddress {

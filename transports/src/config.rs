@@ -9,6 +9,7 @@ use rumour_core::{Config, Identity};
 
 use crate::access::ApiToken;
 use crate::keyring::Keyring;
+use crate::seed::SeedResolver;
 use crate::tls::{ApiTls, PeerTls};
 
 use crate::error::StartError;
@@ -125,8 +126,14 @@ pub struct AgentConfig {
     /// Where the client API listens. Port 0 picks a free port.
     pub api: SocketAddr,
     /// Seeds to join through (`ip:port` or `host:port`). Empty: start a
-    /// cluster of one.
+    /// cluster of one. A name is resolved at start and again on every
+    /// retry, and every address it resolves to is a seed but this node's
+    /// own; one that does not resolve yet leaves the node alone until it
+    /// does. A malformed seed stops the start ([`StartError::Seed`]).
     pub join: Vec<String>,
+    /// How the names among `join` are resolved. Default: the system's
+    /// resolver (DNS, `/etc/hosts`).
+    pub resolver: SeedResolver,
     /// The protocol's configuration.
     pub protocol: Config,
     /// The transport's limits.
@@ -185,6 +192,7 @@ impl AgentConfig {
             advertise: None,
             api: DEFAULT_API.parse().expect("valid default address"),
             join: Vec::new(),
+            resolver: SeedResolver::system(),
             transport: TransportConfig::for_protocol(&protocol),
             protocol,
             incarnation: None,

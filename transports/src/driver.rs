@@ -20,6 +20,7 @@ use crate::intake::Taker;
 use crate::keyring::SharedKeyring;
 use crate::link::Links;
 use crate::peer::RefusalLog;
+use crate::seed::{resolve_seeds, Seed, SeedResolver};
 use crate::stats::TransportStats;
 
 /// An event and its place in the agent's event sequence (from 1).
@@ -385,36 +386,62 @@ pub(crate) async fn run(mut d: Driver, mut inputs: Inputs) {
     info!("node stopped");
 }
 
-/// Every `every`, while the node's live view holds fewer members than it
-/// once did (but for those that left), resolve the seeds given at start
-/// again (a DNS name may point elsewhere by now) and knock on each with a
-/// push-pull. This is how a node whose whole view was reaped, or that
-/// restarted past its reconnect list, finds the cluster again. Idle cost:
-/// one call on the node task per interval; while members are missing, one
-/// summary per seed per interval. Ends when the node task does.
-pub(crate) async fn retry_seeds(handle: Handle, seeds: Vec<String>, every: std::time::Duration) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
+/// The seeds an agent was started with, tried again by [`retry_seeds`].
+pub(crate) struct Seeds {
+    /// As given (`--join`): names are resolved again on every try.
+    pub(crate) seeds: Vec<Seed>,
+    /// How names are resolved.
+    pub(crate) resolver: SeedResolver,
+    /// This node's own addresses, skipped.
+    pub(crate) own: Vec<SocketAddr>,
+}
+
+/// Whether the seeds are worth trying again: the node is alone (it never
+/// met anyone, say the first pod of a StatefulSet, or all others are
+/// gone), or its live view holds fewer members than it once did (but for
+/// those that left).
+pub(crate) fn worth_knocking(live: usize, peak_live: usize) -> bool {
+    live <= 1 || live < peak_live
+}
+
+/// While the seeds are [worth knocking on](worth_knocking), resolve them
+/// again (a DNS name may point elsewhere by now, or resolve at last) and
+/// knock on every address with a push-pull, this node's own skipped. This
+/// is how a node that started alone finds the others once they are up,
+/// and how one whose whole view was reaped, or that restarted past its
+/// reconnect list, finds the cluster again. While alone it tries after
+/// `first`, then backs off, doubling, to `every`; otherwise it looks every
+/// `every`. Idle cost: one call on the node task per interval; while
+/// members are missing, one summary per seed address per try. Ends when
+/// the node task does.
+pub(crate) async fn retry_seeds(
+    handle: Handle,
+    seeds: Seeds,
+    first: std::time::Duration,
+    every: std::time::Duration,
+) {
+    let mut delay = first.min(every);
     loop {
-        tick.tick().await;
-        let lost = handle.call(|d| d.node.live_members() < d.peak_live).await;
-        match lost {
-            Ok(true) => {}
-            Ok(false) => continue,
-            Err(_) => return,
+        tokio::time::sleep(delay).await;
+        let Ok((live, peak)) = handle.call(|d| (d.node.live_members(), d.peak_live)).await else {
+            return;
+        };
+        delay = if live <= 1 {
+            (delay * 2).min(every)
+        } else {
+            every
+        };
+        if !worth_knocking(live, peak) {
+            continue;
         }
-        let mut addrs = Vec::new();
-        for seed in &seeds {
-            match crate::api::resolve(std::slice::from_ref(seed)).await {
-                Ok(found) => addrs.extend(found),
-                Err(e) => debug!(seed, error = %e, "a seed does not resolve"),
-            }
+        let (addrs, unresolved) = resolve_seeds(&seeds.seeds, &seeds.resolver, &seeds.own).await;
+        for (seed, e) in unresolved {
+            debug!(seed, error = %e, "a seed does not resolve");
         }
         if addrs.is_empty() {
             continue;
         }
-        debug!(seeds = ?addrs, "members are missing: knocking on the seeds again");
+        debug!(seeds = ?addrs, live, "members are missing: knocking on the seeds again");
         let knocked = handle
             .call(move |d| {
                 let now = d.now();
@@ -431,5 +458,24 @@ async fn sleep_opt(until: Option<tokio::time::Instant>) {
     match until {
         Some(t) => tokio::time::sleep_until(t).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::worth_knocking;
+
+    #[test]
+    fn a_lone_node_knocks_until_it_meets_someone_and_a_whole_view_does_not() {
+        // The first pod: alone from the start.
+        assert!(worth_knocking(1, 1));
+        // Met one other, both live: nothing missing.
+        assert!(!worth_knocking(2, 2));
+        // Lost one of three to a failure.
+        assert!(worth_knocking(2, 3));
+        // All others gone: alone again.
+        assert!(worth_knocking(1, 3));
+        // A view that grew past its old peak is whole.
+        assert!(!worth_knocking(5, 4));
     }
 }

@@ -51,13 +51,15 @@ pub enum StartError {
     /// The data dir could not be opened.
     #[error(transparent)]
     DataDir(#[from] crate::data_dir::DataDirError),
-    /// A seed address could not be resolved.
-    #[error("cannot resolve seed {addr:?}: {reason}")]
+    /// A seed (`--join`) is malformed: no port, a bad port or a bad host.
+    /// A well-formed name that does not resolve yet is not an error: the
+    /// agent starts alone and keeps trying it.
+    #[error("--join {seed:?}: {reason}")]
     Seed {
         /// The seed as given.
-        addr: String,
-        /// The cause.
-        reason: String,
+        seed: String,
+        /// What is wrong with it.
+        reason: crate::seed::SeedError,
     },
 }
 

@@ -40,6 +40,7 @@ mod keyring;
 mod link;
 mod peer;
 mod replay;
+mod seed;
 mod stats;
 mod tls;
 
@@ -58,5 +59,6 @@ pub use key_commands::{
 };
 pub use keyring::{ClusterKey, KeyError, Keyring, KEY_LEN, NONCE_LEN, TAG_LEN};
 pub use replay::{MAX_SENDERS, REORDER_TOLERANCE, REPLAY_WINDOW};
+pub use seed::{Resolved, Seed, SeedError, SeedResolver};
 pub use stats::TransportStats;
 pub use tls::{ApiTls, PeerTls, TlsCa, TlsError, TlsFile, TlsIdentity, DEFAULT_PEER_SERVER_NAME};

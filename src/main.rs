@@ -119,6 +119,12 @@ struct SimArgs {
     /// directory (created if missing).
     #[arg(long, value_name = "DIR")]
     plot: Option<PathBuf>,
+    /// Write a report of the run into this directory (created if missing;
+    /// checked before the run): the plots of --plot with their CSVs,
+    /// `summary.json`, and an `index.md` that embeds the plots and names
+    /// the command, the seed and the summary.
+    #[arg(long, value_name = "DIR", conflicts_with = "experiment")]
+    report: Option<PathBuf>,
     /// After the run, explain this node as another holds it (see `rumour
     /// why`): each change of belief about it with its cause. With --json,
     /// the report gains an `explain` object.
@@ -318,6 +324,10 @@ fn run_sim(args: SimArgs) -> Result<(), String> {
         Some(name) => Some(node_of("--observer", name)?),
         None => None,
     };
+    if let Some(dir) = &args.report {
+        rumour::sim::report_dir::prepare(dir)
+            .map_err(|e| format!("--report {}: cannot write there: {e}", dir.display()))?;
+    }
     let mut sim = Sim::new(scenario).map_err(|e| e.to_string())?;
     let started = Instant::now();
     run_with_progress(&mut sim, !args.json && std::io::stderr().is_terminal());
@@ -334,6 +344,15 @@ fn run_sim(args: SimArgs) -> Result<(), String> {
         Some(subject) => Some(explain_in(&sim, subject, observer)?),
         None => None,
     };
+    if let Some(dir) = &args.report {
+        let command = std::env::args().collect::<Vec<_>>().join(" ");
+        let text = explained.as_ref().map(client::why::timeline);
+        let files = rumour::sim::report_dir::write(&sim, &report, dir, &command, text.as_deref())
+            .map_err(|e| format!("--report {}: {e}", dir.display()))?;
+        if !args.json {
+            eprintln!("wrote {} files into {}", files.len(), dir.display());
+        }
+    }
     if args.json {
         let mut v = serde_json::to_value(&report).map_err(|e| e.to_string())?;
         if let (Some(e), Some(map)) = (&explained, v.as_object_mut()) {
@@ -387,35 +406,33 @@ fn explain_in(
 }
 
 /// Run the simulation to its end in slices of simulated time; with `show`,
-/// print the simulated time reached at most once a second of wall time.
-/// Slicing does not change the run: it is the same events in the same order.
+/// draw a progress bar on stderr (simulated time reached, and the wall
+/// time left as the bar estimates it). Slicing does not change the run: it
+/// is the same events in the same order.
 fn run_with_progress(sim: &mut Sim, show: bool) {
     let end = sim.end();
     if !show {
         sim.run_until(end);
         return;
     }
+    let bar = indicatif::ProgressBar::new(end.as_micros() / 1000);
+    let style = indicatif::ProgressStyle::with_template(
+        "  {bar:30} simulated {msg} · {elapsed} wall, about {eta} left",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
     let slice = Duration::from_secs(1);
-    let started = Instant::now();
-    let mut shown = started;
-    let mut printed = false;
     while sim.now() < end {
         let next = (sim.now() + slice).min(end);
         sim.run_until(next);
-        if shown.elapsed() >= Duration::from_secs(1) {
-            shown = Instant::now();
-            printed = true;
-            eprint!(
-                "\r  simulated {:.0} s of {:.0} s ({:.0} s wall)   ",
-                sim.now().as_secs_f64(),
-                end.as_secs_f64(),
-                started.elapsed().as_secs_f64()
-            );
-        }
+        bar.set_position(sim.now().as_micros() / 1000);
+        bar.set_message(format!(
+            "{:.0} s of {:.0} s",
+            sim.now().as_secs_f64(),
+            end.as_secs_f64()
+        ));
     }
-    if printed {
-        eprintln!();
-    }
+    bar.finish_and_clear();
 }
 
 /// Run a client command on a small runtime of its own.

@@ -303,3 +303,106 @@ fn plots_are_written_with_their_numbers_and_replay_exactly() {
     let _ = std::fs::remove_dir_all(&a);
     let _ = std::fs::remove_dir_all(&b);
 }
+
+#[test]
+fn a_report_holds_the_plots_the_summary_and_an_index_and_its_numbers_add_up() {
+    // Scenario: a small lossy run with a crash and writes, reported into a
+    // directory, with node-2 explained.
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("report-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = rumour(&[
+        "sim",
+        "--scenario",
+        "crash",
+        "--nodes",
+        "30",
+        "--seed",
+        "5",
+        "--put-rate",
+        "5",
+        "--loss",
+        "0.05",
+        "--json",
+        "--explain",
+        "node-2",
+        "--report",
+        dir.to_str().expect("a UTF-8 path"),
+    ]);
+    assert!(
+        out.status.success(),
+        "rumour sim --report failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let file = |name: &str| {
+        std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    let summary: Value = serde_json::from_str(&file("summary.json")).expect("summary.json");
+    assert_eq!(summary["trace_digest"], printed["trace_digest"]);
+    // The traffic CSV's own counts add up to the summary's totals.
+    let traffic = file("traffic.csv");
+    let mut lines = traffic.lines();
+    let head: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| head.iter().position(|h| *h == name).expect(name);
+    let (m, b) = (col("msgs"), col("bytes"));
+    let (mut msgs, mut bytes) = (0u64, 0u64);
+    for line in lines {
+        let f: Vec<&str> = line.split(',').collect();
+        msgs += f[m].parse::<u64>().unwrap();
+        bytes += f[b].parse::<u64>().unwrap();
+    }
+    assert_eq!(
+        msgs,
+        summary["total_msgs"].as_u64().unwrap(),
+        "messages add up"
+    );
+    assert_eq!(
+        bytes,
+        summary["total_bytes"].as_u64().unwrap(),
+        "bytes add up"
+    );
+    // The index embeds every plot written and names the command and seed.
+    let index = file("index.md");
+    for name in ["membership", "infection", "traffic", "suspicions"] {
+        let svg = file(&format!("{name}.svg"));
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert!(index.contains(&format!("![{name}]({name}.svg)")), "{index}");
+    }
+    assert!(
+        index.contains("--report") && index.contains("Seed 5"),
+        "{index}"
+    );
+    assert!(
+        index.contains("## Explanation\n\n```text\nnode-2 ("),
+        "{index}"
+    );
+    assert_eq!(printed["explain"]["name"], "node-2");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_report_dir_that_cannot_be_written_fails_before_the_run() {
+    let file = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("report-file-{}", std::process::id()));
+    std::fs::write(&file, b"not a directory").unwrap();
+    let inside = file.join("out");
+    let out = rumour(&[
+        "sim",
+        "--nodes",
+        "10",
+        "--duration",
+        "1h",
+        "--report",
+        inside.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--report") && err.contains("cannot write"),
+        "{err}"
+    );
+    // Before the run: no report line, nothing printed.
+    assert!(out.stdout.is_empty());
+    let _ = std::fs::remove_file(&file);
+}

@@ -14,6 +14,7 @@ pub mod experiment;
 pub mod metrics;
 pub mod net;
 pub mod plot;
+pub mod report_dir;
 pub mod scenario;
 mod trace;
 pub mod updates;

@@ -456,7 +456,8 @@ fn traffic(series: &Series, report: &Report, title: &str) -> io::Result<(String,
     for (_, k) in &kinds {
         let _ = write!(csv, ",{k}_msgs_per_node_s");
     }
-    csv.push('\n');
+    // The bucket's own counts last: they add up to the report's totals.
+    csv.push_str(",msgs,bytes\n");
     let mut total_msgs = Vec::new();
     let mut total_bytes = Vec::new();
     let mut by_kind = vec![Vec::new(); kinds.len()];
@@ -471,7 +472,7 @@ fn traffic(series: &Series, report: &Report, title: &str) -> io::Result<(String,
             by_kind[j].push((x, v));
             let _ = write!(csv, ",{v:.3}");
         }
-        csv.push('\n');
+        let _ = writeln!(csv, ",{},{}", t.msgs, t.bytes);
     }
     let xmax = (series.traffic.len() as f64 * width).max(width);
     let mut svg = String::new();

@@ -490,9 +490,10 @@ async fn a_keyless_agent_answers_plaintext_queries_only_to_the_senders_host() {
     }
 }
 
-/// Latency of `ping` over 20 agents (LAN preset, as `rumour agent` runs),
-/// in gossip intervals: run with `RUMOUR_QUERY_FIGURES=1 cargo test
-/// --release --test query -- --nocapture figures`. Skipped otherwise.
+/// Latency of `ping` over 20 agents in this process (LAN preset, as
+/// `rumour agent` runs), in gossip intervals: run with
+/// `RUMOUR_QUERY_FIGURES=1 cargo test --test query -- --nocapture figures`.
+/// Skipped otherwise.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn figures() {
     if std::env::var_os("RUMOUR_QUERY_FIGURES").is_none() {

@@ -490,6 +490,48 @@ async fn a_keyless_agent_answers_plaintext_queries_only_to_the_senders_host() {
     }
 }
 
+fn raw_app_query(from: [u8; 4], id: u64) -> pb::Envelope {
+    let mut env = raw_query(from);
+    env.body = Some(pb::envelope::Body::ClusterRequest(pb::ClusterRequest {
+        id,
+        command: Some(pb::cluster_request::Command::Query(pb::QueryCommand {
+            name: "slow".into(),
+            payload: Vec::new(),
+            timeout_ms: 30_000,
+        })),
+    }));
+    env
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_holds_a_bounded_number_of_one_askers_queries() {
+    // Scenario: an agent allows one query under way per asker, and a
+    // client subscribes to `slow` there and never answers. On one peer
+    // stream come two queries from the asker at 127.0.0.1:9, then one from
+    // 127.0.0.2:9. The subscriber gets the first and the third: the
+    // second was answered "busy" at once, not held.
+    let agent = start("held", None, |c| c.transport.query_max_concurrent = 1).await;
+    let mut subscription = agent
+        .handle()
+        .subscribe_queries(&["slow".to_string()])
+        .await
+        .expect("subscribe");
+    let sent = vec![
+        raw_app_query([127, 0, 0, 1], 1),
+        raw_app_query([127, 0, 0, 1], 2),
+        raw_app_query([127, 0, 0, 2], 3),
+    ];
+    assert_eq!(send_raw(&agent, sent).await, (3, 0));
+    let first = subscription.recv().await.expect("the first query");
+    let next = subscription.recv().await.expect("the next query held");
+    assert_eq!(first.asker, "127.0.0.1:9");
+    assert_eq!(
+        next.asker, "127.0.0.2:9",
+        "the second of 127.0.0.1:9 was not held"
+    );
+    agent.kill();
+}
+
 /// Latency of `ping` over 20 agents in this process (LAN preset, as
 /// `rumour agent` runs), in gossip intervals: run with
 /// `RUMOUR_QUERY_FIGURES=1 cargo test --test query -- --nocapture figures`.

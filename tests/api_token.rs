@@ -174,6 +174,44 @@ async fn every_call(
         ("UseKey", refused(c.use_key(key_req(token)).await)),
         ("RemoveKey", refused(c.remove_key(key_req(token)).await)),
         (
+            "Query",
+            refused(
+                c.query(req(
+                    pb::QueryRequest {
+                        name: "ping".into(),
+                        ..Default::default()
+                    },
+                    token,
+                ))
+                .await,
+            ),
+        ),
+        (
+            "SubscribeQueries",
+            refused(
+                c.subscribe_queries(req(
+                    pb::SubscribeQueriesRequest {
+                        names: vec!["x".into()],
+                    },
+                    token,
+                ))
+                .await,
+            ),
+        ),
+        (
+            "AnswerQuery",
+            refused(
+                c.answer_query(req(
+                    pb::AnswerQueryRequest {
+                        id: 1,
+                        payload: Vec::new(),
+                    },
+                    token,
+                ))
+                .await,
+            ),
+        ),
+        (
             "Shutdown",
             refused(c.shutdown(req(pb::ShutdownRequest {}, token)).await),
         ),
@@ -255,7 +293,7 @@ async fn without_the_token_every_call_is_refused_counted_and_changes_nothing() {
     r.metadata_mut()
         .insert("authorization", TOKEN.parse().unwrap());
     assert_eq!(c.status(r).await.unwrap_err().code(), Code::Unauthenticated);
-    assert_eq!(refusals(&agent).await, 3 * 17 + 1);
+    assert_eq!(refusals(&agent).await, 3 * 20 + 1);
 
     // With the token, the calls are served.
     let v = c
@@ -291,7 +329,7 @@ async fn without_the_token_every_call_is_refused_counted_and_changes_nothing() {
         .into_inner();
     assert_eq!(
         status.counters.get("transport_api_unauthenticated"),
-        Some(&(3 * 17 + 1))
+        Some(&(3 * 20 + 1))
     );
     // The token shows nowhere in what the agent reports.
     let shown = format!("{status:?}");

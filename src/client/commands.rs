@@ -270,6 +270,22 @@ pub(super) async fn execute(
                 .into_inner();
             writeln!(out, "lamport {}", r.lamport)?;
         }
+        ClientCommand::Query {
+            name,
+            payload,
+            timeout,
+            filter_name,
+            format,
+        } => {
+            let asked = super::query::Asked {
+                name,
+                payload,
+                timeout,
+                filter_name,
+                format,
+            };
+            super::query::execute(&mut client, asked, &mut out, failed).await?;
+        }
         ClientCommand::Status { format, config } => {
             let r = client
                 .status(unary(pb::StatusRequest {}))

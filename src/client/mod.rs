@@ -11,11 +11,12 @@
 //! `commands` does what each command does against the gRPC API; `output`
 //! turns answers and errors into the tables, JSON and lines printed; `keys`
 //! does both for the cluster keyring commands (`rumour keys list|install|
-//! use|remove`).
+//! use|remove`), and `query` for cluster-wide queries (`rumour query`).
 
 mod commands;
 mod keys;
 mod output;
+mod query;
 pub(crate) mod why;
 
 use std::io;
@@ -240,6 +241,29 @@ pub enum ClientCommand {
     Metadata {
         #[command(subcommand)]
         command: MetadataCommand,
+    },
+    /// Ask every live member a query (`ping` is built in; other names are
+    /// answered by clients subscribed to them): prints each answer as it
+    /// arrives, then who answered and how long each took. Ends when every
+    /// member asked has answered, or at --timeout; exits 1 naming any
+    /// member that did not answer.
+    Query {
+        /// The query's name.
+        name: String,
+        /// The payload (UTF-8 bytes of the argument) [default: empty].
+        #[arg(default_value = "")]
+        payload: String,
+        /// Wait at most this long for every member asked to answer (e.g.
+        /// `5s`, `500ms`; at most 60 s).
+        #[arg(long, default_value = "5s", value_parser = parse_timeout)]
+        timeout: std::time::Duration,
+        /// Ask only members whose name matches this regular expression
+        /// (unanchored: `^web-` for a prefix).
+        #[arg(long, value_name = "REGEX")]
+        filter_name: Option<String>,
+        /// Output format: a line per answer, or a JSON object per line.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
     },
     /// Show this agent: identity, membership counts and counters.
     Status {

@@ -111,7 +111,7 @@ pub(super) fn one_line(s: &str) -> String {
 
 /// Bytes as text for line-oriented output: UTF-8 (lossily), with
 /// backslashes and control characters escaped so one value stays one line.
-fn printable(bytes: &[u8]) -> String {
+pub(super) fn printable(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len());
     for c in String::from_utf8_lossy(bytes).chars() {
         if c == '\\' || c.is_control() {

@@ -27,6 +27,7 @@ use crate::intake::{self, Limits};
 use crate::keyring::{Keyring, Sealer, SharedKeyring};
 use crate::link::Links;
 use crate::peer::{PeerService, RefusalLog};
+use crate::query::{Queries, QueryLimits};
 use crate::replay::ReplayWindow;
 use crate::seed::{resolve_seeds, Seed};
 use crate::stats::TransportStats;
@@ -246,6 +247,7 @@ impl Agent {
         );
         driver.durable = durable;
         driver.keyring = keyring.clone();
+        driver.queries = Queries::new(QueryLimits::of(&transport));
         let node_task = tokio::spawn(driver::run(driver, inputs));
         let seed_task = (!config.join.is_empty()).then(|| {
             tokio::spawn(driver::retry_seeds(

@@ -8,13 +8,14 @@ use rumour_core::{Entry, Event, FreshRead, Member, Metadata, ReadSource};
 use rumour_proto::v1 as pb;
 use rumour_proto::v1::rumour_server::Rumour;
 use tokio::sync::oneshot;
-use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::{BroadcastStream, ReceiverStream};
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use crate::driver::{Driver, Handle, Sequenced};
 use crate::error::ApiError;
 use crate::key_commands::{KeyOp, KeyReport, DEFAULT_KEY_TIMEOUT};
+use crate::query::{Query, QueryEvent};
 use crate::seed::{Seed, SeedResolver};
 
 /// A value read from a namespace.
@@ -521,6 +522,39 @@ impl ApiService {
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchEvent, Status>> + Send>>;
+type QueryStream = Pin<Box<dyn Stream<Item = Result<pb::QueryResponse, Status>> + Send>>;
+type ReceivedQueryStream = Pin<Box<dyn Stream<Item = Result<pb::ReceivedQuery, Status>> + Send>>;
+
+fn micros(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// The wire form of what a query yields.
+fn query_response(e: QueryEvent) -> pb::QueryResponse {
+    use pb::query_response::Item;
+    let item = match e {
+        QueryEvent::Answer(a) => Item::Answer(pb::MemberAnswer {
+            member: a.member,
+            payload: a.payload,
+            error: a.error.unwrap_or_default(),
+            elapsed_us: micros(a.elapsed),
+        }),
+        QueryEvent::Done(s) => Item::Summary(pb::QuerySummary {
+            asked: u32::try_from(s.asked.len()).unwrap_or(u32::MAX),
+            answered: s
+                .answered
+                .into_iter()
+                .map(|(member, t)| pb::MemberTime {
+                    member,
+                    elapsed_us: micros(t),
+                })
+                .collect(),
+            no_answer: s.no_answer,
+            elapsed_us: micros(s.elapsed),
+        }),
+    };
+    pb::QueryResponse { item: Some(item) }
+}
 
 #[tonic::async_trait]
 impl Rumour for ApiService {
@@ -751,5 +785,62 @@ impl Rumour for ApiService {
         r: Request<pb::KeyRequest>,
     ) -> Result<Response<pb::KeysResponse>, Status> {
         self.key_call(KeyOp::Remove, r.into_inner()).await
+    }
+
+    type QueryStream = QueryStream;
+
+    async fn query(
+        &self,
+        r: Request<pb::QueryRequest>,
+    ) -> Result<Response<Self::QueryStream>, Status> {
+        let r = r.into_inner();
+        let mut running = self
+            .handle
+            .query(Query {
+                name: r.name,
+                payload: r.payload,
+                timeout: std::time::Duration::from_millis(u64::from(r.timeout_ms)),
+                filter_name: r.filter_name,
+            })
+            .await?;
+        // Answers go out as they come; a client that goes away ends the
+        // forwarding at the next answer or the timeout.
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(async move {
+            while let Some(e) = running.next().await {
+                if tx.send(Ok(query_response(e))).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    type SubscribeQueriesStream = ReceivedQueryStream;
+
+    async fn subscribe_queries(
+        &self,
+        r: Request<pb::SubscribeQueriesRequest>,
+    ) -> Result<Response<Self::SubscribeQueriesStream>, Status> {
+        let subscription = self.handle.subscribe_queries(&r.into_inner().names).await?;
+        let stream = ReceiverStream::new(subscription.into_receiver()).map(|q| {
+            Ok(pb::ReceivedQuery {
+                id: q.id,
+                name: q.name,
+                payload: q.payload,
+                asker: q.asker,
+                timeout_ms: u32::try_from(q.timeout.as_millis()).unwrap_or(u32::MAX),
+            })
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn answer_query(
+        &self,
+        r: Request<pb::AnswerQueryRequest>,
+    ) -> Result<Response<pb::AnswerQueryResponse>, Status> {
+        let r = r.into_inner();
+        let accepted = self.handle.answer_query(r.id, &r.payload).await?;
+        Ok(Response::new(pb::AnswerQueryResponse { accepted }))
     }
 }

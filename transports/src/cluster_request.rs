@@ -1,23 +1,27 @@
 //! Cluster requests: one agent asks every live member, each answers.
 //!
 //! A client call that must act on the whole cluster (the key commands of
-//! `rumour keys`) becomes a [`ClusterRequest`] that the agent receiving the
-//! call sends to every member it sees alive or suspect, over the peer
-//! links, and acts on itself. Each member answers with a [`ClusterReply`]
-//! of the same id, sent to the request's sender. The caller gets every
-//! answer as soon as the last member it asked has answered, or, at its
-//! timeout, what came in by then and the names of those that did not
-//! answer; it never waits past the last answer.
+//! `rumour keys`, the queries of `rumour query`) becomes a
+//! [`pb::ClusterRequest`] that the agent receiving the call sends to every
+//! member it asks (those it sees alive or suspect, maybe narrowed by a
+//! filter), over the peer links, and acts on itself. Each member answers
+//! once with a [`pb::ClusterReply`] of the same id, sent to the request's
+//! sender: at once, or later (a query that a subscribed client answers).
+//! The caller gets each answer as it arrives and learns when the last
+//! member it asked has answered, or, at its timeout, who did not answer;
+//! it never waits past the last answer.
 //!
 //! This module owns the request table and the dispatch of a request to the
 //! code that answers it; what a command does lives with the command (see
-//! `key_commands`). It never answers a request that came without the
-//! cluster key: requests travel sealed, and a node without a keyring drops
-//! them (the peer service refuses them first).
+//! `key_commands` and `query`). Which requests a node takes at all is the
+//! peer service's rule: key commands only sealed with the cluster key,
+//! queries sealed or, at a node without a key, from the connection's own
+//! host (see `peer`). A member never forwards a request: the fan-out
+//! happens only at the agent a client called.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rumour_proto::v1::{self as pb, cluster_reply, cluster_request, envelope::Body, Envelope};
 use tokio::sync::mpsc;
@@ -25,6 +29,7 @@ use tracing::debug;
 
 use crate::driver::{Driver, Handle};
 use crate::error::ApiError;
+use crate::stats::bump;
 
 /// A request or a reply, opened and taken off the peer port, on its way to
 /// the node task.
@@ -36,6 +41,15 @@ pub(crate) enum ClusterMessage {
     Reply(pb::ClusterReply),
 }
 
+/// One member's answer to a request, and how long after the request
+/// started it came in.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Answered {
+    pub(crate) name: String,
+    pub(crate) answer: cluster_reply::Answer,
+    pub(crate) elapsed: Duration,
+}
+
 /// The answers to one request.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Gathered {
@@ -45,11 +59,36 @@ pub(crate) struct Gathered {
     pub(crate) no_answer: Vec<String>,
 }
 
+/// How a member answers a request.
+pub(crate) enum Answering {
+    /// With this, now.
+    Now(cluster_reply::Answer),
+    /// Later, through [`Driver::send_reply`] (a query waiting for a
+    /// subscribed client's answer).
+    Later,
+    /// Never (a command it must not act on).
+    Silent,
+}
+
+/// Where an answer given later goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReplyTo {
+    /// To the agent listening on `addr`, for its request `id`.
+    Peer { addr: SocketAddr, id: u64 },
+    /// To this agent's own request `id`.
+    Own { id: u64 },
+}
+
 /// One request still waiting for answers.
 struct Pending {
     /// Members not yet heard from: name → the address asked.
     waiting: HashMap<String, SocketAddr>,
-    answers: mpsc::UnboundedSender<(String, cluster_reply::Answer)>,
+    answers: mpsc::UnboundedSender<Answered>,
+    started: Instant,
+    /// When the caller stops waiting; past it the entry is swept.
+    deadline: Instant,
+    /// A query (which counts against the concurrent-query limit).
+    query: bool,
 }
 
 /// The node task's table of requests it sent and still waits on.
@@ -59,26 +98,63 @@ pub(crate) struct Requests {
     pending: HashMap<u64, Pending>,
 }
 
+impl Requests {
+    /// Forget requests nobody waits on any more: past their deadline, or
+    /// whose caller went away.
+    fn sweep(&mut self, now: Instant) {
+        self.pending
+            .retain(|_, p| now < p.deadline && !p.answers.is_closed());
+    }
+
+    /// Queries under way (after a sweep).
+    pub(crate) fn queries_under_way(&mut self, now: Instant) -> usize {
+        self.sweep(now);
+        self.pending.values().filter(|p| p.query).count()
+    }
+}
+
 /// What the node task hands the caller when it sends a request.
-struct Started {
-    id: u64,
-    asked: Vec<String>,
-    answers: mpsc::UnboundedReceiver<(String, cluster_reply::Answer)>,
+pub(crate) struct Started {
+    pub(crate) id: u64,
+    /// Every member asked, by name.
+    pub(crate) asked: Vec<String>,
+    pub(crate) answers: mpsc::UnboundedReceiver<Answered>,
+    /// When the request went out: answers' times count from here.
+    pub(crate) started: Instant,
 }
 
 impl Driver {
-    /// Send `command` to every live member, act on it here, and remember
-    /// whom to wait for.
-    fn start_request(&mut self, command: cluster_request::Command) -> Started {
-        let me = self.node.id().clone();
-        let id = self.requests.next_id;
-        self.requests.next_id += 1;
-        let waiting: HashMap<String, SocketAddr> = self
+    /// The members a request goes to: every live member whose name
+    /// `wanted`, this node always (if `wanted`), by name.
+    pub(crate) fn live_targets(&self, wanted: impl Fn(&str) -> bool) -> Vec<(String, SocketAddr)> {
+        let me = self.node.id();
+        let mut targets: Vec<(String, SocketAddr)> = self
             .node
             .members()
-            .filter(|m| m.state.is_live() && m.id.name() != me.name())
+            .filter(|m| m.state.is_live() && m.id.name() != me.name() && wanted(m.id.name()))
             .map(|m| (m.id.name().to_string(), m.id.addr()))
             .collect();
+        if wanted(me.name()) {
+            targets.push((me.name().to_string(), me.addr()));
+        }
+        targets.sort();
+        targets
+    }
+
+    /// Send `command` to `targets`, act on it here if this node is one of
+    /// them, and remember whom to wait for until `timeout` has passed.
+    pub(crate) fn start_request(
+        &mut self,
+        command: cluster_request::Command,
+        targets: Vec<(String, SocketAddr)>,
+        timeout: Duration,
+        query: bool,
+    ) -> Started {
+        let me = self.node.id().clone();
+        let now = Instant::now();
+        self.requests.sweep(now);
+        let id = self.requests.next_id;
+        self.requests.next_id += 1;
         let env = envelope(
             me.addr(),
             Body::ClusterRequest(pb::ClusterRequest {
@@ -86,15 +162,34 @@ impl Driver {
                 command: Some(command.clone()),
             }),
         );
-        for addr in waiting.values() {
-            self.links.send_envelope(*addr, env.clone());
+        let mut waiting = HashMap::new();
+        let mut asked = Vec::with_capacity(targets.len());
+        let mut here = false;
+        for (name, addr) in targets {
+            if name == me.name() {
+                here = true;
+            } else {
+                self.links.send_envelope(addr, env.clone());
+                waiting.insert(name.clone(), addr);
+            }
+            asked.push(name);
         }
-        let mut asked: Vec<String> = waiting.keys().cloned().collect();
-        asked.push(me.name().to_string());
         asked.sort();
         let (tx, rx) = mpsc::unbounded_channel();
-        if let Some(own) = answer(self, &command) {
-            let _ = tx.send((me.name().to_string(), own));
+        if here {
+            match answer(self, &command, ReplyTo::Own { id }, me.addr()) {
+                Answering::Now(own) => {
+                    let _ = tx.send(Answered {
+                        name: me.name().to_string(),
+                        answer: own,
+                        elapsed: now.elapsed(),
+                    });
+                }
+                Answering::Later => {
+                    waiting.insert(me.name().to_string(), me.addr());
+                }
+                Answering::Silent => {}
+            }
         }
         if !waiting.is_empty() {
             self.requests.pending.insert(
@@ -102,6 +197,9 @@ impl Driver {
                 Pending {
                     waiting,
                     answers: tx,
+                    started: now,
+                    deadline: now + timeout,
+                    query,
                 },
             );
         }
@@ -109,6 +207,7 @@ impl Driver {
             id,
             asked,
             answers: rx,
+            started: now,
         }
     }
 
@@ -121,49 +220,82 @@ impl Driver {
                     debug!(peer = %from, "a cluster request without a command");
                     return;
                 };
-                let Some(answer) = answer(self, command) else {
-                    return;
+                let to = ReplyTo::Peer {
+                    addr: from,
+                    id: r.id,
                 };
-                let env = envelope(
-                    self.node.id().addr(),
-                    Body::ClusterReply(pb::ClusterReply {
-                        id: r.id,
-                        name: self.node.id().name().to_string(),
-                        answer: Some(answer),
-                    }),
-                );
-                self.links.send_envelope(from, env);
-            }
-            ClusterMessage::Reply(r) => {
-                let Some(pending) = self.requests.pending.get_mut(&r.id) else {
-                    // Late (the caller gave up) or unknown.
-                    return;
-                };
-                // Only the member asked, from the address it was asked at.
-                if pending.waiting.get(&r.name) != Some(&from) {
-                    debug!(peer = %from, member = r.name, "a cluster reply from a member not asked");
-                    return;
-                }
-                pending.waiting.remove(&r.name);
-                if let Some(answer) = r.answer {
-                    let _ = pending.answers.send((r.name, answer));
-                }
-                if pending.waiting.is_empty() {
-                    // Dropping the sender tells the caller it has them all.
-                    self.requests.pending.remove(&r.id);
+                if let Answering::Now(a) = answer(self, command, to, from) {
+                    self.send_reply(to, a);
                 }
             }
+            ClusterMessage::Reply(r) => self.take_reply(from, r),
+        }
+    }
+
+    /// Answer a request: send the reply to the agent that asked, or take
+    /// it in as a reply to this agent's own request.
+    pub(crate) fn send_reply(&mut self, to: ReplyTo, answer: cluster_reply::Answer) {
+        let me = self.node.id().clone();
+        let reply = |id| pb::ClusterReply {
+            id,
+            name: me.name().to_string(),
+            answer: Some(answer),
+        };
+        match to {
+            ReplyTo::Peer { addr, id } => {
+                let env = envelope(me.addr(), Body::ClusterReply(reply(id)));
+                self.links.send_envelope(addr, env);
+            }
+            ReplyTo::Own { id } => self.take_reply(me.addr(), reply(id)),
+        }
+    }
+
+    /// A member's reply, from the agent listening on `from`, to a request
+    /// of this agent. Taken only from the member asked, at the address it
+    /// was asked at, while the request is waited on; anything else is
+    /// counted (`cluster_replies_ignored`) and dropped.
+    fn take_reply(&mut self, from: SocketAddr, r: pb::ClusterReply) {
+        let Some(pending) = self.requests.pending.get_mut(&r.id) else {
+            // Late (the caller gave up) or unknown.
+            bump(&self.stats.cluster_replies_ignored);
+            return;
+        };
+        if pending.waiting.get(&r.name) != Some(&from) {
+            bump(&self.stats.cluster_replies_ignored);
+            debug!(peer = %from, member = r.name, "a cluster reply from a member not asked");
+            return;
+        }
+        pending.waiting.remove(&r.name);
+        let mut gone = false;
+        if let Some(answer) = r.answer {
+            let answered = Answered {
+                name: r.name,
+                answer,
+                elapsed: pending.started.elapsed(),
+            };
+            gone = pending.answers.send(answered).is_err();
+        }
+        if pending.waiting.is_empty() || gone {
+            // Dropping the sender tells the caller it has them all.
+            self.requests.pending.remove(&r.id);
         }
     }
 }
 
-/// This node's answer to `command`; `None` to stay silent (a command it
-/// must not act on).
-fn answer(d: &mut Driver, command: &cluster_request::Command) -> Option<cluster_reply::Answer> {
+/// This node's answer to `command` from the agent on `asker`, which
+/// `reply_to` reaches.
+fn answer(
+    d: &mut Driver,
+    command: &cluster_request::Command,
+    reply_to: ReplyTo,
+    asker: SocketAddr,
+) -> Answering {
     match command {
-        cluster_request::Command::Keys(k) => {
-            crate::key_commands::apply(d, k).map(cluster_reply::Answer::Keys)
-        }
+        cluster_request::Command::Keys(k) => match crate::key_commands::apply(d, k) {
+            Some(a) => Answering::Now(cluster_reply::Answer::Keys(a)),
+            None => Answering::Silent,
+        },
+        cluster_request::Command::Query(q) => crate::query::serve(d, q, reply_to, asker),
     }
 }
 
@@ -172,6 +304,49 @@ fn envelope(from: SocketAddr, body: Body) -> Envelope {
         from: Some(from.into()),
         body: Some(body),
         sealed: None,
+    }
+}
+
+/// The caller's end of a request: each answer as it comes, until every
+/// member asked has answered or the timeout has passed.
+pub(crate) struct Gatherer {
+    handle: Handle,
+    id: u64,
+    answers: mpsc::UnboundedReceiver<Answered>,
+    deadline: tokio::time::Instant,
+    timed_out: bool,
+}
+
+impl Gatherer {
+    pub(crate) fn new(handle: Handle, started: Started, timeout: Duration) -> Gatherer {
+        Gatherer {
+            handle,
+            id: started.id,
+            answers: started.answers,
+            deadline: tokio::time::Instant::from_std(started.started) + timeout,
+            timed_out: false,
+        }
+    }
+
+    /// The next answer; `None` once every member asked has answered, or
+    /// the timeout has passed and what came in by then was handed out.
+    pub(crate) async fn next(&mut self) -> Option<Answered> {
+        if self.timed_out {
+            return self.answers.try_recv().ok();
+        }
+        match tokio::time::timeout_at(self.deadline, self.answers.recv()).await {
+            Ok(answer) => answer,
+            Err(_) => {
+                // Stop waiting; answers already queued still count.
+                self.timed_out = true;
+                let id = self.id;
+                let _ = self
+                    .handle
+                    .call(move |d| d.requests.pending.remove(&id).is_some())
+                    .await;
+                self.answers.try_recv().ok()
+            }
+        }
     }
 }
 
@@ -186,32 +361,18 @@ impl Handle {
         timeout: Duration,
         check: impl FnOnce(&Driver) -> Result<(), ApiError> + Send + 'static,
     ) -> Result<Gathered, ApiError> {
-        let Started {
-            id,
-            asked,
-            answers: mut rx,
-        } = self
+        let started = self
             .call(move |d| {
                 check(d)?;
-                Ok::<_, ApiError>(d.start_request(command))
+                let targets = d.live_targets(|_| true);
+                Ok::<_, ApiError>(d.start_request(command, targets, timeout, false))
             })
             .await??;
+        let asked = started.asked.clone();
+        let mut gatherer = Gatherer::new(self.clone(), started, timeout);
         let mut answers = Vec::new();
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(a)) => answers.push(a),
-                // Every member asked has answered.
-                Ok(None) => break,
-                Err(_) => {
-                    // Stop waiting; answers already queued still count.
-                    let _ = self.call(move |d| d.requests.pending.remove(&id)).await;
-                    while let Ok(a) = rx.try_recv() {
-                        answers.push(a);
-                    }
-                    break;
-                }
-            }
+        while let Some(a) = gatherer.next().await {
+            answers.push((a.name, a.answer));
         }
         answers.sort_by(|a, b| a.0.cmp(&b.0));
         let no_answer = asked

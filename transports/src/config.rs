@@ -87,6 +87,21 @@ pub struct TransportConfig {
     /// Events buffered for each `Watch` stream; a watcher that falls
     /// further behind misses events (and sees a gap in `seq`). Default 4096.
     pub watch_buffer: usize,
+    /// Largest payload of a query, and of an answer to one, in bytes.
+    /// A query over it is refused (`INVALID_ARGUMENT`) before any member
+    /// is asked; a member answers one over its own limit with an error.
+    /// Default 8 KiB.
+    pub query_max_payload: usize,
+    /// The most members one query may ask (and so the most answers it
+    /// gets): a query that would ask more is refused
+    /// (`RESOURCE_EXHAUSTED`), to be narrowed with a name filter. Default
+    /// 1,024.
+    pub query_max_answers: usize,
+    /// The most queries under way at once through this agent; one more is
+    /// refused (`RESOURCE_EXHAUSTED`). It also bounds the queries of one
+    /// asker that a member holds for its subscribers at once (an honest
+    /// asker never has more under way). Default 16.
+    pub query_max_concurrent: usize,
 }
 
 impl TransportConfig {
@@ -109,6 +124,9 @@ impl TransportConfig {
             idle_close: Duration::from_secs(60),
             check_sender_address: true,
             watch_buffer: 4096,
+            query_max_payload: 8 * 1024,
+            query_max_answers: 1024,
+            query_max_concurrent: 16,
         }
     }
 }

@@ -20,6 +20,7 @@ use crate::intake::Taker;
 use crate::keyring::SharedKeyring;
 use crate::link::Links;
 use crate::peer::RefusalLog;
+use crate::query::Queries;
 use crate::seed::{resolve_seeds, Seed, SeedResolver};
 use crate::stats::TransportStats;
 
@@ -46,6 +47,11 @@ pub(crate) struct Driver {
     pub(crate) keyring: Option<SharedKeyring>,
     /// Cluster requests this node sent and still waits on.
     pub(crate) requests: Requests,
+    /// Queries this node serves to its subscribed clients, and the
+    /// subscriptions.
+    pub(crate) queries: Queries,
+    /// The transport's counters.
+    pub(crate) stats: Arc<TransportStats>,
     events: broadcast::Sender<Arc<Sequenced>>,
     seq: u64,
     pub(crate) links: Links,
@@ -294,6 +300,8 @@ pub(crate) fn driver(
         fresh: HashMap::new(),
         keyring: None,
         requests: Requests::default(),
+        queries: Queries::default(),
+        stats: stats.clone(),
         events: events.clone(),
         seq: 0,
         links,

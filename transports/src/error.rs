@@ -107,6 +107,40 @@ pub enum ApiError {
     /// asked: nothing changed anywhere.
     #[error("refused, nothing changed: {0}")]
     KeyRefused(String),
+    /// A query's (or an answer's) payload is over the payload limit.
+    #[error("the payload is {len} bytes, over the query payload limit of {max} bytes (query_max_payload)")]
+    QueryPayloadTooLarge {
+        /// The payload's length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A query name (or a subscription's list of names) is not usable.
+    #[error("bad query name: {0}")]
+    BadQueryName(String),
+    /// A query's member name filter is not a usable regular expression.
+    #[error("the member name filter is not a usable regular expression: {0}")]
+    BadNameFilter(String),
+    /// A query would ask more members than one query may.
+    #[error("the query would ask {asked} members, over the limit of answers per query ({max}, query_max_answers): narrow it with a member name filter")]
+    TooManyAnswers {
+        /// Members the query would ask.
+        asked: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// As many queries as may be are under way at this agent.
+    #[error("{max} queries are under way at this agent, the limit of concurrent queries (query_max_concurrent): wait for one to end")]
+    TooManyQueries {
+        /// The limit.
+        max: usize,
+    },
+    /// As many query subscriptions as may be are open at this agent.
+    #[error("{max} query subscriptions are open at this agent, the limit of subscriptions: close one first")]
+    TooManySubscriptions {
+        /// The limit.
+        max: usize,
+    },
 }
 
 impl From<ApiError> for Status {
@@ -132,6 +166,12 @@ impl From<ApiError> for Status {
             ApiError::BadAddress { .. } | ApiError::BadClusterKey(_) => Code::InvalidArgument,
             ApiError::Stopped => Code::Unavailable,
             ApiError::NoKeyring | ApiError::KeyRefused(_) => Code::FailedPrecondition,
+            ApiError::QueryPayloadTooLarge { .. }
+            | ApiError::BadQueryName(_)
+            | ApiError::BadNameFilter(_) => Code::InvalidArgument,
+            ApiError::TooManyAnswers { .. }
+            | ApiError::TooManyQueries { .. }
+            | ApiError::TooManySubscriptions { .. } => Code::ResourceExhausted,
         };
         Status::new(code, e.to_string())
     }

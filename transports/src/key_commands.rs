@@ -174,6 +174,12 @@ impl Handle {
                     error: (!k.error.is_empty()).then_some(k.error),
                     fingerprints: k.fingerprints,
                 },
+                // A member's input: never trusted to be of the right kind.
+                cluster_reply::Answer::Query(_) => MemberKeys {
+                    name,
+                    error: Some("an answer of another kind".into()),
+                    fingerprints: Vec::new(),
+                },
             })
             .collect();
         Ok(KeyReport {
@@ -211,9 +217,13 @@ impl Handle {
         let unsafe_at: Vec<String> = gathered
             .answers
             .into_iter()
-            .filter(|(_, cluster_reply::Answer::Keys(k))| match op {
-                KeyOp::Use => !k.fingerprints.contains(&fingerprint),
-                _ => k.fingerprints.first() == Some(&fingerprint),
+            .filter(|(_, answer)| match (op, answer) {
+                (KeyOp::Use, cluster_reply::Answer::Keys(k)) => {
+                    !k.fingerprints.contains(&fingerprint)
+                }
+                (_, cluster_reply::Answer::Keys(k)) => k.fingerprints.first() == Some(&fingerprint),
+                // An answer of another kind tells nothing: not safe.
+                (_, cluster_reply::Answer::Query(_)) => true,
             })
             .map(|(name, _)| name)
             .collect();

@@ -39,6 +39,7 @@ mod key_commands;
 mod keyring;
 mod link;
 mod peer;
+mod query;
 mod replay;
 mod seed;
 mod stats;
@@ -58,6 +59,12 @@ pub use key_commands::{
     KeyCount, KeyOp, KeyReport, MemberKeys, DEFAULT_KEY_TIMEOUT, MAX_KEY_TIMEOUT,
 };
 pub use keyring::{ClusterKey, KeyError, Keyring, KEY_LEN, NONCE_LEN, TAG_LEN};
+pub use query::{
+    Query, QueryAnswer, QueryEvent, QueryReport, QueryStream, QuerySubscription, QuerySummary,
+    ReceivedQuery, BUILT_IN_QUERIES, DEFAULT_QUERY_TIMEOUT, MAX_NAME_FILTER_LEN,
+    MAX_QUERY_NAME_LEN, MAX_QUERY_TIMEOUT, MAX_SERVED_QUERIES, MAX_SUBSCRIBED_NAMES,
+    MAX_SUBSCRIPTIONS,
+};
 pub use replay::{MAX_SENDERS, REORDER_TOLERANCE, REPLAY_WINDOW};
 pub use seed::{Resolved, Seed, SeedError, SeedResolver};
 pub use stats::TransportStats;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use prost::Message as _;
 use rumour_proto::v1::envelope::Body;
 use rumour_proto::v1::peer_server::Peer;
-use rumour_proto::v1::{Envelope, StreamSummary};
+use rumour_proto::v1::{cluster_reply, cluster_request, Envelope, StreamSummary};
 use tonic::{Code, Request, Response, Status, Streaming};
 use tracing::{debug, warn};
 
@@ -29,8 +29,9 @@ use crate::stats::{add, bump, TransportStats};
 /// inside is decoded; envelopes that open but were sent outside the replay
 /// window, or were taken before, are refused next; malformed ones are
 /// refused last. All are counted, and the node keeps serving. Cluster requests and replies go to the node
-/// task as such, and only from a sealed envelope: a node without a key
-/// refuses them as unauthenticated.
+/// task as such; key commands only from a sealed envelope (a node without
+/// a key refuses them as unauthenticated), queries from a sealed envelope
+/// or, at a node without a key, under the sender-address rule.
 pub(crate) struct PeerService {
     pub(crate) intake: Intake,
     /// Envelopes read per connection per second, at most.
@@ -112,13 +113,9 @@ impl Peer for PeerService {
                     let ring = self.keyring.as_ref().map(SharedKeyring::current);
                     let opened = open_envelope(ring.as_deref(), &self.replay, env, unix_ms())
                         .and_then(|env| {
-                        let cluster = matches!(
-                            env.body,
-                            Some(Body::ClusterRequest(_) | Body::ClusterReply(_))
-                        );
-                        if cluster && ring.is_none() {
+                        if ring.is_none() && needs_key(env.body.as_ref()) {
                             return Err(Refusal::Unauthenticated(
-                                "a cluster request, which this node takes only sealed with a cluster key, and it has none",
+                                "a key command, which this node takes only sealed with a cluster key, and it has none",
                             ));
                         }
                         Ok(env)
@@ -257,6 +254,20 @@ impl Peer for PeerService {
 fn same_host(a: IpAddr, b: IpAddr) -> bool {
     let (a, b) = (a.to_canonical(), b.to_canonical());
     a == b || (a.is_loopback() && b.is_loopback())
+}
+
+/// Whether a body is taken only sealed with a cluster key: a key command
+/// or its reply (a node without a key refuses them even in plaintext).
+/// Queries and their replies are not: a keyless cluster answers them like
+/// any other keyless message, to the sender's own host (see `query`).
+fn needs_key(body: Option<&Body>) -> bool {
+    match body {
+        Some(Body::ClusterRequest(r)) => {
+            !matches!(r.command, Some(cluster_request::Command::Query(_)))
+        }
+        Some(Body::ClusterReply(r)) => !matches!(r.answer, Some(cluster_reply::Answer::Query(_))),
+        _ => false,
+    }
 }
 
 /// What an opened envelope is for: the node, or (a cluster request or

@@ -73,6 +73,13 @@ counters! {
     intake_paced,
     /// Client API calls refused for a missing or wrong API token.
     api_unauthenticated,
+    /// Answers to a query (`AnswerQuery`) ignored because no query of
+    /// that id waited for one: unknown, answered already, or timed out.
+    query_answers_ignored,
+    /// Replies from members to a cluster request (a query, a key command)
+    /// ignored because it was no longer waited on (it had ended, or timed
+    /// out) or was not asked of that member at that address.
+    cluster_replies_ignored,
 }
 
 /// Add one to a counter.

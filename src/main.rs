@@ -123,7 +123,7 @@ struct SimArgs {
     /// checked before the run): the plots of --plot with their CSVs,
     /// `summary.json`, and an `index.md` that embeds the plots and names
     /// the command, the seed and the summary.
-    #[arg(long, value_name = "DIR", conflicts_with = "experiment")]
+    #[arg(long, value_name = "DIR")]
     report: Option<PathBuf>,
     /// After the run, explain this node as another holds it (see `rumour
     /// why`): each change of belief about it with its cause. With --json,
@@ -170,6 +170,54 @@ fn parse_duration_arg(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// The experiment's table as printed.
+fn experiment_table(plan: &Plan, rows: &[experiment::Row], started: Instant) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out,
+        "dissemination of one update · fanout {} · loss {:.0}% · {} runs x {} updates per row · {} preset{}",
+        plan.fanout,
+        plan.loss * 100.0,
+        plan.seeds,
+        plan.updates,
+        plan.preset,
+        if plan.formed { " · formed start" } else { "" }
+    );
+    let _ = writeln!(out,
+        "{:>6} {:>9} {:>8} | {:>6} {:>6} {:>6} {:>6} {:>6} | {:>9} {:>9} {:>6} | {:>6} {:>8} | reference",
+        "n", "mode", "phases", "50%", "99%", "mean", "p99", "max", "msgs/node", "B/node", "redund", "deliv", "model"
+    );
+    for r in rows {
+        let _ = writeln!(out,
+            "{:>6} {:>9} {:>8} | {:>6.2} {:>6.2} {:>6.2} {:>6.2} {:>6.2} | {:>9.2} {:>9.1} {:>5.2}x | {:>6.3} {:>8} | {}",
+            r.nodes,
+            r.mode,
+            r.phases,
+            r.rounds_50,
+            r.rounds_99,
+            r.rounds_mean,
+            r.rounds_p99,
+            r.rounds_max,
+            r.msgs_per_node,
+            r.bytes_per_node,
+            r.redundancy,
+            r.delivery_ratio,
+            r.model_rounds.map_or("-".into(), |m| format!("{m:.2}")),
+            r.theory
+        );
+    }
+    let _ = writeln!(out,
+        "rounds = time from the write until 50%/99%/100% of the other nodes hold it, / gossip interval; wall {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    if !plan.nodes.iter().any(|&n| n >= 10_000) {
+        let _ = writeln!(out,
+            "for n = 10000 add --sizes 10000 --formed (a formed start; a cold one costs the simulator about n^2)"
+        );
+    }
+    out
+}
+
 fn run_experiment(args: SimArgs) -> Result<(), String> {
     let modes = if args.mode.is_empty() {
         vec![
@@ -206,12 +254,26 @@ fn run_experiment(args: SimArgs) -> Result<(), String> {
         preset: args.preset.clone().unwrap_or_else(|| "lan".into()),
         formed: args.formed,
     };
+    if let Some(dir) = &args.report {
+        rumour::sim::report_dir::prepare(dir)
+            .map_err(|e| format!("--report {}: cannot write there: {e}", dir.display()))?;
+    }
     let started = Instant::now();
     let rows =
         experiment::run(&plan, |line| eprintln!("  done: {line}")).map_err(|e| e.to_string())?;
     if let Some(dir) = &args.plot {
         let files = rumour::sim::plot::write_experiment(&rows, plan.seed, dir)
             .map_err(|e| format!("--plot {}: {e}", dir.display()))?;
+        if !args.json {
+            eprintln!("wrote {} files into {}", files.len(), dir.display());
+        }
+    }
+    if let Some(dir) = &args.report {
+        let command = std::env::args().collect::<Vec<_>>().join(" ");
+        let table = experiment_table(&plan, &rows, started);
+        let files =
+            rumour::sim::report_dir::write_experiment(&rows, plan.seed, dir, &command, &table)
+                .map_err(|e| format!("--report {}: {e}", dir.display()))?;
         if !args.json {
             eprintln!("wrote {} files into {}", files.len(), dir.display());
         }
@@ -223,47 +285,7 @@ fn run_experiment(args: SimArgs) -> Result<(), String> {
         );
         return Ok(());
     }
-    println!(
-        "dissemination of one update · fanout {} · loss {:.0}% · {} runs x {} updates per row · {} preset{}",
-        plan.fanout,
-        plan.loss * 100.0,
-        plan.seeds,
-        plan.updates,
-        plan.preset,
-        if plan.formed { " · formed start" } else { "" }
-    );
-    println!(
-        "{:>6} {:>9} {:>8} | {:>6} {:>6} {:>6} {:>6} {:>6} | {:>9} {:>9} {:>6} | {:>6} {:>8} | reference",
-        "n", "mode", "phases", "50%", "99%", "mean", "p99", "max", "msgs/node", "B/node", "redund", "deliv", "model"
-    );
-    for r in &rows {
-        println!(
-            "{:>6} {:>9} {:>8} | {:>6.2} {:>6.2} {:>6.2} {:>6.2} {:>6.2} | {:>9.2} {:>9.1} {:>5.2}x | {:>6.3} {:>8} | {}",
-            r.nodes,
-            r.mode,
-            r.phases,
-            r.rounds_50,
-            r.rounds_99,
-            r.rounds_mean,
-            r.rounds_p99,
-            r.rounds_max,
-            r.msgs_per_node,
-            r.bytes_per_node,
-            r.redundancy,
-            r.delivery_ratio,
-            r.model_rounds.map_or("-".into(), |m| format!("{m:.2}")),
-            r.theory
-        );
-    }
-    println!(
-        "rounds = time from the write until 50%/99%/100% of the other nodes hold it, / gossip interval; wall {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    if !plan.nodes.iter().any(|&n| n >= 10_000) {
-        println!(
-            "for n = 10000 add --sizes 10000 --formed (a formed start; a cold one costs the simulator about n^2)"
-        );
-    }
+    print!("{}", experiment_table(&plan, &rows, started));
     Ok(())
 }
 

@@ -406,3 +406,45 @@ fn a_report_dir_that_cannot_be_written_fails_before_the_run() {
     assert!(out.stdout.is_empty());
     let _ = std::fs::remove_file(&file);
 }
+
+#[test]
+fn the_dissemination_experiment_reports_its_rows_and_curves() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("report-experiment-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = rumour(&[
+        "sim",
+        "--experiment",
+        "dissemination",
+        "--sizes",
+        "20",
+        "--mode",
+        "push",
+        "--runs",
+        "1",
+        "--updates",
+        "2",
+        "--strict",
+        "--report",
+        dir.to_str().expect("a UTF-8 path"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let index = std::fs::read_to_string(dir.join("index.md")).expect("index.md");
+    let rows: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap())
+            .expect("summary.json");
+    assert_eq!(rows.as_array().map(Vec::len), Some(1), "{rows}");
+    assert_eq!(rows[0]["nodes"], 20);
+    assert!(index.contains("![infection](infection.svg)"), "{index}");
+    // The index holds the table as printed (but for the wall time).
+    let first = printed.lines().nth(2).expect("a row");
+    assert!(index.contains(first), "{index}\n---\n{printed}");
+    let svg = std::fs::read_to_string(dir.join("infection.svg")).unwrap();
+    assert!(svg.starts_with("<svg"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

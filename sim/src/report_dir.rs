@@ -46,6 +46,40 @@ pub fn write(
     Ok(files)
 }
 
+/// Write the report of the dissemination experiment into `dir` (created
+/// if missing): the infection plot with its CSV, `summary.json` (the rows
+/// `--json` prints) and `index.md` with `command`, the seed and `table`
+/// (the experiment's table as printed). Returns the files written.
+pub fn write_experiment(
+    rows: &[crate::experiment::Row],
+    seed: u64,
+    dir: &Path,
+    command: &str,
+    table: &str,
+) -> io::Result<Vec<PathBuf>> {
+    let mut files = crate::plot::write_experiment(rows, seed, dir)?;
+    let json = serde_json::to_string_pretty(rows).map_err(io::Error::other)?;
+    let summary = dir.join("summary.json");
+    fs::write(&summary, json + "\n")?;
+    files.push(summary);
+    let mut md = String::new();
+    let _ = writeln!(md, "# rumour sim: dissemination experiment · seed {seed}\n");
+    let _ = writeln!(md, "Command:\n\n```sh\n{command}\n```\n");
+    let _ = writeln!(
+        md,
+        "Seed {seed}: the same command gives the same rows. The rows are in `summary.json`.\n"
+    );
+    let _ = writeln!(md, "## Summary\n\n```text\n{table}```\n");
+    let _ = writeln!(
+        md,
+        "## infection\n\nEach row's mean fraction of nodes holding an update against rounds since its write, and dashed the synchronous-round model of each (n, mode) that has one.\n\n![infection](infection.svg)\n\nSeries: [infection.csv](infection.csv)\n"
+    );
+    let index = dir.join("index.md");
+    fs::write(&index, md)?;
+    files.push(index);
+    Ok(files)
+}
+
 /// What each plot shows, in the order the index shows them.
 const PLOTS: [(&str, &str); 4] = [
     (

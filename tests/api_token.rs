@@ -212,6 +212,30 @@ async fn every_call(
             ),
         ),
         (
+            "Forget",
+            refused(
+                c.forget(req(
+                    pb::ForgetRequest {
+                        name: "gone".into(),
+                    },
+                    token,
+                ))
+                .await,
+            ),
+        ),
+        (
+            "Explain",
+            refused(
+                c.explain(req(
+                    pb::ExplainRequest {
+                        name: "a".into(),
+                    },
+                    token,
+                ))
+                .await,
+            ),
+        ),
+        (
             "Shutdown",
             refused(c.shutdown(req(pb::ShutdownRequest {}, token)).await),
         ),
@@ -293,7 +317,7 @@ async fn without_the_token_every_call_is_refused_counted_and_changes_nothing() {
     r.metadata_mut()
         .insert("authorization", TOKEN.parse().unwrap());
     assert_eq!(c.status(r).await.unwrap_err().code(), Code::Unauthenticated);
-    assert_eq!(refusals(&agent).await, 3 * 20 + 1);
+    assert_eq!(refusals(&agent).await, 3 * 22 + 1);
 
     // With the token, the calls are served.
     let v = c
@@ -329,7 +353,7 @@ async fn without_the_token_every_call_is_refused_counted_and_changes_nothing() {
         .into_inner();
     assert_eq!(
         status.counters.get("transport_api_unauthenticated"),
-        Some(&(3 * 20 + 1))
+        Some(&(3 * 22 + 1))
     );
     // The token shows nowhere in what the agent reports.
     let shown = format!("{status:?}");

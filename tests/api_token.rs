@@ -226,13 +226,8 @@ async fn every_call(
         (
             "Explain",
             refused(
-                c.explain(req(
-                    pb::ExplainRequest {
-                        name: "a".into(),
-                    },
-                    token,
-                ))
-                .await,
+                c.explain(req(pb::ExplainRequest { name: "a".into() }, token))
+                    .await,
             ),
         ),
         (

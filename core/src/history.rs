@@ -169,6 +169,25 @@ impl Cause {
 }
 
 impl Change {
+    /// A change with no suspicion attached (no timeout, no confirmation).
+    pub(crate) fn plain(
+        at: Time,
+        state: MemberState,
+        incarnation: Incarnation,
+        cause: Cause,
+        health: u32,
+    ) -> Change {
+        Change {
+            at,
+            state,
+            incarnation,
+            cause,
+            health,
+            timeout: None,
+            confirmations: Vec::new(),
+        }
+    }
+
     /// The bytes this change holds: itself, its confirmations and relays,
     /// and every name in full (counted even where shared).
     pub fn bytes(&self) -> usize {

@@ -651,18 +651,17 @@ impl Membership {
         cx.stats.refutations += 1;
         self.incarnation = u.incarnation.next();
         self.set_self(cx, MemberState::Alive);
-        let change = Change {
-            at: cx.now,
-            state: MemberState::Alive,
-            incarnation: self.incarnation,
-            cause: Cause::Refuted {
-                claimed: u.state,
-                by: u.by.clone(),
-            },
-            health: cx.health,
-            timeout: None,
-            confirmations: Vec::new(),
+        let cause = Cause::Refuted {
+            claimed: u.state,
+            by: u.by.clone(),
         };
+        let change = Change::plain(
+            cx.now,
+            MemberState::Alive,
+            self.incarnation,
+            cause,
+            cx.health,
+        );
         let me = self.my_name.clone();
         self.history.record(&me, change);
         Aftermath {
@@ -827,15 +826,7 @@ impl Membership {
         self.heard.remove(&addr);
         let name: Arc<str> = Arc::from(name);
         if let Some((_, e)) = self.members.get(&name) {
-            let change = Change {
-                at: cx.now,
-                state: e.state,
-                incarnation: e.incarnation,
-                cause: Cause::Forgotten,
-                health: cx.health,
-                timeout: None,
-                confirmations: Vec::new(),
-            };
+            let change = Change::plain(cx.now, e.state, e.incarnation, Cause::Forgotten, cx.health);
             self.history.record(&name, change);
             self.history.retire(&name);
         }
@@ -973,15 +964,8 @@ impl Membership {
                 }
                 if let Some((id, e)) = self.members.get(&name) {
                     self.heard.remove(&id.addr());
-                    let change = Change {
-                        at: cx.now,
-                        state: e.state,
-                        incarnation: e.incarnation,
-                        cause: Cause::Reaped,
-                        health: cx.health,
-                        timeout: None,
-                        confirmations: Vec::new(),
-                    };
+                    let change =
+                        Change::plain(cx.now, e.state, e.incarnation, Cause::Reaped, cx.health);
                     self.history.record(&name, change);
                     self.history.retire(&name);
                 }

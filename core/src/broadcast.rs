@@ -1,5 +1,7 @@
 //! The broadcast queue: rumours waiting to ride on outgoing messages, each
-//! sent a bounded number of times, least-sent and newest first.
+//! sent a bounded number of times: urgent ones first (Lifeguard puts a
+//! refutation and a leave ahead of other news), then least-sent and newest
+//! first.
 
 use std::borrow::Borrow;
 use std::cmp::Reverse;
@@ -42,8 +44,18 @@ impl Rumour for Datum {
     }
 }
 
-/// Queue order: fewest transmissions first, then newest first.
-type Priority = (u32, Reverse<u64>);
+/// How soon a rumour goes, ahead of its transmission count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Urgency {
+    /// A refutation or a leave: it ends suspicions and timers elsewhere,
+    /// so it goes before anything else.
+    Urgent,
+    /// Everything else.
+    Normal,
+}
+
+/// Queue order: urgent first, then fewest transmissions, then newest.
+type Priority = (Urgency, u32, Reverse<u64>);
 
 #[derive(Debug)]
 struct Queued<T> {
@@ -82,10 +94,19 @@ const MAX_MISSES: usize = 8;
 
 impl BroadcastQueue<MemberUpdate> {
     /// Queue a membership rumour.
-    pub(crate) fn push_update(&mut self, update: MemberUpdate, max: usize) {
+    pub(crate) fn push_update(&mut self, update: MemberUpdate, urgency: Urgency, max: usize) {
         let size = wire::update_field_len(&update);
-        self.push(update, size, max);
+        self.push_with(update, size, urgency, max);
     }
+}
+
+/// What one [`BroadcastQueue::pack`] took.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Packed {
+    /// Encoded bytes taken.
+    pub(crate) bytes: usize,
+    /// Urgent rumours among those taken.
+    pub(crate) urgent: usize,
 }
 
 impl<T: Rumour> BroadcastQueue<T> {
@@ -101,11 +122,16 @@ impl<T: Rumour> BroadcastQueue<T> {
     /// the same key. Past `max` rumours, the most-sent oldest ones are
     /// dropped.
     pub(crate) fn push(&mut self, update: T, size: usize, max: usize) {
+        self.push_with(update, size, Urgency::Normal, max);
+    }
+
+    /// [`Self::push`] at a given urgency.
+    pub(crate) fn push_with(&mut self, update: T, size: usize, urgency: Urgency, max: usize) {
         let name = update.key();
         if let Some(old) = self.by_member.remove(&name) {
             self.queue.remove(&old);
         }
-        let prio = (0, Reverse(self.next_seq));
+        let prio = (urgency, 0, Reverse(self.next_seq));
         self.next_seq += 1;
         self.queue.insert(prio, Box::new(Queued { update, size }));
         self.by_member.insert(name, prio);
@@ -118,8 +144,8 @@ impl<T: Rumour> BroadcastQueue<T> {
 
     /// Move rumours into `out` while they fit in `budget` bytes, each counted
     /// as one more transmission; those sent `limit` times leave the queue.
-    /// Returns the bytes used.
-    pub(crate) fn pack(&mut self, budget: usize, limit: u32, out: &mut Vec<T>) -> usize {
+    /// Returns the bytes used and how many were urgent.
+    pub(crate) fn pack(&mut self, budget: usize, limit: u32, out: &mut Vec<T>) -> Packed {
         let mut used = 0;
         let mut taken: Vec<Priority> = Vec::new();
         let mut misses = 0;
@@ -134,13 +160,18 @@ impl<T: Rumour> BroadcastQueue<T> {
                 misses += 1;
             }
         }
+        let mut urgent = 0;
         for prio in taken {
             let q = self.queue.remove(&prio).expect("taken from the queue");
             out.push(q.update.clone());
+            urgent += usize::from(prio.0 == Urgency::Urgent);
             let key = q.update.key();
-            self.requeue(key, prio, q, prio.0 + 1, limit);
+            self.requeue(key, prio, q, prio.1 + 1, limit);
         }
-        used
+        Packed {
+            bytes: used,
+            urgent,
+        }
     }
 
     /// Put a rumour taken out at `prio` back as sent `sent` times, or drop
@@ -149,7 +180,7 @@ impl<T: Rumour> BroadcastQueue<T> {
         if sent >= limit {
             self.by_member.remove(&key);
         } else {
-            let next = (sent, prio.1);
+            let next = (prio.0, sent, prio.2);
             if let Some(p) = self.by_member.get_mut(&key) {
                 *p = next;
             }
@@ -174,7 +205,7 @@ impl<T: Rumour> BroadcastQueue<T> {
             return false;
         }
         let q = self.queue.remove(&prio).expect("looked up");
-        self.requeue(key, prio, q, prio.0.saturating_add(weight), limit);
+        self.requeue(key, prio, q, prio.1.saturating_add(weight), limit);
         true
     }
 
@@ -213,12 +244,12 @@ mod tests {
     #[test]
     fn newest_and_least_sent_first_until_the_limit() {
         let mut q = BroadcastQueue::default();
-        q.push_update(update("a", 0), 100);
-        q.push_update(update("b", 0), 100);
+        q.push_update(update("a", 0), Urgency::Normal, 100);
+        q.push_update(update("b", 0), Urgency::Normal, 100);
         let mut out = vec![];
         q.pack(1000, 2, &mut out);
         assert_eq!(names(&out), ["b", "a"]);
-        q.push_update(update("c", 0), 100);
+        q.push_update(update("c", 0), Urgency::Normal, 100);
         out.clear();
         q.pack(1000, 2, &mut out);
         // c is unsent, so it leads; a and b reach their limit and leave.
@@ -232,28 +263,47 @@ mod tests {
     #[test]
     fn newer_news_replaces_older_and_budget_is_respected() {
         let mut q = BroadcastQueue::default();
-        q.push_update(update("a", 0), 100);
-        q.push_update(update("a", 1), 100);
+        q.push_update(update("a", 0), Urgency::Normal, 100);
+        q.push_update(update("a", 1), Urgency::Normal, 100);
         assert_eq!(q.len(), 1);
         let one = wire::update_field_len(&update("a", 1));
         let mut out = vec![];
-        assert_eq!(q.pack(one - 1, 4, &mut out), 0);
+        assert_eq!(q.pack(one - 1, 4, &mut out).bytes, 0);
         assert!(out.is_empty());
-        assert_eq!(q.pack(one, 4, &mut out), one);
+        assert_eq!(q.pack(one, 4, &mut out).bytes, one);
         assert_eq!(out[0].incarnation, Incarnation(1));
     }
 
     #[test]
     fn bounded_by_dropping_the_most_sent() {
         let mut q = BroadcastQueue::default();
-        q.push_update(update("old", 0), 2);
+        q.push_update(update("old", 0), Urgency::Normal, 2);
         let mut out = vec![];
         q.pack(1000, 10, &mut out);
-        q.push_update(update("x", 0), 2);
-        q.push_update(update("y", 0), 2);
+        q.push_update(update("x", 0), Urgency::Normal, 2);
+        q.push_update(update("y", 0), Urgency::Normal, 2);
         assert_eq!(q.len(), 2);
         out.clear();
         q.pack(1000, 10, &mut out);
         assert_eq!(names(&out), ["y", "x"]);
+    }
+
+    #[test]
+    fn urgent_rumours_go_first_whatever_their_count() {
+        let mut q = BroadcastQueue::default();
+        q.push_update(update("refuted", 1), Urgency::Urgent, 100);
+        let mut out = vec![];
+        q.pack(1000, 10, &mut out);
+        q.push_update(update("fresh", 0), Urgency::Normal, 100);
+        out.clear();
+        // The urgent rumour was sent once and the other never, yet it leads.
+        let one = wire::update_field_len(&update("refuted", 1));
+        let packed = q.pack(1000, 10, &mut out);
+        assert_eq!(names(&out), ["refuted", "fresh"]);
+        assert_eq!(packed.urgent, 1);
+        // With room for one, only the urgent one goes.
+        out.clear();
+        assert_eq!(q.pack(one, 10, &mut out).urgent, 1);
+        assert_eq!(names(&out), ["refuted"]);
     }
 }

@@ -183,6 +183,19 @@ pub struct Config {
     /// bring the rest. Several agents on one host share their host's cap.
     /// LAN default 1024. At least 1.
     pub max_introductions: u32,
+    /// Lifeguard's buddy system: a probe of a member this node holds
+    /// suspect carries the suspicion, so the member refutes it on the spot
+    /// and its ack carries the refutation back. LAN default on.
+    pub buddy_system: bool,
+    /// When a direct ping goes unanswered, ping the target once more
+    /// beside the ping-reqs (memberlist's fallback probe): under loss, one
+    /// more independent chance for it to answer before it is suspected.
+    /// LAN default on.
+    pub fallback_ping: bool,
+    /// Refutations and leaves go first in the broadcast queue, ahead of
+    /// other news, however often they were sent (Lifeguard). LAN default
+    /// on.
+    pub refutations_first: bool,
     /// The most bytes of explained changes kept per member (see
     /// [`crate::history`]): past it the oldest go. 0 keeps no history
     /// (`Node::explain` then shows the member only). LAN default 1024, at
@@ -323,6 +336,9 @@ impl Config {
             retransmit_mult: 4,
             max_broadcasts: 4096,
             max_introductions: 1024,
+            buddy_system: true,
+            fallback_ping: true,
+            refutations_first: true,
             history_bytes: 1024,
             push_pull_interval: Duration::from_secs(10),
             push_pull_peers: 3,

@@ -93,6 +93,15 @@ pub struct Stats {
     pub failed_probes: u64,
     /// Times this node refuted a suspicion or death claim about itself.
     pub refutations: u64,
+    /// Transmissions of urgent membership rumours (refutations and
+    /// leaves, sent ahead of other news when `refutations_first` is on),
+    /// counted apart from the rest.
+    pub urgent_rumours_sent: u64,
+    /// Pings that carried this node's suspicion of their target
+    /// (Lifeguard's buddy system, `buddy_system`).
+    pub buddy_warnings: u64,
+    /// Second direct pings sent beside the ping-reqs (`fallback_ping`).
+    pub fallback_pings: u64,
     /// Acks or nacks matching no outstanding probe (late or duplicated).
     pub stale_acks: u64,
     /// Pings addressed to another name than ours.
@@ -176,6 +185,9 @@ impl Stats {
             probes,
             failed_probes,
             refutations,
+            urgent_rumours_sent,
+            buddy_warnings,
+            fallback_pings,
             stale_acks,
             misdirected,
             stale_updates,
@@ -210,6 +222,9 @@ impl Stats {
             ("probes", *probes),
             ("failed_probes", *failed_probes),
             ("refutations", *refutations),
+            ("urgent_rumours_sent", *urgent_rumours_sent),
+            ("buddy_warnings", *buddy_warnings),
+            ("fallback_pings", *fallback_pings),
             ("stale_acks", *stale_acks),
             ("misdirected", *misdirected),
             ("stale_updates", *stale_updates),

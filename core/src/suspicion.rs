@@ -59,6 +59,11 @@ impl Suspicion {
         }
     }
 
+    /// Who raised the suspicion first.
+    pub(crate) fn by(&self) -> Arc<str> {
+        self.suspecters[0].clone()
+    }
+
     /// The timeout in force, counted from the suspicion's start.
     pub(crate) fn timeout(&self) -> Duration {
         self.deadline.saturating_since(self.started)

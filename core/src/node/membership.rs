@@ -14,7 +14,7 @@ use std::sync::Arc;
 use rand::Rng;
 
 use super::outbox::Ctx;
-use crate::broadcast::BroadcastQueue;
+use crate::broadcast::{BroadcastQueue, Urgency};
 use crate::error::Error;
 use crate::events::Event;
 use crate::history::{Cause, Change, Confirmation, History, ProbeFailure};
@@ -255,6 +255,24 @@ impl Membership {
     }
 
     /// Every member as news, for a state sync.
+    /// The suspicion this node holds of `target` at the address probed,
+    /// as news to hand it (Lifeguard's buddy system), if it holds one.
+    pub(crate) fn suspicion_of(&self, target: &NodeId) -> Option<MemberUpdate> {
+        let (id, e) = self.members.get(target.name())?;
+        if e.state != MemberState::Suspect || id.addr() != target.addr() {
+            return None;
+        }
+        let by = self.suspicions.get(target.name()).map(|s| s.by());
+        Some(MemberUpdate {
+            id: id.clone(),
+            incarnation: e.incarnation,
+            state: MemberState::Suspect,
+            by: Some(by.unwrap_or_else(|| self.my_name.clone())),
+            key: e.key(),
+            signature: e.signature(),
+        })
+    }
+
     pub(crate) fn full_state(&self) -> Vec<MemberUpdate> {
         self.members
             .iter()
@@ -297,16 +315,25 @@ impl Membership {
     // ----- rumours -------------------------------------------------------
 
     /// Fill up to `room` bytes of `out` with rumours.
-    pub(crate) fn piggyback(&mut self, cx: &Ctx, room: usize, out: &mut Vec<MemberUpdate>) {
+    pub(crate) fn piggyback(&mut self, cx: &mut Ctx, room: usize, out: &mut Vec<MemberUpdate>) {
         if room == 0 || self.rumours.is_empty() {
             return;
         }
         let limit = self.retransmit_limit(cx);
-        self.rumours.pack(room, limit, out);
+        let packed = self.rumours.pack(room, limit, out);
+        cx.stats.urgent_rumours_sent += packed.urgent as u64;
     }
 
-    fn rumour(&mut self, cx: &Ctx, update: MemberUpdate) {
-        self.rumours.push_update(update, cx.config.max_broadcasts);
+    /// Queue `update`; refutations and leaves go first when
+    /// `refutations_first` is on.
+    fn rumour(&mut self, cx: &Ctx, update: MemberUpdate, urgent: bool) {
+        let urgency = if urgent && cx.config.refutations_first {
+            Urgency::Urgent
+        } else {
+            Urgency::Normal
+        };
+        self.rumours
+            .push_update(update, urgency, cx.config.max_broadcasts);
     }
 
     // ----- news ----------------------------------------------------------
@@ -431,7 +458,7 @@ impl Membership {
                         key: held.key(),
                         signature: held.signature(),
                     };
-                    self.rumour(cx, confirmation);
+                    self.rumour(cx, confirmation, false);
                     return Aftermath::default();
                 }
             }
@@ -454,7 +481,7 @@ impl Membership {
                 key: held.key(),
                 signature: held.signature(),
             };
-            self.rumour(cx, refutation);
+            self.rumour(cx, refutation, true);
         } else if heard.is_rumour() {
             let limit = self.retransmit_limit(cx);
             self.rumours
@@ -623,7 +650,11 @@ impl Membership {
                 key,
                 signature,
             };
-            self.rumour(cx, rumour);
+            // A refutation ends suspicion timers wherever it arrives, and a
+            // leave spares the cluster probing a member that is gone.
+            let refuted = matches!(previous, Some(MemberState::Suspect | MemberState::Dead))
+                && state == MemberState::Alive;
+            self.rumour(cx, rumour, refuted || state == MemberState::Left);
         }
         after
     }
@@ -644,7 +675,7 @@ impl Membership {
             cx.stats.stale_updates += 1;
             if u.state != MemberState::Alive {
                 let alive = self.self_update(cx, MemberState::Alive);
-                self.rumour(cx, alive);
+                self.rumour(cx, alive, true);
             }
             return after;
         }
@@ -728,8 +759,9 @@ impl Membership {
             ),
         };
         self.members.set(&cx.me, entry, &mut cx.rng);
+        // Only a refutation and a leave change this node's own state.
         let news = self.self_update(cx, state);
-        self.rumour(cx, news);
+        self.rumour(cx, news, true);
     }
 
     // ----- leave ---------------------------------------------------------

@@ -3,7 +3,8 @@
 //!
 //! Each probe period the node pings one member (shuffled round robin). No
 //! ack within the probe timeout: it asks `indirect_probes` others to ping
-//! the member for it (ping-req). A relay whose own ping goes unanswered
+//! the member for it (ping-req), and pings it once more itself
+//! (`fallback_ping`). A relay whose own ping goes unanswered
 //! says so with a nack, which proves the path to the relay works. Nothing by
 //! the end of the period: the member becomes suspect. Missed nacks and
 //! failed probes raise the local health score, which stretches this node's
@@ -138,7 +139,7 @@ impl Prober {
     // ----- messages ------------------------------------------------------
 
     /// `msg` with as many rumours riding along as fit.
-    fn with_rumours(cx: &Ctx, m: &mut Membership, mut msg: Message) -> Message {
+    fn with_rumours(cx: &mut Ctx, m: &mut Membership, mut msg: Message) -> Message {
         let room = cx.room(&msg, LENGTH_PREFIX_SLACK);
         if let Some(updates) = msg.rumours_mut() {
             m.piggyback(cx, room, updates);
@@ -147,23 +148,52 @@ impl Prober {
     }
 
     /// A ping to `target`, naming the key it should answer under if
-    /// `with_key`.
-    fn ping(cx: &Ctx, m: &mut Membership, seq: u32, target: &NodeId, with_key: bool) -> Message {
+    /// `with_key`. Lifeguard's buddy system: if this node holds the target
+    /// suspect, the ping carries the suspicion first, so that the target
+    /// refutes it at once and its ack carries the refutation back, instead
+    /// of waiting for the rumour to reach it.
+    fn ping(
+        cx: &mut Ctx,
+        m: &mut Membership,
+        seq: u32,
+        target: &NodeId,
+        with_key: bool,
+    ) -> Message {
         let target_key = m
             .table()
             .get(target.name())
             .filter(|_| with_key)
             .map(|(_, e)| e.key().fingerprint());
+        let mut updates = Vec::new();
+        if cx.config.buddy_system {
+            if let Some(suspicion) = m.suspicion_of(target) {
+                cx.stats.buddy_warnings += 1;
+                updates.push(suspicion);
+            }
+        }
+        let buddy = !updates.is_empty();
         let ping = Ping {
             seq,
             target: Arc::from(target.name()),
             target_key,
-            updates: Vec::new(),
+            updates,
         };
-        Self::with_rumours(cx, m, Message::Ping(ping))
+        let mut ping = Self::with_rumours(cx, m, Message::Ping(ping));
+        if let (true, Message::Ping(p)) = (buddy, &mut ping) {
+            // The queue's copy of the same suspicion, if it rode along, is
+            // the warning already sent.
+            let warning = p.updates[0].clone();
+            let mut first = true;
+            p.updates.retain(|u| {
+                let keep = first || u.id != warning.id || u.incarnation != warning.incarnation;
+                first = false;
+                keep
+            });
+        }
+        ping
     }
 
-    fn ack(cx: &Ctx, m: &mut Membership, seq: u32) -> Message {
+    fn ack(cx: &mut Ctx, m: &mut Membership, seq: u32) -> Message {
         let ack = Ack {
             seq,
             updates: Vec::new(),
@@ -344,6 +374,13 @@ impl Prober {
             let req = Self::with_rumours(cx, m, Message::PingReq(req));
             cx.send(relay.addr(), req);
         }
+        if cx.config.fallback_ping {
+            // One more direct chance beside the relays' (memberlist's
+            // fallback probe): a lost ping or ack is no verdict.
+            let again = Self::ping(cx, m, seq, &target, true);
+            cx.stats.fallback_pings += 1;
+            cx.send(target.addr(), again);
+        }
         let expected_nacks = relays.iter().filter(|r| m.heard_ever(r.addr())).count() as u32;
         self.probe = Probe::Indirect {
             target,
@@ -439,6 +476,7 @@ impl Prober {
 mod tests {
     use crate::harness::*;
     use crate::*;
+    use std::time::Duration;
 
     #[test]
     fn a_ping_is_acked() {
@@ -579,5 +617,116 @@ mod tests {
         h.wait_for(secs(1), "b declaring c dead", |h| {
             h.member_state("b", "c") == "dead@0"
         });
+    }
+
+    /// a suspects b, cut off from it, and probes it for 6 s more before
+    /// the wall is lifted. Returns how many of a's pings to b behind the
+    /// wall carried the suspicion (and how many were sent), how long after
+    /// the lift a saw b's refutation (if within 5 s), and the harness.
+    fn suspected_behind_a_wall(buddy: bool) -> (usize, usize, Option<Duration>, Harness) {
+        let config = Config {
+            buddy_system: buddy,
+            // One mechanism at a time: no second ping to tell it either.
+            fallback_ping: false,
+            suspicion_min: secs(20),
+            suspicion_max: secs(30),
+            // No push-pull in the story's window: rumours and probes only.
+            push_pull_interval: secs(60),
+            ..Config::local()
+        };
+        let mut h = Harness::with_config(&["a", "b"], config.clone());
+        h.run_for(secs(1));
+        let wall = h.drop_where(|from, to, _| from == "b" || to == "b");
+        h.wait_for(secs(5), "a suspecting b", |h| {
+            h.member_state("a", "b").starts_with("suspect")
+        });
+        let since = h.now;
+        h.run_for(secs(6));
+        h.allow(wall);
+        let pings: Vec<&Ping> = h
+            .messages("a", "b", "ping")
+            .into_iter()
+            .filter(|s| s.at > since)
+            .map(|s| match &s.msg {
+                Message::Ping(p) => p,
+                _ => unreachable!("filtered by kind"),
+            })
+            .collect();
+        let told = pings
+            .iter()
+            .filter(|p| {
+                p.updates
+                    .first()
+                    .is_some_and(|u| u.id.name() == "b" && u.state == MemberState::Suspect)
+                    && p.updates.iter().filter(|u| u.id.name() == "b").count() == 1
+            })
+            .count();
+        let sent = pings.len();
+        // a's failed probes stretched its probe period (Lifeguard): the
+        // next ping may take a few periods.
+        let lifted = h.now;
+        let mut refuted = None;
+        while h.now < lifted + secs(5) && refuted.is_none() {
+            h.step();
+            if h.member_state("a", "b") == "alive@1" {
+                refuted = Some(h.now - lifted);
+            }
+        }
+        (told, sent, refuted, h)
+    }
+
+    #[test]
+    fn a_probe_of_a_suspect_tells_it_so_and_the_ack_brings_the_refutation() {
+        // Scenario (Lifeguard's buddy system): a suspects b, whose messages are lost; then b hears
+        // nothing for 3 s while a keeps probing it, long after a's suspicion rumour has run out of
+        // sends (a cluster of two sends it once). With the buddy system every one of those pings
+        // carries the suspicion, first and once; when the wall lifts, b refutes on a's next ping and
+        // its ack brings alive@1 back to a. Without it no ping carries it, and 5 s after the lift b
+        // still does not know it is suspected (push-pull, which would tell it, is a minute away).
+        let (told, sent, refuted, h) = suspected_behind_a_wall(true);
+        assert!(sent >= 2, "{sent} pings");
+        assert_eq!(told, sent);
+        let refuted = refuted.expect("a sees b's refutation");
+        // The ping and the ack are the only messages a sends b and b
+        // answers in that time: rumours about b ran out long ago.
+        let pings_after = h.messages("a", "b", "ping").len() - sent;
+        assert!(pings_after >= 1 && refuted < secs(5), "{refuted:?}");
+        assert_eq!(h.node("b").stats().refutations, 1);
+        assert!(h.node("a").stats().buddy_warnings >= sent as u64);
+        let (told, sent, refuted, h) = suspected_behind_a_wall(false);
+        assert!(sent >= 2, "{sent} pings");
+        assert_eq!(told, 0);
+        assert_eq!(refuted, None);
+        assert_eq!(h.node("b").stats().refutations, 0);
+        assert!(h.member_state("a", "b").starts_with("suspect"));
+    }
+
+    /// a's probe of b with one of b's acks lost and every ping-req a
+    /// sends lost too; returns what a reported about b.
+    fn probe_with_a_lost_ack(fallback: bool) -> Vec<(&'static str, u32)> {
+        let config = Config {
+            fallback_ping: fallback,
+            ..Config::local()
+        };
+        let mut h = Harness::with_config(&["a", "b", "c"], config);
+        h.run_for(secs(1));
+        let lost = std::cell::Cell::new(false);
+        h.drop_where(move |from, to, m| {
+            let first = from == "b" && to == "a" && matches!(m, Message::Ack(_)) && !lost.get();
+            lost.set(lost.get() || first);
+            first || (from == "a" && matches!(m, Message::PingReq(_)))
+        });
+        h.run_for(secs(2));
+        member_events(&h, "a", "b")
+    }
+
+    #[test]
+    fn a_lost_ack_is_answered_by_the_fallback_ping() {
+        // Scenario: b's ack to one of a's pings is lost and no relay can help (a's ping-reqs are
+        // lost). With the fallback ping, a pings b once more beside the ping-reqs, b's second ack
+        // arrives and b is never suspected; without it, b is suspected (and refutes).
+        assert_eq!(probe_with_a_lost_ack(true), [("joined", 0)]);
+        let without = probe_with_a_lost_ack(false);
+        assert!(without.contains(&("suspected", 0)), "{without:?}");
     }
 }

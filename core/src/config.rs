@@ -203,7 +203,8 @@ pub struct Config {
     pub history_bytes: u32,
     /// Time between two push-pull exchanges with one random peer. Each opens
     /// with the membership summary alone (a few dozen bytes); only a peer
-    /// whose summary differs answers with its full state. After a join the
+    /// whose summary differs answers, with its membership digest, and only
+    /// the members one side holds newer news of travel in full. After a join the
     /// first exchanges come sooner, one probe period apart and doubling up to
     /// this interval. LAN default 10 s. Must be non-zero.
     #[serde(with = "duration_str")]

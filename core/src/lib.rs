@@ -58,9 +58,9 @@ pub use history::{Cause, Change, Confirmation, Explanation, ProbeFailure, RelayA
 pub use identity::{Identity, PublicKey, Signature, Verified};
 pub use member::{overrides, Incarnation, Member, MemberState, NodeId, MAX_NAME_LEN};
 pub use message::{
-    Ack, DataGossip, Datum, DatumId, Delta, DigestEntry, Eager, Gossip, Graft, IHave, MemberUpdate,
-    Message, Metadata, Nack, OwnNamespace, Ping, PingReq, Prune, PushPull, PushPullKind, Query,
-    QueryReply, Record, Versioned,
+    Ack, DataGossip, Datum, DatumId, Delta, DigestEntry, Eager, Gossip, Graft, IHave, MemberLine,
+    MemberUpdate, Message, Metadata, Nack, OwnNamespace, Ping, PingReq, Prune, PushPull,
+    PushPullKind, Query, QueryReply, Record, Versioned,
 };
 pub use node::Node;
 pub use store::Entry;

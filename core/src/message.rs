@@ -116,9 +116,21 @@ pub struct PushPull {
     pub kind: PushPullKind,
     /// The sender's membership summary (see [`crate::Node::membership_summary`]).
     pub summary: u64,
-    /// Every member the sender knows, itself included (empty for `Summary`,
-    /// and whenever the membership summaries agree).
+    /// Members as news: in a join's `Reply`, every member the sender
+    /// knows, itself included; in a `Reply` to a `Sync`, the members whose
+    /// line in the `Sync`'s membership digest is missing or older than the
+    /// sender's; in a closing `Deltas`, the members the `Reply` asked for
+    /// (`wanted`). Empty when the membership summaries agree.
     pub members: Vec<MemberUpdate>,
+    /// A `Sync`'s membership digest: one line per member the sender knows
+    /// (itself included), sent instead of the members themselves when the
+    /// membership summaries differ; a line costs a name and two numbers, a
+    /// member's signed news some 150 bytes.
+    pub member_digest: Option<Vec<MemberLine>>,
+    /// In a `Reply`: the members of the `Sync`'s membership digest that
+    /// the sender lacks or holds older news of, to be sent in the closing
+    /// `Deltas`.
+    pub wanted: Vec<Arc<str>>,
     /// The sender's state summary: a hash of its digest and metadata
     /// register (see [`crate::Node::state_summary`]).
     pub state_summary: u64,
@@ -129,6 +141,18 @@ pub struct PushPull {
     pub deltas: Vec<Delta>,
     /// The sender's cluster metadata register, sent with a digest or deltas.
     pub metadata: Option<Metadata>,
+}
+
+/// One line of a membership digest: what a node holds of a member,
+/// without the signed word behind it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MemberLine {
+    /// The member's name.
+    pub name: Arc<str>,
+    /// Its incarnation as held.
+    pub incarnation: Incarnation,
+    /// Its state as held.
+    pub state: MemberState,
 }
 
 /// One record of an owner's version stream.

@@ -18,7 +18,10 @@
 //! message Gossip       { repeated MemberUpdate updates = 1; }
 //! message PushPull     { Kind kind = 1; fixed64 summary = 2; repeated MemberUpdate members = 3;
 //!                        fixed64 state_summary = 4; Digest digest = 5; repeated Delta deltas = 6;
-//!                        Metadata metadata = 7; }
+//!                        Metadata metadata = 7; MemberDigest member_digest = 8;
+//!                        repeated string wanted = 9; }
+//! message MemberLine   { string name = 1; uint32 incarnation = 2; State state = 3; }
+//! message MemberDigest { repeated MemberLine lines = 1; }
 //! message EntryRecord  { string key = 1; bytes value = 2; bool deleted = 3; }
 //! message EventRecord  { string name = 1; bytes payload = 2; uint64 lamport = 3; }
 //! message Versioned    { uint64 version = 1; oneof record { EntryRecord entry = 2;
@@ -58,8 +61,8 @@ use std::net::SocketAddr;
 
 use crate::member::MemberState;
 use crate::message::{
-    Datum, DatumId, Delta, DigestEntry, MemberUpdate, Message, Metadata, PushPull, PushPullKind,
-    Record, Versioned,
+    Datum, DatumId, Delta, DigestEntry, MemberLine, MemberUpdate, Message, Metadata, PushPull,
+    PushPullKind, Record, Versioned,
 };
 
 /// Bytes of a public key field (32 bytes, always present).
@@ -231,6 +234,19 @@ pub fn digest_len(entries: &[DigestEntry]) -> usize {
     entries.iter().map(|e| len_field(digest_entry_len(e))).sum()
 }
 
+/// Encoded `MemberLine` body.
+pub fn member_line_len(l: &MemberLine) -> usize {
+    opt_len_field(l.name.len())
+        + varint_field(l.incarnation.0 as u64)
+        + varint_field(state_code(l.state))
+}
+
+/// What the lines of a membership digest add to a message (the whole
+/// `member_digest` field).
+pub fn member_digest_field_len(lines: &[MemberLine]) -> usize {
+    len_field(lines.iter().map(|l| len_field(member_line_len(l))).sum())
+}
+
 /// Encoded `MemberUpdate` body.
 pub fn update_len(u: &MemberUpdate) -> usize {
     opt_len_field(u.id.name().len())
@@ -270,6 +286,10 @@ pub fn body_len(msg: &Message) -> usize {
             varint_field(kind_code(p.kind))
                 + if p.summary == 0 { 0 } else { 1 + 8 }
                 + updates(&p.members)
+                + p.member_digest
+                    .as_deref()
+                    .map_or(0, member_digest_field_len)
+                + p.wanted.iter().map(|w| len_field(w.len())).sum::<usize>()
                 + push_pull_data_len(p)
         }
         Message::DataGossip(r) => {
@@ -320,9 +340,9 @@ pub fn data_plane_len(from: &SocketAddr, msg: &Message) -> usize {
         | Message::QueryReply(_) => message_len(from, msg),
         Message::PushPull(p) => {
             let data = push_pull_data_len(p);
-            if p.members.is_empty() && p.digest.is_some()
-                || !p.deltas.is_empty() && p.members.is_empty()
-            {
+            let membership =
+                !p.members.is_empty() || p.member_digest.is_some() || !p.wanted.is_empty();
+            if !membership && (p.digest.is_some() || !p.deltas.is_empty()) {
                 message_len(from, msg)
             } else {
                 data

@@ -291,6 +291,7 @@ fn ids() -> impl Strategy<Value = Vec<DatumId>> {
 /// An input: a message from sender `from` (0..12, so half are strangers),
 /// or a tick `dt` milliseconds later.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // test inputs, held a few at a time
 enum Input {
     Msg(u8, Message),
     Tick(u64),

@@ -31,8 +31,9 @@ use prost::Message as _;
 use rumour_core::checkpoint::{Checkpoint, LiveDigest};
 use rumour_core::{
     Ack, DataGossip, Datum, DatumId, Delta, DigestEntry, Eager, Gossip, Graft, IHave, Incarnation,
-    MemberState, MemberUpdate, Message, Metadata, Nack, NodeId, Ping, PingReq, Prune, PublicKey,
-    PushPull, PushPullKind, Query, QueryReply, Record, Signature, Versioned, MAX_NAME_LEN,
+    MemberLine, MemberState, MemberUpdate, Message, Metadata, Nack, NodeId, Ping, PingReq, Prune,
+    PublicKey, PushPull, PushPullKind, Query, QueryReply, Record, Signature, Versioned,
+    MAX_NAME_LEN,
 };
 
 use crate::v1;
@@ -501,7 +502,37 @@ impl From<&PushPull> for v1::PushPull {
             digest: p.digest.as_deref().map(v1::Digest::from),
             deltas: encode_all(&p.deltas),
             metadata: p.metadata.as_ref().map(v1::Metadata::from),
+            member_digest: p.member_digest.as_deref().map(|lines| v1::MemberDigest {
+                lines: encode_all(lines),
+            }),
+            wanted: p.wanted.iter().map(|w| w.to_string()).collect(),
         }
+    }
+}
+
+impl From<&MemberLine> for v1::MemberLine {
+    fn from(l: &MemberLine) -> v1::MemberLine {
+        v1::MemberLine {
+            name: l.name.to_string(),
+            incarnation: l.incarnation.0,
+            state: v1::State::from(l.state).into(),
+        }
+    }
+}
+
+impl TryFrom<v1::MemberLine> for MemberLine {
+    type Error = DecodeError;
+
+    fn try_from(l: v1::MemberLine) -> Result<MemberLine, DecodeError> {
+        let state = v1::State::try_from(l.state).map_err(|_| DecodeError::UnknownEnum {
+            field: "MemberLine.state",
+            value: l.state,
+        })?;
+        Ok(MemberLine {
+            name: name(l.name, "MemberLine.name")?,
+            incarnation: Incarnation(l.incarnation),
+            state: state.into(),
+        })
     }
 }
 
@@ -521,6 +552,12 @@ impl TryFrom<v1::PushPull> for PushPull {
             digest: p.digest.map(Vec::try_from).transpose()?,
             deltas: decode_all(p.deltas)?,
             metadata: p.metadata.map(Metadata::try_from).transpose()?,
+            member_digest: p.member_digest.map(|d| decode_all(d.lines)).transpose()?,
+            wanted: p
+                .wanted
+                .into_iter()
+                .map(|w| name(w, "PushPull.wanted"))
+                .collect::<Result<_, _>>()?,
         })
     }
 }

@@ -120,13 +120,19 @@ impl Node {
             PushPullKind::Join | PushPullKind::Sync => {
                 let asked = p.kind == PushPullKind::Sync && self.anti_entropy.answers_ours(from);
                 self.merge(from, &p, asked);
-                AntiEntropy::on_sync(&mut self.cx, &self.membership, &self.replicas, from, &p);
+                let (cx, m, r) = (&mut self.cx, &self.membership, &self.replicas);
+                self.anti_entropy.on_sync(cx, m, r, from, &p);
             }
             PushPullKind::Reply => {
                 let asked = self.anti_entropy.answers_ours(from);
                 self.merge(from, &p, asked);
                 let (cx, m, r) = (&mut self.cx, &self.membership, &self.replicas);
                 self.anti_entropy.on_reply(cx, m, r, from, &p);
+            }
+            PushPullKind::Deltas if !p.members.is_empty() => {
+                // The members our `Reply` wanted.
+                let asked = self.anti_entropy.answers_ours(from);
+                self.merge(from, &p, asked);
             }
             PushPullKind::Deltas => self.merge_data(&p),
             PushPullKind::Pull => {

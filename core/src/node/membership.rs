@@ -22,7 +22,7 @@ use crate::identity::{member_statement, PublicKey, Signature};
 use crate::introductions::Introductions;
 use crate::member::{overrides, Incarnation, Member, MemberState, NodeId};
 use crate::members::{Entry, Members};
-use crate::message::MemberUpdate;
+use crate::message::{MemberLine, MemberUpdate};
 use crate::suspicion::Suspicion;
 use crate::time::Time;
 
@@ -254,7 +254,6 @@ impl Membership {
         }
     }
 
-    /// Every member as news, for a state sync.
     /// The suspicion this node holds of `target` at the address probed,
     /// as news to hand it (Lifeguard's buddy system), if it holds one.
     pub(crate) fn suspicion_of(&self, target: &NodeId) -> Option<MemberUpdate> {
@@ -273,20 +272,76 @@ impl Membership {
         })
     }
 
+    /// A member as this node holds it, as news for a state sync.
+    fn news_of(&self, id: &NodeId, e: &Entry) -> MemberUpdate {
+        MemberUpdate {
+            id: id.clone(),
+            incarnation: e.incarnation,
+            state: e.state,
+            by: match e.state {
+                MemberState::Suspect | MemberState::Dead => Some(self.my_name.clone()),
+                _ => None,
+            },
+            key: e.key(),
+            signature: e.signature(),
+        }
+    }
+
+    /// Every member as news, for a join's state sync.
     pub(crate) fn full_state(&self) -> Vec<MemberUpdate> {
         self.members
             .iter()
-            .map(|(id, e)| MemberUpdate {
-                id: id.clone(),
+            .map(|(id, e)| self.news_of(id, e))
+            .collect()
+    }
+
+    /// The membership digest: one line per member, in name order.
+    pub(crate) fn digest(&self) -> Vec<MemberLine> {
+        self.members
+            .iter()
+            .map(|(id, e)| MemberLine {
+                name: Arc::from(id.name()),
                 incarnation: e.incarnation,
                 state: e.state,
-                by: match e.state {
-                    MemberState::Suspect | MemberState::Dead => Some(self.my_name.clone()),
-                    _ => None,
-                },
-                key: e.key(),
-                signature: e.signature(),
             })
+            .collect()
+    }
+
+    /// Compare a peer's membership digest with this node's table, by the
+    /// SWIM precedence rules: the news of each member whose line is
+    /// missing or older there, and the names of the members whose line
+    /// there is newer, or alive and unknown here (only the alive can be
+    /// introduced). A line repeated in the digest counts once.
+    pub(crate) fn compare(&self, theirs: &[MemberLine]) -> (Vec<MemberUpdate>, Vec<Arc<str>>) {
+        let lines: BTreeMap<&str, &MemberLine> = theirs.iter().map(|l| (&*l.name, l)).collect();
+        let mut news = Vec::new();
+        for (id, e) in self.members.iter() {
+            let newer = match lines.get(id.name()) {
+                None => true,
+                Some(l) => overrides(e.incarnation, e.state, l.incarnation, l.state),
+            };
+            if newer {
+                news.push(self.news_of(id, e));
+            }
+        }
+        let wanted = lines
+            .values()
+            .filter(|l| match self.members.get(&l.name) {
+                None => l.state == MemberState::Alive,
+                Some((_, e)) => overrides(l.incarnation, l.state, e.incarnation, e.state),
+            })
+            .map(|l| l.name.clone())
+            .collect();
+        (news, wanted)
+    }
+
+    /// The news of the members named, those this node holds.
+    pub(crate) fn news_named(&self, names: &[Arc<str>]) -> Vec<MemberUpdate> {
+        let names: BTreeSet<&str> = names.iter().map(|n| &**n).collect();
+        names
+            .into_iter()
+            .filter_map(|n| self.members.get(n))
+            .map(|(id, e)| self.news_of(id, e))
             .collect()
     }
 

@@ -236,25 +236,43 @@ pub fn datum_id() -> impl Strategy<Value = DatumId> {
     ]
 }
 
+pub fn member_line() -> impl Strategy<Value = MemberLine> {
+    (name(), u32s(), state()).prop_map(|(name, incarnation, state)| MemberLine {
+        name,
+        incarnation: Incarnation(incarnation),
+        state,
+    })
+}
+
 pub fn push_pull() -> impl Strategy<Value = PushPull> {
     (
-        kind(),
-        u64s(),
-        updates(),
-        u64s(),
+        (kind(), u64s(), updates(), u64s()),
         option::of(vec(digest_entry(), 0..5)),
         vec(delta(), 0..3),
         option::of(metadata()),
+        option::of(vec(member_line(), 0..5)),
+        vec(name(), 0..3),
     )
         .prop_map(
-            |(kind, summary, members, state_summary, digest, deltas, metadata)| PushPull {
-                kind,
-                summary,
-                members,
-                state_summary,
+            |(
+                (kind, summary, members, state_summary),
                 digest,
                 deltas,
                 metadata,
+                member_digest,
+                wanted,
+            )| {
+                PushPull {
+                    kind,
+                    summary,
+                    members,
+                    state_summary,
+                    digest,
+                    deltas,
+                    metadata,
+                    member_digest,
+                    wanted,
+                }
             },
         )
 }

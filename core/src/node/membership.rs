@@ -261,14 +261,11 @@ impl Membership {
         if e.state != MemberState::Suspect || id.addr() != target.addr() {
             return None;
         }
+        let news = self.news_of(id, e);
         let by = self.suspicions.get(target.name()).map(|s| s.by());
         Some(MemberUpdate {
-            id: id.clone(),
-            incarnation: e.incarnation,
-            state: MemberState::Suspect,
-            by: Some(by.unwrap_or_else(|| self.my_name.clone())),
-            key: e.key(),
-            signature: e.signature(),
+            by: by.or(news.by.clone()),
+            ..news
         })
     }
 

@@ -182,13 +182,10 @@ impl Prober {
         if let (true, Message::Ping(p)) = (buddy, &mut ping) {
             // The queue's copy of the same suspicion, if it rode along, is
             // the warning already sent.
-            let warning = p.updates[0].clone();
-            let mut first = true;
-            p.updates.retain(|u| {
-                let keep = first || u.id != warning.id || u.incarnation != warning.incarnation;
-                first = false;
-                keep
-            });
+            let warning = p.updates.remove(0);
+            p.updates
+                .retain(|u| u.id != warning.id || u.incarnation != warning.incarnation);
+            p.updates.insert(0, warning);
         }
         ping
     }

@@ -102,6 +102,15 @@ pub struct Stats {
     pub buddy_warnings: u64,
     /// Second direct pings sent beside the ping-reqs (`fallback_ping`).
     pub fallback_pings: u64,
+    /// Push-pull pages sent to go on from where an answer was cut short
+    /// (paged anti-entropy).
+    pub pages_sent: u64,
+    /// Push-pull answers whose page matched no page this node sent (out of
+    /// range, repeated, stale or unasked): not gone on from.
+    pub pages_ignored: u64,
+    /// Digests (membership or namespace) or wanted lists longer than one
+    /// message could hold, cut to the limit before use.
+    pub digests_truncated: u64,
     /// Acks or nacks matching no outstanding probe (late or duplicated).
     pub stale_acks: u64,
     /// Pings addressed to another name than ours.
@@ -188,6 +197,9 @@ impl Stats {
             urgent_rumours_sent,
             buddy_warnings,
             fallback_pings,
+            pages_sent,
+            pages_ignored,
+            digests_truncated,
             stale_acks,
             misdirected,
             stale_updates,
@@ -225,6 +237,9 @@ impl Stats {
             ("urgent_rumours_sent", *urgent_rumours_sent),
             ("buddy_warnings", *buddy_warnings),
             ("fallback_pings", *fallback_pings),
+            ("pages_sent", *pages_sent),
+            ("pages_ignored", *pages_ignored),
+            ("digests_truncated", *digests_truncated),
             ("stale_acks", *stale_acks),
             ("misdirected", *misdirected),
             ("stale_updates", *stale_updates),

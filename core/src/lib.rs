@@ -59,7 +59,7 @@ pub use identity::{Identity, PublicKey, Signature, Verified};
 pub use member::{overrides, Incarnation, Member, MemberState, NodeId, MAX_NAME_LEN};
 pub use message::{
     Ack, DataGossip, Datum, DatumId, Delta, DigestEntry, Eager, Gossip, Graft, IHave, MemberLine,
-    MemberUpdate, Message, Metadata, Nack, OwnNamespace, Ping, PingReq, Prune, PushPull,
+    MemberUpdate, Message, Metadata, Nack, OwnNamespace, Page, Ping, PingReq, Prune, PushPull,
     PushPullKind, Query, QueryReply, Record, Versioned,
 };
 pub use node::Node;

@@ -14,6 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::config::PeerSelection;
 use crate::identity::{PublicKey, Signature, Word};
 use crate::member::{ByName, Incarnation, Member, MemberState, NodeId};
+use crate::message::Page;
 use crate::summary::member_hash;
 use crate::time::Time;
 
@@ -103,6 +104,20 @@ impl Members {
 
     pub(crate) fn summary(&self) -> u64 {
         self.summary
+    }
+
+    /// The members named in `page`, in page order.
+    pub(crate) fn walk<'a>(
+        &'a self,
+        page: &'a Page,
+    ) -> impl Iterator<Item = (&'a NodeId, &'a Entry)> {
+        page.walk(&self.map).map(|(k, e)| (&k.0, e))
+    }
+
+    /// A member's name at random (of those in the probe ring), if any.
+    pub(crate) fn random_name(&self, rng: &mut ChaCha8Rng) -> Option<&str> {
+        let n = self.ring.len();
+        (n > 0).then(|| self.ring[rng.random_range(0..n)].name())
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&NodeId, &Entry)> {

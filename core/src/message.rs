@@ -1,6 +1,9 @@
 //! The messages nodes exchange: SWIM probes, gossip carrying rumours, and
 //! push-pull state sync. Their exact encoded size is in [`crate::wire`].
 
+use std::borrow::Borrow;
+use std::collections::BTreeMap;
+use std::ops::Bound::{Excluded, Included, Unbounded};
 use std::sync::Arc;
 
 use crate::checkpoint::Checkpoint;
@@ -141,6 +144,61 @@ pub struct PushPull {
     pub deltas: Vec<Delta>,
     /// The sender's cluster metadata register, sent with a digest or deltas.
     pub metadata: Option<Metadata>,
+    /// The names the digests and the answer cover, when not every name
+    /// (`None`: all of them). In a `Join` or `Sync`, the page its digests
+    /// list; in a `Reply`, the part of that page it answered in full (cut
+    /// where the message ran out of room), which the other side goes on
+    /// from.
+    pub page: Option<Page>,
+}
+
+/// A page of a push-pull exchange: the names (members and namespace
+/// owners alike) from `from`, in name order, up to but not including `to`;
+/// a `to` at or before `from` wraps past the last name to the first.
+///
+/// A digest too large for one message is sent page by page: each exchange
+/// moves at most `max_message_size` bytes each way, and an answer cut short
+/// tells the other side where to go on.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Page {
+    /// The first name of the page (`""`: from the first name).
+    pub from: Arc<str>,
+    /// The first name past the page; `None`: up to the last name, without
+    /// wrapping.
+    pub to: Option<Arc<str>>,
+}
+
+impl Page {
+    /// Whether `name` is in the page.
+    pub fn contains(&self, name: &str) -> bool {
+        let from = &*self.from;
+        match self.to.as_deref() {
+            None => name >= from,
+            Some(to) if from < to => from <= name && name < to,
+            // Wraps past the last name (or runs all the way round).
+            Some(to) => name >= from || name < to,
+        }
+    }
+
+    /// Where `name` falls going round from the page's start: names at or
+    /// after `from` first, then the names before it.
+    pub fn order<'a>(&self, name: &'a str) -> (bool, &'a str) {
+        (name < &*self.from, name)
+    }
+
+    /// The entries of `map` named in the page, in page order.
+    pub(crate) fn walk<'a, K, V>(
+        &'a self,
+        map: &'a BTreeMap<K, V>,
+    ) -> impl Iterator<Item = (&'a K, &'a V)> + 'a
+    where
+        K: Borrow<str> + Ord,
+    {
+        let from: &str = &self.from;
+        map.range::<str, _>((Included(from), Unbounded))
+            .chain(map.range::<str, _>((Unbounded, Excluded(from))))
+            .take_while(|(k, _)| self.contains((*k).borrow()))
+    }
 }
 
 /// One line of a membership digest: what a node holds of a member,
@@ -389,6 +447,9 @@ pub struct QueryReply {
 }
 
 /// A protocol message.
+// A push-pull is the largest kind by far, and the rarest: boxing it would
+// cost an allocation per message to save stack room that is not scarce.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Message {
     /// A direct probe.

@@ -19,9 +19,10 @@
 //! message PushPull     { Kind kind = 1; fixed64 summary = 2; repeated MemberUpdate members = 3;
 //!                        fixed64 state_summary = 4; Digest digest = 5; repeated Delta deltas = 6;
 //!                        Metadata metadata = 7; MemberDigest member_digest = 8;
-//!                        repeated string wanted = 9; }
+//!                        repeated string wanted = 9; Page page = 10; }
 //! message MemberLine   { string name = 1; uint32 incarnation = 2; State state = 3; }
 //! message MemberDigest { repeated MemberLine lines = 1; }
+//! message Page         { string from = 1; string to = 2; }
 //! message EntryRecord  { string key = 1; bytes value = 2; bool deleted = 3; }
 //! message EventRecord  { string name = 1; bytes payload = 2; uint64 lamport = 3; }
 //! message Versioned    { uint64 version = 1; oneof record { EntryRecord entry = 2;
@@ -61,8 +62,8 @@ use std::net::SocketAddr;
 
 use crate::member::MemberState;
 use crate::message::{
-    Datum, DatumId, Delta, DigestEntry, MemberLine, MemberUpdate, Message, Metadata, PushPull,
-    PushPullKind, Record, Versioned,
+    Datum, DatumId, Delta, DigestEntry, MemberLine, MemberUpdate, Message, Metadata, Page,
+    PushPull, PushPullKind, Record, Versioned,
 };
 
 /// Bytes of a public key field (32 bytes, always present).
@@ -247,6 +248,11 @@ pub fn member_digest_field_len(lines: &[MemberLine]) -> usize {
     len_field(lines.iter().map(|l| len_field(member_line_len(l))).sum())
 }
 
+/// Encoded `Page` body.
+pub fn page_len(p: &Page) -> usize {
+    opt_len_field(p.from.len()) + p.to.as_ref().map_or(0, |t| opt_len_field(t.len()))
+}
+
 /// Encoded `MemberUpdate` body.
 pub fn update_len(u: &MemberUpdate) -> usize {
     opt_len_field(u.id.name().len())
@@ -290,6 +296,7 @@ pub fn body_len(msg: &Message) -> usize {
                     .as_deref()
                     .map_or(0, member_digest_field_len)
                 + p.wanted.iter().map(|w| len_field(w.len())).sum::<usize>()
+                + p.page.as_ref().map_or(0, |g| len_field(page_len(g)))
                 + push_pull_data_len(p)
         }
         Message::DataGossip(r) => {

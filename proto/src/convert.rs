@@ -31,8 +31,8 @@ use prost::Message as _;
 use rumour_core::checkpoint::{Checkpoint, LiveDigest};
 use rumour_core::{
     Ack, DataGossip, Datum, DatumId, Delta, DigestEntry, Eager, Gossip, Graft, IHave, Incarnation,
-    MemberLine, MemberState, MemberUpdate, Message, Metadata, Nack, NodeId, Ping, PingReq, Prune,
-    PublicKey, PushPull, PushPullKind, Query, QueryReply, Record, Signature, Versioned,
+    MemberLine, MemberState, MemberUpdate, Message, Metadata, Nack, NodeId, Page, Ping, PingReq,
+    Prune, PublicKey, PushPull, PushPullKind, Query, QueryReply, Record, Signature, Versioned,
     MAX_NAME_LEN,
 };
 
@@ -506,6 +506,10 @@ impl From<&PushPull> for v1::PushPull {
                 lines: encode_all(lines),
             }),
             wanted: p.wanted.iter().map(|w| w.to_string()).collect(),
+            page: p.page.as_ref().map(|g| v1::Page {
+                from: g.from.to_string(),
+                to: g.to.as_deref().unwrap_or_default().to_string(),
+            }),
         }
     }
 }
@@ -558,6 +562,24 @@ impl TryFrom<v1::PushPull> for PushPull {
                 .into_iter()
                 .map(|w| name(w, "PushPull.wanted"))
                 .collect::<Result<_, _>>()?,
+            page: p.page.map(Page::try_from).transpose()?,
+        })
+    }
+}
+
+impl TryFrom<v1::Page> for Page {
+    type Error = DecodeError;
+
+    /// A cursor is a name, or empty: the first name (`from`) or all the way
+    /// round (`to`).
+    fn try_from(g: v1::Page) -> Result<Page, DecodeError> {
+        let cursor = |s: String, field| match s.is_empty() {
+            true => Ok(None),
+            false => name(s, field).map(Some),
+        };
+        Ok(Page {
+            from: cursor(g.from, "Page.from")?.unwrap_or_else(|| Arc::from("")),
+            to: cursor(g.to, "Page.to")?,
         })
     }
 }

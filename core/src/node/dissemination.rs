@@ -112,10 +112,12 @@ impl Node {
     }
 
     /// One step of a push-pull exchange from `from` (see `push_pull`).
-    pub(super) fn on_push_pull(&mut self, from: SocketAddr, p: PushPull) {
+    pub(super) fn on_push_pull(&mut self, from: SocketAddr, mut p: PushPull) {
+        AntiEntropy::bound(&mut self.cx, &mut p);
         match p.kind {
             PushPullKind::Summary => {
-                AntiEntropy::on_summary(&mut self.cx, &self.membership, &self.replicas, from, &p)
+                let (cx, m, r) = (&mut self.cx, &self.membership, &self.replicas);
+                self.anti_entropy.on_summary(cx, m, r, from, &p)
             }
             PushPullKind::Join | PushPullKind::Sync => {
                 let asked = p.kind == PushPullKind::Sync && self.anti_entropy.answers_ours(from);

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use rand::Rng;
 
 use super::outbox::Ctx;
+use super::paging::fill;
 use crate::broadcast::{BroadcastQueue, Urgency};
 use crate::error::Error;
 use crate::events::Event;
@@ -22,9 +23,10 @@ use crate::identity::{member_statement, PublicKey, Signature};
 use crate::introductions::Introductions;
 use crate::member::{overrides, Incarnation, Member, MemberState, NodeId};
 use crate::members::{Entry, Members};
-use crate::message::{MemberLine, MemberUpdate};
+use crate::message::{MemberLine, MemberUpdate, Page};
 use crate::suspicion::Suspicion;
 use crate::time::Time;
+use crate::wire;
 
 /// Where this node is in its own life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -284,44 +286,41 @@ impl Membership {
         }
     }
 
-    /// Every member as news, for a join's state sync.
-    pub(crate) fn full_state(&self) -> Vec<MemberUpdate> {
-        self.members
-            .iter()
-            .map(|(id, e)| self.news_of(id, e))
-            .collect()
+    /// The membership digest lines of the members named in `page`, in page
+    /// order: what a node holds of each, without the signed word behind it.
+    pub(crate) fn lines_in<'a>(&'a self, page: &'a Page) -> impl Iterator<Item = MemberLine> + 'a {
+        self.members.walk(page).map(|(id, e)| MemberLine {
+            name: Arc::from(id.name()),
+            incarnation: e.incarnation,
+            state: e.state,
+        })
     }
 
-    /// The membership digest: one line per member, in name order.
-    pub(crate) fn digest(&self) -> Vec<MemberLine> {
-        self.members
-            .iter()
-            .map(|(id, e)| MemberLine {
-                name: Arc::from(id.name()),
-                incarnation: e.incarnation,
-                state: e.state,
-            })
-            .collect()
+    /// A member's name at random, where a push-pull's first page starts.
+    pub(crate) fn random_name(&self, cx: &mut Ctx) -> Arc<str> {
+        Arc::from(self.members.random_name(&mut cx.rng).unwrap_or_default())
     }
 
-    /// Compare a peer's membership digest with this node's table, by the
-    /// SWIM precedence rules: the news of each member whose line is
-    /// missing or older there, and the names of the members whose line
-    /// there is newer, or alive and unknown here (only the alive can be
-    /// introduced). A line repeated in the digest counts once.
-    pub(crate) fn compare(&self, theirs: &[MemberLine]) -> (Vec<MemberUpdate>, Vec<Arc<str>>) {
-        let lines: BTreeMap<&str, &MemberLine> = theirs.iter().map(|l| (&*l.name, l)).collect();
-        let mut news = Vec::new();
-        for (id, e) in self.members.iter() {
-            let newer = match lines.get(id.name()) {
-                None => true,
-                Some(l) => overrides(e.incarnation, e.state, l.incarnation, l.state),
-            };
-            if newer {
-                news.push(self.news_of(id, e));
-            }
-        }
-        let wanted = lines
+    /// Compare a page of a peer's membership digest with this node's
+    /// members in the page, by the SWIM precedence rules. Returns the news
+    /// of each member of the page whose line is missing or older there, in
+    /// page order within `room` bytes, with the first member left out if
+    /// they did not all fit; and, before them, the names of the members
+    /// whose line there is newer, or alive and unknown here (only the alive
+    /// can be introduced). A line repeated or outside the page counts once
+    /// or not at all.
+    pub(crate) fn compare(
+        &self,
+        theirs: &[MemberLine],
+        page: &Page,
+        room: usize,
+    ) -> (Vec<MemberUpdate>, Vec<Arc<str>>, Option<Arc<str>>) {
+        let lines: BTreeMap<&str, &MemberLine> = theirs
+            .iter()
+            .filter(|l| page.contains(&l.name))
+            .map(|l| (&*l.name, l))
+            .collect();
+        let wanted: Vec<Arc<str>> = lines
             .values()
             .filter(|l| match self.members.get(&l.name) {
                 None => l.state == MemberState::Alive,
@@ -329,17 +328,27 @@ impl Membership {
             })
             .map(|l| l.name.clone())
             .collect();
-        (news, wanted)
+        let room = room.saturating_sub(wanted.iter().map(|w| wire::len_field(w.len())).sum());
+        let newer = self
+            .members
+            .walk(page)
+            .filter(|(id, e)| match lines.get(id.name()) {
+                None => true,
+                Some(l) => overrides(e.incarnation, e.state, l.incarnation, l.state),
+            });
+        let (news, cut) = fill(newer.map(|(id, e)| self.news_of(id, e)), room);
+        (news, wanted, cut)
     }
 
-    /// The news of the members named, those this node holds.
-    pub(crate) fn news_named(&self, names: &[Arc<str>]) -> Vec<MemberUpdate> {
+    /// The news of the members named, those this node holds, in name order
+    /// within `room` bytes.
+    pub(crate) fn news_named(&self, names: &[Arc<str>], room: usize) -> Vec<MemberUpdate> {
         let names: BTreeSet<&str> = names.iter().map(|n| &**n).collect();
-        names
+        let news = names
             .into_iter()
             .filter_map(|n| self.members.get(n))
-            .map(|(id, e)| self.news_of(id, e))
-            .collect()
+            .map(|(id, e)| self.news_of(id, e));
+        fill(news, room).0
     }
 
     /// The peers of a push-pull round: `push_pull_peers` random live

@@ -22,6 +22,7 @@ mod dissemination;
 mod gossip;
 mod membership;
 mod outbox;
+mod paging;
 mod plumtree;
 mod probe;
 mod push_pull;

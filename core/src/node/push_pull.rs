@@ -25,19 +25,47 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::membership::Membership;
 use super::outbox::Ctx;
+use super::paging::{cut_within, fill, side_by_side};
 use super::replicas::Replicas;
 use super::timers::{advance, first_tick};
-use crate::member::MemberState;
-use crate::message::{DigestEntry, Message, PushPull, PushPullKind};
+use crate::member::{MemberState, MAX_NAME_LEN};
+use crate::message::{DigestEntry, MemberLine, Message, Page, PushPull, PushPullKind};
 use crate::time::Time;
 
 /// Room kept beside the deltas of a push-pull for the length prefixes of the
 /// envelope and the deltas field to grow.
 const DELTAS_SLACK: usize = 16;
+
+/// Room kept for a page field (two cursors of the longest name) and the
+/// length prefixes of the digests beside it.
+const PAGE_SLACK: usize = 2 * (MAX_NAME_LEN + 3) + 3 * DELTAS_SLACK;
+
+/// The fewest bytes a digest line takes (a one-byte name and two small
+/// numbers): a digest with more lines than a message of this many bytes
+/// holds cannot have come from an honest sender.
+const SMALLEST_LINE: usize = 6;
+
+/// A page this node sent a peer (in a `Join` or `Sync`), until the answer.
+#[derive(Debug)]
+struct Paging {
+    /// Where the exchange's first page started: it stops when it comes
+    /// round to it.
+    origin: Arc<str>,
+    /// The page sent (`None`: every name).
+    sent: Option<Page>,
+    /// Which digests the pages carry.
+    members: bool,
+    data: bool,
+    /// This node opened the exchange (a join): the answers' members were
+    /// asked for.
+    asked: bool,
+    at: Time,
+}
 
 /// A join in progress: the seeds, knocked on again until one answers.
 #[derive(Debug)]
@@ -65,6 +93,8 @@ pub(crate) struct AntiEntropy {
     /// and are not held to the introduction cap. Entries older than a
     /// push-pull interval are dropped each round.
     opened: BTreeMap<SocketAddr, Time>,
+    /// Per peer, the page this node sent last, until its answer.
+    paging: BTreeMap<SocketAddr, Paging>,
 }
 
 /// An exchange's opening: both summaries, nothing else.
@@ -77,29 +107,81 @@ fn opening(kind: PushPullKind, m: &Membership, r: &Replicas) -> PushPull {
     }
 }
 
-/// `p` with our digest, asking for what we lack, and our metadata register.
-fn with_digest(mut p: PushPull, r: &Replicas) -> PushPull {
-    p.digest = Some(r.store().digest());
-    p.metadata = r.metadata().cloned();
+/// `p` and the bytes left in it, keeping `slack`.
+fn room(cx: &Ctx, p: PushPull, slack: usize) -> (PushPull, usize) {
+    let msg = Message::PushPull(p);
+    let room = cx.room(&msg, slack);
+    let Message::PushPull(p) = msg else {
+        unreachable!("wrapped just above")
+    };
+    (p, room)
+}
+
+/// `p` with our digests for the names of `page`: the membership digest
+/// (with `members`) and the namespace digest and metadata register (with
+/// `data`), as many names as fit; the page, cut where they stopped, goes
+/// along unless it is every name.
+fn with_page(
+    cx: &Ctx,
+    m: &Membership,
+    r: &Replicas,
+    mut p: PushPull,
+    mut page: Page,
+    members: bool,
+    data: bool,
+) -> PushPull {
+    if data {
+        p.metadata = r.metadata().cloned();
+    }
+    let (mut p, left) = room(cx, p, PAGE_SLACK);
+    let lines = members.then(|| m.lines_in(&page)).into_iter().flatten();
+    let entries = data
+        .then(|| r.store().digest_in(&page))
+        .into_iter()
+        .flatten();
+    let (taken, cut) = fill(side_by_side(&page, lines, entries), left);
+    let (lines, entries): (Vec<_>, Vec<_>) = taken.into_iter().unzip();
+    if members {
+        p.member_digest = Some(lines.into_iter().flatten().collect());
+    }
+    if data {
+        p.digest = Some(entries.into_iter().flatten().collect());
+    }
+    if let Some(cut) = cut.filter(|c| cut_within(&page, c)) {
+        page.to = Some(cut);
+    }
+    p.page = (page != Page::default()).then_some(page);
     p
 }
 
+/// The page from `from` round to `origin`, where an exchange started.
+fn round_from(from: Arc<str>, origin: &Arc<str>) -> Page {
+    Page {
+        from,
+        to: (!origin.is_empty()).then(|| origin.clone()),
+    }
+}
+
 /// `p` filled with the deltas a peer with digest `theirs` lacks, in the
-/// room left by the rest of the message.
+/// room left by the rest of the message, through `page` if given; and the
+/// owner they stopped at if the room ran out.
 fn with_deltas(
     cx: &mut Ctx,
     r: &Replicas,
     p: PushPull,
     theirs: &[DigestEntry],
+    page: Option<&Page>,
     only_listed: bool,
-) -> PushPull {
-    let msg = Message::PushPull(p);
-    let room = cx.room(&msg, DELTAS_SLACK);
-    let Message::PushPull(mut p) = msg else {
-        unreachable!("wrapped just above")
-    };
-    p.deltas = r.deltas_for(cx, theirs, room, only_listed);
-    p
+) -> (PushPull, Option<Arc<str>>) {
+    let (mut p, left) = room(cx, p, DELTAS_SLACK);
+    let cut;
+    (p.deltas, cut) = r.deltas_for(cx, theirs, left, page, only_listed);
+    (p, cut)
+}
+
+/// The most lines a digest in a message of `max` bytes can hold.
+fn line_limit(max: usize) -> usize {
+    max / SMALLEST_LINE
 }
 
 impl AntiEntropy {
@@ -112,6 +194,7 @@ impl AntiEntropy {
             joining: None,
             next_reconnect: cx.now + c.reconnect_interval,
             opened: BTreeMap::new(),
+            paging: BTreeMap::new(),
         }
     }
 
@@ -148,8 +231,7 @@ impl AntiEntropy {
         seeds: Vec<SocketAddr>,
     ) {
         for seed in &seeds {
-            self.open(cx, *seed);
-            Self::send_join(cx, m, r, *seed);
+            self.send_join(cx, m, r, *seed);
         }
         let c = &cx.config;
         let backoff = c.probe_period;
@@ -164,10 +246,30 @@ impl AntiEntropy {
         });
     }
 
-    fn send_join(cx: &mut Ctx, m: &Membership, r: &Replicas, seed: SocketAddr) {
-        let mut join = with_digest(opening(PushPullKind::Join, m, r), r);
+    /// A join: ourselves, and our namespace digest (its first page). The
+    /// seed answers with the members of that page, and the join goes on
+    /// page by page while answers are cut short.
+    fn send_join(&mut self, cx: &mut Ctx, m: &Membership, r: &Replicas, seed: SocketAddr) {
+        self.open(cx, seed);
+        let mut join = opening(PushPullKind::Join, m, r);
         join.members = vec![m.self_update(cx, MemberState::Alive)];
+        let join = with_page(cx, m, r, join, Page::default(), false, true);
+        self.sent_page(cx, seed, Arc::from(""), &join, true);
         cx.send(seed, Message::PushPull(join));
+    }
+
+    /// Note the page of `p` (a `Join` or `Sync`), sent to `to`.
+    fn sent_page(&mut self, cx: &Ctx, to: SocketAddr, origin: Arc<str>, p: &PushPull, asked: bool) {
+        let paging = Paging {
+            origin,
+            sent: p.page.clone(),
+            // A join's answer carries members: its next pages ask for them.
+            members: p.member_digest.is_some() || p.kind == PushPullKind::Join,
+            data: p.digest.is_some(),
+            asked,
+            at: cx.now,
+        };
+        self.paging.insert(to, paging);
     }
 
     /// Knock on the seeds again.
@@ -181,8 +283,7 @@ impl AntiEntropy {
         j.next = cx.now + j.backoff;
         let seeds = j.seeds.clone();
         for seed in seeds {
-            self.open(cx, seed);
-            Self::send_join(cx, m, r, seed);
+            self.send_join(cx, m, r, seed);
         }
     }
 
@@ -203,6 +304,7 @@ impl AntiEntropy {
             None => advance(self.next_round, interval, now),
         };
         self.opened.retain(|_, at| *at + interval > now);
+        self.paging.retain(|_, p| p.at + interval > now);
         for peer in m.push_pull_peers(cx) {
             self.open(cx, peer.addr());
             let msg = opening(PushPullKind::Summary, m, r);
@@ -252,8 +354,10 @@ impl AntiEntropy {
     // ----- the steps -----------------------------------------------------
 
     /// `Summary`: answer with a `Sync` of what differs, or stay silent. A
-    /// summary of 0 opens an exchange of namespaces only.
+    /// summary of 0 opens an exchange of namespaces only. The digests go
+    /// in one page if they fit, and else from a random member's name.
     pub(crate) fn on_summary(
+        &mut self,
         cx: &mut Ctx,
         m: &Membership,
         r: &Replicas,
@@ -265,20 +369,44 @@ impl AntiEntropy {
         if !members && !state {
             return;
         }
-        let mut sync = opening(PushPullKind::Sync, m, r);
-        if members {
-            sync.member_digest = Some(m.digest());
+        let opening = || opening(PushPullKind::Sync, m, r);
+        let mut sync = with_page(cx, m, r, opening(), Page::default(), members, state);
+        let mut origin = Arc::from("");
+        if sync.page.is_some() {
+            origin = m.random_name(cx);
+            let page = round_from(origin.clone(), &origin);
+            sync = with_page(cx, m, r, opening(), page, members, state);
         }
-        if state {
-            sync = with_digest(sync, r);
-        }
+        self.sent_page(cx, from, origin, &sync, false);
         cx.send(from, Message::PushPull(sync));
     }
 
-    /// `Join` or `Sync` (already merged): answer with a `Reply` holding
-    /// our members for a join, or, for a membership digest, the members
-    /// they lack and the names of those we want; and, if their digest
-    /// came, ours with the deltas they lack.
+    /// Cut a peer's digests to what one message could hold, counting it.
+    pub(crate) fn bound(cx: &mut Ctx, p: &mut PushPull) {
+        let limit = line_limit(cx.config.max_message_size);
+        let mut cut = false;
+        if let Some(lines) = &mut p.member_digest {
+            cut |= lines.len() > limit;
+            lines.truncate(limit);
+        }
+        if let Some(entries) = &mut p.digest {
+            cut |= entries.len() > limit;
+            entries.truncate(limit);
+        }
+        cut |= p.wanted.len() > limit;
+        p.wanted.truncate(limit);
+        if cut {
+            cx.stats.digests_truncated += 1;
+        }
+    }
+
+    /// `Join` or `Sync` (already merged): answer with a `Reply` for the
+    /// page of their digests (all of it if none is named). For a join, or
+    /// a membership digest, the members of the page they lack and, before
+    /// them, the names of those we want; if their namespace digest came,
+    /// ours for the page, with the deltas they lack. Each part goes in
+    /// page order until the message is full; the `Reply`'s page says how
+    /// far it got.
     pub(crate) fn on_sync(
         &mut self,
         cx: &mut Ctx,
@@ -287,26 +415,63 @@ impl AntiEntropy {
         from: SocketAddr,
         p: &PushPull,
     ) {
+        let page = p.page.clone().unwrap_or_default();
+        let mut to = page.to.clone();
+        let cut_at = |cut: Option<Arc<str>>, to: &mut Option<Arc<str>>| {
+            if let Some(c) = cut.filter(|c| cut_within(&page, c)) {
+                *to = Some(c);
+            }
+        };
         let mut reply = opening(PushPullKind::Reply, m, r);
-        if p.kind == PushPullKind::Join {
-            reply.members = m.full_state();
-        } else if let Some(lines) = &p.member_digest {
-            (reply.members, reply.wanted) = m.compare(lines);
-            if !reply.wanted.is_empty() {
+        let none: &[MemberLine] = &[];
+        let lines = match p.kind {
+            PushPullKind::Join => Some(none),
+            _ => p.member_digest.as_deref(),
+        };
+        if let Some(lines) = lines {
+            let (mut reply_, left) = room(cx, reply, PAGE_SLACK);
+            let cut;
+            (reply_.members, reply_.wanted, cut) = m.compare(lines, &page, left);
+            cut_at(cut, &mut to);
+            if !reply_.wanted.is_empty() {
                 // The members asked for come in the closing message: an
                 // answer, not an introduction.
                 self.open(cx, from);
             }
+            reply = reply_;
         }
         if let Some(theirs) = &p.digest {
-            reply = with_digest(reply, r);
-            reply = with_deltas(cx, r, reply, theirs, false);
+            reply.metadata = r.metadata().cloned();
+            let (mut reply_, left) = room(cx, reply, PAGE_SLACK);
+            let covered = Page {
+                from: page.from.clone(),
+                to: to.clone(),
+            };
+            let (ours, cut) = fill(r.store().digest_in(&covered), left);
+            reply_.digest = Some(ours);
+            cut_at(cut, &mut to);
+            let covered = Page {
+                from: page.from.clone(),
+                to: to.clone(),
+            };
+            let cut;
+            (reply_, cut) = with_deltas(cx, r, reply_, theirs, Some(&covered), false);
+            cut_at(cut, &mut to);
+            reply = reply_;
+        }
+        if p.page.is_some() || to.is_some() {
+            reply.page = Some(Page {
+                from: page.from,
+                to,
+            });
         }
         cx.send(from, Message::PushPull(reply));
     }
 
     /// `Reply` (already merged): close with the members they want and the
-    /// `Deltas` they lack, and end a join that this answers.
+    /// `Deltas` they lack (of the page the reply covered), end a join that
+    /// this answers, and go on with the next page if the reply was cut
+    /// short.
     pub(crate) fn on_reply(
         &mut self,
         cx: &mut Ctx,
@@ -315,11 +480,12 @@ impl AntiEntropy {
         from: SocketAddr,
         p: &PushPull,
     ) {
-        let mut close = opening(PushPullKind::Deltas, m, r);
-        close.members = m.news_named(&p.wanted);
+        let close = opening(PushPullKind::Deltas, m, r);
+        let (mut close, left) = room(cx, close, DELTAS_SLACK);
+        close.members = m.news_named(&p.wanted, left);
         let mut send = !close.members.is_empty();
         if let Some(theirs) = &p.digest {
-            close = with_deltas(cx, r, close, theirs, false);
+            (close, _) = with_deltas(cx, r, close, theirs, p.page.as_ref(), false);
             if !close.deltas.is_empty() || p.metadata.as_ref() != r.metadata() {
                 close.metadata = r.metadata().cloned();
                 send = true;
@@ -335,6 +501,49 @@ impl AntiEntropy {
         if answered || m.table().live_others() > 0 {
             self.joining = None;
         }
+        self.next_page(cx, m, r, from, p);
+    }
+
+    /// After a `Reply` from `from`: if it answered a page we sent only up
+    /// to a cut, send the page from the cut round to where the exchange
+    /// started. An answer whose page matches none we
+    /// sent is counted and not gone on from.
+    fn next_page(
+        &mut self,
+        cx: &mut Ctx,
+        m: &Membership,
+        r: &Replicas,
+        from: SocketAddr,
+        p: &PushPull,
+    ) {
+        let paging = self.paging.remove(&from);
+        let Some(covered) = &p.page else { return };
+        let Some(paging) = paging else {
+            cx.stats.pages_ignored += 1;
+            return;
+        };
+        let sent = paging.sent.clone().unwrap_or_default();
+        if covered.from != sent.from {
+            cx.stats.pages_ignored += 1;
+            return;
+        }
+        if covered.to == sent.to {
+            // Answered in full.
+            return;
+        }
+        let Some(cut) = covered.to.clone().filter(|c| cut_within(&sent, c)) else {
+            cx.stats.pages_ignored += 1;
+            return;
+        };
+        let page = round_from(cut, &paging.origin);
+        let next = opening(PushPullKind::Sync, m, r);
+        let next = with_page(cx, m, r, next, page, paging.members, paging.data);
+        if paging.asked {
+            self.open(cx, from);
+        }
+        self.sent_page(cx, from, paging.origin, &next, paging.asked);
+        cx.stats.pages_sent += 1;
+        cx.send(from, Message::PushPull(next));
     }
 
     /// `Pull`: the deltas of the owners asked for.
@@ -346,7 +555,8 @@ impl AntiEntropy {
         p: &PushPull,
     ) {
         let Some(theirs) = &p.digest else { return };
-        let answer = with_deltas(cx, r, opening(PushPullKind::Deltas, m, r), theirs, true);
+        let pull = opening(PushPullKind::Deltas, m, r);
+        let (answer, _) = with_deltas(cx, r, pull, theirs, None, true);
         if !answer.deltas.is_empty() {
             cx.send(from, Message::PushPull(answer));
         }

@@ -18,10 +18,10 @@ use crate::error::Error;
 use crate::events::Event;
 use crate::identity::metadata_statement;
 use crate::message::{
-    Datum, DatumId, Delta, DigestEntry, Message, Metadata, OwnNamespace, PushPull, PushPullKind,
-    Record,
+    Datum, DatumId, Delta, DigestEntry, Message, Metadata, OwnNamespace, Page, PushPull,
+    PushPullKind, Record,
 };
-use crate::store::{Entry, Limits, Refusal, Signer, Store};
+use crate::store::{Entry, Limits, Order, Refusal, Signer, Store};
 use crate::summary::Fnv64;
 use crate::time::Time;
 
@@ -386,19 +386,24 @@ impl Replicas {
         cx.send(to, Message::PushPull(msg));
     }
 
-    /// Deltas a peer with `digest` lacks, within `room` bytes, owners served
-    /// round-robin from a random start. With `only_listed`, only owners the
-    /// digest names are served (a targeted pull); otherwise owners it lacks
-    /// are sent from scratch.
+    /// Deltas a peer with `digest` lacks, within `room` bytes, and the owner
+    /// they stopped at if the room ran out. Owners are served in page order
+    /// through `page`, or else round-robin from a random start. With
+    /// `only_listed`, only owners the digest names are served (a targeted
+    /// pull); otherwise owners it lacks are sent from scratch.
     pub(crate) fn deltas_for(
         &self,
         cx: &mut Ctx,
         digest: &[DigestEntry],
         room: usize,
+        page: Option<&Page>,
         only_listed: bool,
-    ) -> Vec<Delta> {
-        let start = cx.rng.random_range(0..self.store.owners().count().max(1));
-        self.store.deltas_for(digest, room, start, only_listed)
+    ) -> (Vec<Delta>, Option<Arc<str>>) {
+        let order = match page {
+            Some(page) => Order::Page(page),
+            None => Order::From(cx.rng.random_range(0..self.store.owners().count().max(1))),
+        };
+        self.store.deltas_for(digest, room, order, only_listed)
     }
 
     // ----- upkeep --------------------------------------------------------

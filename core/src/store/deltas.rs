@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::{Namespace, Slot, Store};
-use crate::message::{Delta, DigestEntry, Record, Versioned};
+use crate::message::{Delta, DigestEntry, Page, Record, Versioned};
 use crate::wire;
 
 impl Namespace {
@@ -42,28 +42,44 @@ impl Namespace {
     }
 }
 
+/// The order in which [`Store::deltas_for`] serves owners.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Order<'a> {
+    /// Every owner, from the one at this index in name order, wrapping.
+    From(usize),
+    /// The owners of a page, in page order.
+    Page(&'a Page),
+}
+
 impl Store {
     /// The deltas a peer with `digest` lacks, packed into `budget` bytes,
-    /// starting with the owner after `start` in name order (so that a
-    /// budget too small for everything serves every owner in turn).
-    /// `owns` says whether an owner is a member worth replicating.
+    /// and the owner they stopped at if the budget ran out first. Owners go
+    /// in `order`: from an index in name order (so that a budget too small
+    /// for everything serves every owner in turn), or through a page.
+    /// With `only_listed`, only owners the digest names are served.
     pub(crate) fn deltas_for(
         &self,
         digest: &[DigestEntry],
         budget: usize,
-        start: usize,
+        order: Order<'_>,
         only_listed: bool,
-    ) -> Vec<Delta> {
+    ) -> (Vec<Delta>, Option<Arc<str>>) {
         let theirs: BTreeMap<&str, &DigestEntry> = digest.iter().map(|e| (&*e.owner, e)).collect();
         let mut out = Vec::new();
         let mut left = budget;
-        let n = self.spaces.len();
-        if n == 0 {
-            return out;
-        }
-        let owners: Vec<(&Arc<str>, &Namespace)> = self.spaces.iter().collect();
-        for i in 0..n {
-            let (owner, ns) = owners[(start + i) % n];
+        let owners: Box<dyn Iterator<Item = (&Arc<str>, &Namespace)>> = match order {
+            Order::From(start) => {
+                let start = start % self.spaces.len().max(1);
+                Box::new(
+                    self.spaces
+                        .iter()
+                        .skip(start)
+                        .chain(self.spaces.iter().take(start)),
+                )
+            }
+            Order::Page(page) => Box::new(page.walk(&self.spaces)),
+        };
+        for (owner, ns) in owners {
             if ns.repair.is_some() {
                 // Not known to be whole: nothing to pass on.
                 continue;
@@ -86,7 +102,7 @@ impl Store {
                     };
                     let size = wire::len_field(wire::delta_head_len(&d)) + 2;
                     if size > left {
-                        break;
+                        return (out, Some(owner.clone()));
                     }
                     left -= size;
                     out.push(d);
@@ -124,7 +140,7 @@ impl Store {
             };
             let head = wire::len_field(wire::delta_head_len(&d)) + 2;
             if head + 16 > left {
-                break;
+                return (out, Some(owner.clone()));
             }
             let mut used = head;
             let mut truncated = false;
@@ -141,16 +157,16 @@ impl Store {
             if truncated {
                 match d.records.last() {
                     Some(last) => d.to = last.version,
-                    None => break,
+                    None => return (out, Some(owner.clone())),
                 }
                 d.checkpoint = None;
             }
             left -= used;
             out.push(d);
             if truncated {
-                break;
+                return (out, Some(owner.clone()));
             }
         }
-        out
+        (out, None)
     }
 }

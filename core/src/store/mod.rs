@@ -18,6 +18,7 @@
 mod apply;
 pub(crate) use apply::Signer;
 mod deltas;
+pub(crate) use deltas::Order;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -30,7 +31,7 @@ use crate::events::Event;
 use crate::identity::{
     checkpoint_statement, horizon_statement, record_statement, Identity, Signature,
 };
-use crate::message::{Delta, DigestEntry, OwnNamespace, Record, Versioned};
+use crate::message::{Delta, DigestEntry, OwnNamespace, Page, Record, Versioned};
 use crate::summary::Fnv64;
 use crate::time::Time;
 
@@ -619,6 +620,15 @@ impl Store {
             .iter()
             .filter_map(|(owner, ns)| ns.line(owner, *owner == self.me))
             .collect()
+    }
+
+    /// The digest lines of the namespaces named in `page`, in page order.
+    pub(crate) fn digest_in<'a>(
+        &'a self,
+        page: &'a Page,
+    ) -> impl Iterator<Item = DigestEntry> + 'a {
+        page.walk(&self.spaces)
+            .filter_map(|(owner, ns)| ns.line(owner, *owner == self.me))
     }
 
     /// The digest line of the first replica after `after` (in name order,

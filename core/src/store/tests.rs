@@ -66,7 +66,9 @@ fn value(s: &Store, owner: &str, key: &str) -> Option<String> {
 /// Bring `to` up to `from`, with `from`'s checkpoint if it is the owner.
 fn sync(from: &mut Store, to: &mut Store, now: Time) -> Vec<Event> {
     from.checkpoint_own();
-    let deltas = from.deltas_for(&to.digest(), 1 << 20, 0, false);
+    let deltas = from
+        .deltas_for(&to.digest(), 1 << 20, Order::From(0), false)
+        .0;
     let mut changes = vec![];
     for d in deltas {
         changes.extend(apply(to, now, &d, None).unwrap());
@@ -92,9 +94,15 @@ fn owner_writes_and_replica_catches_up_by_digest() {
         a2 ^= 0;
         a2
     });
-    assert!(a.deltas_for(&b.digest(), 1 << 20, 0, false).is_empty());
+    assert!(a
+        .deltas_for(&b.digest(), 1 << 20, Order::From(0), false)
+        .0
+        .is_empty());
     // Nothing about b's own (empty) namespace travels back.
-    assert!(b.deltas_for(&a.digest(), 1 << 20, 0, false).is_empty());
+    assert!(b
+        .deltas_for(&a.digest(), 1 << 20, Order::From(0), false)
+        .0
+        .is_empty());
 }
 
 #[test]
@@ -190,7 +198,7 @@ fn limits_are_typed_errors_that_change_nothing() {
     for i in 0..6 {
         big.write(t, put(&format!("k{i}"), "v")).unwrap();
     }
-    let d = big.deltas_for(&[], 1 << 20, 0, false);
+    let d = big.deltas_for(&[], 1 << 20, Order::From(0), false).0;
     assert_eq!(apply(&mut a, t, &d[0], None), Err(Refusal::Malformed));
     assert_eq!(a.version("big"), None);
 }
@@ -210,7 +218,7 @@ fn tombstones_are_collected_and_stale_replicas_reset() {
     a.collect_garbage(t0 + GRACE);
     assert_eq!(a.tombstones("a"), 0);
     // b is behind a's horizon: it gets a reset, and x does not survive.
-    let d = a.deltas_for(&b.digest(), 1 << 20, 0, false);
+    let d = a.deltas_for(&b.digest(), 1 << 20, Order::From(0), false).0;
     assert!(d[0].reset);
     let changes = sync(&mut a, &mut b, t0 + GRACE);
     assert_eq!(value(&b, "a", "x"), None);
@@ -242,11 +250,15 @@ fn partial_reset_only_trusts_senders_past_the_horizon() {
     a.collect_garbage(t0 + GRACE);
     // A reset that only fits three records (78 bytes each, signature
     // included, beside the checkpoint's 132) stops short of the horizon.
-    let d = a.deltas_for(&b.digest(), 3 * 78 + 110 + 132, 0, false);
+    let d = a
+        .deltas_for(&b.digest(), 3 * 78 + 110 + 132, Order::From(0), false)
+        .0;
     assert!(d[0].reset && d[0].to < d[0].horizon, "{:?}", d[0]);
     apply(&mut b, t0, &d[0], None).unwrap();
     // The stale replica (still holding k9) is not a safe source.
-    let from_stale = stale.deltas_for(&b.digest(), 1 << 20, 0, false);
+    let from_stale = stale
+        .deltas_for(&b.digest(), 1 << 20, Order::From(0), false)
+        .0;
     assert_eq!(
         apply(&mut b, t0, &from_stale[0], None),
         Err(Refusal::StaleSource)
@@ -273,7 +285,7 @@ fn a_new_generation_replaces_the_old_life() {
     assert_eq!(value(&b, "a", "z").as_deref(), Some("2"));
     assert_eq!(changes.len(), 3, "x and y deleted, z written: {changes:?}");
     // The old life's deltas are now stale.
-    let d = old.deltas_for(&[], 1 << 20, 0, false);
+    let d = old.deltas_for(&[], 1 << 20, Order::From(0), false).0;
     assert_eq!(
         apply(&mut b, t0, &d[0], None),
         Err(Refusal::StaleGeneration)
@@ -284,7 +296,7 @@ fn a_new_generation_replaces_the_old_life() {
     let empty = Store::new(Arc::from("a"), 2, LIMITS, GRACE, ident("a"));
     let mut digest = c.digest();
     digest.retain(|e| &*e.owner == "a");
-    let d = empty.deltas_for(&digest, 1 << 20, 0, false);
+    let d = empty.deltas_for(&digest, 1 << 20, Order::From(0), false).0;
     assert!(d[0].reset && d[0].records.is_empty());
     apply(&mut c, t0, &d[0], None).unwrap();
     assert_eq!(value(&c, "a", "x"), None);
@@ -319,7 +331,7 @@ fn a_reset_never_rolls_a_replica_back_and_reports_a_delete_once() {
     a.write(t0, put("x", "1")).unwrap();
     a.write(t0, del("y")).unwrap();
     a.collect_garbage(t0 + GRACE);
-    let reset = a.deltas_for(&[], 1 << 20, 0, false);
+    let reset = a.deltas_for(&[], 1 << 20, Order::From(0), false).0;
     assert!(reset[0].reset);
     sync(&mut a, &mut b, t0);
     a.write(t0, put("z", "1")).unwrap();
@@ -328,7 +340,10 @@ fn a_reset_never_rolls_a_replica_back_and_reports_a_delete_once() {
     assert_eq!(apply(&mut b, t0, &reset[0], None), Err(Refusal::Duplicate));
     assert_eq!(b.version("a"), Some((0, 3)));
     // A targeted pull serves only the owners it names.
-    assert!(a.deltas_for(&[], 1 << 20, 0, true).is_empty());
+    assert!(a
+        .deltas_for(&[], 1 << 20, Order::From(0), true)
+        .0
+        .is_empty());
 
     // A legitimate reset that carries a tombstone of a key the replica
     // holds live reports the delete once.
@@ -341,7 +356,7 @@ fn a_reset_never_rolls_a_replica_back_and_reports_a_delete_once() {
     let t1 = t0 + GRACE;
     c.collect_garbage(t1);
     c.write(t1, del("k")).unwrap();
-    let reset = c.deltas_for(&d.digest(), 1 << 20, 0, false);
+    let reset = c.deltas_for(&d.digest(), 1 << 20, Order::From(0), false).0;
     assert!(reset[0].reset);
     let changes = apply(&mut d, t1, &reset[0], None).unwrap();
     let k_deletes = changes
@@ -432,21 +447,25 @@ fn a_withheld_record_is_found_by_a_checkpoint_and_refetched() {
     for k in ["k1", "k2", "k3"] {
         a.write(t, put(k, "v")).unwrap();
     }
-    let full = a.deltas_for(&b.digest(), 1 << 20, 0, false).remove(0);
+    let full = a
+        .deltas_for(&b.digest(), 1 << 20, Order::From(0), false)
+        .0
+        .remove(0);
     apply(&mut b, t, &withholding(full, &[2]), None).unwrap();
     assert_eq!(b.version("a"), Some((0, 3)));
     assert_eq!(value(&b, "a", "k2"), None);
     assert!(b.digest()[0].unproven);
     // The owner's checkpoint alone, as to a peer at its own version.
     a.checkpoint_own();
-    let only = a.deltas_for(&b.digest(), 1 << 20, 0, false);
+    let only = a.deltas_for(&b.digest(), 1 << 20, Order::From(0), false).0;
     assert!(only[0].records.is_empty() && only[0].checkpoint.is_some());
     assert_eq!(apply(&mut b, t, &only[0], None), Ok(vec![]));
     assert_eq!(b.take_findings().withheld, 1);
     // Repairing: b asks for a's stream from scratch, and serves none of it.
     assert_eq!(b.digest()[0].version, 0);
     assert!(b
-        .deltas_for(&store("c").digest(), 1 << 20, 0, false)
+        .deltas_for(&store("c").digest(), 1 << 20, Order::From(0), false)
+        .0
         .is_empty());
     let changes = sync(&mut a, &mut b, t);
     assert_eq!(value(&b, "a", "k2").as_deref(), Some("v"));
@@ -472,7 +491,10 @@ fn a_withheld_overwrite_and_a_withheld_delete_since_collected_are_repaired() {
     a.write(t0, put("x", "2")).unwrap();
     a.write(t0, del("y")).unwrap();
     a.write(t0, put("z", "1")).unwrap();
-    let d = a.deltas_for(&b.digest(), 1 << 20, 0, false).remove(0);
+    let d = a
+        .deltas_for(&b.digest(), 1 << 20, Order::From(0), false)
+        .0
+        .remove(0);
     apply(&mut b, t0, &withholding(d, &[3, 4]), None).unwrap();
     assert_eq!(value(&b, "a", "y").as_deref(), Some("1"));
     a.collect_garbage(t0 + GRACE);
@@ -505,7 +527,10 @@ fn a_reset_short_of_its_checkpoint_and_a_forged_checkpoint_change_nothing() {
     a.write(t0, put("z", "1")).unwrap();
     a.collect_garbage(t0 + GRACE);
     a.checkpoint_own();
-    let reset = a.deltas_for(&c.digest(), 1 << 20, 0, false).remove(0);
+    let reset = a
+        .deltas_for(&c.digest(), 1 << 20, Order::From(0), false)
+        .0
+        .remove(0);
     assert!(reset.reset && reset.checkpoint.is_some());
     let mut short = reset.clone();
     short.records.retain(|r| r.version != 3);
@@ -519,9 +544,15 @@ fn a_reset_short_of_its_checkpoint_and_a_forged_checkpoint_change_nothing() {
     apply(&mut c, t0, &reset, None).unwrap();
     assert_eq!(c.take_findings().proven, 1);
 
-    let d = a.deltas_for(&b.digest(), 1 << 20, 0, false).remove(0);
+    let d = a
+        .deltas_for(&b.digest(), 1 << 20, Order::From(0), false)
+        .0
+        .remove(0);
     apply(&mut b, t0, &withholding(d, &[]), None).unwrap();
-    let mut forged = a.deltas_for(&b.digest(), 1 << 20, 0, false).remove(0);
+    let mut forged = a
+        .deltas_for(&b.digest(), 1 << 20, Order::From(0), false)
+        .0
+        .remove(0);
     Arc::make_mut(forged.checkpoint.as_mut().unwrap()).signature = Signature([7; 64]);
     assert_eq!(apply(&mut b, t0, &forged, None), Err(Refusal::BadSignature));
     assert!(b.digest()[0].unproven && b.digest()[0].version == 4);

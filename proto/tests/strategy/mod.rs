@@ -252,6 +252,7 @@ pub fn push_pull() -> impl Strategy<Value = PushPull> {
         option::of(metadata()),
         option::of(vec(member_line(), 0..5)),
         vec(name(), 0..3),
+        option::of(page()),
     )
         .prop_map(
             |(
@@ -261,6 +262,7 @@ pub fn push_pull() -> impl Strategy<Value = PushPull> {
                 metadata,
                 member_digest,
                 wanted,
+                page,
             )| {
                 PushPull {
                     kind,
@@ -272,9 +274,18 @@ pub fn push_pull() -> impl Strategy<Value = PushPull> {
                     metadata,
                     member_digest,
                     wanted,
+                    page,
                 }
             },
         )
+}
+
+/// A page: from the first name or a name, to a name or all the way round.
+pub fn page() -> impl Strategy<Value = Page> {
+    (option::of(name()), option::of(name())).prop_map(|(from, to)| Page {
+        from: from.unwrap_or_else(|| Arc::from("")),
+        to,
+    })
 }
 
 /// Any message, all 13 kinds equally likely.

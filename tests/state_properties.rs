@@ -319,6 +319,8 @@ struct Case {
     ops: Vec<Op>,
     /// A short `tombstone_grace` (otherwise the preset's or the property's).
     grace: Option<Duration>,
+    /// Messages of at most this many bytes (otherwise the preset's 64 KiB).
+    max_message_size: Option<usize>,
 }
 
 /// Partitions of the convergence and event properties last at most this
@@ -484,6 +486,7 @@ fn random_case(
         restart: None,
         ops,
         grace: None,
+        max_message_size: None,
     }
 }
 
@@ -625,6 +628,7 @@ fn resurrect_case() -> impl Strategy<Value = Case> {
                         restart: None,
                         ops,
                         grace: Some(ms(grace)),
+                        max_message_size: None,
                     }
                 },
             )
@@ -655,6 +659,13 @@ fn scenario(case: &Case) -> Scenario {
             "tombstone_grace".into(),
             rumour::core::format_duration(g).into(),
         );
+    }
+    if let Some(max) = case.max_message_size {
+        // Values stay far under the limit: a record must fit one message.
+        s.config
+            .insert("max_message_size".into(), (max as i64).into());
+        s.config.insert("max_key_len".into(), 64.into());
+        s.config.insert("max_value_len".into(), 512.into());
     }
     let mut splits = case.splits.clone();
     splits.sort_by_key(|p| p.at);
@@ -1796,6 +1807,7 @@ fn case_files_round_trip() {
             },
         ],
         grace: Some(ms(12_000)),
+        max_message_size: Some(1400),
     };
     let s = scenario(&case);
     let text = case_file(case.property, &s, &case.ops);

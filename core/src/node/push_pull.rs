@@ -23,6 +23,7 @@
 //! `Deltas`. Merging what arrives is the node's business: this part builds
 //! and answers the steps.
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -49,6 +50,10 @@ const PAGE_SLACK: usize = 2 * (MAX_NAME_LEN + 3) + 3 * DELTAS_SLACK;
 /// numbers): a digest with more lines than a message of this many bytes
 /// holds cannot have come from an honest sender.
 const SMALLEST_LINE: usize = 6;
+
+/// The most pages awaiting an answer at once (each exchange in flight has
+/// one; entries also expire after a push-pull interval).
+const MAX_PAGING: usize = 1024;
 
 /// A page this node sent a peer (in a `Join` or `Sync`), until the answer.
 #[derive(Debug)]
@@ -93,8 +98,10 @@ pub(crate) struct AntiEntropy {
     /// and are not held to the introduction cap. Entries older than a
     /// push-pull interval are dropped each round.
     opened: BTreeMap<SocketAddr, Time>,
-    /// Per peer, the page this node sent last, until its answer.
-    paging: BTreeMap<SocketAddr, Paging>,
+    /// The pages this node sent, by peer and first name, until answered:
+    /// an answer names the page it answers by its first name, so pages of
+    /// two exchanges in flight with one peer are told apart.
+    paging: BTreeMap<(SocketAddr, Arc<str>), Paging>,
 }
 
 /// An exchange's opening: both summaries, nothing else.
@@ -269,7 +276,22 @@ impl AntiEntropy {
             asked,
             at: cx.now,
         };
-        self.paging.insert(to, paging);
+        let from = paging
+            .sent
+            .as_ref()
+            .map_or_else(|| Arc::from(""), |g| g.from.clone());
+        let room = self.paging.len() < MAX_PAGING;
+        match self.paging.entry((to, from)) {
+            // A join's pages go on whatever else is exchanged meanwhile.
+            Entry::Occupied(e) if e.get().asked && !asked => {}
+            Entry::Occupied(mut e) => {
+                e.insert(paging);
+            }
+            Entry::Vacant(e) if room => {
+                e.insert(paging);
+            }
+            Entry::Vacant(_) => {}
+        }
     }
 
     /// Knock on the seeds again.
@@ -516,17 +538,12 @@ impl AntiEntropy {
         from: SocketAddr,
         p: &PushPull,
     ) {
-        let paging = self.paging.remove(&from);
         let Some(covered) = &p.page else { return };
-        let Some(paging) = paging else {
+        let Some(paging) = self.paging.remove(&(from, covered.from.clone())) else {
             cx.stats.pages_ignored += 1;
             return;
         };
         let sent = paging.sent.clone().unwrap_or_default();
-        if covered.from != sent.from {
-            cx.stats.pages_ignored += 1;
-            return;
-        }
         if covered.to == sent.to {
             // Answered in full.
             return;

@@ -122,10 +122,12 @@ async fn a_keyless_agent_sends_an_outsider_no_more_bytes_than_it_received() {
     // Scenario: a lone agent without a key holds about 50 KB of entries.
     // An outsider on the same host, listening at a port of its own, probes
     // the agent and sends it a push-pull Join without its own member (so
-    // it never becomes one). The answer to the Join carries the whole
-    // state, thousands of times the Join: it is dropped, counted as
-    // `replies_over_budget`, and what reaches the outsider's port is at
-    // most what it sent, though the probe's ack, which fits, arrives.
+    // it never becomes one) and with an empty digest. The answer to the
+    // Join carries the entries, about 1,500 times what the outsider sent
+    // (58,882 bytes for 38, measured without the rule): it is dropped,
+    // counted as `replies_over_budget`, and what reaches the outsider's
+    // port is at most what it sent, though the probe's ack, which fits,
+    // arrives.
     let agent = agent_with_state("lone").await;
     let outsider = Outsider::listen().await;
     let sent = vec![
@@ -137,7 +139,15 @@ async fn a_keyless_agent_sends_an_outsider_no_more_bytes_than_it_received() {
                 ..Default::default()
             }),
         ),
-        envelope(outsider.address(), Body::PushPull(pb::PushPull::default())),
+        // A Join whose empty digest says it holds no entry: the answer
+        // carries every one the room allows.
+        envelope(
+            outsider.address(),
+            Body::PushPull(pb::PushPull {
+                digest: Some(pb::Digest::default()),
+                ..Default::default()
+            }),
+        ),
     ];
     let sent_bytes: u64 = sent.iter().map(|e| e.encoded_len() as u64).sum();
     assert_eq!(send_raw(&agent, sent).await, (2, 0));

@@ -111,3 +111,79 @@ pub async fn status_counter(agent: &rumour::transport::Agent, name: &str) -> u64
         .find(|(k, _)| k == name)
         .map_or(0, |(_, v)| *v)
 }
+
+/// A peer port of someone outside the cluster, listening on 127.0.0.1: it
+/// takes every stream an agent opens to it and counts the encoded bytes
+/// of the envelopes that arrive (the measure of the agents' `bytes_sent`).
+#[allow(dead_code)]
+pub struct Outsider {
+    /// Where it listens: the sender address its envelopes name.
+    pub addr: std::net::SocketAddr,
+    bytes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+#[allow(dead_code)]
+impl Outsider {
+    /// Bind 127.0.0.1:0 and serve.
+    pub async fn listen() -> Outsider {
+        use rumour::proto::v1::peer_server::PeerServer;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binds loopback");
+        let addr = listener.local_addr().expect("bound");
+        let bytes = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let service = PeerServer::new(Counting(bytes.clone()));
+        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        let server = tokio::spawn(async move {
+            let _ = tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(incoming)
+                .await;
+        });
+        Outsider {
+            addr,
+            bytes,
+            server,
+        }
+    }
+
+    /// The encoded bytes of every envelope that arrived so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// `from`, as an envelope's sender address.
+    pub fn address(&self) -> rumour::proto::v1::Address {
+        rumour::proto::v1::Address {
+            ip: vec![127, 0, 0, 1],
+            port: u32::from(self.addr.port()),
+        }
+    }
+}
+
+impl Drop for Outsider {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+struct Counting(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+#[tonic::async_trait]
+impl rumour::proto::v1::peer_server::Peer for Counting {
+    async fn stream(
+        &self,
+        request: tonic::Request<tonic::Streaming<rumour::proto::v1::Envelope>>,
+    ) -> Result<tonic::Response<rumour::proto::v1::StreamSummary>, tonic::Status> {
+        use prost::Message as _;
+        let mut stream = request.into_inner();
+        while let Some(env) = stream.message().await? {
+            self.0.fetch_add(
+                env.encoded_len() as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
+        Ok(tonic::Response::new(Default::default()))
+    }
+}

@@ -29,6 +29,7 @@ use crate::link::Links;
 use crate::peer::{PeerService, RefusalLog};
 use crate::query::{Queries, QueryLimits};
 use crate::replay::ReplayWindow;
+use crate::reply_budget::{ReplyBudget, ACCOUNTS, ACCOUNT_IDLE};
 use crate::seed::{resolve_seeds, Seed};
 use crate::stats::TransportStats;
 use crate::tls::{ApiTls, PeerTls};
@@ -230,12 +231,22 @@ impl Agent {
             Some(k) => Some(Sealer::new(k.clone()).map_err(StartError::Key)?),
             None => None,
         };
-        let links = Links::new(peer_addr, transport.clone(), stats.clone(), sealer).with_tls(
-            config
-                .peer_tls
-                .as_ref()
-                .map(|t| t.client_config(transport.connect_timeout)),
-        );
+        // Without a key or peer TLS nothing authenticates a sender, so
+        // what goes to one that is not a member (nor a seed) is held to
+        // what it sent.
+        let reply_budget = (keyring.is_none() && config.peer_tls.is_none()).then(|| {
+            let budget = ReplyBudget::new(ACCOUNTS, ACCOUNT_IDLE);
+            budget.vouch_for_seeds(&seeds);
+            Arc::new(budget)
+        });
+        let links = Links::new(peer_addr, transport.clone(), stats.clone(), sealer)
+            .with_tls(
+                config
+                    .peer_tls
+                    .as_ref()
+                    .map(|t| t.client_config(transport.connect_timeout)),
+            )
+            .with_reply_budget(reply_budget.clone());
         let (mut driver, handle, inputs) = driver::driver(
             node,
             start,
@@ -275,6 +286,7 @@ impl Agent {
             keyring,
             replay: ReplayWindow::new(),
             refusals: RefusalLog::new(std::time::Duration::from_secs(10), 4096),
+            reply_budget,
         })
         .max_decoding_message_size(transport.max_inbound_message);
         let peer_incoming = TcpIncoming::from(peer_listener).with_nodelay(Some(true));

@@ -243,6 +243,7 @@ impl Handle {
         let addrs = resolve(seeds).await?;
         self.call(move |d| {
             let now = d.now();
+            d.vouch_for_seeds(&addrs);
             d.node.join(now, &addrs)
         })
         .await?

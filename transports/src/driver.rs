@@ -70,6 +70,9 @@ pub(crate) struct Driver {
     /// members to failure or a partition, and the seeds are worth trying
     /// again (see [`retry_seeds`]).
     pub(crate) peak_live: usize,
+    /// The membership summary whose member addresses the reply budget
+    /// last took, if any.
+    vouched: Option<u64>,
 }
 
 /// How many pieces of news the node refused for their signatures.
@@ -158,10 +161,38 @@ impl Driver {
         for inbound in pending.drain(..) {
             self.take_in(inbound);
         }
+        self.vouch_for_members();
+    }
+
+    /// Give the reply budget, if any, the addresses of the members the
+    /// node holds (in any state) and of its reconnect list, whenever the
+    /// membership changed: what goes to them is not budgeted. A joiner is
+    /// among them by the time the answer to its Join goes out (the core
+    /// applies its own `Alive` first).
+    fn vouch_for_members(&mut self) {
+        let Some(budget) = self.links.reply_budget() else {
+            return;
+        };
+        let summary = self.node.membership_summary();
+        if self.vouched == Some(summary) {
+            return;
+        }
+        let reconnect = self.node.reconnect_list().into_iter().map(|e| e.1);
+        budget.vouch_for_members(self.node.members().map(|m| m.id.addr()).chain(reconnect));
+        self.vouched = Some(summary);
+    }
+
+    /// Vouch for addresses the operator told the node to join or knock on:
+    /// what goes to them is not budgeted.
+    pub(crate) fn vouch_for_seeds(&self, addrs: &[SocketAddr]) {
+        if let Some(budget) = self.links.reply_budget() {
+            budget.vouch_for_seeds(addrs);
+        }
     }
 
     /// Hand every pending output to its destination.
     fn flush(&mut self) {
+        self.vouch_for_members();
         while let Some(out) = self.node.poll_output() {
             match out {
                 Output::Send { to, msg } => self.links.send(to, &msg),
@@ -310,6 +341,7 @@ pub(crate) fn driver(
         replies: Vec::new(),
         refusals: RefusalLog::new(std::time::Duration::from_secs(10), 4096),
         peak_live: 1,
+        vouched: None,
     };
     let handle = Handle {
         jobs: jobs_tx,
@@ -453,6 +485,7 @@ pub(crate) async fn retry_seeds(
         let knocked = handle
             .call(move |d| {
                 let now = d.now();
+                d.vouch_for_seeds(&addrs);
                 d.node.knock(now, &addrs)
             })
             .await;

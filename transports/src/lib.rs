@@ -41,6 +41,7 @@ mod link;
 mod peer;
 mod query;
 mod replay;
+mod reply_budget;
 mod seed;
 mod stats;
 mod tls;

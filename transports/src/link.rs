@@ -20,12 +20,17 @@
 //! certificate and checking the peer's against the cluster's CA and the
 //! fixed peer name (see `tls.rs`); a failed handshake counts as a failed
 //! connection and backs off like one.
+//! Without a cluster key or peer TLS, what goes to an address not
+//! authenticated is held to its reply budget (see `reply_budget`): a send
+//! that would give it more bytes than it sent is dropped, counted as
+//! `replies_over_budget`, and logged at most once per address per 10 s.
 //! Gossip tolerates loss by design: anti-entropy repairs what a dropped
 //! envelope carried.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use prost::Message as _;
 use rumour_core::Message;
@@ -39,6 +44,8 @@ use tracing::{debug, warn};
 
 use crate::config::TransportConfig;
 use crate::keyring::Sealer;
+use crate::peer::RefusalLog;
+use crate::reply_budget::ReplyBudget;
 use crate::stats::{add, bump, TransportStats};
 
 /// Every peer link of one node.
@@ -51,6 +58,11 @@ pub(crate) struct Links {
     /// With peer TLS: how every link dials (https, the CA, the node's own
     /// certificate).
     tls: Option<ClientTlsConfig>,
+    /// Without a key or peer TLS: what addresses not authenticated may
+    /// still be sent.
+    budget: Option<Arc<ReplyBudget>>,
+    /// Addresses whose sends over budget were last logged.
+    over_budget: RefusalLog,
     queues: HashMap<SocketAddr, mpsc::Sender<Envelope>>,
     tasks: JoinSet<()>,
 }
@@ -68,6 +80,8 @@ impl Links {
             stats,
             sealer,
             tls: None,
+            budget: None,
+            over_budget: RefusalLog::new(std::time::Duration::from_secs(10), 4096),
             queues: HashMap::new(),
             tasks: JoinSet::new(),
         }
@@ -76,6 +90,16 @@ impl Links {
     /// Dial every peer over TLS with `tls` (mutual TLS on the peer port).
     pub(crate) fn with_tls(self, tls: Option<ClientTlsConfig>) -> Links {
         Links { tls, ..self }
+    }
+
+    /// Hold what goes to addresses not authenticated to `budget`.
+    pub(crate) fn with_reply_budget(self, budget: Option<Arc<ReplyBudget>>) -> Links {
+        Links { budget, ..self }
+    }
+
+    /// The reply budget, if sends are held to one.
+    pub(crate) fn reply_budget(&self) -> Option<&ReplyBudget> {
+        self.budget.as_deref()
     }
 
     /// Queue `msg` for the peer at `to`, opening a link if there is none.
@@ -87,6 +111,17 @@ impl Links {
     /// Queue a plain envelope (sealed here, with a cluster key) for the
     /// peer at `to`, opening a link if there is none.
     pub(crate) fn send_envelope(&mut self, to: SocketAddr, env: Envelope) {
+        if let Some(budget) = &self.budget {
+            let bytes = env.encoded_len() as u64;
+            let now = Instant::now();
+            if !budget.spend(to, bytes, now) {
+                bump(&self.stats.replies_over_budget);
+                if self.over_budget.should_log(to.ip(), now) {
+                    warn!(peer = %to, bytes, "dropped a message to an address that is not a member: it would have received more bytes than it sent (counted in replies_over_budget; logged once per address every 10 s)");
+                }
+                return;
+            }
+        }
         let env = match &mut self.sealer {
             Some(sealer) => sealer.seal(&env),
             None => env,

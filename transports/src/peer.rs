@@ -17,6 +17,7 @@ use crate::driver::Inbound;
 use crate::intake::{Budget, Intake, Lane, Refused};
 use crate::keyring::{open_envelope, unix_ms, Refusal, SharedKeyring};
 use crate::replay::{Replay, ReplayWindow, REPLAY_WINDOW};
+use crate::reply_budget::ReplyBudget;
 
 use crate::stats::{add, bump, TransportStats};
 
@@ -44,6 +45,10 @@ pub(crate) struct PeerService {
     /// Which sealed envelopes were taken (used only with a key).
     pub(crate) replay: ReplayWindow,
     pub(crate) refusals: RefusalLog,
+    /// Without a key or peer TLS: credited with what each sender address
+    /// sent, which bounds what the node sends back to one it does not
+    /// hold as a member.
+    pub(crate) reply_budget: Option<Arc<ReplyBudget>>,
 }
 
 /// Which remote addresses were last warned about, so that a peer sending
@@ -109,7 +114,8 @@ impl Peer for PeerService {
             }
             match stream.message().await {
                 Ok(Some(env)) => {
-                    add(&self.stats.bytes_received, env.encoded_len() as u64);
+                    let bytes = env.encoded_len() as u64;
+                    add(&self.stats.bytes_received, bytes);
                     let ring = self.keyring.as_ref().map(SharedKeyring::current);
                     let opened = open_envelope(ring.as_deref(), &self.replay, env, unix_ms())
                         .and_then(|env| {
@@ -205,6 +211,9 @@ impl Peer for PeerService {
                                     }
                                     continue;
                                 }
+                            }
+                            if let Some(budget) = &self.reply_budget {
+                                budget.received(from, bytes, Instant::now());
                             }
                             summary.received += 1;
                             bump(&self.stats.received);

@@ -58,6 +58,11 @@ counters! {
     /// another host than the connection they came on (loopback counts as
     /// one host): a reply would have reflected traffic at a third party.
     rejected_address_mismatch,
+    /// Envelopes not sent, at a node without a cluster key (or peer TLS),
+    /// to an address not authenticated (not a member, not a seed) because
+    /// it would have received more bytes than it sent (see
+    /// `reply_budget`): an amplification refused.
+    replies_over_budget,
     /// Membership messages (probes, acks, nacks, indirect probes,
     /// membership rumours) dropped because their connection's membership
     /// lane was full.

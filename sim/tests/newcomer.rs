@@ -68,21 +68,6 @@ fn a_newcomer_receives_everything() {
             "no catch-up in 60 s"
         );
         sim.run_for(step);
-        if std::env::var("TRACE").is_ok() {
-            let a = sim.node(new).expect("running");
-            let b = sim.node(0).expect("running");
-            let same = (0..n)
-                .filter(|&o| {
-                    a.namespace_version(&node_name(o)) == b.namespace_version(&node_name(o))
-                })
-                .count();
-            eprintln!(
-                "{:.3} members {} owners {same} pages {}",
-                (sim.now() - start).as_secs_f64(),
-                a.members().count(),
-                a.stats().pages_sent
-            );
-        }
     }
     let took = sim.now() - start;
     let pages = sim.node(new).expect("running").stats().pages_sent;

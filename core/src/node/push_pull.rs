@@ -439,8 +439,12 @@ impl AntiEntropy {
     ) {
         let page = p.page.clone().unwrap_or_default();
         let mut to = page.to.clone();
+        // A part cut at the page's first name got nowhere past it (the
+        // room went to the parts before, or to part of that name's delta):
+        // the answer then ends at its start, and the other side sends the
+        // same page again, now showing what this one brought.
         let cut_at = |cut: Option<Arc<str>>, to: &mut Option<Arc<str>>| {
-            if let Some(c) = cut.filter(|c| cut_within(&page, c)) {
+            if let Some(c) = cut.filter(|c| *c == page.from || cut_within(&page, c)) {
                 *to = Some(c);
             }
         };
@@ -548,10 +552,20 @@ impl AntiEntropy {
             // Answered in full.
             return;
         }
-        let Some(cut) = covered.to.clone().filter(|c| cut_within(&sent, c)) else {
+        let Some(cut) = covered.to.clone() else {
             cx.stats.pages_ignored += 1;
             return;
         };
+        if cut == sent.from {
+            // Cut at its start: the same page again, if the answer brought
+            // anything (what it brought shows in our digests now).
+            if p.members.is_empty() && p.deltas.is_empty() {
+                return;
+            }
+        } else if !cut_within(&sent, &cut) {
+            cx.stats.pages_ignored += 1;
+            return;
+        }
         let page = round_from(cut, &paging.origin);
         let next = opening(PushPullKind::Sync, m, r);
         let next = with_page(cx, m, r, next, page, paging.members, paging.data);

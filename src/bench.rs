@@ -36,6 +36,9 @@ pub struct BenchArgs {
     /// Protocol preset of every agent.
     #[arg(long, default_value = "lan", value_parser = ["lan", "wan", "local"])]
     preset: String,
+    /// Peer transport of every agent (`rumour agent --transport`).
+    #[arg(long, default_value = "grpc", value_parser = ["grpc", "udp"])]
+    transport: String,
     /// Seconds of idle measurement, after the cluster has settled.
     #[arg(long, default_value_t = 20)]
     idle_secs: u64,
@@ -108,6 +111,7 @@ fn spawn(args: &BenchArgs) -> Result<Agents, String> {
             .args(["--bind", &bind.to_string()])
             .args(["--api", &api.to_string()])
             .args(["--preset", &args.preset])
+            .args(["--transport", &args.transport])
             .env("RUST_LOG", "warn")
             .env_remove("RUMOUR_KEY")
             .env_remove("RUMOUR_LABEL")

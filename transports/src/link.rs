@@ -1,4 +1,5 @@
-//! Outgoing messages: one link per peer.
+//! Outgoing messages: one link per peer (and, on the UDP transport, one
+//! datagram per message that fits; see the `datagram` module).
 //!
 //! A link is a task holding one tonic channel to the peer and one
 //! long-lived client stream of envelopes on it, fed from a bounded queue.
@@ -38,6 +39,7 @@ use tonic::transport::{ClientTlsConfig, Endpoint};
 use tracing::{debug, warn};
 
 use crate::config::TransportConfig;
+use crate::datagram::{self, Datagrams};
 use crate::keyring::Sealer;
 use crate::stats::{add, bump, TransportStats};
 
@@ -53,6 +55,8 @@ pub(crate) struct Links {
     tls: Option<ClientTlsConfig>,
     queues: HashMap<SocketAddr, mpsc::Sender<Envelope>>,
     tasks: JoinSet<()>,
+    /// On the UDP transport: the socket what fits in a datagram leaves by.
+    datagrams: Option<Datagrams>,
 }
 
 impl Links {
@@ -70,7 +74,13 @@ impl Links {
             tls: None,
             queues: HashMap::new(),
             tasks: JoinSet::new(),
+            datagrams: None,
         }
+    }
+
+    /// Send what [`datagram::carries`] in one datagram each, when it fits.
+    pub(crate) fn with_datagrams(self, datagrams: Option<Datagrams>) -> Links {
+        Links { datagrams, ..self }
     }
 
     /// Dial every peer over TLS with `tls` (mutual TLS on the peer port).
@@ -78,19 +88,36 @@ impl Links {
         Links { tls, ..self }
     }
 
-    /// Queue `msg` for the peer at `to`, opening a link if there is none.
+    /// Send `msg` to the peer at `to`: in a datagram if the node has
+    /// them and `msg` goes by datagram and fits, else queued on its link
+    /// (opened if there is none).
     pub(crate) fn send(&mut self, to: SocketAddr, msg: &Message) {
-        let env = rumour_proto::encode_envelope(self.me, msg);
-        self.send_envelope(to, env);
+        let env = self.seal(rumour_proto::encode_envelope(self.me, msg));
+        if let Some(datagrams) = &self.datagrams {
+            if datagram::carries(msg) && datagrams.send(to, &env) {
+                return;
+            }
+        }
+        self.queue(to, env);
     }
 
     /// Queue a plain envelope (sealed here, with a cluster key) for the
     /// peer at `to`, opening a link if there is none.
     pub(crate) fn send_envelope(&mut self, to: SocketAddr, env: Envelope) {
-        let env = match &mut self.sealer {
+        let env = self.seal(env);
+        self.queue(to, env);
+    }
+
+    /// `env` sealed with the cluster key, if the node has one.
+    fn seal(&mut self, env: Envelope) -> Envelope {
+        match &mut self.sealer {
             Some(sealer) => sealer.seal(&env),
             None => env,
-        };
+        }
+    }
+
+    /// Queue an envelope, sealed already, on the link to `to`.
+    fn queue(&mut self, to: SocketAddr, env: Envelope) {
         let queue = match self.queues.get(&to) {
             Some(q) if !q.is_closed() => q,
             _ => {

@@ -90,6 +90,7 @@ impl Datagrams {
                 bump(&self.stats.sent);
                 add(&self.stats.bytes_sent, len as u64);
                 bump(&self.stats.datagrams_sent);
+                add(&self.stats.datagram_bytes_sent, len as u64);
             }
             Err(e) => {
                 bump(&self.stats.send_failed);

@@ -76,6 +76,9 @@ counters! {
     intake_paced,
     /// Envelopes sent in a UDP datagram (also counted in `sent`).
     datagrams_sent,
+    /// Bytes of the datagrams sent (also counted in `bytes_sent`; no UDP
+    /// or IP header).
+    datagram_bytes_sent,
     /// Envelopes the UDP transport would have sent in a datagram but were
     /// over `max_message_size` sealed and framed, so went by stream.
     datagrams_over_limit,

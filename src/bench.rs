@@ -88,8 +88,32 @@ impl Drop for Agents {
     }
 }
 
-fn free_port() -> std::io::Result<SocketAddr> {
-    TcpListener::bind("127.0.0.1:0")?.local_addr()
+/// Where the bench looks for ports: below Linux's default ephemeral range
+/// (32768 up), so that the agents' own outgoing connections, which take
+/// ephemeral ports, cannot take one between its choice and the agent's
+/// bind (a 100-agent run failed so).
+const PORTS: std::ops::Range<u16> = 20000..32000;
+
+/// A port free on both TCP and UDP at 127.0.0.1, outside the ephemeral
+/// range, and not handed out before by this run (`next` goes on from the
+/// last one).
+fn free_port(next: &mut u16) -> std::io::Result<SocketAddr> {
+    for _ in PORTS {
+        let port = *next;
+        *next = if port + 1 >= PORTS.end {
+            PORTS.start
+        } else {
+            port + 1
+        };
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        if TcpListener::bind(addr).is_ok() && std::net::UdpSocket::bind(addr).is_ok() {
+            return Ok(addr);
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        format!("no free port in {PORTS:?}"),
+    ))
 }
 
 fn spawn(args: &BenchArgs) -> Result<Agents, String> {
@@ -103,9 +127,12 @@ fn spawn(args: &BenchArgs) -> Result<Agents, String> {
         data: data.clone(),
     };
     let mut seed = None;
+    // Runs side by side start apart.
+    let span = PORTS.end - PORTS.start;
+    let mut next_port = PORTS.start + (std::process::id() % u32::from(span)) as u16;
     for i in 0..args.agents {
-        let bind = free_port().map_err(|e| e.to_string())?;
-        let api = free_port().map_err(|e| e.to_string())?;
+        let bind = free_port(&mut next_port).map_err(|e| e.to_string())?;
+        let api = free_port(&mut next_port).map_err(|e| e.to_string())?;
         let mut cmd = Command::new(&exe);
         cmd.arg("agent")
             .args(["--name", &format!("agent-{i:02}")])

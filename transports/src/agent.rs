@@ -96,7 +96,8 @@ async fn listen_peers(
 }
 
 impl Agent {
-    /// Bind the peer and API listeners, start the node and, if seeds are
+    /// Bind the peer and API listeners (and, on UDP, the peer port's UDP
+    /// socket), start the node and, if seeds are
     /// given, join through every address they resolve to but its own
     /// (retried with backoff until one answers). A seed name that does not
     /// resolve yet leaves the node alone until it does (the seed task keeps

@@ -254,6 +254,14 @@ impl Agent {
             Some(d) => starting_keyring(d.dir_mut(), config.keyring.clone())?,
             None => config.keyring.clone(),
         };
+        // Peer TLS covers the streams only: datagrams are authenticated by
+        // the cluster key or not at all.
+        if udp && config.peer_tls.is_some() && ring.is_none() {
+            return Err(StartError::Tls {
+                what: "peer port",
+                reason: "mutual TLS does not cover UDP datagrams: with the UDP transport set a cluster key as well (--key)".into(),
+            });
+        }
         let peer_auth = match &ring {
             None => "none (plaintext)".to_string(),
             Some(k) if k.label().is_empty() => format!("cluster key ({} in the ring)", k.len()),

@@ -8,7 +8,7 @@ use clap::Args;
 use rumour::core::Config;
 use rumour::transport::{
     load_agent_file, Agent, AgentConfig, AgentFile, ApiTls, ApiToken, DataDir, Keyring, PeerTls,
-    TlsCa, TlsError, TlsFile, TlsIdentity, TlsPaths, TransportConfig,
+    TlsCa, TlsError, TlsFile, TlsIdentity, TlsPaths, Transport, TransportConfig,
 };
 use tracing::{error, info, warn};
 
@@ -32,11 +32,21 @@ pub struct AgentArgs {
     /// cluster of its own.
     #[arg(long = "join", value_name = "ADDR", value_parser = seed_arg)]
     join: Vec<String>,
+    /// How peer messages travel: grpc (every message over an HTTP/2
+    /// stream per peer) or udp (probes, acks, membership rumours, tree
+    /// traffic and data gossip in datagrams of at most max_message_size
+    /// bytes, 1,400 by default, on the peer port's number; push-pull,
+    /// queries and anything larger over the gRPC stream). Every agent of a
+    /// cluster needs the same. Wins over the config file's `transport`.
+    /// [default: grpc]
+    #[arg(long, value_name = "TRANSPORT", value_parser = ["grpc", "udp"])]
+    transport: Option<String>,
     /// Protocol preset: lan, wan or local.
     #[arg(long, default_value = "lan", value_parser = ["lan", "wan", "local"])]
     preset: String,
     /// A TOML file setting any field of the protocol configuration (over
-    /// the preset), and `key` (a base64 key or a list of them), `label`,
+    /// the preset), and `transport`, `key` (a base64 key or a list of
+    /// them), `label`,
     /// and the TLS files `tls_cert`, `tls_key`, `tls_ca`, `peer_tls_cert`,
     /// `peer_tls_key`, `peer_tls_ca`, `peer_tls_name` (the flags below win
     /// over the file). An unknown or invalid field
@@ -208,10 +218,21 @@ fn serve_metrics(addr: SocketAddr, handle: rumour::transport::Handle) -> Result<
 
 fn agent_config(args: &AgentArgs, api: SocketAddr) -> Result<AgentConfig, String> {
     let preset = Config::preset(&args.preset).map_err(|e| e.to_string())?;
-    let (protocol, file) = match &args.config {
-        Some(path) => load_agent_file(path, &preset).map_err(|e| e.to_string())?,
-        None => (preset, AgentFile::default()),
+    let flag = match &args.transport {
+        Some(t) => Some(
+            t.parse::<Transport>()
+                .map_err(|e| format!("--transport: {e}"))?,
+        ),
+        None => None,
     };
+    let (protocol, file) = match &args.config {
+        Some(path) => load_agent_file(path, &preset, flag).map_err(|e| e.to_string())?,
+        None => (
+            flag.unwrap_or_default().defaults(preset),
+            AgentFile::default(),
+        ),
+    };
+    let transport = flag.or(file.transport).unwrap_or_default();
     let mut config = AgentConfig::new(args.name.clone().unwrap_or_else(hostname));
     config.bind = args.bind;
     config.advertise = args.advertise;
@@ -244,6 +265,7 @@ fn agent_config(args: &AgentArgs, api: SocketAddr) -> Result<AgentConfig, String
         )?),
     };
     config.transport = TransportConfig::for_protocol(&protocol);
+    config.peer_transport = transport;
     config.protocol = protocol;
     Ok(config)
 }

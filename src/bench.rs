@@ -7,7 +7,8 @@
 //!    traffic (the loopback interface's bytes over the window, divided by
 //!    the agents: TCP/IP headers, HTTP/2 and gRPC framing included, and
 //!    whatever else uses loopback; and the agents' own socket writes,
-//!    `/proc/PID/io`, which nothing else on the machine can inflate);
+//!    `/proc/PID/io`, which nothing else on the machine can inflate), and
+//!    the sockets each agent holds open (`/proc/PID/fd`);
 //! 2. put-to-everywhere latency: for each put on one agent, the time until
 //!    every other agent has applied it (each agent's `Watch` stream reports
 //!    the entry; a `Get` there returns it from then on);
@@ -36,6 +37,9 @@ pub struct BenchArgs {
     /// Protocol preset of every agent.
     #[arg(long, default_value = "lan", value_parser = ["lan", "wan", "local"])]
     preset: String,
+    /// Peer transport of every agent (`rumour agent --transport`).
+    #[arg(long, default_value = "grpc", value_parser = ["grpc", "udp"])]
+    transport: String,
     /// Seconds of idle measurement, after the cluster has settled.
     #[arg(long, default_value_t = 20)]
     idle_secs: u64,
@@ -84,8 +88,32 @@ impl Drop for Agents {
     }
 }
 
-fn free_port() -> std::io::Result<SocketAddr> {
-    TcpListener::bind("127.0.0.1:0")?.local_addr()
+/// Where the bench looks for ports: below Linux's default ephemeral range
+/// (32768 up), so that the agents' own outgoing connections, which take
+/// ephemeral ports, cannot take one between its choice and the agent's
+/// bind (a 100-agent run failed so).
+const PORTS: std::ops::Range<u16> = 20000..32000;
+
+/// A port free on both TCP and UDP at 127.0.0.1, outside the ephemeral
+/// range, and not handed out before by this run (`next` goes on from the
+/// last one).
+fn free_port(next: &mut u16) -> std::io::Result<SocketAddr> {
+    for _ in PORTS {
+        let port = *next;
+        *next = if port + 1 >= PORTS.end {
+            PORTS.start
+        } else {
+            port + 1
+        };
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        if TcpListener::bind(addr).is_ok() && std::net::UdpSocket::bind(addr).is_ok() {
+            return Ok(addr);
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        format!("no free port in {PORTS:?}"),
+    ))
 }
 
 fn spawn(args: &BenchArgs) -> Result<Agents, String> {
@@ -99,15 +127,19 @@ fn spawn(args: &BenchArgs) -> Result<Agents, String> {
         data: data.clone(),
     };
     let mut seed = None;
+    // Runs side by side start apart.
+    let span = PORTS.end - PORTS.start;
+    let mut next_port = PORTS.start + (std::process::id() % u32::from(span)) as u16;
     for i in 0..args.agents {
-        let bind = free_port().map_err(|e| e.to_string())?;
-        let api = free_port().map_err(|e| e.to_string())?;
+        let bind = free_port(&mut next_port).map_err(|e| e.to_string())?;
+        let api = free_port(&mut next_port).map_err(|e| e.to_string())?;
         let mut cmd = Command::new(&exe);
         cmd.arg("agent")
             .args(["--name", &format!("agent-{i:02}")])
             .args(["--bind", &bind.to_string()])
             .args(["--api", &api.to_string()])
             .args(["--preset", &args.preset])
+            .args(["--transport", &args.transport])
             .env("RUST_LOG", "warn")
             .env_remove("RUMOUR_KEY")
             .env_remove("RUMOUR_LABEL")
@@ -177,6 +209,18 @@ fn proc_written(pid: u32) -> Option<u64> {
         .ok()
 }
 
+/// Sockets process `pid` holds open (`/proc/PID/fd` links to `socket:`):
+/// its listeners, its UDP socket if any, and every connection in or out.
+fn proc_sockets(pid: u32) -> Option<usize> {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    Some(
+        fds.filter_map(Result::ok)
+            .filter_map(|e| std::fs::read_link(e.path()).ok())
+            .filter(|l| l.to_string_lossy().starts_with("socket:"))
+            .count(),
+    )
+}
+
 /// Bytes sent on the loopback interface so far.
 fn loopback_tx_bytes() -> Option<u64> {
     let dev = std::fs::read_to_string("/proc/net/dev").ok()?;
@@ -236,8 +280,9 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     println!(
-        "{n} agents ({} preset, gossip interval {round_ms} ms, {}): all see {n} live members after {:.2} s",
+        "{n} agents ({} preset, {} transport, gossip interval {round_ms} ms, {}): all see {n} live members after {:.2} s",
         args.preset,
+        args.transport,
         if args.key.is_some() { "sealed with a cluster key" } else { "no cluster key" },
         formed.elapsed().as_secs_f64()
     );
@@ -249,6 +294,8 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
     // The counters first: reading them is traffic on loopback too.
     let sent_before = counter_sum(&mut clients, "transport_sent").await?;
     let bytes_before = counter_sum(&mut clients, "transport_bytes_sent").await?;
+    let connects_before = counter_sum(&mut clients, "transport_connects").await?;
+    let datagram_bytes_before = counter_sum(&mut clients, "transport_datagram_bytes_sent").await?;
     let before: Vec<(u64, u64)> = pids.iter().filter_map(|p| proc_usage(*p)).collect();
     let written_before: Vec<u64> = pids.iter().filter_map(|p| proc_written(*p)).collect();
     let lo_before = loopback_tx_bytes();
@@ -258,6 +305,10 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
     let after: Vec<(u64, u64)> = pids.iter().filter_map(|p| proc_usage(*p)).collect();
     let written_after: Vec<u64> = pids.iter().filter_map(|p| proc_written(*p)).collect();
     let lo_after = loopback_tx_bytes();
+    let sockets: Vec<usize> = pids.iter().filter_map(|p| proc_sockets(*p)).collect();
+    // Datagrams leave by sendto(2), which `wchar` does not count.
+    let datagram_bytes =
+        counter_sum(&mut clients, "transport_datagram_bytes_sent").await? - datagram_bytes_before;
     if before.len() == n && after.len() == n {
         let cpu: Vec<f64> = before
             .iter()
@@ -286,16 +337,26 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
             .iter()
             .zip(&written_before)
             .map(|(a, b)| a - b)
-            .sum();
+            .sum::<u64>()
+            + datagram_bytes;
         println!(
-            "idle socket writes: {:.0} B/node/s (these agents' own writes, /proc/PID/io: HTTP/2 and gRPC framing included, TCP/IP headers not; nothing else on the machine counts)",
+            "idle socket writes: {:.0} B/node/s (these agents' own writes: streams from /proc/PID/io, HTTP/2 and gRPC framing included, and datagrams from their counters; TCP, UDP and IP headers not; nothing else on the machine counts)",
             written as f64 / n as f64 / secs
         );
     }
     // Messages per second while idle, to tell the puts' own messages apart.
     let sent_idle = counter_sum(&mut clients, "transport_sent").await? - sent_before;
     let bytes_idle = counter_sum(&mut clients, "transport_bytes_sent").await? - bytes_before;
+    let connects_idle = counter_sum(&mut clients, "transport_connects").await? - connects_before;
     let idle_secs = secs;
+    if sockets.len() == n {
+        println!(
+            "idle connections: sockets open per agent at the end mean {:.1} max {} (listeners and UDP socket included); {:.2} connections opened per node per second",
+            sockets.iter().sum::<usize>() as f64 / n as f64,
+            sockets.iter().max().unwrap_or(&0),
+            connects_idle as f64 / idle_secs / n as f64
+        );
+    }
     let idle_rate = sent_idle as f64 / idle_secs;
     println!(
         "idle envelopes: {:.2} msgs/node/s, {:.0} B/node/s of encoded envelopes (the agents' own counters: no other traffic on the machine counts, no HTTP/2, TCP or IP framing)",

@@ -17,7 +17,38 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use rumour::transport::Transport;
 use serde_json::Value;
+
+/// Each listed test, `fn NAME(t: Transport)`, runs once per peer
+/// transport, as `NAME::grpc` and `NAME::udp`. The rest run on the default
+/// (gRPC) only: they drive the client commands, the config and the data
+/// dir, which do not depend on how peers talk.
+macro_rules! over_each_transport {
+    ($($test:ident),* $(,)?) => {$(
+        mod $test {
+            #[test]
+            fn grpc() {
+                super::$test(super::Transport::Grpc)
+            }
+            #[test]
+            fn udp() {
+                super::$test(super::Transport::Udp)
+            }
+        }
+    )*};
+}
+
+over_each_transport!(
+    three_agents_form_a_cluster_and_replicate_a_put,
+    sigterm_leaves_the_cluster_and_exits_zero,
+    agents_keyed_by_flag_and_by_config_file_form_a_cluster,
+);
+
+/// The agent flags that choose transport `t`.
+fn transport_flag(t: Transport) -> [&'static OsStr; 2] {
+    ["--transport".as_ref(), t.name().as_ref()]
+}
 
 /// The binary under test.
 const RUMOUR: &str = env!("CARGO_BIN_EXE_rumour");
@@ -381,12 +412,12 @@ fn one_error_line(run: &Run) -> &str {
     lines[0]
 }
 
-#[test]
-fn three_agents_form_a_cluster_and_replicate_a_put() {
+fn three_agents_form_a_cluster_and_replicate_a_put(t: Transport) {
     let dir = Scratch::new("form");
-    let a1 = Agent::start(dir.path(), "form-1", None);
-    let a2 = Agent::start(dir.path(), "form-2", Some(&a1));
-    let a3 = Agent::start(dir.path(), "form-3", Some(&a1));
+    let flag = transport_flag(t);
+    let a1 = Agent::start_with(dir.path(), "form-1", None, &flag);
+    let a2 = Agent::start_with(dir.path(), "form-2", Some(&a1), &flag);
+    let a3 = Agent::start_with(dir.path(), "form-3", Some(&a1), &flag);
     let all = [(&a1, "alive"), (&a2, "alive"), (&a3, "alive")];
     for observer in [&a1, &a2, &a3] {
         wait_members(observer, &all);
@@ -442,12 +473,12 @@ fn three_agents_form_a_cluster_and_replicate_a_put() {
     assert_eq!(names, ["form-1", "form-2", "form-3"]);
 }
 
-#[test]
-fn sigterm_leaves_the_cluster_and_exits_zero() {
+fn sigterm_leaves_the_cluster_and_exits_zero(t: Transport) {
     let dir = Scratch::new("term");
-    let a1 = Agent::start(dir.path(), "term-1", None);
-    let mut a2 = Agent::start(dir.path(), "term-2", Some(&a1));
-    let a3 = Agent::start(dir.path(), "term-3", Some(&a1));
+    let flag = transport_flag(t);
+    let a1 = Agent::start_with(dir.path(), "term-1", None, &flag);
+    let mut a2 = Agent::start_with(dir.path(), "term-2", Some(&a1), &flag);
+    let a3 = Agent::start_with(dir.path(), "term-3", Some(&a1), &flag);
     for observer in [&a1, &a2, &a3] {
         wait_members(observer, &[(&a1, "alive"), (&a2, "alive"), (&a3, "alive")]);
     }
@@ -513,30 +544,12 @@ fn a_client_without_an_agent_fails_with_one_line() {
 fn rejected_config(dir: &Path, file: &str, text: &str) -> (Option<i32>, String) {
     let path = dir.join(file);
     fs::write(&path, text).expect("write the config file");
-    let log = dir.join(format!("{file}.log"));
-    let api = format!("127.0.0.1:{}", free_port());
-    let peer = format!("127.0.0.1:{}", free_port());
-    let mut process = Guard(
-        agent_command(
-            "config-1",
-            &peer,
-            &api,
-            &log,
-            &["--config".as_ref(), path.as_ref()],
-        )
-        .spawn()
-        .expect("spawn rumour agent"),
-    );
-    let status = process.wait_exit(EXIT);
-    let stderr = fs::read_to_string(&log).unwrap_or_default();
-    let status = status.unwrap_or_else(|| {
-        panic!("agent with config {text:?} still running after {EXIT:?}; stderr:\n{stderr}")
-    });
+    let (code, stderr) = refused_agent(dir, "config-1", &["--config".as_ref(), path.as_ref()]);
     assert!(
-        !status.success(),
+        code != Some(0),
         "config {text:?} was accepted; stderr:\n{stderr}"
     );
-    (status.code(), stderr)
+    (code, stderr)
 }
 
 #[test]
@@ -572,6 +585,44 @@ fn a_bad_config_file_stops_the_agent_naming_the_field() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("missing.toml"), "{stderr}");
+}
+
+#[test]
+fn a_bad_transport_stops_the_agent_naming_it() {
+    let dir = Scratch::new("transport");
+    let (code, stderr) = refused_agent(
+        dir.path(),
+        "transport-1",
+        &["--transport".as_ref(), "quic".as_ref()],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--transport") && stderr.contains("quic"),
+        "{stderr}"
+    );
+
+    let (code, stderr) = rejected_config(dir.path(), "quic.toml", "transport = \"quic\"\n");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("quic") && stderr.contains("grpc or udp"),
+        "{stderr}"
+    );
+
+    // The peer port's number taken on UDP: a clear error at start.
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind a UDP port");
+    let peer = taken.local_addr().expect("its address").to_string();
+    let (code, stderr) = refused_agent_on(
+        dir.path(),
+        "transport-2",
+        &peer,
+        &transport_flag(Transport::Udp),
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {peer} (peers, UDP)")),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -833,12 +884,18 @@ fn a_bad_cluster_key_stops_the_agent_without_showing_it() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--label needs a cluster key"));
 }
 
-#[test]
-fn agents_keyed_by_flag_and_by_config_file_form_a_cluster() {
+fn agents_keyed_by_flag_and_by_config_file_form_a_cluster(t: Transport) {
+    // The first agent takes the key and the transport by flag, the second
+    // from its config file.
     let dir = Scratch::new("clusterkey");
     let key = rumour("127.0.0.1:1", &["keygen"]).stdout.trim().to_string();
     let file = dir.path().join("keyed.toml");
-    fs::write(&file, format!("key = [\"{key}\"]\nlabel = \"cli\"\n")).unwrap();
+    fs::write(
+        &file,
+        format!("key = [\"{key}\"]\nlabel = \"cli\"\ntransport = \"{t}\"\n"),
+    )
+    .unwrap();
+    let [transport, name] = transport_flag(t);
     let a1 = Agent::start_with(
         dir.path(),
         "keyed-1",
@@ -848,6 +905,8 @@ fn agents_keyed_by_flag_and_by_config_file_form_a_cluster() {
             key.as_ref(),
             "--label".as_ref(),
             "cli".as_ref(),
+            transport,
+            name,
         ],
     );
     let a2 = Agent::start_with(
@@ -870,6 +929,23 @@ fn agents_keyed_by_flag_and_by_config_file_form_a_cluster() {
             "{}",
             run.show()
         );
+        // Probes go by UDP, sealed, and open; none on gRPC.
+        let datagrams = |v: &Value| v["counters"]["transport_datagrams_received"].as_u64();
+        match t {
+            Transport::Grpc => assert_eq!(datagrams(&v), Some(0), "{}", run.show()),
+            Transport::Udp => eventually(
+                &format!("{} to take in sealed datagrams", a.name),
+                CONVERGE,
+                || {
+                    let v = status_of(a);
+                    let refused = v["counters"]["transport_rejected_unauthenticated"].as_u64();
+                    match (datagrams(&v), refused) {
+                        (Some(1..), Some(0)) => Ok(()),
+                        _ => Err(v.to_string()),
+                    }
+                },
+            ),
+        }
         assert!(!a.stderr().contains(&key), "{}", a.stderr());
     }
 }
@@ -1011,11 +1087,15 @@ fn an_agent_on_a_wide_peer_port_without_a_key_warns() {
 /// Run `rumour agent` with `extra` flags, expecting it to exit without
 /// serving: its exit code and stderr.
 fn refused_agent(dir: &Path, name: &str, extra: &[&OsStr]) -> (Option<i32>, String) {
+    refused_agent_on(dir, name, &format!("127.0.0.1:{}", free_port()), extra)
+}
+
+/// [`refused_agent`] with its peer port bound at `peer`.
+fn refused_agent_on(dir: &Path, name: &str, peer: &str, extra: &[&OsStr]) -> (Option<i32>, String) {
     let log = dir.join(format!("{name}.refused.log"));
     let api = format!("127.0.0.1:{}", free_port());
-    let peer = format!("127.0.0.1:{}", free_port());
     let mut process = Guard(
-        agent_command(name, &peer, &api, &log, extra)
+        agent_command(name, peer, &api, &log, extra)
             .spawn()
             .expect("spawn rumour agent"),
     );

@@ -1,5 +1,6 @@
 //! End-to-end tests over real sockets on 127.0.0.1: agents on ephemeral
-//! ports, talking gRPC, driven through their handles and the client API.
+//! ports, talking gRPC (and, for the tests listed in `over_each_transport!`,
+//! UDP as well), driven through their handles and the client API.
 //!
 //! Waiting is done by polling a condition against a deadline derived from
 //! the protocol's timings, never by sleeping a fixed time and hoping.
@@ -18,11 +19,47 @@ use rumour::core::{
 };
 use rumour::proto::v1 as pb;
 use rumour::proto::v1::rumour_client::RumourClient;
-use rumour::transport::{Agent, AgentConfig, ApiError};
+use rumour::transport::{Agent, AgentConfig, ApiError, Transport};
 use tonic::Code;
 
+/// Each listed test, `async fn NAME(t: Transport)`, runs once per
+/// transport, as `NAME::grpc` and `NAME::udp`.
+macro_rules! over_each_transport {
+    ($($test:ident),* $(,)?) => {$(
+        mod $test {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn grpc() {
+                super::$test(super::Transport::Grpc).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn udp() {
+                super::$test(super::Transport::Udp).await
+            }
+        }
+    )*};
+}
+
+// The rest, which exercise failure detection and reaping at length or the
+// core's own rules, run over gRPC only: the test time stays in bounds.
+over_each_transport!(
+    a_cluster_forms_from_one_seed_and_a_put_reaches_every_node,
+    a_killed_node_dies_everywhere_and_its_restart_replaces_its_namespace,
+    a_graceful_leave_shows_as_left,
+    watch_delivers_events_in_order_and_fresh_reads_reach_the_owner,
+    client_errors_map_to_grpc_codes_and_change_nothing,
+    malformed_and_oversized_peer_messages_are_refused_counted_and_survived,
+);
+
+/// The protocol's timings, the same on both transports.
 fn protocol() -> Config {
     Config::local()
+}
+
+/// A loopback agent's config on transport `t`, with its defaults.
+fn config(t: Transport, name: &str, protocol: Config) -> AgentConfig {
+    let mut config = AgentConfig::loopback(name, t.defaults(protocol));
+    config.peer_transport = t;
+    config
 }
 
 /// Each test agent's key pair, drawn from its name, so that a restart can
@@ -33,8 +70,8 @@ fn identity(name: &str) -> Identity {
     Identity::from_seed(h.finish())
 }
 
-async fn start(name: &str, join: Option<&Agent>) -> Agent {
-    let mut config = AgentConfig::loopback(name, protocol());
+async fn start(t: Transport, name: &str, join: Option<&Agent>) -> Agent {
+    let mut config = config(t, name, protocol());
     config.identity = Some(identity(name));
     if let Some(seed) = join {
         config.join = vec![seed.peer_addr().to_string()];
@@ -42,11 +79,11 @@ async fn start(name: &str, join: Option<&Agent>) -> Agent {
     Agent::start(config).await.expect("agent starts")
 }
 
-async fn cluster(n: usize) -> Vec<Agent> {
-    let seed = start("node-0", None).await;
+async fn cluster(t: Transport, n: usize) -> Vec<Agent> {
+    let seed = start(t, "node-0", None).await;
     let mut agents = vec![seed];
     for i in 1..n {
-        let a = start(&format!("node-{i}"), Some(&agents[0])).await;
+        let a = start(t, &format!("node-{i}"), Some(&agents[0])).await;
         agents.push(a);
     }
     agents
@@ -103,9 +140,8 @@ async fn client(agent: &Agent) -> RumourClient<tonic::transport::Channel> {
         .expect("client connects")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cluster_forms_from_one_seed_and_a_put_reaches_every_node() {
-    let agents = cluster(5).await;
+async fn a_cluster_forms_from_one_seed_and_a_put_reaches_every_node(t: Transport) {
+    let agents = cluster(t, 5).await;
     eventually(
         "every node sees five live members",
         convergence(),
@@ -166,14 +202,25 @@ async fn a_cluster_forms_from_one_seed_and_a_put_reaches_every_node() {
         .members
         .iter()
         .all(|m| m.state == pb::MemberState::Alive as i32));
+    // Probes and rumours went by datagram on UDP, and only there.
+    for a in &agents {
+        let datagrams = a
+            .handle()
+            .transport_stats()
+            .datagrams_received
+            .load(std::sync::atomic::Ordering::Relaxed);
+        match t {
+            Transport::Grpc => assert_eq!(datagrams, 0, "{}", a.name()),
+            Transport::Udp => assert!(datagrams > 0, "{} received none", a.name()),
+        }
+    }
     for a in agents {
         a.kill();
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_node_dies_everywhere_and_its_restart_replaces_its_namespace() {
-    let mut agents = cluster(4).await;
+async fn a_killed_node_dies_everywhere_and_its_restart_replaces_its_namespace(t: Transport) {
+    let mut agents = cluster(t, 4).await;
     formed(&agents).await;
     agents[3]
         .handle()
@@ -204,7 +251,7 @@ async fn a_killed_node_dies_everywhere_and_its_restart_replaces_its_namespace() 
     eprintln!("dead everywhere after {:?}", killed_at.elapsed());
 
     // Restart on the same address and key, as a new life.
-    let mut config = AgentConfig::loopback("node-3", protocol());
+    let mut config = config(t, "node-3", protocol());
     config.identity = Some(identity("node-3"));
     config.bind = addr;
     config.join = vec![agents[0].peer_addr().to_string()];
@@ -249,9 +296,8 @@ async fn a_killed_node_dies_everywhere_and_its_restart_replaces_its_namespace() 
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_graceful_leave_shows_as_left() {
-    let mut agents = cluster(3).await;
+async fn a_graceful_leave_shows_as_left(t: Transport) {
+    let mut agents = cluster(t, 3).await;
     formed(&agents).await;
     let leaver = agents.pop().unwrap();
     let mut c = client(&leaver).await;
@@ -266,9 +312,8 @@ async fn a_graceful_leave_shows_as_left() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn watch_delivers_events_in_order_and_fresh_reads_reach_the_owner() {
-    let agents = cluster(2).await;
+async fn watch_delivers_events_in_order_and_fresh_reads_reach_the_owner(t: Transport) {
+    let agents = cluster(t, 2).await;
     formed(&agents).await;
     let mut watcher = client(&agents[0]).await;
     let mut stream = watcher
@@ -335,9 +380,8 @@ async fn watch_delivers_events_in_order_and_fresh_reads_reach_the_owner() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn client_errors_map_to_grpc_codes_and_change_nothing() {
-    let agent = start("solo", None).await;
+async fn client_errors_map_to_grpc_codes_and_change_nothing(t: Transport) {
+    let agent = start(t, "solo", None).await;
     let mut c = client(&agent).await;
     let put = |ns: &str, key: &str, value: Vec<u8>| pb::PutRequest {
         namespace: ns.into(),
@@ -353,7 +397,11 @@ async fn client_errors_map_to_grpc_codes_and_change_nothing() {
     let e = c.put(put("", "", b"v".to_vec())).await.unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
     let e = c
-        .put(put("", "k", vec![0; protocol().max_value_len + 1]))
+        .put(put(
+            "",
+            "k",
+            vec![0; t.defaults(protocol()).max_value_len + 1],
+        ))
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
@@ -422,84 +470,95 @@ async fn an_unreachable_seed_is_retried_while_the_api_serves() {
     agent.kill();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn malformed_and_oversized_peer_messages_are_refused_counted_and_survived() {
-    use rumour::proto::v1::peer_client::PeerClient;
+async fn malformed_and_oversized_peer_messages_are_refused_counted_and_survived(t: Transport) {
     use std::sync::atomic::Ordering::Relaxed;
-    let agents = cluster(2).await;
+    let agents = cluster(t, 2).await;
     formed(&agents).await;
     let target = &agents[0];
-    let mut peer = PeerClient::connect(format!("http://{}", target.peer_addr()))
-        .await
-        .unwrap();
+    let handle = target.handle();
+    let stats = handle.transport_stats();
     let nack = Some(pb::envelope::Body::Nack(pb::Nack { seq: 1 }));
-    let bad = vec![
-        // No sender.
-        pb::Envelope {
-            from: None,
-            body: nack.clone(),
-            sealed: None,
-        },
-        // A three-byte IP address.
-        pb::Envelope {
-            from: Some(pb::Address {
-                ip: vec![1, 2, 3],
-                port: 80,
-            }),
-            body: nack,
-            sealed: None,
-        },
-        // No body.
-        pb::Envelope {
-            from: Some(pb::Address {
-                ip: vec![127, 0, 0, 1],
-                port: 9,
-            }),
-            body: None,
-            sealed: None,
-        },
-    ];
-    let summary = peer
-        .stream(tokio_stream::iter(bad))
-        .await
-        .expect("the stream is served")
-        .into_inner();
-    assert_eq!((summary.received, summary.rejected), (0, 3));
-    let stats = target
-        .handle()
-        .transport_stats()
-        .rejected_malformed
-        .load(Relaxed);
-    assert_eq!(stats, 3);
-
-    // Over the inbound limit: refused on its length prefix.
-    let limit = AgentConfig::loopback("x", protocol())
-        .transport
-        .max_inbound_message;
-    let huge = pb::Envelope {
-        from: Some(pb::Address {
-            ip: vec![127, 0, 0, 1],
-            port: 9,
-        }),
-        body: Some(pb::envelope::Body::Query(pb::Query {
-            id: 1,
-            key: "k".repeat(limit + 1),
-        })),
+    let envelope = |from: Option<(Vec<u8>, u32)>, body| pb::Envelope {
+        from: from.map(|(ip, port)| pb::Address { ip, port }),
+        body,
         sealed: None,
     };
-    let err = peer
-        .stream(tokio_stream::iter(vec![huge]))
-        .await
-        .expect_err("an oversized message ends the stream");
-    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
-    assert_eq!(
-        target
-            .handle()
-            .transport_stats()
-            .rejected_oversized
-            .load(Relaxed),
-        1
+    let bad = vec![
+        // No sender.
+        envelope(None, nack.clone()),
+        // A three-byte IP address.
+        envelope(Some((vec![1, 2, 3], 80)), nack.clone()),
+        // No body.
+        envelope(Some((vec![127, 0, 0, 1], 9)), None),
+        // Well formed, but naming a sender on another host than the one
+        // it came from: replies would be reflected at a third party.
+        envelope(Some((vec![192, 0, 2, 1], 7946)), nack),
+    ];
+    // Over the size limit, checked before decoding: the stream's inbound
+    // limit (on the length prefix), or the datagram limit.
+    let limit = match t {
+        Transport::Grpc => config(t, "x", protocol()).transport.max_inbound_message,
+        Transport::Udp => config(t, "x", protocol()).protocol.max_message_size,
+    };
+    let query = pb::Query {
+        id: 1,
+        key: "k".repeat(limit + 1),
+    };
+    let huge = envelope(
+        Some((vec![127, 0, 0, 1], 9)),
+        Some(pb::envelope::Body::Query(query)),
     );
+    match t {
+        Transport::Grpc => {
+            use rumour::proto::v1::peer_client::PeerClient;
+            let mut peer = PeerClient::connect(format!("http://{}", target.peer_addr()))
+                .await
+                .unwrap();
+            let summary = peer
+                .stream(tokio_stream::iter(bad))
+                .await
+                .expect("the stream is served")
+                .into_inner();
+            assert_eq!((summary.received, summary.rejected), (0, 4));
+            let err = peer
+                .stream(tokio_stream::iter(vec![huge]))
+                .await
+                .expect_err("an oversized message ends the stream");
+            assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+        }
+        Transport::Udp => {
+            use prost::Message as _;
+            let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let mut datagrams: Vec<Vec<u8>> = bad.iter().map(|e| e.encode_to_vec()).collect();
+            datagrams.push(huge.encode_to_vec());
+            // Not an envelope at all, one cut short, and an empty one (an
+            // envelope of nothing): all malformed.
+            let whole = rumour::proto::encode_envelope(
+                "127.0.0.1:9".parse().unwrap(),
+                &Message::Nack(rumour::core::Nack { seq: 2 }),
+            )
+            .encode_to_vec();
+            datagrams.push(vec![0xff; 64]);
+            datagrams.push(whole[..whole.len() - 1].to_vec());
+            datagrams.push(Vec::new());
+            for d in &datagrams {
+                socket.send_to(d, target.peer_addr()).await.unwrap();
+            }
+        }
+    }
+    let malformed = match t {
+        Transport::Grpc => 3,
+        Transport::Udp => 6,
+    };
+    eventually("every bad message is counted", convergence(), || async {
+        stats.rejected_malformed.load(Relaxed) >= malformed
+            && stats.rejected_address_mismatch.load(Relaxed) >= 1
+            && stats.rejected_oversized.load(Relaxed) >= 1
+    })
+    .await;
+    assert_eq!(stats.rejected_malformed.load(Relaxed), malformed);
+    assert_eq!(stats.rejected_address_mismatch.load(Relaxed), 1);
+    assert_eq!(stats.rejected_oversized.load(Relaxed), 1);
 
     // The node keeps serving peers and clients.
     target.handle().put("", "still", b"here").await.unwrap();
@@ -530,7 +589,7 @@ async fn a_forged_record_never_lands_and_hides_no_real_write() {
     // The forgery of the signed-records issue, over real sockets: a client
     // outside the cluster pushes a record into b's namespace at b's
     // generation and next version, unsigned and signed with another key.
-    let agents = cluster(3).await;
+    let agents = cluster(Transport::Grpc, 3).await;
     formed(&agents).await;
     let (vm, b, c) = (&agents[0], &agents[1], &agents[2]);
     let generation = b.handle().status().await.expect("status").generation;
@@ -714,7 +773,7 @@ async fn an_operator_forget_frees_a_dead_name_for_a_new_key_agent_by_agent() {
     // and refuse the new one. `Forget` of a live member or of the agent
     // itself is refused; once node-0's operator forgets node-2, node-0
     // takes the new node-2, while node-1, not told, still refuses it.
-    let mut agents = cluster(3).await;
+    let mut agents = cluster(Transport::Grpc, 3).await;
     formed(&agents).await;
     let addr = agents[2].peer_addr();
     agents.pop().unwrap().kill();

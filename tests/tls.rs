@@ -25,7 +25,8 @@ use rumour::core::Config;
 use rumour::proto::v1 as pb;
 use rumour::proto::v1::rumour_client::RumourClient;
 use rumour::transport::{
-    Agent, AgentConfig, ApiTls, ApiToken, PeerTls, TlsCa, TlsError, TlsFile, TlsIdentity,
+    Agent, AgentConfig, ApiTls, ApiToken, ClusterKey, Keyring, PeerTls, TlsCa, TlsError, TlsFile,
+    TlsIdentity, Transport,
 };
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
@@ -366,6 +367,24 @@ async fn three_agents_with_peer_tls_form_a_cluster_and_replicate_a_put() {
     for agent in [a, b, c] {
         agent.shutdown().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_tls_on_the_udp_transport_needs_a_cluster_key() {
+    // Scenario: datagrams do not go through TLS, so an agent with peer TLS
+    // on UDP and no key would take unauthenticated datagrams: it refuses
+    // to start, and starts with a key.
+    let cluster = Ca::new("cluster");
+    let mut config = AgentConfig::loopback("ptls-udp", Transport::Udp.defaults(protocol()));
+    config.peer_transport = Transport::Udp;
+    config.peer_tls = Some(cluster.peer_tls());
+    let refused = Agent::start(config.clone()).await.err().expect("refused");
+    assert!(refused.to_string().contains("cluster key"), "{refused}");
+    config.keyring = Some(Keyring::new(ClusterKey::generate().expect("a key"), ""));
+    Agent::start(config)
+        .await
+        .expect("starts with a key")
+        .kill();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

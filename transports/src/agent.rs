@@ -9,24 +9,25 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use rumour_core::{Identity, Incarnation, Node, NodeId};
 use rumour_proto::v1::peer_server::PeerServer;
 use rumour_proto::v1::rumour_server::RumourServer;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Server, ServerTlsConfig};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::access::{Access, Guarded};
 use crate::api::ApiService;
-use crate::config::AgentConfig;
+use crate::config::{AgentConfig, Transport, SEAL_OVERHEAD};
 use crate::data_dir::{DataDir, DataDirError};
+use crate::datagram::{self, Datagrams};
 use crate::driver::{self, Handle};
 use crate::durable::{Durable, Life};
 use crate::error::StartError;
 use crate::intake::{self, Limits};
 use crate::keyring::{Keyring, Sealer, SharedKeyring};
 use crate::link::Links;
-use crate::peer::{PeerService, RefusalLog};
+use crate::peer::{PeerService, Reception, RefusalLog};
 use crate::query::{Queries, QueryLimits};
 use crate::replay::ReplayWindow;
 use crate::reply_budget::{ReplyBudget, ACCOUNTS, ACCOUNT_IDLE};
@@ -60,14 +61,58 @@ async fn listen(
     Ok((listener, bound))
 }
 
+/// Binds tried for a peer port number free on both TCP and UDP, when the
+/// port is left to the system.
+const PORT_TRIES: usize = 16;
+
+/// Bind the peer listener and, on the UDP transport, a UDP socket on the
+/// same address and port number. With port 0 the system picks the TCP
+/// port; if that number is taken on UDP, another is picked, up to
+/// [`PORT_TRIES`] times. A named port taken on UDP is an error naming it.
+async fn listen_peers(
+    addr: SocketAddr,
+    udp: bool,
+) -> Result<(TcpListener, SocketAddr, Option<UdpSocket>), StartError> {
+    let mut tries = 0;
+    loop {
+        let (listener, bound) = listen("peers", addr).await?;
+        if !udp {
+            return Ok((listener, bound, None));
+        }
+        match UdpSocket::bind(bound).await {
+            Ok(socket) => return Ok((listener, bound, Some(socket))),
+            Err(e) if addr.port() == 0 && tries + 1 < PORT_TRIES => {
+                debug!(port = bound.port(), error = %e, "the peer port is taken on UDP; picking another");
+                tries += 1;
+            }
+            Err(source) => {
+                return Err(StartError::Bind {
+                    what: "peers, UDP",
+                    addr: bound,
+                    source,
+                })
+            }
+        }
+    }
+}
+
 impl Agent {
-    /// Bind the peer and API listeners, start the node and, if seeds are
+    /// Bind the peer and API listeners (and, on UDP, the peer port's UDP
+    /// socket), start the node and, if seeds are
     /// given, join through every address they resolve to but its own
     /// (retried with backoff until one answers). A seed name that does not
     /// resolve yet leaves the node alone until it does (the seed task keeps
     /// resolving and knocking); a malformed seed is [`StartError::Seed`].
     pub async fn start(config: AgentConfig) -> Result<Agent, StartError> {
         config.protocol.validate()?;
+        // On UDP, every datagram fits in `max_message_size`, sealed or not.
+        let udp = config.peer_transport == Transport::Udp;
+        let datagram_limit = config.protocol.max_message_size;
+        let mut protocol = config.protocol.clone();
+        if udp {
+            protocol.max_message_size = datagram_limit.saturating_sub(SEAL_OVERHEAD);
+            protocol.validate()?;
+        }
         // A malformed seed stops the start; a name that does not resolve
         // yet does not (see below).
         let seed_list = config
@@ -98,7 +143,7 @@ impl Agent {
             }
             None => None,
         };
-        let (peer_listener, bound) = listen("peers", config.bind).await?;
+        let (peer_listener, bound, udp_socket) = listen_peers(config.bind, udp).await?;
         let (api_listener, api_addr) = listen("client API", config.api).await?;
         // Logged before any service runs, so that it is in the log by the
         // time the agent answers.
@@ -163,7 +208,7 @@ impl Agent {
             id,
             identity,
             Incarnation(incarnation),
-            config.protocol.clone(),
+            protocol,
             rng_seed,
             rumour_core::Time::ZERO,
         )?;
@@ -210,6 +255,14 @@ impl Agent {
             Some(d) => starting_keyring(d.dir_mut(), config.keyring.clone())?,
             None => config.keyring.clone(),
         };
+        // Peer TLS covers the streams only: datagrams are authenticated by
+        // the cluster key or not at all.
+        if udp && config.peer_tls.is_some() && ring.is_none() {
+            return Err(StartError::Tls {
+                what: "peer port",
+                reason: "mutual TLS does not cover UDP datagrams: with the UDP transport set a cluster key as well (--key)".into(),
+            });
+        }
         let peer_auth = match &ring {
             None => "none (plaintext)".to_string(),
             Some(k) if k.label().is_empty() => format!("cluster key ({} in the ring)", k.len()),
@@ -239,6 +292,7 @@ impl Agent {
             budget.vouch_for_seeds(&seeds);
             Arc::new(budget)
         });
+        let udp_socket = udp_socket.map(Arc::new);
         let links = Links::new(peer_addr, transport.clone(), stats.clone(), sealer)
             .with_tls(
                 config
@@ -246,7 +300,12 @@ impl Agent {
                     .as_ref()
                     .map(|t| t.client_config(transport.connect_timeout)),
             )
-            .with_reply_budget(reply_budget.clone());
+            .with_reply_budget(reply_budget.clone())
+            .with_datagrams(
+                udp_socket
+                    .clone()
+                    .map(|s| Datagrams::new(s, datagram_limit, stats.clone())),
+            );
         let (mut driver, handle, inputs) = driver::driver(
             node,
             start,
@@ -278,15 +337,27 @@ impl Agent {
             let _ = rx.wait_for(|s| *s).await;
         };
 
-        let peer_service = PeerServer::new(PeerService {
-            intake,
-            rate: transport.peer_rate,
+        let reception = Arc::new(Reception {
             check_sender_address: transport.check_sender_address,
             stats: stats.clone(),
             keyring,
             replay: ReplayWindow::new(),
             refusals: RefusalLog::new(std::time::Duration::from_secs(10), 4096),
             reply_budget,
+        });
+        let datagram_receiver = udp_socket.map(|socket| {
+            datagram::receive(
+                socket,
+                datagram_limit,
+                transport.peer_rate,
+                intake.clone(),
+                reception.clone(),
+            )
+        });
+        let peer_service = PeerServer::new(PeerService {
+            intake,
+            rate: transport.peer_rate,
+            reception,
         })
         .max_decoding_message_size(transport.max_inbound_message);
         let peer_incoming = TcpIncoming::from(peer_listener).with_nodelay(Some(true));
@@ -336,7 +407,7 @@ impl Agent {
         .add_service(api_service)
         .serve_with_incoming_shutdown(api_incoming, stopped(stop_rx));
 
-        let servers = vec![
+        let mut servers = vec![
             tokio::spawn(async move {
                 if let Err(e) = peer_server.await {
                     warn!(error = %e, "peer service stopped");
@@ -348,6 +419,15 @@ impl Agent {
                 }
             }),
         ];
+        if let Some(receiver) = datagram_receiver {
+            let stop = stopped(stop_servers.subscribe());
+            servers.push(tokio::spawn(async move {
+                tokio::select! {
+                    () = receiver => {}
+                    () = stop => {}
+                }
+            }));
+        }
         let api_auth = match (&config.api_token, config.api_open_loopback) {
             (None, _) => "none",
             (Some(_), false) => "token",
@@ -366,7 +446,7 @@ impl Agent {
             None => "none".to_string(),
             Some(t) => format!("mutual, peers named {:?}", t.server_name()),
         };
-        info!(name = %config.name, peer = %peer_addr, api = %api_addr, api_auth, api_tls, peer_auth, peer_tls, incarnation, data_dir = %kept, "agent started");
+        info!(name = %config.name, peer = %peer_addr, api = %api_addr, transport = %config.peer_transport, api_auth, api_tls, peer_auth, peer_tls, incarnation, data_dir = %kept, "agent started");
         if api_beyond_loopback && config.api_token.is_none() {
             warn!(api = %api_addr, "the client API is open to anyone who can reach it (--insecure): they can write, join, leave and shut the agent down");
         }

@@ -19,6 +19,77 @@ pub const DEFAULT_BIND: &str = "127.0.0.1:7946";
 /// The default client API address.
 pub const DEFAULT_API: &str = "127.0.0.1:7947";
 
+/// How peer messages travel.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Transport {
+    /// Every message over a gRPC (HTTP/2) stream per peer. The default.
+    #[default]
+    Grpc,
+    /// Probes, acks, ping-reqs, nacks, membership rumours, tree traffic
+    /// (Eager, IHave, Graft, Prune) and data gossip in UDP datagrams of at
+    /// most `max_message_size` bytes (1,400 by default), on the peer port's
+    /// number; push-pull, queries, cluster requests and anything larger
+    /// over the gRPC stream.
+    Udp,
+}
+
+/// The default largest message on the UDP transport, envelope included:
+/// what fits an Ethernet frame with room for IP and UDP headers, as
+/// memberlist and foca use.
+pub const DATAGRAM_SIZE: usize = 1400;
+
+/// What sealing with a cluster key adds to an envelope at most, in bytes:
+/// the nonce, the tag, the send time and their protobuf framing (58; a
+/// little slack beside). On UDP the node packs its messages to
+/// `max_message_size` less this, so that every datagram fits, sealed or
+/// not.
+pub const SEAL_OVERHEAD: usize = 64;
+
+impl Transport {
+    /// The protocol defaults this transport needs over `base` (a preset):
+    /// none for gRPC; for UDP `max_message_size` is [`DATAGRAM_SIZE`],
+    /// and `max_key_len` and `max_value_len` are lowered, if above, to 256
+    /// and 768 bytes so that a record of the longest key and value fits in
+    /// one datagram. A config file's own values go over these.
+    pub fn defaults(self, base: Config) -> Config {
+        match self {
+            Transport::Grpc => base,
+            Transport::Udp => Config {
+                max_message_size: DATAGRAM_SIZE,
+                max_key_len: base.max_key_len.min(256),
+                max_value_len: base.max_value_len.min(768),
+                ..base
+            },
+        }
+    }
+
+    /// The name the `--transport` flag and the config file's `transport`
+    /// take.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Grpc => "grpc",
+            Transport::Udp => "udp",
+        }
+    }
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Transport {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Transport, String> {
+        match s {
+            "grpc" => Ok(Transport::Grpc),
+            "udp" => Ok(Transport::Udp),
+            _ => Err(format!("unknown transport {s:?} (expected grpc or udp)")),
+        }
+    }
+}
+
 /// Limits and timings of the transport (not of the protocol).
 #[derive(Clone, Debug, PartialEq)]
 pub struct TransportConfig {
@@ -156,6 +227,9 @@ pub struct AgentConfig {
     pub protocol: Config,
     /// The transport's limits.
     pub transport: TransportConfig,
+    /// How peer messages travel (see [`Transport`]). Default gRPC. With
+    /// UDP, take the protocol's defaults from [`Transport::defaults`].
+    pub peer_transport: Transport,
     /// The incarnation to start with. Default: seconds since the Unix epoch,
     /// so that a restarted node always starts a newer life than the last.
     pub incarnation: Option<u32>,
@@ -212,6 +286,7 @@ impl AgentConfig {
             join: Vec::new(),
             resolver: SeedResolver::system(),
             transport: TransportConfig::for_protocol(&protocol),
+            peer_transport: Transport::Grpc,
             protocol,
             incarnation: None,
             rng_seed: None,
@@ -262,6 +337,8 @@ pub struct AgentFile {
     pub keys: Vec<String>,
     /// `label`: bound to every sealed envelope as associated data.
     pub label: Option<String>,
+    /// `transport`: `grpc` or `udp` (see [`Transport`]).
+    pub transport: Option<Transport>,
     /// `tls_cert`, `tls_key`, `tls_ca`, `peer_tls_cert`, `peer_tls_key`,
     /// `peer_tls_ca`, `peer_tls_name`: the TLS files (paths as given,
     /// relative to the working directory) and the peer name. Not yet read.
@@ -294,30 +371,51 @@ impl std::fmt::Debug for AgentFile {
         f.debug_struct("AgentFile")
             .field("keys", &format_args!("<{} redacted>", self.keys.len()))
             .field("label", &self.label)
+            .field("transport", &self.transport)
             .field("tls", &self.tls)
             .finish()
     }
 }
 
 /// Read an agent's config file: the protocol's fields as in
-/// [`load_protocol_config`], plus `key` and `label` (see [`AgentFile`]).
-pub fn load_agent_file(path: &Path, base: &Config) -> Result<(Config, AgentFile), StartError> {
+/// [`load_protocol_config`], plus `key`, `label`, `transport` and the TLS
+/// files (see [`AgentFile`]). `transport` is the `--transport` flag's
+/// value, if given: it wins over the file's. The protocol's fields go
+/// over `base` with the chosen transport's [`Transport::defaults`].
+pub fn load_agent_file(
+    path: &Path,
+    base: &Config,
+    transport: Option<Transport>,
+) -> Result<(Config, AgentFile), StartError> {
     let text = std::fs::read_to_string(path).map_err(|e| StartError::ConfigFile {
         path: path.display().to_string(),
         reason: e.to_string(),
     })?;
-    parse_agent_file(&text, base).map_err(|reason| StartError::ConfigFile {
+    parse_agent_file(&text, base, transport).map_err(|reason| StartError::ConfigFile {
         path: path.display().to_string(),
         reason,
     })
 }
 
-/// Parse an agent's config file from TOML text over `base`. A `key` that
-/// is neither a string nor a list of strings is an error that does not
-/// show it.
-pub fn parse_agent_file(text: &str, base: &Config) -> Result<(Config, AgentFile), String> {
+/// Parse an agent's config file from TOML text over `base`, as
+/// [`load_agent_file`] does. A `key` that is neither a string nor a list
+/// of strings is an error that does not show it.
+pub fn parse_agent_file(
+    text: &str,
+    base: &Config,
+    transport: Option<Transport>,
+) -> Result<(Config, AgentFile), String> {
     let mut table = parse_table(text)?;
     let mut file = AgentFile::default();
+    match table.remove("transport") {
+        None => {}
+        Some(toml::Value::String(t)) => file.transport = Some(t.parse()?),
+        Some(_) => return Err("transport: must be a string, grpc or udp".into()),
+    }
+    let base = transport
+        .or(file.transport)
+        .unwrap_or_default()
+        .defaults(base.clone());
     match table.remove("key") {
         None => {}
         Some(toml::Value::String(k)) => file.keys.push(k),
@@ -352,7 +450,7 @@ pub fn parse_agent_file(text: &str, base: &Config) -> Result<(Config, AgentFile)
         peer_ca: take("peer_tls_ca")?.map(PathBuf::from),
         peer_name: take("peer_tls_name")?,
     };
-    Ok((merge_protocol_config(table, base)?, file))
+    Ok((merge_protocol_config(table, &base)?, file))
 }
 
 /// Parse a protocol configuration from TOML text over `base`.
@@ -404,19 +502,21 @@ mod tests {
         let (c, f) = parse_agent_file(
             "fanout = 5\nkey = \"AAAA\"\nlabel = \"prod\"\n",
             &Config::lan(),
+            None,
         )
         .unwrap();
         assert_eq!(c.fanout, 5);
         assert_eq!(f.keys, vec!["AAAA".to_string()]);
         assert_eq!(f.label.as_deref(), Some("prod"));
         assert!(
-            format!("{f:?}")
-                .starts_with("AgentFile { keys: <1 redacted>, label: Some(\"prod\"), tls: "),
+            format!("{f:?}").starts_with(
+                "AgentFile { keys: <1 redacted>, label: Some(\"prod\"), transport: None, tls: "
+            ),
             "{f:?}"
         );
-        let (_, f) = parse_agent_file("key = [\"new\", \"old\"]\n", &Config::lan()).unwrap();
+        let (_, f) = parse_agent_file("key = [\"new\", \"old\"]\n", &Config::lan(), None).unwrap();
         assert_eq!(f.keys, vec!["new".to_string(), "old".to_string()]);
-        let e = parse_agent_file("key = [\"s3cret\", 5]\n", &Config::lan()).unwrap_err();
+        let e = parse_agent_file("key = [\"s3cret\", 5]\n", &Config::lan(), None).unwrap_err();
         assert!(e.starts_with("key:") && !e.contains("s3cret"), "{e}");
         // The protocol-only reader still refuses them.
         assert!(parse_protocol_config("key = \"AAAA\"\n", &Config::lan()).is_err());
@@ -427,6 +527,7 @@ mod tests {
         let (_, f) = parse_agent_file(
             "tls_cert = \"api.pem\"\ntls_key = \"api.key\"\npeer_tls_ca = \"ca.pem\"\npeer_tls_name = \"gossip\"\n",
             &Config::lan(),
+            None,
         )
         .unwrap();
         assert_eq!(f.tls.cert.as_deref(), Some(Path::new("api.pem")));
@@ -434,8 +535,38 @@ mod tests {
         assert_eq!(f.tls.ca, None);
         assert_eq!(f.tls.peer_ca.as_deref(), Some(Path::new("ca.pem")));
         assert_eq!(f.tls.peer_name.as_deref(), Some("gossip"));
-        let e = parse_agent_file("tls_cert = 5\n", &Config::lan()).unwrap_err();
+        let e = parse_agent_file("tls_cert = 5\n", &Config::lan(), None).unwrap_err();
         assert!(e.starts_with("tls_cert:"), "{e}");
+    }
+
+    #[test]
+    fn udp_defaults_to_datagram_sized_messages_that_a_file_and_the_flag_override() {
+        let (c, f) = parse_agent_file("transport = \"udp\"\n", &Config::lan(), None).unwrap();
+        assert_eq!(f.transport, Some(Transport::Udp));
+        assert_eq!(c.max_message_size, DATAGRAM_SIZE);
+        assert!(c.max_key_len + c.max_value_len + 256 <= DATAGRAM_SIZE - SEAL_OVERHEAD);
+        // The file's own sizes win over the transport's defaults.
+        let (c, _) = parse_agent_file(
+            "transport = \"udp\"\nmax_message_size = 9000\nmax_value_len = 4096\n",
+            &Config::lan(),
+            None,
+        )
+        .unwrap();
+        assert_eq!((c.max_message_size, c.max_value_len), (9000, 4096));
+        // The flag wins over the file.
+        let (c, _) = parse_agent_file(
+            "transport = \"udp\"\n",
+            &Config::lan(),
+            Some(Transport::Grpc),
+        )
+        .unwrap();
+        assert_eq!(c.max_message_size, Config::lan().max_message_size);
+        let (c, _) = parse_agent_file("", &Config::lan(), Some(Transport::Udp)).unwrap();
+        assert_eq!(c.max_message_size, DATAGRAM_SIZE);
+        let e = parse_agent_file("transport = \"quic\"\n", &Config::lan(), None).unwrap_err();
+        assert!(e.contains("quic") && e.contains("grpc or udp"), "{e}");
+        // The protocol-only reader refuses it.
+        assert!(parse_protocol_config("transport = \"udp\"\n", &Config::lan()).is_err());
     }
 
     #[test]

@@ -6,6 +6,9 @@
 //! (tonic): each sender keeps one long-lived client stream of envelopes per
 //! peer (`rumour.v1.Peer/Stream`), fed by a bounded queue. Clients use the
 //! `rumour.v1.Rumour` service, with gRPC health and reflection beside it.
+//! On the UDP transport ([`Transport::Udp`]), what fits goes in one
+//! datagram each instead, and push-pull, queries and anything larger stay
+//! on the streams.
 //! With a [`Keyring`] (`AgentConfig::keyring`), every peer envelope is
 //! sealed with the cluster key, and what does not open is refused before
 //! it is decoded (counted as `rejected_unauthenticated`). With [`ApiTls`]
@@ -31,6 +34,7 @@ mod api;
 mod cluster_request;
 mod config;
 pub mod data_dir;
+mod datagram;
 mod driver;
 mod durable;
 mod error;
@@ -51,7 +55,8 @@ pub use agent::Agent;
 pub use api::{resolve, Read, StatusReport};
 pub use config::{
     load_agent_file, load_protocol_config, parse_agent_file, parse_protocol_config, AgentConfig,
-    AgentFile, TlsPaths, TransportConfig, DEFAULT_API, DEFAULT_BIND,
+    AgentFile, TlsPaths, Transport, TransportConfig, DATAGRAM_SIZE, DEFAULT_API, DEFAULT_BIND,
+    SEAL_OVERHEAD,
 };
 pub use data_dir::{DataDir, DataDirError};
 pub use driver::{Handle, Sequenced};

@@ -1,4 +1,5 @@
-//! Outgoing messages: one link per peer.
+//! Outgoing messages: one link per peer (and, on the UDP transport, one
+//! datagram per message that fits; see the `datagram` module).
 //!
 //! A link is a task holding one tonic channel to the peer and one
 //! long-lived client stream of envelopes on it, fed from a bounded queue.
@@ -43,6 +44,7 @@ use tonic::transport::{ClientTlsConfig, Endpoint};
 use tracing::{debug, warn};
 
 use crate::config::TransportConfig;
+use crate::datagram::{self, Datagrams};
 use crate::keyring::Sealer;
 use crate::peer::RefusalLog;
 use crate::reply_budget::ReplyBudget;
@@ -65,6 +67,8 @@ pub(crate) struct Links {
     over_budget: RefusalLog,
     queues: HashMap<SocketAddr, mpsc::Sender<Envelope>>,
     tasks: JoinSet<()>,
+    /// On the UDP transport: the socket what fits in a datagram leaves by.
+    datagrams: Option<Datagrams>,
 }
 
 impl Links {
@@ -84,7 +88,13 @@ impl Links {
             over_budget: RefusalLog::new(std::time::Duration::from_secs(10), 4096),
             queues: HashMap::new(),
             tasks: JoinSet::new(),
+            datagrams: None,
         }
+    }
+
+    /// Send what [`datagram::carries`] in one datagram each, when it fits.
+    pub(crate) fn with_datagrams(self, datagrams: Option<Datagrams>) -> Links {
+        Links { datagrams, ..self }
     }
 
     /// Dial every peer over TLS with `tls` (mutual TLS on the peer port).
@@ -102,30 +112,62 @@ impl Links {
         self.budget.as_deref()
     }
 
-    /// Queue `msg` for the peer at `to`, opening a link if there is none.
+    /// Send `msg` to the peer at `to`: in a datagram if the node has
+    /// them and `msg` goes by datagram and fits, else queued on its link
+    /// (opened if there is none). Held to the reply budget either way.
     pub(crate) fn send(&mut self, to: SocketAddr, msg: &Message) {
         let env = rumour_proto::encode_envelope(self.me, msg);
-        self.send_envelope(to, env);
+        if !self.within_budget(to, &env) {
+            return;
+        }
+        let env = self.seal(env);
+        if let Some(datagrams) = &self.datagrams {
+            if datagram::carries(msg) && datagrams.send(to, &env) {
+                return;
+            }
+        }
+        self.queue(to, env);
     }
 
     /// Queue a plain envelope (sealed here, with a cluster key) for the
     /// peer at `to`, opening a link if there is none.
     pub(crate) fn send_envelope(&mut self, to: SocketAddr, env: Envelope) {
-        if let Some(budget) = &self.budget {
-            let bytes = env.encoded_len() as u64;
-            let now = Instant::now();
-            if !budget.spend(to, bytes, now) {
-                bump(&self.stats.replies_over_budget);
-                if self.over_budget.should_log(to.ip(), now) {
-                    warn!(peer = %to, bytes, "dropped a message to an address that is not a member: it would have received more bytes than it sent (counted in replies_over_budget; logged once per address every 10 s)");
-                }
-                return;
-            }
+        if !self.within_budget(to, &env) {
+            return;
         }
-        let env = match &mut self.sealer {
+        let env = self.seal(env);
+        self.queue(to, env);
+    }
+
+    /// Whether `env` may go to `to` under the reply budget (always, with
+    /// none); a send over it is counted, and logged once per address in a
+    /// while.
+    fn within_budget(&mut self, to: SocketAddr, env: &Envelope) -> bool {
+        let Some(budget) = &self.budget else {
+            return true;
+        };
+        let bytes = env.encoded_len() as u64;
+        let now = Instant::now();
+        if budget.spend(to, bytes, now) {
+            return true;
+        }
+        bump(&self.stats.replies_over_budget);
+        if self.over_budget.should_log(to.ip(), now) {
+            warn!(peer = %to, bytes, "dropped a message to an address that is not a member: it would have received more bytes than it sent (counted in replies_over_budget; logged once per address every 10 s)");
+        }
+        false
+    }
+
+    /// `env` sealed with the cluster key, if the node has one.
+    fn seal(&mut self, env: Envelope) -> Envelope {
+        match &mut self.sealer {
             Some(sealer) => sealer.seal(&env),
             None => env,
-        };
+        }
+    }
+
+    /// Queue an envelope, sealed already, on the link to `to`.
+    fn queue(&mut self, to: SocketAddr, env: Envelope) {
         let queue = match self.queues.get(&to) {
             Some(q) if !q.is_closed() => q,
             _ => {

@@ -1,7 +1,8 @@
-//! The peer service: the receiving end of other nodes' links.
+//! The peer service: the receiving end of other nodes' links, and the
+//! checks every peer envelope passes, by stream or by datagram.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,35 +15,44 @@ use tracing::{debug, warn};
 
 use crate::cluster_request::ClusterMessage;
 use crate::driver::Inbound;
-use crate::intake::{Budget, Intake, Lane, Refused};
+use crate::intake::{Budget, Intake, Lane, Queue, Refused};
 use crate::keyring::{open_envelope, unix_ms, Refusal, SharedKeyring};
 use crate::replay::{Replay, ReplayWindow, REPLAY_WINDOW};
 use crate::reply_budget::ReplyBudget;
 
 use crate::stats::{add, bump, TransportStats};
 
-/// Decodes each envelope of a peer's stream and queues it for the node, in
-/// the connection's own lanes of the intake (see the `intake` module), at
-/// most `rate` envelopes a second per connection.
+/// Reads each envelope of a peer's stream and queues what [`Reception`]
+/// lets in for the node, in the connection's own lanes of the intake (see
+/// the `intake` module), at most `rate` envelopes a second per connection.
 /// Oversized envelopes are refused by tonic on their length prefix, before
-/// decoding (see `PeerServer::max_decoding_message_size`); with a cluster
-/// key, envelopes that do not open with it are refused next, before their
-/// inside is decoded; envelopes that open but were sent outside the replay
-/// window, or were taken before, are refused next; malformed ones are
-/// refused last. All are counted, and the node keeps serving. Cluster requests and replies go to the node
-/// task as such; key commands only from a sealed envelope (a node without
-/// a key refuses them as unauthenticated), queries from a sealed envelope
-/// or, at a node without a key, under the sender-address rule.
+/// decoding (see `PeerServer::max_decoding_message_size`); the rest is
+/// refused or let in by [`Reception::admit`], the same for a datagram.
 pub(crate) struct PeerService {
     pub(crate) intake: Intake,
     /// Envelopes read per connection per second, at most.
     pub(crate) rate: u32,
+    pub(crate) reception: Arc<Reception>,
+}
+
+/// What lets a peer's envelope through to the node, whichever way it came
+/// (a stream or a datagram). With a cluster key, envelopes that do not
+/// open with it are refused first, before their inside is decoded;
+/// envelopes that open but were sent outside the replay window, or were
+/// taken before, are refused next; malformed ones are refused last. All
+/// are counted, and the node keeps serving. Cluster requests and replies
+/// go to the node task as such; key commands only from a sealed envelope
+/// (a node without a key refuses them as unauthenticated), queries from a
+/// sealed envelope or, at a node without a key, under the sender-address
+/// rule.
+pub(crate) struct Reception {
     /// Without a key, refuse envelopes whose sender address is on another
-    /// host than the connection.
+    /// host than the connection or datagram they came by.
     pub(crate) check_sender_address: bool,
     pub(crate) stats: Arc<TransportStats>,
     pub(crate) keyring: Option<SharedKeyring>,
-    /// Which sealed envelopes were taken (used only with a key).
+    /// Which sealed envelopes were taken (used only with a key), over
+    /// every stream and datagram.
     pub(crate) replay: ReplayWindow,
     pub(crate) refusals: RefusalLog,
     /// Without a key or peer TLS: credited with what each sender address
@@ -50,6 +60,139 @@ pub(crate) struct PeerService {
     /// hold as a member.
     pub(crate) reply_budget: Option<Arc<ReplyBudget>>,
 }
+
+impl Reception {
+    /// The lane and inbound message of an envelope that came from `remote`
+    /// (a connection's peer, or a datagram's source), or `None` if it is
+    /// refused: counted, and logged at most once per address per interval.
+    pub(crate) fn admit(
+        &self,
+        env: Envelope,
+        remote: Option<SocketAddr>,
+    ) -> Option<(Lane, Inbound)> {
+        let bytes = env.encoded_len() as u64;
+        let ring = self.keyring.as_ref().map(SharedKeyring::current);
+        let opened =
+            open_envelope(ring.as_deref(), &self.replay, env, unix_ms()).and_then(|env| {
+                if ring.is_none() && needs_key(env.body.as_ref()) {
+                    return Err(Refusal::Unauthenticated(
+                        "a key command, which this node takes only sealed with a cluster key, and it has none",
+                    ));
+                }
+                Ok(env)
+            });
+        let ip = remote.map_or(IpAddr::from([0, 0, 0, 0]), |r| r.ip().to_canonical());
+        let env = match opened {
+            Ok(env) => env,
+            Err(Refusal::Unauthenticated(why)) => {
+                bump(&self.stats.rejected_unauthenticated);
+                if self.refusals.should_log(ip, Instant::now()) {
+                    warn!(
+                        ?remote,
+                        why,
+                        "refused a peer message: wrong or missing cluster key (logged once per address every {}s)",
+                        self.refusals.interval.as_secs()
+                    );
+                }
+                return None;
+            }
+            Err(Refusal::Replay(replay)) => {
+                let log = self.refusals.should_log(ip, Instant::now());
+                match replay {
+                    Replay::Stale {
+                        sent_unix_ms,
+                        now_unix_ms,
+                    } => {
+                        bump(&self.stats.rejected_stale);
+                        if log {
+                            warn!(
+                                ?remote,
+                                sent_unix_ms,
+                                now_unix_ms,
+                                "refused a sealed peer message sent more than {}s from this node's clock: a replay, or clocks too far apart (logged once per address every {}s)",
+                                REPLAY_WINDOW.as_secs(),
+                                self.refusals.interval.as_secs()
+                            );
+                        }
+                    }
+                    Replay::Replayed(why) => {
+                        bump(&self.stats.rejected_replayed);
+                        if log {
+                            warn!(
+                                ?remote,
+                                why,
+                                "refused a replayed sealed peer message (logged once per address every {}s)",
+                                self.refusals.interval.as_secs()
+                            );
+                        }
+                    }
+                }
+                return None;
+            }
+            Err(Refusal::Malformed(e)) => {
+                bump(&self.stats.rejected_malformed);
+                debug!(?remote, error = %e, "refused a malformed peer message");
+                return None;
+            }
+        };
+        let lane = Lane::of(env.body.as_ref());
+        let inbound = match inbound(env) {
+            Ok(inbound) => inbound,
+            Err(e) => {
+                bump(&self.stats.rejected_malformed);
+                debug!(?remote, error = %e, "refused a malformed peer message");
+                return None;
+            }
+        };
+        let from = match &inbound {
+            Inbound::Node(from, _) | Inbound::Cluster(from, _) => *from,
+        };
+        // Without a key nothing vouches for `from`, and replies go there:
+        // only the connection's (or datagram's) own host may be named.
+        let unvouched = ring.is_none() && self.check_sender_address;
+        if let (true, Some(remote)) = (unvouched, remote) {
+            if !same_host(from.ip(), remote.ip()) {
+                bump(&self.stats.rejected_address_mismatch);
+                if self.refusals.should_log(ip, Instant::now()) {
+                    warn!(
+                        ?remote,
+                        %from,
+                        "refused a peer message whose sender address is on another host than its connection (logged once per address every {}s)",
+                        self.refusals.interval.as_secs()
+                    );
+                }
+                return None;
+            }
+        }
+        if let Some(budget) = &self.reply_budget {
+            budget.received(from, bytes, Instant::now());
+        }
+        bump(&self.stats.received);
+        Some((lane, inbound))
+    }
+}
+
+/// Queue what [`Reception`] let in, counting what the intake refuses;
+/// `Err` once the node task has stopped.
+pub(crate) fn enqueue(
+    queue: &Queue,
+    lane: Lane,
+    inbound: Inbound,
+    stats: &TransportStats,
+) -> Result<(), Stopped> {
+    match queue.push(lane, inbound) {
+        Ok(shed) => add(&stats.intake_shed, shed as u64),
+        Err(Refused::LaneFull(Lane::Membership)) => bump(&stats.intake_membership_full),
+        Err(Refused::LaneFull(Lane::Data)) => bump(&stats.intake_data_full),
+        Err(Refused::Shed) => bump(&stats.intake_shed),
+        Err(Refused::Closed) => return Err(Stopped),
+    }
+    Ok(())
+}
+
+/// The node task has stopped: nothing more is taken in.
+#[derive(Debug)]
+pub(crate) struct Stopped;
 
 /// Which remote addresses were last warned about, so that a peer sending
 /// with the wrong key (or none) is logged at most once per `interval`, and
@@ -109,139 +252,27 @@ impl Peer for PeerService {
             while let Some(wait) = budget.spend(tokio::time::Instant::now()) {
                 // Not reading holds the sender back through HTTP/2 flow
                 // control, and costs this node nothing meanwhile.
-                bump(&self.stats.intake_paced);
+                bump(&self.reception.stats.intake_paced);
                 tokio::time::sleep(wait).await;
             }
             match stream.message().await {
                 Ok(Some(env)) => {
-                    let bytes = env.encoded_len() as u64;
-                    add(&self.stats.bytes_received, bytes);
-                    let ring = self.keyring.as_ref().map(SharedKeyring::current);
-                    let opened = open_envelope(ring.as_deref(), &self.replay, env, unix_ms())
-                        .and_then(|env| {
-                        if ring.is_none() && needs_key(env.body.as_ref()) {
-                            return Err(Refusal::Unauthenticated(
-                                "a key command, which this node takes only sealed with a cluster key, and it has none",
-                            ));
-                        }
-                        Ok(env)
-                    });
-                    let env = match opened {
-                        Ok(env) => env,
-                        Err(Refusal::Unauthenticated(why)) => {
-                            summary.rejected += 1;
-                            bump(&self.stats.rejected_unauthenticated);
-                            let ip = remote.map(|r| r.ip().to_canonical());
-                            let ip = ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
-                            if self.refusals.should_log(ip, Instant::now()) {
-                                warn!(
-                                    ?remote,
-                                    why,
-                                    "refused a peer message: wrong or missing cluster key (logged once per address every {}s)",
-                                    self.refusals.interval.as_secs()
-                                );
-                            }
-                            continue;
-                        }
-                        Err(Refusal::Replay(replay)) => {
-                            summary.rejected += 1;
-                            let ip = remote.map(|r| r.ip().to_canonical());
-                            let ip = ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
-                            let log = self.refusals.should_log(ip, Instant::now());
-                            match replay {
-                                Replay::Stale {
-                                    sent_unix_ms,
-                                    now_unix_ms,
-                                } => {
-                                    bump(&self.stats.rejected_stale);
-                                    if log {
-                                        warn!(
-                                            ?remote,
-                                            sent_unix_ms,
-                                            now_unix_ms,
-                                            "refused a sealed peer message sent more than {}s from this node's clock: a replay, or clocks too far apart (logged once per address every {}s)",
-                                            REPLAY_WINDOW.as_secs(),
-                                            self.refusals.interval.as_secs()
-                                        );
-                                    }
-                                }
-                                Replay::Replayed(why) => {
-                                    bump(&self.stats.rejected_replayed);
-                                    if log {
-                                        warn!(
-                                            ?remote,
-                                            why,
-                                            "refused a replayed sealed peer message (logged once per address every {}s)",
-                                            self.refusals.interval.as_secs()
-                                        );
-                                    }
-                                }
-                            }
-                            continue;
-                        }
-                        Err(Refusal::Malformed(e)) => {
-                            summary.rejected += 1;
-                            bump(&self.stats.rejected_malformed);
-                            debug!(?remote, error = %e, "refused a malformed peer message");
-                            continue;
-                        }
-                    };
-                    let lane = Lane::of(env.body.as_ref());
-                    match inbound(env) {
-                        Ok(inbound) => {
-                            let from = match &inbound {
-                                Inbound::Node(from, _) | Inbound::Cluster(from, _) => *from,
-                            };
-                            // Without a key nothing vouches for `from`, and
-                            // replies go there: only the connection's own
-                            // host may be named.
-                            let unvouched = ring.is_none() && self.check_sender_address;
-                            if let (true, Some(remote)) = (unvouched, remote) {
-                                if !same_host(from.ip(), remote.ip()) {
-                                    summary.rejected += 1;
-                                    bump(&self.stats.rejected_address_mismatch);
-                                    let ip = remote.ip().to_canonical();
-                                    if self.refusals.should_log(ip, Instant::now()) {
-                                        warn!(
-                                            ?remote,
-                                            %from,
-                                            "refused a peer message whose sender address is on another host than its connection (logged once per address every {}s)",
-                                            self.refusals.interval.as_secs()
-                                        );
-                                    }
-                                    continue;
-                                }
-                            }
-                            if let Some(budget) = &self.reply_budget {
-                                budget.received(from, bytes, Instant::now());
-                            }
+                    let stats = &self.reception.stats;
+                    add(&stats.bytes_received, env.encoded_len() as u64);
+                    match self.reception.admit(env, remote) {
+                        Some((lane, inbound)) => {
                             summary.received += 1;
-                            bump(&self.stats.received);
-                            match queue.push(lane, inbound) {
-                                Ok(shed) => add(&self.stats.intake_shed, shed as u64),
-                                Err(Refused::LaneFull(Lane::Membership)) => {
-                                    bump(&self.stats.intake_membership_full)
-                                }
-                                Err(Refused::LaneFull(Lane::Data)) => {
-                                    bump(&self.stats.intake_data_full)
-                                }
-                                Err(Refused::Shed) => bump(&self.stats.intake_shed),
-                                Err(Refused::Closed) => {
-                                    return Err(Status::unavailable("the node has stopped"))
-                                }
+                            if enqueue(&queue, lane, inbound, stats).is_err() {
+                                return Err(Status::unavailable("the node has stopped"));
                             }
                         }
-                        Err(e) => {
-                            summary.rejected += 1;
-                            bump(&self.stats.rejected_malformed);
-                            debug!(?remote, error = %e, "refused a malformed peer message");
-                        }
+                        None => summary.rejected += 1,
                     }
                 }
                 Ok(None) => break,
                 Err(status) => {
                     if status.code() == Code::OutOfRange {
-                        bump(&self.stats.rejected_oversized);
+                        bump(&self.reception.stats.rejected_oversized);
                         debug!(
                             ?remote,
                             message = status.message(),

@@ -20,9 +20,10 @@ macro_rules! counters {
 }
 
 counters! {
-    /// Envelopes handed to a peer stream.
+    /// Envelopes handed to a peer stream, or sent in a datagram.
     sent,
-    /// Encoded bytes of the envelopes sent (protobuf, without gRPC framing).
+    /// Encoded bytes of the envelopes sent (protobuf, without gRPC, IP or
+    /// UDP framing).
     bytes_sent,
     /// Envelopes dropped because the peer's queue was full.
     send_queue_full,
@@ -33,9 +34,11 @@ counters! {
     connects,
     /// Connection attempts that failed (each followed by a backoff).
     connect_failures,
-    /// Envelopes received and decoded.
+    /// Envelopes received and decoded (by stream or datagram), and let
+    /// through to the intake.
     received,
-    /// Encoded bytes of the envelopes received.
+    /// Encoded bytes of the envelopes received (datagrams whole, refused
+    /// ones too).
     bytes_received,
     /// Envelopes refused as malformed (bad address, name, enum, range).
     rejected_malformed,
@@ -76,6 +79,19 @@ counters! {
     /// Times reading a peer connection waited because it sent faster than
     /// `peer_rate`.
     intake_paced,
+    /// Envelopes sent in a UDP datagram (also counted in `sent`).
+    datagrams_sent,
+    /// Bytes of the datagrams sent (also counted in `bytes_sent`; no UDP
+    /// or IP header).
+    datagram_bytes_sent,
+    /// Envelopes the UDP transport would have sent in a datagram but were
+    /// over `max_message_size` sealed and framed, so went by stream.
+    datagrams_over_limit,
+    /// Datagrams received, whatever became of them.
+    datagrams_received,
+    /// Datagrams dropped because their source address sent more than
+    /// `peer_rate` a second.
+    datagrams_paced,
     /// Client API calls refused for a missing or wrong API token.
     api_unauthenticated,
     /// Answers to a query (`AnswerQuery`) ignored because no query of

@@ -170,8 +170,8 @@ fn round_from(from: Arc<str>, origin: &Arc<str>) -> Page {
 }
 
 /// `p` filled with the deltas a peer with digest `theirs` lacks, in the
-/// room left by the rest of the message, through `page` if given; and the
-/// owner they stopped at if the room ran out.
+/// room left by the rest of the message (keeping `slack`), through `page`
+/// if given; and the owner they stopped at if the room ran out.
 fn with_deltas(
     cx: &mut Ctx,
     r: &Replicas,
@@ -179,8 +179,9 @@ fn with_deltas(
     theirs: &[DigestEntry],
     page: Option<&Page>,
     only_listed: bool,
+    slack: usize,
 ) -> (PushPull, Option<Arc<str>>) {
-    let (mut p, left) = room(cx, p, DELTAS_SLACK);
+    let (mut p, left) = room(cx, p, slack);
     let cut;
     (p.deltas, cut) = r.deltas_for(cx, theirs, left, page, only_listed);
     (p, cut)
@@ -468,20 +469,24 @@ impl AntiEntropy {
         }
         if let Some(theirs) = &p.digest {
             reply.metadata = r.metadata().cloned();
-            let (mut reply_, left) = room(cx, reply, PAGE_SLACK);
-            let covered = Page {
-                from: page.from.clone(),
-                to: to.clone(),
-            };
-            let (ours, cut) = fill(r.store().digest_in(&covered), left);
-            reply_.digest = Some(ours);
-            cut_at(cut, &mut to);
+            // The deltas first: a digest of a long page could fill the
+            // message, and the deltas are what the other side came for.
             let covered = Page {
                 from: page.from.clone(),
                 to: to.clone(),
             };
             let cut;
-            (reply_, cut) = with_deltas(cx, r, reply_, theirs, Some(&covered), false);
+            let mut reply_;
+            (reply_, cut) = with_deltas(cx, r, reply, theirs, Some(&covered), false, PAGE_SLACK);
+            cut_at(cut, &mut to);
+            let covered = Page {
+                from: page.from.clone(),
+                to: to.clone(),
+            };
+            let left;
+            (reply_, left) = room(cx, reply_, PAGE_SLACK);
+            let (ours, cut) = fill(r.store().digest_in(&covered), left);
+            reply_.digest = Some(ours);
             cut_at(cut, &mut to);
             reply = reply_;
         }
@@ -511,7 +516,7 @@ impl AntiEntropy {
         close.members = m.news_named(&p.wanted, left);
         let mut send = !close.members.is_empty();
         if let Some(theirs) = &p.digest {
-            (close, _) = with_deltas(cx, r, close, theirs, p.page.as_ref(), false);
+            (close, _) = with_deltas(cx, r, close, theirs, p.page.as_ref(), false, DELTAS_SLACK);
             if !close.deltas.is_empty() || p.metadata.as_ref() != r.metadata() {
                 close.metadata = r.metadata().cloned();
                 send = true;
@@ -548,8 +553,15 @@ impl AntiEntropy {
             return;
         };
         let sent = paging.sent.clone().unwrap_or_default();
+        let brought = !p.members.is_empty() || !p.deltas.is_empty();
         if covered.to == sent.to {
-            // Answered in full.
+            // Answered in full: our next page, if this one was not our
+            // last and the answer brought anything (a newcomer's pages
+            // all do; a page that differed in nothing ends the exchange).
+            match sent.to.clone().filter(|b| *b != paging.origin) {
+                Some(b) if brought => self.send_page(cx, m, r, from, b, paging),
+                _ => {}
+            }
             return;
         }
         let Some(cut) = covered.to.clone() else {
@@ -559,22 +571,35 @@ impl AntiEntropy {
         if cut == sent.from {
             // Cut at its start: the same page again, if the answer brought
             // anything (what it brought shows in our digests now).
-            if p.members.is_empty() && p.deltas.is_empty() {
+            if !brought {
                 return;
             }
         } else if !cut_within(&sent, &cut) {
             cx.stats.pages_ignored += 1;
             return;
         }
-        let page = round_from(cut, &paging.origin);
+        self.send_page(cx, m, r, from, cut, paging);
+    }
+
+    /// Go on with the exchange `paging` with `to`: the page from `from`.
+    fn send_page(
+        &mut self,
+        cx: &mut Ctx,
+        m: &Membership,
+        r: &Replicas,
+        to: SocketAddr,
+        from: Arc<str>,
+        paging: Paging,
+    ) {
+        let page = round_from(from, &paging.origin);
         let next = opening(PushPullKind::Sync, m, r);
         let next = with_page(cx, m, r, next, page, paging.members, paging.data);
         if paging.asked {
-            self.open(cx, from);
+            self.open(cx, to);
         }
-        self.sent_page(cx, from, paging.origin, &next, paging.asked);
+        self.sent_page(cx, to, paging.origin, &next, paging.asked);
         cx.stats.pages_sent += 1;
-        cx.send(from, Message::PushPull(next));
+        cx.send(to, Message::PushPull(next));
     }
 
     /// `Pull`: the deltas of the owners asked for.
@@ -587,7 +612,7 @@ impl AntiEntropy {
     ) {
         let Some(theirs) = &p.digest else { return };
         let pull = opening(PushPullKind::Deltas, m, r);
-        let (answer, _) = with_deltas(cx, r, pull, theirs, None, true);
+        let (answer, _) = with_deltas(cx, r, pull, theirs, None, true, DELTAS_SLACK);
         if !answer.deltas.is_empty() {
             cx.send(from, Message::PushPull(answer));
         }

@@ -537,8 +537,9 @@ impl AntiEntropy {
 
     /// After a `Reply` from `from`: if it answered a page we sent only up
     /// to a cut, send the page from the cut round to where the exchange
-    /// started. An answer whose page matches none we
-    /// sent is counted and not gone on from.
+    /// started; if it answered the page in full and brought anything, send
+    /// our next page. An answer whose page matches none we sent is counted
+    /// and not gone on from.
     fn next_page(
         &mut self,
         cx: &mut Ctx,

@@ -265,6 +265,50 @@ mod tests {
     }
 
     #[test]
+    fn an_owner_cut_short_is_gone_on_from_not_skipped() {
+        // Scenario: "a" holds 20 entries, more than one 600-byte message holds, and ten nodes
+        // after it in name order hold one each; a newcomer joins through n00. The answer to the
+        // page starting at "a" is cut inside a's delta, so it must end at "a" itself and cover
+        // nothing after it: the newcomer asks for the same page again and gets the rest of a,
+        // then every owner after it. Holding everything within 100 ms (the next push-pull is
+        // 500 ms away, and old records are not rumoured) shows that no owner was passed over,
+        // and no delta arrived ahead of the versions held.
+        let mut old = vec!["a".to_string()];
+        old.extend(names("n", 10));
+        let mut all: Vec<&str> = old.iter().map(String::as_str).collect();
+        all.push("z");
+        let mut h = Harness::strangers(&all, small(600));
+        for x in &old {
+            for y in old.iter().filter(|y| y != &x) {
+                h.introduce(x, y);
+            }
+        }
+        write_and_spread(&mut h, &old[..1], 20);
+        write_and_spread(&mut h, &old[1..], 1);
+        h.wait_for(secs(30), "a's entries everywhere", |h| {
+            old.iter()
+                .all(|x| h.node(x).namespace_version("a") == Some((0, 20)))
+        });
+        let seed = h.addr("n00");
+        h.act("z", |n, now| n.join(now, &[seed])).unwrap();
+        h.wait_for(ms(100), "the newcomer holding everything", |h| {
+            h.node("z").namespace_version("a") == Some((0, 20))
+                && old[1..]
+                    .iter()
+                    .all(|b| h.node("z").namespace_version(b) == Some((0, 1)))
+        });
+        let cut_at_a = h.messages("n00", "z", "push-pull/reply").iter().any(|s| {
+            push_pull(&s.msg)
+                .page
+                .as_ref()
+                .is_some_and(|p| &*p.from == "a" && p.to.as_deref() == Some("a"))
+        });
+        assert!(cut_at_a, "no answer was cut inside a's delta");
+        assert_eq!(h.node("z").stats().deltas_gap, 0);
+        all_fit(&h, "*", 600);
+    }
+
+    #[test]
     fn two_groups_merge_by_paged_digests() {
         // Scenario: two groups of 20 that have never met, each holding its own records, with
         // 600-byte messages, so that neither a membership digest (40 lines) nor a namespace

@@ -42,9 +42,10 @@ use crate::time::Time;
 /// envelope and the deltas field to grow.
 const DELTAS_SLACK: usize = 16;
 
-/// Room kept for a page field (two cursors of the longest name) and the
-/// length prefixes of the digests beside it.
-const PAGE_SLACK: usize = 2 * (MAX_NAME_LEN + 3) + 3 * DELTAS_SLACK;
+/// Room kept for a page's end (a cut may set it to any name, up to the
+/// longest) and the length prefixes of the digests beside it. The page's
+/// start is in the message when its room is measured.
+const PAGE_SLACK: usize = (MAX_NAME_LEN + 3) + 3 * DELTAS_SLACK;
 
 /// The fewest bytes a digest line takes (a one-byte name and two small
 /// numbers): a digest with more lines than a message of this many bytes
@@ -140,6 +141,7 @@ fn with_page(
     if data {
         p.metadata = r.metadata().cloned();
     }
+    p.page = Some(page.clone());
     let (mut p, left) = room(cx, p, PAGE_SLACK);
     let lines = members.then(|| m.lines_in(&page)).into_iter().flatten();
     let entries = data
@@ -442,14 +444,28 @@ impl AntiEntropy {
         let mut to = page.to.clone();
         // A part cut at the page's first name got nowhere past it (the
         // room went to the parts before, or to part of that name's delta):
-        // the answer then ends at its start, and the other side sends the
-        // same page again, now showing what this one brought.
-        let cut_at = |cut: Option<Arc<str>>, to: &mut Option<Arc<str>>| {
-            if let Some(c) = cut.filter(|c| *c == page.from || cut_within(&page, c)) {
+        // the answer then ends at its start, covering nothing, and the
+        // other side sends the same page again, now showing what this one
+        // brought. No later part may go on past it: a page whose end is
+        // its start would run all the way round.
+        let mut stopped = false;
+        // Whether `cut` stops the answer at the page's start.
+        let cut_at = |cut: Option<Arc<str>>, to: &mut Option<Arc<str>>| match cut {
+            Some(c) if c == page.from => {
                 *to = Some(c);
+                true
             }
+            Some(c) if cut_within(&page, &c) => {
+                *to = Some(c);
+                false
+            }
+            _ => false,
         };
         let mut reply = opening(PushPullKind::Reply, m, r);
+        reply.page = Some(Page {
+            from: page.from.clone(),
+            to: None,
+        });
         let none: &[MemberLine] = &[];
         let lines = match p.kind {
             PushPullKind::Join => Some(none),
@@ -459,7 +475,7 @@ impl AntiEntropy {
             let (mut reply_, left) = room(cx, reply, PAGE_SLACK);
             let cut;
             (reply_.members, reply_.wanted, cut) = m.compare(lines, &page, left);
-            cut_at(cut, &mut to);
+            stopped = cut_at(cut, &mut to);
             if !reply_.wanted.is_empty() {
                 // The members asked for come in the closing message: an
                 // answer, not an introduction.
@@ -471,31 +487,35 @@ impl AntiEntropy {
             reply.metadata = r.metadata().cloned();
             // The deltas first: a digest of a long page could fill the
             // message, and the deltas are what the other side came for.
-            let covered = Page {
-                from: page.from.clone(),
-                to: to.clone(),
-            };
-            let cut;
-            let mut reply_;
-            (reply_, cut) = with_deltas(cx, r, reply, theirs, Some(&covered), false, PAGE_SLACK);
-            cut_at(cut, &mut to);
-            let covered = Page {
-                from: page.from.clone(),
-                to: to.clone(),
-            };
-            let left;
-            (reply_, left) = room(cx, reply_, PAGE_SLACK);
-            let (ours, cut) = fill(r.store().digest_in(&covered), left);
-            reply_.digest = Some(ours);
-            cut_at(cut, &mut to);
-            reply = reply_;
+            let mut digest = Vec::new();
+            if !stopped {
+                let covered = Page {
+                    from: page.from.clone(),
+                    to: to.clone(),
+                };
+                let cut;
+                (reply, cut) = with_deltas(cx, r, reply, theirs, Some(&covered), false, PAGE_SLACK);
+                stopped = cut_at(cut, &mut to);
+            }
+            if !stopped {
+                let covered = Page {
+                    from: page.from.clone(),
+                    to: to.clone(),
+                };
+                let left;
+                (reply, left) = room(cx, reply, PAGE_SLACK);
+                let cut;
+                (digest, cut) = fill(r.store().digest_in(&covered), left);
+                stopped = cut_at(cut, &mut to);
+            }
+            // An answer that covers nothing has no digest: an empty one
+            // would say that this node holds nothing.
+            reply.digest = (!stopped).then_some(digest);
         }
-        if p.page.is_some() || to.is_some() {
-            reply.page = Some(Page {
-                from: page.from,
-                to,
-            });
-        }
+        reply.page = (p.page.is_some() || to.is_some()).then_some(Page {
+            from: page.from,
+            to,
+        });
         cx.send(from, Message::PushPull(reply));
     }
 

@@ -135,8 +135,8 @@ impl Store {
                 sender_version: ns.version,
                 records: Vec::new(),
                 horizon_signature,
-                // Dropped below if the delta stops short of our version.
-                checkpoint: ns.proof.clone(),
+                // Added below if the whole delta fits with it.
+                checkpoint: None,
             };
             let head = wire::len_field(wire::delta_head_len(&d)) + 2;
             if head + 16 > left {
@@ -159,7 +159,17 @@ impl Store {
                     Some(last) => d.to = last.version,
                     None => return (out, Some(owner.clone())),
                 }
-                d.checkpoint = None;
+            } else if let Some(proof) = &ns.proof {
+                // The owner's checkpoint proves the replica whole; it goes
+                // only where the records left room for it, never in their
+                // place.
+                d.checkpoint = Some(proof.clone());
+                let with = wire::len_field(wire::delta_len(&d));
+                if with.max(used) > left {
+                    d.checkpoint = None;
+                } else {
+                    used = used.max(with);
+                }
             }
             left -= used;
             out.push(d);

@@ -196,6 +196,12 @@ pub struct Config {
     /// other news, however often they were sent (Lifeguard). LAN default
     /// on.
     pub refutations_first: bool,
+    /// Joins, refutations, deaths and leaves also go at once down the
+    /// broadcast tree's eager links, as fresh data does, besides the gossip
+    /// rounds: membership news then reaches the cluster in about as many
+    /// hops as data, not rounds. Suspicions stay with the gossip rounds.
+    /// LAN default on.
+    pub eager_membership: bool,
     /// The most bytes of explained changes kept per member (see
     /// [`crate::history`]): past it the oldest go. 0 keeps no history
     /// (`Node::explain` then shows the member only). LAN default 1024, at
@@ -340,6 +346,7 @@ impl Config {
             buddy_system: true,
             fallback_ping: true,
             refutations_first: true,
+            eager_membership: true,
             history_bytes: 1024,
             push_pull_interval: Duration::from_secs(10),
             push_pull_peers: 3,

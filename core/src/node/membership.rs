@@ -108,6 +108,9 @@ pub(crate) struct Membership {
     history: History,
     /// This node's failed probe, while the suspicion it raises is applied.
     finding: Option<ProbeFailure>,
+    /// News to push down the tree's eager links at once
+    /// (`Config::eager_membership`), with the address it came from.
+    pushed: Vec<(MemberUpdate, Option<SocketAddr>)>,
 }
 
 /// Most entries of the reconnect list; past it, the one that would expire
@@ -143,6 +146,7 @@ impl Membership {
             introductions: Introductions::default(),
             history: History::new(cx.config.history_bytes as usize),
             finding: None,
+            pushed: Vec::new(),
         }
     }
 
@@ -397,6 +401,20 @@ impl Membership {
             .push_update(update, urgency, cx.config.max_broadcasts);
     }
 
+    /// Note `update` (a join, refutation, death or leave) for the tree's
+    /// eager links, unless `eager_membership` is off.
+    fn push(&mut self, cx: &Ctx, update: &MemberUpdate, source: Option<SocketAddr>) {
+        if cx.config.eager_membership {
+            self.pushed.push((update.clone(), source));
+        }
+    }
+
+    /// The news noted for the eager links since the last call, each with
+    /// the address it came from (not sent back there).
+    pub(crate) fn take_pushed(&mut self) -> Vec<(MemberUpdate, Option<SocketAddr>)> {
+        std::mem::take(&mut self.pushed)
+    }
+
     // ----- news ----------------------------------------------------------
 
     /// Apply one piece of news about a member, by the SWIM precedence rules.
@@ -617,6 +635,10 @@ impl Membership {
         spread: bool,
         cause: Cause,
     ) -> Aftermath {
+        let source = match &cause {
+            Cause::Rumour { from, .. } | Cause::Sync { from, .. } => Some(*from),
+            _ => None,
+        };
         let MemberUpdate {
             id,
             incarnation,
@@ -715,6 +737,9 @@ impl Membership {
             // leave spares the cluster probing a member that is gone.
             let refuted = matches!(previous, Some(MemberState::Suspect | MemberState::Dead))
                 && state == MemberState::Alive;
+            if state != MemberState::Suspect {
+                self.push(cx, &rumour, source);
+            }
             self.rumour(cx, rumour, refuted || state == MemberState::Left);
         }
         after
@@ -822,6 +847,7 @@ impl Membership {
         self.members.set(&cx.me, entry, &mut cx.rng);
         // Only a refutation and a leave change this node's own state.
         let news = self.self_update(cx, state);
+        self.push(cx, &news, None);
         self.rumour(cx, news, true);
     }
 

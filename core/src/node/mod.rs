@@ -450,6 +450,13 @@ impl Node {
             Message::Query(q) => Queries::on_query(&mut self.cx, &self.replicas, from, &q),
             Message::QueryReply(r) => self.queries.on_reply(&mut self.cx, from, r),
         }
+        self.push_news();
+    }
+
+    /// Push the membership news of the step just taken down the tree.
+    fn push_news(&mut self) {
+        let news = self.membership.take_pushed();
+        self.tree.push_news(&mut self.cx, &news);
     }
 
     /// Run the timers due at or before `now`, in this order: relay nacks, the probe's ack timeout, the probe
@@ -470,6 +477,7 @@ impl Node {
             }
             Status::Running => self.run_due(now),
         }
+        self.push_news();
     }
 
     // ----- commands ------------------------------------------------------
@@ -565,6 +573,7 @@ impl Node {
         self.anti_entropy.stop();
         self.probe.idle();
         self.membership.leave(&mut self.cx);
+        self.push_news();
         // The first announcement goes out at once rather than at the next tick.
         self.gossip_round();
         Ok(())

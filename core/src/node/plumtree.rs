@@ -27,11 +27,14 @@ use super::membership::Membership;
 use super::outbox::Ctx;
 use super::replicas::Replicas;
 use crate::member::NodeId;
-use crate::message::{Datum, DatumId, Eager, Graft, IHave, Message, Prune};
+use crate::message::{Datum, DatumId, Eager, Gossip, Graft, IHave, MemberUpdate, Message, Prune};
 use crate::time::Time;
+use crate::wire;
 
 /// Room kept for the envelope's length prefix in an announcement.
 const LENGTH_PREFIX_SLACK: usize = 4;
+/// Room kept for the envelope's length prefix in a push of membership news.
+const NEWS_SLACK: usize = 2;
 
 /// Data heard of but not held.
 #[derive(Debug)]
@@ -225,6 +228,39 @@ impl Plumtree {
             .is_some_and(|(_, until)| *until <= now)
         {
             self.off_tree_metadata = None;
+        }
+    }
+
+    /// Membership news (`Config::eager_membership`): pushed at once along
+    /// every eager link but the one it came over, as many to a message as
+    /// fit. A duplicate prunes nothing: the links are shaped by data, and
+    /// the news only rides them; the gossip rounds still carry it too.
+    pub(crate) fn push_news(&self, cx: &mut Ctx, news: &[(MemberUpdate, Option<SocketAddr>)]) {
+        if news.is_empty() {
+            return;
+        }
+        let room = cx.room(
+            &Message::Gossip(Gossip {
+                updates: Vec::new(),
+            }),
+            NEWS_SLACK,
+        );
+        for &link in &self.eager {
+            let mut updates = Vec::new();
+            let mut left = room;
+            for (u, _) in news.iter().filter(|(_, source)| *source != Some(link)) {
+                let size = wire::update_field_len(u);
+                if size > left && !updates.is_empty() {
+                    let full = std::mem::take(&mut updates);
+                    cx.send(link, Message::Gossip(Gossip { updates: full }));
+                    left = room;
+                }
+                left = left.saturating_sub(size);
+                updates.push(u.clone());
+            }
+            if !updates.is_empty() {
+                cx.send(link, Message::Gossip(Gossip { updates }));
+            }
         }
     }
 
@@ -446,8 +482,54 @@ impl Plumtree {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use crate::harness::*;
     use crate::*;
+
+    /// 20 nodes that know each other run for a second (each grafts eager
+    /// links in its first gossip rounds); then `new` joins through n00 and
+    /// n05 leaves. Whether every node knew of the join, and then of the
+    /// leave, within `within` of each.
+    fn news_everywhere_within(eager_membership: bool, within: Duration) -> (bool, bool) {
+        let old: Vec<String> = (0..20).map(|i| format!("n{i:02}")).collect();
+        let mut all: Vec<&str> = old.iter().map(String::as_str).collect();
+        all.push("new");
+        let config = Config {
+            eager_membership,
+            ..Config::local()
+        };
+        let mut h = Harness::strangers(&all, config);
+        for a in &old {
+            for b in old.iter().filter(|b| b != &a) {
+                h.introduce(a, b);
+            }
+        }
+        h.run_for(secs(1));
+        let seed = h.addr("n00");
+        h.act("new", |n, now| n.join(now, &[seed])).unwrap();
+        h.run_for(within);
+        let joined = old.iter().all(|o| h.member(o, "new").is_some());
+        h.run_for(secs(1));
+        h.act("n05", |n, now| n.leave(now)).unwrap();
+        h.run_for(within);
+        let left = old
+            .iter()
+            .filter(|o| *o != "n05")
+            .all(|o| h.member_state(o, "n05").starts_with("left"));
+        (joined, left)
+    }
+
+    #[test]
+    fn membership_news_rides_the_eager_links() {
+        // Scenario: see `news_everywhere_within`. With eager_membership, the seed pushes the join
+        // down its eager links at once and every node passes it on, as fresh data goes; the
+        // leaver pushes its own Left the same way: all 20 hear of each within 15 ms (1 ms a
+        // hop). Gossip rounds are 100 ms apart and a rumour goes to 3 peers a round, so without
+        // it (the same seeds and run) some node has not heard of either by then.
+        assert_eq!(news_everywhere_within(true, ms(15)), (true, true));
+        assert_eq!(news_everywhere_within(false, ms(15)), (false, false));
+    }
 
     #[test]
     fn a_duplicate_eager_push_prunes_its_link() {

@@ -532,6 +532,47 @@ mod tests {
     }
 
     #[test]
+    fn membership_news_is_pushed_on_once_and_repeats_go_nowhere() {
+        // Scenario: a, b and c know each other and have grafted their eager links; d knows only
+        // itself. c sends a d's own signed alive ten times over (a stranger's introduction, as
+        // gossip). The first changes a's view, so a pushes it along its eager links (but not back
+        // to c); the nine repeats change nothing and a passes none of them on. A peer cannot make
+        // the tree echo a message: each genuine change costs a node one push per link.
+        let mut h = Harness::strangers(&["a", "b", "c", "d"], Config::local());
+        for x in ["a", "b", "c"] {
+            for y in ["a", "b", "c"].into_iter().filter(|y| *y != x) {
+                h.introduce(x, y);
+            }
+        }
+        h.run_for(secs(1));
+        let links: Vec<_> = h.node("a").eager_links().collect();
+        assert!(!links.is_empty(), "a grafted no eager link");
+        let before = h.sent("a", "*", "gossip");
+        let d = h.node("d").member("d").unwrap();
+        let alive = MemberUpdate {
+            id: d.id.clone(),
+            incarnation: d.incarnation,
+            state: d.state,
+            by: None,
+            key: d.key,
+            signature: d.signature,
+        };
+        for _ in 0..10 {
+            let news = Message::Gossip(Gossip {
+                updates: vec![alive.clone()],
+            });
+            h.inject(h.addr("c"), "a", news);
+        }
+        h.run_for(ms(2));
+        assert_eq!(h.member_state("a", "d"), "alive@0");
+        let pushes = h.sent("a", "*", "gossip") - before;
+        let to_others = links.iter().filter(|l| **l != h.addr("c")).count();
+        assert!(to_others > 0, "a's only eager link is c");
+        assert_eq!(pushes, to_others, "one push per eager link but c's");
+        assert_eq!(h.sent("a", "c", "gossip"), 0);
+    }
+
+    #[test]
     fn a_duplicate_eager_push_prunes_its_link() {
         // Scenario: a, b and c start fully linked (by their first gossip rounds' grafts and
         // hand-made ones). a writes x and pushes it to b and c; each passes it on to the other, so

@@ -130,6 +130,10 @@ impl Node {
                 self.merge(from, &p, asked);
                 let (cx, m, r) = (&mut self.cx, &self.membership, &self.replicas);
                 self.anti_entropy.on_reply(cx, m, r, from, &p);
+                let tree = self.cx.config.dissemination == Dissemination::Tree;
+                if tree && self.membership.is_running() {
+                    self.tree.link_if_alone(&mut self.cx, &mut self.membership);
+                }
             }
             PushPullKind::Deltas if !p.members.is_empty() => {
                 // The members our `Reply` wanted.

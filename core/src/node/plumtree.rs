@@ -231,6 +231,23 @@ impl Plumtree {
         }
     }
 
+    /// With no eager link, link to `fanout` random live peers (a graft
+    /// with no ids): each gossip round, and as soon as a join is answered,
+    /// so that a newcomer hears the tree's pushes from then on rather than
+    /// from its first gossip round.
+    pub(crate) fn link_if_alone(&mut self, cx: &mut Ctx, m: &mut Membership) {
+        if !self.eager.is_empty() {
+            return;
+        }
+        let peers = m
+            .table_mut()
+            .random_live(cx.config.fanout, &[], &mut cx.rng);
+        for p in peers {
+            self.eager.insert(p.addr());
+            cx.send(p.addr(), Message::Graft(Graft::default()));
+        }
+    }
+
     /// Membership news (`Config::eager_membership`): pushed at once along
     /// every eager link but the one it came over, as many to a message as
     /// fit. A duplicate prunes nothing: the links are shaped by data, and
@@ -284,15 +301,7 @@ impl Plumtree {
             (t.announce_rounds, t.announce_peers)
         };
         let lazy_ids = t.lazy_announce_ids;
-        if self.eager.is_empty() {
-            let peers = m
-                .table_mut()
-                .random_live(cx.config.fanout, &[], &mut cx.rng);
-            for p in peers {
-                self.eager.insert(p.addr());
-                cx.send(p.addr(), Message::Graft(Graft::default()));
-            }
-        }
+        self.link_if_alone(cx, m);
         if fresh.is_empty() {
             return;
         }

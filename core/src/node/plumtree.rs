@@ -541,6 +541,33 @@ mod tests {
     }
 
     #[test]
+    fn a_newcomer_links_into_the_tree_when_its_join_is_answered() {
+        // Scenario: 20 nodes that know each other have grafted their eager links. "p" joins
+        // through n00, and 5 ms later "q" joins through n07, most likely before p's first gossip
+        // round (rounds are 100 ms apart, at a random phase; with this seed it has not come, as
+        // the same test without the graft fails). p grafts as soon as its join is answered, so it
+        // is in the tree when q's join is pushed down it: p knows q within 10 ms.
+        let old: Vec<String> = (0..20).map(|i| format!("n{i:02}")).collect();
+        let mut all: Vec<&str> = old.iter().map(String::as_str).collect();
+        all.extend(["p", "q"]);
+        let mut h = Harness::strangers(&all, Config::local());
+        for a in &old {
+            for b in old.iter().filter(|b| b != &a) {
+                h.introduce(a, b);
+            }
+        }
+        h.run_for(secs(1));
+        let (n00, n07) = (h.addr("n00"), h.addr("n07"));
+        h.act("p", |n, now| n.join(now, &[n00])).unwrap();
+        h.run_for(ms(5));
+        assert!(h.sent("p", "*", "graft") > 0, "p has not grafted");
+        h.act("q", |n, now| n.join(now, &[n07])).unwrap();
+        h.run_for(ms(10));
+        assert_eq!(h.member_state("p", "q"), "alive@0");
+        assert!(h.node("p").eager_links().count() > 0);
+    }
+
+    #[test]
     fn membership_news_is_pushed_on_once_and_repeats_go_nowhere() {
         // Scenario: a, b and c know each other and have grafted their eager links; d knows only
         // itself. c sends a d's own signed alive ten times over (a stranger's introduction, as

@@ -30,6 +30,10 @@ pub(crate) struct Entry {
     /// its own signed word at `incarnation` (`Left` if it left, `Alive`
     /// otherwise).
     pub(crate) word: Arc<Word>,
+    /// This node has pushed this news down the tree's eager links, or has
+    /// no need to (see `Config::eager_membership`): a repeat heard as a
+    /// rumour is then passed on no further.
+    pub(crate) pushed: bool,
 }
 
 impl Entry {
@@ -146,6 +150,13 @@ impl Members {
         }
         if e.state == MemberState::Alive {
             add(&mut self.alive);
+        }
+    }
+
+    /// Note that this node pushed `name`'s entry down the tree.
+    pub(crate) fn mark_pushed(&mut self, name: &str) {
+        if let Some(e) = self.map.get_mut(name) {
+            e.pushed = true;
         }
     }
 
@@ -377,6 +388,7 @@ mod tests {
                 key: PublicKey::default(),
                 signature: Signature::default(),
             }),
+            pushed: false,
         }
     }
 

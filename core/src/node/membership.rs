@@ -129,6 +129,7 @@ impl Membership {
                 &cx.identity.public(),
                 &own_word(cx, incarnation, MemberState::Alive),
             ),
+            pushed: true,
         };
         members.set(&cx.me, entry, &mut cx.rng);
         Membership {
@@ -441,6 +442,17 @@ impl Membership {
             // it changes nothing, so it is only counted (and ages our own
             // copy of the rumour), with no copy of the entry taken.
             cx.stats.stale_updates += 1;
+            if let Heard::Rumour(from) = heard {
+                // News this node took from a state sync (a join's answer)
+                // never went down the tree from here: the first time it is
+                // heard as a rumour it goes on once, so that the tree's
+                // pushes pass through nodes that knew it already.
+                let pushed = self.members.get(u.id.name()).is_some_and(|(_, e)| e.pushed);
+                if !pushed && cx.config.eager_membership {
+                    self.members.mark_pushed(u.id.name());
+                    self.push(cx, u, Some(from));
+                }
+            }
             if heard.is_rumour() {
                 let limit = self.retransmit_limit(cx);
                 self.rumours
@@ -656,6 +668,8 @@ impl Membership {
             state,
             since: now,
             word: cx.verified.share_word(&key, &signature),
+            // Pushed below, with the rumour.
+            pushed: spread && state != MemberState::Suspect && cx.config.eager_membership,
         };
         self.members.set(id, entry.clone(), &mut cx.rng);
         let name: Arc<str> = Arc::from(id.name());
@@ -843,6 +857,7 @@ impl Membership {
                 &cx.identity.public(),
                 &own_word(cx, self.incarnation, state),
             ),
+            pushed: true,
         };
         self.members.set(&cx.me, entry, &mut cx.rng);
         // Only a refutation and a leave change this node's own state.

@@ -568,6 +568,28 @@ mod tests {
     }
 
     #[test]
+    fn a_burst_of_joins_through_one_seed_is_known_everywhere_within_a_round_and_a_half() {
+        // Scenario: 60 strangers all join through n00 at the same instant. Each join's answer is
+        // a snapshot: a joiner misses the joins n00 takes in after answering it, and n00 has no
+        // eager link yet when the first joins arrive. A node that holds a member from its join's
+        // answer passes the member's news on down the tree the first time it hears it as a
+        // rumour, so the pushes go through nodes that knew it already: every node knows all 60
+        // within one and a half gossip rounds (150 ms; without that pass-on it fails), well before
+        // the catch-up push-pull a probe period (500 ms) after each join, which completed the
+        // view before.
+        let names: Vec<String> = (0..60).map(|i| format!("n{i:02}")).collect();
+        let all: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut h = Harness::strangers(&all, Config::local());
+        let seed = h.addr("n00");
+        for n in &all[1..] {
+            h.act(n, |node, now| node.join(now, &[seed])).unwrap();
+        }
+        h.wait_for(ms(150), "every node knowing all 60", |h| {
+            all.iter().all(|x| h.node(x).alive_members() == 60)
+        });
+    }
+
+    #[test]
     fn membership_news_is_pushed_on_once_and_repeats_go_nowhere() {
         // Scenario: a, b and c know each other and have grafted their eager links; d knows only
         // itself. c sends a d's own signed alive ten times over (a stranger's introduction, as

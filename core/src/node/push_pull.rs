@@ -231,8 +231,11 @@ impl AntiEntropy {
 
     // ----- join ----------------------------------------------------------
 
-    /// Join through `seeds`: a state sync with each, retried every one or
-    /// two probe periods until one answers.
+    /// Join through `seeds`: a state sync with each, retried after one
+    /// gossip interval and then at doubling gaps (up to
+    /// `join_retry_max_periods` probe periods) until one answers: under
+    /// loss a join or its answer is lost often, and a node outside the
+    /// cluster has nothing better to do than knock again.
     pub(crate) fn join(
         &mut self,
         cx: &mut Ctx,
@@ -244,7 +247,7 @@ impl AntiEntropy {
             self.send_join(cx, m, r, *seed);
         }
         let c = &cx.config;
-        let backoff = c.probe_period;
+        let backoff = c.gossip_interval.min(c.probe_period);
         if c.probe_period < c.push_pull_interval {
             self.catch_up = Some(c.probe_period);
             self.next_round = cx.now + c.probe_period;

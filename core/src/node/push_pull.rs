@@ -91,6 +91,9 @@ pub(crate) struct AntiEntropy {
     /// rumours ran out before it was known to their spreaders.
     catch_up: Option<Duration>,
     joining: Option<Joining>,
+    /// After a join is answered: the seed, and when to walk its membership
+    /// once more (see [`AntiEntropy::recheck`]).
+    recheck: Option<(SocketAddr, Time)>,
     /// The first push-pull round at or after this also knocks on one
     /// address of the reconnect list.
     next_reconnect: Time,
@@ -202,6 +205,7 @@ impl AntiEntropy {
             next_round,
             catch_up: None,
             joining: None,
+            recheck: None,
             next_reconnect: cx.now + c.reconnect_interval,
             opened: BTreeMap::new(),
             paging: BTreeMap::new(),
@@ -219,9 +223,12 @@ impl AntiEntropy {
         self.next_round
     }
 
-    /// When the join is to be tried again, while one is unanswered.
+    /// When the join is to be tried again, while one is unanswered, or
+    /// when its seed's membership is to be walked once more.
     pub(crate) fn join_deadline(&self) -> Option<Time> {
-        self.joining.as_ref().map(|j| j.next)
+        let retry = self.joining.as_ref().map(|j| j.next);
+        let recheck = self.recheck.map(|(_, at)| at);
+        retry.into_iter().chain(recheck).min()
     }
 
     /// Stop joining (the node leaves).
@@ -300,8 +307,29 @@ impl AntiEntropy {
         }
     }
 
-    /// Knock on the seeds again.
+    /// Walk `seed`'s membership and namespaces once more, all the way
+    /// round, a gossip interval after it answered our join. The join's
+    /// answer is a snapshot: a member that joined through the same seed
+    /// just after it, whose push down the tree passed before this node
+    /// grafted, is in no page of it, and with small messages its rumour
+    /// may wait behind a burst of others. Digests only where both agree.
+    fn walk(&mut self, cx: &mut Ctx, m: &Membership, r: &Replicas, seed: SocketAddr) {
+        self.open(cx, seed);
+        let sync = opening(PushPullKind::Sync, m, r);
+        let sync = with_page(cx, m, r, sync, Page::default(), true, true);
+        self.sent_page(cx, seed, Arc::from(""), &sync, true);
+        cx.send(seed, Message::PushPull(sync));
+    }
+
+    /// Knock on the seeds again, or walk the seed's membership once more
+    /// when that is due.
     pub(crate) fn retry_join(&mut self, cx: &mut Ctx, m: &Membership, r: &Replicas) {
+        if let Some((seed, at)) = self.recheck {
+            if cx.now >= at {
+                self.recheck = None;
+                self.walk(cx, m, r, seed);
+            }
+        }
         let Some(j) = &mut self.joining else { return };
         if cx.now < j.next {
             return;
@@ -552,6 +580,9 @@ impl AntiEntropy {
             .joining
             .as_ref()
             .is_some_and(|j| j.seeds.contains(&from));
+        if answered {
+            self.recheck = Some((from, cx.now + cx.config.gossip_interval));
+        }
         if answered || m.table().live_others() > 0 {
             self.joining = None;
         }
@@ -580,10 +611,12 @@ impl AntiEntropy {
         let brought = !p.members.is_empty() || !p.deltas.is_empty();
         if covered.to == sent.to {
             // Answered in full: our next page, if this one was not our
-            // last and the answer brought anything (a newcomer's pages
-            // all do; a page that differed in nothing ends the exchange).
+            // last and the answer brought anything, or the exchange is our
+            // join or its walk (which go all the way round: a page whose
+            // members the newcomer knew already says nothing of the
+            // next); in a round, a page that differed in nothing ends it.
             match sent.to.clone().filter(|b| *b != paging.origin) {
-                Some(b) if brought => self.send_page(cx, m, r, from, b, paging),
+                Some(b) if brought || paging.asked => self.send_page(cx, m, r, from, b, paging),
                 _ => {}
             }
             return;
@@ -647,6 +680,42 @@ impl AntiEntropy {
 mod tests {
     use crate::harness::*;
     use crate::*;
+
+    #[test]
+    fn a_joiner_walks_its_seed_once_more_and_finds_who_joined_just_after() {
+        // Scenario: p joins through n00; 2 ms later, once n00 has answered p, q joins through n00
+        // too. p's answer is a snapshot without q, and every message to p but push-pulls is lost
+        // (no push, rumour or piggyback brings q). A gossip interval (100 ms) after its join was
+        // answered, p walks n00's membership once more, all the way round, and finds q: p knows q
+        // within 150 ms, long before its first catch-up push-pull (a probe period, 500 ms).
+        let names: Vec<String> = (0..10).map(|i| format!("n{i:02}")).collect();
+        let mut all: Vec<&str> = names.iter().map(String::as_str).collect();
+        all.extend(["p", "q"]);
+        let mut h = Harness::strangers(&all, Config::local());
+        for a in &names {
+            for b in names.iter().filter(|b| b != &a) {
+                h.introduce(a, b);
+            }
+        }
+        h.run_for(secs(1));
+        h.drop_where(|_, to, m| to == "p" && !matches!(m, Message::PushPull(_)));
+        let seed = h.addr("n00");
+        h.act("p", |n, now| n.join(now, &[seed])).unwrap();
+        h.run_for(ms(2));
+        assert!(
+            h.node("p").members().count() > 1,
+            "p's join was not answered"
+        );
+        h.act("q", |n, now| n.join(now, &[seed])).unwrap();
+        h.run_for(ms(50));
+        assert!(
+            h.node("p").member("q").is_none(),
+            "q reached p some other way"
+        );
+        h.wait_for(ms(100), "p knowing q", |h| {
+            h.node("p").member("q").is_some()
+        });
+    }
 
     #[test]
     fn equal_summaries_stop_at_the_opening() {

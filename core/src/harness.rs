@@ -118,11 +118,7 @@ impl Harness {
     /// at incarnation 0 (by [`Node::learn_members`]: nothing is rumoured).
     pub fn with_config(names: &[&str], config: Config) -> Harness {
         let mut h = Harness::strangers(names, config);
-        for a in names {
-            for b in names.iter().filter(|b| *b != a) {
-                h.introduce(a, b);
-            }
-        }
+        h.introduce_all(names);
         h
     }
 
@@ -194,6 +190,15 @@ impl Harness {
             .member(subject)
             .expect("a node knows itself");
         self.act(observer, |n, now| n.learn_members(now, &[me]));
+    }
+
+    /// Every node in `names` learns every other, as [`introduce`](Harness::introduce) does.
+    pub fn introduce_all<S: AsRef<str>>(&mut self, names: &[S]) {
+        for a in names {
+            for b in names.iter().filter(|b| b.as_ref() != a.as_ref()) {
+                self.introduce(a.as_ref(), b.as_ref());
+            }
+        }
     }
 
     /// Crash node `name`: no more timers, and what is sent to it is lost.

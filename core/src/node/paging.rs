@@ -231,11 +231,7 @@ mod tests {
         let mut all: Vec<&str> = old.iter().map(String::as_str).collect();
         all.push("new");
         let mut h = Harness::strangers(&all, small(1400));
-        for a in &old {
-            for b in old.iter().filter(|b| b != &a) {
-                h.introduce(a, b);
-            }
-        }
+        h.introduce_all(&old);
         write_and_spread(&mut h, &old, 2);
         let seed = h.addr("n00");
         h.act("new", |n, now| n.join(now, &[seed])).unwrap();
@@ -278,11 +274,7 @@ mod tests {
         let mut all: Vec<&str> = old.iter().map(String::as_str).collect();
         all.push("z");
         let mut h = Harness::strangers(&all, small(600));
-        for x in &old {
-            for y in old.iter().filter(|y| y != &x) {
-                h.introduce(x, y);
-            }
-        }
+        h.introduce_all(&old);
         write_and_spread(&mut h, &old[..1], 20);
         write_and_spread(&mut h, &old[1..], 1);
         h.wait_for(secs(30), "a's entries everywhere", |h| {
@@ -320,11 +312,7 @@ mod tests {
         let all: Vec<&str> = a.iter().chain(&b).map(String::as_str).collect();
         let mut h = Harness::strangers(&all, small(600));
         for group in [&a, &b] {
-            for x in group.iter() {
-                for y in group.iter().filter(|y| y != &x) {
-                    h.introduce(x, y);
-                }
-            }
+            h.introduce_all(group);
             write_and_spread(&mut h, group, 1);
         }
         h.introduce("a00", "b00");

@@ -509,11 +509,7 @@ mod tests {
             ..Config::local()
         };
         let mut h = Harness::strangers(&all, config);
-        for a in &old {
-            for b in old.iter().filter(|b| b != &a) {
-                h.introduce(a, b);
-            }
-        }
+        h.introduce_all(&old);
         h.run_for(secs(1));
         let seed = h.addr("n00");
         h.act("new", |n, now| n.join(now, &[seed])).unwrap();
@@ -551,11 +547,7 @@ mod tests {
         let mut all: Vec<&str> = old.iter().map(String::as_str).collect();
         all.extend(["p", "q"]);
         let mut h = Harness::strangers(&all, Config::local());
-        for a in &old {
-            for b in old.iter().filter(|b| b != &a) {
-                h.introduce(a, b);
-            }
-        }
+        h.introduce_all(&old);
         h.run_for(secs(1));
         let (n00, n07) = (h.addr("n00"), h.addr("n07"));
         h.act("p", |n, now| n.join(now, &[n00])).unwrap();
@@ -597,11 +589,7 @@ mod tests {
         // to c); the nine repeats change nothing and a passes none of them on. A peer cannot make
         // the tree echo a message: each genuine change costs a node one push per link.
         let mut h = Harness::strangers(&["a", "b", "c", "d"], Config::local());
-        for x in ["a", "b", "c"] {
-            for y in ["a", "b", "c"].into_iter().filter(|y| *y != x) {
-                h.introduce(x, y);
-            }
-        }
+        h.introduce_all(&["a", "b", "c"]);
         h.run_for(secs(1));
         let links: Vec<_> = h.node("a").eager_links().collect();
         assert!(!links.is_empty(), "a grafted no eager link");

@@ -692,11 +692,7 @@ mod tests {
         let mut all: Vec<&str> = names.iter().map(String::as_str).collect();
         all.extend(["p", "q"]);
         let mut h = Harness::strangers(&all, Config::local());
-        for a in &names {
-            for b in names.iter().filter(|b| b != &a) {
-                h.introduce(a, b);
-            }
-        }
+        h.introduce_all(&names);
         h.run_for(secs(1));
         h.drop_where(|_, to, m| to == "p" && !matches!(m, Message::PushPull(_)));
         let seed = h.addr("n00");

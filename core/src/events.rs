@@ -162,6 +162,12 @@ pub struct Stats {
     /// Replicas refetched after a checkpoint showed them incomplete, and
     /// proven whole again.
     pub replicas_repaired: u64,
+    /// Pieces of a delta cut short by its message's budget, held aside
+    /// until the rest arrives (a replica never shows part of a version).
+    pub deltas_staged: u64,
+    /// Staged pieces dropped: the piece that made them whole stopped below
+    /// a version an earlier piece's sender reported.
+    pub stages_dropped: u64,
     /// Membership news refused because the member did not sign it.
     pub members_bad_signature: u64,
     /// Membership news refused because it names a known member under
@@ -219,6 +225,8 @@ impl Stats {
             checkpoints_proven,
             replicas_withheld,
             replicas_repaired,
+            deltas_staged,
+            stages_dropped,
             members_bad_signature,
             identity_conflicts,
             reconnect_attempts,
@@ -259,6 +267,8 @@ impl Stats {
             ("checkpoints_proven", *checkpoints_proven),
             ("replicas_withheld", *replicas_withheld),
             ("replicas_repaired", *replicas_repaired),
+            ("deltas_staged", *deltas_staged),
+            ("stages_dropped", *stages_dropped),
             ("members_bad_signature", *members_bad_signature),
             ("identity_conflicts", *identity_conflicts),
             ("reconnect_attempts", *reconnect_attempts),

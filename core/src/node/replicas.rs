@@ -309,6 +309,8 @@ impl Replicas {
         cx.stats.checkpoints_proven += f.proven;
         cx.stats.replicas_withheld += f.withheld;
         cx.stats.replicas_repaired += f.repaired;
+        cx.stats.deltas_staged += f.staged;
+        cx.stats.stages_dropped += f.stages_dropped;
     }
 
     /// Sign a checkpoint of our own namespace if it moved (each gossip

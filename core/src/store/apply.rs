@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use super::{applied, Namespace, Refusal, Store};
+use super::{applied, stage, Namespace, Refusal, Store};
 use crate::checkpoint::{Checkpoint, LiveDigest};
 use crate::events::Event;
 use crate::identity::{
@@ -66,6 +66,9 @@ impl Store {
         if self.repairing(d) {
             return self.apply_repair(now, d, signer);
         }
+        if let Some(staged) = self.continue_stage(now, d, signer) {
+            return staged;
+        }
         if let Some(proved) = self.prove_in_place(d, signer) {
             return proved;
         }
@@ -86,6 +89,44 @@ impl Store {
             other => other?,
         };
         self.verify(d, admitted.newer_life, signer)?;
+        if stage::cut(d) {
+            // Cut again where a stage of the same life already reaches: a
+            // reset starts the stage over, anything else brings nothing.
+            let staged = self.spaces.get(&d.owner).and_then(|ns| ns.stage.as_ref());
+            if !d.reset && staged.is_some_and(|s| s.generation == d.generation && s.to >= d.to) {
+                return Err(Refusal::Duplicate);
+            }
+            let base = if admitted.replace {
+                0
+            } else {
+                admitted.held_version
+            };
+            self.start_stage(d, base);
+            return Ok(Vec::new());
+        }
+        self.apply_admitted(now, d, &admitted, signer)
+    }
+
+    /// Apply a delta whole at its `to`: the merged pieces of a cut one.
+    pub(super) fn apply_whole(
+        &mut self,
+        now: Time,
+        d: &Delta,
+        signer: Signer<'_>,
+    ) -> Result<Vec<Event>, Refusal> {
+        let admitted = self.admit(d)?;
+        self.verify(d, admitted.newer_life, signer)?;
+        self.apply_admitted(now, d, &admitted, signer)
+    }
+
+    /// Apply an admitted, verified delta that is whole.
+    fn apply_admitted(
+        &mut self,
+        now: Time,
+        d: &Delta,
+        admitted: &Admitted,
+        signer: Signer<'_>,
+    ) -> Result<Vec<Event>, Refusal> {
         if admitted.replace {
             if let Some(cp) = &d.checkpoint {
                 // A reset or a new life from scratch holds the owner's whole
@@ -97,7 +138,7 @@ impl Store {
             }
         }
         let mut changes = if admitted.replace {
-            self.replace(now, d, &admitted)
+            self.replace(now, d, admitted)
         } else {
             self.extend(now, d, admitted.held_version)
         };
@@ -266,7 +307,12 @@ impl Store {
     /// on: every record, and for a reset or the owner's new life the signed
     /// horizon (a new life may instead be proven by a record of it). Costs
     /// one batch verification of the records not seen before.
-    fn verify(&self, d: &Delta, newer_life: bool, signer: Signer<'_>) -> Result<(), Refusal> {
+    pub(super) fn verify(
+        &self,
+        d: &Delta,
+        newer_life: bool,
+        signer: Signer<'_>,
+    ) -> Result<(), Refusal> {
         let check = |bytes: &[u8], sig| signer.verified.check(signer.key, bytes, sig);
         let statements: Vec<Vec<u8>> = d
             .records
@@ -316,7 +362,7 @@ impl Store {
     }
 
     /// Check a delta's shape without touching anything.
-    fn well_formed(&self, d: &Delta) -> bool {
+    pub(super) fn well_formed(&self, d: &Delta) -> bool {
         if d.to < d.from || d.sender_version < d.to || (d.reset && d.from != 0) {
             return false;
         }

@@ -19,6 +19,7 @@ mod apply;
 pub(crate) use apply::Signer;
 mod deltas;
 pub(crate) use deltas::Order;
+mod stage;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -104,6 +105,8 @@ struct Namespace {
     proof: Option<Arc<Checkpoint>>,
     /// Set while the replica is being refetched.
     repair: Option<Box<Repair>>,
+    /// The pieces of a delta cut short, held aside until whole.
+    stage: Option<Box<stage::Stage>>,
     /// The gap buffer: rumoured deltas waiting for the versions before
     /// them, by `from`, with the peer that pushed each.
     pending: BTreeMap<u64, (Delta, SocketAddr)>,
@@ -210,6 +213,11 @@ pub(crate) struct Findings {
     pub proven: u64,
     pub withheld: u64,
     pub repaired: u64,
+    /// Pieces of cut deltas held aside.
+    pub staged: u64,
+    /// Staged pieces of a cut delta dropped: a whole piece stopped below a
+    /// version an earlier piece's sender reported.
+    pub stages_dropped: u64,
 }
 
 fn space_hash(owner: &str, generation: u32, version: u64) -> u64 {
@@ -223,17 +231,22 @@ fn space_hash(owner: &str, generation: u32, version: u64) -> u64 {
 
 impl Namespace {
     /// The digest line this replica advertises, if any: while repairing,
-    /// the version the pass has reached.
+    /// the version the pass has reached; while a cut delta is staged, the
+    /// version its pieces reach.
     fn line(&self, owner: &Arc<str>, mine: bool) -> Option<DigestEntry> {
-        let version = self.repair.as_ref().map_or(self.version, |r| r.upto);
+        let (generation, version) = match (&self.repair, &self.stage) {
+            (Some(r), _) => (self.generation, r.upto),
+            (None, Some(s)) => (s.generation, s.to),
+            (None, None) => (self.generation, self.version),
+        };
         if version == 0 && self.repair.is_none() {
             return None;
         }
         Some(DigestEntry {
             owner: owner.clone(),
-            generation: self.generation,
+            generation,
             version,
-            unproven: !mine && self.proof.is_none(),
+            unproven: !mine && (self.proof.is_none() || self.stage.is_some()),
         })
     }
 
@@ -334,6 +347,7 @@ impl Store {
             }
             ns.generation = generation;
             ns.version = version;
+            ns.drop_stale_stage();
         });
     }
 
@@ -637,7 +651,10 @@ impl Store {
     pub(crate) fn next_unproven(&self, after: Option<&str>) -> Option<DigestEntry> {
         use std::ops::Bound::{Excluded, Unbounded};
         let unproven = |(owner, ns): (&Arc<str>, &Namespace)| {
-            let open = *owner != self.me && ns.repair.is_none() && ns.proof.is_none();
+            let open = *owner != self.me
+                && ns.repair.is_none()
+                && ns.stage.is_none()
+                && ns.proof.is_none();
             (open && ns.version > 0)
                 .then(|| ns.line(owner, false))
                 .flatten()

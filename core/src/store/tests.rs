@@ -249,24 +249,68 @@ fn partial_reset_only_trusts_senders_past_the_horizon() {
     a.write(t0, del("k9")).unwrap();
     a.collect_garbage(t0 + GRACE);
     // A reset that only fits three records (78 bytes each, signature
-    // included, beside the checkpoint's 132) stops short of the horizon.
+    // included, beside the checkpoint's 132) stops short of the horizon:
+    // it is staged, and b still shows nothing of a.
     let d = a
         .deltas_for(&b.digest(), 3 * 78 + 110 + 132, Order::From(0), false)
         .0;
     assert!(d[0].reset && d[0].to < d[0].horizon, "{:?}", d[0]);
-    apply(&mut b, t0, &d[0], None).unwrap();
-    // The stale replica (still holding k9) is not a safe source.
+    assert_eq!(apply(&mut b, t0, &d[0], None), Ok(vec![]));
+    assert!(b.list("a", "k").is_empty());
+    // The stale replica (still holding k9) goes on from the stage, but it
+    // has not reached a's version: the pieces are dropped, and k9 is not
+    // shown.
     let from_stale = stale
         .deltas_for(&b.digest(), 1 << 20, Order::From(0), false)
         .0;
-    assert_eq!(
-        apply(&mut b, t0, &from_stale[0], None),
-        Err(Refusal::StaleSource)
-    );
+    assert_eq!(from_stale[0].from, d[0].to);
+    assert_eq!(apply(&mut b, t0, &from_stale[0], None), Ok(vec![]));
+    assert_eq!(b.take_findings().stages_dropped, 1);
+    assert!(b.list("a", "k").is_empty());
     sync(&mut a, &mut b, t0);
     assert_eq!(value(&b, "a", "k9"), None);
     assert_eq!(b.list("a", "k").len(), 9);
     assert_eq!(a.summary(), b.summary());
+}
+
+/// A delta cut short leaves out every key rewritten past the cut, even
+/// one live at it; its pieces are held aside until the rest arrives, so
+/// the replica never shows a namespace the owner never had.
+#[test]
+fn a_delta_cut_short_is_staged_until_whole() {
+    let t0 = Time::ZERO;
+    let mut a = store("a");
+    let mut b = store("b");
+    a.write(t0, put("x", "1")).unwrap();
+    sync(&mut a, &mut b, t0);
+    a.write(t0, put("y", "1")).unwrap(); // 2
+    a.write(t0, put("z", "1")).unwrap(); // 3
+    a.write(t0, put("y", "2")).unwrap(); // 4: y@2 is gone from a's stream
+    a.write(t0, put("w", "1")).unwrap(); // 5
+                                         // Room for one record: z@3 alone, cut short of 5.
+    let first = a.deltas_for(&b.digest(), 2 * 78, Order::From(0), false).0;
+    assert_eq!(
+        (first[0].from, first[0].to, first[0].records.len()),
+        (1, 3, 1)
+    );
+    assert_eq!(apply(&mut b, t0, &first[0], None), Ok(vec![]));
+    // b still shows a at version 1, and advertises the stage's reach.
+    assert_eq!(b.version("a"), Some((0, 1)));
+    assert_eq!(b.list("a", "").len(), 1);
+    let line = b.digest().into_iter().find(|e| &*e.owner == "a").unwrap();
+    assert_eq!((line.version, line.unproven), (3, true));
+    // The same piece again brings nothing.
+    assert_eq!(apply(&mut b, t0, &first[0], None), Err(Refusal::Duplicate));
+    // The rest goes on from 3 and is whole: applied in one step.
+    let rest = a.deltas_for(&b.digest(), 1 << 20, Order::From(0), false).0;
+    assert_eq!((rest[0].from, rest[0].to), (3, 5));
+    let changes = apply(&mut b, t0, &rest[0], None).unwrap();
+    assert_eq!(changes.len(), 3, "z, y and w: {changes:?}");
+    assert_eq!(b.version("a"), Some((0, 5)));
+    assert_eq!(value(&b, "a", "y").as_deref(), Some("2"));
+    assert_eq!(b.list("a", "").len(), 4);
+    assert_eq!(a.summary(), b.summary());
+    assert_eq!(b.take_findings().staged, 1);
 }
 
 #[test]

@@ -1,0 +1,172 @@
+//! Staging: a delta cut short by its message's budget is held aside until
+//! the rest of it arrives, so that a replica only ever shows its owner's
+//! namespace as of a version the owner passed through.
+//!
+//! A delta carries the records its sender holds now, in version order; cut
+//! after version `t`, it leaves out every key rewritten after `t`, even
+//! those whose earlier value was live at `t`. Applied as it came, the
+//! replica would show a namespace its owner never had: live keys missing.
+//! So the pieces of a cut delta are merged aside (each key's latest record
+//! kept), the digest advertises how far the pieces reach (so peers send
+//! what follows), and the merge is applied in one step once a piece is
+//! whole by its sender's account and reaches every sender's version seen
+//! along the way. Applied then, it is the owner's namespace at that
+//! version: a key's last write up to it lies in some piece's range, and
+//! that piece's sender, at or below the end, still held that write.
+//!
+//! A whole piece that stops below a version an earlier sender reported
+//! (the sender lied, or peers at different versions served the pieces)
+//! drops the staged pieces rather than show a gap; the next exchange
+//! starts again from the version held.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::{Namespace, Refusal, Store};
+use crate::events::Event;
+use crate::identity::Signature;
+use crate::message::{Delta, Record, Versioned};
+use crate::time::Time;
+
+use super::apply::Signer;
+
+/// The merged pieces of a delta cut short.
+#[derive(Clone, Debug)]
+pub(super) struct Stage {
+    pub(super) generation: u32,
+    /// The version held when the first piece came (0 when the pieces
+    /// replace the replica).
+    from: u64,
+    /// The pieces reach this version.
+    pub(super) to: u64,
+    /// The highest version a piece's sender reported holding.
+    need: u64,
+    /// The first piece replaces the replica (a reset).
+    reset: bool,
+    horizon: u64,
+    horizon_signature: Option<Signature>,
+    /// Each key's latest record, and every event, by version.
+    records: BTreeMap<u64, Versioned>,
+    /// Where each key's record sits in `records`.
+    keys: BTreeMap<Arc<str>, u64>,
+}
+
+impl Stage {
+    /// A stage from the first piece of a cut delta, which extends a replica
+    /// held at `base` (0 when it replaces it).
+    fn new(d: &Delta, base: u64) -> Stage {
+        let mut stage = Stage {
+            generation: d.generation,
+            from: d.from,
+            to: base,
+            need: 0,
+            reset: d.reset,
+            horizon: d.horizon,
+            horizon_signature: d.horizon_signature,
+            records: BTreeMap::new(),
+            keys: BTreeMap::new(),
+        };
+        stage.merge(d);
+        stage
+    }
+
+    /// Take the records of `d` past what the stage reaches.
+    fn merge(&mut self, d: &Delta) {
+        for r in d.records.iter().filter(|r| r.version > self.to) {
+            if let Record::Entry { key, .. } = &r.record {
+                if let Some(old) = self.keys.insert(key.clone(), r.version) {
+                    self.records.remove(&old);
+                }
+            }
+            self.records.insert(r.version, r.clone());
+        }
+        self.to = d.to;
+        self.need = self.need.max(d.sender_version);
+    }
+
+    /// The merged delta, whole at `to`, with the last piece's checkpoint.
+    fn into_delta(self, owner: Arc<str>, last: &Delta) -> Delta {
+        Delta {
+            owner,
+            generation: self.generation,
+            from: self.from,
+            to: self.to,
+            reset: self.reset,
+            horizon: self.horizon,
+            sender_version: self.to,
+            records: self.records.into_values().collect(),
+            horizon_signature: self.horizon_signature,
+            checkpoint: last.checkpoint.clone(),
+        }
+    }
+}
+
+/// Whether a delta stops short of what its sender holds.
+pub(super) fn cut(d: &Delta) -> bool {
+    d.to < d.sender_version
+}
+
+impl Store {
+    /// Hold the first piece of a cut delta (admitted and verified) aside.
+    /// `base` is the version it extends (0 if it replaces the replica).
+    pub(super) fn start_stage(&mut self, d: &Delta, base: u64) {
+        let stage = Stage::new(d, base);
+        self.findings.staged += 1;
+        self.spaces
+            .entry(d.owner.clone())
+            .or_insert_with(|| Namespace::new(d.generation));
+        self.touch(&d.owner, |ns| ns.stage = Some(Box::new(stage)));
+    }
+
+    /// A piece that follows on a staged cut delta: merged, and once the
+    /// pieces are whole, applied as one delta (or dropped, see the module
+    /// doc). `None` if `d` does not follow on a stage.
+    pub(super) fn continue_stage(
+        &mut self,
+        now: Time,
+        d: &Delta,
+        signer: Signer<'_>,
+    ) -> Option<Result<Vec<Event>, Refusal>> {
+        let stage = self.spaces.get(&d.owner)?.stage.as_ref()?;
+        if d.reset || d.generation != stage.generation || d.from > stage.to || d.to <= stage.to {
+            return None;
+        }
+        if !self.well_formed(d) {
+            return Some(Err(Refusal::Malformed));
+        }
+        if let Err(e) = self.verify(d, false, signer) {
+            return Some(Err(e));
+        }
+        let owner = d.owner.clone();
+        let mut stage = None;
+        self.touch(&owner, |ns| {
+            let s = ns.stage.as_mut().expect("checked above");
+            s.merge(d);
+            if !cut(d) {
+                stage = ns.stage.take();
+            }
+        });
+        let Some(stage) = stage else {
+            self.findings.staged += 1;
+            return Some(Ok(Vec::new()));
+        };
+        if stage.to < stage.need {
+            self.findings.stages_dropped += 1;
+            return Some(Ok(Vec::new()));
+        }
+        let whole = stage.into_delta(owner, d);
+        Some(self.apply_whole(now, &whole, signer))
+    }
+}
+
+impl Namespace {
+    /// Drop a stage the replica has caught up with by another path.
+    pub(super) fn drop_stale_stage(&mut self) {
+        if self.stage.as_ref().is_some_and(|s| {
+            s.generation < self.generation
+                || (s.generation == self.generation && s.to <= self.version)
+        }) {
+            self.stage = None;
+        }
+    }
+}

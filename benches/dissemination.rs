@@ -191,6 +191,7 @@ impl Fixture {
                     generation: 0,
                     version: 0,
                     unproven: false,
+                    reset_at: 0,
                 }]),
                 ..PushPull::default()
             }),

@@ -313,6 +313,11 @@ pub struct DigestEntry {
     /// The replica holds no checkpoint of the owner at `version` (none came
     /// with what brought it there): a peer holding one sends it.
     pub unproven: bool,
+    /// The replica is taking a reset (or the owner's new life) in pieces,
+    /// all of the owner's namespace as of this version, and its pieces
+    /// reach `version`: a peer at exactly this version goes on from
+    /// there. 0 when not.
+    pub reset_at: u64,
 }
 
 /// The cluster-wide metadata register: last writer wins, ordered by

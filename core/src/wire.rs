@@ -32,7 +32,7 @@
 //!                        repeated Versioned records = 8; bytes horizon_signature = 9;
 //!                        bytes checkpoint_digest = 10; bytes checkpoint_signature = 11; }
 //! message DigestEntry  { string owner = 1; uint32 generation = 2; uint64 version = 3;
-//!                        bool unproven = 4; }
+//!                        bool unproven = 4; uint64 reset_at = 5; }
 //! message Digest       { repeated DigestEntry entries = 1; }
 //! message Metadata     { uint64 lamport = 1; string origin = 2; bytes value = 3;
 //!                        bytes signature = 4; }
@@ -228,6 +228,7 @@ pub fn digest_entry_len(e: &DigestEntry) -> usize {
         + varint_field(e.generation as u64)
         + varint_field(e.version)
         + bool_field(e.unproven)
+        + varint_field(e.reset_at)
 }
 
 /// Encoded `Digest` body.

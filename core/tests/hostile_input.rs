@@ -127,6 +127,7 @@ fn message() -> impl Strategy<Value = Message> {
                             generation: d.generation,
                             version: d.from,
                             unproven: d.reset,
+                            reset_at: 0,
                         })
                         .collect()
                 });

@@ -591,6 +591,7 @@ impl From<&DigestEntry> for v1::DigestEntry {
             generation: e.generation,
             version: e.version,
             unproven: e.unproven,
+            reset_at: e.reset_at,
         }
     }
 }
@@ -604,6 +605,7 @@ impl TryFrom<v1::DigestEntry> for DigestEntry {
             generation: e.generation,
             version: e.version,
             unproven: e.unproven,
+            reset_at: e.reset_at,
         })
     }
 }

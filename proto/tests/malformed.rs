@@ -319,6 +319,7 @@ fn bad_names() {
                 generation: 1,
                 version: 1,
                 unproven: false,
+                reset_at: 0,
             }],
         };
         let pp = v1::PushPull {

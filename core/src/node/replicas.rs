@@ -355,6 +355,7 @@ impl Replicas {
             generation,
             version,
             unproven: false,
+            reset_at: 0,
         }];
         let msg = PushPull {
             kind: PushPullKind::Pull,

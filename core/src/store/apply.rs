@@ -90,10 +90,15 @@ impl Store {
         };
         self.verify(d, admitted.newer_life, signer)?;
         if stage::cut(d) {
-            // Cut again where a stage of the same life already reaches: a
-            // reset starts the stage over, anything else brings nothing.
+            // Cut again where a stage of the same life already reaches, and
+            // of the same version if a reset: it brings nothing. A reset of
+            // another version starts the stage over.
             let staged = self.spaces.get(&d.owner).and_then(|ns| ns.stage.as_ref());
-            if !d.reset && staged.is_some_and(|s| s.generation == d.generation && s.to >= d.to) {
+            if staged.is_some_and(|s| {
+                s.generation == d.generation
+                    && s.to >= d.to
+                    && (!d.reset || s.reset_at() == d.sender_version)
+            }) {
                 return Err(Refusal::Duplicate);
             }
             let base = if admitted.replace {

@@ -111,6 +111,16 @@ impl Store {
             }
             let (reset, from) = match their {
                 Some(e) if e.generation > ns.generation => continue,
+                // A reset taken in pieces: a sender at exactly the version
+                // it is of goes on where the pieces reach (that version's
+                // namespace needs no tombstone); one past it starts anew.
+                Some(e) if e.reset_at != 0 && e.generation == ns.generation => {
+                    match ns.version.cmp(&e.reset_at) {
+                        std::cmp::Ordering::Equal if e.version < ns.version => (false, e.version),
+                        std::cmp::Ordering::Greater => (ns.horizon > 0, 0),
+                        _ => continue,
+                    }
+                }
                 Some(e) if e.generation < ns.generation => (true, 0),
                 Some(e) if e.version >= ns.version => continue,
                 Some(e) if e.version < ns.horizon => (true, 0),

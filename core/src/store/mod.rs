@@ -234,10 +234,10 @@ impl Namespace {
     /// the version the pass has reached; while a cut delta is staged, the
     /// version its pieces reach.
     fn line(&self, owner: &Arc<str>, mine: bool) -> Option<DigestEntry> {
-        let (generation, version) = match (&self.repair, &self.stage) {
-            (Some(r), _) => (self.generation, r.upto),
-            (None, Some(s)) => (s.generation, s.to),
-            (None, None) => (self.generation, self.version),
+        let (generation, version, reset_at) = match (&self.repair, &self.stage) {
+            (Some(r), _) => (self.generation, r.upto, 0),
+            (None, Some(s)) => (s.generation, s.to, s.reset_at()),
+            (None, None) => (self.generation, self.version, 0),
         };
         if version == 0 && self.repair.is_none() {
             return None;
@@ -247,6 +247,7 @@ impl Namespace {
             generation,
             version,
             unproven: !mine && (self.proof.is_none() || self.stage.is_some()),
+            reset_at,
         })
     }
 

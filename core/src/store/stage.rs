@@ -18,6 +18,16 @@
 //! (the sender lied, or peers at different versions served the pieces)
 //! drops the staged pieces rather than show a gap; the next exchange
 //! starts again from the version held.
+//!
+//! A reset is cut the same way, but the sender rule that keeps a cut
+//! delta safe (go on only from a version at or past one's own GC horizon,
+//! so every tombstone after it is still there) would send the reset again
+//! from 0 every time: a reset bigger than one message never arrived. So a
+//! staged reset is of one version, its first piece's sender's: the digest
+//! line says which (`reset_at`), a peer at exactly that version goes on
+//! from where the pieces reach (that version's namespace needs no
+//! tombstone), a peer past it starts the reset anew, and pieces from any
+//! other version are refused.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -84,6 +94,18 @@ impl Stage {
         self.need = self.need.max(d.sender_version);
     }
 
+    /// For a staged reset, the version it is of: every piece comes from a
+    /// sender at that version (a reset is sent because tombstones were
+    /// collected, so only that version's namespace fits the first piece).
+    /// 0 for any other stage.
+    pub(super) fn reset_at(&self) -> u64 {
+        if self.reset {
+            self.need
+        } else {
+            0
+        }
+    }
+
     /// The merged delta, whole at `to`, with the last piece's checkpoint.
     fn into_delta(self, owner: Arc<str>, last: &Delta) -> Delta {
         Delta {
@@ -131,8 +153,17 @@ impl Store {
         if d.reset || d.generation != stage.generation || d.from > stage.to || d.to <= stage.to {
             return None;
         }
+        if stage.reset && d.from == 0 {
+            // The owner's namespace from scratch: it starts over.
+            return None;
+        }
         if !self.well_formed(d) {
             return Some(Err(Refusal::Malformed));
+        }
+        if stage.reset && d.sender_version != stage.need {
+            // Not of the version the reset is: its records need tombstones
+            // the reset's sender may have collected.
+            return Some(Err(Refusal::StaleSource));
         }
         if let Err(e) = self.verify(d, false, signer) {
             return Some(Err(e));

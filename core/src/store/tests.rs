@@ -257,15 +257,24 @@ fn partial_reset_only_trusts_senders_past_the_horizon() {
     assert!(d[0].reset && d[0].to < d[0].horizon, "{:?}", d[0]);
     assert_eq!(apply(&mut b, t0, &d[0], None), Ok(vec![]));
     assert!(b.list("a", "k").is_empty());
-    // The stale replica (still holding k9) goes on from the stage, but it
-    // has not reached a's version: the pieces are dropped, and k9 is not
-    // shown.
-    let from_stale = stale
-        .deltas_for(&b.digest(), 1 << 20, Order::From(0), false)
-        .0;
+    // The stale replica (still holding k9) is behind the version the reset
+    // is of: it sends nothing. Made to go on anyway, it is refused.
+    let line = b.digest();
+    assert_eq!(line[0].reset_at, 11);
+    assert!(stale
+        .deltas_for(&line, 1 << 20, Order::From(0), false)
+        .0
+        .is_empty());
+    let blind: Vec<DigestEntry> = line
+        .into_iter()
+        .map(|e| DigestEntry { reset_at: 0, ..e })
+        .collect();
+    let from_stale = stale.deltas_for(&blind, 1 << 20, Order::From(0), false).0;
     assert_eq!(from_stale[0].from, d[0].to);
-    assert_eq!(apply(&mut b, t0, &from_stale[0], None), Ok(vec![]));
-    assert_eq!(b.take_findings().stages_dropped, 1);
+    assert_eq!(
+        apply(&mut b, t0, &from_stale[0], None),
+        Err(Refusal::StaleSource)
+    );
     assert!(b.list("a", "k").is_empty());
     sync(&mut a, &mut b, t0);
     assert_eq!(value(&b, "a", "k9"), None);
@@ -601,4 +610,75 @@ fn a_reset_short_of_its_checkpoint_and_a_forged_checkpoint_change_nothing() {
     assert_eq!(apply(&mut b, t0, &forged, None), Err(Refusal::BadSignature));
     assert!(b.digest()[0].unproven && b.digest()[0].version == 4);
     assert_eq!(b.take_findings(), Findings::default());
+}
+
+/// A reset bigger than one message arrives in pieces, all of one version,
+/// and shows only once whole (it used to be sent again from version 0 at
+/// every exchange, cut at the same place, and never arrived).
+#[test]
+fn a_reset_bigger_than_a_message_arrives_in_pieces() {
+    let t0 = Time::ZERO;
+    let mut a = store("a");
+    a.limits.max_keys = 100;
+    let mut b = store("b");
+    b.limits.max_keys = 100;
+    for i in 0..10 {
+        a.write(t0, put(&format!("k{i}"), "v")).unwrap();
+    }
+    a.write(t0, del("k9")).unwrap();
+    a.collect_garbage(t0 + GRACE);
+    a.checkpoint_own();
+    let mut pieces = 0;
+    loop {
+        let d = a
+            .deltas_for(&b.digest(), 3 * 78 + 110 + 132, Order::From(0), false)
+            .0;
+        let Some(d) = d.first() else { break };
+        assert_eq!(d.reset, pieces == 0, "{d:?}");
+        let shown = b.list("a", "k").len();
+        apply(&mut b, t0, d, None).unwrap();
+        pieces += 1;
+        assert!(pieces < 10, "no end to the pieces");
+        let now = b.list("a", "k").len();
+        assert!(
+            now == 0 || now == 9,
+            "part of a reset shown: {shown} -> {now}"
+        );
+    }
+    assert!(pieces > 1, "the reset fitted one message");
+    assert_eq!(b.list("a", "k").len(), 9);
+    assert_eq!(b.version("a"), Some((0, 11)));
+    assert_eq!(a.summary(), b.summary());
+    assert_eq!(
+        b.take_findings().proven,
+        1,
+        "the last piece's checkpoint proves it"
+    );
+}
+
+/// A relay that says its sender holds more than it does (the field is not
+/// signed) costs the pieces staged so far and nothing else: the piece that
+/// makes them whole stops short of the version claimed, so they are
+/// dropped, the replica shows what it held, and the next exchange goes on
+/// from there.
+#[test]
+fn a_piece_that_overstates_its_senders_version_costs_one_refetch() {
+    let t0 = Time::ZERO;
+    let mut a = store("a");
+    let mut b = store("b");
+    a.write(t0, put("x", "1")).unwrap();
+    a.write(t0, put("y", "1")).unwrap();
+    a.write(t0, put("x", "2")).unwrap();
+    let mut first = a.deltas_for(&b.digest(), 2 * 78, Order::From(0), false).0;
+    assert_eq!((first[0].to, first[0].sender_version), (2, 3));
+    first[0].sender_version = 1_000;
+    assert_eq!(apply(&mut b, t0, &first[0], None), Ok(vec![]));
+    let rest = a.deltas_for(&b.digest(), 1 << 20, Order::From(0), false).0;
+    assert_eq!(apply(&mut b, t0, &rest[0], None), Ok(vec![]));
+    assert_eq!(b.take_findings().stages_dropped, 1);
+    assert!(b.list("a", "").is_empty(), "nothing shown");
+    assert_eq!(b.version("a"), Some((0, 0)));
+    sync(&mut a, &mut b, t0);
+    assert_eq!(value(&b, "a", "x").as_deref(), Some("2"));
+    assert_eq!(a.summary(), b.summary());
 }

@@ -208,14 +208,15 @@ pub fn metadata() -> impl Strategy<Value = Metadata> {
 }
 
 pub fn digest_entry() -> impl Strategy<Value = DigestEntry> {
-    (name(), u32s(), u64s(), any::<bool>()).prop_map(|(owner, generation, version, unproven)| {
-        DigestEntry {
+    (name(), u32s(), u64s(), any::<bool>(), u64s()).prop_map(
+        |(owner, generation, version, unproven, reset_at)| DigestEntry {
             owner,
             generation,
             version,
             unproven,
-        }
-    })
+            reset_at,
+        },
+    )
 }
 
 pub fn datum() -> impl Strategy<Value = Datum> {

@@ -97,7 +97,7 @@ impl Store {
             if staged.is_some_and(|s| {
                 s.generation == d.generation
                     && s.to >= d.to
-                    && (!d.reset || s.reset_at() == d.sender_version)
+                    && s.reset_at() == if d.reset { d.sender_version } else { 0 }
             }) {
                 return Err(Refusal::Duplicate);
             }
@@ -350,6 +350,17 @@ impl Store {
         };
         let proven = horizon_signed || (newer_life && !d.reset && !d.records.is_empty());
         if (d.reset || newer_life) && !proven {
+            return Err(Refusal::Unproven);
+        }
+        // The version a delta reaches is not signed: the owner's word must
+        // stand behind it. A record at it, a checkpoint at it, or a signed
+        // horizon at or past it (the records up to the horizon may have
+        // been collected). Else a relay could move a replica to a version
+        // the owner has not written, and every write up to it would be
+        // refused as a duplicate.
+        let reach = d.records.last().map_or(d.from, |r| r.version);
+        let reach = reach.max(if horizon_signed { d.horizon } else { 0 });
+        if d.to > reach && d.checkpoint.is_none() {
             return Err(Refusal::Unproven);
         }
         Ok(())

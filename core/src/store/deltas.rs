@@ -113,12 +113,15 @@ impl Store {
                 Some(e) if e.generation > ns.generation => continue,
                 // A reset taken in pieces: a sender at exactly the version
                 // it is of goes on where the pieces reach (that version's
-                // namespace needs no tombstone); one past it starts anew.
+                // namespace needs no tombstone); one past it starts anew,
+                // and so does the owner if the version is past its own
+                // (a relay overstated it: the field is not signed).
                 Some(e) if e.reset_at != 0 && e.generation == ns.generation => {
                     match ns.version.cmp(&e.reset_at) {
                         std::cmp::Ordering::Equal if e.version < ns.version => (false, e.version),
-                        std::cmp::Ordering::Greater => (ns.horizon > 0, 0),
-                        _ => continue,
+                        std::cmp::Ordering::Equal => continue,
+                        std::cmp::Ordering::Less if *owner != self.me => continue,
+                        _ => (ns.horizon > 0, 0),
                     }
                 }
                 Some(e) if e.generation < ns.generation => (true, 0),

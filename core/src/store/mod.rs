@@ -149,7 +149,8 @@ pub(crate) enum Refusal {
     /// A record, or the owner's horizon, whose signature is not the owner's.
     BadSignature,
     /// A reset, or a new life of the owner, without the owner's signed word
-    /// for it.
+    /// for it; or a delta reaching a version nothing signed in it stands
+    /// behind (no record, checkpoint or signed horizon at or past it).
     Unproven,
     /// About our own namespace: only we write it.
     OwnNamespace,
@@ -652,13 +653,13 @@ impl Store {
     pub(crate) fn next_unproven(&self, after: Option<&str>) -> Option<DigestEntry> {
         use std::ops::Bound::{Excluded, Unbounded};
         let unproven = |(owner, ns): (&Arc<str>, &Namespace)| {
+            // A staged replica is audited too: the owner goes on with its
+            // pieces, or starts them anew if they were of a version it
+            // never reached.
             let open = *owner != self.me
                 && ns.repair.is_none()
-                && ns.stage.is_none()
-                && ns.proof.is_none();
-            (open && ns.version > 0)
-                .then(|| ns.line(owner, false))
-                .flatten()
+                && (ns.stage.is_some() || ns.proof.is_none() && ns.version > 0);
+            open.then(|| ns.line(owner, false)).flatten()
         };
         let start = after.map_or(Unbounded, Excluded);
         self.spaces

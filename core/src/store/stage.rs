@@ -92,6 +92,13 @@ impl Stage {
         }
         self.to = d.to;
         self.need = self.need.max(d.sender_version);
+        // The latest signed horizon, which may be what proves `to`.
+        if d.horizon_signature.is_some()
+            && (self.horizon_signature.is_none() || d.horizon >= self.horizon)
+        {
+            self.horizon = d.horizon;
+            self.horizon_signature = d.horizon_signature;
+        }
     }
 
     /// For a staged reset, the version it is of: every piece comes from a

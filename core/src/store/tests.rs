@@ -682,3 +682,83 @@ fn a_piece_that_overstates_its_senders_version_costs_one_refetch() {
     assert_eq!(value(&b, "a", "x").as_deref(), Some("2"));
     assert_eq!(a.summary(), b.summary());
 }
+
+/// The version a delta reaches is not signed, so a relay could raise it:
+/// the replica would believe itself complete up to a version the owner has
+/// not written, and refuse every real write up to it as a duplicate. A
+/// delta must reach no further than a record, a checkpoint or a signed
+/// horizon in it.
+#[test]
+fn a_delta_reaching_past_what_it_proves_is_refused() {
+    let t0 = Time::ZERO;
+    let mut a = store("a");
+    let mut b = store("b");
+    let (d1, _) = a.write(t0, put("x", "1")).unwrap();
+    let mut raised = d1.clone();
+    (raised.to, raised.sender_version) = (1_000, 1_000);
+    assert_eq!(apply(&mut b, t0, &raised, None), Err(Refusal::Unproven));
+    assert_eq!(
+        apply(&mut b, t0, &raised, Some(PEER)),
+        Err(Refusal::Unproven)
+    );
+    assert_eq!(b.version("a"), None, "nothing held or applied");
+    // The owner's real writes land.
+    apply(&mut b, t0, &d1, None).unwrap();
+    let (d2, _) = a.write(t0, put("x", "2")).unwrap();
+    apply(&mut b, t0, &d2, None).unwrap();
+    assert_eq!(value(&b, "a", "x").as_deref(), Some("2"));
+    // A genuine delta whose last versions were collected reaches them on
+    // the owner's signed horizon.
+    a.write(t0, del("x")).unwrap();
+    a.collect_garbage(t0 + GRACE);
+    let d = a.deltas_for(&b.digest(), 1 << 20, Order::From(0), false).0;
+    assert!(d[0].records.is_empty() && d[0].to == 3, "{:?}", d[0]);
+    apply(&mut b, t0, &d[0], None).unwrap();
+    assert_eq!(b.version("a"), Some((0, 3)));
+    assert_eq!(value(&b, "a", "x"), None);
+}
+
+/// A reset's first piece whose sender's version was overstated would have
+/// every honest peer wait for a version nobody holds; the owner, asked by
+/// the audit, knows better and starts the reset anew.
+#[test]
+fn a_reset_of_a_version_nobody_holds_is_started_anew_by_its_owner() {
+    let t0 = Time::ZERO;
+    let mut a = store("a");
+    a.limits.max_keys = 100;
+    let mut b = store("b");
+    b.limits.max_keys = 100;
+    let mut c = store("c");
+    c.limits.max_keys = 100;
+    for i in 0..10 {
+        a.write(t0, put(&format!("k{i}"), "v")).unwrap();
+    }
+    a.write(t0, del("k9")).unwrap();
+    a.collect_garbage(t0 + GRACE);
+    sync(&mut a, &mut c, t0);
+    let budget = 3 * 78 + 110 + 132;
+    let mut first = a.deltas_for(&b.digest(), budget, Order::From(0), false).0;
+    first[0].sender_version = 1_000;
+    apply(&mut b, t0, &first[0], None).unwrap();
+    assert_eq!(b.digest()[0].reset_at, 1_000);
+    // A replica at the real version waits; the audit asks the owner.
+    assert!(c
+        .deltas_for(&b.digest(), budget, Order::From(0), false)
+        .0
+        .is_empty());
+    let audit = b
+        .next_unproven(None)
+        .expect("the staged replica is audited");
+    let mut pieces = 0;
+    let mut line = vec![audit];
+    loop {
+        let d = a.deltas_for(&line, budget, Order::From(0), false).0;
+        let Some(d) = d.first() else { break };
+        apply(&mut b, t0, d, None).unwrap();
+        pieces += 1;
+        assert!(pieces < 10, "no end to the pieces");
+        line = b.digest();
+    }
+    assert_eq!(b.list("a", "k").len(), 9);
+    assert_eq!(a.summary(), b.summary());
+}

@@ -233,21 +233,32 @@ fn tombstones_are_collected_and_stale_replicas_reset() {
     assert_eq!(a.summary(), b.summary());
 }
 
-#[test]
-fn partial_reset_only_trusts_senders_past_the_horizon() {
-    let t0 = Time::ZERO;
-    let mut a = store("a");
-    a.limits.max_keys = 100;
-    let mut b = store("b");
-    b.limits.max_keys = 100;
-    let mut stale = store("c");
-    stale.limits.max_keys = 100;
+/// A store that holds 100 keys.
+fn roomy(name: &str) -> Store {
+    let mut s = store(name);
+    s.limits.max_keys = 100;
+    s
+}
+
+/// Owner `a` with k0..k9 written, k9 then deleted and collected (horizon
+/// 11), and `c`, a replica synced before the delete.
+fn collected_owner(t0: Time) -> (Store, Store) {
+    let mut a = roomy("a");
+    let mut c = roomy("c");
     for i in 0..10 {
         a.write(t0, put(&format!("k{i}"), "v")).unwrap();
     }
-    sync(&mut a, &mut stale, t0);
+    sync(&mut a, &mut c, t0);
     a.write(t0, del("k9")).unwrap();
     a.collect_garbage(t0 + GRACE);
+    (a, c)
+}
+
+#[test]
+fn partial_reset_only_trusts_senders_past_the_horizon() {
+    let t0 = Time::ZERO;
+    let (mut a, mut stale) = collected_owner(t0);
+    let mut b = roomy("b");
     // A reset that only fits three records (78 bytes each, signature
     // included, beside the checkpoint's 132) stops short of the horizon:
     // it is staged, and b still shows nothing of a.
@@ -618,15 +629,8 @@ fn a_reset_short_of_its_checkpoint_and_a_forged_checkpoint_change_nothing() {
 #[test]
 fn a_reset_bigger_than_a_message_arrives_in_pieces() {
     let t0 = Time::ZERO;
-    let mut a = store("a");
-    a.limits.max_keys = 100;
-    let mut b = store("b");
-    b.limits.max_keys = 100;
-    for i in 0..10 {
-        a.write(t0, put(&format!("k{i}"), "v")).unwrap();
-    }
-    a.write(t0, del("k9")).unwrap();
-    a.collect_garbage(t0 + GRACE);
+    let (mut a, _) = collected_owner(t0);
+    let mut b = roomy("b");
     a.checkpoint_own();
     let mut pieces = 0;
     loop {
@@ -724,17 +728,9 @@ fn a_delta_reaching_past_what_it_proves_is_refused() {
 #[test]
 fn a_reset_of_a_version_nobody_holds_is_started_anew_by_its_owner() {
     let t0 = Time::ZERO;
-    let mut a = store("a");
-    a.limits.max_keys = 100;
-    let mut b = store("b");
-    b.limits.max_keys = 100;
-    let mut c = store("c");
-    c.limits.max_keys = 100;
-    for i in 0..10 {
-        a.write(t0, put(&format!("k{i}"), "v")).unwrap();
-    }
-    a.write(t0, del("k9")).unwrap();
-    a.collect_garbage(t0 + GRACE);
+    let (mut a, _) = collected_owner(t0);
+    let mut b = roomy("b");
+    let mut c = roomy("c");
     sync(&mut a, &mut c, t0);
     let budget = 3 * 78 + 110 + 132;
     let mut first = a.deltas_for(&b.digest(), budget, Order::From(0), false).0;

@@ -165,9 +165,6 @@ pub struct Stats {
     /// Pieces of a delta cut short by its message's budget, held aside
     /// until the rest arrives (a replica never shows part of a version).
     pub deltas_staged: u64,
-    /// Staged pieces dropped: the piece that made them whole stopped below
-    /// a version an earlier piece's sender reported.
-    pub stages_dropped: u64,
     /// Membership news refused because the member did not sign it.
     pub members_bad_signature: u64,
     /// Membership news refused because it names a known member under
@@ -226,7 +223,6 @@ impl Stats {
             replicas_withheld,
             replicas_repaired,
             deltas_staged,
-            stages_dropped,
             members_bad_signature,
             identity_conflicts,
             reconnect_attempts,
@@ -268,7 +264,6 @@ impl Stats {
             ("replicas_withheld", *replicas_withheld),
             ("replicas_repaired", *replicas_repaired),
             ("deltas_staged", *deltas_staged),
-            ("stages_dropped", *stages_dropped),
             ("members_bad_signature", *members_bad_signature),
             ("identity_conflicts", *identity_conflicts),
             ("reconnect_attempts", *reconnect_attempts),

@@ -79,7 +79,7 @@ impl Node {
     /// Apply the deltas and metadata of a push-pull. Nothing of it is
     /// spread (it is old news to the sender), but the tree notes what came
     /// this way so that its own later push is not taken for a duplicate.
-    pub(super) fn merge_data(&mut self, p: &PushPull) {
+    pub(super) fn merge_data(&mut self, from: SocketAddr, p: &PushPull) {
         let tree = self.cx.config.dissemination == Dissemination::Tree;
         if let Some(m) = &p.metadata {
             let datum = Datum::Metadata(m.clone());
@@ -93,7 +93,7 @@ impl Node {
         for d in &p.deltas {
             if self
                 .replicas
-                .apply_synced(&mut self.cx, &self.membership, d)
+                .apply_synced(&mut self.cx, &self.membership, from, d)
             {
                 if tree {
                     self.tree
@@ -140,7 +140,7 @@ impl Node {
                 let asked = self.anti_entropy.answers_ours(from);
                 self.merge(from, &p, asked);
             }
-            PushPullKind::Deltas => self.merge_data(&p),
+            PushPullKind::Deltas => self.merge_data(from, &p),
             PushPullKind::Pull => {
                 AntiEntropy::on_pull(&mut self.cx, &self.membership, &self.replicas, from, &p)
             }
@@ -155,7 +155,7 @@ impl Node {
         for u in &p.members {
             self.apply_news(u, Heard::Sync { from, asked });
         }
-        self.merge_data(p);
+        self.merge_data(from, p);
     }
 
     /// While probes miss acks (a lossy network): one extra exchange of

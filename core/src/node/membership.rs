@@ -229,6 +229,11 @@ impl Membership {
         owner == &*self.my_name || self.live(owner).is_some()
     }
 
+    /// Whether `addr` is the address of live member `name`.
+    pub(crate) fn sent_by(&self, name: &str, addr: SocketAddr) -> bool {
+        self.live(name).is_some_and(|id| id.addr() == addr)
+    }
+
     /// The key of `owner` if it is this node or a live member: who may
     /// sign the data worth holding.
     pub(crate) fn owner_key(&self, owner: &str) -> Option<PublicKey> {

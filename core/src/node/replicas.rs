@@ -194,6 +194,7 @@ impl Replicas {
                 let signer = Signer {
                     key: &key,
                     verified: &cx.verified,
+                    from_owner: from.is_some_and(|a| m.sent_by(&d.owner, a)),
                 };
                 let applied = self.store.apply(cx.now, d, from, signer);
                 self.note_findings(cx);
@@ -254,7 +255,13 @@ impl Replicas {
 
     /// Apply a delta from anti-entropy (no gap is held: anti-entropy comes
     /// again). Returns whether it applied.
-    pub(crate) fn apply_synced(&mut self, cx: &mut Ctx, m: &Membership, d: &Delta) -> bool {
+    pub(crate) fn apply_synced(
+        &mut self,
+        cx: &mut Ctx,
+        m: &Membership,
+        from: SocketAddr,
+        d: &Delta,
+    ) -> bool {
         let Some(key) = m.owner_key(&d.owner) else {
             cx.stats.data_unknown_owner += 1;
             return false;
@@ -262,6 +269,7 @@ impl Replicas {
         let signer = Signer {
             key: &key,
             verified: &cx.verified,
+            from_owner: m.sent_by(&d.owner, from),
         };
         let applied = self.store.apply(cx.now, d, None, signer);
         self.note_findings(cx);
@@ -310,7 +318,6 @@ impl Replicas {
         cx.stats.replicas_withheld += f.withheld;
         cx.stats.replicas_repaired += f.repaired;
         cx.stats.deltas_staged += f.staged;
-        cx.stats.stages_dropped += f.stages_dropped;
     }
 
     /// Sign a checkpoint of our own namespace if it moved (each gossip

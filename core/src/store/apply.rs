@@ -36,6 +36,9 @@ pub(crate) struct Signer<'a> {
     /// The owner's public key, as its membership binds it.
     pub key: &'a PublicKey,
     pub verified: &'a Verified,
+    /// The delta came straight from the owner (its member address): its
+    /// word on its own version stands.
+    pub from_owner: bool,
 }
 
 /// What the admission check found.
@@ -612,6 +615,10 @@ impl Store {
                 }
             };
             let Some((d, peer)) = next else { return };
+            let signer = Signer {
+                from_owner: false,
+                ..signer
+            };
             if let Ok(more) = self.apply(now, &d, None, signer) {
                 changes.extend(more);
                 self.released.push((d, peer));

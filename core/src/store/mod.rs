@@ -216,9 +216,6 @@ pub(crate) struct Findings {
     pub repaired: u64,
     /// Pieces of cut deltas held aside.
     pub staged: u64,
-    /// Staged pieces of a cut delta dropped: a whole piece stopped below a
-    /// version an earlier piece's sender reported.
-    pub stages_dropped: u64,
 }
 
 fn space_hash(owner: &str, generation: u32, version: u64) -> u64 {

@@ -8,16 +8,18 @@
 //! replica would show a namespace its owner never had: live keys missing.
 //! So the pieces of a cut delta are merged aside (each key's latest record
 //! kept), the digest advertises how far the pieces reach (so peers send
-//! what follows), and the merge is applied in one step once a piece is
-//! whole by its sender's account and reaches every sender's version seen
-//! along the way. Applied then, it is the owner's namespace at that
-//! version: a key's last write up to it lies in some piece's range, and
-//! that piece's sender, at or below the end, still held that write.
+//! what follows), and the merge is applied in one step once the pieces
+//! reach every sender's version seen along the way. Applied then, it is
+//! the owner's namespace at that version: a key's last write up to it lies
+//! in some piece's range, and that piece's sender, at or below the end,
+//! still held that write.
 //!
 //! A whole piece that stops below a version an earlier sender reported
-//! (the sender lied, or peers at different versions served the pieces)
-//! drops the staged pieces rather than show a gap; the next exchange
-//! starts again from the version held.
+//! (peers at different versions served the pieces, or a tree push of the
+//! next write came in between) is merged, and the stage waits for the
+//! rest. A sender's version is not signed, so a relay can overstate it;
+//! the owner's own whole piece (which the replica's audit asks for) ends
+//! the wait, since no honest sender is ahead of the owner.
 //!
 //! A reset is cut the same way, but the sender rule that keeps a cut
 //! delta safe (go on only from a version at or past one's own GC horizon,
@@ -176,11 +178,14 @@ impl Store {
             return Some(Err(e));
         }
         let owner = d.owner.clone();
+        // The owner's own whole piece reaches its version, which no honest
+        // sender's can pass: what stands in the way is an overstatement.
+        let owners_word = !cut(d) && signer.from_owner;
         let mut stage = None;
         self.touch(&owner, |ns| {
             let s = ns.stage.as_mut().expect("checked above");
             s.merge(d);
-            if !cut(d) {
+            if s.to >= s.need || owners_word {
                 stage = ns.stage.take();
             }
         });
@@ -188,10 +193,6 @@ impl Store {
             self.findings.staged += 1;
             return Some(Ok(Vec::new()));
         };
-        if stage.to < stage.need {
-            self.findings.stages_dropped += 1;
-            return Some(Ok(Vec::new()));
-        }
         let whole = stage.into_delta(owner, d);
         Some(self.apply_whole(now, &whole, signer))
     }

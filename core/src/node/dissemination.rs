@@ -42,7 +42,8 @@ impl Node {
                 .receive(&mut self.cx, &self.membership, Some(from), &datum);
             match receipt {
                 Receipt::Fresh => {
-                    self.tree.arrived(&datum.id(), on_tree.then_some(from));
+                    self.tree
+                        .arrived(&mut self.cx, &datum.id(), on_tree.then_some(from));
                     self.spread(datum, Some(from));
                     self.spread_released();
                 }
@@ -95,6 +96,12 @@ impl Node {
                 .replicas
                 .apply_synced(&mut self.cx, &self.membership, from, d)
             {
+                if d.to < d.sender_version && p.kind == PushPullKind::Deltas {
+                    // An answer cut short (a pull's, or an exchange's last
+                    // leg): the rest from the same peer, at once.
+                    self.replicas
+                        .pull_rest(&mut self.cx, from, &d.owner, d.generation);
+                }
                 if tree {
                     self.tree
                         .note_off_tree(&self.cx, &d.owner, d.generation, d.from, d.to);

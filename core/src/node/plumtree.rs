@@ -65,6 +65,10 @@ pub(crate) struct Plumtree {
     eager: BTreeSet<SocketAddr>,
     /// Recently pruned links, until when they stay hot.
     lazy: BTreeMap<SocketAddr, Time>,
+    /// Fresh data remembered while this node had no eager link (its own
+    /// writes before it joined): pushed down the first links it gets.
+    /// At most `max_broadcasts`, the oldest dropped.
+    unpushed: VecDeque<DatumId>,
     /// Until when this node announces harder: it sent or answered a graft
     /// lately, so the tree is missing nodes around it.
     mending_until: Time,
@@ -98,6 +102,12 @@ impl Plumtree {
     /// eager link but the one it came over.
     pub(crate) fn push(&mut self, cx: &mut Ctx, datum: &Datum, from: Option<SocketAddr>) {
         self.remember(cx, datum);
+        if self.eager.is_empty() {
+            if self.unpushed.len() >= cx.config.max_broadcasts {
+                self.unpushed.pop_front();
+            }
+            self.unpushed.push_back(datum.id());
+        }
         for &p in &self.eager {
             if Some(p) != from {
                 let push = Eager {
@@ -123,10 +133,11 @@ impl Plumtree {
 
     /// A fresh datum arrived: it is no longer missing, and when it came by
     /// eager push its link is a tree link.
-    pub(crate) fn arrived(&mut self, id: &DatumId, eager_from: Option<SocketAddr>) {
+    pub(crate) fn arrived(&mut self, cx: &mut Ctx, id: &DatumId, eager_from: Option<SocketAddr>) {
         self.missing.remove(id);
         if let Some(from) = eager_from {
             self.eager.insert(from);
+            self.push_unpushed(cx);
         }
     }
 
@@ -245,6 +256,29 @@ impl Plumtree {
         for p in peers {
             self.eager.insert(p.addr());
             cx.send(p.addr(), Message::Graft(Graft::default()));
+        }
+        self.push_unpushed(cx);
+    }
+
+    /// Push what was remembered while no eager link existed down the links
+    /// there are now. Announcements alone lost it: while many nodes write at
+    /// once, an id waits in a queue of thousands, and a 1,400-byte
+    /// announcement holds some 70.
+    fn push_unpushed(&mut self, cx: &mut Ctx) {
+        if self.eager.is_empty() || self.unpushed.is_empty() {
+            return;
+        }
+        let data: Vec<Datum> = std::mem::take(&mut self.unpushed)
+            .iter()
+            .filter_map(|id| self.recent.get(id).cloned())
+            .collect();
+        for datum in data {
+            for &p in &self.eager {
+                let push = Eager {
+                    data: vec![datum.clone()],
+                };
+                cx.send(p, Message::Eager(push));
+            }
         }
     }
 
@@ -366,6 +400,7 @@ impl Plumtree {
     pub(crate) fn on_graft(&mut self, cx: &mut Ctx, from: SocketAddr, ids: Vec<DatumId>) {
         self.eager.insert(from);
         self.lazy.remove(&from);
+        self.push_unpushed(cx);
         let t = &cx.config.tree;
         let window = cx.config.gossip_interval * t.recent_rounds_on_graft;
         let max_recent = t.max_recent_on_graft;
@@ -449,6 +484,7 @@ impl Plumtree {
             self.lazy.remove(&to);
             cx.send(to, Message::Graft(Graft { ids }));
         }
+        self.push_unpushed(cx);
         if !pulls.is_empty() {
             if let Some(peer) = m.table_mut().random_live(1, &[], &mut cx.rng).pop() {
                 self.pull_missing(cx, r, peer.addr(), pulls);
@@ -534,6 +570,29 @@ mod tests {
         // it (the same seeds and run) some node has not heard of either by then.
         assert_eq!(news_everywhere_within(true, ms(15)), (true, true));
         assert_eq!(news_everywhere_within(false, ms(15)), (false, false));
+    }
+
+    #[test]
+    fn writes_made_before_the_first_link_go_down_it() {
+        // Scenario: 10 nodes that know each other have grafted their eager links. "w" writes
+        // three keys while it knows nobody, then learns the 10. Announcements and push-pulls are
+        // all lost, so only eager pushes can carry the writes: w pushes them down the links it
+        // grafts in its first gossip round, and every node holds them within two rounds (200 ms).
+        // Before, they waited in w's announcement queue, and here never arrived.
+        let old: Vec<String> = (0..10).map(|i| format!("n{i:02}")).collect();
+        let mut all: Vec<&str> = old.iter().map(String::as_str).collect();
+        all.push("w");
+        let mut h = Harness::strangers(&all, Config::local());
+        h.introduce_all(&old);
+        h.run_for(secs(1));
+        for k in ["a", "b", "c"] {
+            h.act("w", |n, now| n.put(now, k, b"v")).unwrap();
+        }
+        h.drop_where(|_, _, m| matches!(m, Message::IHave(_) | Message::PushPull(_)));
+        h.introduce_all(&all);
+        h.wait_for(ms(200), "every node holding w's three keys", |h| {
+            old.iter().all(|o| h.node(o).list("w", "").len() == 3)
+        });
     }
 
     #[test]

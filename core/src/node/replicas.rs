@@ -353,20 +353,33 @@ impl Replicas {
             return;
         }
         self.pulled.insert(owner.clone(), cx.now);
-        let version = match self.store.version(owner) {
-            Some((g, v)) if g == generation => v,
-            _ => 0,
-        };
-        let digest = vec![DigestEntry {
-            owner: owner.clone(),
-            generation,
-            version,
-            unproven: false,
-            reset_at: 0,
-        }];
+        self.pull_rest(cx, from, owner, generation);
+    }
+
+    /// Ask `from` for what follows our line of `owner` (staged pieces
+    /// included) in the given generation: for a gap, and at once again when
+    /// an answer was cut short (each answer brings at least a record).
+    pub(crate) fn pull_rest(
+        &mut self,
+        cx: &mut Ctx,
+        from: SocketAddr,
+        owner: &Arc<str>,
+        generation: u32,
+    ) {
+        let line = self
+            .store
+            .line_of(owner)
+            .filter(|l| l.generation == generation)
+            .unwrap_or_else(|| DigestEntry {
+                owner: owner.clone(),
+                generation,
+                version: 0,
+                unproven: false,
+                reset_at: 0,
+            });
         let msg = PushPull {
             kind: PushPullKind::Pull,
-            digest: Some(digest),
+            digest: Some(vec![line]),
             ..PushPull::default()
         };
         cx.stats.gap_pulls += 1;

@@ -635,6 +635,12 @@ impl Store {
             .collect()
     }
 
+    /// The digest line of `owner`, if any (see [`Store::digest`]).
+    pub(crate) fn line_of(&self, owner: &str) -> Option<DigestEntry> {
+        let (owner, ns) = self.spaces.get_key_value(owner)?;
+        ns.line(owner, *owner == self.me)
+    }
+
     /// The digest lines of the namespaces named in `page`, in page order.
     pub(crate) fn digest_in<'a>(
         &'a self,

@@ -258,7 +258,7 @@ fn collected_owner(t0: Time) -> (Store, Store) {
 #[test]
 fn partial_reset_only_trusts_senders_past_the_horizon() {
     let t0 = Time::ZERO;
-    let (mut a, mut stale) = collected_owner(t0);
+    let (mut a, stale) = collected_owner(t0);
     let mut b = roomy("b");
     // A reset that only fits three records (78 bytes each, signature
     // included, beside the checkpoint's 132) stops short of the horizon:

@@ -229,16 +229,16 @@ impl Membership {
         owner == &*self.my_name || self.live(owner).is_some()
     }
 
-    /// Whether `addr` is the address of live member `name`.
-    pub(crate) fn sent_by(&self, name: &str, addr: SocketAddr) -> bool {
-        self.live(name).is_some_and(|id| id.addr() == addr)
-    }
-
     /// The key of `owner` if it is this node or a live member: who may
     /// sign the data worth holding.
     pub(crate) fn owner_key(&self, owner: &str) -> Option<PublicKey> {
-        let (_, e) = self.members.get(owner)?;
-        (owner == &*self.my_name || e.state.is_live()).then_some(e.key())
+        self.owner_signer(owner).map(|(key, _)| key)
+    }
+
+    /// [`Membership::owner_key`] with the owner's address, in one lookup.
+    pub(crate) fn owner_signer(&self, owner: &str) -> Option<(PublicKey, SocketAddr)> {
+        let (id, e) = self.members.get(owner)?;
+        (owner == &*self.my_name || e.state.is_live()).then(|| (e.key(), id.addr()))
     }
 
     pub(crate) fn pending_rumours(&self) -> usize {

@@ -187,14 +187,14 @@ impl Replicas {
     ) -> Receipt {
         match datum {
             Datum::Delta(d) => {
-                let Some(key) = m.owner_key(&d.owner) else {
+                let Some((key, owner_addr)) = m.owner_signer(&d.owner) else {
                     cx.stats.data_unknown_owner += 1;
                     return Receipt::Refused;
                 };
                 let signer = Signer {
                     key: &key,
                     verified: &cx.verified,
-                    from_owner: from.is_some_and(|a| m.sent_by(&d.owner, a)),
+                    from_owner: from == Some(owner_addr),
                 };
                 let applied = self.store.apply(cx.now, d, from, signer);
                 self.note_findings(cx);
@@ -262,14 +262,14 @@ impl Replicas {
         from: SocketAddr,
         d: &Delta,
     ) -> bool {
-        let Some(key) = m.owner_key(&d.owner) else {
+        let Some((key, owner_addr)) = m.owner_signer(&d.owner) else {
             cx.stats.data_unknown_owner += 1;
             return false;
         };
         let signer = Signer {
             key: &key,
             verified: &cx.verified,
-            from_owner: m.sent_by(&d.owner, from),
+            from_owner: from == owner_addr,
         };
         let applied = self.store.apply(cx.now, d, None, signer);
         self.note_findings(cx);

@@ -117,6 +117,11 @@ pub struct Stats {
     pub misdirected: u64,
     /// News that lost to what we already knew (stale incarnations, duplicates).
     pub stale_updates: u64,
+    /// Accusations (suspicions, deaths) that came without the accused's
+    /// word, refused because this node holds no word of the accused for
+    /// that incarnation and address; and news other than an accusation
+    /// that came without its word.
+    pub words_missing: u64,
     /// News claiming a known name at another address while it is live.
     pub address_conflicts: u64,
     /// Deaths of live members taken only as suspicions: learned by a
@@ -206,6 +211,7 @@ impl Stats {
             stale_acks,
             misdirected,
             stale_updates,
+            words_missing,
             address_conflicts,
             deaths_doubted,
             ping_reqs_refused,
@@ -247,6 +253,7 @@ impl Stats {
             ("stale_acks", *stale_acks),
             ("misdirected", *misdirected),
             ("stale_updates", *stale_updates),
+            ("words_missing", *words_missing),
             ("address_conflicts", *address_conflicts),
             ("deaths_doubted", *deaths_doubted),
             ("ping_reqs_refused", *ping_reqs_refused),

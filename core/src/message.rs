@@ -32,6 +32,34 @@ pub struct MemberUpdate {
     pub signature: Signature,
 }
 
+impl MemberUpdate {
+    /// Whether the member's word (its key and signature) was left out, as
+    /// an accusation's rumour does: both all zero on the wire's behalf,
+    /// which no real key and signature are (an all-zero Ed25519 key is
+    /// refused as weak, and verifies nothing).
+    pub fn word_elided(&self) -> bool {
+        self.key == PublicKey::default() && self.signature == Signature::default()
+    }
+
+    /// This news as a rumour carries it. A suspicion or a death stands on
+    /// the accused's word for the incarnation it names, and every node that
+    /// could act on the accusation holds that word already: the rumour
+    /// leaves it out (96 of some 140 bytes) and each receiver takes it
+    /// back from its own table, refusing the accusation where it holds no
+    /// word for that incarnation. Joins, refutations and leaves are new
+    /// words, and carry them.
+    pub fn as_rumour(&self) -> MemberUpdate {
+        match self.state {
+            MemberState::Suspect | MemberState::Dead => MemberUpdate {
+                key: PublicKey::default(),
+                signature: Signature::default(),
+                ..self.clone()
+            },
+            MemberState::Alive | MemberState::Left => self.clone(),
+        }
+    }
+}
+
 /// A direct probe: "are you alive?".
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Ping {

@@ -261,8 +261,11 @@ pub fn update_len(u: &MemberUpdate) -> usize {
         + varint_field(u.incarnation.0 as u64)
         + varint_field(state_code(u.state))
         + u.by.as_ref().map_or(0, |b| opt_len_field(b.len()))
-        + KEY_FIELD
-        + SIGNATURE_FIELD
+        + if u.word_elided() {
+            0
+        } else {
+            KEY_FIELD + SIGNATURE_FIELD
+        }
 }
 
 /// What one update adds to a message: its field tag, length and body.
@@ -394,12 +397,14 @@ mod tests {
             incarnation: Incarnation(3),
             state: MemberState::Suspect,
             by: Some(Arc::from("node-2")),
-            key: Default::default(),
-            signature: Default::default(),
+            key: crate::identity::PublicKey([1; 32]),
+            signature: crate::identity::Signature([2; 64]),
         };
         // name 1+1+6, addr 1+1+(1+1+4 + 1+2), inc 1+1, state 1+1, by 1+1+6,
         // key 1+1+32, signature 1+1+64
         assert_eq!(update_len(&u), 8 + 11 + 2 + 2 + 8 + 34 + 66);
+        // As a rumour, the accusation leaves the word out.
+        assert_eq!(update_len(&u.as_rumour()), 8 + 11 + 2 + 2 + 8);
         let ack = Message::Ack(Ack {
             seq: 0,
             updates: vec![],

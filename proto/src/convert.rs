@@ -127,6 +127,22 @@ fn public_key(b: &[u8], field: &'static str) -> Result<PublicKey, DecodeError> {
     Ok(PublicKey(key))
 }
 
+/// One half of a member's word: all zero when both halves are absent (a
+/// word left out; the core decides whether the news may go without it),
+/// else exactly as long as it must be.
+fn word_part<T: Default>(
+    b: &[u8],
+    other: &[u8],
+    parse: fn(&[u8], &'static str) -> Result<T, DecodeError>,
+    field: &'static str,
+) -> Result<T, DecodeError> {
+    if b.is_empty() && other.is_empty() {
+        Ok(T::default())
+    } else {
+        parse(b, field)
+    }
+}
+
 fn signature(b: &[u8], field: &'static str) -> Result<Signature, DecodeError> {
     let sig: [u8; 64] = b.try_into().map_err(|_| DecodeError::BadKeyLength {
         field,
@@ -335,8 +351,17 @@ impl From<&MemberUpdate> for v1::MemberUpdate {
             incarnation: u.incarnation.0,
             state: v1::State::from(u.state).into(),
             by: u.by.as_deref().unwrap_or_default().to_owned(),
-            key: u.key.0.to_vec(),
-            signature: u.signature.0.to_vec(),
+            // A rumour's accusation leaves the word out: both fields empty.
+            key: if u.word_elided() {
+                Vec::new()
+            } else {
+                u.key.0.to_vec()
+            },
+            signature: if u.word_elided() {
+                Vec::new()
+            } else {
+                u.signature.0.to_vec()
+            },
         }
     }
 }
@@ -360,8 +385,8 @@ impl TryFrom<v1::MemberUpdate> for MemberUpdate {
             incarnation: Incarnation(u.incarnation),
             state: state.into(),
             by,
-            key: public_key(&u.key, "MemberUpdate.key")?,
-            signature: signature(&u.signature, "MemberUpdate.signature")?,
+            key: word_part(&u.key, &u.signature, public_key, "MemberUpdate.key")?,
+            signature: word_part(&u.signature, &u.key, signature, "MemberUpdate.signature")?,
         })
     }
 }

@@ -554,3 +554,28 @@ fn keys_and_signatures_of_the_wrong_length_are_refused() {
         }
     ));
 }
+
+#[test]
+fn a_word_is_left_out_whole_or_not_at_all() {
+    // Both halves absent: an accusation without its word, which the core judges.
+    let mut u = member("n2");
+    u.key = vec![];
+    u.signature = vec![];
+    let (_, msg) = decode_envelope(gossip(u)).unwrap();
+    let rumour_core::Message::Gossip(g) = msg else {
+        panic!("not a gossip: {msg:?}")
+    };
+    assert!(g.updates[0].word_elided());
+    // Half a word is malformed.
+    let mut u = member("n2");
+    u.key = vec![];
+    let e = decode_envelope(gossip(u)).unwrap_err();
+    assert!(matches!(
+        e,
+        DecodeError::BadKeyLength {
+            field: "MemberUpdate.key",
+            len: 0,
+            ..
+        }
+    ));
+}

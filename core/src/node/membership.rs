@@ -275,10 +275,11 @@ impl Membership {
         }
         let news = self.news_of(id, e);
         let by = self.suspicions.get(target.name()).map(|s| s.by());
-        Some(MemberUpdate {
+        let warning = MemberUpdate {
             by: by.or(news.by.clone()),
             ..news
-        })
+        };
+        Some(warning.as_rumour())
     }
 
     /// A member as this node holds it, as news for a state sync.
@@ -404,14 +405,14 @@ impl Membership {
             Urgency::Normal
         };
         self.rumours
-            .push_update(update, urgency, cx.config.max_broadcasts);
+            .push_update(update.as_rumour(), urgency, cx.config.max_broadcasts);
     }
 
     /// Note `update` (a join, refutation, death or leave) for the tree's
     /// eager links, unless `eager_membership` is off.
     fn push(&mut self, cx: &Ctx, update: &MemberUpdate, source: Option<SocketAddr>) {
         if cx.config.eager_membership {
-            self.pushed.push((update.clone(), source));
+            self.pushed.push((update.as_rumour(), source));
         }
     }
 
@@ -442,6 +443,26 @@ impl Membership {
     /// News that does not stand on its member's own signed word, under the
     /// key its name is bound to, is refused and counted first.
     pub(crate) fn apply(&mut self, cx: &mut Ctx, u: &MemberUpdate, heard: Heard) -> Aftermath {
+        let whole;
+        let u = if u.word_elided() && u.id.name() == cx.me.name() {
+            // An accusation of this node: it answers from its own words.
+            let accused = matches!(u.state, MemberState::Suspect | MemberState::Dead);
+            if accused && u.incarnation <= self.incarnation && u.id.addr() == cx.me.addr() {
+                return self.refute(cx, u);
+            }
+            cx.stats.words_missing += 1;
+            return Aftermath::default();
+        } else if u.word_elided() {
+            match self.word_back(cx, u) {
+                Some(w) => {
+                    whole = w;
+                    &whole
+                }
+                None => return Aftermath::default(),
+            }
+        } else {
+            u
+        };
         if self.is_repeat(cx, u) {
             // Most news a node hears is news it holds already, word for word:
             // it changes nothing, so it is only counted (and ages our own
@@ -812,6 +833,39 @@ impl Membership {
     /// Whether `u` is exactly what this node holds about another member, in
     /// a state that a repeat cannot move (alive, dead or left: a repeated
     /// suspicion may be a new confirmation), under the same signed word.
+    /// An accusation that came without the accused's word (see
+    /// [`MemberUpdate::as_rumour`]), with the word this node holds for the
+    /// same incarnation and address put back; `None`, counted, when it
+    /// holds none. Only a suspicion or a death may come without its word.
+    fn word_back(&self, cx: &mut Ctx, u: &MemberUpdate) -> Option<MemberUpdate> {
+        if !matches!(u.state, MemberState::Suspect | MemberState::Dead) {
+            cx.stats.words_missing += 1;
+            return None;
+        }
+        match self.members.get(u.id.name()) {
+            Some((id, e))
+                if e.incarnation == u.incarnation
+                    && e.state != MemberState::Left
+                    && id.addr() == u.id.addr() =>
+            {
+                Some(MemberUpdate {
+                    key: e.key(),
+                    signature: e.signature(),
+                    ..u.clone()
+                })
+            }
+            Some((_, e)) if e.incarnation > u.incarnation || e.state == MemberState::Left => {
+                // Older than what this node holds: stale, word or none.
+                cx.stats.stale_updates += 1;
+                None
+            }
+            _ => {
+                cx.stats.words_missing += 1;
+                None
+            }
+        }
+    }
+
     fn is_repeat(&self, cx: &Ctx, u: &MemberUpdate) -> bool {
         if u.state == MemberState::Suspect || u.id.name() == cx.me.name() {
             return false;
@@ -1278,6 +1332,107 @@ mod tests {
         h.run_for(ms(20));
         assert_eq!(fakes_held(&h, "a"), 2);
         assert_eq!(h.node("a").stats().introductions_capped, 8);
+    }
+
+    /// Every rumour of a suspicion or a death among the messages sent.
+    fn accusations(h: &Harness) -> Vec<MemberUpdate> {
+        h.messages("*", "*", "*")
+            .iter()
+            .filter_map(|s| s.msg.clone().rumours_mut().cloned())
+            .flatten()
+            .filter(|u| matches!(u.state, MemberState::Suspect | MemberState::Dead))
+            .collect()
+    }
+
+    #[test]
+    fn an_accusation_travels_without_the_accused_s_word() {
+        // Scenario: c crashes; a and b suspect it, then declare it dead. Every suspicion and
+        // death that rides a probe or a gossip leaves c's key and signature out (96 bytes of
+        // some 130), and both still reach the verdict: each takes c's word back from its table.
+        let mut h = Harness::new(&["a", "b", "c"]);
+        h.stop("c");
+        h.wait_for(secs(12), "a and b declaring c dead", |h| {
+            h.member_state("a", "c") == "dead@0" && h.member_state("b", "c") == "dead@0"
+        });
+        let sent = accusations(&h);
+        assert!(!sent.is_empty(), "no accusation was rumoured");
+        assert!(sent.iter().all(MemberUpdate::word_elided), "{sent:?}");
+        for n in ["a", "b"] {
+            assert_eq!(h.node(n).stats().words_missing, 0);
+            // The verdict holds c's real word, taken back from the table.
+            assert_eq!(h.member(n, "c").unwrap().key, h.identity("c").public());
+        }
+    }
+
+    #[test]
+    fn an_accusation_without_a_word_the_receiver_holds_changes_nothing() {
+        // Scenario: a hostile peer sends b accusations with no word behind them: of c at an
+        // incarnation c never reached (b holds c at 0), of b itself above its incarnation, and
+        // an "alive" of c with its word stripped. b holds no word for any of them: each is
+        // refused and counted in words_missing, c stays alive at 0 and b does not refute.
+        let mut h = Harness::new(&["a", "b", "c"]);
+        let c = h.node("b").member("c").unwrap();
+        let b = h.node("b").member("b").unwrap();
+        let bare = |m: &Member, incarnation: u32, state: MemberState| MemberUpdate {
+            id: m.id.clone(),
+            incarnation: Incarnation(incarnation),
+            state,
+            by: Some("a".into()),
+            key: Default::default(),
+            signature: Default::default(),
+        };
+        let updates = vec![
+            bare(&c, 5, MemberState::Suspect),
+            bare(&c, 5, MemberState::Dead),
+            bare(&b, 3, MemberState::Suspect),
+            bare(&c, 1, MemberState::Alive),
+            bare(&c, 0, MemberState::Left),
+        ];
+        h.inject(h.addr("a"), "b", Message::Gossip(Gossip { updates }));
+        h.run_for(ms(1));
+        assert_eq!(h.node("b").stats().words_missing, 5);
+        assert_eq!(h.member_state("b", "c"), "alive@0");
+        assert_eq!(h.node("b").incarnation(), Incarnation(0));
+        assert_eq!(h.node("b").stats().refutations, 0);
+        // The same accusation at the incarnation b holds is taken: the word is b's own copy.
+        let at_0 = bare(&c, 0, MemberState::Suspect);
+        h.inject(
+            h.addr("a"),
+            "b",
+            Message::Gossip(Gossip {
+                updates: vec![at_0],
+            }),
+        );
+        h.run_for(ms(1));
+        assert_eq!(h.member_state("b", "c"), "suspect@0");
+        assert_eq!(h.node("b").stats().words_missing, 5);
+    }
+
+    #[test]
+    fn an_accused_node_refutes_an_accusation_without_its_word() {
+        // Scenario: b is told, with no word attached, that it is suspected at its incarnation:
+        // it knows its own words, so it refutes at once (incarnation 1), as it would had the
+        // word come along.
+        let mut h = Harness::new(&["a", "b", "c"]);
+        let b = h.node("a").member("b").unwrap();
+        let accusation = MemberUpdate {
+            id: b.id,
+            incarnation: Incarnation(0),
+            state: MemberState::Suspect,
+            by: Some("a".into()),
+            key: Default::default(),
+            signature: Default::default(),
+        };
+        let rumour = Message::Gossip(Gossip {
+            updates: vec![accusation],
+        });
+        h.inject(h.addr("a"), "b", rumour);
+        h.run_for(ms(1));
+        assert_eq!(h.node("b").incarnation(), Incarnation(1));
+        assert_eq!(h.node("b").stats().refutations, 1);
+        h.wait_for(secs(2), "a and c seeing b alive at 1", |h| {
+            h.member_state("a", "b") == "alive@1" && h.member_state("c", "b") == "alive@1"
+        });
     }
 
     #[test]

@@ -10,14 +10,20 @@
 //! drops a random share of everything that arrives. Writers put a key on
 //! every agent throughout, on both sides of the cut.
 //!
+//! Every test runs once per peer transport, as `NAME::grpc` and
+//! `NAME::udp` (see [`over_each_transport!`]): a cut or a lost packet
+//! must heal the same whether the probes and rumours travel over gRPC
+//! streams or in datagrams.
+//!
 //! Needs root, `ip` (iproute2) and `nft` (nftables; CI installs it in
 //! `.ci/run`). Without them every test here fails, saying what is missing:
 //! none is ever skipped in silence.
 //!
 //! The default tests scale the protocol down (see [`Timings::scaled`]) so
-//! that the file runs in well under a minute; the full-length variant on
-//! the LAN preset is `#[ignore]`d:
-//! `cargo test --release --test netns -- --ignored --nocapture`.
+//! that the file runs in under a minute over both transports, two tests
+//! at a time; the full-length variants on the LAN preset are `#[ignore]`d:
+//! `cargo test --release --test netns -- --ignored --nocapture`, or, for
+//! one transport, `... -- --ignored --nocapture ::udp`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
@@ -29,6 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use rumour::transport::Transport;
 use serde_json::Value;
 
 const RUMOUR: &str = env!("CARGO_BIN_EXE_rumour");
@@ -44,6 +51,26 @@ fn rumour() -> String {
 /// cluster of n agents takes the first n; the loss runs also use five.
 const NAMES: [&str; 5] = ["west-1", "west-2", "east-1", "west-3", "west-4"];
 const EAST: [usize; 1] = [2];
+
+/// Each listed test, `fn NAME(transport: Transport)`, runs once per peer
+/// transport, as `NAME::grpc` and `NAME::udp`. Attributes written before
+/// a name (an `#[ignore = "..."]`) go on both.
+macro_rules! over_each_transport {
+    ($($(#[$attr:meta])* $test:ident),* $(,)?) => {$(
+        mod $test {
+            #[test]
+            $(#[$attr])*
+            fn grpc() {
+                super::$test(super::Transport::Grpc)
+            }
+            #[test]
+            $(#[$attr])*
+            fn udp() {
+                super::$test(super::Transport::Udp)
+            }
+        }
+    )*};
+}
 
 fn side_of(i: usize) -> usize {
     usize::from(EAST.contains(&i))
@@ -370,12 +397,13 @@ struct Cluster {
     net: Net,
     config: PathBuf,
     preset: &'static str,
+    transport: Transport,
     data_dirs: bool,
 }
 
 impl Cluster {
-    fn start(t: &Timings, tag: &str) -> Cluster {
-        Cluster::start_with(t, tag, false)
+    fn start(t: &Timings, transport: Transport, tag: &str) -> Cluster {
+        Cluster::start_with(t, transport, tag, false)
     }
 
     /// The names of this cluster's agents.
@@ -392,6 +420,7 @@ impl Cluster {
         cmd.args(["netns", "exec", ns, &rumour(), "agent", "--name", name])
             .args(["--bind", &bind, "--api", "127.0.0.1:7947"])
             .args(["--preset", self.preset])
+            .args(["--transport", self.transport.name()])
             .arg("--config")
             .arg(&self.config);
         if self.data_dirs {
@@ -427,14 +456,17 @@ impl Cluster {
         self.agents[i].process = self.spawn(i, &log);
     }
 
-    fn start_with(t: &Timings, tag: &str, data_dirs: bool) -> Cluster {
-        Cluster::start_n(3, t, tag, data_dirs)
+    fn start_with(t: &Timings, transport: Transport, tag: &str, data_dirs: bool) -> Cluster {
+        Cluster::start_n(3, t, transport, tag, data_dirs)
     }
 
-    /// `n` agents (at most five), the first n of [`NAMES`].
-    fn start_n(n: usize, t: &Timings, tag: &str, data_dirs: bool) -> Cluster {
+    /// `n` agents (at most five), the first n of [`NAMES`], on `transport`.
+    fn start_n(n: usize, t: &Timings, transport: Transport, tag: &str, data_dirs: bool) -> Cluster {
         let net = Net::new(n);
-        let dir = std::env::temp_dir().join(format!("rumour-netns-{}-{tag}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!(
+            "rumour-netns-{}-{tag}-{transport}",
+            std::process::id()
+        ));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).expect("scratch dir");
         let config = dir.join("timings.toml");
@@ -450,6 +482,7 @@ impl Cluster {
             net,
             config,
             preset: t.preset,
+            transport,
             data_dirs,
         };
         for (i, name) in NAMES[..n].iter().enumerate() {
@@ -468,7 +501,37 @@ impl Cluster {
             "the agents did not form a cluster:\n{}",
             c.logs()
         );
+        c.check_transport();
         c
+    }
+
+    /// The agents talk over the transport asked for: over UDP each agent
+    /// sends datagrams within a few probe rounds (its probes travel in
+    /// them), over gRPC none ever does.
+    fn check_transport(&self) {
+        let sent = |c: &Cluster| -> Vec<Option<u64>> {
+            c.agents
+                .iter()
+                .map(|a| a.counter("transport_datagrams_sent"))
+                .collect()
+        };
+        match self.transport {
+            Transport::Udp => {
+                let each = self.wait_until(Duration::from_secs(5), |c| {
+                    sent(c).iter().all(|s| s.is_some_and(|n| n > 0))
+                });
+                assert!(
+                    each.is_some(),
+                    "datagrams sent over UDP, by agent: {:?}",
+                    sent(self)
+                );
+            }
+            Transport::Grpc => assert_eq!(
+                sent(self),
+                vec![Some(0); self.agents.len()],
+                "datagrams sent over gRPC, by agent"
+            ),
+        }
     }
 
     /// Whether every agent holds every agent alive.
@@ -646,6 +709,16 @@ impl Writers {
 
 // ----- the cases -------------------------------------------------------------
 
+over_each_transport!(
+    a_partition_heals_within_one_push_pull_interval_of_the_cut_s_end,
+    a_partition_past_the_reap_heals_through_the_reconnect_list,
+    a_node_restarted_while_cut_off_keeps_its_identity_and_every_acknowledged_put,
+    #[ignore = "full length on the LAN preset: about 7 minutes; cargo test --release --test netns -- --ignored --nocapture full_length"]
+    full_length_partitions_and_loss_on_the_lan_preset,
+    #[ignore = "on the LAN preset: about 4 minutes; cargo test --release --test netns -- --ignored --nocapture five"]
+    five_agents_at_twenty_percent_loss_declare_no_death,
+);
+
 /// Cut east from west for `cut` with writers on both sides, heal, and
 /// check that within `members_bound` of the cut's end every agent holds
 /// every agent alive; within `data_bound`, every agent holds every
@@ -707,15 +780,15 @@ fn partition_heals(
     let wrong = c.same_side_deaths();
     assert!(wrong.is_empty(), "{wrong:?}\n{}", c.logs());
     eprintln!(
-        "{cut:?} cut: members agreed {members:?} and data {data:?} after the heal ({puts} acknowledged puts, deaths_doubted {}, deaths {:?})",
+        "over {}, a {cut:?} cut: members agreed {members:?} and data {data:?} after the heal ({puts} acknowledged puts, deaths_doubted {}, deaths {:?})",
+        c.transport,
         c.counter_sum("deaths_doubted"),
         c.deaths()
     );
     (members, data)
 }
 
-#[test]
-fn a_partition_heals_within_one_push_pull_interval_of_the_cut_s_end() {
+fn a_partition_heals_within_one_push_pull_interval_of_the_cut_s_end(transport: Transport) {
     // Scenario: east-1 is cut off from west-1 and west-2 long enough that
     // each side declares the other dead, but not so long that they are
     // reaped. When the cut ends, every agent sees every agent alive again
@@ -726,26 +799,26 @@ fn a_partition_heals_within_one_push_pull_interval_of_the_cut_s_end() {
     // ever saw its neighbour declared dead, though east-1's stale verdict
     // on it crosses at the heal.
     let t = Timings::scaled();
-    let c = Cluster::start(&t, "short");
+    let c = Cluster::start(&t, transport, "short");
     c.check_timings(&t);
     let data = t.reconnect_interval + t.push_pull_interval;
     partition_heals(&c, &t, t.short_cut, t.push_pull_interval, data);
 }
 
-#[test]
-fn a_partition_past_the_reap_heals_through_the_reconnect_list() {
+fn a_partition_past_the_reap_heals_through_the_reconnect_list(transport: Transport) {
     // Scenario: the same cut, past dead_reap_after: each side forgets the
     // other, whose addresses stay only on the reconnect list. After the
     // cut, a knock from that list reunites them within one reconnect
     // interval and one push-pull interval, with nothing acknowledged lost.
     let t = Timings::scaled();
-    let c = Cluster::start(&t, "long");
+    let c = Cluster::start(&t, transport, "long");
     let bound = t.reconnect_interval + t.push_pull_interval;
     partition_heals(&c, &t, t.long_cut, bound, bound);
 }
 
-#[test]
-fn a_node_restarted_while_cut_off_keeps_its_identity_and_every_acknowledged_put() {
+fn a_node_restarted_while_cut_off_keeps_its_identity_and_every_acknowledged_put(
+    transport: Transport,
+) {
     // Scenario: three agents on data dirs, writers on all three. east-1 is
     // cut off; while cut off it is killed with `kill -9` and started again
     // on its data dir, alone, and goes on taking puts. When the cut ends,
@@ -754,7 +827,7 @@ fn a_node_restarted_while_cut_off_keeps_its_identity_and_every_acknowledged_put(
     // one push-pull interval, and east-1 came back under the same key and
     // generation.
     let t = Timings::scaled();
-    let mut c = Cluster::start_with(&t, "restart", true);
+    let mut c = Cluster::start_with(&t, transport, "restart", true);
     let identity = |a: &Agent| {
         let out = a.ok(&["status", "--format", "json"])?;
         let v: Value = serde_json::from_str(&out).ok()?;
@@ -798,32 +871,30 @@ fn a_node_restarted_while_cut_off_keeps_its_identity_and_every_acknowledged_put(
         "east-1 took puts: {}",
         acked["east-1"].len()
     );
-    eprintln!("restart while cut off: every put everywhere {took:?} after the heal");
+    eprintln!(
+        "over {transport}, restart while cut off: every put everywhere {took:?} after the heal"
+    );
 }
 
-#[test]
-#[ignore = "full length on the LAN preset: about 7 minutes; cargo test --release --test netns -- --ignored --nocapture"]
-fn full_length_partitions_and_loss_on_the_lan_preset() {
+fn full_length_partitions_and_loss_on_the_lan_preset(transport: Transport) {
     // Scenario: the measurement, as shipped: a 30 s partition, a
     // 150 s one (past dead_reap_after), then three runs of 60 s at 20%
     // loss on every agent's input, with 0 false deaths and every put
     // delivered.
     let t = Timings::lan();
-    let c = Cluster::start(&t, "lan");
+    let c = Cluster::start(&t, transport, "lan");
     let bound = t.reconnect_interval + t.push_pull_interval;
     partition_heals(&c, &t, t.short_cut, t.push_pull_interval, bound);
     partition_heals(&c, &t, t.long_cut, bound, bound);
     loss_runs(&c, &t, 3);
 }
 
-#[test]
-#[ignore = "on the LAN preset: about 4 minutes; cargo test --release --test netns -- --ignored --nocapture five"]
-fn five_agents_at_twenty_percent_loss_declare_no_death() {
+fn five_agents_at_twenty_percent_loss_declare_no_death(transport: Transport) {
     // Scenario: the loss target at five agents: three runs of 60 s
     // at 20% loss on every agent's input, writers on every agent; no death
     // is declared and every acknowledged put reaches every agent.
     let t = Timings::lan();
-    let c = Cluster::start_n(5, &t, "lan5", false);
+    let c = Cluster::start_n(5, &t, transport, "lan5", false);
     loss_runs(&c, &t, 3);
 }
 
@@ -850,6 +921,9 @@ fn loss_runs(c: &Cluster, t: &Timings, runs: u32) {
             "run {run}: a put was not delivered\n{}",
             c.logs()
         );
-        eprintln!("20% loss, run {run}: no death, every put delivered within {data:?}");
+        eprintln!(
+            "over {}, 20% loss, run {run}: no death, every put delivered within {data:?}",
+            c.transport
+        );
     }
 }

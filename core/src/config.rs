@@ -122,7 +122,14 @@ pub struct Config {
     #[serde(with = "duration_str")]
     pub probe_timeout: Duration,
     /// Number of members asked to probe a target that missed its direct ack.
-    /// LAN default 3. May be 0 (no indirect probing).
+    /// LAN default 8 (SWIM's papers and memberlist use 3). They cost only
+    /// when a direct probe fails, and each one more divides the chance of a
+    /// false suspicion: at 20% loss a relay's round trip (four legs) fails
+    /// 59% of the time, so 3 relays all fail 20% of the time and 8 fail
+    /// 1.5%; every suspicion avoided saves a suspicion and a refutation
+    /// rumoured to every node. Measured: 1,000 nodes at 20% loss send
+    /// 4.2 KB/node/s with 8 against 48.6 KB/node/s with 3 (README, "Lossy
+    /// networks"). May be 0 (no indirect probing).
     pub indirect_probes: usize,
     /// The shortest suspicion timeout, reached once `suspicion_confirmations`
     /// independent members have confirmed a suspicion.
@@ -331,7 +338,7 @@ impl Config {
         Config {
             probe_period: Duration::from_secs(1),
             probe_timeout: Duration::from_millis(500),
-            indirect_probes: 3,
+            indirect_probes: 8,
             suspicion_min: Duration::from_secs(4),
             suspicion_max: Duration::from_secs(12),
             suspicion_confirmations: 3,

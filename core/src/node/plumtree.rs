@@ -11,7 +11,8 @@
 //! - **adoption**: a push of data that anti-entropy delivered first is the
 //!   tree's own path, not a duplicate: the link stays and the data goes on;
 //! - **hot lazy links**: a pruned link hears a few ids once a round for one
-//!   push-pull interval, so a tree cut by two racing prunes finds its pieces;
+//!   push-pull interval, so a tree cut by two racing prunes finds its pieces
+//!   (the last few pruned only: `hot_lazy_links`);
 //! - **mending**: while grafts are seen, or probes miss acks, announcements
 //!   last longer and go to more peers;
 //! - **held rumours**: a push that arrives before the versions it follows
@@ -155,11 +156,22 @@ impl Plumtree {
         self.keep_lazy(cx, from);
     }
 
-    /// A link was pruned: keep it hot for announcements for a while.
+    /// A link was pruned: keep it hot for announcements for a while, and
+    /// no more than `hot_lazy_links` of them, the longest hot let go.
     fn keep_lazy(&mut self, cx: &Ctx, peer: SocketAddr) {
         self.lazy.retain(|_, until| *until > cx.now);
         self.lazy
             .insert(peer, cx.now + cx.config.push_pull_interval);
+        while self.lazy.len() > cx.config.tree.hot_lazy_links {
+            let oldest = self
+                .lazy
+                .iter()
+                .min_by_key(|&(addr, until)| (*until, *addr))
+                .map(|(addr, _)| *addr);
+            if let Some(addr) = oldest {
+                self.lazy.remove(&addr);
+            }
+        }
     }
 
     /// A member is no longer live: stop pushing to it.
@@ -706,6 +718,36 @@ mod tests {
         assert_eq!(value(&h, "c", "a", "y").as_deref(), Some("2"));
         assert_eq!(h.sent("*", "*", "prune"), 2);
         assert_eq!(duplicates(&h), 2);
+    }
+
+    #[test]
+    fn only_the_last_pruned_links_stay_hot() {
+        // Scenario: 20 nodes, all linked to n00. Nineteen prunes reach n00 one after another (as on
+        // a lossy network, where links are grafted and pruned without pause). n00 then writes x:
+        // its next gossip round announces x to its random peers and to the hot lazy links, which
+        // are only the last `hot_lazy_links` (8) pruned, not all nineteen (without the bound, 16 or
+        // more are told).
+        let names: Vec<String> = (0..20).map(|i| format!("n{i:02}")).collect();
+        let all: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut h = Harness::new(&all);
+        link_all(&mut h, &all);
+        for (i, n) in all[1..].iter().enumerate() {
+            h.inject(h.addr(n), "n00", Message::Prune(Prune));
+            h.run_for(ms(1 + i as u64 % 2));
+        }
+        assert!(links(&h, "n00").is_empty());
+        let before = h.sent("n00", "*", "ihave");
+        h.act("n00", |n, now| n.put(now, "x", b"1")).unwrap();
+        h.run_for(Config::local().gossip_interval);
+        let announced: std::collections::BTreeSet<String> = h.messages("n00", "*", "ihave")
+            [before..]
+            .iter()
+            .map(|s| s.to.clone())
+            .collect();
+        let t = Config::local().tree;
+        assert_eq!((t.hot_lazy_links, t.mending_announce_peers), (8, 2));
+        assert!(!announced.is_empty());
+        assert!(announced.len() <= 8 + 2, "{announced:?}");
     }
 
     #[test]

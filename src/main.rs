@@ -45,7 +45,7 @@ enum Command {
 
 #[derive(Args)]
 struct SimArgs {
-    /// A built-in scenario (steady, crash, partition-heal, lossy, churn) or a TOML file.
+    /// A built-in scenario (steady, crash, partition-heal, lossy, churn, leave) or a TOML file.
     #[arg(long, default_value = "steady")]
     scenario: String,
     /// Cluster size (overrides the scenario).

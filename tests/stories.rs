@@ -626,6 +626,15 @@ fn a_graceful_leave_is_seen_as_left_not_dead() {
     assert!(sim.node(bravo).is_none());
     everyone_else_believes(&sim, bravo, MemberState::Left).unwrap_or_else(|e| panic!("{e}"));
     sim.check_membership().unwrap();
+    // The report times the leave from bravo's goodbye to the last node
+    // that took it in.
+    let r = sim.report();
+    assert_eq!((r.leaves, r.leaves_seen), (1, 1));
+    let seen = r.leave_seen_max_ms.expect("the leave was timed");
+    assert!(
+        seen > 0.0 && seen <= (c.probe_period * 3).as_secs_f64() * 1e3,
+        "{seen} ms"
+    );
 
     // Long enough for any wrong suspicion of bravo to expire.
     sim.run_for(c.probe_period * 3 + c.suspicion_max);

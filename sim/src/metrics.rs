@@ -19,6 +19,15 @@ struct Crash {
     all_dead: Option<Time>,
 }
 
+/// A graceful leave, and when every running node first held the leaver
+/// gone (left, or dead).
+#[derive(Debug, Clone)]
+struct Leave {
+    node: usize,
+    at: Time,
+    all_gone: Option<Time>,
+}
+
 /// Running tallies of a simulation.
 #[derive(Debug)]
 pub struct Metrics {
@@ -34,6 +43,7 @@ pub struct Metrics {
     ok_count: usize,
     converged_at: Option<Time>,
     crashes: Vec<Crash>,
+    leaves: Vec<Leave>,
     false_positives: u64,
     false_suspicions: u64,
     msgs: u64,
@@ -138,6 +148,7 @@ impl Metrics {
             ok_count: 0,
             converged_at: None,
             crashes: Vec::new(),
+            leaves: Vec::new(),
             false_positives: 0,
             false_suspicions: 0,
             msgs: 0,
@@ -207,6 +218,14 @@ impl Metrics {
             at: now,
             first_suspect: None,
             all_dead: None,
+        });
+    }
+
+    pub(crate) fn left(&mut self, i: usize, now: Time) {
+        self.leaves.push(Leave {
+            node: i,
+            at: now,
+            all_gone: None,
         });
     }
 
@@ -332,9 +351,30 @@ impl Metrics {
         }
     }
 
+    /// Every running node holds `node` gone: the end of its latest crash
+    /// or leave, whichever came last.
     pub(crate) fn gone_everywhere(&mut self, node: usize, now: Time) {
-        if let Some(c) = self.open_crash(node) {
-            c.all_dead.get_or_insert(now);
+        let crashed = self
+            .crashes
+            .iter()
+            .rposition(|c| c.node == node)
+            .map(|x| (self.crashes[x].at, x));
+        let left = self
+            .leaves
+            .iter()
+            .rposition(|l| l.node == node)
+            .map(|x| (self.leaves[x].at, x));
+        match (crashed, left) {
+            (Some((c_at, c)), Some((l_at, _))) if c_at >= l_at => {
+                self.crashes[c].all_dead.get_or_insert(now);
+            }
+            (Some((_, c)), None) => {
+                self.crashes[c].all_dead.get_or_insert(now);
+            }
+            (_, Some((_, l))) => {
+                self.leaves[l].all_gone.get_or_insert(now);
+            }
+            (None, None) => {}
         }
     }
 
@@ -365,6 +405,12 @@ impl Metrics {
             .filter_map(|c| c.first_suspect.map(|t| (t - c.at).as_secs_f64() * 1e3))
             .collect();
         first.sort_by(f64::total_cmp);
+        let mut left: Vec<f64> = self
+            .leaves
+            .iter()
+            .filter_map(|l| l.all_gone.map(|t| (t - l.at).as_secs_f64() * 1e3))
+            .collect();
+        left.sort_by(f64::total_cmp);
         let gi = self.gossip_interval.as_secs_f64();
         let since_last_start = self
             .converged_at
@@ -395,6 +441,10 @@ impl Metrics {
             detection_max_ms: detect.last().copied(),
             detection_bound_ms: (config.probe_period * 3 + config.suspicion_max).as_secs_f64()
                 * 1e3,
+            leaves: self.leaves.len(),
+            leaves_seen: left.len(),
+            leave_seen_p50_ms: percentile(&left, 0.50),
+            leave_seen_max_ms: left.last().copied(),
             false_positives: self.false_positives,
             false_suspicions: self.false_suspicions,
             msgs_per_node_per_s: per_node_s(self.msgs_window),
@@ -486,6 +536,14 @@ pub struct Report {
     pub detection_max_ms: Option<f64>,
     /// The bound the design promises: `probe_period * 3 + suspicion_max`.
     pub detection_bound_ms: f64,
+    /// Graceful leaves during the run.
+    pub leaves: usize,
+    /// Leaves that every running node came to hold gone (left or dead).
+    pub leaves_seen: usize,
+    /// Median time from a leave until every running node held it gone.
+    pub leave_seen_p50_ms: Option<f64>,
+    /// Longest time from a leave until every running node held it gone.
+    pub leave_seen_max_ms: Option<f64>,
     /// Times a running node was declared dead by some node.
     pub false_positives: u64,
     /// Times a running node was suspected by some node (most are refuted).
@@ -598,6 +656,16 @@ impl fmt::Display for Report {
             ms(self.detection_p99_ms),
             self.detection_bound_ms
         )?;
+        if self.leaves > 0 {
+            writeln!(
+                f,
+                "  leaves seen everywhere    {} of {} (p50 {}, max {})",
+                self.leaves_seen,
+                self.leaves,
+                ms(self.leave_seen_p50_ms),
+                ms(self.leave_seen_max_ms)
+            )?;
+        }
         writeln!(
             f,
             "  false positives           {} declared dead, {} suspected",

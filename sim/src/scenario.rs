@@ -26,6 +26,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ),
     ("lossy", include_str!("../scenarios/lossy.toml")),
     ("churn", include_str!("../scenarios/churn.toml")),
+    ("leave", include_str!("../scenarios/leave.toml")),
 ];
 
 /// A whole simulated run.

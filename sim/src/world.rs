@@ -564,7 +564,8 @@ impl Sim {
         self.metrics
             .event(self.now, observer, &e, about, about_running);
         if let (Event::MemberDied(_) | Event::MemberLeft(_), Some(a)) = (&e, about) {
-            if !about_running {
+            // A leaver is still running while it says goodbye.
+            if !about_running || matches!(e, Event::MemberLeft(_)) {
                 let gone_everywhere = (0..self.slots.len()).all(|j| {
                     j == a
                         || self.node(j).is_none_or(|n| {
@@ -885,6 +886,7 @@ impl Sim {
     pub fn leave(&mut self, i: usize) {
         if let Some(n) = self.slots[i].node.as_mut() {
             if n.leave(self.now).is_ok() {
+                self.metrics.left(i, self.now);
                 self.drain(i);
                 self.metrics.recount(&self.running());
             }

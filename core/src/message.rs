@@ -44,7 +44,7 @@ impl MemberUpdate {
     /// This news as a rumour carries it. A suspicion or a death stands on
     /// the accused's word for the incarnation it names, and every node that
     /// could act on the accusation holds that word already: the rumour
-    /// leaves it out (96 of some 140 bytes) and each receiver takes it
+    /// leaves it out (96 of some 130 bytes) and each receiver takes it
     /// back from its own table, refusing the accusation where it holds no
     /// word for that incarnation. Joins, refutations and leaves are new
     /// words, and carry them.

@@ -830,9 +830,6 @@ impl Membership {
     /// Whether `u` stands on its member's own signed word under the key
     /// its name is bound to (this node's own key, for news about this
     /// node). A word already held was checked when it was taken in.
-    /// Whether `u` is exactly what this node holds about another member, in
-    /// a state that a repeat cannot move (alive, dead or left: a repeated
-    /// suspicion may be a new confirmation), under the same signed word.
     /// An accusation that came without the accused's word (see
     /// [`MemberUpdate::as_rumour`]), with the word this node holds for the
     /// same incarnation and address put back; `None`, counted, when it
@@ -866,6 +863,9 @@ impl Membership {
         }
     }
 
+    /// Whether `u` is exactly what this node holds about another member, in
+    /// a state that a repeat cannot move (alive, dead or left: a repeated
+    /// suspicion may be a new confirmation), under the same signed word.
     fn is_repeat(&self, cx: &Ctx, u: &MemberUpdate) -> bool {
         if u.state == MemberState::Suspect || u.id.name() == cx.me.name() {
             return false;

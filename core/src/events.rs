@@ -126,7 +126,8 @@ pub struct Stats {
     pub address_conflicts: u64,
     /// Deaths of live members taken only as suspicions: learned by a
     /// push-pull, or about a member heard from directly within the
-    /// suspicion timeout (stale news, as at a partition's heal).
+    /// suspicion timeout (stale news, as at a partition's heal). Counted
+    /// once per suspicion so raised, not per copy of the news.
     pub deaths_doubted: u64,
     /// Ping-reqs refused: their target is not a live member at the address
     /// named (a relay pings no address a stranger chooses).

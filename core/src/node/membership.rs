@@ -533,12 +533,14 @@ impl Membership {
         {
             state = MemberState::Suspect;
             doubted = true;
-            if held.state.is_live() {
-                cx.stats.deaths_doubted += 1;
-            }
         }
         let by = || u.by.clone().unwrap_or_else(|| self.my_name.clone());
         if overrides(incarnation, state, held.incarnation, held.state) {
+            // Counted once, where the doubt raised a suspicion: its repeats
+            // only confirm it.
+            if doubted && held.state.is_live() {
+                cx.stats.deaths_doubted += 1;
+            }
             let by = by();
             let accused = matches!(state, MemberState::Suspect | MemberState::Dead);
             let cause = self.cause(heard, accused.then(|| by.clone()), doubted);
@@ -1615,6 +1617,11 @@ mod tests {
         h.inject(h.addr("c"), "a", gossip(death_by_c(&h, "b")));
         h.run_for(ms(2));
         assert_eq!(h.member_state("a", "b"), "suspect@0");
+        assert_eq!(h.node("a").stats().deaths_doubted, 1);
+        // The same stale death again: the suspicion it raised stands, and
+        // it is not counted twice.
+        h.inject(h.addr("c"), "a", gossip(death_by_c(&h, "b")));
+        h.run_for(ms(2));
         assert_eq!(h.node("a").stats().deaths_doubted, 1);
         h.wait_for(secs(5), "b refuting at a", |h| {
             h.member_state("a", "b") == "alive@1"

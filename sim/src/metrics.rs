@@ -393,24 +393,9 @@ impl Metrics {
                 0.0
             }
         };
-        let mut detect: Vec<f64> = self
-            .crashes
-            .iter()
-            .filter_map(|c| c.all_dead.map(|t| (t - c.at).as_secs_f64() * 1e3))
-            .collect();
-        detect.sort_by(f64::total_cmp);
-        let mut first: Vec<f64> = self
-            .crashes
-            .iter()
-            .filter_map(|c| c.first_suspect.map(|t| (t - c.at).as_secs_f64() * 1e3))
-            .collect();
-        first.sort_by(f64::total_cmp);
-        let mut left: Vec<f64> = self
-            .leaves
-            .iter()
-            .filter_map(|l| l.all_gone.map(|t| (t - l.at).as_secs_f64() * 1e3))
-            .collect();
-        left.sort_by(f64::total_cmp);
+        let detect = sorted_ms(self.crashes.iter().map(|c| (c.at, c.all_dead)));
+        let first = sorted_ms(self.crashes.iter().map(|c| (c.at, c.first_suspect)));
+        let left = sorted_ms(self.leaves.iter().map(|l| (l.at, l.all_gone)));
         let gi = self.gossip_interval.as_secs_f64();
         let since_last_start = self
             .converged_at
@@ -704,4 +689,13 @@ impl fmt::Display for Report {
         }
         write!(f, "  trace digest              {}", self.trace_digest)
     }
+}
+
+/// The milliseconds from each start to its end, for those that ended, sorted.
+fn sorted_ms(spans: impl Iterator<Item = (Time, Option<Time>)>) -> Vec<f64> {
+    let mut ms: Vec<f64> = spans
+        .filter_map(|(from, to)| to.map(|t| (t - from).as_secs_f64() * 1e3))
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    ms
 }

@@ -195,17 +195,27 @@ impl<T: Rumour> BroadcastQueue<T> {
     /// to fresher ones. Returns whether a queued rumour was aged.
     pub(crate) fn heard_again(&mut self, update: &T, weight: u32, limit: u32) -> bool {
         let key = update.key();
-        let Some(prio) = self.by_member.get(&key).copied() else {
+        // One lookup of the key and one of the queue: this runs for most
+        // news a node hears.
+        let Some(slot) = self.by_member.get_mut(&key) else {
             return false;
         };
-        let Some(q) = self.queue.get(&prio) else {
+        let prio = *slot;
+        let Some(q) = self.queue.remove(&prio) else {
             return false;
         };
         if !q.update.same_news(update) {
+            self.queue.insert(prio, q);
             return false;
         }
-        let q = self.queue.remove(&prio).expect("looked up");
-        self.requeue(key, prio, q, prio.1.saturating_add(weight), limit);
+        let sent = prio.1.saturating_add(weight);
+        if sent >= limit {
+            self.by_member.remove(&key);
+        } else {
+            let next = (prio.0, sent, prio.2);
+            *slot = next;
+            self.queue.insert(next, q);
+        }
         true
     }
 

@@ -166,8 +166,6 @@ impl Membership {
         }
     }
 
-    /// Whether a message came straight from `addr` within the suspicion
-    /// timeout (`suspicion_max`) before now.
     /// Whether a message ever came straight from `addr` (as far as the map
     /// of senders remembers): a member that has never spoken to this node
     /// may not exist at all.
@@ -175,6 +173,8 @@ impl Membership {
         self.heard.contains_key(&addr)
     }
 
+    /// Whether a message came straight from `addr` within the suspicion
+    /// timeout (`suspicion_max`) before now.
     fn heard_lately(&self, cx: &Ctx, addr: SocketAddr) -> bool {
         self.heard
             .get(&addr)
@@ -463,7 +463,7 @@ impl Membership {
         } else {
             u
         };
-        if self.is_repeat(cx, u) {
+        if let Some(pushed) = self.repeat(cx, u) {
             // Most news a node hears is news it holds already, word for word:
             // it changes nothing, so it is only counted (and ages our own
             // copy of the rumour), with no copy of the entry taken.
@@ -473,7 +473,6 @@ impl Membership {
                 // never went down the tree from here: the first time it is
                 // heard as a rumour it goes on once, so that the tree's
                 // pushes pass through nodes that knew it already.
-                let pushed = self.members.get(u.id.name()).is_some_and(|(_, e)| e.pushed);
                 if !pushed && cx.config.eager_membership {
                     self.members.mark_pushed(u.id.name());
                     self.push(cx, u, Some(from));
@@ -865,19 +864,21 @@ impl Membership {
         }
     }
 
-    /// Whether `u` is exactly what this node holds about another member, in
-    /// a state that a repeat cannot move (alive, dead or left: a repeated
-    /// suspicion may be a new confirmation), under the same signed word.
-    fn is_repeat(&self, cx: &Ctx, u: &MemberUpdate) -> bool {
+    /// If `u` is exactly what this node holds about another member, in a
+    /// state that a repeat cannot move (alive, dead or left: a repeated
+    /// suspicion may be a new confirmation), under the same signed word:
+    /// whether this node pushed that entry down the tree (one lookup
+    /// answers both, as most news heard is a repeat).
+    fn repeat(&self, cx: &Ctx, u: &MemberUpdate) -> Option<bool> {
         if u.state == MemberState::Suspect || u.id.name() == cx.me.name() {
-            return false;
+            return None;
         }
-        self.members.get(u.id.name()).is_some_and(|(id, e)| {
-            e.state == u.state
-                && e.incarnation == u.incarnation
-                && id.addr() == u.id.addr()
-                && e.holds_word(&u.key, &u.signature)
-        })
+        let (id, e) = self.members.get(u.id.name())?;
+        let same = e.state == u.state
+            && e.incarnation == u.incarnation
+            && id.addr() == u.id.addr()
+            && e.holds_word(&u.key, &u.signature);
+        same.then_some(e.pushed)
     }
 
     fn signed(&self, cx: &mut Ctx, u: &MemberUpdate, held: Option<&(NodeId, Entry)>) -> bool {

@@ -55,6 +55,10 @@ pub struct Metrics {
     bytes_quiet: u64,
     peak_members: usize,
     peak_broadcasts: usize,
+    peak_held: usize,
+    /// When each node's held records are next sampled (a walk over its
+    /// namespaces, so once per simulated second per node at most).
+    held_due: Vec<Time>,
     events: u64,
     by_kind: BTreeMap<&'static str, KindTally>,
     /// Alive members each running node last saw, and their sum.
@@ -64,6 +68,9 @@ pub struct Metrics {
     next_sample: Time,
     series: Series,
 }
+
+/// How often a node's held records are sampled.
+const HELD_SAMPLE: Duration = Duration::from_secs(1);
 
 /// Most buckets a run's series holds: longer runs get wider buckets.
 const MAX_BUCKETS: u64 = 3000;
@@ -159,6 +166,8 @@ impl Metrics {
             bytes_quiet: 0,
             peak_members: 0,
             peak_broadcasts: 0,
+            peak_held: 0,
+            held_due: vec![Time::ZERO; n],
             events: 0,
             by_kind: BTreeMap::new(),
             known: vec![0; n],
@@ -260,6 +269,10 @@ impl Metrics {
         }
         self.peak_broadcasts = self.peak_broadcasts.max(node.pending_broadcasts());
         self.peak_members = self.peak_members.max(node.live_members());
+        if now >= self.held_due[i] {
+            self.held_due[i] = now + HELD_SAMPLE;
+            self.peak_held = self.peak_held.max(node.held_records());
+        }
         if self.converged_at.is_none()
             && self.initial_starts == self.running.len()
             && self.ok_count == self.running_count
@@ -439,6 +452,7 @@ impl Metrics {
             total_bytes: self.bytes,
             peak_members: self.peak_members,
             peak_broadcasts: self.peak_broadcasts,
+            peak_held_records: self.peak_held,
             events: self.events,
             by_kind: self.by_kind.clone(),
             trace_digest: format!("{digest:016x}"),
@@ -547,6 +561,9 @@ pub struct Report {
     pub peak_members: usize,
     /// Longest broadcast queue any node held.
     pub peak_broadcasts: usize,
+    /// Most records (keys, tombstones and events, over every namespace)
+    /// any node held, sampled once per simulated second per node.
+    pub peak_held_records: usize,
     /// Membership events emitted, all nodes together.
     pub events: u64,
     /// Messages and bytes of the whole run, by message kind.
@@ -663,8 +680,8 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "  peak state                {} members, {} queued rumours",
-            self.peak_members, self.peak_broadcasts
+            "  peak state                {} members, {} queued rumours, {} records held",
+            self.peak_members, self.peak_broadcasts, self.peak_held_records
         )?;
         if self.updates > 0 {
             writeln!(

@@ -316,6 +316,14 @@ impl Node {
         &self.cx.stats
     }
 
+    /// Records this node holds over every namespace, its own included: one
+    /// per key (a value or a tombstone) and one per user event not yet
+    /// collected. It walks the namespaces, one step each: sample it, do not
+    /// read it per message.
+    pub fn held_records(&self) -> usize {
+        self.replicas.store().held_records()
+    }
+
     /// Rumours waiting in the broadcast queue.
     pub fn pending_broadcasts(&self) -> usize {
         self.membership.pending_rumours()

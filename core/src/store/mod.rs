@@ -729,6 +729,14 @@ impl Store {
         }
     }
 
+    /// Records held over every namespace: one per key (a value or a
+    /// tombstone) and one per user event not yet collected, each a slot of
+    /// its namespace's stream. One step per namespace, so a driver
+    /// that reports it samples it rather than reading it per message.
+    pub(crate) fn held_records(&self) -> usize {
+        self.spaces.values().map(|ns| ns.stream.len()).sum()
+    }
+
     /// Owners held, in name order.
     pub(crate) fn owners(&self) -> impl Iterator<Item = &Arc<str>> {
         self.spaces.keys()

@@ -179,6 +179,34 @@ async fn a_cluster_forms_from_one_seed_and_a_put_reaches_every_node(t: Transport
     })
     .await;
 
+    // A record too large for a datagram still arrives: on UDP it goes
+    // alone, by stream.
+    let big = vec![7u8; 10_000];
+    let big_version = agents[2].handle().put("", "big", &big).await.unwrap();
+    eventually(
+        "the large put is readable everywhere",
+        convergence(),
+        || async {
+            for a in &agents {
+                match a.handle().get("node-2", "big").await {
+                    Ok(r) if *r.entry.value == big[..] && r.entry.version == big_version => {}
+                    _ => return false,
+                }
+            }
+            true
+        },
+    )
+    .await;
+    let over = agents[2]
+        .handle()
+        .transport_stats()
+        .datagrams_over_limit
+        .load(std::sync::atomic::Ordering::Relaxed);
+    match t {
+        Transport::Grpc => assert_eq!(over, 0),
+        Transport::Udp => assert!(over > 0, "the large record went by datagram"),
+    }
+
     // Through the gRPC API too.
     let mut c = client(&agents[4]).await;
     let r = c
@@ -498,7 +526,10 @@ async fn malformed_and_oversized_peer_messages_are_refused_counted_and_survived(
     // limit (on the length prefix), or the datagram limit.
     let limit = match t {
         Transport::Grpc => config(t, "x", protocol()).transport.max_inbound_message,
-        Transport::Udp => config(t, "x", protocol()).protocol.max_message_size,
+        Transport::Udp => config(t, "x", protocol())
+            .protocol
+            .datagram_size
+            .expect("UDP packs to a datagram size"),
     };
     let query = pb::Query {
         id: 1,

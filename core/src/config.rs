@@ -230,9 +230,19 @@ pub struct Config {
     /// Rumours are packed up to it. Push-pull state is not bounded by it.
     /// Default 65536: the transport is gRPC over TCP, so a message is not
     /// bound to one datagram, and a burst of joins spreads in a few rounds
-    /// instead of queueing behind a 1400-byte budget (set 1400 for a
-    /// datagram transport). At least 512.
+    /// instead of queueing behind a 1400-byte budget (a datagram transport
+    /// sets `datagram_size` instead). At least 512.
     pub max_message_size: usize,
+    /// Size the node packs the kinds a datagram transport sends by datagram
+    /// to (probes, acks, rumours, tree pushes and announcements, data
+    /// gossip; see [`Message::rides_datagrams`](crate::Message::rides_datagrams)):
+    /// their rumours and batches fill at most this many bytes, and a single
+    /// record too large for it goes in a message of its own, up to
+    /// `max_message_size` (which such a transport then sends by stream).
+    /// Push-pull pages and queries still fill `max_message_size`. Default
+    /// none: every kind is packed to `max_message_size`. If set, at least
+    /// 256 and at most `max_message_size`.
+    pub datagram_size: Option<usize>,
     /// How gossip peers are picked. LAN default `random`.
     pub peer_selection: PeerSelection,
     /// Where periodic timers start. Default `random`; the simulator's
@@ -371,6 +381,7 @@ impl Config {
             push_pull_interval: Duration::from_secs(10),
             push_pull_peers: 3,
             max_message_size: 65536,
+            datagram_size: None,
             peer_selection: PeerSelection::Random,
             timer_phase: TimerPhase::Random,
             dissemination: Dissemination::Tree,
@@ -494,6 +505,17 @@ impl Config {
                 "max_message_size",
                 "must be at least 512 bytes",
             ));
+        }
+        if let Some(size) = self.datagram_size {
+            if size < 256 || size > self.max_message_size {
+                return Err(ConfigError::new(
+                    "datagram_size",
+                    format!(
+                        "must be at least 256 bytes and at most max_message_size ({})",
+                        self.max_message_size
+                    ),
+                ));
+            }
         }
         if self.max_key_len == 0 {
             return Err(ConfigError::new("max_key_len", "must be at least 1"));

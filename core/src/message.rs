@@ -533,6 +533,27 @@ impl Message {
         }
     }
 
+    /// Whether a datagram transport carries this kind in one datagram:
+    /// probes and their answers, membership rumours, tree traffic and data
+    /// gossip, the small and frequent kinds SWIM was built around. A
+    /// push-pull exchange and a query go by stream. The node packs these
+    /// kinds to [`Config::datagram_size`](crate::Config::datagram_size).
+    pub fn rides_datagrams(&self) -> bool {
+        match self {
+            Message::Ping(_)
+            | Message::PingReq(_)
+            | Message::Ack(_)
+            | Message::Nack(_)
+            | Message::Gossip(_)
+            | Message::DataGossip(_)
+            | Message::Eager(_)
+            | Message::IHave(_)
+            | Message::Graft(_)
+            | Message::Prune(_) => true,
+            Message::PushPull(_) | Message::Query(_) | Message::QueryReply(_) => false,
+        }
+    }
+
     /// The membership rumours a probe or gossip message carries, to fill.
     pub(crate) fn rumours_mut(&mut self) -> Option<&mut Vec<MemberUpdate>> {
         match self {
@@ -559,4 +580,22 @@ pub struct OwnNamespace {
     /// Records, in version order: each the latest of its key (or an event)
     /// with a version after the one asked from.
     pub records: Vec<Versioned>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_pull_and_queries_go_by_stream_the_rest_by_datagram() {
+        assert!(Message::Nack(Nack { seq: 1 }).rides_datagrams());
+        assert!(Message::Prune(Prune).rides_datagrams());
+        assert!(Message::IHave(IHave::default()).rides_datagrams());
+        assert!(!Message::PushPull(PushPull::default()).rides_datagrams());
+        let query = Query {
+            id: 1,
+            key: Arc::from("k"),
+        };
+        assert!(!Message::Query(query).rides_datagrams());
+    }
 }

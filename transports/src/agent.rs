@@ -18,7 +18,7 @@ use tracing::{debug, info, warn};
 
 use crate::access::{Access, Guarded};
 use crate::api::ApiService;
-use crate::config::{AgentConfig, Transport, SEAL_OVERHEAD};
+use crate::config::{AgentConfig, Transport, DATAGRAM_SIZE, SEAL_OVERHEAD};
 use crate::data_dir::{DataDir, DataDirError};
 use crate::datagram::{self, Datagrams};
 use crate::driver::{self, Handle};
@@ -105,14 +105,13 @@ impl Agent {
     /// resolving and knocking); a malformed seed is [`StartError::Seed`].
     pub async fn start(config: AgentConfig) -> Result<Agent, StartError> {
         config.protocol.validate()?;
-        // On UDP, every datagram fits in `max_message_size`, sealed or not.
+        // On UDP, every datagram fits in `datagram_size`, sealed or not;
+        // on gRPC nothing rides a datagram, so nothing is packed to one.
         let udp = config.peer_transport == Transport::Udp;
-        let datagram_limit = config.protocol.max_message_size;
+        let datagram_limit = config.protocol.datagram_size.unwrap_or(DATAGRAM_SIZE);
         let mut protocol = config.protocol.clone();
-        if udp {
-            protocol.max_message_size = datagram_limit.saturating_sub(SEAL_OVERHEAD);
-            protocol.validate()?;
-        }
+        protocol.datagram_size = udp.then(|| datagram_limit.saturating_sub(SEAL_OVERHEAD));
+        protocol.validate()?;
         // A malformed seed stops the start; a name that does not resolve
         // yet does not (see below).
         let seed_list = config

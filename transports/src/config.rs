@@ -27,9 +27,9 @@ pub enum Transport {
     Grpc,
     /// Probes, acks, ping-reqs, nacks, membership rumours, tree traffic
     /// (Eager, IHave, Graft, Prune) and data gossip in UDP datagrams of at
-    /// most `max_message_size` bytes (1,400 by default), on the peer port's
-    /// number; push-pull, queries, cluster requests and anything larger
-    /// over the gRPC stream.
+    /// most `datagram_size` bytes (1,400 by default), on the peer port's
+    /// number; push-pull, queries, cluster requests and a record too large
+    /// for a datagram over the gRPC stream.
     Udp,
 }
 
@@ -40,24 +40,20 @@ pub const DATAGRAM_SIZE: usize = 1400;
 
 /// What sealing with a cluster key adds to an envelope at most, in bytes:
 /// the nonce, the tag, the send time and their protobuf framing (58; a
-/// little slack beside). On UDP the node packs its messages to
-/// `max_message_size` less this, so that every datagram fits, sealed or
-/// not.
+/// little slack beside). On UDP the node packs its datagrams to
+/// `datagram_size` less this, so that every datagram fits, sealed or not.
 pub const SEAL_OVERHEAD: usize = 64;
 
 impl Transport {
     /// The protocol defaults this transport needs over `base` (a preset):
-    /// none for gRPC; for UDP `max_message_size` is [`DATAGRAM_SIZE`],
-    /// and `max_key_len` and `max_value_len` are lowered, if above, to 256
-    /// and 768 bytes so that a record of the longest key and value fits in
-    /// one datagram. A config file's own values go over these.
+    /// none for gRPC; for UDP `datagram_size` is [`DATAGRAM_SIZE`]. Key
+    /// and value limits stay the preset's: a record too large for one
+    /// datagram goes by stream. A config file's own values go over these.
     pub fn defaults(self, base: Config) -> Config {
         match self {
             Transport::Grpc => base,
             Transport::Udp => Config {
-                max_message_size: DATAGRAM_SIZE,
-                max_key_len: base.max_key_len.min(256),
-                max_value_len: base.max_value_len.min(768),
+                datagram_size: Some(DATAGRAM_SIZE),
                 ..base
             },
         }
@@ -540,19 +536,23 @@ mod tests {
     }
 
     #[test]
-    fn udp_defaults_to_datagram_sized_messages_that_a_file_and_the_flag_override() {
+    fn udp_defaults_to_datagram_sized_packing_that_a_file_and_the_flag_override() {
         let (c, f) = parse_agent_file("transport = \"udp\"\n", &Config::lan(), None).unwrap();
         assert_eq!(f.transport, Some(Transport::Udp));
-        assert_eq!(c.max_message_size, DATAGRAM_SIZE);
-        assert!(c.max_key_len + c.max_value_len + 256 <= DATAGRAM_SIZE - SEAL_OVERHEAD);
+        assert_eq!(c.datagram_size, Some(DATAGRAM_SIZE));
+        // Records keep the preset's limits: a large one goes by stream.
+        assert_eq!(
+            (c.max_message_size, c.max_value_len),
+            (Config::lan().max_message_size, Config::lan().max_value_len)
+        );
         // The file's own sizes win over the transport's defaults.
         let (c, _) = parse_agent_file(
-            "transport = \"udp\"\nmax_message_size = 9000\nmax_value_len = 4096\n",
+            "transport = \"udp\"\ndatagram_size = 9000\nmax_value_len = 4096\n",
             &Config::lan(),
             None,
         )
         .unwrap();
-        assert_eq!((c.max_message_size, c.max_value_len), (9000, 4096));
+        assert_eq!((c.datagram_size, c.max_value_len), (Some(9000), 4096));
         // The flag wins over the file.
         let (c, _) = parse_agent_file(
             "transport = \"udp\"\n",
@@ -560,11 +560,18 @@ mod tests {
             Some(Transport::Grpc),
         )
         .unwrap();
-        assert_eq!(c.max_message_size, Config::lan().max_message_size);
+        assert_eq!(c.datagram_size, None);
         let (c, _) = parse_agent_file("", &Config::lan(), Some(Transport::Udp)).unwrap();
-        assert_eq!(c.max_message_size, DATAGRAM_SIZE);
+        assert_eq!(c.datagram_size, Some(DATAGRAM_SIZE));
         let e = parse_agent_file("transport = \"quic\"\n", &Config::lan(), None).unwrap_err();
         assert!(e.contains("quic") && e.contains("grpc or udp"), "{e}");
+        let e = parse_agent_file(
+            "transport = \"udp\"\ndatagram_size = 100\n",
+            &Config::lan(),
+            None,
+        )
+        .unwrap_err();
+        assert!(e.contains("datagram_size"), "{e}");
         // The protocol-only reader refuses it.
         assert!(parse_protocol_config("transport = \"udp\"\n", &Config::lan()).is_err());
     }

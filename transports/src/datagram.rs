@@ -6,9 +6,12 @@
 //! ping-reqs, nacks, membership rumours, tree traffic (Eager, IHave,
 //! Graft, Prune) and data gossip go in one datagram each, as the same
 //! protobuf envelope the streams carry, sealed the same way with a cluster
-//! key; one whose envelope is over `max_message_size` goes by stream
-//! instead (counted `datagrams_over_limit`), and so do push-pull, queries
-//! and cluster requests (see [`carries`]). Nothing waits on a connection:
+//! key. The node packs these kinds to the datagram size (`datagram_size`,
+//! 1,400 bytes by default, less what sealing adds); one record too large
+//! for a datagram goes alone in a message up to `max_message_size`, which
+//! travels by stream (counted `datagrams_over_limit`), as do push-pull,
+//! queries and cluster requests (see
+//! [`rumour_core::Message::rides_datagrams`]). Nothing waits on a connection:
 //! a send that the socket cannot take at once is dropped (counted
 //! `send_failed`); gossip tolerates loss by design.
 //!
@@ -30,7 +33,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prost::Message as _;
-use rumour_core::Message;
 use rumour_proto::v1::Envelope;
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
@@ -39,25 +41,6 @@ use tracing::debug;
 use crate::intake::{Budget, Intake, Queue};
 use crate::peer::{enqueue, Reception};
 use crate::stats::{add, bump, TransportStats};
-
-/// Whether `msg` travels by datagram on the UDP transport (when its
-/// envelope fits): everything but push-pull exchanges and queries, which
-/// go by stream.
-pub(crate) fn carries(msg: &Message) -> bool {
-    match msg {
-        Message::Ping(_)
-        | Message::PingReq(_)
-        | Message::Ack(_)
-        | Message::Nack(_)
-        | Message::Gossip(_)
-        | Message::DataGossip(_)
-        | Message::Eager(_)
-        | Message::IHave(_)
-        | Message::Graft(_)
-        | Message::Prune(_) => true,
-        Message::PushPull(_) | Message::Query(_) | Message::QueryReply(_) => false,
-    }
-}
 
 /// The sending side: the node's UDP socket and its size limit.
 pub(crate) struct Datagrams {
@@ -209,14 +192,6 @@ pub(crate) async fn receive(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rumour_core::{Nack, Prune};
-
-    #[test]
-    fn push_pull_and_queries_go_by_stream_the_rest_by_datagram() {
-        assert!(carries(&Message::Nack(Nack { seq: 1 })));
-        assert!(carries(&Message::Prune(Prune)));
-        assert!(!carries(&Message::PushPull(Default::default())));
-    }
 
     #[test]
     fn the_source_map_stays_bounded() {

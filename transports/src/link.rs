@@ -44,7 +44,7 @@ use tonic::transport::{ClientTlsConfig, Endpoint};
 use tracing::{debug, warn};
 
 use crate::config::TransportConfig;
-use crate::datagram::{self, Datagrams};
+use crate::datagram::Datagrams;
 use crate::keyring::Sealer;
 use crate::peer::RefusalLog;
 use crate::reply_budget::ReplyBudget;
@@ -92,7 +92,7 @@ impl Links {
         }
     }
 
-    /// Send what [`datagram::carries`] in one datagram each, when it fits.
+    /// Send what [`Message::rides_datagrams`] in one datagram each, when it fits.
     pub(crate) fn with_datagrams(self, datagrams: Option<Datagrams>) -> Links {
         Links { datagrams, ..self }
     }
@@ -122,7 +122,7 @@ impl Links {
         }
         let env = self.seal(env);
         if let Some(datagrams) = &self.datagrams {
-            if datagram::carries(msg) && datagrams.send(to, &env) {
+            if msg.rides_datagrams() && datagrams.send(to, &env) {
                 return;
             }
         }

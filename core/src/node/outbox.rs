@@ -51,10 +51,7 @@ pub(crate) struct Ctx {
 impl Ctx {
     /// Queue `msg` for `to`.
     pub(crate) fn send(&mut self, to: SocketAddr, msg: Message) {
-        if self
-            .out
-            .merge(to, &msg, self.config.max_message_size, &self.me.addr())
-        {
+        if self.out.merge(to, &msg, self.limit(&msg), &self.me.addr()) {
             return;
         }
         self.stats.messages_out += 1;
@@ -70,7 +67,16 @@ impl Ctx {
     /// bytes for the envelope's length prefix to grow as the body fills.
     pub(crate) fn room(&self, msg: &Message, slack: usize) -> usize {
         let used = wire::message_len(&self.me.addr(), msg);
-        self.config.max_message_size.saturating_sub(used + slack)
+        self.limit(msg).saturating_sub(used + slack)
+    }
+
+    /// The size messages of `msg`'s kind are packed to: `datagram_size`
+    /// for the kinds that ride datagrams, if set, else `max_message_size`.
+    fn limit(&self, msg: &Message) -> usize {
+        match self.config.datagram_size {
+            Some(size) if msg.rides_datagrams() => size,
+            _ => self.config.max_message_size,
+        }
     }
 }
 
@@ -232,6 +238,46 @@ mod tests {
         }
         assert_eq!(out.len(), 5, "two to b, one to c, the nack, the ihave");
         assert_eq!(cx.stats.messages_out, 5, "counted as sent, not as asked");
+    }
+
+    fn big_push(len: usize) -> Message {
+        let mut m = push(0);
+        if let Message::Eager(e) = &mut m {
+            if let Datum::Metadata(d) = &mut e.data[0] {
+                d.value = Arc::from(vec![0u8; len]);
+            }
+        }
+        m
+    }
+
+    #[test]
+    fn datagram_kinds_pack_to_the_datagram_size_and_a_big_record_goes_alone() {
+        let b: SocketAddr = "127.0.0.1:1002".parse().unwrap();
+        let mut cx = cx(1 << 16);
+        cx.config.datagram_size = Some(800);
+        for n in 1..=6 {
+            cx.send(b, push(n));
+        }
+        cx.send(b, big_push(4000));
+        cx.send(b, push(7));
+        let sizes: Vec<usize> = sent(&mut cx)
+            .iter()
+            .map(|(_, m)| wire::message_len(&cx.me.addr(), m))
+            .collect();
+        // Four small pushes fill 800 bytes, two more open a second batch;
+        // the 4,000-byte record cannot join it and goes alone, and the one
+        // after it opens a third.
+        assert_eq!(sizes.len(), 4, "{sizes:?}");
+        assert!(sizes[..2].iter().all(|&s| s <= 800), "{sizes:?}");
+        assert!(sizes[2] > 4000, "{sizes:?}");
+        // Rumours and announcements fill the datagram; a push-pull page the
+        // whole message.
+        let gossip = Message::Gossip(crate::message::Gossip {
+            updates: Vec::new(),
+        });
+        assert!(cx.room(&gossip, 0) < 800);
+        let pp = Message::PushPull(crate::message::PushPull::default());
+        assert!(cx.room(&pp, 0) > 60_000);
     }
 
     #[test]

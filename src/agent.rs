@@ -32,13 +32,13 @@ pub struct AgentArgs {
     /// cluster of its own.
     #[arg(long = "join", value_name = "ADDR", value_parser = seed_arg)]
     join: Vec<String>,
-    /// How peer messages travel: grpc (every message over an HTTP/2
-    /// stream per peer) or udp (probes, acks, membership rumours, tree
-    /// traffic and data gossip in datagrams of at most max_message_size
+    /// How peer messages travel: udp (probes, acks, membership rumours,
+    /// tree traffic and data gossip in datagrams of at most datagram_size
     /// bytes, 1,400 by default, on the peer port's number; push-pull,
-    /// queries and anything larger over the gRPC stream). Every agent of a
-    /// cluster needs the same. Wins over the config file's `transport`.
-    /// [default: grpc]
+    /// queries and a record too large for a datagram over a gRPC stream)
+    /// or grpc (every message over an HTTP/2 stream per peer). Every agent
+    /// of a cluster needs the same. Wins over the config file's
+    /// `transport`. [default: udp]
     #[arg(long, value_name = "TRANSPORT", value_parser = ["grpc", "udp"])]
     transport: Option<String>,
     /// Protocol preset: lan, wan or local.

@@ -38,7 +38,7 @@ pub struct BenchArgs {
     #[arg(long, default_value = "lan", value_parser = ["lan", "wan", "local"])]
     preset: String,
     /// Peer transport of every agent (`rumour agent --transport`).
-    #[arg(long, default_value = "grpc", value_parser = ["grpc", "udp"])]
+    #[arg(long, default_value = "udp", value_parser = ["udp", "grpc"])]
     transport: String,
     /// Seconds of idle measurement, after the cluster has settled.
     #[arg(long, default_value_t = 20)]
@@ -315,15 +315,19 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
             .zip(&after)
             .map(|(b, a)| (a.0 - b.0) as f64 / 100.0 / secs * 100.0)
             .collect();
-        let rss: Vec<f64> = after.iter().map(|a| a.1 as f64 / 1024.0).collect();
+        let mib =
+            |v: &[(u64, u64)]| -> Vec<f64> { v.iter().map(|a| a.1 as f64 / 1024.0).collect() };
+        let (rss_start, rss) = (mib(&before), mib(&after));
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
         let max = |v: &[f64]| v.iter().cloned().fold(f64::MIN, f64::max);
         println!(
-            "idle ({secs:.0} s): CPU per agent mean {:.2}% max {:.2}% of a core; RSS mean {:.1} MiB max {:.1} MiB",
+            "idle ({secs:.0} s): CPU per agent mean {:.2}% max {:.2}% of a core; RSS mean {:.1} MiB max {:.1} MiB (at the start of idle: mean {:.1} MiB max {:.1} MiB)",
             mean(&cpu),
             max(&cpu),
             mean(&rss),
-            max(&rss)
+            max(&rss),
+            mean(&rss_start),
+            max(&rss_start)
         );
     }
     if let (Some(b), Some(a)) = (lo_before, lo_after) {

@@ -1543,7 +1543,9 @@ fn client_commands_reach_a_tls_api_with_the_ca_and_a_client_certificate() {
 fn agents_with_peer_tls_flags_form_a_cluster() {
     // Scenario: two agents, each with its own certificate for the peer
     // name, signed by one CA (peer TLS from flags on one, from the config
-    // file on the other), form a cluster and replicate a put.
+    // file on the other), form a cluster and replicate a put. Peer TLS
+    // covers streams only, so without a cluster key they choose gRPC (by
+    // flag, and by the file).
     let dir = Scratch::new("peertls");
     let d = dir.path();
     let ca = write_certificates(
@@ -1561,13 +1563,15 @@ fn agents_with_peer_tls_flags_form_a_cluster() {
         k1.as_ref(),
         "--peer-tls-ca".as_ref(),
         ca.as_ref(),
+        "--transport".as_ref(),
+        "grpc".as_ref(),
     ];
     let a1 = Agent::start_with(d, "ptls-1", None, &flags);
     let config = d.join("p2.toml");
     fs::write(
         &config,
         format!(
-            "peer_tls_cert = {:?}\npeer_tls_key = {:?}\npeer_tls_ca = {:?}\n",
+            "transport = \"grpc\"\npeer_tls_cert = {:?}\npeer_tls_key = {:?}\npeer_tls_ca = {:?}\n",
             at("p2.pem"),
             at("p2.key"),
             ca

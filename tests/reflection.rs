@@ -24,7 +24,7 @@ use std::time::Duration;
 use rumour::core::Config;
 use rumour::proto::v1 as pb;
 use rumour::proto::v1::envelope::Body;
-use rumour::transport::{Agent, AgentConfig};
+use rumour::transport::{Agent, AgentConfig, Transport};
 
 /// A probe of `target` that says its sender listens at `ip:9`.
 fn ping_from(ip: [u8; 4], target: &str) -> pb::Envelope {
@@ -54,7 +54,7 @@ fn envelope(from: pb::Address, body: Body) -> pb::Envelope {
 /// A lone agent without a key, holding `ENTRIES` entries of 500 bytes:
 /// about 50 KB of state that a Join's answer carries.
 async fn agent_with_state(name: &str) -> Agent {
-    let agent = Agent::start(AgentConfig::loopback(name, Config::local()))
+    let agent = Agent::start(over_streams(name))
         .await
         .expect("agent starts");
     for i in 0..ENTRIES {
@@ -68,6 +68,16 @@ async fn agent_with_state(name: &str) -> Agent {
 }
 
 const ENTRIES: usize = 100;
+
+/// A loopback agent on the gRPC transport: the outsider here speaks the
+/// peer protocol over a stream and listens on one, so the agent's answers
+/// must come by stream too. (A datagram from a forged source is the same
+/// check, `Reception::admit`; tests/network.rs sends those.)
+fn over_streams(name: &str) -> AgentConfig {
+    let mut config = AgentConfig::loopback(name, Config::local());
+    config.peer_transport = Transport::Grpc;
+    config
+}
 
 /// What the agent tried to send: envelopes sent, failed, and connection
 /// attempts.
@@ -84,7 +94,7 @@ async fn a_keyless_agent_refuses_a_sender_address_on_another_host() {
     // and the agent sends nothing anywhere. The same probe claiming
     // 127.0.0.2:9 (loopback: the same host) is answered, so the refusal
     // was for the address, not the probe.
-    let agent = Agent::start(AgentConfig::loopback("lone", Config::local()))
+    let agent = Agent::start(over_streams("lone"))
         .await
         .expect("agent starts");
     let handle = agent.handle();
@@ -182,7 +192,7 @@ async fn a_joiner_gets_the_whole_answer_to_its_join() {
     // joins through it. The joiner is a member by the time the answer
     // goes out, so it gets every entry and nothing is refused either way.
     let seed = agent_with_state("seed").await;
-    let mut config = AgentConfig::loopback("joiner", Config::local());
+    let mut config = over_streams("joiner");
     config.join = vec![seed.peer_addr().to_string()];
     let joiner = Agent::start(config).await.expect("agent starts");
     eventually(

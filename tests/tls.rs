@@ -313,8 +313,11 @@ async fn over_tls_loopback_clients_are_still_recognised() {
     agent.shutdown().await;
 }
 
+/// An agent with peer TLS (or, for `None`, without) and no cluster key:
+/// on gRPC, since TLS covers the streams only.
 async fn peer_agent(name: &str, tls: Option<PeerTls>, join: Option<&Agent>) -> Agent {
     let mut config = AgentConfig::loopback(name, protocol());
+    config.peer_transport = Transport::Grpc;
     config.peer_tls = tls;
     if let Some(seed) = join {
         config.join = vec![seed.peer_addr().to_string()];

@@ -259,7 +259,7 @@ impl Agent {
         if udp && config.peer_tls.is_some() && ring.is_none() {
             return Err(StartError::Tls {
                 what: "peer port",
-                reason: "mutual TLS does not cover UDP datagrams: with the UDP transport set a cluster key as well (--key)".into(),
+                reason: "mutual TLS does not cover UDP datagrams: with the UDP transport (the default) set a cluster key as well (--key), or choose --transport grpc".into(),
             });
         }
         let peer_auth = match &ring {

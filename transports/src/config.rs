@@ -22,14 +22,16 @@ pub const DEFAULT_API: &str = "127.0.0.1:7947";
 /// How peer messages travel.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Transport {
-    /// Every message over a gRPC (HTTP/2) stream per peer. The default.
-    #[default]
+    /// Every message over a gRPC (HTTP/2) stream per peer.
     Grpc,
     /// Probes, acks, ping-reqs, nacks, membership rumours, tree traffic
     /// (Eager, IHave, Graft, Prune) and data gossip in UDP datagrams of at
     /// most `datagram_size` bytes (1,400 by default), on the peer port's
     /// number; push-pull, queries, cluster requests and a record too large
-    /// for a datagram over the gRPC stream.
+    /// for a datagram over the gRPC stream. The default: its idle cost and
+    /// its sockets per agent stay flat in the cluster's size (README, "The
+    /// UDP transport").
+    #[default]
     Udp,
 }
 
@@ -223,8 +225,8 @@ pub struct AgentConfig {
     pub protocol: Config,
     /// The transport's limits.
     pub transport: TransportConfig,
-    /// How peer messages travel (see [`Transport`]). Default gRPC. With
-    /// UDP, take the protocol's defaults from [`Transport::defaults`].
+    /// How peer messages travel (see [`Transport`]). Default UDP. The
+    /// protocol's defaults for each come from [`Transport::defaults`].
     pub peer_transport: Transport,
     /// The incarnation to start with. Default: seconds since the Unix epoch,
     /// so that a restarted node always starts a newer life than the last.
@@ -273,7 +275,7 @@ pub struct AgentConfig {
 impl AgentConfig {
     /// An agent named `name` on the default addresses with the LAN preset.
     pub fn new(name: impl Into<String>) -> AgentConfig {
-        let protocol = Config::lan();
+        let protocol = Transport::default().defaults(Config::lan());
         AgentConfig {
             name: name.into(),
             bind: DEFAULT_BIND.parse().expect("valid default address"),
@@ -282,7 +284,7 @@ impl AgentConfig {
             join: Vec::new(),
             resolver: SeedResolver::system(),
             transport: TransportConfig::for_protocol(&protocol),
-            peer_transport: Transport::Grpc,
+            peer_transport: Transport::default(),
             protocol,
             incarnation: None,
             rng_seed: None,

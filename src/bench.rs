@@ -78,8 +78,12 @@ struct Agents {
 
 impl Drop for Agents {
     fn drop(&mut self) {
+        // Every agent first, then the waits: killed one by one, the rest
+        // would spend the teardown logging peers that stopped answering.
         for c in &mut self.children {
             let _ = c.kill();
+        }
+        for c in &mut self.children {
             let _ = c.wait();
         }
         if let Some(dir) = &self.data {
@@ -300,8 +304,28 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
     let written_before: Vec<u64> = pids.iter().filter_map(|p| proc_written(*p)).collect();
     let lo_before = loopback_tx_bytes();
     let t0 = Instant::now();
-    tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
+    // RSS once a minute, to tell a plateau from a climb on long runs.
+    let mut rss_by_minute = Vec::new();
+    let idle = Duration::from_secs(args.idle_secs);
+    while t0.elapsed() < idle {
+        tokio::time::sleep((idle - t0.elapsed()).min(Duration::from_secs(60))).await;
+        let rss: Vec<u64> = pids
+            .iter()
+            .filter_map(|p| proc_usage(*p))
+            .map(|u| u.1)
+            .collect();
+        if !rss.is_empty() {
+            rss_by_minute.push(rss.iter().sum::<u64>() as f64 / rss.len() as f64 / 1024.0);
+        }
+    }
     let secs = t0.elapsed().as_secs_f64();
+    if rss_by_minute.len() > 1 {
+        let curve: Vec<String> = rss_by_minute.iter().map(|r| format!("{r:.1}")).collect();
+        println!(
+            "idle RSS per agent, mean, at the end of each minute: {} MiB",
+            curve.join(", ")
+        );
+    }
     let after: Vec<(u64, u64)> = pids.iter().filter_map(|p| proc_usage(*p)).collect();
     let written_after: Vec<u64> = pids.iter().filter_map(|p| proc_written(*p)).collect();
     let lo_after = loopback_tx_bytes();

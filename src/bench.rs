@@ -308,7 +308,11 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
     let mut rss_by_minute = Vec::new();
     let idle = Duration::from_secs(args.idle_secs);
     while t0.elapsed() < idle {
-        tokio::time::sleep((idle - t0.elapsed()).min(Duration::from_secs(60))).await;
+        tokio::time::sleep(
+            idle.saturating_sub(t0.elapsed())
+                .min(Duration::from_secs(60)),
+        )
+        .await;
         let rss: Vec<u64> = pids
             .iter()
             .filter_map(|p| proc_usage(*p))

@@ -535,9 +535,12 @@ impl Message {
 
     /// Whether a datagram transport carries this kind in one datagram:
     /// probes and their answers, membership rumours, tree traffic and data
-    /// gossip, the small and frequent kinds SWIM was built around. A
-    /// push-pull exchange and a query go by stream. The node packs these
-    /// kinds to [`Config::datagram_size`](crate::Config::datagram_size).
+    /// gossip, the small and frequent kinds SWIM was built around, and the
+    /// opening of a push-pull exchange (two summaries, a few dozen bytes).
+    /// The rest of a push-pull exchange (digests, members, deltas) and a
+    /// query go by stream, so a round in which both sides agree opens no
+    /// connection. The node packs these kinds to
+    /// [`Config::datagram_size`](crate::Config::datagram_size).
     pub fn rides_datagrams(&self) -> bool {
         match self {
             Message::Ping(_)
@@ -550,7 +553,8 @@ impl Message {
             | Message::IHave(_)
             | Message::Graft(_)
             | Message::Prune(_) => true,
-            Message::PushPull(_) | Message::Query(_) | Message::QueryReply(_) => false,
+            Message::PushPull(p) => p.kind == PushPullKind::Summary,
+            Message::Query(_) | Message::QueryReply(_) => false,
         }
     }
 
@@ -587,11 +591,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn push_pull_and_queries_go_by_stream_the_rest_by_datagram() {
+    fn push_pull_past_its_opening_and_queries_go_by_stream_the_rest_by_datagram() {
         assert!(Message::Nack(Nack { seq: 1 }).rides_datagrams());
         assert!(Message::Prune(Prune).rides_datagrams());
         assert!(Message::IHave(IHave::default()).rides_datagrams());
-        assert!(!Message::PushPull(PushPull::default()).rides_datagrams());
+        let step = |kind| {
+            Message::PushPull(PushPull {
+                kind,
+                ..PushPull::default()
+            })
+        };
+        assert!(step(PushPullKind::Summary).rides_datagrams());
+        for kind in [
+            PushPullKind::Join,
+            PushPullKind::Sync,
+            PushPullKind::Reply,
+            PushPullKind::Deltas,
+            PushPullKind::Pull,
+        ] {
+            assert!(!step(kind).rides_datagrams(), "{kind:?}");
+        }
         let query = Query {
             id: 1,
             key: Arc::from("k"),

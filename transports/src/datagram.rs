@@ -4,13 +4,14 @@
 //! number (UDP and TCP ports are separate spaces) and sends from it, so a
 //! datagram's source is its sender's peer address. Probes, acks,
 //! ping-reqs, nacks, membership rumours, tree traffic (Eager, IHave,
-//! Graft, Prune) and data gossip go in one datagram each, as the same
+//! Graft, Prune), data gossip and the opening summary of a push-pull
+//! exchange go in one datagram each, as the same
 //! protobuf envelope the streams carry, sealed the same way with a cluster
 //! key. The node packs these kinds to the datagram size (`datagram_size`,
 //! 1,400 bytes by default, less what sealing adds); one record too large
 //! for a datagram goes alone in a message up to `max_message_size`, which
-//! travels by stream (counted `datagrams_over_limit`), as do push-pull,
-//! queries and cluster requests (see
+//! travels by stream (counted `datagrams_over_limit`), as do the rest of
+//! a push-pull exchange, queries and cluster requests (see
 //! [`rumour_core::Message::rides_datagrams`]). Nothing waits on a connection:
 //! a send that the socket cannot take at once is dropped (counted
 //! `send_failed`); gossip tolerates loss by design.

@@ -609,9 +609,18 @@ fn a_bad_transport_stops_the_agent_naming_it() {
         "{stderr}"
     );
 
-    // The peer port's number taken on UDP: a clear error at start.
-    let taken = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind a UDP port");
-    let peer = taken.local_addr().expect("its address").to_string();
+    // The peer port's number taken on UDP: a clear error at start. The
+    // agent binds TCP first, so the port's TCP twin must be free: one whose
+    // twin is taken (by another test, say) is passed over.
+    let (_taken, peer) = (0..100)
+        .find_map(|_| {
+            let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind a UDP port");
+            let addr = udp.local_addr().expect("its address");
+            std::net::TcpListener::bind(addr)
+                .is_ok()
+                .then(|| (udp, addr.to_string()))
+        })
+        .expect("a UDP port whose TCP twin is free");
     let (code, stderr) = refused_agent_on(
         dir.path(),
         "transport-2",

@@ -1787,3 +1787,47 @@ fn why_explains_the_refutation_of_a_paused_agent() {
         text.show()
     );
 }
+
+/// `rumour bench --versus-sim` runs real agents, kills one, runs the same
+/// cluster in the simulator and prints every figure of both side by side,
+/// each real one measured (not `never`) and each with its ratio.
+#[test]
+fn bench_versus_sim_prints_each_figure_real_and_simulated() {
+    let out = Command::new(RUMOUR)
+        .args(["bench", "--agents", "3", "--preset", "local"])
+        .args(["--idle-secs", "2", "--puts", "3", "--versus-sim"])
+        .env_remove("RUMOUR_KEY")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run rumour bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for figure in [
+        "cold start: all see all",
+        "idle: messages per node per second",
+        "idle: envelope bytes per node per second",
+        "put to everywhere, mean",
+        "put to everywhere, p99",
+        "a killed node held dead by every other",
+    ] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(figure))
+            .unwrap_or_else(|| panic!("no row {figure:?} in:\n{stdout}"));
+        assert!(!line.contains("never"), "{line}");
+        let ratio: f64 = line
+            .split_whitespace()
+            .rev()
+            .find_map(|w| w.parse().ok())
+            .unwrap_or_else(|| panic!("no ratio in {line:?}"));
+        assert!(ratio.is_finite() && ratio > 0.0, "{line}");
+    }
+    assert!(
+        stdout.contains("kill: every other agent holds the killed one dead after"),
+        "{stdout}"
+    );
+}

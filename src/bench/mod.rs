@@ -14,6 +14,12 @@
 //!    the entry; a `Get` there returns it from then on);
 //! 3. sustained load: puts at `--load-rate` through one agent's API for
 //!    `--load-secs`, then the time until every replica equals the writer's.
+//!
+//! With `--versus-sim` it kills one agent instead of the load, times its
+//! detection, and runs the same scenarios in the simulator (see
+//! [`versus_sim`]).
+
+mod versus_sim;
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
@@ -66,6 +72,11 @@ pub struct BenchArgs {
     /// before it is acknowledged. Without it the agents keep nothing on disk.
     #[arg(long)]
     data_dirs: bool,
+    /// After the puts, kill one agent and time until every other holds it
+    /// dead (instead of the load), then run the same cluster in the
+    /// simulator and print each figure beside the real one.
+    #[arg(long)]
+    versus_sim: bool,
 }
 
 /// Agent processes, killed when dropped, and their data dirs' parent,
@@ -258,42 +269,36 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
     let protocol = Config::preset(&args.preset).map_err(|e| e.to_string())?;
     let round_ms = protocol.gossip_interval.as_secs_f64() * 1000.0;
     let n = args.agents as usize;
-    let agents = spawn(&args)?;
+    let started = Instant::now();
+    let mut agents = spawn(&args)?;
     let mut clients = Vec::new();
     for api in &agents.apis {
         clients.push(connect(*api, Duration::from_secs(30)).await?);
     }
+    let mut real = versus_sim::Real {
+        start_window: started.elapsed(),
+        puts: args.puts,
+        ..Default::default()
+    };
 
     // 0. The cluster forms.
     let formed = Instant::now();
-    loop {
-        let mut all = true;
-        for c in &mut clients {
-            let s = c
-                .status(pb::StatusRequest {})
-                .await
-                .map_err(|e| e.to_string())?;
-            all &= s.into_inner().live_members as usize == n;
-        }
-        if all {
-            break;
-        }
-        if formed.elapsed() > Duration::from_secs(120) {
-            return Err("the cluster did not form within 120 s".into());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    if !wait_for_live(&clients, n as u32, Duration::from_secs(120)).await? {
+        return Err("the cluster did not form within 120 s".into());
     }
+    real.formed_ms = formed.elapsed().as_secs_f64() * 1e3;
     println!(
         "{n} agents ({} preset, {} transport, gossip interval {round_ms} ms, {}): all see {n} live members after {:.2} s",
         args.preset,
         args.transport,
         if args.key.is_some() { "sealed with a cluster key" } else { "no cluster key" },
-        formed.elapsed().as_secs_f64()
+        real.formed_ms / 1e3
     );
 
     // 1. Idle cost.
     let settle = protocol.push_pull_interval.min(Duration::from_secs(10));
     tokio::time::sleep(settle).await;
+    real.settle = settle;
     let pids: Vec<u32> = agents.children.iter().map(Child::id).collect();
     // The counters first: reading them is traffic on loopback too.
     let sent_before = counter_sum(&mut clients, "transport_sent").await?;
@@ -323,6 +328,7 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
         }
     }
     let secs = t0.elapsed().as_secs_f64();
+    real.idle = t0.elapsed();
     if rss_by_minute.len() > 1 {
         let curve: Vec<String> = rss_by_minute.iter().map(|r| format!("{r:.1}")).collect();
         println!(
@@ -390,6 +396,8 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
         );
     }
     let idle_rate = sent_idle as f64 / idle_secs;
+    real.idle_msgs = idle_rate / n as f64;
+    real.idle_bytes = bytes_idle as f64 / idle_secs / n as f64;
     println!(
         "idle envelopes: {:.2} msgs/node/s, {:.0} B/node/s of encoded envelopes (the agents' own counters: no other traffic on the machine counts, no HTTP/2, TCP or IP framing)",
         idle_rate / n as f64,
@@ -487,6 +495,8 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
     );
     latencies.sort_by(f64::total_cmp);
     let mean = latencies.iter().sum::<f64>() / latencies.len().max(1) as f64;
+    real.put_mean_ms = mean;
+    real.put_p99_ms = percentile(&latencies, 99.0);
     println!(
         "put to everywhere ({} puts of 100 B, {} not everywhere within {:?}): mean {:.1} ms ({:.2} rounds), p50 {:.1} ms ({:.2}), p99 {:.1} ms ({:.2}), max {:.1} ms ({:.2})",
         latencies.len(),
@@ -501,6 +511,14 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
         latencies.last().copied().unwrap_or(f64::NAN),
         latencies.last().copied().unwrap_or(f64::NAN) / round_ms,
     );
+
+    if args.versus_sim {
+        real.detection_ms = kill_one(&mut agents, &mut clients, &protocol).await?;
+        drop(agents);
+        let datagram_size = (args.transport == "udp")
+            .then_some(rumour::transport::DATAGRAM_SIZE - rumour::transport::SEAL_OVERHEAD);
+        return versus_sim::compare(n, &args.preset, datagram_size, &real);
+    }
 
     // 3. Sustained load through one agent.
     if args.load_rate > 0 {
@@ -625,6 +643,69 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
     }
     drop(agents);
     Ok(())
+}
+
+/// Kill the last agent (SIGKILL: no leave) and return the time until every
+/// other agent holds it dead, polling their status; `None` if that takes
+/// longer than the failure detector's bound and a push-pull interval.
+async fn kill_one(
+    agents: &mut Agents,
+    clients: &mut Vec<RumourClient<Channel>>,
+    protocol: &Config,
+) -> Result<Option<f64>, String> {
+    let (Some(victim), Some(_)) = (agents.children.last_mut(), clients.pop()) else {
+        return Ok(None);
+    };
+    let survivors = clients.len() as u32;
+    let killed = Instant::now();
+    victim
+        .kill()
+        .map_err(|e| format!("cannot kill an agent: {e}"))?;
+    let limit = protocol.probe_period * 3 + protocol.suspicion_max + protocol.push_pull_interval;
+    if wait_for_live(clients, survivors, limit).await? {
+        let ms = killed.elapsed().as_secs_f64() * 1e3;
+        println!("kill: every other agent holds the killed one dead after {ms:.0} ms");
+        Ok(Some(ms))
+    } else {
+        println!("kill: not every other agent held the killed one dead within {limit:?}");
+        Ok(None)
+    }
+}
+
+/// Wait until every agent of `clients` counts `live` live members (alive
+/// or suspect, itself included), asking all of them at once every 10 ms,
+/// and only those that did not yet; false if `within` passes first. Only
+/// for counts that, once reached, stay (no member joins or comes back
+/// meanwhile): formation, and a death.
+async fn wait_for_live(
+    clients: &[RumourClient<Channel>],
+    live: u32,
+    within: Duration,
+) -> Result<bool, String> {
+    let start = Instant::now();
+    let mut waiting: Vec<usize> = (0..clients.len()).collect();
+    while !waiting.is_empty() {
+        if start.elapsed() > within {
+            return Ok(false);
+        }
+        let mut asks = tokio::task::JoinSet::new();
+        for &i in &waiting {
+            let mut c = clients[i].clone();
+            asks.spawn(async move { (i, c.status(pb::StatusRequest {}).await) });
+        }
+        let mut reached = Vec::new();
+        while let Some(done) = asks.join_next().await {
+            let (i, s) = done.map_err(|e| e.to_string())?;
+            if s.map_err(|e| e.to_string())?.into_inner().live_members == live {
+                reached.push(i);
+            }
+        }
+        waiting.retain(|i| !reached.contains(i));
+        if !waiting.is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    Ok(true)
 }
 
 /// Run the bench; agents are stopped at the end or on error.

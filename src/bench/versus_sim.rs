@@ -1,0 +1,188 @@
+//! `rumour bench --versus-sim`: the same scenarios on real agents and in
+//! the simulator, side by side.
+//!
+//! The real run gives its figures (below, [`Real`]); the simulator then
+//! runs the same cluster: the same size, preset and datagram size, node 0
+//! the seed and the others starting within the window the real agents took
+//! to come up, the same settle and idle windows, the same number of 100-byte
+//! puts about one a round, and one node killed after them. The link model
+//! is the simulator's default (0.2 to 1 ms, no loss), loopback's order of
+//! magnitude. Each figure is printed with the ratio simulated ÷ real; a
+//! ratio within 0.8 to 1.25 is marked `agrees`.
+//!
+//! What the simulator counts as bytes is the encoded envelope, as the
+//! agents' `transport_bytes_sent` does; run without `--key`, or the real
+//! side carries the seal too.
+
+use std::time::Duration;
+
+use rumour::core::Config;
+use rumour::sim::{Report, Scenario, Sim};
+
+/// What the real run measured, for the comparison.
+#[derive(Debug, Default)]
+pub(super) struct Real {
+    /// From the first agent's start until the last one's API answered.
+    pub start_window: Duration,
+    /// From the last API answering until every agent saw all live.
+    pub formed_ms: f64,
+    /// The settle before the idle window, and the idle window.
+    pub settle: Duration,
+    pub idle: Duration,
+    /// Envelopes sent per agent per second while idle, and their bytes.
+    pub idle_msgs: f64,
+    pub idle_bytes: f64,
+    /// Puts made, and their time to everywhere (ms): mean and p99.
+    pub puts: u64,
+    pub put_mean_ms: f64,
+    pub put_p99_ms: f64,
+    /// From killing one agent until every other held it dead (not alive,
+    /// not suspect); `None`: not within the wait.
+    pub detection_ms: Option<f64>,
+}
+
+/// The scenario both simulated runs share: the cold start, then `rest`.
+fn scenario(
+    n: usize,
+    preset: &str,
+    datagram_size: Option<usize>,
+    real: &Real,
+    rest: &str,
+) -> Result<Scenario, String> {
+    let config = match datagram_size {
+        Some(size) => format!("[config]\ndatagram_size = {size}\n"),
+        None => String::new(),
+    };
+    let text = format!(
+        "name = \"versus-real\"\nnodes = {n}\npreset = \"{preset}\"\nstart_window = \"{}ms\"\n{rest}\n{config}",
+        real.start_window.as_millis().max(1)
+    );
+    Scenario::from_toml(&text).map_err(|e| format!("the simulated scenario: {e}"))
+}
+
+fn run(s: Scenario) -> Result<Report, String> {
+    Ok(Sim::new(s).map_err(|e| e.to_string())?.run())
+}
+
+/// Run the simulator on the real run's scenarios and print both side by
+/// side.
+pub(super) fn compare(
+    n: usize,
+    preset: &str,
+    datagram_size: Option<usize>,
+    real: &Real,
+) -> Result<(), String> {
+    let protocol = Config::preset(preset).map_err(|e| e.to_string())?;
+    let round = protocol.gossip_interval;
+    let ms = |d: Duration| d.as_millis();
+    // Idle: the cold start, the settle, and the idle window measured.
+    let idle_from = real.start_window + real.settle;
+    let idle = run(scenario(
+        n,
+        preset,
+        datagram_size,
+        real,
+        &format!(
+            "duration = \"{}ms\"\nmeasure_from = \"{}ms\"",
+            ms(idle_from + real.idle),
+            ms(idle_from)
+        ),
+    )?)?;
+    // Puts, one a round, then a kill once a push-pull interval has passed.
+    let puts_from = idle_from + real.idle;
+    let puts_until = puts_from + round * real.puts.max(1) as u32;
+    let kill_at = puts_until + protocol.push_pull_interval;
+    let end = kill_at + protocol.probe_period * 3 + protocol.suspicion_max + Duration::from_secs(5);
+    let busy = run(scenario(
+        n,
+        preset,
+        datagram_size,
+        real,
+        &format!(
+            "duration = \"{}ms\"\n\
+             [workload]\nput_rate = {}\nvalue_size = 100\nkeys = {}\nfrom = \"{}ms\"\nuntil = \"{}ms\"\n\
+             [[faults]]\nkind = \"crash\"\nat = \"{}ms\"\nnodes = \"{}\"\n",
+            ms(end),
+            1.0 / round.as_secs_f64(),
+            real.puts.max(1),
+            ms(puts_from),
+            ms(puts_until),
+            ms(kill_at),
+            n - 1
+        ),
+    )?)?;
+    let round_ms = round.as_secs_f64() * 1e3;
+    let rows: Vec<(&str, Option<f64>, Option<f64>, &str)> = vec![
+        (
+            "cold start: all see all, after the last start",
+            Some(real.formed_ms),
+            idle.membership_ms,
+            "ms",
+        ),
+        (
+            "idle: messages per node per second",
+            Some(real.idle_msgs),
+            Some(idle.msgs_per_node_per_s),
+            "",
+        ),
+        (
+            "idle: envelope bytes per node per second",
+            Some(real.idle_bytes),
+            Some(idle.bytes_per_node_per_s),
+            "B",
+        ),
+        (
+            "put to everywhere, mean",
+            Some(real.put_mean_ms),
+            busy.update_rounds_mean.map(|r| r * round_ms),
+            "ms",
+        ),
+        (
+            "put to everywhere, p99",
+            Some(real.put_p99_ms),
+            busy.update_rounds_p99.map(|r| r * round_ms),
+            "ms",
+        ),
+        (
+            "a killed node held dead by every other",
+            real.detection_ms,
+            busy.detection_p50_ms,
+            "ms",
+        ),
+    ];
+    println!(
+        "simulator versus real: {n} nodes, {preset} preset, datagram size {}, simulated with seed 0 and link latency {}; ratio = simulated / real, `agrees` within 0.8 to 1.25",
+        datagram_size.map_or("none (streams)".to_string(), |s| s.to_string()),
+        idle.latency
+    );
+    println!(
+        "{:<50} {:>12} {:>12} {:>8}",
+        "figure", "real", "simulated", "ratio"
+    );
+    for (name, r, s, unit) in rows {
+        let show = |v: Option<f64>| v.map_or("never".to_string(), |v| format!("{v:.1} {unit}"));
+        let ratio = match (r, s) {
+            (Some(r), Some(s)) if r > 0.0 => {
+                let q = s / r;
+                let verdict = if (0.8..=1.25).contains(&q) {
+                    " agrees"
+                } else {
+                    ""
+                };
+                format!("{q:.2}{verdict}")
+            }
+            _ => "-".into(),
+        };
+        println!("{name:<50} {:>12} {:>12} {ratio:>8}", show(r), show(s));
+    }
+    println!(
+        "simulated runs: {} puts tracked, delivery {:.3}; false dead declarations {} (idle run {}); the kill detected by all: {} of {}",
+        busy.updates,
+        busy.update_delivery_ratio.unwrap_or(f64::NAN),
+        busy.false_positives,
+        idle.false_positives,
+        busy.detected,
+        busy.crashes
+    );
+    Ok(())
+}

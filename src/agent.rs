@@ -453,6 +453,13 @@ pub fn run(args: AgentArgs, api: &str, client_token: bool) -> ExitCode {
             }
             info!(%addr, "serving Prometheus metrics");
         }
+        tokio::spawn(async {
+            let mut every = tokio::time::interval(crate::heap::TRIM_EVERY);
+            loop {
+                every.tick().await;
+                let _ = tokio::task::spawn_blocking(crate::heap::trim).await;
+            }
+        });
         tokio::spawn(async move {
             let signal = shutdown_signal().await;
             info!(signal, "shutting down: leaving the cluster");

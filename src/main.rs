@@ -3,6 +3,7 @@
 mod agent;
 mod bench;
 mod client;
+mod heap;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;

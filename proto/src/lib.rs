@@ -9,6 +9,7 @@
 //! - [`FILE_DESCRIPTOR_SET`]: the compiled schema, for gRPC reflection.
 
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod convert;
 pub mod explain;

@@ -8,6 +8,7 @@
 //! the same run, bit for bit ([`Report::trace_digest`]).
 
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod error;
 pub mod experiment;

@@ -23,5 +23,5 @@ mod world;
 
 pub use error::SimError;
 pub use metrics::Report;
-pub use scenario::{Fault, NodeSet, Scenario, Workload};
+pub use scenario::{Fault, Host, NodeSet, Scenario, Workload};
 pub use world::{node_addr, node_identity, node_index, node_name, Sim, TreeShape};

@@ -87,6 +87,12 @@ pub struct Scenario {
     /// Which pairs of nodes may talk at all (default: everyone).
     #[serde(default)]
     pub topology: Option<Topology>,
+    /// The machine the nodes share, when they share one (as real agents
+    /// on one test host do): every delivery takes a core for a while. By
+    /// default each node has a machine of its own, and handling a message
+    /// takes no time.
+    #[serde(default)]
+    pub host: Option<Host>,
     /// Traffic figures cover the run from this time on; default: the second
     /// half of the run.
     #[serde(default, with = "opt_duration")]
@@ -97,6 +103,23 @@ pub struct Scenario {
     /// Writes, events and metadata the nodes make.
     #[serde(default)]
     pub workload: Workload,
+}
+
+/// One machine that every node runs on, with `cores` cores: each message
+/// delivered waits for a free core and holds it for `per_message` before
+/// the node takes it. Real agents side by side on one host behave so: when
+/// their work outruns the cores, messages queue for the CPU, not the
+/// network. Timers cost nothing here; calibrate `per_message` as the
+/// host's CPU time over the messages handled (`rumour bench --versus-sim`
+/// does).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Host {
+    /// Cores the nodes share.
+    pub cores: usize,
+    /// CPU time to take one message, sending its answers included.
+    #[serde(with = "duration_str")]
+    pub per_message: Duration,
 }
 
 /// What the nodes write while the scenario runs: a prefill of each node's
@@ -273,6 +296,11 @@ impl Scenario {
             return bad("duration", "must be non-zero");
         }
         self.link.validate()?;
+        if let Some(h) = &self.host {
+            if h.cores == 0 {
+                return bad("host.cores", "must be at least 1");
+            }
+        }
         if let Some(t) = &self.topology {
             t.validate(self.nodes)?;
         }

@@ -184,6 +184,8 @@ pub struct Sim {
     /// nodes is verified once (outcomes are the same; see
     /// `Node::share_verified`).
     verified: Verified,
+    /// On a shared host (`Scenario::host`): when each core is next free.
+    cores: Vec<Time>,
 }
 
 impl Sim {
@@ -235,6 +237,7 @@ impl Sim {
             all_bytes: 0,
             formed: Vec::new(),
             verified: Verified::new(),
+            cores: vec![Time::ZERO; scenario.host.as_ref().map_or(0, |h| h.cores)],
             scenario,
         };
         if sim.scenario.formed {
@@ -415,10 +418,10 @@ impl Sim {
                 msg,
                 held,
             } => {
-                let slow = self.slots[to].slow;
-                if !held && !slow.is_zero() {
+                let at = if held { self.now } else { self.taken_at(to) };
+                if at > self.now {
                     self.schedule(
-                        self.now + slow,
+                        at,
                         Action::Deliver {
                             to,
                             from,
@@ -481,6 +484,29 @@ impl Sim {
                 self.schedule(at, Action::Timer { node: i, life, at });
             }
         }
+    }
+
+    /// When node `to` takes a message that reaches it now: after its
+    /// slowness, and on a shared host once a core is free and has spent
+    /// the message's CPU time on it.
+    fn taken_at(&mut self, to: usize) -> Time {
+        let at = self.now + self.slots[to].slow;
+        let Some(host) = &self.scenario.host else {
+            return at;
+        };
+        // The core free soonest (the lowest index among equals).
+        let Some((core, free)) = self
+            .cores
+            .iter()
+            .copied()
+            .enumerate()
+            .min_by_key(|&(i, t)| (t, i))
+        else {
+            return at;
+        };
+        let done = at.max(free) + host.per_message;
+        self.cores[core] = done;
+        done
     }
 
     fn transmit(&mut self, from: usize, to: SocketAddr, msg: Message) {
@@ -1104,6 +1130,44 @@ mod tests {
         sim.put(4, "k0", b"again").unwrap();
         sim.run_for(Duration::from_secs(5));
         assert_eq!(sim.report().peak_held_records, 61);
+    }
+
+    /// When each other node of a formed 4-node cluster took one put,
+    /// after `[host]` with `host` (none: a machine each).
+    fn put_taken(host: &str) -> Vec<Duration> {
+        let text = format!(
+            "name = \"host\"\nnodes = 4\nduration = \"1h\"\nformed = true\n\
+             [link]\nlatency = \"1ms\"\n{host}"
+        );
+        let mut sim = Sim::new(Scenario::from_toml(&text).unwrap()).unwrap();
+        sim.run_for(Duration::from_secs(5));
+        sim.put(0, "k", b"v").unwrap();
+        sim.run_for(Duration::from_secs(5));
+        let update = sim.updates().updates().last().unwrap().clone();
+        let mut taken: Vec<Duration> = update.times.iter().map(|t| *t - update.at).collect();
+        taken.sort();
+        taken
+    }
+
+    #[test]
+    fn on_a_shared_host_each_delivery_waits_for_a_core() {
+        // Alone, the three others take the put one link delay (1 ms) after
+        // it was written. On one core costing 20 ms a message, each waits
+        // for the core: no two take it within 20 ms of each other, and the
+        // first takes it 21 ms after the write at the soonest.
+        assert_eq!(put_taken("").first(), Some(&Duration::from_millis(1)));
+        let one_core = put_taken("[host]\ncores = 1\nper_message = \"20ms\"\n");
+        assert_eq!(one_core.len(), 3, "{one_core:?}");
+        assert!(one_core[0] >= Duration::from_millis(21), "{one_core:?}");
+        assert!(
+            one_core
+                .windows(2)
+                .all(|w| w[1] - w[0] >= Duration::from_millis(20)),
+            "{one_core:?}"
+        );
+        let bad = "name = \"h\"\n[host]\ncores = 0\nper_message = \"1ms\"\n";
+        let e = Scenario::from_toml(bad).expect_err("refused");
+        assert!(e.to_string().contains("host.cores"), "{e}");
     }
 
     #[test]

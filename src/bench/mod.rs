@@ -337,6 +337,11 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
         );
     }
     let after: Vec<(u64, u64)> = pids.iter().filter_map(|p| proc_usage(*p)).collect();
+    // CPU seconds per second, all agents together, while idle.
+    let idle_cpu = (after.iter().map(|a| a.0).sum::<u64>() as f64
+        - before.iter().map(|b| b.0).sum::<u64>() as f64)
+        / 100.0
+        / secs;
     let written_after: Vec<u64> = pids.iter().filter_map(|p| proc_written(*p)).collect();
     let lo_after = loopback_tx_bytes();
     let sockets: Vec<usize> = pids.iter().filter_map(|p| proc_sockets(*p)).collect();
@@ -440,6 +445,13 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
     let mut missing = 0;
     let puts_started = Instant::now();
     let sent_at_puts = counter_sum(&mut clients, "transport_sent").await?;
+    let ticks = |pids: &[u32]| -> u64 {
+        pids.iter()
+            .filter_map(|p| proc_usage(*p))
+            .map(|u| u.0)
+            .sum()
+    };
+    let ticks_at_puts = ticks(&pids);
     let mut rng_state: u64 = 0x9e37_79b9_7f4a_7c15;
     for i in 0..args.puts as usize {
         // A random pause of 0-1 gossip intervals, so puts land at random
@@ -486,6 +498,19 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
     }
     let sent_puts = counter_sum(&mut clients, "transport_sent").await? - sent_at_puts;
     let beside = idle_rate * puts_started.elapsed().as_secs_f64();
+    // What one message of the puts cost this host in CPU, receiving it and
+    // answering included: the agents' CPU time during the puts over the
+    // messages they sent, both less what idling would have taken.
+    let cpu_puts = (ticks(&pids) - ticks_at_puts) as f64 / 100.0;
+    let cpu_beside = idle_cpu * puts_started.elapsed().as_secs_f64();
+    if sent_puts as f64 > beside && cpu_puts > cpu_beside {
+        real.cpu_per_message =
+            Duration::from_secs_f64((cpu_puts - cpu_beside) / (sent_puts as f64 - beside));
+        println!(
+            "CPU during the puts: {cpu_puts:.2} s over all agents ({cpu_beside:.2} s at the idle rate), {:.0} µs per message of the puts",
+            real.cpu_per_message.as_secs_f64() * 1e6
+        );
+    }
     println!(
         "messages per put: {:.2} per agent ({} messages sent by all agents during {} puts, less {:.0} at the idle rate); the simulator counts the same messages",
         (sent_puts as f64 - beside) / args.puts.max(1) as f64 / n as f64,
@@ -517,7 +542,8 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
         drop(agents);
         let datagram_size = (args.transport == "udp")
             .then_some(rumour::transport::DATAGRAM_SIZE - rumour::transport::SEAL_OVERHEAD);
-        return versus_sim::compare(n, &args.preset, datagram_size, &real);
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        return versus_sim::compare(n, &args.preset, datagram_size, &real, cores);
     }
 
     // 3. Sustained load through one agent.

@@ -7,8 +7,14 @@
 //! to come up, the same settle and idle windows, the same number of 100-byte
 //! puts about one a round, and one node killed after them. The link model
 //! is the simulator's default (0.2 to 1 ms, no loss), loopback's order of
-//! magnitude. Each figure is printed with the ratio simulated ÷ real; a
-//! ratio within 0.8 to 1.25 is marked `agrees`.
+//! magnitude.
+//!
+//! It runs twice: once as the simulator models a cluster by default (a
+//! machine per node, handling a message takes no time), and once on a
+//! shared host ([`rumour::sim::Host`]) with this machine's cores and the
+//! CPU time per message the real agents spent during the puts. Each figure
+//! is printed with the ratio simulated ÷ real; a ratio within 0.8 to 1.25
+//! is marked `agrees`.
 //!
 //! What the simulator counts as bytes is the encoded envelope, as the
 //! agents' `transport_bytes_sent` does; run without `--key`, or the real
@@ -39,6 +45,8 @@ pub(super) struct Real {
     /// From killing one agent until every other held it dead (not alive,
     /// not suspect); `None`: not within the wait.
     pub detection_ms: Option<f64>,
+    /// The agents' CPU time during the puts over the messages they sent.
+    pub cpu_per_message: Duration,
 }
 
 /// The scenario both simulated runs share: the cold start, then `rest`.
@@ -47,14 +55,22 @@ fn scenario(
     preset: &str,
     datagram_size: Option<usize>,
     real: &Real,
+    host: Option<usize>,
     rest: &str,
 ) -> Result<Scenario, String> {
     let config = match datagram_size {
         Some(size) => format!("[config]\ndatagram_size = {size}\n"),
         None => String::new(),
     };
+    let host = match host {
+        Some(cores) => format!(
+            "[host]\ncores = {cores}\nper_message = \"{}us\"\n",
+            real.cpu_per_message.as_micros()
+        ),
+        None => String::new(),
+    };
     let text = format!(
-        "name = \"versus-real\"\nnodes = {n}\npreset = \"{preset}\"\nstart_window = \"{}ms\"\n{rest}\n{config}",
+        "name = \"versus-real\"\nnodes = {n}\npreset = \"{preset}\"\nstart_window = \"{}ms\"\n{rest}\n{config}{host}",
         real.start_window.as_millis().max(1)
     );
     Scenario::from_toml(&text).map_err(|e| format!("the simulated scenario: {e}"))
@@ -64,14 +80,20 @@ fn run(s: Scenario) -> Result<Report, String> {
     Ok(Sim::new(s).map_err(|e| e.to_string())?.run())
 }
 
-/// Run the simulator on the real run's scenarios and print both side by
-/// side.
-pub(super) fn compare(
+/// The simulated figures of one model: the idle run and the busy run.
+struct Simulated {
+    idle: Report,
+    busy: Report,
+}
+
+/// Run both simulated scenarios, on a shared host of `host` cores or not.
+fn simulate(
     n: usize,
     preset: &str,
     datagram_size: Option<usize>,
     real: &Real,
-) -> Result<(), String> {
+    host: Option<usize>,
+) -> Result<Simulated, String> {
     let protocol = Config::preset(preset).map_err(|e| e.to_string())?;
     let round = protocol.gossip_interval;
     let ms = |d: Duration| d.as_millis();
@@ -82,6 +104,7 @@ pub(super) fn compare(
         preset,
         datagram_size,
         real,
+        host,
         &format!(
             "duration = \"{}ms\"\nmeasure_from = \"{}ms\"",
             ms(idle_from + real.idle),
@@ -98,6 +121,7 @@ pub(super) fn compare(
         preset,
         datagram_size,
         real,
+        host,
         &format!(
             "duration = \"{}ms\"\n\
              [workload]\nput_rate = {}\nvalue_size = 100\nkeys = {}\nfrom = \"{}ms\"\nuntil = \"{}ms\"\n\
@@ -111,78 +135,115 @@ pub(super) fn compare(
             n - 1
         ),
     )?)?;
-    let round_ms = round.as_secs_f64() * 1e3;
-    let rows: Vec<(&str, Option<f64>, Option<f64>, &str)> = vec![
+    Ok(Simulated { idle, busy })
+}
+
+/// Simulated ÷ real, marked when within 0.8 to 1.25.
+fn ratio(real: Option<f64>, simulated: Option<f64>) -> String {
+    match (real, simulated) {
+        (Some(r), Some(s)) if r > 0.0 => {
+            let q = s / r;
+            let verdict = if (0.8..=1.25).contains(&q) {
+                " agrees"
+            } else {
+                ""
+            };
+            format!("{q:.2}{verdict}")
+        }
+        _ => "-".into(),
+    }
+}
+
+/// Run the simulator on the real run's scenarios, on machines of their own
+/// and on a shared host of `cores` cores, and print both beside the real
+/// figures.
+pub(super) fn compare(
+    n: usize,
+    preset: &str,
+    datagram_size: Option<usize>,
+    real: &Real,
+    cores: usize,
+) -> Result<(), String> {
+    let round_ms = Config::preset(preset)
+        .map_err(|e| e.to_string())?
+        .gossip_interval
+        .as_secs_f64()
+        * 1e3;
+    let own = simulate(n, preset, datagram_size, real, None)?;
+    let shared = simulate(n, preset, datagram_size, real, Some(cores))?;
+    type Figure = fn(&Simulated, f64) -> Option<f64>;
+    let rows: [(&str, Option<f64>, Figure, &str); 6] = [
         (
             "cold start: all see all, after the last start",
             Some(real.formed_ms),
-            idle.membership_ms,
+            |s, _| s.idle.membership_ms,
             "ms",
         ),
         (
             "idle: messages per node per second",
             Some(real.idle_msgs),
-            Some(idle.msgs_per_node_per_s),
+            |s, _| Some(s.idle.msgs_per_node_per_s),
             "",
         ),
         (
             "idle: envelope bytes per node per second",
             Some(real.idle_bytes),
-            Some(idle.bytes_per_node_per_s),
+            |s, _| Some(s.idle.bytes_per_node_per_s),
             "B",
         ),
         (
             "put to everywhere, mean",
             Some(real.put_mean_ms),
-            busy.update_rounds_mean.map(|r| r * round_ms),
+            |s, r| s.busy.update_rounds_mean.map(|x| x * r),
             "ms",
         ),
         (
             "put to everywhere, p99",
             Some(real.put_p99_ms),
-            busy.update_rounds_p99.map(|r| r * round_ms),
+            |s, r| s.busy.update_rounds_p99.map(|x| x * r),
             "ms",
         ),
         (
             "a killed node held dead by every other",
             real.detection_ms,
-            busy.detection_p50_ms,
+            |s, _| s.busy.detection_p50_ms,
             "ms",
         ),
     ];
     println!(
-        "simulator versus real: {n} nodes, {preset} preset, datagram size {}, simulated with seed 0 and link latency {}; ratio = simulated / real, `agrees` within 0.8 to 1.25",
+        "simulator versus real: {n} nodes, {preset} preset, datagram size {}, seed 0, link latency {}; \
+         simulated on a machine per node, and on one host of {cores} cores at {} µs of CPU per message \
+         (the agents' own, during the puts); ratio = simulated / real, `agrees` within 0.8 to 1.25",
         datagram_size.map_or("none (streams)".to_string(), |s| s.to_string()),
-        idle.latency
+        own.idle.latency,
+        real.cpu_per_message.as_micros(),
     );
     println!(
-        "{:<50} {:>12} {:>12} {:>8}",
-        "figure", "real", "simulated", "ratio"
+        "{:<46} {:>11} {:>11} {:>12} {:>11} {:>12}",
+        "figure", "real", "sim", "ratio", "sim, host", "ratio"
     );
-    for (name, r, s, unit) in rows {
+    for (name, r, figure, unit) in rows {
         let show = |v: Option<f64>| v.map_or("never".to_string(), |v| format!("{v:.1} {unit}"));
-        let ratio = match (r, s) {
-            (Some(r), Some(s)) if r > 0.0 => {
-                let q = s / r;
-                let verdict = if (0.8..=1.25).contains(&q) {
-                    " agrees"
-                } else {
-                    ""
-                };
-                format!("{q:.2}{verdict}")
-            }
-            _ => "-".into(),
-        };
-        println!("{name:<50} {:>12} {:>12} {ratio:>8}", show(r), show(s));
+        let (a, b) = (figure(&own, round_ms), figure(&shared, round_ms));
+        println!(
+            "{name:<46} {:>11} {:>11} {:>12} {:>11} {:>12}",
+            show(r),
+            show(a),
+            ratio(r, a),
+            show(b),
+            ratio(r, b)
+        );
     }
-    println!(
-        "simulated runs: {} puts tracked, delivery {:.3}; false dead declarations {} (idle run {}); the kill detected by all: {} of {}",
-        busy.updates,
-        busy.update_delivery_ratio.unwrap_or(f64::NAN),
-        busy.false_positives,
-        idle.false_positives,
-        busy.detected,
-        busy.crashes
-    );
+    for (model, s) in [("a machine per node", &own), ("the shared host", &shared)] {
+        println!(
+            "simulated on {model}: {} puts tracked, delivery {:.3}; false dead declarations {} (idle run {}); the kill detected by all: {} of {}",
+            s.busy.updates,
+            s.busy.update_delivery_ratio.unwrap_or(f64::NAN),
+            s.busy.false_positives,
+            s.idle.false_positives,
+            s.busy.detected,
+            s.busy.crashes
+        );
+    }
     Ok(())
 }

@@ -1831,3 +1831,28 @@ fn bench_versus_sim_prints_each_figure_real_and_simulated() {
         "{stdout}"
     );
 }
+
+#[test]
+fn bench_loss_and_partition_flags_are_checked_before_anything_starts() {
+    // Loss and a partition are for `--versus-sim` only, and bounded; a bad
+    // value is refused by name before an agent or a namespace is made.
+    for (args, expect) in [
+        (&["--loss", "10"][..], "--versus-sim"),
+        (&["--partition-secs", "5"][..], "--versus-sim"),
+        (&["--versus-sim", "--loss", "80"][..], "--loss"),
+        (
+            &["--versus-sim", "--partition-secs", "601"][..],
+            "--partition-secs",
+        ),
+    ] {
+        let out = Command::new(RUMOUR)
+            .arg("bench")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run rumour bench");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expect), "{args:?}: {stderr}");
+    }
+}

@@ -42,6 +42,9 @@ pub struct Metrics {
     ok: Vec<bool>,
     ok_count: usize,
     converged_at: Option<Time>,
+    /// The last heal of a partition, and when every running node next saw
+    /// every running node alive.
+    healed: Option<(Time, Option<Time>)>,
     crashes: Vec<Crash>,
     leaves: Vec<Leave>,
     false_positives: u64,
@@ -154,6 +157,7 @@ impl Metrics {
             ok: vec![false; n],
             ok_count: 0,
             converged_at: None,
+            healed: None,
             crashes: Vec::new(),
             leaves: Vec::new(),
             false_positives: 0,
@@ -278,6 +282,22 @@ impl Metrics {
             && self.ok_count == self.running_count
         {
             self.converged_at = Some(now);
+        }
+        self.note_healed(now);
+    }
+
+    /// A partition was healed at `now`: time until every running node sees
+    /// every running node alive again (see [`Report::heal_members_ms`]).
+    pub(crate) fn heal(&mut self, now: Time) {
+        self.healed = Some((now, None));
+        self.note_healed(now);
+    }
+
+    fn note_healed(&mut self, now: Time) {
+        if let Some((_, at @ None)) = &mut self.healed {
+            if self.ok_count == self.running_count {
+                *at = Some(now);
+            }
         }
     }
 
@@ -417,7 +437,13 @@ impl Metrics {
             let secs = (now.min(self.end).max(q) - q).as_secs_f64();
             (secs > 0.0).then(|| self.bytes_quiet as f64 / n / secs)
         });
+        let heal_at = self.healed.map(|(h, _)| h);
         Report {
+            heal_at_ms: heal_at.map(|h| h.as_secs_f64() * 1e3),
+            heal_members_ms: self
+                .healed
+                .and_then(|(h, at)| at.map(|a| (a - h).as_secs_f64() * 1e3)),
+            heal_data_ms: None,
             scenario: scenario.name.clone(),
             nodes: scenario.nodes,
             seed: scenario.seed,
@@ -543,6 +569,15 @@ pub struct Report {
     pub leave_seen_p50_ms: Option<f64>,
     /// Longest time from a leave until every running node held it gone.
     pub leave_seen_max_ms: Option<f64>,
+    /// When the last partition was healed, if one was.
+    pub heal_at_ms: Option<f64>,
+    /// From the last heal until every running node saw every running node
+    /// alive (None: no heal, or not within the run).
+    pub heal_members_ms: Option<f64>,
+    /// From the last heal until every write made before it was held by
+    /// every node running at its time (0 if all were before the heal;
+    /// None: no heal, or some write never got everywhere).
+    pub heal_data_ms: Option<f64>,
     /// Times a running node was declared dead by some node.
     pub false_positives: u64,
     /// Times a running node was suspected by some node (most are refuted).
@@ -619,6 +654,17 @@ impl Report {
         self.update_rounds_p99 = percentile(&rounds, 0.99);
         self.update_rounds_max = rounds.last().copied();
         self.update_delivery_ratio = (target > 0).then(|| held as f64 / target as f64);
+        if let Some(heal) = self.heal_at_ms {
+            let before: Vec<Option<f64>> = tracker
+                .updates()
+                .filter(|u| u.at.as_secs_f64() * 1e3 < heal)
+                .map(|u| u.complete.map(|t| t.as_secs_f64() * 1e3 - heal))
+                .collect();
+            self.heal_data_ms = before
+                .iter()
+                .copied()
+                .try_fold(0.0f64, |worst, t| t.map(|t| worst.max(t)));
+        }
     }
 }
 
@@ -658,6 +704,14 @@ impl fmt::Display for Report {
             ms(self.detection_p99_ms),
             self.detection_bound_ms
         )?;
+        if self.heal_at_ms.is_some() {
+            writeln!(
+                f,
+                "  after the heal            all see all alive after {}, every earlier write everywhere after {}",
+                ms(self.heal_members_ms),
+                ms(self.heal_data_ms)
+            )?;
+        }
         if self.leaves > 0 {
             writeln!(
                 f,

@@ -959,6 +959,7 @@ impl Sim {
             }
             Fault::Heal { .. } => {
                 self.net.heal();
+                self.metrics.heal(self.now);
             }
             Fault::Slow { nodes, delay, .. } => {
                 for i in resolve(&nodes, &mut self.rng) {
@@ -1183,6 +1184,39 @@ mod tests {
         assert!(report.last_start_ms > 100.0, "{}", report.last_start_ms);
         let ms = report.membership_ms.expect("the three agree");
         assert!((0.4..50.0).contains(&ms), "{ms}");
+    }
+
+    #[test]
+    fn a_heal_is_timed_until_all_see_all_and_every_write_of_the_cut_is_everywhere() {
+        // Scenario: 10 nodes cut in two halves for 20 s, long enough that
+        // each side declares the other dead (LAN preset: some 5 s), with a
+        // put a round on either side meanwhile. After the heal the members
+        // meet again, then the writes cross: neither happens at the heal's
+        // instant, and both within a push-pull interval or two (15 s).
+        let text = "name = \"cut\"\nnodes = 10\nformed = true\nduration = \"60s\"\n\
+             [workload]\nput_rate = 5\nfrom = \"5s\"\nuntil = \"25s\"\n\
+             [[faults]]\nkind = \"partition\"\nat = \"5s\"\ngroups = { a = \"0..5\", b = \"5..10\" }\n\
+             [[faults]]\nkind = \"heal\"\nat = \"25s\"\n";
+        let report = Sim::new(Scenario::from_toml(text).unwrap()).unwrap().run();
+        assert_eq!(report.heal_at_ms, Some(25_000.0));
+        assert!(report.false_positives > 0, "the cut never split the sides");
+        let members = report.heal_members_ms.expect("all see all again");
+        let data = report
+            .heal_data_ms
+            .expect("every write of the cut everywhere");
+        assert!(members > 0.0 && members < 15_000.0, "{members}");
+        assert!(data > 0.0 && data < 15_000.0, "{data}");
+        // No heal, no figure.
+        let calm = "name = \"calm\"\nnodes = 3\nformed = true\nduration = \"2s\"\n";
+        let report = Sim::new(Scenario::from_toml(calm).unwrap()).unwrap().run();
+        assert_eq!(
+            (
+                report.heal_at_ms,
+                report.heal_members_ms,
+                report.heal_data_ms
+            ),
+            (None, None, None)
+        );
     }
 
     #[test]

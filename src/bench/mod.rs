@@ -19,6 +19,7 @@
 //! detection, and runs the same scenarios in the simulator (see
 //! [`versus_sim`]).
 
+mod netns;
 mod versus_sim;
 
 use std::collections::BTreeMap;
@@ -77,6 +78,36 @@ pub struct BenchArgs {
     /// simulator and print each figure beside the real one.
     #[arg(long)]
     versus_sim: bool,
+    /// With `--versus-sim`: drop this percentage of the packets to and from
+    /// the agents' peer ports, from the start (nftables, in a network
+    /// namespace of the bench's own: needs root, `unshare`, `ip` and `nft`).
+    #[arg(long, value_name = "PERCENT", default_value_t = 0, requires = "versus_sim",
+          value_parser = clap::value_parser!(u32).range(0..=50))]
+    loss: u32,
+    /// With `--versus-sim`: after the puts, cut the agents into two halves
+    /// for this many seconds, a put a round on either side meanwhile, then
+    /// heal and time until all see all alive and every put of the cut is
+    /// everywhere (needs what `--loss` needs).
+    #[arg(long, value_name = "SECS", default_value_t = 0, requires = "versus_sim",
+          value_parser = clap::value_parser!(u64).range(0..=600))]
+    partition_secs: u64,
+}
+
+impl BenchArgs {
+    /// Whether the run needs its own network namespace.
+    fn needs_netns(&self) -> bool {
+        self.loss > 0 || self.partition_secs > 0
+    }
+
+    /// The two halves of a partition: agent `i` is on side `i * 2 / n`.
+    fn sides(&self, peers: &[u16]) -> (netns::Side, netns::Side) {
+        let half = peers.len() / 2;
+        let side = |r: std::ops::Range<usize>| netns::Side {
+            uids: netns::UID_BASE + r.start as u32..netns::UID_BASE + r.end as u32,
+            ports: peers[r].to_vec(),
+        };
+        (side(0..half), side(half..peers.len()))
+    }
 }
 
 /// Agent processes, killed when dropped, and their data dirs' parent,
@@ -84,6 +115,8 @@ pub struct BenchArgs {
 struct Agents {
     children: Vec<Child>,
     apis: Vec<SocketAddr>,
+    /// Each agent's peer port.
+    peers: Vec<u16>,
     data: Option<std::path::PathBuf>,
 }
 
@@ -131,7 +164,12 @@ fn free_port(next: &mut u16) -> std::io::Result<SocketAddr> {
     ))
 }
 
-fn spawn(args: &BenchArgs) -> Result<Agents, String> {
+/// Start the agents; `ready` is called with their peer ports before the
+/// first starts.
+fn spawn(
+    args: &BenchArgs,
+    ready: impl FnOnce(&[u16]) -> Result<(), String>,
+) -> Result<Agents, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
     let data = args
         .data_dirs
@@ -139,15 +177,23 @@ fn spawn(args: &BenchArgs) -> Result<Agents, String> {
     let mut agents = Agents {
         children: Vec::new(),
         apis: Vec::new(),
+        peers: Vec::new(),
         data: data.clone(),
     };
     let mut seed = None;
     // Runs side by side start apart.
     let span = PORTS.end - PORTS.start;
     let mut next_port = PORTS.start + (std::process::id() % u32::from(span)) as u16;
-    for i in 0..args.agents {
+    let mut binds = Vec::new();
+    for _ in 0..args.agents {
         let bind = free_port(&mut next_port).map_err(|e| e.to_string())?;
         let api = free_port(&mut next_port).map_err(|e| e.to_string())?;
+        binds.push(bind);
+        agents.apis.push(api);
+        agents.peers.push(bind.port());
+    }
+    ready(&agents.peers)?;
+    for (i, (bind, api)) in binds.into_iter().zip(agents.apis.clone()).enumerate() {
         let mut cmd = Command::new(&exe);
         cmd.arg("agent")
             .args(["--name", &format!("agent-{i:02}")])
@@ -171,11 +217,15 @@ fn spawn(args: &BenchArgs) -> Result<Agents, String> {
         if let Some(key) = &args.key {
             cmd.env("RUMOUR_KEY", key.expose());
         }
+        if args.partition_secs > 0 {
+            // Its side is told by its user id (see `netns`).
+            use std::os::unix::process::CommandExt;
+            cmd.uid(netns::UID_BASE + i as u32);
+        }
         let child = cmd
             .spawn()
             .map_err(|e| format!("cannot start an agent: {e}"))?;
         agents.children.push(child);
-        agents.apis.push(api);
         seed.get_or_insert(bind);
     }
     Ok(agents)
@@ -265,12 +315,119 @@ async fn counter_sum(clients: &mut [RumourClient<Channel>], name: &str) -> Resul
     Ok(sum)
 }
 
+/// Put 100 bytes under `key` in the agent's own namespace; its version.
+async fn put_100(client: &mut RumourClient<Channel>, key: &str) -> Result<u64, String> {
+    Ok(client
+        .put(pb::PutRequest {
+            key: key.to_string(),
+            value: vec![b'x'; 100],
+            namespace: String::new(),
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .into_inner()
+        .version)
+}
+
+/// When each watcher saw each (namespace, key, version).
+type Seen = Arc<Mutex<BTreeMap<(String, String, u64), Vec<Instant>>>>;
+
+/// Cut the agents in two halves for `--partition-secs`, a put a round on
+/// agents of either side in turn meanwhile, then heal; time until every
+/// agent sees all alive, and until every put of the cut is at every agent.
+async fn cut_and_heal(
+    args: &BenchArgs,
+    agents: &Agents,
+    clients: &mut [RumourClient<Channel>],
+    seen: &Seen,
+    protocol: &Config,
+) -> Result<versus_sim::Cut, String> {
+    let n = clients.len();
+    let (a, b) = args.sides(&agents.peers);
+    netns::set(args.loss, &agents.peers, Some((&a, &b)))?;
+    let cut_at = Instant::now();
+    let secs = Duration::from_secs(args.partition_secs);
+    let mut puts = Vec::new();
+    let mut i = 0usize;
+    while cut_at.elapsed() < secs {
+        // Agents of either side in turn: 0, n-1, 1, n-2, ...
+        let w = if i % 2 == 0 {
+            i / 2 % n
+        } else {
+            n - 1 - i / 2 % n
+        };
+        let key = format!("bench/cut/{i}");
+        let version = put_100(&mut clients[w], &key).await?;
+        puts.push((format!("agent-{w:02}"), key, version));
+        i += 1;
+        tokio::time::sleep(protocol.gossip_interval).await;
+    }
+    // Whether each side had given the other up by the end of the cut.
+    let mut live = Vec::new();
+    for c in [0, n - 1] {
+        let s = clients[c]
+            .status(pb::StatusRequest {})
+            .await
+            .map_err(|e| e.to_string())?;
+        live.push(s.into_inner().live_members);
+    }
+    netns::set(args.loss, &agents.peers, None)?;
+    let healed = Instant::now();
+    let within = protocol.push_pull_interval * 6;
+    let members_ms = wait_for_live(clients, n as u32, within)
+        .await?
+        .then(|| healed.elapsed().as_secs_f64() * 1e3);
+    let mut data_ms = None;
+    while healed.elapsed() < within {
+        let seen = seen.lock().await;
+        let lasts: Option<Vec<Instant>> = puts
+            .iter()
+            .map(|p| {
+                seen.get(p)
+                    .filter(|v| v.len() >= n)
+                    .and_then(|v| v.iter().max().copied())
+            })
+            .collect();
+        drop(seen);
+        if let Some(lasts) = lasts {
+            let last = lasts.into_iter().max().unwrap_or(healed);
+            data_ms = Some(last.saturating_duration_since(healed).as_secs_f64() * 1e3);
+            break;
+        }
+        // Waiting for the watchers' reports.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let show =
+        |v: Option<f64>| v.map_or(format!("not within {within:?}"), |v| format!("{v:.0} ms"));
+    println!(
+        "partition: {} and {} agents cut apart for {secs:?} (live members seen by the first and the last at its end: {} and {}), {} puts meanwhile; after the heal all see all alive after {}, every put of the cut everywhere after {}",
+        a.ports.len(),
+        b.ports.len(),
+        live[0],
+        live[1],
+        puts.len(),
+        show(members_ms),
+        show(data_ms)
+    );
+    Ok(versus_sim::Cut {
+        secs,
+        puts: puts.len(),
+        members_ms,
+        data_ms,
+    })
+}
+
 async fn run_bench(args: BenchArgs) -> Result<(), String> {
     let protocol = Config::preset(&args.preset).map_err(|e| e.to_string())?;
     let round_ms = protocol.gossip_interval.as_secs_f64() * 1000.0;
     let n = args.agents as usize;
     let started = Instant::now();
-    let mut agents = spawn(&args)?;
+    let mut agents = spawn(&args, |peers| {
+        if args.loss > 0 {
+            netns::set(args.loss, peers, None)?;
+        }
+        Ok(())
+    })?;
     let mut clients = Vec::new();
     for api in &agents.apis {
         clients.push(connect(*api, Duration::from_secs(30)).await?);
@@ -403,6 +560,12 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
     let idle_rate = sent_idle as f64 / idle_secs;
     real.idle_msgs = idle_rate / n as f64;
     real.idle_bytes = bytes_idle as f64 / idle_secs / n as f64;
+    // Suspicions and refutations from the start to here, per agent per
+    // minute: what loss costs failure detection.
+    let minutes = started.elapsed().as_secs_f64() / 60.0;
+    real.failed_probes =
+        counter_sum(&mut clients, "failed_probes").await? as f64 / n as f64 / minutes;
+    real.refutations = counter_sum(&mut clients, "refutations").await? as f64 / n as f64 / minutes;
     println!(
         "idle envelopes: {:.2} msgs/node/s, {:.0} B/node/s of encoded envelopes (the agents' own counters: no other traffic on the machine counts, no HTTP/2, TCP or IP framing)",
         idle_rate / n as f64,
@@ -423,8 +586,6 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
             .into_inner();
         streams.push(s);
     }
-    // Each watcher records when it saw each (namespace, key, version).
-    type Seen = Arc<Mutex<BTreeMap<(String, String, u64), Vec<Instant>>>>;
     let seen: Seen = Arc::default();
     for mut s in streams {
         let seen = seen.clone();
@@ -464,16 +625,7 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
         let w = i % n;
         let key = format!("bench/{i}");
         let start = Instant::now();
-        let version = clients[w]
-            .put(pb::PutRequest {
-                key: key.clone(),
-                value: vec![b'x'; 100],
-                namespace: String::new(),
-            })
-            .await
-            .map_err(|e| e.to_string())?
-            .into_inner()
-            .version;
+        let version = put_100(&mut clients[w], &key).await?;
         let ns = format!("agent-{w:02}");
         let deadline = start + protocol.push_pull_interval * 3;
         loop {
@@ -537,7 +689,12 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
         latencies.last().copied().unwrap_or(f64::NAN) / round_ms,
     );
 
+    real.put_missing = missing;
     if args.versus_sim {
+        real.loss_percent = args.loss;
+        if args.partition_secs > 0 {
+            real.cut = Some(cut_and_heal(&args, &agents, &mut clients, &seen, &protocol).await?);
+        }
         real.detection_ms = kill_one(&mut agents, &mut clients, &protocol).await?;
         drop(agents);
         let datagram_size = (args.transport == "udp")
@@ -736,6 +893,16 @@ async fn wait_for_live(
 
 /// Run the bench; agents are stopped at the end or on error.
 pub fn run(args: BenchArgs) -> ExitCode {
+    if args.needs_netns() {
+        match netns::enter() {
+            Ok(Some(code)) => return code,
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -47,6 +47,29 @@ pub(super) struct Real {
     pub detection_ms: Option<f64>,
     /// The agents' CPU time during the puts over the messages they sent.
     pub cpu_per_message: Duration,
+    /// Puts that did not reach every agent within the wait.
+    pub put_missing: u64,
+    /// Packets dropped on the peer ports, in percent (`--loss`).
+    pub loss_percent: u32,
+    /// Failed probes (suspicions raised) and refutations from the first
+    /// start until the end of the idle window, per agent per minute.
+    pub failed_probes: f64,
+    pub refutations: f64,
+    /// The partition, if one was made (`--partition-secs`).
+    pub cut: Option<Cut>,
+}
+
+/// What a partition and its heal measured.
+#[derive(Debug)]
+pub(super) struct Cut {
+    /// How long the halves were cut apart.
+    pub secs: Duration,
+    /// Puts made during the cut.
+    pub puts: usize,
+    /// From the heal until every agent saw all alive.
+    pub members_ms: Option<f64>,
+    /// From the heal until every put of the cut was at every agent.
+    pub data_ms: Option<f64>,
 }
 
 /// The scenario both simulated runs share: the cold start, then `rest`.
@@ -69,8 +92,13 @@ fn scenario(
         ),
         None => String::new(),
     };
+    let link = if real.loss_percent > 0 {
+        format!("[link]\nloss = {}\n", f64::from(real.loss_percent) / 100.0)
+    } else {
+        String::new()
+    };
     let text = format!(
-        "name = \"versus-real\"\nnodes = {n}\npreset = \"{preset}\"\nstart_window = \"{}ms\"\n{rest}\n{config}{host}",
+        "name = \"versus-real\"\nnodes = {n}\npreset = \"{preset}\"\nstart_window = \"{}ms\"\n{rest}\n{config}{host}{link}",
         real.start_window.as_millis().max(1)
     );
     Scenario::from_toml(&text).map_err(|e| format!("the simulated scenario: {e}"))
@@ -84,6 +112,8 @@ fn run(s: Scenario) -> Result<Report, String> {
 struct Simulated {
     idle: Report,
     busy: Report,
+    /// The partition and its heal, if the real run made one.
+    cut: Option<Report>,
     /// Time to membership after the last start over [`COLD_SEEDS`] seeds,
     /// sorted (runs that never got there left out).
     cold: Vec<f64>,
@@ -100,61 +130,79 @@ fn simulate(
     let protocol = Config::preset(preset).map_err(|e| e.to_string())?;
     let round = protocol.gossip_interval;
     let ms = |d: Duration| d.as_millis();
+    let sim = |rest: String| run(scenario(n, preset, datagram_size, real, host, &rest)?);
+    // 100-byte puts one a round from `from` to `until`.
+    let workload = |keys: usize, from: Duration, until: Duration| {
+        format!(
+            "[workload]\nput_rate = {}\nvalue_size = 100\nkeys = {}\nfrom = \"{}ms\"\nuntil = \"{}ms\"\n",
+            1.0 / round.as_secs_f64(),
+            keys.max(1),
+            ms(from),
+            ms(until)
+        )
+    };
     // Idle: the cold start, the settle, and the idle window measured.
     let idle_from = real.start_window + real.settle;
-    let idle = run(scenario(
-        n,
-        preset,
-        datagram_size,
-        real,
-        host,
-        &format!(
-            "duration = \"{}ms\"\nmeasure_from = \"{}ms\"",
-            ms(idle_from + real.idle),
-            ms(idle_from)
-        ),
-    )?)?;
+    let idle = sim(format!(
+        "duration = \"{}ms\"\nmeasure_from = \"{}ms\"",
+        ms(idle_from + real.idle),
+        ms(idle_from)
+    ))?;
     // Puts, one a round, then a kill once a push-pull interval has passed.
     let puts_from = idle_from + real.idle;
     let puts_until = puts_from + round * real.puts.max(1) as u32;
     let kill_at = puts_until + protocol.push_pull_interval;
     let end = kill_at + protocol.probe_period * 3 + protocol.suspicion_max + Duration::from_secs(5);
-    let busy = run(scenario(
-        n,
-        preset,
-        datagram_size,
-        real,
-        host,
-        &format!(
-            "duration = \"{}ms\"\n\
-             [workload]\nput_rate = {}\nvalue_size = 100\nkeys = {}\nfrom = \"{}ms\"\nuntil = \"{}ms\"\n\
-             [[faults]]\nkind = \"crash\"\nat = \"{}ms\"\nnodes = \"{}\"\n",
-            ms(end),
-            1.0 / round.as_secs_f64(),
-            real.puts.max(1),
-            ms(puts_from),
-            ms(puts_until),
-            ms(kill_at),
-            n - 1
-        ),
-    )?)?;
+    let busy = sim(format!(
+        "duration = \"{}ms\"\n{}[[faults]]\nkind = \"crash\"\nat = \"{}ms\"\nnodes = \"{}\"\n",
+        ms(end),
+        workload(real.puts as usize, puts_from, puts_until),
+        ms(kill_at),
+        n - 1
+    ))?;
     // The cold start again under other seeds: when the last joiner lands
     // decides whether its news goes down the tree or waits for a round.
     let mut cold: Vec<f64> = Vec::new();
     for seed in 1..COLD_SEEDS {
-        let s = run(scenario(
-            n,
-            preset,
-            datagram_size,
-            real,
-            host,
-            &format!("seed = {seed}\nduration = \"{}ms\"", ms(idle_from)),
-        )?)?;
+        let s = sim(format!("seed = {seed}\nduration = \"{}ms\"", ms(idle_from)))?;
         cold.extend(s.membership_ms);
     }
     cold.extend(idle.membership_ms);
     cold.sort_by(f64::total_cmp);
-    Ok(Simulated { idle, busy, cold })
+    // The cut: the halves apart from the end of the settle, a put a round
+    // meanwhile, then the heal and time for both figures to settle.
+    let cut = match &real.cut {
+        Some(c) => {
+            let heal = idle_from + c.secs;
+            let half = n / 2;
+            Some(sim(format!(
+                "duration = \"{}ms\"\n{}\
+                 [[faults]]\nkind = \"partition\"\nat = \"{}ms\"\ngroups = {{ a = \"0..{half}\", b = \"{half}..{n}\" }}\n\
+                 [[faults]]\nkind = \"heal\"\nat = \"{}ms\"\n",
+                ms(heal + protocol.push_pull_interval * 6),
+                workload(c.puts, idle_from, heal),
+                ms(idle_from),
+                ms(heal),
+            ))?)
+        }
+        None => None,
+    };
+    Ok(Simulated {
+        idle,
+        busy,
+        cut,
+        cold,
+    })
+}
+
+/// A node counter of the idle run, per node per minute: from the first
+/// start to the end of the idle window, as the agents' counters are read.
+fn per_minute(s: &Simulated, name: &str) -> Option<f64> {
+    let minutes = s.idle.simulated_s / 60.0;
+    s.idle
+        .node_counters
+        .get(name)
+        .map(|c| *c as f64 / s.idle.nodes as f64 / minutes)
 }
 
 /// Seeds the cold start is simulated with (0 and the next ones).
@@ -194,7 +242,7 @@ pub(super) fn compare(
     let own = simulate(n, preset, datagram_size, real, None)?;
     let shared = simulate(n, preset, datagram_size, real, Some(cores))?;
     type Figure = fn(&Simulated, f64) -> Option<f64>;
-    let rows: [(&str, Option<f64>, Figure, &str); 6] = [
+    let mut rows: Vec<(&str, Option<f64>, Figure, &str)> = vec![
         (
             "cold start: all see all, after the last start",
             Some(real.formed_ms),
@@ -232,13 +280,42 @@ pub(super) fn compare(
             "ms",
         ),
     ];
+    if real.loss_percent > 0 {
+        rows.push((
+            "failed probes per node per minute",
+            Some(real.failed_probes),
+            |s, _| per_minute(s, "failed_probes"),
+            "",
+        ));
+        rows.push((
+            "refutations per node per minute",
+            Some(real.refutations),
+            |s, _| per_minute(s, "refutations"),
+            "",
+        ));
+    }
+    if let Some(c) = &real.cut {
+        rows.push((
+            "after the heal: all see all alive",
+            c.members_ms,
+            |s, _| s.cut.as_ref().and_then(|c| c.heal_members_ms),
+            "ms",
+        ));
+        rows.push((
+            "after the heal: every put of the cut everywhere",
+            c.data_ms,
+            |s, _| s.cut.as_ref().and_then(|c| c.heal_data_ms),
+            "ms",
+        ));
+    }
     println!(
         "simulator versus real: {n} nodes, {preset} preset, datagram size {}, seed 0, link latency {}; \
          simulated on a machine per node, and on one host of {cores} cores at {} µs of CPU per message \
-         (the agents' own, during the puts); ratio = simulated / real, `agrees` within 0.8 to 1.25",
+         (the agents' own, during the puts); loss {}%; ratio = simulated / real, `agrees` within 0.8 to 1.25",
         datagram_size.map_or("none (streams)".to_string(), |s| s.to_string()),
         own.idle.latency,
         real.cpu_per_message.as_micros(),
+        real.loss_percent,
     );
     println!(
         "{:<46} {:>11} {:>11} {:>12} {:>11} {:>12}",
@@ -274,6 +351,14 @@ pub(super) fn compare(
             s.busy.detected,
             s.busy.crashes
         );
+        if let Some(c) = &s.cut {
+            println!(
+                "simulated cut on {model}: {} puts, delivery {:.3}, dead declarations across the cut {}",
+                c.updates,
+                c.update_delivery_ratio.unwrap_or(f64::NAN),
+                c.false_positives
+            );
+        }
     }
     Ok(())
 }

@@ -17,7 +17,8 @@
 //!
 //! With `--versus-sim` it kills one agent instead of the load, times its
 //! detection, and runs the same scenarios in the simulator (see
-//! [`versus_sim`]).
+//! [`versus_sim`]); `--loss` and `--partition-secs` add real loss and a
+//! real partition (see [`netns`]).
 
 mod netns;
 mod versus_sim;

@@ -6,8 +6,11 @@
 //! the seed and the others starting within the window the real agents took
 //! to come up, the same settle and idle windows, the same number of 100-byte
 //! puts about one a round, and one node killed after them. The link model
-//! is the simulator's default (0.2 to 1 ms, no loss), loopback's order of
-//! magnitude.
+//! is the simulator's default (0.2 to 1 ms), loopback's order of
+//! magnitude, with the real run's loss (`--loss`); a real partition
+//! (`--partition-secs`) is simulated as a run of its own: the halves cut
+//! apart from the end of the settle, a put a round meanwhile, then the
+//! heal.
 //!
 //! It runs twice: once as the simulator models a cluster by default (a
 //! machine per node, handling a message takes no time), and once on a

@@ -9,7 +9,7 @@
 //! every event in order, and two runs with the same seed agree on it.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::hash::{Hash, Hasher};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
@@ -186,6 +186,10 @@ pub struct Sim {
     verified: Verified,
     /// On a shared host (`Scenario::host`): when each core is next free.
     cores: Vec<Time>,
+    /// Under [`crate::net::LinkModel::tcp_streams`], each stream (sender,
+    /// receiver) that has carried a message, and when its last one arrives:
+    /// a stream delivers in order.
+    streams: BTreeMap<(usize, usize), Time>,
 }
 
 impl Sim {
@@ -238,6 +242,7 @@ impl Sim {
             formed: Vec::new(),
             verified: Verified::new(),
             cores: vec![Time::ZERO; scenario.host.as_ref().map_or(0, |h| h.cores)],
+            streams: BTreeMap::new(),
             scenario,
         };
         if sim.scenario.formed {
@@ -528,6 +533,23 @@ impl Sim {
         let Some(to) = node_index(&to).filter(|&t| t < self.slots.len()) else {
             return;
         };
+        let by_stream = self.net.model().tcp_streams
+            && match self.config.datagram_size {
+                Some(size) => !(msg.rides_datagrams() && bytes <= size),
+                None => true,
+            };
+        if by_stream {
+            let last = self.streams.get(&(from, to)).copied();
+            let fate = self
+                .net
+                .transmit_stream(from, to, last.is_none(), &mut self.rng);
+            if let Fate::Delivered { first, .. } = fate {
+                let at = (self.now + first).max(last.unwrap_or(Time::ZERO));
+                self.streams.insert((from, to), at);
+                self.deliver_at(at, from, to, msg);
+            }
+            return;
+        }
         match self.net.transmit(from, to, &mut self.rng) {
             Fate::Dropped(_) => {}
             Fate::Delivered { first, duplicate } => {
@@ -886,6 +908,8 @@ impl Sim {
     pub fn crash(&mut self, i: usize) {
         if self.slots[i].node.take().is_some() {
             self.slots[i].timer_at = None;
+            // Its streams close with it; a restart opens new ones.
+            self.streams.retain(|(a, b), _| *a != i && *b != i);
             self.metrics.crashed(i, self.now);
             self.metrics.recount(&self.running());
         }

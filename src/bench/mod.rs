@@ -342,7 +342,7 @@ async fn cut_and_heal(
     clients: &mut [RumourClient<Channel>],
     seen: &Seen,
     protocol: &Config,
-) -> Result<versus_sim::Cut, String> {
+) -> Result<(versus_sim::Cut, Instant), String> {
     let n = clients.len();
     let (a, b) = args.sides(&agents.peers);
     netns::set(args.loss, &agents.peers, Some((&a, &b)))?;
@@ -410,12 +410,16 @@ async fn cut_and_heal(
         show(members_ms),
         show(data_ms)
     );
-    Ok(versus_sim::Cut {
-        secs,
-        puts: puts.len(),
-        members_ms,
-        data_ms,
-    })
+    Ok((
+        versus_sim::Cut {
+            secs,
+            puts: puts.len(),
+            members_ms,
+            data_ms,
+            kill_after_heal: Duration::ZERO,
+        },
+        healed,
+    ))
 }
 
 async fn run_bench(args: BenchArgs) -> Result<(), String> {
@@ -693,8 +697,14 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
     real.put_missing = missing;
     if args.versus_sim {
         real.loss_percent = args.loss;
+        let mut healed = None;
         if args.partition_secs > 0 {
-            real.cut = Some(cut_and_heal(&args, &agents, &mut clients, &seen, &protocol).await?);
+            let (cut, at) = cut_and_heal(&args, &agents, &mut clients, &seen, &protocol).await?;
+            real.cut = Some(cut);
+            healed = Some(at);
+        }
+        if let (Some(cut), Some(at)) = (&mut real.cut, healed) {
+            cut.kill_after_heal = at.elapsed();
         }
         real.detection_ms = kill_one(&mut agents, &mut clients, &protocol).await?;
         drop(agents);

@@ -7,7 +7,8 @@
 //! to come up, the same settle and idle windows, the same number of 100-byte
 //! puts about one a round, and one node killed after them. The link model
 //! is the simulator's default (0.2 to 1 ms), loopback's order of
-//! magnitude, with the real run's loss (`--loss`); a real partition
+//! magnitude, with the real run's loss (`--loss`) and streams that behave
+//! as TCP's (`[link] tcp_streams`: a loss delays, never drops); a real partition
 //! (`--partition-secs`) is simulated as a run of its own: the halves cut
 //! apart from the end of the settle, a put a round meanwhile, then the
 //! heal.
@@ -73,6 +74,8 @@ pub(super) struct Cut {
     pub members_ms: Option<f64>,
     /// From the heal until every put of the cut was at every agent.
     pub data_ms: Option<f64>,
+    /// From the heal until the kill (which then follows the cut).
+    pub kill_after_heal: Duration,
 }
 
 /// The scenario both simulated runs share: the cold start, then `rest`.
@@ -95,11 +98,12 @@ fn scenario(
         ),
         None => String::new(),
     };
-    let link = if real.loss_percent > 0 {
-        format!("[link]\nloss = {}\n", f64::from(real.loss_percent) / 100.0)
-    } else {
-        String::new()
-    };
+    // The agents' streams are TCP: what goes by stream is delayed by a
+    // loss, not lost.
+    let link = format!(
+        "[link]\ntcp_streams = true\nloss = {}\n",
+        f64::from(real.loss_percent) / 100.0
+    );
     let text = format!(
         "name = \"versus-real\"\nnodes = {n}\npreset = \"{preset}\"\nstart_window = \"{}ms\"\n{rest}\n{config}{host}{link}",
         real.start_window.as_millis().max(1)
@@ -178,14 +182,22 @@ fn simulate(
         Some(c) => {
             let heal = idle_from + c.secs;
             let half = n / 2;
+            // The kill as long after the heal as the real one: a cut
+            // leaves local health raised for a while, and the kill's
+            // detection with it.
+            let kill_at = heal + c.kill_after_heal;
+            let detected = kill_at + protocol.probe_period * 3 + protocol.suspicion_max;
             Some(sim(format!(
                 "duration = \"{}ms\"\n{}\
                  [[faults]]\nkind = \"partition\"\nat = \"{}ms\"\ngroups = {{ a = \"0..{half}\", b = \"{half}..{n}\" }}\n\
-                 [[faults]]\nkind = \"heal\"\nat = \"{}ms\"\n",
-                ms(heal + protocol.push_pull_interval * 6),
+                 [[faults]]\nkind = \"heal\"\nat = \"{}ms\"\n\
+                 [[faults]]\nkind = \"crash\"\nat = \"{}ms\"\nnodes = \"{}\"\n",
+                ms((heal + protocol.push_pull_interval * 6).max(detected) + Duration::from_secs(5)),
                 workload(c.puts, idle_from, heal),
                 ms(idle_from),
                 ms(heal),
+                ms(kill_at),
+                n - 1,
             ))?)
         }
         None => None,
@@ -279,7 +291,8 @@ pub(super) fn compare(
         (
             "a killed node held dead by every other",
             real.detection_ms,
-            |s, _| s.busy.detection_p50_ms,
+            // After the cut's heal if there was one, as in the real run.
+            |s, _| s.cut.as_ref().unwrap_or(&s.busy).detection_p50_ms,
             "ms",
         ),
     ];
@@ -356,10 +369,13 @@ pub(super) fn compare(
         );
         if let Some(c) = &s.cut {
             println!(
-                "simulated cut on {model}: {} puts, delivery {:.3}, dead declarations across the cut {}",
+                "simulated cut on {model}: {} puts, delivery {:.3}, dead declarations across the cut {}; the kill {:.1} s after the heal detected by all: {} of {}",
                 c.updates,
                 c.update_delivery_ratio.unwrap_or(f64::NAN),
-                c.false_positives
+                c.false_positives,
+                real.cut.as_ref().map_or(0.0, |r| r.kill_after_heal.as_secs_f64()),
+                c.detected,
+                c.crashes
             );
         }
     }

@@ -34,7 +34,42 @@ pub struct LinkModel {
     /// Upper bound (exclusive) of the extra hold-back for reordered messages.
     #[serde(with = "duration_str")]
     pub reorder_window: Duration,
+    /// Messages that go by stream (every message without
+    /// `Config::datagram_size`, else those that do not ride datagrams or
+    /// do not fit one) behave as on TCP: never lost to `loss`, but each
+    /// loss of the segment costs a retransmission timeout (200 ms,
+    /// doubling), a new stream's handshake 1 s per lost SYN or SYN-ACK, and
+    /// a stream delivers in order. Off by default: every message is lost
+    /// as a datagram.
+    pub tcp_streams: bool,
 }
+
+/// Linux's minimum retransmission timeout, where a stream's round trip is
+/// far below it (loopback, a LAN).
+const STREAM_RTO: Duration = Duration::from_millis(200);
+/// The initial retransmission timeout of a handshake (RFC 6298).
+const HANDSHAKE_RTO: Duration = Duration::from_secs(1);
+
+/// Time a packet lost with probability `p` at each try spends on
+/// retransmissions, each try's timeout double the last, from `rto`. `u` is
+/// a uniform draw: `k` losses come with probability `p^k (1 - p)`, which is
+/// `u < p^k <= ... `, i.e. `k = floor(ln u / ln p)` when `u < p`.
+fn retransmissions(u: f64, p: f64, rto: Duration) -> Duration {
+    if p <= 0.0 || u >= p {
+        return Duration::ZERO;
+    }
+    let k = if p >= 1.0 {
+        MAX_RETRANSMISSIONS
+    } else {
+        ((u.ln() / p.ln()).floor() as u32).clamp(1, MAX_RETRANSMISSIONS)
+    };
+    rto * ((1u32 << k) - 1)
+}
+
+/// Retransmissions after which a stream message is delivered anyway (a
+/// real stream would break and its sender reconnect; the model keeps it
+/// simple).
+const MAX_RETRANSMISSIONS: u32 = 8;
 
 impl Default for LinkModel {
     fn default() -> LinkModel {
@@ -47,6 +82,7 @@ impl Default for LinkModel {
             duplicate: 0.0,
             reorder: 0.0,
             reorder_window: Duration::from_millis(5),
+            tcp_streams: false,
         }
     }
 }
@@ -247,6 +283,36 @@ impl Network {
         }
         let duplicate = (dup < m.duplicate).then(|| m.latency.sample_from(dup_a, dup_b));
         Fate::Delivered { first, duplicate }
+    }
+
+    /// What happens to one message from `from` to `to` that goes by stream
+    /// under [`LinkModel::tcp_streams`]: a partition or the topology drops
+    /// it; loss only delays it (see there). `new_stream` adds the
+    /// handshake. Consumes exactly four draws from `rng`.
+    pub fn transmit_stream(
+        &mut self,
+        from: usize,
+        to: usize,
+        new_stream: bool,
+        rng: &mut ChaCha8Rng,
+    ) -> Fate {
+        let draws: [f64; 4] = std::array::from_fn(|_| rng.random::<f64>());
+        let [segment, handshake, lat_a, lat_b] = draws;
+        if let Some(reason) = self.blocked(from, to) {
+            return Fate::Dropped(reason);
+        }
+        let m = &self.model;
+        let mut first =
+            m.latency.sample_from(lat_a, lat_b) + retransmissions(segment, m.loss, STREAM_RTO);
+        if new_stream {
+            // A SYN or its SYN-ACK lost: either costs the handshake's timeout.
+            let p = 1.0 - (1.0 - m.loss).powi(2);
+            first += retransmissions(handshake, p, HANDSHAKE_RTO);
+        }
+        Fate::Delivered {
+            first,
+            duplicate: None,
+        }
     }
 
     /// Why a message from `from` to `to` cannot pass right now, ignoring loss.
@@ -450,6 +516,51 @@ mod tests {
             .count();
         // Binomial sd is 40; 5 sd either side.
         assert!((1_800..=2_200).contains(&dropped), "dropped {dropped}");
+    }
+
+    #[test]
+    fn a_stream_loses_nothing_and_pays_a_timeout_per_loss() {
+        // At 20% loss a stream message always arrives: 80% at the link's
+        // latency (1 ms here), 16% after one timeout (200 ms), 3.2% after
+        // two (600 ms), and so on; a new stream's handshake adds 1 s for a
+        // lost SYN or SYN-ACK (36%). A partition still drops it.
+        let mut net = Network::new(
+            8,
+            LinkModel {
+                loss: 0.2,
+                tcp_streams: true,
+                ..model("1ms")
+            },
+        );
+        let mut r = rng(4);
+        let delays = |net: &mut Network, r: &mut ChaCha8Rng, new: bool| -> Vec<Duration> {
+            (0..10_000)
+                .map(|i| match net.transmit_stream(i % 7, (i + 1) % 7, new, r) {
+                    Fate::Delivered { first, duplicate } => {
+                        assert_eq!(duplicate, None);
+                        first
+                    }
+                    f => panic!("a stream lost a message: {f:?}"),
+                })
+                .collect()
+        };
+        let ms = |d: u64| Duration::from_millis(d);
+        let old = delays(&mut net, &mut r, false);
+        let count = |v: &[Duration], d: Duration| v.iter().filter(|x| **x == d).count();
+        // Binomial sds: 40, 37, 18; 5 sd either side.
+        assert!((7_800..=8_200).contains(&count(&old, ms(1))));
+        assert!((1_415..=1_785).contains(&count(&old, ms(201))));
+        assert!((230..=410).contains(&count(&old, ms(601))));
+        assert!(old.iter().all(|d| *d <= ms(1) + ms(200) * 255));
+        let new = delays(&mut net, &mut r, true);
+        let shaken = new.iter().filter(|d| **d >= ms(1001)).count();
+        // 1 - 0.8² = 36% (sd 48).
+        assert!((3_360..=3_840).contains(&shaken), "{shaken}");
+        net.partition(&[vec![0, 1, 2], vec![3, 4, 5, 6, 7]]);
+        assert_eq!(
+            net.transmit_stream(0, 3, false, &mut r),
+            Fate::Dropped(DropReason::Partition)
+        );
     }
 
     #[test]

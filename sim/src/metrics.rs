@@ -575,7 +575,7 @@ pub struct Report {
     /// alive (None: no heal, or not within the run).
     pub heal_members_ms: Option<f64>,
     /// From the last heal until every write made before it was held by
-    /// every node running at its time (0 if all were before the heal;
+    /// every node running at the end (0 if all got there before the heal;
     /// None: no heal, or some write never got everywhere).
     pub heal_data_ms: Option<f64>,
     /// Times a running node was declared dead by some node.
@@ -637,7 +637,8 @@ pub struct Report {
 
 impl Report {
     /// Fill in the per-update figures from the tracker.
-    pub fn add_updates(&mut self, tracker: &crate::updates::Tracker) {
+    /// `running`: which nodes run at the end (for [`Report::heal_data_ms`]).
+    pub fn add_updates(&mut self, tracker: &crate::updates::Tracker, running: &[bool]) {
         let gi = self.gossip_interval_ms / 1e3;
         let mut rounds: Vec<f64> = tracker
             .updates()
@@ -655,14 +656,17 @@ impl Report {
         self.update_rounds_max = rounds.last().copied();
         self.update_delivery_ratio = (target > 0).then(|| held as f64 / target as f64);
         if let Some(heal) = self.heal_at_ms {
-            let before: Vec<Option<f64>> = tracker
+            // Held by every node running at the end: a node that crashed
+            // after the heal never completes a write it had not yet got.
+            let everywhere = |u: &crate::updates::Update| {
+                let all = running.iter().enumerate().all(|(i, &r)| !r || u.holds(i));
+                let last = u.times.iter().max().copied().unwrap_or(u.at);
+                all.then(|| last.as_secs_f64() * 1e3 - heal)
+            };
+            self.heal_data_ms = tracker
                 .updates()
                 .filter(|u| u.at.as_secs_f64() * 1e3 < heal)
-                .map(|u| u.complete.map(|t| t.as_secs_f64() * 1e3 - heal))
-                .collect();
-            self.heal_data_ms = before
-                .iter()
-                .copied()
+                .map(everywhere)
                 .try_fold(0.0f64, |worst, t| t.map(|t| worst.max(t)));
         }
     }

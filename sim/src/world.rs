@@ -371,7 +371,8 @@ impl Sim {
         let mut r =
             self.metrics
                 .report(&self.scenario, &self.config, self.now, self.digest.finish());
-        r.add_updates(&self.tracker);
+        let running: Vec<bool> = (0..self.slots.len()).map(|i| self.is_running(i)).collect();
+        r.add_updates(&self.tracker, &running);
         r.data_bytes = self.data_bytes;
         for node in self.slots.iter().filter_map(|s| s.node.as_ref()) {
             for (name, n) in node.stats().counters() {
@@ -1217,10 +1218,14 @@ mod tests {
         // put a round on either side meanwhile. After the heal the members
         // meet again, then the writes cross: neither happens at the heal's
         // instant, and both within a push-pull interval or two (15 s).
+        // Node 9 crashes 100 ms after the heal, before the other side's
+        // writes reach it: the writes count as everywhere once every node
+        // still running holds them.
         let text = "name = \"cut\"\nnodes = 10\nformed = true\nduration = \"60s\"\n\
              [workload]\nput_rate = 5\nfrom = \"5s\"\nuntil = \"25s\"\n\
              [[faults]]\nkind = \"partition\"\nat = \"5s\"\ngroups = { a = \"0..5\", b = \"5..10\" }\n\
-             [[faults]]\nkind = \"heal\"\nat = \"25s\"\n";
+             [[faults]]\nkind = \"heal\"\nat = \"25s\"\n\
+             [[faults]]\nkind = \"crash\"\nat = \"25100ms\"\nnodes = \"9\"\n";
         let report = Sim::new(Scenario::from_toml(text).unwrap()).unwrap().run();
         assert_eq!(report.heal_at_ms, Some(25_000.0));
         assert!(report.false_positives > 0, "the cut never split the sides");

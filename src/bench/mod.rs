@@ -694,17 +694,15 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
         latencies.last().copied().unwrap_or(f64::NAN) / round_ms,
     );
 
-    real.put_missing = missing;
     if args.versus_sim {
         real.loss_percent = args.loss;
-        let mut healed = None;
         if args.partition_secs > 0 {
-            let (cut, at) = cut_and_heal(&args, &agents, &mut clients, &seen, &protocol).await?;
+            let (mut cut, healed) =
+                cut_and_heal(&args, &agents, &mut clients, &seen, &protocol).await?;
+            // The kill comes next; the simulator puts its own as long after
+            // its heal.
+            cut.kill_after_heal = healed.elapsed();
             real.cut = Some(cut);
-            healed = Some(at);
-        }
-        if let (Some(cut), Some(at)) = (&mut real.cut, healed) {
-            cut.kill_after_heal = at.elapsed();
         }
         real.detection_ms = kill_one(&mut agents, &mut clients, &protocol).await?;
         drop(agents);

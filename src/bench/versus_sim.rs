@@ -51,8 +51,6 @@ pub(super) struct Real {
     pub detection_ms: Option<f64>,
     /// The agents' CPU time during the puts over the messages they sent.
     pub cpu_per_message: Duration,
-    /// Puts that did not reach every agent within the wait.
-    pub put_missing: u64,
     /// Packets dropped on the peer ports, in percent (`--loss`).
     pub loss_percent: u32,
     /// Failed probes (suspicions raised) and refutations from the first

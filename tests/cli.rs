@@ -1790,7 +1790,8 @@ fn why_explains_the_refutation_of_a_paused_agent() {
 
 /// `rumour bench --versus-sim` runs real agents, kills one, runs the same
 /// cluster in the simulator and prints every figure of both side by side,
-/// each real one measured (not `never`) and each with its ratio.
+/// each real one measured (not `never`) and each with its ratio; the cold
+/// start is made five times for real, and each is printed.
 #[test]
 fn bench_versus_sim_prints_each_figure_real_and_simulated() {
     let out = Command::new(RUMOUR)
@@ -1807,7 +1808,7 @@ fn bench_versus_sim_prints_each_figure_real_and_simulated() {
         String::from_utf8_lossy(&out.stderr)
     );
     for figure in [
-        "cold start: all see all",
+        "cold start after the last start, median",
         "idle: messages per node per second",
         "idle: envelope bytes per node per second",
         "put to everywhere, mean",
@@ -1830,6 +1831,17 @@ fn bench_versus_sim_prints_each_figure_real_and_simulated() {
         stdout.contains("kill: every other agent holds the killed one dead after"),
         "{stdout}"
     );
+    let runs = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("real cold starts: "))
+        .unwrap_or_else(|| panic!("no real cold starts in:\n{stdout}"));
+    let runs: Vec<f64> = runs
+        .trim_end_matches(" ms")
+        .split(", ")
+        .map(|r| r.parse().unwrap_or_else(|_| panic!("{runs:?}")))
+        .collect();
+    assert_eq!(runs.len(), 5, "{runs:?}");
+    assert!(runs.windows(2).all(|w| w[0] <= w[1]), "{runs:?}");
 }
 
 #[test]

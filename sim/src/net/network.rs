@@ -36,34 +36,63 @@ pub struct LinkModel {
     pub reorder_window: Duration,
     /// Messages that go by stream (every message without
     /// `Config::datagram_size`, else those that do not ride datagrams or
-    /// do not fit one) behave as on TCP: never lost to `loss`, but each
-    /// loss of the segment costs a retransmission timeout (200 ms,
-    /// doubling), a new stream's handshake 1 s per lost SYN or SYN-ACK, and
-    /// a stream delivers in order. Off by default: every message is lost
-    /// as a datagram.
+    /// do not fit one) behave as on the agent's TCP links: never lost to
+    /// `loss`, but each loss of the segment costs a retransmission timeout
+    /// (200 ms, doubling); a new stream's lost SYN or SYN-ACK costs what
+    /// the agent's link pays for a failed connect, [`CONNECT_TIMEOUT`] and
+    /// then [`RECONNECT_BACKOFF`] (doubling, to at most
+    /// [`RECONNECT_BACKOFF_MAX`]) before it dials again; and a stream
+    /// delivers in order. Off by default: every message is lost as a
+    /// datagram.
     pub tcp_streams: bool,
 }
 
 /// Linux's minimum retransmission timeout, where a stream's round trip is
 /// far below it (loopback, a LAN).
 const STREAM_RTO: Duration = Duration::from_millis(200);
-/// The initial retransmission timeout of a handshake (RFC 6298).
-const HANDSHAKE_RTO: Duration = Duration::from_secs(1);
+/// How long the agent's link waits for a connection before it gives up on
+/// the try (`TransportConfig::connect_timeout`). It is the initial
+/// retransmission timeout of a SYN (RFC 6298), so a lost SYN or SYN-ACK
+/// ends the try rather than being sent again.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// The agent's link's first wait after a failed connect, doubling with
+/// each failure (`TransportConfig::backoff_min`).
+pub const RECONNECT_BACKOFF: Duration = Duration::from_millis(100);
+/// The most the agent's link waits between connects (the top of
+/// `TransportConfig::backoff_max`, which is a fifth of the push-pull
+/// interval; four failed tries in a row, where the two differ, are rare).
+pub const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
-/// Time a packet lost with probability `p` at each try spends on
-/// retransmissions, each try's timeout double the last, from `rto`. `u` is
-/// a uniform draw: `k` losses come with probability `p^k (1 - p)`, which is
-/// `u < p^k <= ... `, i.e. `k = floor(ln u / ln p)` when `u < p`.
-fn retransmissions(u: f64, p: f64, rto: Duration) -> Duration {
+/// Time a new stream's handshake loses to `k` failed connects, where each
+/// try fails with probability `p` (its SYN or SYN-ACK lost) and `u` is a
+/// uniform draw: each failure costs [`CONNECT_TIMEOUT`] and the backoff
+/// after it, [`RECONNECT_BACKOFF`] doubling to [`RECONNECT_BACKOFF_MAX`].
+fn failed_connects(u: f64, p: f64) -> Duration {
+    let k = losses(u, p);
+    (0..k)
+        .map(|i| CONNECT_TIMEOUT + (RECONNECT_BACKOFF * (1u32 << i)).min(RECONNECT_BACKOFF_MAX))
+        .sum()
+}
+
+/// How many tries in a row are lost, each with probability `p`, for a
+/// uniform draw `u`: `k` losses come with probability `p^k (1 - p)`, which
+/// is `p^(k+1) <= u < p^k`, i.e. `k = floor(ln u / ln p)` when `u < p`.
+/// At most [`MAX_RETRANSMISSIONS`].
+fn losses(u: f64, p: f64) -> u32 {
     if p <= 0.0 || u >= p {
-        return Duration::ZERO;
-    }
-    let k = if p >= 1.0 {
+        0
+    } else if p >= 1.0 {
         MAX_RETRANSMISSIONS
     } else {
         ((u.ln() / p.ln()).floor() as u32).clamp(1, MAX_RETRANSMISSIONS)
-    };
-    rto * ((1u32 << k) - 1)
+    }
+}
+
+/// Time a packet lost with probability `p` at each try spends on
+/// retransmissions, each try's timeout double the last, from `rto`; `u` is
+/// a uniform draw (see [`losses`]).
+fn retransmissions(u: f64, p: f64, rto: Duration) -> Duration {
+    rto * ((1u32 << losses(u, p)) - 1)
 }
 
 /// Retransmissions after which a stream message is delivered anyway (a
@@ -307,7 +336,7 @@ impl Network {
         if new_stream {
             // A SYN or its SYN-ACK lost: either costs the handshake's timeout.
             let p = 1.0 - (1.0 - m.loss).powi(2);
-            first += retransmissions(handshake, p, HANDSHAKE_RTO);
+            first += failed_connects(handshake, p);
         }
         Fate::Delivered {
             first,
@@ -522,8 +551,10 @@ mod tests {
     fn a_stream_loses_nothing_and_pays_a_timeout_per_loss() {
         // At 20% loss a stream message always arrives: 80% at the link's
         // latency (1 ms here), 16% after one timeout (200 ms), 3.2% after
-        // two (600 ms), and so on; a new stream's handshake adds 1 s for a
-        // lost SYN or SYN-ACK (36%). A partition still drops it.
+        // two (600 ms), and so on; a new stream's handshake adds what the
+        // agent's link pays per failed connect: 1 s and a backoff of 100 ms,
+        // then 1 s and 200 ms, and so on, where each try fails when its SYN
+        // or SYN-ACK is lost (36%). A partition still drops it.
         let mut net = Network::new(
             8,
             LinkModel {
@@ -553,9 +584,13 @@ mod tests {
         assert!((230..=410).contains(&count(&old, ms(601))));
         assert!(old.iter().all(|d| *d <= ms(1) + ms(200) * 255));
         let new = delays(&mut net, &mut r, true);
-        let shaken = new.iter().filter(|d| **d >= ms(1001)).count();
+        let shaken = new.iter().filter(|d| **d >= ms(1101)).count();
         // 1 - 0.8² = 36% (sd 48).
         assert!((3_360..=3_840).contains(&shaken), "{shaken}");
+        // One failed connect and no lost segment: 0.36 × 0.64 × 0.8 =
+        // 18.4% (sd 39); two: 0.36² × 0.64 × 0.8 = 6.6% (sd 25).
+        assert!((1_650..=2_040).contains(&count(&new, ms(1_101))));
+        assert!((540..=790).contains(&count(&new, ms(2_301))));
         net.partition(&[vec![0, 1, 2], vec![3, 4, 5, 6, 7]]);
         assert_eq!(
             net.transmit_stream(0, 3, false, &mut r),

@@ -574,9 +574,11 @@ pub struct Report {
     /// From the last heal until every running node saw every running node
     /// alive (None: no heal, or not within the run).
     pub heal_members_ms: Option<f64>,
-    /// From the last heal until every write made before it was held by
-    /// every node running at the end (0 if all got there before the heal;
-    /// None: no heal, or some write never got everywhere).
+    /// From the last heal until every write made before it, by a node
+    /// running at the end, was held by every node running at the end (0 if
+    /// all got there before the heal; None: no heal, or some write never
+    /// got everywhere). A crashed owner's writes are left out: once it is
+    /// dead its namespace is no one's to pass on.
     pub heal_data_ms: Option<f64>,
     /// Times a running node was declared dead by some node.
     pub false_positives: u64,
@@ -657,7 +659,9 @@ impl Report {
         self.update_delivery_ratio = (target > 0).then(|| held as f64 / target as f64);
         if let Some(heal) = self.heal_at_ms {
             // Held by every node running at the end: a node that crashed
-            // after the heal never completes a write it had not yet got.
+            // after the heal never completes a write it had not yet got,
+            // and one that crashed before its writes crossed takes them
+            // with it (the other side holds it dead from the cut).
             let everywhere = |u: &crate::updates::Update| {
                 let all = running.iter().enumerate().all(|(i, &r)| !r || u.holds(i));
                 let last = u.times.iter().max().copied().unwrap_or(u.at);
@@ -665,7 +669,7 @@ impl Report {
             };
             self.heal_data_ms = tracker
                 .updates()
-                .filter(|u| u.at.as_secs_f64() * 1e3 < heal)
+                .filter(|u| u.at.as_secs_f64() * 1e3 < heal && running[u.owner])
                 .map(everywhere)
                 .try_fold(0.0f64, |worst, t| t.map(|t| worst.max(t)));
         }

@@ -1219,8 +1219,9 @@ mod tests {
         // meet again, then the writes cross: neither happens at the heal's
         // instant, and both within a push-pull interval or two (15 s).
         // Node 9 crashes 100 ms after the heal, before the other side's
-        // writes reach it: the writes count as everywhere once every node
-        // still running holds them.
+        // writes reach it and before its own cross: the writes count as
+        // everywhere once every node still running holds those of every
+        // node still running.
         let text = "name = \"cut\"\nnodes = 10\nformed = true\nduration = \"60s\"\n\
              [workload]\nput_rate = 5\nfrom = \"5s\"\nuntil = \"25s\"\n\
              [[faults]]\nkind = \"partition\"\nat = \"5s\"\ngroups = { a = \"0..5\", b = \"5..10\" }\n\

@@ -56,6 +56,26 @@ enum Probe {
     },
 }
 
+/// What a failed probe's missing nacks add to this node's local health
+/// (Lifeguard), of `expected` nacks owed and `nacks` received. A nack
+/// proves that this node's messages go out and the answers come back in
+/// time; when one came, the silent relays are the ones in trouble or out
+/// of reach (across a partition about half of them are), and the probe
+/// counts once, as a failed probe. When none came, each missing nack
+/// counts: a slow or cut-off node hears none, and it is the node Lifeguard
+/// slows down. Charging every missing nack whatever came left a node that
+/// probed across a 30 s partition at a raised health long after the heal,
+/// and a crash then took it twice as long to detect (README, "Local health
+/// after a partition").
+fn missed_nacks_charge(expected: u32, nacks: u32) -> i32 {
+    let missed = expected.saturating_sub(nacks) as i32;
+    if nacks > 0 {
+        missed.min(1)
+    } else {
+        missed
+    }
+}
+
 /// A ping-req this node serves: it pinged a target on the requester's behalf.
 #[derive(Debug)]
 struct Relay {
@@ -421,7 +441,7 @@ impl Prober {
             // about our own network.
             0
         } else if !relays.is_empty() {
-            expected_nacks.saturating_sub(nacks) as i32
+            missed_nacks_charge(expected_nacks, nacks)
         } else {
             1
         };
@@ -557,6 +577,34 @@ mod tests {
             h.member_state("a", "c") == "suspect@0"
         });
         assert_eq!(h.node("a").health(), 0, "the nack vouches for a");
+    }
+
+    #[test]
+    fn one_nack_is_enough_to_vouch_for_the_prober_and_none_charges_each_missing_one() {
+        // Scenario: c has crashed, and a's ping-reqs never reach d or e (as
+        // across a partition), while b nacks: the failed probe raises a's
+        // health by one, not by the two nacks missing. Run again with b cut
+        // off from a as well: no nack comes, and each of the three missing
+        // ones counts.
+        let health_after_failed_probe = |silent: &[&str]| {
+            let mut h = Harness::new(&["a", "b", "c", "d", "e"]);
+            h.run_for(secs(2));
+            assert_eq!(h.node("a").health(), 0);
+            h.stop("c");
+            for relay in silent {
+                h.drop_kind("a", relay, "ping-req");
+            }
+            h.wait_for(secs(10), "a's probe of c failing", |h| {
+                h.node("a").stats().failed_probes > 0
+            });
+            (h.node("a").health(), h.sent("b", "a", "nack"))
+        };
+        let (health, nacks) = health_after_failed_probe(&["d", "e"]);
+        assert!(nacks > 0);
+        assert_eq!(health, 1, "b's nack vouches for a");
+        let (health, nacks) = health_after_failed_probe(&["b", "d", "e"]);
+        assert_eq!(nacks, 0);
+        assert_eq!(health, 3, "three nacks missing");
     }
 
     #[test]

@@ -961,6 +961,7 @@ fn bench_versus_sim_drops_and_cuts_for_real_and_prints_each_row() {
     for figure in [
         "failed probes per node per minute",
         "refutations per node per minute",
+        "false deaths declared, to the end of idle",
         "after the heal: all see all alive",
         "after the heal: every put of the cut everywhere",
     ] {

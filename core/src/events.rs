@@ -93,6 +93,9 @@ pub struct Stats {
     pub failed_probes: u64,
     /// Times this node refuted a suspicion or death claim about itself.
     pub refutations: u64,
+    /// Members this node declared dead itself, its suspicion of them having
+    /// timed out (news of a death heard from others is not counted).
+    pub deaths_declared: u64,
     /// Transmissions of urgent membership rumours (refutations and
     /// leaves, sent ahead of other news when `refutations_first` is on),
     /// counted apart from the rest.
@@ -203,6 +206,7 @@ impl Stats {
             probes,
             failed_probes,
             refutations,
+            deaths_declared,
             urgent_rumours_sent,
             buddy_warnings,
             fallback_pings,
@@ -245,6 +249,7 @@ impl Stats {
             ("probes", *probes),
             ("failed_probes", *failed_probes),
             ("refutations", *refutations),
+            ("deaths_declared", *deaths_declared),
             ("urgent_rumours_sent", *urgent_rumours_sent),
             ("buddy_warnings", *buddy_warnings),
             ("fallback_pings", *fallback_pings),

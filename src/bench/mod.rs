@@ -601,6 +601,8 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
     real.failed_probes =
         counter_sum(&mut clients, "failed_probes").await? as f64 / n as f64 / minutes;
     real.refutations = counter_sum(&mut clients, "refutations").await? as f64 / n as f64 / minutes;
+    // Nothing was killed or cut yet: every death declared is false.
+    real.false_deaths = counter_sum(&mut clients, "deaths_declared").await?;
     println!(
         "idle envelopes: {:.2} msgs/node/s, {:.0} B/node/s of encoded envelopes (the agents' own counters: no other traffic on the machine counts, no HTTP/2, TCP or IP framing)",
         idle_rate / n as f64,

@@ -60,6 +60,9 @@ pub(super) struct Real {
     /// start until the end of the idle window, per agent per minute.
     pub failed_probes: f64,
     pub refutations: f64,
+    /// Deaths the agents declared (each by its own suspicion timing out)
+    /// over the same span, all of them false: nothing was killed yet.
+    pub false_deaths: u64,
     /// The partition, if one was made (`--partition-secs`).
     pub cut: Option<Cut>,
 }
@@ -342,6 +345,17 @@ pub(super) fn compare(
             "refutations per node per minute",
             Some(real.refutations),
             |s, _| per_minute(s, "refutations"),
+            "",
+        ));
+        rows.push((
+            "false deaths declared, to the end of idle",
+            Some(real.false_deaths as f64),
+            |s, _| {
+                s.idle
+                    .node_counters
+                    .get("deaths_declared")
+                    .map(|c| *c as f64)
+            },
             "",
         ));
     }

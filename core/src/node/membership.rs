@@ -1131,6 +1131,7 @@ impl Membership {
                     key: e.key(),
                     signature: e.signature(),
                 };
+                cx.stats.deaths_declared += 1;
                 after.push(self.transition(cx, news, true, Cause::SuspicionTimedOut));
             }
         }

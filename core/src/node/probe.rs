@@ -647,9 +647,15 @@ mod tests {
         assert_eq!(h.member_state("a", "c"), "suspect@0");
         let failed = ["a", "b"].map(|n| h.node(n).stats().failed_probes);
         assert!(failed.iter().sum::<u64>() >= 1);
+        let declared = |h: &Harness| ["a", "b"].map(|n| h.node(n).stats().deaths_declared);
+        assert_eq!(declared(&h), [0, 0]);
         let died = h.wait_for(secs(10), "a declaring c dead", |h| {
             member_events(h, "a", "c").contains(&("died", 0))
         });
+        // The first to hold c dead declared it so itself (the other may
+        // have too, or taken the news).
+        let [by_a, by_b] = declared(&h);
+        assert!((1..=2).contains(&(by_a + by_b)), "{by_a} {by_b}");
         assert_eq!(h.member_state("a", "c"), "dead@0");
         let (min, max) = (Config::local().suspicion_min, Config::local().suspicion_max);
         let waited = died - suspected;

@@ -161,7 +161,7 @@ fn ipcmd(args: &[&str]) {
 /// Fail loudly unless this test can build namespaces and cut them.
 fn require_tools() {
     let missing = |what: &str, how: &str| -> String {
-        format!("tests/netns.rs needs {what}: {how}. These tests never skip; run them as root on Linux with iproute2 and nftables (`apt-get install -y nftables`).")
+        format!("tests/netns.rs needs {what}: {how}. These tests never skip; run them as root on Linux with iproute2, util-linux (unshare) and nftables (`apt-get install -y nftables`).")
     };
     let uid = Command::new("id")
         .arg("-u")
@@ -169,7 +169,8 @@ fn require_tools() {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
     assert_eq!(uid, "0", "{}", missing("root", "`id -u` is not 0"));
-    for (tool, arg) in [("ip", "-V"), ("nft", "--version")] {
+    // `unshare`: the bench's own namespace (`rumour bench --loss`).
+    for (tool, arg) in [("ip", "-V"), ("nft", "--version"), ("unshare", "--version")] {
         let ok = Command::new(tool)
             .arg(arg)
             .output()

@@ -117,7 +117,7 @@ impl Links {
     /// (opened if there is none). Held to the reply budget either way.
     pub(crate) fn send(&mut self, to: SocketAddr, msg: &Message) {
         let env = rumour_proto::encode_envelope(self.me, msg);
-        if !self.within_budget(to, &env) {
+        if !self.within_budget(to, &env, msg.kind()) {
             return;
         }
         let env = self.seal(env);
@@ -132,7 +132,7 @@ impl Links {
     /// Queue a plain envelope (sealed here, with a cluster key) for the
     /// peer at `to`, opening a link if there is none.
     pub(crate) fn send_envelope(&mut self, to: SocketAddr, env: Envelope) {
-        if !self.within_budget(to, &env) {
+        if !self.within_budget(to, &env, "cluster-request") {
             return;
         }
         let env = self.seal(env);
@@ -142,7 +142,7 @@ impl Links {
     /// Whether `env` may go to `to` under the reply budget (always, with
     /// none); a send over it is counted, and logged once per address in a
     /// while.
-    fn within_budget(&mut self, to: SocketAddr, env: &Envelope) -> bool {
+    fn within_budget(&mut self, to: SocketAddr, env: &Envelope, kind: &str) -> bool {
         let Some(budget) = &self.budget else {
             return true;
         };
@@ -153,7 +153,7 @@ impl Links {
         }
         bump(&self.stats.replies_over_budget);
         if self.over_budget.should_log(to.ip(), now) {
-            warn!(peer = %to, bytes, "dropped a message to an address that is not a member: it would have received more bytes than it sent (counted in replies_over_budget; logged once per address every 10 s)");
+            warn!(peer = %to, kind, bytes, "dropped a message to an address that is not a member: it would have received more bytes than it sent (counted in replies_over_budget; logged once per address every 10 s)");
         }
         false
     }

@@ -76,7 +76,9 @@ enum Action {
     Deliver {
         to: usize,
         from: usize,
-        msg: Message,
+        /// Boxed: the event queue moves its entries on every push and pop,
+        /// and a message is some hundreds of bytes.
+        msg: Box<Message>,
         held: bool,
     },
     Timer {
@@ -444,7 +446,7 @@ impl Sim {
                 (0u8, self.now, to, from).hash(&mut h);
                 msg.hash(&mut h);
                 self.digest.write_u64(h.finish());
-                node.handle_message(self.now, node_addr(from), msg);
+                node.handle_message(self.now, node_addr(from), *msg);
                 self.drain(to);
             }
             Action::Timer { node, life, at } => {
@@ -570,7 +572,7 @@ impl Sim {
         let deliver = |msg| Action::Deliver {
             to,
             from,
-            msg,
+            msg: Box::new(msg),
             held: false,
         };
         match msg {

@@ -76,7 +76,9 @@ pub struct BenchArgs {
     data_dirs: bool,
     /// After the puts, kill one agent and time until every other holds it
     /// dead (instead of the load), then run the same cluster in the
-    /// simulator and print each figure beside the real one.
+    /// simulator and print each figure beside the real one. The cluster is
+    /// cold-started five times first, and the cold start compared median
+    /// to median with five simulated seeds.
     #[arg(long)]
     versus_sim: bool,
     /// With `--versus-sim`: drop this percentage of the packets to and from

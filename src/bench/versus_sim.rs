@@ -1,7 +1,9 @@
 //! `rumour bench --versus-sim`: the same scenarios on real agents and in
 //! the simulator, side by side.
 //!
-//! The real run gives its figures (below, [`Real`]); the simulator then
+//! The real run gives its figures (below, [`Real`]), its cold start made
+//! [`COLD_SEEDS`] times over (a cold start under loss ends with its
+//! unluckiest joiner, so one run says little); the simulator then
 //! runs the same cluster: the same size, preset and datagram size, node 0
 //! the seed and the others starting within the window the real agents took
 //! to come up, the same settle and idle windows, the same number of 100-byte

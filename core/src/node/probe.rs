@@ -284,16 +284,24 @@ impl Prober {
 
     /// A relay's nack: the path to the relay works.
     pub(crate) fn on_nack(&mut self, cx: &mut Ctx, from: SocketAddr, n: &Nack) {
-        match &mut self.probe {
+        // Only a relay asked, and only once: a nack vouches for this node's
+        // own links (see `missed_nacks_charge`), so one from anyone else,
+        // or a copy, must not.
+        let counted = match &mut self.probe {
             Probe::Indirect {
                 seq, nacks, relays, ..
-            } if *seq == n.seq => {
-                *nacks += 1;
-                if let Some((_, nacked)) = relays.iter_mut().find(|(r, _)| r.addr() == from) {
+            } if *seq == n.seq => match relays.iter_mut().find(|(r, _)| r.addr() == from) {
+                Some((_, nacked)) if !*nacked => {
                     *nacked = true;
+                    *nacks += 1;
+                    true
                 }
-            }
-            _ => cx.stats.stale_acks += 1,
+                _ => false,
+            },
+            _ => false,
+        };
+        if !counted {
+            cx.stats.stale_acks += 1;
         }
     }
 
@@ -577,6 +585,48 @@ mod tests {
             h.member_state("a", "c") == "suspect@0"
         });
         assert_eq!(h.node("a").health(), 0, "the nack vouches for a");
+    }
+
+    #[test]
+    fn a_nack_from_no_relay_asked_or_a_copy_vouches_for_nothing() {
+        // Scenario: c has crashed and a's ping-reqs reach none of its
+        // relays (b, d and e). Under the probe's sequence number, first a
+        // stranger sends a nack: it is counted as stale and the failed
+        // probe charges all three missing nacks. Run again with relay b's
+        // nack arriving twice: the first vouches for a (health 1), the
+        // copy is stale.
+        let run = |from_b: bool| {
+            let mut h = Harness::new(&["a", "b", "c", "d", "e"]);
+            h.run_for(secs(2));
+            h.stop("c");
+            for relay in ["b", "d", "e"] {
+                h.drop_kind("a", relay, "ping-req");
+            }
+            h.wait_for(secs(10), "a asking relays about c", |h| {
+                h.messages("a", "*", "ping-req")
+                    .iter()
+                    .any(|s| matches!(&s.msg, Message::PingReq(r) if r.target.name() == "c"))
+            });
+            let seq = seq_of(&h.messages("a", "*", "ping-req")[0].msg);
+            let stale = h.node("a").stats().stale_acks;
+            let nack = || Message::Nack(Nack { seq });
+            if from_b {
+                let b = h.addr("b");
+                h.inject(b, "a", nack());
+                h.inject(b, "a", nack());
+            } else {
+                let stranger: std::net::SocketAddr = "127.0.0.1:9999".parse().unwrap();
+                h.inject(stranger, "a", nack());
+            }
+            h.run_for(ms(1));
+            let stale = h.node("a").stats().stale_acks - stale;
+            h.wait_for(secs(10), "a's probe of c failing", |h| {
+                h.node("a").stats().failed_probes > 0
+            });
+            (stale, h.node("a").health())
+        };
+        assert_eq!(run(false), (1, 3), "a stranger's nack vouches for nothing");
+        assert_eq!(run(true), (1, 1), "b's nack counts once");
     }
 
     #[test]

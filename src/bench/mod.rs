@@ -476,7 +476,6 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
     cold_starts.sort_by(f64::total_cmp);
     let mut real = versus_sim::Real {
         start_window,
-        formed_ms,
         cold_starts,
         puts: args.puts,
         ..Default::default()
@@ -486,7 +485,7 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
         args.preset,
         args.transport,
         if args.key.is_some() { "sealed with a cluster key" } else { "no cluster key" },
-        real.formed_ms / 1e3
+        formed_ms / 1e3
     );
 
     // 1. Idle cost.

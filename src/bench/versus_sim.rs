@@ -36,10 +36,8 @@ use rumour::sim::{Report, Scenario, Sim};
 pub(super) struct Real {
     /// From the first agent's start until the last one's API answered.
     pub start_window: Duration,
-    /// From the last API answering until every agent saw all live.
-    pub formed_ms: f64,
-    /// `formed_ms` of [`COLD_SEEDS`] cold starts (this run's among them),
-    /// sorted.
+    /// From the last API answering until every agent saw all live (ms), in
+    /// each of [`COLD_SEEDS`] cold starts (this run's among them), sorted.
     pub cold_starts: Vec<f64>,
     /// The settle before the idle window, and the idle window.
     pub settle: Duration,

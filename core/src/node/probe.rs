@@ -587,6 +587,34 @@ mod tests {
         assert_eq!(h.node("a").health(), 0, "the nack vouches for a");
     }
 
+    /// a, b, c, d and e run for 2 s (a's health still 0); then c crashes
+    /// and a's ping-reqs to `silent` are lost. `meanwhile` runs once a has
+    /// asked its relays about c, with the probe's sequence number; the
+    /// harness is returned once a's probe of c has failed.
+    fn failed_probe_of_crashed_c(
+        silent: &[&str],
+        meanwhile: impl FnOnce(&mut Harness, u32),
+    ) -> Harness {
+        let mut h = Harness::new(&["a", "b", "c", "d", "e"]);
+        h.run_for(secs(2));
+        assert_eq!(h.node("a").health(), 0);
+        h.stop("c");
+        for relay in silent {
+            h.drop_kind("a", relay, "ping-req");
+        }
+        h.wait_for(secs(10), "a asking relays about c", |h| {
+            h.messages("a", "*", "ping-req")
+                .iter()
+                .any(|s| matches!(&s.msg, Message::PingReq(r) if r.target.name() == "c"))
+        });
+        let seq = seq_of(&h.messages("a", "*", "ping-req")[0].msg);
+        meanwhile(&mut h, seq);
+        h.wait_for(secs(10), "a's probe of c failing", |h| {
+            h.node("a").stats().failed_probes > 0
+        });
+        h
+    }
+
     #[test]
     fn a_nack_from_no_relay_asked_or_a_copy_vouches_for_nothing() {
         // Scenario: c has crashed and a's ping-reqs reach none of its
@@ -596,32 +624,20 @@ mod tests {
         // nack arriving twice: the first vouches for a (health 1), the
         // copy is stale.
         let run = |from_b: bool| {
-            let mut h = Harness::new(&["a", "b", "c", "d", "e"]);
-            h.run_for(secs(2));
-            h.stop("c");
-            for relay in ["b", "d", "e"] {
-                h.drop_kind("a", relay, "ping-req");
-            }
-            h.wait_for(secs(10), "a asking relays about c", |h| {
-                h.messages("a", "*", "ping-req")
-                    .iter()
-                    .any(|s| matches!(&s.msg, Message::PingReq(r) if r.target.name() == "c"))
-            });
-            let seq = seq_of(&h.messages("a", "*", "ping-req")[0].msg);
-            let stale = h.node("a").stats().stale_acks;
-            let nack = || Message::Nack(Nack { seq });
-            if from_b {
-                let b = h.addr("b");
-                h.inject(b, "a", nack());
-                h.inject(b, "a", nack());
-            } else {
-                let stranger: std::net::SocketAddr = "127.0.0.1:9999".parse().unwrap();
-                h.inject(stranger, "a", nack());
-            }
-            h.run_for(ms(1));
-            let stale = h.node("a").stats().stale_acks - stale;
-            h.wait_for(secs(10), "a's probe of c failing", |h| {
-                h.node("a").stats().failed_probes > 0
+            let mut stale = 0;
+            let h = failed_probe_of_crashed_c(&["b", "d", "e"], |h, seq| {
+                let before = h.node("a").stats().stale_acks;
+                let nack = || Message::Nack(Nack { seq });
+                if from_b {
+                    let b = h.addr("b");
+                    h.inject(b, "a", nack());
+                    h.inject(b, "a", nack());
+                } else {
+                    let stranger: std::net::SocketAddr = "127.0.0.1:9999".parse().unwrap();
+                    h.inject(stranger, "a", nack());
+                }
+                h.run_for(ms(1));
+                stale = h.node("a").stats().stale_acks - before;
             });
             (stale, h.node("a").health())
         };
@@ -637,16 +653,7 @@ mod tests {
         // off from a as well: no nack comes, and each of the three missing
         // ones counts.
         let health_after_failed_probe = |silent: &[&str]| {
-            let mut h = Harness::new(&["a", "b", "c", "d", "e"]);
-            h.run_for(secs(2));
-            assert_eq!(h.node("a").health(), 0);
-            h.stop("c");
-            for relay in silent {
-                h.drop_kind("a", relay, "ping-req");
-            }
-            h.wait_for(secs(10), "a's probe of c failing", |h| {
-                h.node("a").stats().failed_probes > 0
-            });
+            let h = failed_probe_of_crashed_c(silent, |_, _| {});
             (h.node("a").health(), h.sent("b", "a", "nack"))
         };
         let (health, nacks) = health_after_failed_probe(&["d", "e"]);

@@ -194,6 +194,12 @@ pub struct Stats {
     /// as the tree's own delivery (passed on, link kept) instead of as a
     /// duplicate that prunes.
     pub tree_adoptions: u64,
+    /// Signatures this node verified one at a time. A statement verified
+    /// once is remembered, and not verified again while remembered; where
+    /// nodes share that memory, see [`crate::Verified`] for whom it counts.
+    pub signatures_verified: u64,
+    /// Signatures this node verified in batches (about half the cost each).
+    pub signatures_batched: u64,
 }
 
 impl Stats {
@@ -242,6 +248,8 @@ impl Stats {
             prunes,
             gap_pulls,
             tree_adoptions,
+            signatures_verified,
+            signatures_batched,
         } = self;
         vec![
             ("messages_in", *messages_in),
@@ -285,6 +293,8 @@ impl Stats {
             ("prunes", *prunes),
             ("gap_pulls", *gap_pulls),
             ("tree_adoptions", *tree_adoptions),
+            ("signatures_verified", *signatures_verified),
+            ("signatures_batched", *signatures_batched),
         ]
     }
 }

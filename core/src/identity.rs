@@ -248,6 +248,54 @@ impl Identity {
 #[derive(Clone, Debug, Default)]
 pub struct Verified {
     memory: Arc<Mutex<Memory>>,
+    /// What this holder verified (see [`Verified::holder`]).
+    ledger: Arc<Mutex<Ledger>>,
+}
+
+/// The signature checks one holder paid for: the verifications a node
+/// runs with a memory of its own, counted for a host's CPU (see
+/// [`Verified::checks`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Checks {
+    /// Signatures verified one at a time.
+    pub single: u64,
+    /// Signatures verified in batches (about half the cost each).
+    pub batched: u64,
+}
+
+/// One holder's count of [`Checks`]. With a memory of its own, what the
+/// memory verified is what the holder paid for. With a shared memory, a
+/// statement another holder verified first is a hit there, so the holder
+/// keeps its own record of what it has met (by a 64-bit prefix of the
+/// tag), to count what it would have verified alone.
+#[derive(Debug, Default)]
+struct Ledger {
+    met: Option<HashSet<u64>>,
+    checks: Checks,
+}
+
+impl Ledger {
+    /// Count the statements of `tags` this holder has not met, as one
+    /// batch if several. `verified` is what the memory itself verified
+    /// (counted when the holder keeps no record of its own).
+    fn count(&mut self, tags: &[[u8; 32]], verified: usize) {
+        let fresh = match &mut self.met {
+            None => verified,
+            Some(met) => {
+                if met.len() + tags.len() > VERIFIED_KEPT {
+                    met.clear();
+                }
+                tags.iter()
+                    .filter(|t| met.insert(u64::from_le_bytes(t[..8].try_into().expect("8 bytes"))))
+                    .count()
+            }
+        };
+        match fresh {
+            0 => {}
+            1 => self.checks.single += 1,
+            n => self.checks.batched += n as u64,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -283,6 +331,36 @@ impl Verified {
     /// A fresh, unshared memory.
     pub fn new() -> Verified {
         Verified::default()
+    }
+
+    /// This memory, shared, for another holder with [`Checks`] of its own:
+    /// it counts what the memory verified for it (a statement another
+    /// holder verified first is a hit, and free).
+    pub fn share(&self) -> Verified {
+        Verified {
+            memory: self.memory.clone(),
+            ledger: Arc::default(),
+        }
+    }
+
+    /// This memory, shared, for another holder that counts its own
+    /// [`Checks`]: each statement it meets for the first time counts as a
+    /// verification, as it would with a memory of its own, whether or not
+    /// another holder verified it first. The simulator gives one to each
+    /// node when a host's CPU is modelled.
+    pub fn holder(&self) -> Verified {
+        Verified {
+            memory: self.memory.clone(),
+            ledger: Arc::new(Mutex::new(Ledger {
+                met: Some(HashSet::new()),
+                checks: Checks::default(),
+            })),
+        }
+    }
+
+    /// The signature checks this holder paid for so far.
+    pub fn checks(&self) -> Checks {
+        self.ledger.lock().expect("never poisoned").checks
     }
 
     /// Whether record `v` of `owner`'s stream in `generation` carries the
@@ -327,6 +405,7 @@ impl Verified {
         let vk = {
             let mut memory = self.memory.lock().expect("never poisoned");
             if memory.seen.contains(&tag) {
+                self.count(&[tag], 0);
                 return true;
             }
             match memory.key(key) {
@@ -336,10 +415,19 @@ impl Verified {
         };
         let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
         let ok = vk.verify_strict(bytes, &sig).is_ok();
+        self.count(&[tag], 1);
         if ok {
             self.remember([tag].into_iter());
         }
         ok
+    }
+
+    /// Count in this holder's ledger: see [`Ledger::count`].
+    fn count(&self, tags: &[[u8; 32]], verified: usize) {
+        self.ledger
+            .lock()
+            .expect("never poisoned")
+            .count(tags, verified);
     }
 
     /// Whether every statement of `signed` carries the signature of the key
@@ -365,6 +453,7 @@ impl Verified {
             }
             (keys, fresh)
         };
+        self.count(&tags, fresh.len());
         let ok = match fresh.as_slice() {
             [] => return true,
             [one] => {
@@ -565,6 +654,41 @@ mod tests {
         // bad one after it still fails.
         assert!(v.check(&a.public(), &msg, &sig));
         assert!(!v.check(&a.public(), &msg, &bent));
+    }
+
+    #[test]
+    fn each_holder_counts_what_it_would_verify_with_a_memory_of_its_own() {
+        let a = Identity::from_seed(1);
+        let msgs: Vec<Vec<u8>> = (0..4).map(|h| horizon_statement("a", 1, h)).collect();
+        let sigs: Vec<Signature> = msgs.iter().map(|m| a.sign(m)).collect();
+        let key = a.public();
+        let three: Vec<(&PublicKey, &[u8], &Signature)> = (1..4)
+            .map(|i| (&key, msgs[i].as_slice(), &sigs[i]))
+            .collect();
+        let checks = |single, batched| Checks { single, batched };
+        // A memory of its own: what it verified, once each.
+        let own = Verified::new();
+        assert!(own.check(&key, &msgs[0], &sigs[0]));
+        assert!(own.check(&key, &msgs[0], &sigs[0]));
+        assert!(own.check_all(&three));
+        assert!(own.check_all(&three));
+        assert_eq!(own.checks(), checks(1, 3));
+        // Two holders of one memory: the second verifies nothing (every
+        // statement is a hit) but counts what it met first, as the first did.
+        let first = own.holder();
+        let second = own.holder();
+        for h in [&first, &second] {
+            assert!(h.check(&key, &msgs[0], &sigs[0]));
+            assert!(h.check_all(&three));
+            assert!(h.check(&key, &msgs[1], &sigs[1]));
+            assert_eq!(h.checks(), checks(1, 3));
+        }
+        // A plain share counts only what the memory verified for it: here,
+        // nothing.
+        let shared = own.share();
+        assert!(shared.check(&key, &msgs[2], &sigs[2]));
+        assert_eq!(shared.checks(), checks(0, 0));
+        assert_eq!(own.checks(), checks(1, 3), "each holder counts apart");
     }
 
     #[test]

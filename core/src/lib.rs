@@ -56,7 +56,7 @@ pub use config::{
 pub use error::{ConfigError, Error};
 pub use events::{Event, FreshRead, Output, ReadSource, Stats};
 pub use history::{Cause, Change, Confirmation, Explanation, ProbeFailure, RelayAnswer};
-pub use identity::{Identity, PublicKey, Signature, Verified};
+pub use identity::{Checks, Identity, PublicKey, Signature, Verified};
 pub use member::{overrides, Incarnation, Member, MemberState, NodeId, MAX_NAME_LEN};
 pub use message::{
     Ack, DataGossip, Datum, DatumId, Delta, DigestEntry, Eager, Gossip, Graft, IHave, MemberLine,

@@ -117,9 +117,29 @@ pub struct Scenario {
 pub struct Host {
     /// Cores the nodes share.
     pub cores: usize,
-    /// CPU time to take one message, sending its answers included.
+    /// CPU time to take one message, sending its answers included, its
+    /// signature checks apart.
     #[serde(with = "duration_str")]
     pub per_message: Duration,
+    /// CPU time of one signature verified on its own: a message's checks
+    /// hold the core after `per_message`, and what the node does in answer
+    /// leaves after them. Each node counts the statements it meets for the
+    /// first time, as an agent with its own memory of checked signatures
+    /// verifies them (the simulator's nodes share one, so that each is
+    /// verified once).
+    #[serde(default, with = "duration_str")]
+    pub per_signature: Duration,
+    /// The same for a signature verified in a batch.
+    #[serde(default, with = "duration_str")]
+    pub per_batched_signature: Duration,
+}
+
+impl Host {
+    /// Whether signature checks cost anything here: each node then keeps
+    /// a record of the statements it met.
+    pub fn counts_checks(&self) -> bool {
+        self.per_signature > Duration::ZERO || self.per_batched_signature > Duration::ZERO
+    }
 }
 
 /// What the nodes write while the scenario runs: a prefill of each node's

@@ -18,13 +18,13 @@ use petgraph::graphmap::UnGraphMap;
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rumour_core::{
-    wire, Config, DataGossip, Datum, Delta, Error, Event, Identity, Incarnation, Member, Message,
-    Node, NodeId, Output, PushPullKind, Record, Signature, Time, Verified, Versioned,
+    wire, Checks, Config, DataGossip, Datum, Delta, Error, Event, Identity, Incarnation, Member,
+    Message, Node, NodeId, Output, PushPullKind, Record, Signature, Time, Verified, Versioned,
 };
 
 use crate::metrics::{Metrics, Report};
 use crate::net::{Fate, Network};
-use crate::scenario::{Fault, NodeSet, Scenario};
+use crate::scenario::{Fault, Host, NodeSet, Scenario};
 use crate::trace::TraceHash;
 use crate::updates::Tracker;
 use crate::SimError;
@@ -65,9 +65,17 @@ pub fn node_name(i: usize) -> String {
     format!("node-{i}")
 }
 
-// Deliveries are nearly every action queued, so boxing their message
-// would add an allocation per delivery and save no memory.
-#[allow(clippy::large_enum_variant)]
+/// A delivery taken by its node's host: when it is handled, the core that
+/// spent its CPU time (if a host is modelled), and how far that core's
+/// signature checks had pushed its queue when the time was booked. Checks
+/// charged after the booking push the delivery back by as much, so a core
+/// takes its messages one after another (see [`Sim::charge_checks`]).
+#[derive(Clone, Copy, Debug)]
+struct Held {
+    core: Option<usize>,
+    pushed: Duration,
+}
+
 #[derive(Debug)]
 enum Action {
     Start {
@@ -79,7 +87,8 @@ enum Action {
         /// Boxed: the event queue moves its entries on every push and pop,
         /// and a message is some hundreds of bytes.
         msg: Box<Message>,
-        held: bool,
+        /// Taken already: its time on the host is spent (see [`Held`]).
+        held: Option<Held>,
     },
     Timer {
         node: usize,
@@ -188,6 +197,12 @@ pub struct Sim {
     verified: Verified,
     /// On a shared host (`Scenario::host`): when each core is next free.
     cores: Vec<Time>,
+    /// How far each core's signature checks have pushed what it had
+    /// booked (see [`Held`]).
+    pushed: Vec<Duration>,
+    /// How long after now what a node does leaves it: the signature
+    /// checks of the message it is taking on a shared host, else zero.
+    send_delay: Duration,
     /// Under [`crate::net::LinkModel::tcp_streams`], each stream (sender,
     /// receiver) that has carried a message, and when its last one arrives:
     /// a stream delivers in order.
@@ -244,6 +259,8 @@ impl Sim {
             formed: Vec::new(),
             verified: Verified::new(),
             cores: vec![Time::ZERO; scenario.host.as_ref().map_or(0, |h| h.cores)],
+            pushed: vec![Duration::ZERO; scenario.host.as_ref().map_or(0, |h| h.cores)],
+            send_delay: Duration::ZERO,
             streams: BTreeMap::new(),
             scenario,
         };
@@ -426,15 +443,19 @@ impl Sim {
                 msg,
                 held,
             } => {
-                let at = if held { self.now } else { self.taken_at(to) };
+                let (at, held) = match held {
+                    Some(h) => self.still_held(h),
+                    None => self.taken_at(to),
+                };
                 if at > self.now {
+                    let held = Some(held);
                     self.schedule(
                         at,
                         Action::Deliver {
                             to,
                             from,
                             msg,
-                            held: true,
+                            held,
                         },
                     );
                     return;
@@ -446,8 +467,13 @@ impl Sim {
                 (0u8, self.now, to, from).hash(&mut h);
                 msg.hash(&mut h);
                 self.digest.write_u64(h.finish());
+                let checked_before = node.signature_checks();
                 node.handle_message(self.now, node_addr(from), *msg);
+                if let Some(core) = held.core {
+                    self.charge_checks(to, core, checked_before);
+                }
                 self.drain(to);
+                self.send_delay = Duration::ZERO;
             }
             Action::Timer { node, life, at } => {
                 let slot = &mut self.slots[node];
@@ -494,13 +520,55 @@ impl Sim {
         }
     }
 
+    /// On a shared host that counts signature checks, hold `core`, which
+    /// took node `to`'s message, for the checks it made beyond `before`, and
+    /// let what the node does leave only after them.
+    fn charge_checks(&mut self, to: usize, core: usize, before: Checks) {
+        let Some(host) = &self.scenario.host else {
+            return;
+        };
+        let Some(node) = self.slots[to].node.as_ref() else {
+            return;
+        };
+        let now = node.signature_checks();
+        let single = (now.single - before.single) as u32;
+        let batched = (now.batched - before.batched) as u32;
+        let cost = host.per_signature * single + host.per_batched_signature * batched;
+        if cost > Duration::ZERO {
+            self.cores[core] = self.cores[core].max(self.now) + cost;
+            self.pushed[core] += cost;
+            self.send_delay = cost;
+        }
+    }
+
+    /// A delivery comes due: now, unless checks charged to its core since
+    /// it was booked push it back.
+    fn still_held(&self, held: Held) -> (Time, Held) {
+        let Some(core) = held.core else {
+            return (self.now, held);
+        };
+        let pushed = self.pushed[core];
+        let at = self.now + (pushed - held.pushed);
+        (
+            at,
+            Held {
+                core: Some(core),
+                pushed,
+            },
+        )
+    }
+
     /// When node `to` takes a message that reaches it now: after its
     /// slowness, and on a shared host once a core is free and has spent
-    /// the message's CPU time on it.
-    fn taken_at(&mut self, to: usize) -> Time {
+    /// the message's CPU time on it (that core is returned).
+    fn taken_at(&mut self, to: usize) -> (Time, Held) {
         let at = self.now + self.slots[to].slow;
+        let alone = Held {
+            core: None,
+            pushed: Duration::ZERO,
+        };
         let Some(host) = &self.scenario.host else {
-            return at;
+            return (at, alone);
         };
         // The core free soonest (the lowest index among equals).
         let Some((core, free)) = self
@@ -510,16 +578,30 @@ impl Sim {
             .enumerate()
             .min_by_key(|&(i, t)| (t, i))
         else {
-            return at;
+            return (at, alone);
         };
         let done = at.max(free) + host.per_message;
         self.cores[core] = done;
-        done
+        let pushed = self.pushed[core];
+        (
+            done,
+            Held {
+                core: Some(core),
+                pushed,
+            },
+        )
+    }
+
+    /// When what a node does now leaves it: after the signature checks of
+    /// the message it is taking, on a shared host that counts them.
+    fn out_now(&self) -> Time {
+        self.now + self.send_delay
     }
 
     fn transmit(&mut self, from: usize, to: SocketAddr, msg: Message) {
+        let now = self.out_now();
         let bytes = wire::message_len(&node_addr(from), &msg);
-        self.metrics.sent(from, self.now, msg.kind(), bytes);
+        self.metrics.sent(from, now, msg.kind(), bytes);
         self.all_msgs += 1;
         self.all_bytes += bytes as u64;
         // A push-pull's opening (two summary hashes) goes out every interval
@@ -547,7 +629,7 @@ impl Sim {
                 .net
                 .transmit_stream(from, to, last.is_none(), &mut self.rng);
             if let Fate::Delivered { first, .. } = fate {
-                let at = (self.now + first).max(last.unwrap_or(Time::ZERO));
+                let at = (now + first).max(last.unwrap_or(Time::ZERO));
                 self.streams.insert((from, to), at);
                 self.deliver_at(at, from, to, msg);
             }
@@ -557,9 +639,9 @@ impl Sim {
             Fate::Dropped(_) => {}
             Fate::Delivered { first, duplicate } => {
                 if let Some(d) = duplicate {
-                    self.deliver_at(self.now + d, from, to, msg.clone());
+                    self.deliver_at(now + d, from, to, msg.clone());
                 }
-                self.deliver_at(self.now + first, from, to, msg);
+                self.deliver_at(now + first, from, to, msg);
             }
         }
     }
@@ -573,7 +655,7 @@ impl Sim {
             to,
             from,
             msg: Box::new(msg),
-            held: false,
+            held: None,
         };
         match msg {
             Message::DataGossip(g) if self.scenario.strict => {
@@ -598,22 +680,22 @@ impl Sim {
     }
 
     fn observe(&mut self, observer: usize, e: Event) {
+        let now = self.out_now();
         let mut h = TraceHash::default();
-        (1u8, self.now, observer).hash(&mut h);
+        (1u8, now, observer).hash(&mut h);
         e.hash(&mut h);
         self.digest.write_u64(h.finish());
         if let Some(log) = &mut self.log {
-            log.push((self.now, observer, e.clone()));
+            log.push((now, observer, e.clone()));
         }
         let Some(member) = e.member() else {
-            self.metrics.event(self.now, observer, &e, None, false);
+            self.metrics.event(now, observer, &e, None, false);
             self.track_data(observer, &e);
             return;
         };
         let about = self.index_of(member.id.name());
         let about_running = about.is_some_and(|a| self.is_running(a));
-        self.metrics
-            .event(self.now, observer, &e, about, about_running);
+        self.metrics.event(now, observer, &e, about, about_running);
         if let (Event::MemberDied(_) | Event::MemberLeft(_), Some(a)) = (&e, about) {
             // A leaver is still running while it says goodbye.
             if !about_running || matches!(e, Event::MemberLeft(_)) {
@@ -624,7 +706,7 @@ impl Sim {
                         })
                 });
                 if gone_everywhere {
-                    self.metrics.gone_everywhere(a, self.now);
+                    self.metrics.gone_everywhere(a, now);
                 }
             }
         }
@@ -644,7 +726,7 @@ impl Sim {
         if let Some((generation, version)) = node.namespace_version(owner) {
             let owner = owner.clone();
             self.tracker
-                .progress(self.now, observer, &owner, generation, version);
+                .progress(self.out_now(), observer, &owner, generation, version);
         }
     }
 
@@ -843,7 +925,13 @@ impl Sim {
         let config = self.config.clone();
         let mut node = Node::with_identity(id, identity, incarnation, config, seed, self.now)
             .expect("the scenario's config was validated");
-        node.share_verified(self.verified.clone());
+        node.share_verified(
+            if self.scenario.host.as_ref().is_some_and(Host::counts_checks) {
+                self.verified.holder()
+            } else {
+                self.verified.share()
+            },
+        );
         let (prefill, size) = (
             self.scenario.workload.keys_per_node,
             self.scenario.workload.value_size,
@@ -1196,6 +1284,31 @@ mod tests {
         let bad = "name = \"h\"\n[host]\ncores = 0\nper_message = \"1ms\"\n";
         let e = Scenario::from_toml(bad).expect_err("refused");
         assert!(e.to_string().contains("host.cores"), "{e}");
+    }
+
+    #[test]
+    fn on_a_shared_host_a_signature_check_holds_the_core_and_delays_the_answer() {
+        // The same put on one core, at 1 ms a message: alone, each of the
+        // three takes it 1 ms after the core is free. With 20 ms a
+        // signature checked alone and 10 ms one in a batch, each verifies
+        // the put's signatures (its record's, and the checkpoint's when one
+        // rides along: a batch of two) at its first meeting with them, on
+        // top: the first holds the put 1 + 1 + 20 ms after the write at the
+        // soonest, and the others follow at least 21 ms apart.
+        let cheap = put_taken("[host]\ncores = 1\nper_message = \"1ms\"\n");
+        assert!(cheap[0] < Duration::from_millis(5), "{cheap:?}");
+        let checked = put_taken(
+            "[host]\ncores = 1\nper_message = \"1ms\"\nper_signature = \"20ms\"\n\
+             per_batched_signature = \"10ms\"\n",
+        );
+        assert_eq!(checked.len(), 3, "{checked:?}");
+        assert!(checked[0] >= Duration::from_millis(22), "{checked:?}");
+        assert!(
+            checked
+                .windows(2)
+                .all(|w| w[1] - w[0] >= Duration::from_millis(21)),
+            "{checked:?}"
+        );
     }
 
     #[test]

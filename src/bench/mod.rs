@@ -318,6 +318,46 @@ async fn counter_sum(clients: &mut [RumourClient<Channel>], name: &str) -> Resul
     Ok(sum)
 }
 
+/// What one Ed25519 verification costs on this machine: alone, and each in
+/// a batch of two (a put's record and its checkpoint). The median of 9
+/// timings of 50 each, of 100-byte statements.
+fn signature_costs() -> (Duration, Duration) {
+    use ed25519_dalek::{Signer, SigningKey};
+    let key = SigningKey::from_bytes(&[7; 32]);
+    let public = key.verifying_key();
+    let msgs: Vec<Vec<u8>> = (0..100u8).map(|i| vec![i; 100]).collect();
+    let sigs: Vec<ed25519_dalek::Signature> = msgs.iter().map(|m| key.sign(m)).collect();
+    let median = |mut t: Vec<Duration>| {
+        t.sort();
+        t[t.len() / 2]
+    };
+    let single = median(
+        (0..9)
+            .map(|_| {
+                let start = Instant::now();
+                for (m, s) in msgs.iter().zip(&sigs).take(50) {
+                    assert!(public.verify_strict(m, s).is_ok());
+                }
+                start.elapsed() / 50
+            })
+            .collect(),
+    );
+    let batched = median(
+        (0..9)
+            .map(|_| {
+                let start = Instant::now();
+                for pair in 0..25 {
+                    let (m, s) = (&msgs[2 * pair..2 * pair + 2], &sigs[2 * pair..2 * pair + 2]);
+                    let m: Vec<&[u8]> = m.iter().map(Vec::as_slice).collect();
+                    assert!(ed25519_dalek::verify_batch(&m, s, &[public, public]).is_ok());
+                }
+                start.elapsed() / 50
+            })
+            .collect(),
+    );
+    (single, batched)
+}
+
 /// Put 100 bytes under `key` in the agent's own namespace; its version.
 async fn put_100(client: &mut RumourClient<Channel>, key: &str) -> Result<u64, String> {
     Ok(client
@@ -644,6 +684,8 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
     let mut missing = 0;
     let puts_started = Instant::now();
     let sent_at_puts = counter_sum(&mut clients, "transport_sent").await?;
+    let single_at_puts = counter_sum(&mut clients, "signatures_verified").await?;
+    let batched_at_puts = counter_sum(&mut clients, "signatures_batched").await?;
     let ticks = |pids: &[u32]| -> u64 {
         pids.iter()
             .filter_map(|p| proc_usage(*p))
@@ -693,11 +735,26 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
     // messages they sent, both less what idling would have taken.
     let cpu_puts = (ticks(&pids) - ticks_at_puts) as f64 / 100.0;
     let cpu_beside = idle_cpu * puts_started.elapsed().as_secs_f64();
-    if sent_puts as f64 > beside && cpu_puts > cpu_beside {
-        real.cpu_per_message =
-            Duration::from_secs_f64((cpu_puts - cpu_beside) / (sent_puts as f64 - beside));
+    // The signatures the agents verified during the puts, at what a
+    // verification costs on this machine: the rest is the messages'.
+    let single = counter_sum(&mut clients, "signatures_verified").await? - single_at_puts;
+    let batched = counter_sum(&mut clients, "signatures_batched").await? - batched_at_puts;
+    let (per_single, per_batched) = signature_costs();
+    real.per_signature = per_single;
+    real.per_batched_signature = per_batched;
+    let cpu_signatures =
+        single as f64 * per_single.as_secs_f64() + batched as f64 * per_batched.as_secs_f64();
+    println!(
+        "signatures verified during the puts: {single} one at a time ({:.1} µs each on this machine), {batched} in batches ({:.1} µs each): {cpu_signatures:.2} s of CPU",
+        per_single.as_secs_f64() * 1e6,
+        per_batched.as_secs_f64() * 1e6,
+    );
+    if sent_puts as f64 > beside && cpu_puts > cpu_beside + cpu_signatures {
+        real.cpu_per_message = Duration::from_secs_f64(
+            (cpu_puts - cpu_beside - cpu_signatures) / (sent_puts as f64 - beside),
+        );
         println!(
-            "CPU during the puts: {cpu_puts:.2} s over all agents ({cpu_beside:.2} s at the idle rate), {:.0} µs per message of the puts",
+            "CPU during the puts: {cpu_puts:.2} s over all agents ({cpu_beside:.2} s at the idle rate, {cpu_signatures:.2} s verifying), {:.0} µs per message of the puts besides",
             real.cpu_per_message.as_secs_f64() * 1e6
         );
     }

@@ -54,6 +54,11 @@ pub(super) struct Real {
     pub detection_ms: Option<f64>,
     /// The agents' CPU time during the puts over the messages they sent.
     pub cpu_per_message: Duration,
+    /// What one signature verification costs this machine, alone and in a
+    /// batch (the agents' checks during the puts are taken out of
+    /// `cpu_per_message` at these costs).
+    pub per_signature: Duration,
+    pub per_batched_signature: Duration,
     /// Packets dropped on the peer ports, in percent (`--loss`).
     pub loss_percent: u32,
     /// Failed probes (suspicions raised) and refutations from the first
@@ -97,8 +102,11 @@ fn scenario(
     };
     let host = match host {
         Some(cores) => format!(
-            "[host]\ncores = {cores}\nper_message = \"{}us\"\n",
-            real.cpu_per_message.as_micros()
+            "[host]\ncores = {cores}\nper_message = \"{}us\"\nper_signature = \"{}us\"\n\
+             per_batched_signature = \"{}us\"\n",
+            real.cpu_per_message.as_micros(),
+            real.per_signature.as_micros(),
+            real.per_batched_signature.as_micros()
         ),
         None => String::new(),
     };
@@ -378,12 +386,15 @@ pub(super) fn compare(
          (the cold start: the median of {COLD_SEEDS} real runs against that of seeds 0-{}; what follows a cut: \
          the median of seeds 0-{}), link latency {}; \
          simulated on a machine per node, and on one host of {cores} cores at {} µs of CPU per message \
-         (the agents' own, during the puts); loss {}%; ratio = simulated / real, `agrees` within 0.8 to 1.25",
+         (the agents' own, during the puts) and {} µs per signature verified ({} in a batch); loss {}%; \
+         ratio = simulated / real, `agrees` within 0.8 to 1.25",
         datagram_size.map_or("none (streams)".to_string(), |s| s.to_string()),
         COLD_SEEDS - 1,
         COLD_SEEDS - 1,
         own.idle.latency,
         real.cpu_per_message.as_micros(),
+        real.per_signature.as_micros(),
+        real.per_batched_signature.as_micros(),
         real.loss_percent,
     );
     println!(

@@ -132,9 +132,9 @@ impl Driver {
     /// (it is counted every time).
     fn receive(&mut self, from: SocketAddr, msg: Message) {
         let now = self.now();
-        let before = refused(self.node.stats());
+        let before = refused(&self.node.stats());
         self.node.handle_message(now, from, msg);
-        if refused(self.node.stats()) > before
+        if refused(&self.node.stats()) > before
             && self.refusals.should_log(from.ip(), Instant::now())
         {
             warn!(peer = %from, "refused news that its owner did not sign (counted in records_bad_signature, members_bad_signature, identity_conflicts); it changed nothing. Further refusals from this address in the next 10 s are counted, not logged");

@@ -49,7 +49,7 @@ use self::replicas::Replicas;
 use crate::config::{Config, Dissemination};
 use crate::error::Error;
 use crate::history::Explanation;
-use crate::identity::{record_statement, Identity, PublicKey, Signature, Verified};
+use crate::identity::{record_statement, Checks, Identity, PublicKey, Signature, Verified};
 use crate::member::{Incarnation, Member, NodeId};
 use crate::message::{
     Datum, Delta, DigestEntry, MemberUpdate, Message, Metadata, OwnNamespace, Record,
@@ -311,9 +311,21 @@ impl Node {
         self.probe.health()
     }
 
+    /// The signature checks this node paid for (the counters
+    /// `signatures_verified` and `signatures_batched`), without copying the
+    /// other counters.
+    pub fn signature_checks(&self) -> Checks {
+        self.cx.verified.checks()
+    }
+
     /// Counters.
-    pub fn stats(&self) -> &Stats {
-        &self.cx.stats
+    pub fn stats(&self) -> Stats {
+        let checks = self.cx.verified.checks();
+        Stats {
+            signatures_verified: checks.single,
+            signatures_batched: checks.batched,
+            ..self.cx.stats.clone()
+        }
     }
 
     /// Records this node holds over every namespace, its own included: one

@@ -121,6 +121,7 @@ pub struct Host {
     /// signature checks apart.
     #[serde(with = "duration_str")]
     pub per_message: Duration,
+
     /// CPU time of one signature verified on its own: a message's checks
     /// hold the core after `per_message`, and what the node does in answer
     /// leaves after them. Each node counts the statements it meets for the

@@ -66,10 +66,12 @@ pub fn node_name(i: usize) -> String {
 }
 
 /// A delivery taken by its node's host: when it is handled, the core that
-/// spent its CPU time (if a host is modelled), and how far that core's
-/// signature checks had pushed its queue when the time was booked. Checks
-/// charged after the booking push the delivery back by as much, so a core
-/// takes its messages one after another (see [`Sim::charge_checks`]).
+/// spent its CPU time (if a host is modelled), and how far the costs known
+/// only once a message is handled (its signature checks, its reports to
+/// the application) had pushed that core's queue when the time was
+/// booked. Costs charged after the booking push the delivery back by as
+/// much, so a core takes its messages one after another (see
+/// [`Sim::charge`]).
 #[derive(Clone, Copy, Debug)]
 struct Held {
     core: Option<usize>,
@@ -197,9 +199,12 @@ pub struct Sim {
     verified: Verified,
     /// On a shared host (`Scenario::host`): when each core is next free.
     cores: Vec<Time>,
-    /// How far each core's signature checks have pushed what it had
-    /// booked (see [`Held`]).
+    /// How far each core's signature checks (and other charges) have
+    /// pushed what it had booked (see [`Held`]).
     pushed: Vec<Duration>,
+    /// The core taking the message being handled, while it is handled.
+    charging: Option<usize>,
+
     /// How long after now what a node does leaves it: the signature
     /// checks of the message it is taking on a shared host, else zero.
     send_delay: Duration,
@@ -260,6 +265,7 @@ impl Sim {
             verified: Verified::new(),
             cores: vec![Time::ZERO; scenario.host.as_ref().map_or(0, |h| h.cores)],
             pushed: vec![Duration::ZERO; scenario.host.as_ref().map_or(0, |h| h.cores)],
+            charging: None,
             send_delay: Duration::ZERO,
             streams: BTreeMap::new(),
             scenario,
@@ -469,10 +475,10 @@ impl Sim {
                 self.digest.write_u64(h.finish());
                 let checked_before = node.signature_checks();
                 node.handle_message(self.now, node_addr(from), *msg);
-                if let Some(core) = held.core {
-                    self.charge_checks(to, core, checked_before);
-                }
+                self.charging = held.core;
+                self.charge_checks(to, checked_before);
                 self.drain(to);
+                self.charging = None;
                 self.send_delay = Duration::ZERO;
             }
             Action::Timer { node, life, at } => {
@@ -520,25 +526,47 @@ impl Sim {
         }
     }
 
-    /// On a shared host that counts signature checks, hold `core`, which
-    /// took node `to`'s message, for the checks it made beyond `before`, and
-    /// let what the node does leave only after them.
-    fn charge_checks(&mut self, to: usize, core: usize, before: Checks) {
-        let Some(host) = &self.scenario.host else {
-            return;
-        };
-        let Some(node) = self.slots[to].node.as_ref() else {
+    /// On a shared host that counts signature checks, charge the core
+    /// taking node `to`'s message for the checks it made beyond `before`.
+    fn charge_checks(&mut self, to: usize, before: Checks) {
+        let (Some(host), Some(node)) = (&self.scenario.host, self.slots[to].node.as_ref()) else {
             return;
         };
         let now = node.signature_checks();
         let single = (now.single - before.single) as u32;
         let batched = (now.batched - before.batched) as u32;
-        let cost = host.per_signature * single + host.per_batched_signature * batched;
+        self.charge(host.per_signature * single + host.per_batched_signature * batched);
+    }
+
+    /// Hold the core taking the message being handled (if a host is
+    /// modelled) `cost` longer, and let what the node does from here leave
+    /// only after it.
+    fn charge(&mut self, cost: Duration) {
+        let Some(core) = self.charging else {
+            return;
+        };
         if cost > Duration::ZERO {
             self.cores[core] = self.cores[core].max(self.now) + cost;
             self.pushed[core] += cost;
-            self.send_delay = cost;
+            self.send_delay += cost;
         }
+    }
+
+    /// Book `cost` on the core free soonest (the lowest index among equals),
+    /// from `from` at the earliest; when it is done.
+    fn book(&mut self, from: Time, cost: Duration) -> (Option<usize>, Time) {
+        let Some((core, free)) = self
+            .cores
+            .iter()
+            .copied()
+            .enumerate()
+            .min_by_key(|&(i, t)| (t, i))
+        else {
+            return (None, from);
+        };
+        let done = from.max(free) + cost;
+        self.cores[core] = done;
+        (Some(core), done)
     }
 
     /// A delivery comes due: now, unless checks charged to its core since
@@ -570,18 +598,11 @@ impl Sim {
         let Some(host) = &self.scenario.host else {
             return (at, alone);
         };
-        // The core free soonest (the lowest index among equals).
-        let Some((core, free)) = self
-            .cores
-            .iter()
-            .copied()
-            .enumerate()
-            .min_by_key(|&(i, t)| (t, i))
-        else {
+        let cost = host.per_message;
+        let (core, done) = self.book(at, cost);
+        let Some(core) = core else {
             return (at, alone);
         };
-        let done = at.max(free) + host.per_message;
-        self.cores[core] = done;
         let pushed = self.pushed[core];
         (
             done,

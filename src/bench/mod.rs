@@ -248,6 +248,24 @@ async fn connect(api: SocketAddr, within: Duration) -> Result<RumourClient<Chann
     }
 }
 
+/// CPU seconds the live threads of a process have run, to the
+/// nanosecond (`/proc/PID/task/*/schedstat`): per-process ticks are 10 ms,
+/// and the sum of 100 agents' rounded-down ticks loses up to a second.
+/// Threads that exited are not counted (an agent keeps its workers).
+fn proc_cpu_secs(pid: u32) -> Option<f64> {
+    let mut ns = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        ns += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(ns as f64 / 1e9)
+}
+
+/// The CPU seconds of the processes `pids` together (see [`proc_cpu_secs`]).
+fn cpu_secs(pids: &[u32]) -> f64 {
+    pids.iter().filter_map(|p| proc_cpu_secs(*p)).sum()
+}
+
 /// CPU ticks (user + system) and RSS in KiB of a process.
 fn proc_usage(pid: u32) -> Option<(u64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -468,9 +486,7 @@ async fn cut_and_heal(
 /// connect to each: the agents, their clients, the time from the first
 /// start until the last API answered, and from then until every agent saw
 /// all live (ms).
-async fn start_cluster(
-    args: &BenchArgs,
-) -> Result<(Agents, Vec<RumourClient<Channel>>, Duration, f64), String> {
+async fn start_cluster(args: &BenchArgs) -> Result<ColdStart, String> {
     let n = args.agents;
     let started = Instant::now();
     let agents = spawn(args, |peers| {
@@ -480,20 +496,37 @@ async fn start_cluster(
         Ok(())
     })?;
     let mut clients = Vec::new();
-    for api in &agents.apis {
+    let mut started_cpu = 0.0;
+    for (api, child) in agents.apis.iter().zip(&agents.children) {
         clients.push(connect(*api, Duration::from_secs(30)).await?);
+        // Its CPU until its API answered: the process's start, for the most
+        // part (its join is answered about then).
+        started_cpu += proc_cpu_secs(child.id()).unwrap_or(0.0);
     }
     let start_window = started.elapsed();
     let formed = Instant::now();
     if !wait_for_live(&clients, n as u32, Duration::from_secs(120)).await? {
         return Err("the cluster did not form within 120 s".into());
     }
-    Ok((
+    Ok(ColdStart {
         agents,
         clients,
         start_window,
-        formed.elapsed().as_secs_f64() * 1e3,
-    ))
+        formed_ms: formed.elapsed().as_secs_f64() * 1e3,
+        started_cpu,
+    })
+}
+
+/// A cluster just formed by [`start_cluster`].
+struct ColdStart {
+    agents: Agents,
+    clients: Vec<RumourClient<Channel>>,
+    /// From the first agent's start until the last one's API answered.
+    start_window: Duration,
+    /// From then until every agent saw all live (ms).
+    formed_ms: f64,
+    /// The agents' CPU seconds until each one's API answered.
+    started_cpu: f64,
 }
 
 async fn run_bench(args: BenchArgs) -> Result<(), String> {
@@ -506,20 +539,49 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
     let mut cold_starts = Vec::new();
     if args.versus_sim {
         for _ in 1..versus_sim::COLD_SEEDS {
-            let (_, _, _, formed_ms) = start_cluster(&args).await?;
-            cold_starts.push(formed_ms);
+            cold_starts.push(start_cluster(&args).await?.formed_ms);
         }
     }
     let started = Instant::now();
-    let (mut agents, mut clients, start_window, formed_ms) = start_cluster(&args).await?;
+    let ColdStart {
+        mut agents,
+        mut clients,
+        start_window,
+        formed_ms,
+        started_cpu,
+    } = start_cluster(&args).await?;
+    // What the cold start cost the agents in CPU, read at once, less what
+    // they had spent when their APIs first answered (mostly starting up);
+    // the status calls that watched the cluster form are in it.
+    let cold_cpu =
+        cpu_secs(&agents.children.iter().map(Child::id).collect::<Vec<u32>>()) - started_cpu;
+    let cold_taken = counter_sum(&mut clients, "transport_received").await?;
+    let cold_wakeups = counter_sum(&mut clients, "transport_intake_batches").await?;
+    let cold_single = counter_sum(&mut clients, "signatures_verified").await?;
+    let cold_batched = counter_sum(&mut clients, "signatures_batched").await?;
     cold_starts.push(formed_ms);
     cold_starts.sort_by(f64::total_cmp);
+    let (per_single, per_batched) = signature_costs();
     let mut real = versus_sim::Real {
         start_window,
         cold_starts,
         puts: args.puts,
+        per_signature: per_single,
+        per_batched_signature: per_batched,
         ..Default::default()
     };
+    let cold_signatures = cold_single as f64 * per_single.as_secs_f64()
+        + cold_batched as f64 * per_batched.as_secs_f64();
+    if cold_taken > 0 && cold_cpu > cold_signatures {
+        real.cpu_per_message =
+            Duration::from_secs_f64((cold_cpu - cold_signatures) / cold_taken as f64);
+    }
+    println!(
+        "CPU of the last cold start: {cold_cpu:.2} s over all agents after {started_cpu:.2} s starting up, {cold_signatures:.2} s of it verifying ({cold_single} signatures one at a time at {:.1} µs, {cold_batched} in batches at {:.1} µs); {cold_taken} messages taken in {cold_wakeups} wake-ups: {:.0} µs a message besides",
+        per_single.as_secs_f64() * 1e6,
+        per_batched.as_secs_f64() * 1e6,
+        real.cpu_per_message.as_secs_f64() * 1e6,
+    );
     println!(
         "{n} agents ({} preset, {} transport, gossip interval {round_ms} ms, {}): all see {n} live members after {:.2} s",
         args.preset,
@@ -539,6 +601,7 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
     let connects_before = counter_sum(&mut clients, "transport_connects").await?;
     let datagram_bytes_before = counter_sum(&mut clients, "transport_datagram_bytes_sent").await?;
     let before: Vec<(u64, u64)> = pids.iter().filter_map(|p| proc_usage(*p)).collect();
+    let cpu_before = cpu_secs(&pids);
     let written_before: Vec<u64> = pids.iter().filter_map(|p| proc_written(*p)).collect();
     let lo_before = loopback_tx_bytes();
     let t0 = Instant::now();
@@ -571,10 +634,7 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
     }
     let after: Vec<(u64, u64)> = pids.iter().filter_map(|p| proc_usage(*p)).collect();
     // CPU seconds per second, all agents together, while idle.
-    let idle_cpu = (after.iter().map(|a| a.0).sum::<u64>() as f64
-        - before.iter().map(|b| b.0).sum::<u64>() as f64)
-        / 100.0
-        / secs;
+    let idle_cpu = (cpu_secs(&pids) - cpu_before) / secs;
     let written_after: Vec<u64> = pids.iter().filter_map(|p| proc_written(*p)).collect();
     let lo_after = loopback_tx_bytes();
     let sockets: Vec<usize> = pids.iter().filter_map(|p| proc_sockets(*p)).collect();
@@ -684,15 +744,11 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
     let mut missing = 0;
     let puts_started = Instant::now();
     let sent_at_puts = counter_sum(&mut clients, "transport_sent").await?;
+    let taken_at_puts = counter_sum(&mut clients, "transport_received").await?;
+    let wakeups_at_puts = counter_sum(&mut clients, "transport_intake_batches").await?;
     let single_at_puts = counter_sum(&mut clients, "signatures_verified").await?;
     let batched_at_puts = counter_sum(&mut clients, "signatures_batched").await?;
-    let ticks = |pids: &[u32]| -> u64 {
-        pids.iter()
-            .filter_map(|p| proc_usage(*p))
-            .map(|u| u.0)
-            .sum()
-    };
-    let ticks_at_puts = ticks(&pids);
+    let cpu_at_puts = cpu_secs(&pids);
     let mut rng_state: u64 = 0x9e37_79b9_7f4a_7c15;
     for i in 0..args.puts as usize {
         // A random pause of 0-1 gossip intervals, so puts land at random
@@ -730,18 +786,14 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
     }
     let sent_puts = counter_sum(&mut clients, "transport_sent").await? - sent_at_puts;
     let beside = idle_rate * puts_started.elapsed().as_secs_f64();
-    // What one message of the puts cost this host in CPU, receiving it and
-    // answering included: the agents' CPU time during the puts over the
-    // messages they sent, both less what idling would have taken.
-    let cpu_puts = (ticks(&pids) - ticks_at_puts) as f64 / 100.0;
+    // What the puts cost the agents in CPU, less what idling would have
+    // taken.
+    let cpu_puts = cpu_secs(&pids) - cpu_at_puts;
     let cpu_beside = idle_cpu * puts_started.elapsed().as_secs_f64();
     // The signatures the agents verified during the puts, at what a
     // verification costs on this machine: the rest is the messages'.
     let single = counter_sum(&mut clients, "signatures_verified").await? - single_at_puts;
     let batched = counter_sum(&mut clients, "signatures_batched").await? - batched_at_puts;
-    let (per_single, per_batched) = signature_costs();
-    real.per_signature = per_single;
-    real.per_batched_signature = per_batched;
     let cpu_signatures =
         single as f64 * per_single.as_secs_f64() + batched as f64 * per_batched.as_secs_f64();
     println!(
@@ -749,15 +801,18 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
         per_single.as_secs_f64() * 1e6,
         per_batched.as_secs_f64() * 1e6,
     );
-    if sent_puts as f64 > beside && cpu_puts > cpu_beside + cpu_signatures {
-        real.cpu_per_message = Duration::from_secs_f64(
-            (cpu_puts - cpu_beside - cpu_signatures) / (sent_puts as f64 - beside),
-        );
-        println!(
-            "CPU during the puts: {cpu_puts:.2} s over all agents ({cpu_beside:.2} s at the idle rate, {cpu_signatures:.2} s verifying), {:.0} µs per message of the puts besides",
-            real.cpu_per_message.as_secs_f64() * 1e6
-        );
-    }
+    // Not what the host model is given (see `cpu_per_message`), but
+    // printed beside it: the puts cost the agents more a message.
+    let puts_taken =
+        (counter_sum(&mut clients, "transport_received").await? - taken_at_puts) as f64 - beside;
+    let puts_wakeups = (counter_sum(&mut clients, "transport_intake_batches").await?
+        - wakeups_at_puts) as f64
+        - beside;
+    println!(
+        "CPU during the puts: {cpu_puts:.2} s over all agents ({cpu_beside:.2} s at the idle rate, {cpu_signatures:.2} s verifying); {puts_taken:.0} messages taken in {puts_wakeups:.0} wake-ups besides the idle rate: {:.0} µs a message besides (the cold start's: {:.0} µs)",
+        (cpu_puts - cpu_beside - cpu_signatures).max(0.0) / puts_taken.max(1.0) * 1e6,
+        real.cpu_per_message.as_secs_f64() * 1e6,
+    );
     println!(
         "messages per put: {:.2} per agent ({} messages sent by all agents during {} puts, less {:.0} at the idle rate); the simulator counts the same messages",
         (sent_puts as f64 - beside) / args.puts.max(1) as f64 / n as f64,

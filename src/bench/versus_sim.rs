@@ -52,11 +52,12 @@ pub(super) struct Real {
     /// From killing one agent until every other held it dead (not alive,
     /// not suspect); `None`: not within the wait.
     pub detection_ms: Option<f64>,
-    /// The agents' CPU time during the puts over the messages they sent.
+    /// The agents' CPU time per message taken in during the last cold
+    /// start, their start and signature checks apart.
     pub cpu_per_message: Duration,
     /// What one signature verification costs this machine, alone and in a
-    /// batch (the agents' checks during the puts are taken out of
-    /// `cpu_per_message` at these costs).
+    /// batch (the agents' checks are taken out of the other costs at
+    /// these).
     pub per_signature: Duration,
     pub per_batched_signature: Duration,
     /// Packets dropped on the peer ports, in percent (`--loss`).
@@ -106,7 +107,7 @@ fn scenario(
              per_batched_signature = \"{}us\"\n",
             real.cpu_per_message.as_micros(),
             real.per_signature.as_micros(),
-            real.per_batched_signature.as_micros()
+            real.per_batched_signature.as_micros(),
         ),
         None => String::new(),
     };
@@ -386,7 +387,8 @@ pub(super) fn compare(
          (the cold start: the median of {COLD_SEEDS} real runs against that of seeds 0-{}; what follows a cut: \
          the median of seeds 0-{}), link latency {}; \
          simulated on a machine per node, and on one host of {cores} cores at {} µs of CPU per message \
-         (the agents' own, during the puts) and {} µs per signature verified ({} in a batch); loss {}%; \
+         taken (the agents' own in their cold start) and {} µs per signature verified ({} in a batch); \
+         loss {}%; \
          ratio = simulated / real, `agrees` within 0.8 to 1.25",
         datagram_size.map_or("none (streams)".to_string(), |s| s.to_string()),
         COLD_SEEDS - 1,

@@ -22,7 +22,7 @@ use crate::link::Links;
 use crate::peer::RefusalLog;
 use crate::query::Queries;
 use crate::seed::{resolve_seeds, Seed, SeedResolver};
-use crate::stats::TransportStats;
+use crate::stats::{bump, TransportStats};
 
 /// An event and its place in the agent's event sequence (from 1).
 #[derive(Clone, Debug)]
@@ -151,6 +151,9 @@ impl Driver {
     /// Take in what arrived together, in order, with the signatures on
     /// their records checked first as one batch.
     fn take_in_all(&mut self, pending: &mut Vec<Inbound>) {
+        if !pending.is_empty() {
+            bump(&self.stats.intake_batches);
+        }
         if pending.len() > 1 {
             self.node
                 .check_ahead(pending.iter().filter_map(|i| match i {

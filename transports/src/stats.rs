@@ -79,6 +79,10 @@ counters! {
     /// Times reading a peer connection waited because it sent faster than
     /// `peer_rate`.
     intake_paced,
+    /// Times the node woke to take in peer messages: each time, it takes
+    /// all that arrived together (`received` over this is the mean batch),
+    /// and what it sends in answer leaves merged.
+    intake_batches,
     /// Envelopes sent in a UDP datagram (also counted in `sent`).
     datagrams_sent,
     /// Bytes of the datagrams sent (also counted in `bytes_sent`; no UDP

@@ -121,6 +121,12 @@ pub struct Host {
     /// signature checks apart.
     #[serde(with = "duration_str")]
     pub per_message: Duration,
+    /// CPU time of waking a node that had nothing to do for a millisecond
+    /// or more, beside its message's: an agent's runtime goes to sleep
+    /// when idle, and waking its threads costs more than a message taken
+    /// while they are awake.
+    #[serde(default, with = "duration_str")]
+    pub per_wakeup: Duration,
 
     /// CPU time of one signature verified on its own: a message's checks
     /// hold the core after `per_message`, and what the node does in answer

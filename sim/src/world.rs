@@ -65,6 +65,11 @@ pub fn node_name(i: usize) -> String {
     format!("node-{i}")
 }
 
+/// A wait this long between a node's inputs finds an agent's runtime
+/// asleep: the next message pays `[host] per_wakeup` (an agent counts
+/// these as `intake_after_idle`, waiting at least as long).
+const IDLE_WAKE: Duration = Duration::from_millis(1);
+
 /// A delivery taken by its node's host: when it is handled, the core that
 /// spent its CPU time (if a host is modelled), and how far the costs known
 /// only once a message is handled (its signature checks, its reports to
@@ -204,6 +209,9 @@ pub struct Sim {
     pushed: Vec<Duration>,
     /// The core taking the message being handled, while it is handled.
     charging: Option<usize>,
+    /// On a shared host, when each node last took a message or ran a
+    /// timer: a message after [`IDLE_WAKE`] without either wakes it.
+    last_active: Vec<Time>,
 
     /// How long after now what a node does leaves it: the signature
     /// checks of the message it is taking on a shared host, else zero.
@@ -266,6 +274,7 @@ impl Sim {
             cores: vec![Time::ZERO; scenario.host.as_ref().map_or(0, |h| h.cores)],
             pushed: vec![Duration::ZERO; scenario.host.as_ref().map_or(0, |h| h.cores)],
             charging: None,
+            last_active: vec![Time::ZERO; scenario.nodes],
             send_delay: Duration::ZERO,
             streams: BTreeMap::new(),
             scenario,
@@ -489,6 +498,9 @@ impl Sim {
                     return;
                 }
                 slot.timer_at = None;
+                if let Some(a) = self.last_active.get_mut(node) {
+                    *a = (*a).max(self.now);
+                }
                 if let Some(n) = slot.node.as_mut() {
                     n.handle_timeout(self.now);
                     self.drain(node);
@@ -598,11 +610,20 @@ impl Sim {
         let Some(host) = &self.scenario.host else {
             return (at, alone);
         };
-        let cost = host.per_message;
+        // A node that did nothing for a while pays for waking up, as an
+        // agent's runtime does.
+        let idle = at.saturating_since(self.last_active[to]) >= IDLE_WAKE;
+        let cost = host.per_message
+            + if idle {
+                host.per_wakeup
+            } else {
+                Duration::ZERO
+            };
         let (core, done) = self.book(at, cost);
         let Some(core) = core else {
             return (at, alone);
         };
+        self.last_active[to] = done;
         let pushed = self.pushed[core];
         (
             done,
@@ -1330,6 +1351,24 @@ mod tests {
                 .all(|w| w[1] - w[0] >= Duration::from_millis(21)),
             "{checked:?}"
         );
+    }
+
+    #[test]
+    fn on_a_shared_host_a_node_pays_a_wakeup_only_when_it_was_idle() {
+        // One core, 1 ms a message and 20 ms a wake-up. Three messages reach
+        // node 1 at 100 ms, and one node 2: node 1 wakes once and takes the
+        // three one after another (121, 122, 123 ms), node 2 wakes after
+        // them (144 ms). Idle again by 200 ms, node 1 wakes anew.
+        let text = "name = \"wake\"\nnodes = 3\nduration = \"1h\"\nformed = true\n\
+                    [host]\ncores = 1\nper_message = \"1ms\"\nper_wakeup = \"20ms\"\n";
+        let mut sim = Sim::new(Scenario::from_toml(text).unwrap()).unwrap();
+        let ms = |t: Time| t.as_micros() / 1000;
+        sim.now = Time::from_micros(100_000);
+        let at: Vec<u64> = [1, 1, 1, 2].map(|n| ms(sim.taken_at(n).0)).to_vec();
+        assert_eq!(at, [121, 122, 123, 144]);
+        sim.now = Time::from_micros(200_000);
+        assert_eq!(ms(sim.taken_at(1).0), 221);
+        assert_eq!(ms(sim.taken_at(1).0), 222);
     }
 
     #[test]

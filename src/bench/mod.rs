@@ -496,12 +496,8 @@ async fn start_cluster(args: &BenchArgs) -> Result<ColdStart, String> {
         Ok(())
     })?;
     let mut clients = Vec::new();
-    let mut started_cpu = 0.0;
-    for (api, child) in agents.apis.iter().zip(&agents.children) {
+    for api in &agents.apis {
         clients.push(connect(*api, Duration::from_secs(30)).await?);
-        // Its CPU until its API answered: the process's start, for the most
-        // part (its join is answered about then).
-        started_cpu += proc_cpu_secs(child.id()).unwrap_or(0.0);
     }
     let start_window = started.elapsed();
     let formed = Instant::now();
@@ -513,7 +509,6 @@ async fn start_cluster(args: &BenchArgs) -> Result<ColdStart, String> {
         clients,
         start_window,
         formed_ms: formed.elapsed().as_secs_f64() * 1e3,
-        started_cpu,
     })
 }
 
@@ -525,8 +520,36 @@ struct ColdStart {
     start_window: Duration,
     /// From then until every agent saw all live (ms).
     formed_ms: f64,
-    /// The agents' CPU seconds until each one's API answered.
-    started_cpu: f64,
+}
+
+/// The CPU seconds an agent spends starting, until its API answers: one
+/// started alone, on its own, no seed given.
+async fn startup_cpu(args: &BenchArgs) -> Result<f64, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+    let mut next = PORTS.start + (std::process::id() % u32::from(PORTS.end - PORTS.start)) as u16;
+    let bind = free_port(&mut next).map_err(|e| e.to_string())?;
+    let api = free_port(&mut next).map_err(|e| e.to_string())?;
+    let mut child = Command::new(&exe)
+        .arg("agent")
+        .args(["--name", "alone"])
+        .args(["--bind", &bind.to_string()])
+        .args(["--api", &api.to_string()])
+        .args(["--preset", &args.preset])
+        .args(["--transport", &args.transport])
+        .arg("--no-data-dir")
+        .env("RUST_LOG", "error")
+        .env_remove("RUMOUR_KEY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start an agent: {e}"))?;
+    let answered = connect(api, Duration::from_secs(30)).await;
+    let cpu = proc_cpu_secs(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    answered?;
+    cpu.ok_or_else(|| "cannot read an agent's CPU time".to_string())
 }
 
 async fn run_bench(args: BenchArgs) -> Result<(), String> {
@@ -548,20 +571,21 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
         mut clients,
         start_window,
         formed_ms,
-        started_cpu,
     } = start_cluster(&args).await?;
     // What the cold start cost the agents in CPU, read at once, less what
-    // they had spent when their APIs first answered (mostly starting up);
-    // the status calls that watched the cluster form are in it.
-    let cold_cpu =
-        cpu_secs(&agents.children.iter().map(Child::id).collect::<Vec<u32>>()) - started_cpu;
+    // starting costs an agent alone (the status calls that watched the
+    // cluster form are in it).
+    let all_cpu = cpu_secs(&agents.children.iter().map(Child::id).collect::<Vec<u32>>());
     let cold_taken = counter_sum(&mut clients, "transport_received").await?;
-    let cold_wakeups = counter_sum(&mut clients, "transport_intake_batches").await?;
+    let cold_batches = counter_sum(&mut clients, "transport_intake_batches").await?;
+    let cold_wakeups = counter_sum(&mut clients, "transport_intake_after_idle").await?;
     let cold_single = counter_sum(&mut clients, "signatures_verified").await?;
     let cold_batched = counter_sum(&mut clients, "signatures_batched").await?;
     cold_starts.push(formed_ms);
     cold_starts.sort_by(f64::total_cmp);
     let (per_single, per_batched) = signature_costs();
+    let started_cpu = startup_cpu(&args).await? * n as f64;
+    let cold_cpu = all_cpu - started_cpu;
     let mut real = versus_sim::Real {
         start_window,
         cold_starts,
@@ -572,15 +596,15 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
     };
     let cold_signatures = cold_single as f64 * per_single.as_secs_f64()
         + cold_batched as f64 * per_batched.as_secs_f64();
-    if cold_taken > 0 && cold_cpu > cold_signatures {
-        real.cpu_per_message =
-            Duration::from_secs_f64((cold_cpu - cold_signatures) / cold_taken as f64);
-    }
+    let cold = versus_sim::Phase {
+        cpu: cold_cpu - cold_signatures,
+        wakeups: cold_wakeups as f64,
+        taken: cold_taken as f64,
+    };
     println!(
-        "CPU of the last cold start: {cold_cpu:.2} s over all agents after {started_cpu:.2} s starting up, {cold_signatures:.2} s of it verifying ({cold_single} signatures one at a time at {:.1} µs, {cold_batched} in batches at {:.1} µs); {cold_taken} messages taken in {cold_wakeups} wake-ups: {:.0} µs a message besides",
+        "CPU of the last cold start: {cold_cpu:.2} s over all agents less {started_cpu:.2} s for starting them (an agent started alone, times {n}), {cold_signatures:.2} s of it verifying ({cold_single} signatures one at a time at {:.1} µs, {cold_batched} in batches at {:.1} µs); {cold_taken} messages taken in {cold_batches} batches, {cold_wakeups} of them woken from idle",
         per_single.as_secs_f64() * 1e6,
         per_batched.as_secs_f64() * 1e6,
-        real.cpu_per_message.as_secs_f64() * 1e6,
     );
     println!(
         "{n} agents ({} preset, {} transport, gossip interval {round_ms} ms, {}): all see {n} live members after {:.2} s",
@@ -745,7 +769,7 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
     let puts_started = Instant::now();
     let sent_at_puts = counter_sum(&mut clients, "transport_sent").await?;
     let taken_at_puts = counter_sum(&mut clients, "transport_received").await?;
-    let wakeups_at_puts = counter_sum(&mut clients, "transport_intake_batches").await?;
+    let wakeups_at_puts = counter_sum(&mut clients, "transport_intake_after_idle").await?;
     let single_at_puts = counter_sum(&mut clients, "signatures_verified").await?;
     let batched_at_puts = counter_sum(&mut clients, "signatures_batched").await?;
     let cpu_at_puts = cpu_secs(&pids);
@@ -801,17 +825,24 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
         per_single.as_secs_f64() * 1e6,
         per_batched.as_secs_f64() * 1e6,
     );
-    // Not what the host model is given (see `cpu_per_message`), but
-    // printed beside it: the puts cost the agents more a message.
-    let puts_taken =
-        (counter_sum(&mut clients, "transport_received").await? - taken_at_puts) as f64 - beside;
-    let puts_wakeups = (counter_sum(&mut clients, "transport_intake_batches").await?
-        - wakeups_at_puts) as f64
-        - beside;
+    // Idle messages each wake their agent: the idle rate stands for both.
+    let puts_phase = versus_sim::Phase {
+        cpu: cpu_puts - cpu_beside - cpu_signatures,
+        wakeups: (counter_sum(&mut clients, "transport_intake_after_idle").await? - wakeups_at_puts)
+            as f64
+            - beside,
+        taken: (counter_sum(&mut clients, "transport_received").await? - taken_at_puts) as f64
+            - beside,
+    };
+    let (per_wakeup, per_message) = versus_sim::cpu_fit(&cold, &puts_phase);
+    real.cpu_per_wakeup = per_wakeup;
+    real.cpu_per_message = per_message;
     println!(
-        "CPU during the puts: {cpu_puts:.2} s over all agents ({cpu_beside:.2} s at the idle rate, {cpu_signatures:.2} s verifying); {puts_taken:.0} messages taken in {puts_wakeups:.0} wake-ups besides the idle rate: {:.0} µs a message besides (the cold start's: {:.0} µs)",
-        (cpu_puts - cpu_beside - cpu_signatures).max(0.0) / puts_taken.max(1.0) * 1e6,
-        real.cpu_per_message.as_secs_f64() * 1e6,
+        "CPU during the puts: {cpu_puts:.2} s over all agents ({cpu_beside:.2} s at the idle rate, {cpu_signatures:.2} s verifying); {:.0} messages taken, {:.0} wake-ups from idle, besides the idle rate. Fitted to both phases: {:.0} µs a wake-up, {:.0} µs a message",
+        puts_phase.taken,
+        puts_phase.wakeups,
+        per_wakeup.as_secs_f64() * 1e6,
+        per_message.as_secs_f64() * 1e6,
     );
     println!(
         "messages per put: {:.2} per agent ({} messages sent by all agents during {} puts, less {:.0} at the idle rate); the simulator counts the same messages",

@@ -38,6 +38,9 @@ pub(crate) type Job = Box<dyn FnOnce(&mut Driver) + Send>;
 
 /// The node task's state.
 pub(crate) struct Driver {
+    /// Whether the driver waited at least [`IDLE_WAKE`] for its last input
+    /// (see `TransportStats::intake_after_idle`).
+    woke_idle: bool,
     pub(crate) node: Node,
     start: Instant,
     start_unix_ms: u64,
@@ -153,6 +156,9 @@ impl Driver {
     fn take_in_all(&mut self, pending: &mut Vec<Inbound>) {
         if !pending.is_empty() {
             bump(&self.stats.intake_batches);
+            if std::mem::take(&mut self.woke_idle) {
+                bump(&self.stats.intake_after_idle);
+            }
         }
         if pending.len() > 1 {
             self.node
@@ -345,6 +351,7 @@ pub(crate) fn driver(
         refusals: RefusalLog::new(std::time::Duration::from_secs(10), 4096),
         peak_live: 1,
         vouched: None,
+        woke_idle: false,
     };
     let handle = Handle {
         jobs: jobs_tx,
@@ -369,6 +376,10 @@ const INPUTS_PER_DRAIN: usize = 64;
 
 /// The node task: runs until the node has left after a stop, then flushes
 /// the peer links.
+/// A wait for input this long counts as idle: what comes after it finds
+/// the runtime asleep, and pays for waking it.
+const IDLE_WAKE: std::time::Duration = std::time::Duration::from_millis(1);
+
 pub(crate) async fn run(mut d: Driver, mut inputs: Inputs) {
     let mut stop_open = true;
     let mut pending: Vec<Inbound> = Vec::new();
@@ -385,6 +396,7 @@ pub(crate) async fn run(mut d: Driver, mut inputs: Inputs) {
             break;
         }
         let sleep_until = deadline.map(|t| d.instant(t));
+        let waiting = Instant::now();
         tokio::select! {
             biased;
             changed = inputs.stop.changed(), if stop_open => {
@@ -412,6 +424,9 @@ pub(crate) async fn run(mut d: Driver, mut inputs: Inputs) {
                 break;
             }
         }
+        // Counted as woken from idle when the wait was long enough for the
+        // runtime's threads to have gone to sleep.
+        d.woke_idle = waiting.elapsed() >= IDLE_WAKE;
         d.take_in_all(&mut pending);
         d.links.reap();
     }

@@ -83,6 +83,11 @@ counters! {
     /// all that arrived together (`received` over this is the mean batch),
     /// and what it sends in answer leaves merged.
     intake_batches,
+    /// Of those, the times the node had waited 1 ms or more for input
+    /// before: its runtime asleep, the wake-up costs more than the
+    /// message (a shared host's model charges it, see `rumour bench
+    /// --versus-sim`).
+    intake_after_idle,
     /// Envelopes sent in a UDP datagram (also counted in `sent`).
     datagrams_sent,
     /// Bytes of the datagrams sent (also counted in `bytes_sent`; no UDP

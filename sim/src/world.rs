@@ -72,11 +72,10 @@ const IDLE_WAKE: Duration = Duration::from_millis(1);
 
 /// A delivery taken by its node's host: when it is handled, the core that
 /// spent its CPU time (if a host is modelled), and how far the costs known
-/// only once a message is handled (its signature checks, its reports to
-/// the application) had pushed that core's queue when the time was
-/// booked. Costs charged after the booking push the delivery back by as
-/// much, so a core takes its messages one after another (see
-/// [`Sim::charge`]).
+/// only once a message is handled (its signature checks) had pushed that
+/// core's queue when the time was booked. Costs charged after the booking
+/// push the delivery back by as much, so a core takes its messages one
+/// after another (see [`Sim::charge_checks`]).
 #[derive(Clone, Copy, Debug)]
 struct Held {
     core: Option<usize>,
@@ -204,15 +203,14 @@ pub struct Sim {
     verified: Verified,
     /// On a shared host (`Scenario::host`): when each core is next free.
     cores: Vec<Time>,
-    /// How far each core's signature checks (and other charges) have
-    /// pushed what it had booked (see [`Held`]).
+    /// How far each core's signature checks have pushed what it had booked
+    /// (see [`Held`]).
     pushed: Vec<Duration>,
     /// The core taking the message being handled, while it is handled.
     charging: Option<usize>,
     /// On a shared host, when each node last took a message or ran a
     /// timer: a message after [`IDLE_WAKE`] without either wakes it.
     last_active: Vec<Time>,
-
     /// How long after now what a node does leaves it: the signature
     /// checks of the message it is taking on a shared host, else zero.
     send_delay: Duration,
@@ -538,25 +536,21 @@ impl Sim {
         }
     }
 
-    /// On a shared host that counts signature checks, charge the core
-    /// taking node `to`'s message for the checks it made beyond `before`.
+    /// On a shared host that counts signature checks, hold the core taking
+    /// node `to`'s message for the checks it made beyond `before`, and let
+    /// what the node does from here leave only after them.
     fn charge_checks(&mut self, to: usize, before: Checks) {
-        let (Some(host), Some(node)) = (&self.scenario.host, self.slots[to].node.as_ref()) else {
+        let (Some(host), Some(node), Some(core)) = (
+            &self.scenario.host,
+            self.slots[to].node.as_ref(),
+            self.charging,
+        ) else {
             return;
         };
         let now = node.signature_checks();
         let single = (now.single - before.single) as u32;
         let batched = (now.batched - before.batched) as u32;
-        self.charge(host.per_signature * single + host.per_batched_signature * batched);
-    }
-
-    /// Hold the core taking the message being handled (if a host is
-    /// modelled) `cost` longer, and let what the node does from here leave
-    /// only after it.
-    fn charge(&mut self, cost: Duration) {
-        let Some(core) = self.charging else {
-            return;
-        };
+        let cost = host.per_signature * single + host.per_batched_signature * batched;
         if cost > Duration::ZERO {
             self.cores[core] = self.cores[core].max(self.now) + cost;
             self.pushed[core] += cost;

@@ -270,6 +270,8 @@ pub struct Checks {
 /// tag), to count what it would have verified alone.
 #[derive(Debug, Default)]
 struct Ledger {
+    /// Lookup only (never iterated): a count depends on what is in it,
+    /// not on its order.
     met: Option<HashSet<u64>>,
     checks: Checks,
 }

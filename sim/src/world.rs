@@ -1301,6 +1301,19 @@ mod tests {
         taken
     }
 
+    /// Three nodes took the put, the first `first` after the write at the
+    /// soonest and each next one at least `apart` after the one before.
+    fn assert_taken_one_by_one(taken: &[Duration], first: u64, apart: u64) {
+        assert_eq!(taken.len(), 3, "{taken:?}");
+        assert!(taken[0] >= Duration::from_millis(first), "{taken:?}");
+        assert!(
+            taken
+                .windows(2)
+                .all(|w| w[1] - w[0] >= Duration::from_millis(apart)),
+            "{taken:?}"
+        );
+    }
+
     #[test]
     fn on_a_shared_host_each_delivery_waits_for_a_core() {
         // Alone, the three others take the put one link delay (1 ms) after
@@ -1309,14 +1322,7 @@ mod tests {
         // first takes it 21 ms after the write at the soonest.
         assert_eq!(put_taken("").first(), Some(&Duration::from_millis(1)));
         let one_core = put_taken("[host]\ncores = 1\nper_message = \"20ms\"\n");
-        assert_eq!(one_core.len(), 3, "{one_core:?}");
-        assert!(one_core[0] >= Duration::from_millis(21), "{one_core:?}");
-        assert!(
-            one_core
-                .windows(2)
-                .all(|w| w[1] - w[0] >= Duration::from_millis(20)),
-            "{one_core:?}"
-        );
+        assert_taken_one_by_one(&one_core, 21, 20);
         let bad = "name = \"h\"\n[host]\ncores = 0\nper_message = \"1ms\"\n";
         let e = Scenario::from_toml(bad).expect_err("refused");
         assert!(e.to_string().contains("host.cores"), "{e}");
@@ -1337,14 +1343,7 @@ mod tests {
             "[host]\ncores = 1\nper_message = \"1ms\"\nper_signature = \"20ms\"\n\
              per_batched_signature = \"10ms\"\n",
         );
-        assert_eq!(checked.len(), 3, "{checked:?}");
-        assert!(checked[0] >= Duration::from_millis(22), "{checked:?}");
-        assert!(
-            checked
-                .windows(2)
-                .all(|w| w[1] - w[0] >= Duration::from_millis(21)),
-            "{checked:?}"
-        );
+        assert_taken_one_by_one(&checked, 22, 21);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use rumour_core::{Event, FreshRead, Message, Node, Output, Stats, Time};
+use rumour_core::{Event, FreshRead, Message, Node, Output, Time};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 
@@ -78,11 +78,6 @@ pub(crate) struct Driver {
     vouched: Option<u64>,
 }
 
-/// How many pieces of news the node refused for their signatures.
-fn refused(s: &Stats) -> u64 {
-    s.records_bad_signature + s.members_bad_signature + s.identity_conflicts
-}
-
 /// An API call's answer, waiting for the batch's commit.
 type Reply = Box<dyn FnOnce() + Send>;
 
@@ -135,9 +130,9 @@ impl Driver {
     /// (it is counted every time).
     fn receive(&mut self, from: SocketAddr, msg: Message) {
         let now = self.now();
-        let before = refused(&self.node.stats());
+        let before = self.node.refused_unsigned();
         self.node.handle_message(now, from, msg);
-        if refused(&self.node.stats()) > before
+        if self.node.refused_unsigned() > before
             && self.refusals.should_log(from.ip(), Instant::now())
         {
             warn!(peer = %from, "refused news that its owner did not sign (counted in records_bad_signature, members_bad_signature, identity_conflicts); it changed nothing. Further refusals from this address in the next 10 s are counted, not logged");
@@ -374,12 +369,12 @@ pub(crate) fn driver(
 /// then batches what it queues for each peer into one message.
 const INPUTS_PER_DRAIN: usize = 64;
 
-/// The node task: runs until the node has left after a stop, then flushes
-/// the peer links.
 /// A wait for input this long counts as idle: what comes after it finds
 /// the runtime asleep, and pays for waking it.
 const IDLE_WAKE: std::time::Duration = std::time::Duration::from_millis(1);
 
+/// The node task: runs until the node has left after a stop, then flushes
+/// the peer links.
 pub(crate) async fn run(mut d: Driver, mut inputs: Inputs) {
     let mut stop_open = true;
     let mut pending: Vec<Inbound> = Vec::new();

@@ -318,6 +318,14 @@ impl Node {
         self.cx.verified.checks()
     }
 
+    /// News refused for its signature so far: `records_bad_signature`,
+    /// `members_bad_signature` and `identity_conflicts` together (a driver
+    /// reads it around each message, without copying every counter).
+    pub fn refused_unsigned(&self) -> u64 {
+        let s = &self.cx.stats;
+        s.records_bad_signature + s.members_bad_signature + s.identity_conflicts
+    }
+
     /// Counters.
     pub fn stats(&self) -> Stats {
         let checks = self.cx.verified.checks();

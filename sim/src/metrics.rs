@@ -493,6 +493,8 @@ impl Metrics {
             idle_bytes_per_node_per_s: idle,
             data_bytes: 0,
             node_counters: BTreeMap::new(),
+            intake_batches: 0,
+            intake_after_idle: 0,
         }
     }
 }
@@ -635,6 +637,13 @@ pub struct Report {
     /// Every node counter (`rumour_core::Stats`), summed over the nodes
     /// running at the end.
     pub node_counters: BTreeMap<&'static str, u64>,
+    /// On a shared host (`[host]`), the batches of messages the nodes took
+    /// (all that reached a node together, taken at once), as the agents
+    /// count `intake_batches`; 0 without a host.
+    pub intake_batches: u64,
+    /// Of those, the batches that woke a node idle for 1 ms or more, as
+    /// the agents count `intake_after_idle`.
+    pub intake_after_idle: u64,
 }
 
 impl Report {

@@ -105,13 +105,17 @@ pub struct Scenario {
     pub workload: Workload,
 }
 
-/// One machine that every node runs on, with `cores` cores: each message
-/// delivered waits for a free core and holds it for `per_message` before
-/// the node takes it. Real agents side by side on one host behave so: when
-/// their work outruns the cores, messages queue for the CPU, not the
-/// network. Timers cost nothing here; calibrate `per_message` as the
-/// host's CPU time over the messages handled (`rumour bench --versus-sim`
-/// does).
+/// One machine that every node runs on, with `cores` cores. Real agents
+/// side by side on one host behave so: when their work outruns the cores,
+/// messages queue for the CPU, not the network.
+///
+/// A node takes what reaches it as an agent does: a message that finds it
+/// idle wakes it, and once a core is free it takes everything that reached
+/// it by then as one batch, holding the core for `per_message` each (and
+/// `per_wakeup` if it had idled), then its signature checks; what it sends
+/// leaves after the whole batch, merged per peer. What reaches it
+/// meanwhile waits for its next batch. Timers cost nothing here. `rumour
+/// bench --versus-sim` measures the costs on the machine it runs on.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Host {

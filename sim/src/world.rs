@@ -70,18 +70,6 @@ pub fn node_name(i: usize) -> String {
 /// these as `intake_after_idle`, waiting at least as long).
 const IDLE_WAKE: Duration = Duration::from_millis(1);
 
-/// A delivery taken by its node's host: when it is handled, the core that
-/// spent its CPU time (if a host is modelled), and how far the costs known
-/// only once a message is handled (its signature checks) had pushed that
-/// core's queue when the time was booked. Costs charged after the booking
-/// push the delivery back by as much, so a core takes its messages one
-/// after another (see [`Sim::charge_checks`]).
-#[derive(Clone, Copy, Debug)]
-struct Held {
-    core: Option<usize>,
-    pushed: Duration,
-}
-
 #[derive(Debug)]
 enum Action {
     Start {
@@ -93,8 +81,22 @@ enum Action {
         /// Boxed: the event queue moves its entries on every push and pop,
         /// and a message is some hundreds of bytes.
         msg: Box<Message>,
-        /// Taken already: its time on the host is spent (see [`Held`]).
-        held: Option<Held>,
+        /// Held back already for its node's slowness.
+        slowed: bool,
+    },
+    /// On a shared host: node `node` wakes to take what reached it, once a
+    /// core is free (see [`Sim::wake`]).
+    Wake {
+        node: usize,
+        life: u32,
+    },
+    /// On a shared host: a core has spent the CPU time of the messages
+    /// node `node` took together, and it handles them now.
+    Take {
+        node: usize,
+        life: u32,
+        core: usize,
+        batch: Vec<(usize, Box<Message>)>,
     },
     Timer {
         node: usize,
@@ -150,6 +152,12 @@ struct Slot {
     /// How many times the node lost its key (restarted without its data
     /// dir); each time it draws a new key pair.
     keys_lost: u64,
+    /// On a shared host: the messages that reached the node and that it
+    /// has not taken yet, with their senders, in order of arrival.
+    inbox: Vec<(usize, Box<Message>)>,
+    /// On a shared host: the node is busy, waking or taking a batch; what
+    /// reaches it meanwhile waits in the inbox for the next batch.
+    busy: bool,
 }
 
 /// The shape of the broadcast tree: the running nodes and the eager links
@@ -193,6 +201,9 @@ pub struct Sim {
     data_bytes: u64,
     all_msgs: u64,
     all_bytes: u64,
+    /// On a shared host: the batches taken, and those that woke a node.
+    intake_batches: u64,
+    intake_after_idle: u64,
     /// For a formed start: every member, alive at incarnation 0, handed to
     /// each node at its first start (one shared list, so the identities
     /// are shared too).
@@ -203,11 +214,6 @@ pub struct Sim {
     verified: Verified,
     /// On a shared host (`Scenario::host`): when each core is next free.
     cores: Vec<Time>,
-    /// How far each core's signature checks have pushed what it had booked
-    /// (see [`Held`]).
-    pushed: Vec<Duration>,
-    /// The core taking the message being handled, while it is handled.
-    charging: Option<usize>,
     /// On a shared host, when each node last took a message or ran a
     /// timer: a message after [`IDLE_WAKE`] without either wakes it.
     last_active: Vec<Time>,
@@ -241,6 +247,8 @@ impl Sim {
                 timer_at: None,
                 slow: Duration::ZERO,
                 keys_lost: 0,
+                inbox: Vec::new(),
+                busy: false,
             })
             .collect();
         let end = Time::ZERO + scenario.duration;
@@ -267,11 +275,11 @@ impl Sim {
             data_bytes: 0,
             all_msgs: 0,
             all_bytes: 0,
+            intake_batches: 0,
+            intake_after_idle: 0,
             formed: Vec::new(),
             verified: Verified::new(),
             cores: vec![Time::ZERO; scenario.host.as_ref().map_or(0, |h| h.cores)],
-            pushed: vec![Duration::ZERO; scenario.host.as_ref().map_or(0, |h| h.cores)],
-            charging: None,
             last_active: vec![Time::ZERO; scenario.nodes],
             send_delay: Duration::ZERO,
             streams: BTreeMap::new(),
@@ -406,6 +414,8 @@ impl Sim {
         let running: Vec<bool> = (0..self.slots.len()).map(|i| self.is_running(i)).collect();
         r.add_updates(&self.tracker, &running);
         r.data_bytes = self.data_bytes;
+        r.intake_batches = self.intake_batches;
+        r.intake_after_idle = self.intake_after_idle;
         for node in self.slots.iter().filter_map(|s| s.node.as_ref()) {
             for (name, n) in node.stats().counters() {
                 *r.node_counters.entry(name).or_default() += n;
@@ -454,40 +464,40 @@ impl Sim {
                 to,
                 from,
                 msg,
-                held,
+                slowed,
             } => {
-                let (at, held) = match held {
-                    Some(h) => self.still_held(h),
-                    None => self.taken_at(to),
-                };
-                if at > self.now {
-                    let held = Some(held);
+                if self.scenario.host.is_some() {
+                    self.arrive(to, from, msg);
+                    return;
+                }
+                let slow = self.slots[to].slow;
+                if !slowed && slow > Duration::ZERO {
+                    let at = self.now + slow;
+                    let slowed = true;
                     self.schedule(
                         at,
                         Action::Deliver {
                             to,
                             from,
                             msg,
-                            held,
+                            slowed,
                         },
                     );
                     return;
                 }
-                let Some(node) = self.slots[to].node.as_mut() else {
-                    return;
-                };
-                let mut h = TraceHash::default();
-                (0u8, self.now, to, from).hash(&mut h);
-                msg.hash(&mut h);
-                self.digest.write_u64(h.finish());
-                let checked_before = node.signature_checks();
-                node.handle_message(self.now, node_addr(from), *msg);
-                self.charging = held.core;
-                self.charge_checks(to, checked_before);
-                self.drain(to);
-                self.charging = None;
-                self.send_delay = Duration::ZERO;
+                if let Some(node) = self.slots[to].node.as_mut() {
+                    digest_delivery(&mut self.digest, self.now, to, from, &msg);
+                    node.handle_message(self.now, node_addr(from), *msg);
+                    self.drain(to);
+                }
             }
+            Action::Wake { node, life } => self.wake(node, life),
+            Action::Take {
+                node,
+                life,
+                core,
+                batch,
+            } => self.take(node, life, core, batch),
             Action::Timer { node, life, at } => {
                 let slot = &mut self.slots[node];
                 // Only the latest timer of the current life counts; earlier
@@ -536,15 +546,108 @@ impl Sim {
         }
     }
 
-    /// On a shared host that counts signature checks, hold the core taking
-    /// node `to`'s message for the checks it made beyond `before`, and let
+    /// On a shared host: a message reaches node `to`, and waits in its
+    /// inbox until the node next wakes. A node that is not busy wakes now
+    /// (after its slowness); one that is takes it with its next batch.
+    fn arrive(&mut self, to: usize, from: usize, msg: Box<Message>) {
+        let slot = &mut self.slots[to];
+        if slot.node.is_none() {
+            return;
+        }
+        slot.inbox.push((from, msg));
+        if !slot.busy {
+            slot.busy = true;
+            let (at, life) = (self.now + slot.slow, slot.life);
+            self.schedule(at, Action::Wake { node: to, life });
+        }
+    }
+
+    /// On a shared host: node `i` wakes, and once a core is free it takes
+    /// everything in its inbox as one batch, as an agent takes in all that
+    /// arrived together. The core is held for the batch's CPU time (a
+    /// message's each, and a wake-up's if the node was idle), after which
+    /// the node handles the batch ([`Sim::take`]). What reaches the node
+    /// from here waits for the next batch.
+    fn wake(&mut self, i: usize, life: u32) {
+        let Some(host) = &self.scenario.host else {
+            return;
+        };
+        if self.slots[i].life != life || self.slots[i].node.is_none() {
+            return;
+        }
+        let Some((core, free)) = self.free_core() else {
+            return;
+        };
+        if free > self.now {
+            self.schedule(free, Action::Wake { node: i, life });
+            return;
+        }
+        let batch = std::mem::take(&mut self.slots[i].inbox);
+        // A node that did nothing for a while pays for waking up, as an
+        // agent's runtime does.
+        let idle = self.now.saturating_since(self.last_active[i]) >= IDLE_WAKE;
+        self.intake_batches += 1;
+        self.intake_after_idle += u64::from(idle);
+        let cost = host.per_message * batch.len() as u32
+            + if idle {
+                host.per_wakeup
+            } else {
+                Duration::ZERO
+            };
+        let done = self.now + cost;
+        self.cores[core] = done;
+        self.last_active[i] = done;
+        self.schedule(
+            done,
+            Action::Take {
+                node: i,
+                life,
+                core,
+                batch,
+            },
+        );
+    }
+
+    /// On a shared host: node `i` handles the batch it took on `core`, in
+    /// order of arrival, with the signatures on their records checked
+    /// first as one batch (as an agent does, `Node::check_ahead`). The
+    /// checks hold the core on top, and what the node sends or applies
+    /// leaves once the whole batch is handled, after them: its outbox
+    /// merges what it sends one peer across the batch. Then the node wakes
+    /// again for what reached it meanwhile, if anything did.
+    fn take(&mut self, i: usize, life: u32, core: usize, batch: Vec<(usize, Box<Message>)>) {
+        if self.slots[i].life != life {
+            return;
+        }
+        let Some(node) = self.slots[i].node.as_mut() else {
+            return;
+        };
+        let before = node.signature_checks();
+        if batch.len() > 1 {
+            node.check_ahead(batch.iter().map(|(_, m)| &**m));
+        }
+        for (from, msg) in batch {
+            digest_delivery(&mut self.digest, self.now, i, from, &msg);
+            node.handle_message(self.now, node_addr(from), *msg);
+        }
+        self.charge_checks(i, core, before);
+        self.drain(i);
+        let next = self.out_now();
+        self.send_delay = Duration::ZERO;
+        self.last_active[i] = self.last_active[i].max(next);
+        let slot = &mut self.slots[i];
+        slot.busy = !slot.inbox.is_empty();
+        if slot.busy {
+            let at = next + slot.slow;
+            self.schedule(at, Action::Wake { node: i, life });
+        }
+    }
+
+    /// On a shared host that counts signature checks, hold `core`, taking
+    /// node `to`'s batch, for the checks it made beyond `before`, and let
     /// what the node does from here leave only after them.
-    fn charge_checks(&mut self, to: usize, before: Checks) {
-        let (Some(host), Some(node), Some(core)) = (
-            &self.scenario.host,
-            self.slots[to].node.as_ref(),
-            self.charging,
-        ) else {
+    fn charge_checks(&mut self, to: usize, core: usize, before: Checks) {
+        let (Some(host), Some(node)) = (&self.scenario.host, self.slots[to].node.as_ref()) else {
             return;
         };
         let now = node.signature_checks();
@@ -553,79 +656,17 @@ impl Sim {
         let cost = host.per_signature * single + host.per_batched_signature * batched;
         if cost > Duration::ZERO {
             self.cores[core] = self.cores[core].max(self.now) + cost;
-            self.pushed[core] += cost;
             self.send_delay += cost;
         }
     }
 
-    /// Book `cost` on the core free soonest (the lowest index among equals),
-    /// from `from` at the earliest; when it is done.
-    fn book(&mut self, from: Time, cost: Duration) -> (Option<usize>, Time) {
-        let Some((core, free)) = self
-            .cores
+    /// The core free soonest (the lowest index among equals), and when.
+    fn free_core(&self) -> Option<(usize, Time)> {
+        self.cores
             .iter()
             .copied()
             .enumerate()
             .min_by_key(|&(i, t)| (t, i))
-        else {
-            return (None, from);
-        };
-        let done = from.max(free) + cost;
-        self.cores[core] = done;
-        (Some(core), done)
-    }
-
-    /// A delivery comes due: now, unless checks charged to its core since
-    /// it was booked push it back.
-    fn still_held(&self, held: Held) -> (Time, Held) {
-        let Some(core) = held.core else {
-            return (self.now, held);
-        };
-        let pushed = self.pushed[core];
-        let at = self.now + (pushed - held.pushed);
-        (
-            at,
-            Held {
-                core: Some(core),
-                pushed,
-            },
-        )
-    }
-
-    /// When node `to` takes a message that reaches it now: after its
-    /// slowness, and on a shared host once a core is free and has spent
-    /// the message's CPU time on it (that core is returned).
-    fn taken_at(&mut self, to: usize) -> (Time, Held) {
-        let at = self.now + self.slots[to].slow;
-        let alone = Held {
-            core: None,
-            pushed: Duration::ZERO,
-        };
-        let Some(host) = &self.scenario.host else {
-            return (at, alone);
-        };
-        // A node that did nothing for a while pays for waking up, as an
-        // agent's runtime does.
-        let idle = at.saturating_since(self.last_active[to]) >= IDLE_WAKE;
-        let cost = host.per_message
-            + if idle {
-                host.per_wakeup
-            } else {
-                Duration::ZERO
-            };
-        let (core, done) = self.book(at, cost);
-        let Some(core) = core else {
-            return (at, alone);
-        };
-        self.last_active[to] = done;
-        let pushed = self.pushed[core];
-        (
-            done,
-            Held {
-                core: Some(core),
-                pushed,
-            },
-        )
     }
 
     /// When what a node does now leaves it: after the signature checks of
@@ -691,7 +732,7 @@ impl Sim {
             to,
             from,
             msg: Box::new(msg),
-            held: None,
+            slowed: false,
         };
         match msg {
             Message::DataGossip(g) if self.scenario.strict => {
@@ -951,6 +992,10 @@ impl Sim {
             return;
         }
         slot.life += 1;
+        // What reached a node that had left, and waits for a batch of its
+        // last life, is not for the new one.
+        slot.inbox.clear();
+        slot.busy = false;
         let (incarnation, life) = (slot.incarnation, slot.life);
         let id = match self.formed.get(i) {
             Some(m) => m.id.clone(),
@@ -1035,6 +1080,9 @@ impl Sim {
     pub fn crash(&mut self, i: usize) {
         if self.slots[i].node.take().is_some() {
             self.slots[i].timer_at = None;
+            // What reached it and was not taken is lost with it.
+            self.slots[i].inbox.clear();
+            self.slots[i].busy = false;
             // Its streams close with it; a restart opens new ones.
             self.streams.retain(|(a, b), _| *a != i && *b != i);
             self.metrics.crashed(i, self.now);
@@ -1230,6 +1278,15 @@ impl Sim {
     }
 }
 
+/// Add a message delivered to node `to` from node `from` now to the trace
+/// digest.
+fn digest_delivery(digest: &mut TraceHash, now: Time, to: usize, from: usize, msg: &Message) {
+    let mut h = TraceHash::default();
+    (0u8, now, to, from).hash(&mut h);
+    msg.hash(&mut h);
+    digest.write_u64(h.finish());
+}
+
 /// Node `i`'s key pair in a run seeded `seed`: the same in every life of
 /// the node, as a restart with its data dir keeps its key. Public so that
 /// tests can speak as a node (a Byzantine member signing with its own key).
@@ -1346,22 +1403,62 @@ mod tests {
         assert_taken_one_by_one(&checked, 22, 21);
     }
 
+    /// When each other node took each of three puts that node 0 made at
+    /// once 5 s into a formed 4-node cluster, after `[host]` with `host`:
+    /// (node, key, ms after the puts), by node then key.
+    fn puts_taken(host: &str) -> Vec<(usize, String, u64)> {
+        let text = format!(
+            "name = \"host\"\nnodes = 4\nduration = \"1h\"\nformed = true\n\
+             [link]\nlatency = \"1ms\"\n{host}"
+        );
+        let mut sim = Sim::new(Scenario::from_toml(&text).unwrap()).unwrap();
+        sim.run_for(Duration::from_secs(5));
+        let at = sim.now();
+        sim.record_events();
+        for key in ["a", "b", "c"] {
+            sim.put(0, key, b"v").unwrap();
+        }
+        sim.run_for(Duration::from_secs(1));
+        let mut taken: Vec<(usize, String, u64)> = sim
+            .take_events()
+            .into_iter()
+            .filter_map(|(t, i, e)| match e {
+                Event::EntryChanged { key, .. } if i != 0 => {
+                    Some((i, key.to_string(), (t - at).as_millis() as u64))
+                }
+                _ => None,
+            })
+            .collect();
+        taken.sort();
+        taken
+    }
+
     #[test]
-    fn on_a_shared_host_a_node_pays_a_wakeup_only_when_it_was_idle() {
-        // One core, 1 ms a message and 20 ms a wake-up. Three messages reach
-        // node 1 at 100 ms, and one node 2: node 1 wakes once and takes the
-        // three one after another (121, 122, 123 ms), node 2 wakes after
-        // them (144 ms). Idle again by 200 ms, node 1 wakes anew.
-        let text = "name = \"wake\"\nnodes = 3\nduration = \"1h\"\nformed = true\n\
-                    [host]\ncores = 1\nper_message = \"1ms\"\nper_wakeup = \"20ms\"\n";
-        let mut sim = Sim::new(Scenario::from_toml(text).unwrap()).unwrap();
-        let ms = |t: Time| t.as_micros() / 1000;
-        sim.now = Time::from_micros(100_000);
-        let at: Vec<u64> = [1, 1, 1, 2].map(|n| ms(sim.taken_at(n).0)).to_vec();
-        assert_eq!(at, [121, 122, 123, 144]);
-        sim.now = Time::from_micros(200_000);
-        assert_eq!(ms(sim.taken_at(1).0), 221);
-        assert_eq!(ms(sim.taken_at(1).0), 222);
+    fn on_a_shared_host_a_node_takes_what_arrived_together_at_one_wakeup() {
+        // Node 0 puts three keys at once, each pushed to every other node
+        // in a message of its own that takes 1 ms to land: on a machine
+        // each, every node takes each 1 ms after the puts. On one core at
+        // 1 ms a message and 20 ms a wake-up from idle, each node wakes once
+        // and takes the three as one batch: it applies them at one instant,
+        // 20 + 3 ms after the core is free (1 + 23, then + 23 more). The
+        // last takes the first's answer too, which reached it while it
+        // waited for the core: a batch of four, 24 ms after the second.
+        let alone = puts_taken("");
+        assert_eq!(alone.len(), 9, "{alone:?}");
+        assert!(alone.iter().all(|t| t.2 == 1), "{alone:?}");
+        let shared =
+            puts_taken("[host]\ncores = 1\nper_message = \"1ms\"\nper_wakeup = \"20ms\"\n");
+        assert_eq!(shared.len(), 9, "{shared:?}");
+        let mut at: Vec<u64> = Vec::new();
+        for node in shared.chunks(3) {
+            assert!(
+                node.iter().all(|t| t.2 == node[0].2),
+                "one batch: {shared:?}"
+            );
+            at.push(node[0].2);
+        }
+        at.sort();
+        assert_eq!(at, [24, 47, 71], "{shared:?}");
     }
 
     #[test]

@@ -589,6 +589,11 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
     let mut real = versus_sim::Real {
         start_window,
         cold_starts,
+        cold_intake: versus_sim::Intake {
+            taken: cold_taken,
+            batches: cold_batches,
+            after_idle: cold_wakeups,
+        },
         puts: args.puts,
         per_signature: per_single,
         per_batched_signature: per_batched,

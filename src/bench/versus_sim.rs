@@ -18,7 +18,8 @@
 //! It runs twice: once as the simulator models a cluster by default (a
 //! machine per node, handling a message takes no time), and once on a
 //! shared host ([`rumour::sim::Host`]) with this machine's cores and the
-//! CPU time per message the real agents spent during the puts. Each figure
+//! agents' own CPU costs: a wake-up from idle and a message, fitted to
+//! their cold start and puts, and a signature check, timed. Each figure
 //! is printed with the ratio simulated ÷ real; a ratio within 0.8 to 1.25
 //! is marked `agrees`.
 //!
@@ -39,6 +40,10 @@ pub(super) struct Real {
     /// From the last API answering until every agent saw all live (ms), in
     /// each of [`COLD_SEEDS`] cold starts (this run's among them), sorted.
     pub cold_starts: Vec<f64>,
+    /// Over the last cold start, to when all saw all: the messages the
+    /// agents took in, the batches they took them in (all that arrived
+    /// together, at once), and the batches that woke an agent from idle.
+    pub cold_intake: Intake,
     /// The settle before the idle window, and the idle window.
     pub settle: Duration,
     pub idle: Duration,
@@ -88,6 +93,14 @@ pub(super) struct Cut {
     pub data_ms: Option<f64>,
     /// From the heal until the kill (which then follows the cut).
     pub kill_after_heal: Duration,
+}
+
+/// Messages taken in, in how many batches, how many of which woke a node.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Intake {
+    pub taken: u64,
+    pub batches: u64,
+    pub after_idle: u64,
 }
 
 /// The agents' CPU seconds over a phase (their signature checks taken
@@ -171,6 +184,25 @@ fn run(s: Scenario) -> Result<Report, String> {
     Ok(Sim::new(s).map_err(|e| e.to_string())?.run())
 }
 
+/// What the nodes took in from the first start until all saw all, read a
+/// millisecond after (as the bench reads the agents' counters once they
+/// do); `None` if they never did within the scenario.
+fn cold_intake(s: Scenario) -> Result<Option<Intake>, String> {
+    let mut sim = Sim::new(s).map_err(|e| e.to_string())?;
+    while sim.now() < sim.end() {
+        sim.run_for(Duration::from_millis(1));
+        let r = sim.report();
+        if r.membership_ms.is_some() {
+            return Ok(Some(Intake {
+                taken: r.node_counters.get("messages_in").copied().unwrap_or(0),
+                batches: r.intake_batches,
+                after_idle: r.intake_after_idle,
+            }));
+        }
+    }
+    Ok(None)
+}
+
 /// The simulated figures of one model: the idle run and the busy run.
 struct Simulated {
     idle: Report,
@@ -181,6 +213,8 @@ struct Simulated {
     /// Time to membership after the last start over [`COLD_SEEDS`] seeds,
     /// sorted (runs that never got there left out).
     cold: Vec<f64>,
+    /// Seed 0's cold start, counted up to when all saw all.
+    cold_intake: Option<Intake>,
 }
 
 /// Run both simulated scenarios, on a shared host of `host` cores or not.
@@ -226,6 +260,14 @@ fn simulate(
     ))?;
     // The cold start again under other seeds: when the last joiner lands
     // decides whether its news goes down the tree or waits for a round.
+    let cold_intake = cold_intake(scenario(
+        n,
+        preset,
+        datagram_size,
+        real,
+        host,
+        &format!("duration = \"{}ms\"", ms(idle_from)),
+    )?)?;
     let mut cold: Vec<f64> = Vec::new();
     for seed in 1..COLD_SEEDS {
         let s = sim(format!("seed = {seed}\nduration = \"{}ms\"", ms(idle_from)))?;
@@ -266,6 +308,7 @@ fn simulate(
         busy,
         cuts,
         cold,
+        cold_intake,
     })
 }
 
@@ -333,6 +376,35 @@ pub(super) fn compare(
     let shared = simulate(n, preset, datagram_size, real, Some(cores))?;
     type Figure = fn(&Simulated, f64) -> Option<f64>;
     let mut rows: Vec<(&str, Option<f64>, Figure, &str)> = vec![
+        (
+            "cold start: messages taken",
+            Some(real.cold_intake.taken as f64),
+            |s, _| s.cold_intake.map(|c| c.taken as f64),
+            "",
+        ),
+        (
+            "cold start: batches taken",
+            Some(real.cold_intake.batches as f64),
+            // On a machine per node, a node takes each message alone.
+            |s, _| {
+                s.cold_intake.map(|c| match c.batches {
+                    0 => c.taken as f64,
+                    b => b as f64,
+                })
+            },
+            "",
+        ),
+        (
+            "cold start: batches that woke a node",
+            Some(real.cold_intake.after_idle as f64),
+            // Only a shared host models idling.
+            |s, _| {
+                s.cold_intake
+                    .filter(|c| c.batches > 0)
+                    .map(|c| c.after_idle as f64)
+            },
+            "",
+        ),
         (
             "cold start after the last start, median",
             median(real.cold_starts.iter().copied().map(Some).collect()),
@@ -448,7 +520,8 @@ pub(super) fn compare(
         "figure", "real", "sim", "ratio", "sim, host", "ratio"
     );
     for (name, r, figure, unit) in rows {
-        let show = |v: Option<f64>| v.map_or("never".to_string(), |v| format!("{v:.1} {unit}"));
+        let missing = if unit == "ms" { "never" } else { "-" };
+        let show = |v: Option<f64>| v.map_or(missing.to_string(), |v| format!("{v:.1} {unit}"));
         let (a, b) = (figure(&own, round_ms), figure(&shared, round_ms));
         println!(
             "{name:<46} {:>11} {:>11} {:>12} {:>11} {:>12}",
@@ -511,7 +584,7 @@ pub(super) fn compare(
 
 #[cfg(test)]
 mod tests {
-    use super::{cpu_fit, median, Phase};
+    use super::{cold_intake, cpu_fit, median, scenario, Phase, Real};
     use std::time::Duration;
 
     #[test]
@@ -553,6 +626,32 @@ mod tests {
         };
         let (wakeup, message) = cpu_fit(&quiet, &busy);
         assert_eq!((wakeup.as_micros(), message), (125, Duration::ZERO));
+    }
+
+    #[test]
+    fn the_cold_start_intake_is_counted_until_all_see_all() {
+        // 20 nodes on 2 shared cores: the batches are fewer than the
+        // messages, and no more of them woke a node than were taken. On a
+        // machine per node nothing is batched; a run too short to form
+        // counts nothing.
+        let real = Real {
+            start_window: Duration::from_millis(300),
+            per_signature: Duration::from_micros(40),
+            per_batched_signature: Duration::from_micros(30),
+            cpu_per_wakeup: Duration::from_micros(150),
+            ..Default::default()
+        };
+        let cold = |host, ms: u64| {
+            let rest = format!("duration = \"{ms}ms\"");
+            cold_intake(scenario(20, "lan", Some(1336), &real, host, &rest).unwrap()).unwrap()
+        };
+        let shared = cold(Some(2), 5000).expect("formed");
+        assert!(shared.taken > 0, "{shared:?}");
+        assert!(shared.batches < shared.taken, "{shared:?}");
+        assert!(shared.after_idle <= shared.batches, "{shared:?}");
+        let own = cold(None, 5000).expect("formed");
+        assert!(own.taken > 0 && own.batches == 0, "{own:?}");
+        assert!(cold(Some(2), 100).is_none());
     }
 
     #[test]

@@ -6,10 +6,14 @@
 //! what it wants sent or reported goes. Parts never reach into each other's
 //! fields; the node hands each the others it needs as arguments.
 //!
-//! The outbox batches: a tree push or an announcement queued for a peer
-//! that already has one of the same kind waiting is merged into it, up to
-//! `max_message_size`, so a driver sends exactly the messages the node
-//! built and a simulator counts exactly what a transport ships.
+//! The outbox batches: a tree push, an announcement or a membership rumour
+//! queued for a peer that already has one of the same kind waiting is
+//! merged into it, up to the size its kind is packed to, so a driver sends
+//! exactly the messages the node built and a simulator counts exactly what
+//! a transport ships. A driver that takes in what arrived together before
+//! it drains the outbox (as the agent does) sends one message per peer and
+//! kind where it would have sent one per message taken: the membership
+//! news each message brought goes down each tree link in one rumour.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -96,6 +100,7 @@ pub(crate) struct Outbox {
 struct Batch {
     eager: Option<(u64, usize)>,
     ihave: Option<(u64, usize)>,
+    gossip: Option<(u64, usize)>,
 }
 
 impl Outbox {
@@ -107,16 +112,17 @@ impl Outbox {
     /// both fit in `max` bytes together. Returns whether it was merged;
     /// otherwise `msg` opens the batch for its kind.
     fn merge(&mut self, to: SocketAddr, msg: &Message, max: usize, me: &SocketAddr) -> bool {
-        let (Message::Eager(_) | Message::IHave(_)) = msg else {
+        let (Message::Eager(_) | Message::IHave(_) | Message::Gossip(_)) = msg else {
             return false;
         };
         let number = self.taken + self.queue.len() as u64;
-        // Both kinds are one repeated field, so bodies add up exactly.
+        // Each kind is one repeated field, so bodies add up exactly.
         let body = wire::body_len(msg);
         let batch = self.open.entry(to).or_default();
         let slot = match msg {
             Message::Eager(_) => &mut batch.eager,
-            _ => &mut batch.ihave,
+            Message::IHave(_) => &mut batch.ihave,
+            _ => &mut batch.gossip,
         };
         if let Some((at, open_body)) = *slot {
             let fits = wire::envelope_len(me, open_body + body) <= max;
@@ -128,6 +134,9 @@ impl Outbox {
                 match (open, msg) {
                     (Message::Eager(a), Message::Eager(b)) => a.data.extend(b.data.iter().cloned()),
                     (Message::IHave(a), Message::IHave(b)) => a.ids.extend(b.ids.iter().cloned()),
+                    (Message::Gossip(a), Message::Gossip(b)) => {
+                        a.updates.extend(b.updates.iter().cloned())
+                    }
                     _ => unreachable!("a batch indexes a message of its own kind"),
                 }
                 *slot = Some((at, open_body + body));
@@ -278,6 +287,61 @@ mod tests {
         assert!(cx.room(&gossip, 0) < 800);
         let pp = Message::PushPull(crate::message::PushPull::default());
         assert!(cx.room(&pp, 0) > 60_000);
+    }
+
+    fn rumour(n: u32) -> Message {
+        let id = NodeId::new(&format!("m{n}"), "127.0.0.1:2000".parse().unwrap()).unwrap();
+        Message::Gossip(crate::message::Gossip {
+            updates: vec![crate::message::MemberUpdate {
+                id,
+                incarnation: crate::Incarnation(n),
+                state: crate::MemberState::Alive,
+                by: None,
+                key: Default::default(),
+                signature: Default::default(),
+            }],
+        })
+    }
+
+    #[test]
+    fn rumours_to_one_peer_merge_in_order_until_the_datagram_size() {
+        // The news of several messages taken together goes down a tree
+        // link as one rumour: in the order it came, packed to the datagram
+        // size it rides, the next rumour opening a second.
+        let (b, c): (SocketAddr, SocketAddr) = (
+            "127.0.0.1:1002".parse().unwrap(),
+            "127.0.0.1:1003".parse().unwrap(),
+        );
+        let mut cx = cx(1 << 16);
+        // The datagram holds three rumours exactly.
+        let mut three = rumour(1);
+        if let (Message::Gossip(a), Message::Gossip(b), Message::Gossip(c)) =
+            (&mut three, rumour(2), rumour(3))
+        {
+            a.updates.extend(b.updates.into_iter().chain(c.updates));
+        }
+        let size = wire::message_len(&cx.me.addr(), &three);
+        cx.config.datagram_size = Some(size);
+        for n in 1..=5 {
+            cx.send(b, rumour(n));
+        }
+        cx.send(c, rumour(6));
+        let out = sent(&mut cx);
+        let to_b: Vec<Vec<u32>> = out
+            .iter()
+            .filter_map(|(to, m)| match m {
+                Message::Gossip(g) if *to == b => {
+                    Some(g.updates.iter().map(|u| u.incarnation.0).collect())
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(to_b, [vec![1, 2, 3], vec![4, 5]]);
+        for (_, m) in &out {
+            assert!(wire::message_len(&cx.me.addr(), m) <= size, "{m:?}");
+        }
+        assert_eq!(out.len(), 3, "two to b, one to c");
+        assert_eq!(cx.stats.messages_out, out.len() as u64);
     }
 
     #[test]

@@ -612,10 +612,11 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
         per_batched.as_secs_f64() * 1e6,
     );
     println!(
-        "{n} agents ({} preset, {} transport, gossip interval {round_ms} ms, {}): all see {n} live members after {:.2} s",
+        "{n} agents ({} preset, {} transport, gossip interval {round_ms} ms, {}): started within {:.2} s (until the last API answered), then all see {n} live members after {:.2} s",
         args.preset,
         args.transport,
         if args.key.is_some() { "sealed with a cluster key" } else { "no cluster key" },
+        start_window.as_secs_f64(),
         formed_ms / 1e3
     );
 

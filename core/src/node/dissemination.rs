@@ -131,6 +131,17 @@ impl Node {
                 self.merge(from, &p, asked);
                 let (cx, m, r) = (&mut self.cx, &self.membership, &self.replicas);
                 self.anti_entropy.on_sync(cx, m, r, from, &p);
+                // A joiner this node now holds alive at the address it
+                // joined from, and no one else, is welcome.
+                let m = &self.membership;
+                let joined = p.kind == PushPullKind::Join
+                    && p.members.iter().any(|u| {
+                        u.id.addr() == from
+                            && m.live(u.id.name()).is_some_and(|id| id.addr() == from)
+                    });
+                if joined && self.cx.config.eager_membership {
+                    self.tree.welcome(&self.cx, from);
+                }
             }
             PushPullKind::Reply => {
                 let asked = self.anti_entropy.answers_ours(from);

@@ -89,6 +89,9 @@ pub(crate) struct Plumtree {
     off_tree: BTreeMap<Arc<str>, OffTree>,
     /// The same for the metadata register.
     off_tree_metadata: Option<(DatumId, Time)>,
+    /// Newcomers whose join this node answered, until when membership news
+    /// is pushed to them too (see [`Plumtree::welcome`]), oldest first.
+    newcomers: VecDeque<(SocketAddr, Time)>,
 }
 
 impl Plumtree {
@@ -294,21 +297,44 @@ impl Plumtree {
         }
     }
 
+    /// This node answered `joiner`'s join: push it the membership news of
+    /// the next gossip interval too, as if it were an eager link. The
+    /// answer carries the members known when it was made, and the joiner
+    /// links into the tree only once it has the answer; news that passed
+    /// this node in between (another join, in a cold start where every
+    /// join comes through the seeds) would otherwise reach the joiner only
+    /// by a gossip round. Data does not use this: the tree's shape is
+    /// untouched.
+    pub(crate) fn welcome(&mut self, cx: &Ctx, joiner: SocketAddr) {
+        let until = cx.now + cx.config.gossip_interval / 4;
+        self.newcomers.retain(|(a, t)| *a != joiner && *t > cx.now);
+        self.newcomers.push_back((joiner, until));
+    }
+
     /// Membership news (`Config::eager_membership`): pushed at once along
-    /// every eager link but the one it came over, as many to a message as
+    /// every eager link but the one it came over, and to the newcomers
+    /// still welcome (see [`Plumtree::welcome`]), as many to a message as
     /// fit. A duplicate prunes nothing: the links are shaped by data, and
     /// the news only rides them; the gossip rounds still carry it too.
-    pub(crate) fn push_news(&self, cx: &mut Ctx, news: &[(MemberUpdate, Option<SocketAddr>)]) {
+    pub(crate) fn push_news(&mut self, cx: &mut Ctx, news: &[(MemberUpdate, Option<SocketAddr>)]) {
         if news.is_empty() {
             return;
         }
+        while self.newcomers.front().is_some_and(|(_, t)| *t <= cx.now) {
+            self.newcomers.pop_front();
+        }
+        let newcomers = self
+            .newcomers
+            .iter()
+            .map(|(a, _)| *a)
+            .filter(|a| !self.eager.contains(a));
         let room = cx.room(
             &Message::Gossip(Gossip {
                 updates: Vec::new(),
             }),
             NEWS_SLACK,
         );
-        for &link in &self.eager {
+        for link in self.eager.iter().copied().chain(newcomers) {
             let mut updates = Vec::new();
             let mut left = room;
             for (u, _) in news.iter().filter(|(_, source)| *source != Some(link)) {
@@ -628,6 +654,34 @@ mod tests {
         h.run_for(ms(10));
         assert_eq!(h.member_state("p", "q"), "alive@0");
         assert!(h.node("p").eager_links().count() > 0);
+    }
+
+    #[test]
+    fn a_joiner_hears_of_the_joins_its_seed_takes_after_answering_it() {
+        // Scenario: 20 nodes that know each other have grafted their eager links. "p" joins
+        // through n00, whose answer is held on the way (a slow stream): p is in nobody's tree
+        // and knows no one. "q" then joins through n00 too. n00 answered p's join within the
+        // last quarter round, so it pushes q's join to p as down an eager link: p knows q two
+        // hops (2 ms) after q joined, before its own answer has come (without the welcome, p
+        // heard of q only from a gossip round or a push-pull, the same test failing).
+        let old: Vec<String> = (0..20).map(|i| format!("n{i:02}")).collect();
+        let mut all: Vec<&str> = old.iter().map(String::as_str).collect();
+        all.extend(["p", "q"]);
+        let mut h = Harness::strangers(&all, Config::local());
+        h.introduce_all(&old);
+        h.run_for(secs(1));
+        let n00 = h.addr("n00");
+        h.hold_kind("n00", "p", "push-pull");
+        h.act("p", |n, now| n.join(now, &[n00])).unwrap();
+        h.run_for(ms(3));
+        h.act("q", |n, now| n.join(now, &[n00])).unwrap();
+        h.run_for(ms(3));
+        assert_eq!(h.member_state("p", "q"), "alive@0");
+        assert_eq!(h.sent("n00", "p", "gossip"), 1, "q's join, pushed");
+        assert!(h.member("p", "n05").is_none(), "p's answer came");
+        h.release();
+        h.run_for(ms(5));
+        assert_eq!(h.node("p").alive_members(), 22);
     }
 
     #[test]

@@ -633,6 +633,18 @@ mod tests {
         });
     }
 
+    /// 20 nodes n00..n19 that know each other, a second after they met
+    /// (their eager links grafted), and "p" and "q" who know no one.
+    fn twenty_and_two_strangers() -> Harness {
+        let old: Vec<String> = (0..20).map(|i| format!("n{i:02}")).collect();
+        let mut all: Vec<&str> = old.iter().map(String::as_str).collect();
+        all.extend(["p", "q"]);
+        let mut h = Harness::strangers(&all, Config::local());
+        h.introduce_all(&old);
+        h.run_for(secs(1));
+        h
+    }
+
     #[test]
     fn a_newcomer_links_into_the_tree_when_its_join_is_answered() {
         // Scenario: 20 nodes that know each other have grafted their eager links. "p" joins
@@ -640,12 +652,7 @@ mod tests {
         // round (rounds are 100 ms apart, at a random phase; with this seed it has not come, as
         // the same test without the graft fails). p grafts as soon as its join is answered, so it
         // is in the tree when q's join is pushed down it: p knows q within 10 ms.
-        let old: Vec<String> = (0..20).map(|i| format!("n{i:02}")).collect();
-        let mut all: Vec<&str> = old.iter().map(String::as_str).collect();
-        all.extend(["p", "q"]);
-        let mut h = Harness::strangers(&all, Config::local());
-        h.introduce_all(&old);
-        h.run_for(secs(1));
+        let mut h = twenty_and_two_strangers();
         let (n00, n07) = (h.addr("n00"), h.addr("n07"));
         h.act("p", |n, now| n.join(now, &[n00])).unwrap();
         h.run_for(ms(5));
@@ -664,12 +671,7 @@ mod tests {
         // last quarter round, so it pushes q's join to p as down an eager link: p knows q two
         // hops (2 ms) after q joined, before its own answer has come (without the welcome, p
         // heard of q only from a gossip round or a push-pull, the same test failing).
-        let old: Vec<String> = (0..20).map(|i| format!("n{i:02}")).collect();
-        let mut all: Vec<&str> = old.iter().map(String::as_str).collect();
-        all.extend(["p", "q"]);
-        let mut h = Harness::strangers(&all, Config::local());
-        h.introduce_all(&old);
-        h.run_for(secs(1));
+        let mut h = twenty_and_two_strangers();
         let n00 = h.addr("n00");
         h.hold_kind("n00", "p", "push-pull");
         h.act("p", |n, now| n.join(now, &[n00])).unwrap();

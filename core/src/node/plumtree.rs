@@ -687,6 +687,31 @@ mod tests {
     }
 
     #[test]
+    fn a_join_sent_from_an_address_not_the_joiners_is_answered_but_not_welcomed() {
+        // Scenario: p's join to n00 is caught on the way and replayed to n00 from an outsider's
+        // address. n00 takes p's signed alive (at p's own address) and answers the outsider, as
+        // any join is answered; but it holds no member alive at the outsider's address, so the
+        // outsider gets none of the news that follows: q's join, 5 ms later, goes down n00's
+        // eager links and not to it. Only an address this node holds alive for a signed join is
+        // pushed to.
+        let mut h = twenty_and_two_strangers();
+        let n00 = h.addr("n00");
+        h.drop_kind("p", "n00", "push-pull/join");
+        h.act("p", |n, now| n.join(now, &[n00])).unwrap();
+        h.run_for(ms(2));
+        let join = h.messages("p", "n00", "push-pull/join")[0].msg.clone();
+        let outsider: std::net::SocketAddr = "10.9.9.9:7946".parse().unwrap();
+        h.inject(outsider, "n00", join);
+        h.run_for(ms(2));
+        assert_eq!(h.member_state("n00", "p"), "alive@0");
+        assert!(h.sent("n00", &outsider.to_string(), "push-pull") > 0, "answered");
+        h.act("q", |n, now| n.join(now, &[n00])).unwrap();
+        h.run_for(ms(5));
+        assert!(h.sent("n00", "*", "gossip") > 0, "q's join pushed");
+        assert_eq!(h.sent("n00", &outsider.to_string(), "gossip"), 0);
+    }
+
+    #[test]
     fn a_burst_of_joins_through_one_seed_is_known_everywhere_within_a_round_and_a_half() {
         // Scenario: 60 strangers all join through n00 at the same instant. Each join's answer is
         // a snapshot: a joiner misses the joins n00 takes in after answering it, and n00 has no

@@ -704,7 +704,10 @@ mod tests {
         h.inject(outsider, "n00", join);
         h.run_for(ms(2));
         assert_eq!(h.member_state("n00", "p"), "alive@0");
-        assert!(h.sent("n00", &outsider.to_string(), "push-pull") > 0, "answered");
+        assert!(
+            h.sent("n00", &outsider.to_string(), "push-pull") > 0,
+            "answered"
+        );
         h.act("q", |n, now| n.join(now, &[n00])).unwrap();
         h.run_for(ms(5));
         assert!(h.sent("n00", "*", "gossip") > 0, "q's join pushed");

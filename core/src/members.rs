@@ -164,24 +164,27 @@ impl Members {
     /// random place (so a burst of joins does not line up behind one another);
     /// a changed address replaces the identity everywhere.
     pub(crate) fn set(&mut self, id: &NodeId, entry: Entry, rng: &mut ChaCha8Rng) {
-        let name = id.name().to_owned();
-        self.count(&name, &entry, 1);
+        let name = id.name();
+        self.count(name, &entry, 1);
+        // The common case, a known member's new state at the same address,
+        // changes the entry in place: no removal and insertion in the tree.
+        if let Some((held, _)) = self.map.get_key_value(id.name()) {
+            if held.0.addr() == id.addr() {
+                let old = std::mem::replace(self.map.get_mut(id.name()).expect("held"), entry);
+                self.count(name, &old, -1);
+                return;
+            }
+        }
         match self.map.remove_entry(id.name()) {
-            Some((old_key, old)) => {
-                self.count(&name, &old, -1);
-                if old_key.0.addr() != id.addr() {
-                    for slot in self.ring.iter_mut().chain(self.lru.iter_mut()) {
-                        if slot.name() == id.name() {
-                            *slot = id.clone();
-                        }
+            Some((_, old)) => {
+                // A new address: the identity is replaced everywhere.
+                self.count(name, &old, -1);
+                for slot in self.ring.iter_mut().chain(self.lru.iter_mut()) {
+                    if slot.name() == name {
+                        *slot = id.clone();
                     }
                 }
-                let key = if old_key.0.addr() == id.addr() {
-                    old_key
-                } else {
-                    ByName(id.clone())
-                };
-                self.map.insert(key, entry);
+                self.map.insert(ByName(id.clone()), entry);
             }
             None => {
                 self.map.insert(ByName(id.clone()), entry);
@@ -189,19 +192,39 @@ impl Members {
                     if self.bulk {
                         self.ring.push(id.clone());
                     } else {
-                        let at = rng.random_range(0..=self.ring.len());
-                        self.ring.insert(at, id.clone());
-                        if at < self.probe_cursor {
-                            self.probe_cursor += 1;
-                        }
-                        if at < self.gossip_cursor {
-                            self.gossip_cursor += 1;
-                        }
+                        self.enter_ring(id.clone(), rng);
                     }
                     if self.use_lru {
                         self.lru.push_front(id.clone());
                     }
                 }
+            }
+        }
+    }
+
+    /// Put a new member at a random place in the probe ring, in O(1): a
+    /// `Vec::insert` there moves half the ring, and a join storm inserts
+    /// n members into each of n tables. The member at that place moves to
+    /// the end instead (memberlist does the same), so the ring stays a
+    /// random order. Members not yet probed this pass stay past the probe
+    /// cursor and those already probed stay before it, so a pass still
+    /// probes each member once; the new member lands on either side. The
+    /// round-robin gossip walk may meet the moved member twice, or miss it,
+    /// in the pass it moves.
+    fn enter_ring(&mut self, id: NodeId, rng: &mut ChaCha8Rng) {
+        let end = self.ring.len();
+        let at = rng.random_range(0..=end);
+        self.ring.push(id);
+        if at >= self.probe_cursor {
+            self.ring.swap(at, end);
+        } else {
+            // Probed this pass: the not-yet-probed member at the cursor
+            // makes way for it, and the cursor steps past it.
+            self.ring.swap(self.probe_cursor, end);
+            self.ring.swap(at, self.probe_cursor);
+            self.probe_cursor += 1;
+            if self.gossip_cursor > at {
+                self.gossip_cursor += 1;
             }
         }
     }
@@ -415,6 +438,32 @@ mod tests {
         assert_eq!(seen.len(), 9);
         assert!(!seen.contains(&"n3".to_owned()));
         assert_eq!((m.live_others(), m.alive_others()), (9, 9));
+    }
+
+    #[test]
+    fn members_who_join_mid_pass_leave_the_pass_probing_each_member_once() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let mut m = table(PeerSelection::Random, 20, &mut rng);
+        let probed: Vec<String> = (0..10)
+            .map(|_| m.next_probe_target(&mut rng).unwrap().name().to_owned())
+            .collect();
+        for i in 20..60 {
+            m.set(&id(&format!("n{i}")), entry(MemberState::Alive), &mut rng);
+        }
+        let mut waiting: Vec<String> = (0..20)
+            .map(|i| format!("n{i}"))
+            .filter(|n| !probed.contains(n))
+            .collect();
+        // Until every member not yet probed this pass has been, none
+        // probed earlier in the pass comes round again.
+        let mut steps = 0;
+        while !waiting.is_empty() {
+            let next = m.next_probe_target(&mut rng).unwrap().name().to_owned();
+            assert!(!probed.contains(&next), "{next} probed twice in a pass");
+            waiting.retain(|n| *n != next);
+            steps += 1;
+            assert!(steps <= 50, "the pass never reached {waiting:?}");
+        }
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub(crate) async fn run<C: Cluster>(spec: &Spec) -> anyhow::Result<RunResult> {
 
     let start = Instant::now();
     let cluster = C::start(spec, counters.clone()).await?;
-    let short = formation(&cluster, spec).await;
+    let short = formation(&cluster, spec, start).await;
     result.formed_short = short;
     if short == 0 {
         result.formed_rounds = Some(rounds(start.elapsed()));
@@ -86,7 +86,7 @@ pub(crate) async fn run<C: Cluster>(spec: &Spec) -> anyhow::Result<RunResult> {
 }
 
 /// Poll until every node knows all n, or the timeout; the nodes still short.
-async fn formation<C: Cluster>(cluster: &C, spec: &Spec) -> usize {
+async fn formation<C: Cluster>(cluster: &C, spec: &Spec, started: Instant) -> usize {
     let deadline = Instant::now() + spec.timings.formation_timeout;
     let mut pending: BTreeSet<usize> = (0..spec.n).collect();
     loop {
@@ -101,6 +101,19 @@ async fn formation<C: Cluster>(cluster: &C, spec: &Spec) -> usize {
         }
         for i in done {
             pending.remove(&i);
+        }
+        if spec.verbose && !pending.is_empty() {
+            let (mut fewest, mut alone) = (spec.n, 0);
+            for &i in &pending {
+                let known = cluster.known(i).await;
+                fewest = fewest.min(known);
+                alone += usize::from(known <= 1);
+            }
+            eprintln!(
+                "  [{:7.3} s] formation: {} nodes short, the fewest known {fewest}, {alone} knowing only themselves",
+                started.elapsed().as_secs_f64(),
+                pending.len()
+            );
         }
         if pending.is_empty() || Instant::now() >= deadline {
             return pending.len();

@@ -623,9 +623,7 @@ impl Sim {
             return;
         };
         let before = node.signature_checks();
-        if batch.len() > 1 {
-            node.check_ahead(batch.iter().map(|(_, m)| &**m));
-        }
+        node.check_ahead(batch.iter().map(|(_, m)| &**m));
         for (from, msg) in batch {
             digest_delivery(&mut self.digest, self.now, i, from, &msg);
             node.handle_message(self.now, node_addr(from), *msg);

@@ -155,13 +155,11 @@ impl Driver {
                 bump(&self.stats.intake_after_idle);
             }
         }
-        if pending.len() > 1 {
-            self.node
-                .check_ahead(pending.iter().filter_map(|i| match i {
-                    Inbound::Node(_, msg) => Some(msg),
-                    Inbound::Cluster(..) => None,
-                }));
-        }
+        self.node
+            .check_ahead(pending.iter().filter_map(|i| match i {
+                Inbound::Node(_, msg) => Some(msg),
+                Inbound::Cluster(..) => None,
+            }));
         for inbound in pending.drain(..) {
             self.take_in(inbound);
         }

@@ -882,19 +882,13 @@ impl Membership {
     }
 
     fn signed(&self, cx: &mut Ctx, u: &MemberUpdate, held: Option<&(NodeId, Entry)>) -> bool {
-        let left = u.state == MemberState::Left;
-        if let Some((id, e)) = held {
-            if e.key() != u.key {
+        match word_check(u, held.map(|(id, e)| (id, e))) {
+            WordCheck::Conflict => {
                 cx.stats.identity_conflicts += 1;
                 return false;
             }
-            let same_word = e.signature() == u.signature
-                && e.incarnation == u.incarnation
-                && id.addr() == u.id.addr()
-                && (e.state == MemberState::Left) == left;
-            if same_word {
-                return true;
-            }
+            WordCheck::Held => return true,
+            WordCheck::Verify => {}
         }
         let statement = member_statement(u.id.name(), &u.id.addr(), u.incarnation, u.state, &u.key);
         if !cx.verified.check(&u.key, &statement, &u.signature) {
@@ -902,6 +896,28 @@ impl Membership {
             return false;
         }
         true
+    }
+
+    /// The signed words among `updates` that taking them in would verify
+    /// (news whose word this node holds already, or that leaves it out, is
+    /// verified by no one), as statements for `Verified::check_all`: a
+    /// driver checks a batch's words together ahead of taking it in
+    /// (`Node::check_ahead`).
+    pub(crate) fn words_to_check(
+        &self,
+        updates: &[MemberUpdate],
+        out: &mut Vec<(PublicKey, Vec<u8>, Signature)>,
+    ) {
+        for u in updates {
+            if u.word_elided() {
+                continue;
+            }
+            if let WordCheck::Verify = word_check(u, self.members.get(u.id.name())) {
+                let bytes =
+                    member_statement(u.id.name(), &u.id.addr(), u.incarnation, u.state, &u.key);
+                out.push((u.key, bytes, u.signature));
+            }
+        }
     }
 
     fn end_suspicion(&mut self, name: &Arc<str>) {
@@ -1184,6 +1200,36 @@ fn own_word(cx: &Ctx, incarnation: Incarnation, state: MemberState) -> Signature
     cx.identity.sign(&statement)
 }
 
+/// What taking in a member's news needs of its signed word, given what
+/// this node holds of the member.
+enum WordCheck {
+    /// The news is under another key than the one held for the name:
+    /// refused.
+    Conflict,
+    /// The word is the one held, verified when it was taken in.
+    Held,
+    /// A word this node has not verified: check its signature.
+    Verify,
+}
+
+fn word_check(u: &MemberUpdate, held: Option<(&NodeId, &Entry)>) -> WordCheck {
+    let Some((id, e)) = held else {
+        return WordCheck::Verify;
+    };
+    if e.key() != u.key {
+        return WordCheck::Conflict;
+    }
+    let same_word = e.signature() == u.signature
+        && e.incarnation == u.incarnation
+        && id.addr() == u.id.addr()
+        && (e.state == MemberState::Left) == (u.state == MemberState::Left);
+    if same_word {
+        WordCheck::Held
+    } else {
+        WordCheck::Verify
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::harness::*;
@@ -1211,6 +1257,54 @@ mod tests {
             .members()
             .filter(|m| m.id.name().starts_with("fake-"))
             .count()
+    }
+
+    #[test]
+    fn words_checked_ahead_are_verified_once_as_a_batch_and_a_forgery_among_them_is_still_refused()
+    {
+        // Scenario: a takes in a gossip of 10 members' fresh words, checked
+        // ahead as one batch (as a driver does with what it takes in at
+        // once): the batch verifies all 10 and taking the gossip in
+        // verifies none again. Then a gossip of 10 more with one word
+        // under another member's signature: the batch fails and is
+        // remembered nowhere, each word is verified alone as it is taken
+        // in, the forgery is refused and the other 9 are taken.
+        let mut h = Harness::new(&["a"]);
+        h.run_for(ms(10));
+        let stranger = std::net::SocketAddr::from(([10, 9, 9, 9], 7946));
+        let words = fakes(20);
+        let gossip = |updates: &[MemberUpdate]| {
+            Message::Gossip(Gossip {
+                updates: updates.to_vec(),
+            })
+        };
+        let first = gossip(&words[..10]);
+        let before = h.node("a").signature_checks();
+        h.act("a", |n, _| n.check_ahead([&first]));
+        let ahead = h.node("a").signature_checks();
+        assert_eq!(
+            (ahead.single, ahead.batched),
+            (before.single, before.batched + 10)
+        );
+        h.inject(stranger, "a", first);
+        h.run_for(ms(1));
+        assert_eq!(h.node("a").signature_checks(), ahead);
+        assert_eq!(fakes_held(&h, "a"), 10);
+
+        let mut second = words[10..].to_vec();
+        second[3].signature = second[4].signature;
+        let second = gossip(&second);
+        h.act("a", |n, _| n.check_ahead([&second]));
+        h.inject(stranger, "a", second);
+        h.run_for(ms(1));
+        let after = h.node("a").signature_checks();
+        assert_eq!(
+            (after.single, after.batched),
+            (ahead.single + 10, ahead.batched + 10)
+        );
+        assert_eq!(h.node("a").stats().members_bad_signature, 1);
+        assert_eq!(fakes_held(&h, "a"), 19);
+        assert!(h.node("a").member("fake-13").is_none());
     }
 
     /// a, b and c, two seconds after a stranger at 10.9.9.9 announced the

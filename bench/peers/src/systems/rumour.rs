@@ -126,9 +126,7 @@ impl Peer {
                     }
                     let now = self.now();
                     let mut node = self.node.lock().unwrap();
-                    if batch.len() > 1 {
-                        node.check_ahead(batch.iter().map(|(_, m)| m));
-                    }
+                    node.check_ahead(batch.iter().map(|(_, m)| m));
                     for (from, msg) in batch {
                         node.handle_message(now, from, msg);
                     }

@@ -80,7 +80,10 @@ async fn listen_peers(
             return Ok((listener, bound, None));
         }
         match UdpSocket::bind(bound).await {
-            Ok(socket) => return Ok((listener, bound, Some(socket))),
+            Ok(socket) => {
+                widen_receive_buffer(&socket);
+                return Ok((listener, bound, Some(socket)));
+            }
             Err(e) if addr.port() == 0 && tries + 1 < PORT_TRIES => {
                 debug!(port = bound.port(), error = %e, "the peer port is taken on UDP; picking another");
                 tries += 1;
@@ -94,6 +97,26 @@ async fn listen_peers(
             }
         }
     }
+}
+
+/// The receive buffer asked for on the peer port's UDP socket, as
+/// memberlist asks: a join storm or a burst of gossip lands on one node
+/// faster than it takes datagrams in, and the kernel's default (some
+/// 200 KiB on Linux) drops the overflow. The kernel grants at most
+/// `net.core.rmem_max`.
+pub(crate) const UDP_RECEIVE_BUFFER: usize = 2 << 20;
+
+/// Ask for [`UDP_RECEIVE_BUFFER`] on `socket`; the size granted, if the
+/// kernel says. A refusal leaves the default in place: the node works,
+/// with more datagrams lost to bursts.
+pub(crate) fn widen_receive_buffer(socket: &UdpSocket) -> Option<usize> {
+    let s = socket2::SockRef::from(socket);
+    if let Err(e) = s.set_recv_buffer_size(UDP_RECEIVE_BUFFER) {
+        debug!(error = %e, "the UDP receive buffer keeps its default size");
+    }
+    let granted = s.recv_buffer_size().ok();
+    debug!(granted, "UDP receive buffer");
+    granted
 }
 
 impl Agent {
@@ -592,4 +615,28 @@ fn fresh_identity() -> Identity {
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret).expect("the operating system's random source works");
     Identity::from_secret(secret)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_peer_port_asks_for_a_wide_receive_buffer() {
+        // The kernel grants min(asked, rmem_max) and reports twice that
+        // (Linux keeps room for its own bookkeeping); the default is
+        // some 200 KiB whatever rmem_max is.
+        let rmem_max: usize = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+            .expect("Linux")
+            .trim()
+            .parse()
+            .expect("a number");
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let default = socket2::SockRef::from(&socket).recv_buffer_size().unwrap();
+        let granted = widen_receive_buffer(&socket).expect("the kernel says");
+        assert!(granted >= UDP_RECEIVE_BUFFER.min(rmem_max), "{granted}");
+        if rmem_max > default {
+            assert!(granted > default, "{granted} against the default {default}");
+        }
+    }
 }

@@ -156,6 +156,9 @@ impl Cluster for RumourCluster {
         let mut names = Vec::with_capacity(spec.n);
         for i in 0..spec.n {
             let socket = UdpSocket::bind("127.0.0.1:0").await?;
+            // The receive buffer the agent asks for on its peer port
+            // (rumour-transport's UDP_RECEIVE_BUFFER).
+            socket2::SockRef::from(&socket).set_recv_buffer_size(2 << 20)?;
             let addr = socket.local_addr()?;
             let name = format!("node-{i}");
             let id = NodeId::new(&name, addr)?;

@@ -274,8 +274,8 @@ pub struct Config {
     /// Default 3. Must be at least 1.
     pub leave_rounds: u32,
     /// The longest wait between two tries of an unanswered join, in probe
-    /// periods (the first retry comes after one gossip interval, or one
-    /// probe period if that is shorter, and the waits double). Default 2: a node outside
+    /// periods (the first eight tries go one gossip interval apart, or one
+    /// probe period if that is shorter, and then the waits double). Default 2: a node outside
     /// the cluster has nothing better to do than knock again, and on a lossy
     /// network each try fails with the chance that the request or the answer
     /// is lost. Must be at least 1.

@@ -524,8 +524,9 @@ impl Node {
     // ----- commands ------------------------------------------------------
 
     /// Join a cluster through one or more seed addresses: a push-pull state
-    /// sync with each, retried after a gossip interval and then at doubling
-    /// gaps (up to `join_retry_max_periods` probe periods) until one answers.
+    /// sync with each, retried every gossip interval for the first eight
+    /// tries and then at doubling gaps (up to `join_retry_max_periods`
+    /// probe periods) until one answers.
     pub fn join(&mut self, now: Time, seeds: &[SocketAddr]) -> Result<(), Error> {
         self.cx.now = now;
         if !self.membership.is_running() {

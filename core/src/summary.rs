@@ -38,6 +38,20 @@ impl std::hash::Hasher for Fnv64 {
     }
 }
 
+/// FNV-1a started from a basis mixed with a secret key: the hasher of a
+/// node's lookup tables keyed by names peers choose. A peer that does not
+/// know the key cannot pick names that collide in one bucket. Lookups only:
+/// such a table is never iterated, so the key changes no decision.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct KeyedFnv(pub(crate) u64);
+
+impl std::hash::BuildHasher for KeyedFnv {
+    type Hasher = Fnv64;
+    fn build_hasher(&self) -> Fnv64 {
+        Fnv64(Fnv64::default().0 ^ self.0)
+    }
+}
+
 /// One member's contribution to the summary.
 pub(crate) fn member_hash(name: &str, incarnation: Incarnation, state: MemberState) -> u64 {
     let mut h = Fnv64::default();

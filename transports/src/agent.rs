@@ -209,9 +209,7 @@ impl Agent {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
         let incarnation = config.incarnation.unwrap_or(unix.as_secs() as u32);
-        let rng_seed = config
-            .rng_seed
-            .unwrap_or(unix.as_nanos() as u64 ^ (u64::from(std::process::id()) << 32));
+        let rng_seed = config.rng_seed.unwrap_or_else(fresh_seed);
         let id = NodeId::new(&config.name, peer_addr)?;
         let start = Instant::now();
         // With a data dir, the node takes back its key, a higher
@@ -608,6 +606,14 @@ fn with_tls(
             reason: e.to_string(),
         }),
     }
+}
+
+/// An RNG seed from the operating system's randomness: a peer that knew
+/// the seed could foresee the node's choices and the key of its hash table.
+fn fresh_seed() -> u64 {
+    let mut seed = [0u8; 8];
+    getrandom::fill(&mut seed).expect("the operating system's random source works");
+    u64::from_le_bytes(seed)
 }
 
 /// A key pair from the operating system's randomness.

@@ -231,7 +231,9 @@ pub struct AgentConfig {
     /// The incarnation to start with. Default: seconds since the Unix epoch,
     /// so that a restarted node always starts a newer life than the last.
     pub incarnation: Option<u32>,
-    /// Seed of the node's RNG. Default: drawn from the clock and process id.
+    /// Seed of the node's RNG (its probe order, its peers, the key of its
+    /// table's hash). Default: drawn from the operating system's randomness,
+    /// so that peers cannot foresee it.
     pub rng_seed: Option<u64>,
     /// The node's key pair, which signs its membership and records, when
     /// there is no data dir (with one, the dir's key is used). Default: a

@@ -118,9 +118,10 @@ pub(crate) struct Membership {
 const RECONNECT_KEPT: usize = 1024;
 
 impl Membership {
-    /// A view holding only this node, alive at `incarnation`.
-    pub(crate) fn new(cx: &mut Ctx, incarnation: Incarnation) -> Membership {
-        let mut members = Members::new(&cx.me, cx.config.peer_selection);
+    /// A view holding only this node, alive at `incarnation`; `hash_key`
+    /// keys the table's name lookups.
+    pub(crate) fn new(cx: &mut Ctx, incarnation: Incarnation, hash_key: u64) -> Membership {
+        let mut members = Members::new(&cx.me, cx.config.peer_selection, hash_key);
         let entry = Entry {
             incarnation,
             state: MemberState::Alive,

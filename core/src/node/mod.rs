@@ -35,7 +35,7 @@ use crate::events::{Output, Stats};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use rand::SeedableRng;
+use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use self::gossip::Gossiper;
@@ -56,6 +56,10 @@ use crate::message::{
 };
 use crate::store::Entry;
 use crate::time::Time;
+
+/// Mixed into a node's seed for the stream that keys its membership
+/// table's hash.
+const TABLE_KEY_STREAM: u64 = 0x6d65_6d62_6572_7321;
 
 /// One rumour node's protocol state machine.
 ///
@@ -161,8 +165,11 @@ impl Node {
             out: Outbox::default(),
             health: 0,
         };
-        // The order of construction is the order of RNG draws.
-        let membership = Membership::new(&mut cx, incarnation);
+        // The order of construction is the order of RNG draws. The key of
+        // the membership table's hash comes from a stream of its own, so
+        // that it draws nothing from the node's.
+        let hash_key = ChaCha8Rng::seed_from_u64(seed ^ TABLE_KEY_STREAM).next_u64();
+        let membership = Membership::new(&mut cx, incarnation, hash_key);
         let probe = Prober::new(&mut cx);
         let gossip = Gossiper::new(&mut cx);
         let anti_entropy = AntiEntropy::new(&mut cx);

@@ -214,6 +214,7 @@ struct Record {
 impl Record {
     fn push(&mut self, change: Change, limit: usize) {
         self.bytes += change.bytes();
+        room_for_one_more(&mut self.changes);
         self.changes.push_back(change);
         self.trim(limit);
     }
@@ -224,6 +225,21 @@ impl Record {
             self.bytes -= old.bytes();
             self.dropped += 1;
         }
+    }
+}
+
+/// Below this many, a history's changes and a suspicion's confirmations
+/// grow one at a time; from it, by doubling.
+const GROWN_ONE_AT_A_TIME: usize = 4;
+
+/// Most members' histories hold one or two changes, of some 120 bytes
+/// each, and a `VecDeque` or `Vec` takes room for four at its first push;
+/// with a history of each of n members in each of n nodes, the empty room
+/// was most of it. Room is now taken for one change at a time, up to
+/// [`GROWN_ONE_AT_A_TIME`].
+fn room_for_one_more(changes: &mut VecDeque<Change>) {
+    if changes.len() == changes.capacity() && changes.len() < GROWN_ONE_AT_A_TIME {
+        changes.reserve_exact(1);
     }
 }
 
@@ -278,6 +294,10 @@ impl History {
             return;
         }
         let added = size_of::<Confirmation>() + confirmation.by.len();
+        let c = &mut last.confirmations;
+        if c.len() == c.capacity() && c.len() < GROWN_ONE_AT_A_TIME {
+            c.reserve_exact(1);
+        }
         last.confirmations.push(confirmation);
         record.bytes += added;
         record.trim(self.limit);
@@ -315,6 +335,16 @@ impl History {
     #[cfg(test)]
     pub(crate) fn bytes(&self, name: &str) -> usize {
         self.records.get(name).map_or(0, |r| r.bytes)
+    }
+
+    /// The changes `name`'s history has room for, and the confirmations
+    /// its last change has room for.
+    #[cfg(test)]
+    pub(crate) fn room(&self, name: &str) -> (usize, usize) {
+        self.records.get(name).map_or((0, 0), |r| {
+            let last = r.changes.back().map_or(0, |c| c.confirmations.capacity());
+            (r.changes.capacity(), last)
+        })
     }
 
     /// How many members have a history.
@@ -547,6 +577,39 @@ mod tests {
 #[cfg(test)]
 mod off {
     use super::*;
+
+    #[test]
+    fn a_history_takes_room_for_the_changes_and_confirmations_it_holds() {
+        let mut h = History::new(1024);
+        let name: Arc<str> = Arc::from("m");
+        let change = |state, inc| {
+            Change::plain(
+                Time::ZERO,
+                state,
+                Incarnation(inc),
+                Cause::SuspicionTimedOut,
+                0,
+            )
+        };
+        h.record(&name, change(MemberState::Suspect, 0));
+        assert_eq!(h.room("m"), (1, 0));
+        let confirm = |by: &str| Confirmation {
+            by: Arc::from(by),
+            at: Time::ZERO,
+            timeout: Duration::from_secs(1),
+        };
+        h.confirm("m", confirm("a"));
+        assert_eq!(h.room("m"), (1, 1));
+        h.confirm("m", confirm("b"));
+        assert_eq!(h.room("m"), (1, 2));
+        h.record(&name, change(MemberState::Alive, 1));
+        assert_eq!(h.room("m"), (2, 0));
+        for inc in 2..6 {
+            h.record(&name, change(MemberState::Alive, inc));
+        }
+        // Past four, growth doubles as usual.
+        assert_eq!(h.room("m").0, 8);
+    }
 
     #[test]
     fn a_limit_of_zero_keeps_nothing() {

@@ -6,11 +6,11 @@
 use std::borrow::Borrow;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasherDefault, Hash};
+use std::hash::Hash;
 
 use crate::member::ByName;
 use crate::message::{Datum, DatumId, MemberUpdate};
-use crate::summary::Fnv64;
+use crate::summary::KeyedFnv;
 use crate::wire;
 
 /// Something the queue spreads: news with a key, where newer news under the
@@ -71,16 +71,18 @@ pub(crate) struct BroadcastQueue<T: Rumour> {
     /// Boxed, so that the tree's inserts and removals move pointers, not
     /// rumours (a signed member update is some 180 bytes).
     queue: BTreeMap<Priority, Box<Queued<T>>>,
-    /// Lookup only (never iterated): where each key's rumour sits.
-    by_member: HashMap<T::Key, Priority, BuildHasherDefault<Fnv64>>,
+    /// Lookup only (never iterated): where each key's rumour sits. Keys
+    /// are names peers choose, so the hash is keyed (see [`KeyedFnv`]).
+    by_member: HashMap<T::Key, Priority, KeyedFnv>,
     next_seq: u64,
 }
 
-impl<T: Rumour> Default for BroadcastQueue<T> {
-    fn default() -> Self {
+impl<T: Rumour> BroadcastQueue<T> {
+    /// An empty queue whose index hashes with `hash_key`.
+    pub(crate) fn new(hash_key: u64) -> Self {
         BroadcastQueue {
             queue: BTreeMap::new(),
-            by_member: HashMap::default(),
+            by_member: HashMap::with_hasher(KeyedFnv(hash_key)),
             next_seq: 0,
         }
     }
@@ -253,7 +255,7 @@ mod tests {
 
     #[test]
     fn newest_and_least_sent_first_until_the_limit() {
-        let mut q = BroadcastQueue::default();
+        let mut q = BroadcastQueue::new(5);
         q.push_update(update("a", 0), Urgency::Normal, 100);
         q.push_update(update("b", 0), Urgency::Normal, 100);
         let mut out = vec![];
@@ -272,7 +274,7 @@ mod tests {
 
     #[test]
     fn newer_news_replaces_older_and_budget_is_respected() {
-        let mut q = BroadcastQueue::default();
+        let mut q = BroadcastQueue::new(5);
         q.push_update(update("a", 0), Urgency::Normal, 100);
         q.push_update(update("a", 1), Urgency::Normal, 100);
         assert_eq!(q.len(), 1);
@@ -286,7 +288,7 @@ mod tests {
 
     #[test]
     fn bounded_by_dropping_the_most_sent() {
-        let mut q = BroadcastQueue::default();
+        let mut q = BroadcastQueue::new(5);
         q.push_update(update("old", 0), Urgency::Normal, 2);
         let mut out = vec![];
         q.pack(1000, 10, &mut out);
@@ -300,7 +302,7 @@ mod tests {
 
     #[test]
     fn urgent_rumours_go_first_whatever_their_count() {
-        let mut q = BroadcastQueue::default();
+        let mut q = BroadcastQueue::new(5);
         q.push_update(update("refuted", 1), Urgency::Urgent, 100);
         let mut out = vec![];
         q.pack(1000, 10, &mut out);

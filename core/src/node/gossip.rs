@@ -33,12 +33,13 @@ pub(crate) struct Gossiper {
 }
 
 impl Gossiper {
-    pub(crate) fn new(cx: &mut Ctx) -> Gossiper {
+    /// `hash_key` keys the name lookups of its queue of fresh data.
+    pub(crate) fn new(cx: &mut Ctx, hash_key: u64) -> Gossiper {
         let c = &cx.config;
         let next_round = first_tick(c.timer_phase, c.gossip_interval, cx.now, &mut cx.rng);
         Gossiper {
             next_round,
-            fresh: BroadcastQueue::default(),
+            fresh: BroadcastQueue::new(hash_key),
         }
     }
 

@@ -119,7 +119,7 @@ const RECONNECT_KEPT: usize = 1024;
 
 impl Membership {
     /// A view holding only this node, alive at `incarnation`; `hash_key`
-    /// keys the table's name lookups.
+    /// keys the name lookups of its table and of its rumour queue.
     pub(crate) fn new(cx: &mut Ctx, incarnation: Incarnation, hash_key: u64) -> Membership {
         let mut members = Members::new(&cx.me, cx.config.peer_selection, hash_key);
         let entry = Entry {
@@ -138,7 +138,7 @@ impl Membership {
             incarnation,
             status: Status::Running,
             members,
-            rumours: BroadcastQueue::default(),
+            rumours: BroadcastQueue::new(hash_key.rotate_left(32)),
             suspicions: BTreeMap::new(),
             suspicion_due: BTreeSet::new(),
             reap: VecDeque::new(),

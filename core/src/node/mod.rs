@@ -57,8 +57,8 @@ use crate::message::{
 use crate::store::Entry;
 use crate::time::Time;
 
-/// Mixed into a node's seed for the stream that keys its membership
-/// table's hash.
+/// Mixed into a node's seed for the stream that keys the hashes of its
+/// membership table and rumour queues.
 const TABLE_KEY_STREAM: u64 = 0x6d65_6d62_6572_7321;
 
 /// One rumour node's protocol state machine.
@@ -165,13 +165,14 @@ impl Node {
             out: Outbox::default(),
             health: 0,
         };
-        // The order of construction is the order of RNG draws. The key of
-        // the membership table's hash comes from a stream of its own, so
-        // that it draws nothing from the node's.
-        let hash_key = ChaCha8Rng::seed_from_u64(seed ^ TABLE_KEY_STREAM).next_u64();
-        let membership = Membership::new(&mut cx, incarnation, hash_key);
+        // The order of construction is the order of RNG draws. The keys of
+        // the hashes of the membership table and the rumour queues come
+        // from a stream of their own, so that they draw nothing from the
+        // node's.
+        let mut keys = ChaCha8Rng::seed_from_u64(seed ^ TABLE_KEY_STREAM);
+        let membership = Membership::new(&mut cx, incarnation, keys.next_u64());
         let probe = Prober::new(&mut cx);
-        let gossip = Gossiper::new(&mut cx);
+        let gossip = Gossiper::new(&mut cx, keys.next_u64());
         let anti_entropy = AntiEntropy::new(&mut cx);
         let replicas = Replicas::new(&cx, incarnation.0);
         Ok(Node {

@@ -214,7 +214,9 @@ struct Record {
 impl Record {
     fn push(&mut self, change: Change, limit: usize) {
         self.bytes += change.bytes();
-        room_for_one_more(&mut self.changes);
+        if one_more_exactly(self.changes.len(), self.changes.capacity()) {
+            self.changes.reserve_exact(1);
+        }
         self.changes.push_back(change);
         self.trim(limit);
     }
@@ -232,15 +234,14 @@ impl Record {
 /// grow one at a time; from it, by doubling.
 const GROWN_ONE_AT_A_TIME: usize = 4;
 
-/// Most members' histories hold one or two changes, of some 120 bytes
-/// each, and a `VecDeque` or `Vec` takes room for four at its first push;
-/// with a history of each of n members in each of n nodes, the empty room
-/// was most of it. Room is now taken for one change at a time, up to
-/// [`GROWN_ONE_AT_A_TIME`].
-fn room_for_one_more(changes: &mut VecDeque<Change>) {
-    if changes.len() == changes.capacity() && changes.len() < GROWN_ONE_AT_A_TIME {
-        changes.reserve_exact(1);
-    }
+/// A `VecDeque` or `Vec` takes room for four at its first push, and a
+/// change is some 120 bytes; a node holds a history for each member it
+/// changed its mind about, and many hold one or two changes, a suspicion
+/// one or two confirmations. Room is taken for one at a time up to
+/// [`GROWN_ONE_AT_A_TIME`]: whether a list of `len` with room for
+/// `capacity` takes room for exactly one more before its next push.
+fn one_more_exactly(len: usize, capacity: usize) -> bool {
+    len == capacity && len < GROWN_ONE_AT_A_TIME
 }
 
 /// Every member's history, as one node keeps it.
@@ -295,7 +296,7 @@ impl History {
         }
         let added = size_of::<Confirmation>() + confirmation.by.len();
         let c = &mut last.confirmations;
-        if c.len() == c.capacity() && c.len() < GROWN_ONE_AT_A_TIME {
+        if one_more_exactly(c.len(), c.capacity()) {
             c.reserve_exact(1);
         }
         last.confirmations.push(confirmation);

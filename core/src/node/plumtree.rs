@@ -407,7 +407,7 @@ impl Plumtree {
     }
 
     /// An announcement: note what we lack and who has it; a graft follows
-    /// after half a gossip round unless it arrives meanwhile.
+    /// after `tree.graft_wait` unless it arrives meanwhile.
     pub(crate) fn on_ihave(
         &mut self,
         cx: &Ctx,
@@ -415,7 +415,7 @@ impl Plumtree {
         from: SocketAddr,
         ids: Vec<DatumId>,
     ) {
-        let wait = cx.config.gossip_interval / 2;
+        let wait = cx.config.tree.graft_wait;
         for id in ids {
             if holds(&id) {
                 continue;
@@ -496,7 +496,7 @@ impl Plumtree {
         }
         let mut grafts: BTreeMap<SocketAddr, Vec<DatumId>> = BTreeMap::new();
         let mut pulls: Vec<DatumId> = Vec::new();
-        let wait = cx.config.gossip_interval / 2;
+        let wait = cx.config.tree.graft_wait;
         for id in due {
             if r.holds(m, &id) {
                 self.missing.remove(&id);
@@ -841,8 +841,9 @@ mod tests {
     fn an_announcement_of_missing_data_leads_to_a_graft() {
         // Scenario: hand-made Prunes from b's address make a and c stop pushing to b. a writes x;
         // only c gets it eagerly. a's and c's next gossip rounds announce x (IHave); b lacks it,
-        // waits half a gossip interval for a push that does not come, grafts the first announcer,
-        // and gets x in the answer; the grafted node pushes to b again from then on.
+        // waits `tree.graft_wait` (25 ms; it waited half a gossip interval, 50 ms, before it was
+        // configured) for a push that does not come, grafts the first announcer, and gets x in the
+        // answer; the grafted node pushes to b again from then on.
         let mut h = Harness::new(&["a", "b", "c"]);
         link_all(&mut h, &["a", "b", "c"]);
         h.inject(h.addr("b"), "a", Message::Prune(Prune));
@@ -882,7 +883,7 @@ mod tests {
         assert_eq!(grafts.len(), 1);
         let graft = grafts[0].clone();
         assert!(has_x(&graft.msg) && graft.to == ihave.from, "{graft:?}");
-        let wait = Config::local().gossip_interval / 2;
+        let wait = Config::local().tree.graft_wait;
         assert_eq!(graft.at, ihave.at + h.latency + wait);
         let answer = first(&graft.to, "eager");
         assert_eq!(answer.at, graft.at + h.latency);

@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::mem::size_of;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -143,22 +143,6 @@ pub struct Explanation {
 }
 
 impl Cause {
-    fn bytes(&self) -> usize {
-        let by = |b: &Option<Arc<str>>| b.as_ref().map_or(0, |n| n.len());
-        match self {
-            Cause::Probe(p) => p
-                .relays
-                .iter()
-                .map(|r| size_of::<RelayAnswer>() + r.name.len())
-                .sum(),
-            Cause::Rumour { by: b, .. } | Cause::Sync { by: b, .. } => by(b),
-            Cause::Refuted { by: b, .. } => by(b),
-            Cause::SuspicionTimedOut | Cause::Reaped | Cause::Forgotten => 0,
-        }
-    }
-}
-
-impl Cause {
     /// The peer this news came from, if it came from one.
     pub fn from(&self) -> Option<SocketAddr> {
         match self {
@@ -188,23 +172,208 @@ impl Change {
         }
     }
 
-    /// The bytes this change holds: itself, its confirmations and relays,
-    /// and every name in full (counted even where shared).
+    /// The bytes a history holds for this change: as kept (see
+    /// `Config::history_bytes`), its confirmations and relays, and every
+    /// name in full (counted even where shared).
     pub fn bytes(&self) -> usize {
-        size_of::<Change>()
-            + self.cause.bytes()
-            + self
-                .confirmations
-                .iter()
-                .map(|c| size_of::<Confirmation>() + c.by.len())
-                .sum::<usize>()
+        Kept::new(self.clone()).bytes()
+    }
+}
+
+/// A peer's address as a history keeps it: an IPv4 one in place (16
+/// bytes where a `SocketAddr` takes 32), an IPv6 one boxed (rare enough
+/// on a cluster's peer port to pay a box).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum KeptAddr {
+    V4([u8; 4], u16),
+    V6(Box<SocketAddrV6>),
+}
+
+impl KeptAddr {
+    fn new(addr: SocketAddr) -> KeptAddr {
+        match addr {
+            SocketAddr::V4(a) => KeptAddr::V4(a.ip().octets(), a.port()),
+            SocketAddr::V6(a) => KeptAddr::V6(Box::new(a)),
+        }
+    }
+
+    fn get(&self) -> SocketAddr {
+        match self {
+            KeptAddr::V4(ip, port) => SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(*ip), *port)),
+            KeptAddr::V6(a) => SocketAddr::V6(**a),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            KeptAddr::V4(..) => 0,
+            KeptAddr::V6(_) => size_of::<SocketAddrV6>(),
+        }
+    }
+}
+
+/// A [`Cause`] as a history keeps it: addresses compact, a failed probe's
+/// relays boxed (most causes are rumours).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum KeptCause {
+    Probe(Box<ProbeFailure>),
+    Rumour {
+        from: KeptAddr,
+        by: Option<Arc<str>>,
+        doubted: bool,
+    },
+    Sync {
+        from: KeptAddr,
+        by: Option<Arc<str>>,
+        doubted: bool,
+    },
+    SuspicionTimedOut,
+    Refuted {
+        claimed: MemberState,
+        by: Option<Arc<str>>,
+    },
+    Reaped,
+    Forgotten,
+}
+
+impl KeptCause {
+    fn new(cause: Cause) -> KeptCause {
+        match cause {
+            Cause::Probe(p) => KeptCause::Probe(Box::new(p)),
+            Cause::Rumour { from, by, doubted } => KeptCause::Rumour {
+                from: KeptAddr::new(from),
+                by,
+                doubted,
+            },
+            Cause::Sync { from, by, doubted } => KeptCause::Sync {
+                from: KeptAddr::new(from),
+                by,
+                doubted,
+            },
+            Cause::SuspicionTimedOut => KeptCause::SuspicionTimedOut,
+            Cause::Refuted { claimed, by } => KeptCause::Refuted { claimed, by },
+            Cause::Reaped => KeptCause::Reaped,
+            Cause::Forgotten => KeptCause::Forgotten,
+        }
+    }
+
+    fn get(&self) -> Cause {
+        match self {
+            KeptCause::Probe(p) => Cause::Probe((**p).clone()),
+            KeptCause::Rumour { from, by, doubted } => Cause::Rumour {
+                from: from.get(),
+                by: by.clone(),
+                doubted: *doubted,
+            },
+            KeptCause::Sync { from, by, doubted } => Cause::Sync {
+                from: from.get(),
+                by: by.clone(),
+                doubted: *doubted,
+            },
+            KeptCause::SuspicionTimedOut => Cause::SuspicionTimedOut,
+            KeptCause::Refuted { claimed, by } => Cause::Refuted {
+                claimed: *claimed,
+                by: by.clone(),
+            },
+            KeptCause::Reaped => Cause::Reaped,
+            KeptCause::Forgotten => Cause::Forgotten,
+        }
+    }
+
+    /// The bytes held beyond the cause itself: boxes and names.
+    fn bytes(&self) -> usize {
+        let by = |b: &Option<Arc<str>>| b.as_ref().map_or(0, |n| n.len());
+        match self {
+            KeptCause::Probe(p) => {
+                size_of::<ProbeFailure>()
+                    + p.relays
+                        .iter()
+                        .map(|r| size_of::<RelayAnswer>() + r.name.len())
+                        .sum::<usize>()
+            }
+            KeptCause::Rumour { from, by: b, .. } | KeptCause::Sync { from, by: b, .. } => {
+                from.bytes() + by(b)
+            }
+            KeptCause::Refuted { by: b, .. } => by(b),
+            KeptCause::SuspicionTimedOut | KeptCause::Reaped | KeptCause::Forgotten => 0,
+        }
+    }
+}
+
+/// A suspicion's part of a change: its timeout and confirmations.
+#[derive(Debug, Default)]
+struct KeptSuspicion {
+    timeout: Option<Duration>,
+    confirmations: Vec<Confirmation>,
+}
+
+/// A [`Change`] as a history keeps it, 72 bytes where a `Change` takes
+/// 120: a node keeps one for each change of belief about each
+/// member, and a cluster forming on busy machines changes its mind about
+/// most members a few times. A suspicion's part is boxed, and only a
+/// suspicion has one.
+#[derive(Debug)]
+struct Kept {
+    at: Time,
+    incarnation: Incarnation,
+    health: u32,
+    state: MemberState,
+    cause: KeptCause,
+    suspicion: Option<Box<KeptSuspicion>>,
+}
+
+impl Kept {
+    fn new(change: Change) -> Kept {
+        let suspicion = (change.timeout.is_some() || !change.confirmations.is_empty()).then(|| {
+            Box::new(KeptSuspicion {
+                timeout: change.timeout,
+                confirmations: change.confirmations,
+            })
+        });
+        Kept {
+            at: change.at,
+            incarnation: change.incarnation,
+            health: change.health,
+            state: change.state,
+            cause: KeptCause::new(change.cause),
+            suspicion,
+        }
+    }
+
+    fn get(&self) -> Change {
+        let (timeout, confirmations) = match &self.suspicion {
+            Some(s) => (s.timeout, s.confirmations.clone()),
+            None => (None, Vec::new()),
+        };
+        Change {
+            at: self.at,
+            state: self.state,
+            incarnation: self.incarnation,
+            cause: self.cause.get(),
+            health: self.health,
+            timeout,
+            confirmations,
+        }
+    }
+
+    /// The bytes this change holds: itself, its boxes, its confirmations
+    /// and relays, and every name in full (counted even where shared).
+    fn bytes(&self) -> usize {
+        let suspicion = self.suspicion.as_ref().map_or(0, |s| {
+            size_of::<KeptSuspicion>()
+                + s.confirmations
+                    .iter()
+                    .map(|c| size_of::<Confirmation>() + c.by.len())
+                    .sum::<usize>()
+        });
+        size_of::<Kept>() + self.cause.bytes() + suspicion
     }
 }
 
 /// One member's changes and how many older ones were dropped.
 #[derive(Debug, Default)]
 struct Record {
-    changes: VecDeque<Change>,
+    changes: VecDeque<Kept>,
     bytes: usize,
     dropped: u32,
     /// Among the forgotten.
@@ -212,7 +381,7 @@ struct Record {
 }
 
 impl Record {
-    fn push(&mut self, change: Change, limit: usize) {
+    fn push(&mut self, change: Kept, limit: usize) {
         self.bytes += change.bytes();
         if one_more_exactly(self.changes.len(), self.changes.capacity()) {
             self.changes.reserve_exact(1);
@@ -235,7 +404,7 @@ impl Record {
 const GROWN_ONE_AT_A_TIME: usize = 4;
 
 /// A `VecDeque` or `Vec` takes room for four at its first push, and a
-/// change is some 120 bytes; a node holds a history for each member it
+/// change is 72 bytes as kept; a node holds a history for each member it
 /// changed its mind about, and many hold one or two changes, a suspicion
 /// one or two confirmations. Room is taken for one at a time up to
 /// [`GROWN_ONE_AT_A_TIME`]: whether a list of `len` with room for
@@ -279,7 +448,7 @@ impl History {
                 self.forgotten.remove(i);
             }
         }
-        record.push(change, self.limit);
+        record.push(Kept::new(change), self.limit);
     }
 
     /// A confirmation of the suspicion `name` is under, with the timeout
@@ -294,12 +463,18 @@ impl History {
         if last.state != MemberState::Suspect {
             return;
         }
-        let added = size_of::<Confirmation>() + confirmation.by.len();
-        let c = &mut last.confirmations;
+        let mut added = size_of::<Confirmation>() + confirmation.by.len();
+        if last.suspicion.is_none() {
+            added += size_of::<KeptSuspicion>();
+        }
+        let c = &mut last
+            .suspicion
+            .get_or_insert_with(Box::default)
+            .confirmations;
         if one_more_exactly(c.len(), c.capacity()) {
             c.reserve_exact(1);
         }
-        last.confirmations.push(confirmation);
+        c.push(confirmation);
         record.bytes += added;
         record.trim(self.limit);
     }
@@ -324,7 +499,7 @@ impl History {
     /// were dropped; `None` if nothing is remembered.
     pub(crate) fn of(&self, name: &str) -> Option<(Vec<Change>, u32)> {
         let r = self.records.get(name)?;
-        Some((r.changes.iter().cloned().collect(), r.dropped))
+        Some((r.changes.iter().map(Kept::get).collect(), r.dropped))
     }
 
     /// Whether anything is remembered of `name`.
@@ -343,7 +518,8 @@ impl History {
     #[cfg(test)]
     pub(crate) fn room(&self, name: &str) -> (usize, usize) {
         self.records.get(name).map_or((0, 0), |r| {
-            let last = r.changes.back().map_or(0, |c| c.confirmations.capacity());
+            let last = r.changes.back().and_then(|c| c.suspicion.as_ref());
+            let last = last.map_or(0, |s| s.confirmations.capacity());
             (r.changes.capacity(), last)
         })
     }
@@ -474,7 +650,7 @@ mod tests {
         );
     }
 
-    fn suspicion(at: u64, relays: usize) -> Change {
+    pub(super) fn suspicion(at: u64, relays: usize) -> Change {
         Change {
             at: Time::from_micros(at),
             state: MemberState::Suspect,
@@ -578,6 +754,64 @@ mod tests {
 #[cfg(test)]
 mod off {
     use super::*;
+
+    #[test]
+    fn a_change_is_kept_in_half_the_room_and_given_back_as_it_came() {
+        let v4: SocketAddr = "10.1.2.3:7946".parse().unwrap();
+        let v6: SocketAddr = "[fe80::1%2]:7946".parse().unwrap();
+        let by = Some(Arc::from("accuser"));
+        let causes = [
+            Cause::Probe(ProbeFailure {
+                timeout: Duration::from_millis(500),
+                relays: vec![RelayAnswer {
+                    name: Arc::from("relay"),
+                    nacked: true,
+                }],
+            }),
+            Cause::Rumour {
+                from: v4,
+                by: by.clone(),
+                doubted: true,
+            },
+            Cause::Sync {
+                from: v6,
+                by: None,
+                doubted: false,
+            },
+            Cause::SuspicionTimedOut,
+            Cause::Refuted {
+                claimed: MemberState::Dead,
+                by,
+            },
+            Cause::Reaped,
+            Cause::Forgotten,
+        ];
+        for cause in causes {
+            let mut change = super::tests::suspicion(7, 3);
+            change.cause = cause;
+            change.confirmations.push(Confirmation {
+                by: Arc::from("confirmer"),
+                at: Time::from_micros(9),
+                timeout: Duration::from_secs(3),
+            });
+            assert_eq!(Kept::new(change.clone()).get(), change);
+            let plain = Change::plain(
+                Time::ZERO,
+                MemberState::Alive,
+                Incarnation(1),
+                change.cause,
+                2,
+            );
+            let kept = Kept::new(plain.clone());
+            assert!(kept.suspicion.is_none());
+            assert_eq!(kept.get(), plain);
+        }
+        let (kept, change) = (size_of::<Kept>(), size_of::<Change>());
+        assert!(
+            kept <= 72 && kept * 3 <= change * 2,
+            "{kept} bytes of {change}"
+        );
+    }
 
     #[test]
     fn a_history_takes_room_for_the_changes_and_confirmations_it_holds() {

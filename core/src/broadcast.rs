@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 
 use crate::member::ByName;
-use crate::message::{Datum, DatumId, MemberUpdate};
+use crate::message::MemberUpdate;
 use crate::summary::KeyedFnv;
 use crate::wire;
 
@@ -31,16 +31,6 @@ impl Rumour for MemberUpdate {
     }
     fn same_news(&self, other: &Self) -> bool {
         self.incarnation == other.incarnation && self.state == other.state
-    }
-}
-
-impl Rumour for Datum {
-    type Key = DatumId;
-    fn key(&self) -> DatumId {
-        self.id()
-    }
-    fn same_news(&self, _: &Self) -> bool {
-        true
     }
 }
 

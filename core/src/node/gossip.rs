@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use super::membership::Membership;
 use super::outbox::Ctx;
 use super::timers::{advance, first_tick};
-use crate::broadcast::BroadcastQueue;
+use crate::broadcast::{BroadcastQueue, Rumour};
 use crate::config::Dissemination;
 use crate::message::{DataGossip, Datum, DatumId, Gossip, Message};
 use crate::time::Time;
@@ -24,12 +24,42 @@ const GOSSIP_SLACK: usize = 2;
 /// Room kept for the envelope's length prefix in a data message.
 const DATA_SLACK: usize = 4;
 
+/// Fresh data as its queue holds it: in tree mode only its id, which is
+/// all an announcement carries (the datum itself is remembered once, by
+/// the tree, to answer grafts); in the periodic modes the datum, to push.
+#[derive(Clone, Debug)]
+pub(crate) enum Fresh {
+    /// To announce (tree mode).
+    Announce(DatumId),
+    /// To push (the periodic modes).
+    Push(Datum),
+}
+
+impl Fresh {
+    fn id(&self) -> DatumId {
+        match self {
+            Fresh::Announce(id) => id.clone(),
+            Fresh::Push(d) => d.id(),
+        }
+    }
+}
+
+impl Rumour for Fresh {
+    type Key = DatumId;
+    fn key(&self) -> DatumId {
+        self.id()
+    }
+    fn same_news(&self, _: &Self) -> bool {
+        true
+    }
+}
+
 /// The gossip round's timer and the queue of fresh data.
 #[derive(Debug)]
 pub(crate) struct Gossiper {
     next_round: Time,
     /// Fresh data waiting to be gossiped (or, in tree mode, announced).
-    fresh: BroadcastQueue<Datum>,
+    fresh: BroadcastQueue<Fresh>,
 }
 
 impl Gossiper {
@@ -81,11 +111,18 @@ impl Gossiper {
 
     /// Queue a fresh datum: its id to announce (tree), or itself to push.
     pub(crate) fn queue(&mut self, cx: &Ctx, datum: Datum) {
-        let size = match cx.config.dissemination {
-            Dissemination::Tree => wire::datum_id_field_len(&datum.id()),
-            _ => wire::datum_field_len(&datum),
+        let (fresh, size) = match cx.config.dissemination {
+            Dissemination::Tree => {
+                let id = datum.id();
+                let size = wire::datum_id_field_len(&id);
+                (Fresh::Announce(id), size)
+            }
+            _ => {
+                let size = wire::datum_field_len(&datum);
+                (Fresh::Push(datum), size)
+            }
         };
-        self.fresh.push(datum, size, cx.config.max_broadcasts);
+        self.fresh.push(fresh, size, cx.config.max_broadcasts);
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -95,27 +132,32 @@ impl Gossiper {
     /// The ids of fresh data that fit in `room`, each counted as one more
     /// of its `rounds` announcements.
     pub(crate) fn take_ids(&mut self, room: usize, rounds: u32) -> Vec<DatumId> {
-        let mut data = Vec::new();
-        self.fresh.pack(room, rounds, &mut data);
-        data.iter().map(Datum::id).collect()
+        let mut fresh = Vec::new();
+        self.fresh.pack(room, rounds, &mut fresh);
+        fresh.iter().map(Fresh::id).collect()
     }
 
     /// A datum came again: it is widespread, so it yields to fresher news.
     pub(crate) fn heard_again(&mut self, cx: &Ctx, m: &Membership, datum: &Datum) {
         let limit = m.retransmit_limit(cx);
+        let again = Fresh::Announce(datum.id());
         self.fresh
-            .heard_again(datum, cx.config.retransmit_mult, limit);
+            .heard_again(&again, cx.config.retransmit_mult, limit);
     }
 
     fn pack(&mut self, cx: &Ctx, m: &Membership) -> Vec<Datum> {
-        let mut data = Vec::new();
+        let mut fresh = Vec::new();
         if self.fresh.is_empty() {
-            return data;
+            return Vec::new();
         }
         let room = cx.room(&Message::DataGossip(DataGossip::default()), DATA_SLACK);
         let limit = m.retransmit_limit(cx);
-        self.fresh.pack(room, limit, &mut data);
-        data
+        self.fresh.pack(room, limit, &mut fresh);
+        let pushed = fresh.into_iter().filter_map(|f| match f {
+            Fresh::Push(d) => Some(d),
+            Fresh::Announce(_) => None,
+        });
+        pushed.collect()
     }
 
     // ----- the periodic modes --------------------------------------------

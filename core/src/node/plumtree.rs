@@ -22,6 +22,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::gossip::Gossiper;
 use super::membership::Membership;
@@ -79,7 +80,8 @@ pub(crate) struct Plumtree {
     /// of writes makes it long). An entry whose datum left `missing` or
     /// whose deadline moved is stale and skipped.
     missing_due: BTreeSet<(Time, DatumId)>,
-    /// Recent data, to answer grafts.
+    /// Recent data, to answer grafts: at most `max_broadcasts`, none kept
+    /// past two push-pull intervals (see [`Plumtree::expire`]).
     recent: BTreeMap<DatumId, Datum>,
     /// Ids of `recent`, oldest first, with when each arrived.
     recent_order: VecDeque<(Time, DatumId)>,
@@ -245,8 +247,22 @@ impl Plumtree {
         self.off_tree_metadata = Some((id, cx.now + cx.config.push_pull_interval));
     }
 
-    /// Forget runs of anti-entropy arrivals that are no longer recent.
-    pub(crate) fn expire_off_tree(&mut self, now: Time) {
+    /// Forget what is no longer recent (each push-pull round): runs of
+    /// anti-entropy arrivals, and data that came a push-pull interval ago
+    /// or more. A graft for such data comes too late to matter: its
+    /// grafter gave up asking a push-pull interval after it heard of it,
+    /// and anti-entropy brings it (a graft left unanswered turns to the
+    /// next announcer, then to a pull). Without this an idle node kept
+    /// its last `max_broadcasts` data for good, values and all.
+    pub(crate) fn expire(&mut self, now: Time, interval: Duration) {
+        while let Some((at, _)) = self.recent_order.front() {
+            if *at + interval > now {
+                break;
+            }
+            if let Some((_, old)) = self.recent_order.pop_front() {
+                self.recent.remove(&old);
+            }
+        }
         self.off_tree.retain(|_, o| o.until > now);
         if self
             .off_tree_metadata
@@ -889,6 +905,47 @@ mod tests {
         assert_eq!(answer.at, graft.at + h.latency);
         assert_eq!(h.node("b").stats().grafts, 1);
         assert!(links(&h, &graft.to).contains(&"b".to_string()));
+    }
+
+    #[test]
+    fn recent_data_answers_grafts_for_a_push_pull_interval_and_is_then_forgotten() {
+        // Scenario: a writes x, which reaches b. A graft for x from b's address is answered with
+        // x while a still counts it as recent; two push-pull intervals later a has forgotten it,
+        // and the same graft brings no push of x (anti-entropy would carry it now).
+        let mut h = Harness::new(&["a", "b"]);
+        link_all(&mut h, &["a", "b"]);
+        h.act("a", |n, now| n.put(now, "x", b"1")).unwrap();
+        h.settle();
+        let x = DatumId::Record {
+            owner: "a".into(),
+            generation: 0,
+            version: 1,
+        };
+        let pushes_of_x = |h: &Harness| {
+            let pushes = h.messages("a", "b", "eager");
+            let of_x = |s: &&&Sent| matches!(&s.msg, Message::Eager(e) if e.data.iter().any(|d| d.id() == x));
+            pushes.iter().filter(of_x).count()
+        };
+        let graft = Message::Graft(Graft {
+            ids: vec![x.clone()],
+        });
+        let before = pushes_of_x(&h);
+        h.inject(h.addr("b"), "a", graft.clone());
+        h.settle();
+        assert_eq!(
+            pushes_of_x(&h),
+            before + 1,
+            "a recent datum answers a graft"
+        );
+        h.run_for(Config::local().push_pull_interval * 2 + ms(10));
+        let before = pushes_of_x(&h);
+        h.inject(h.addr("b"), "a", graft);
+        h.settle();
+        assert_eq!(
+            pushes_of_x(&h),
+            before,
+            "forgotten after two push-pull intervals"
+        );
     }
 
     #[test]

@@ -153,7 +153,7 @@ impl Node {
             }
             Timer::PushPull => {
                 self.anti_entropy.round(cx, m, r);
-                self.tree.expire_off_tree(cx.now);
+                self.tree.expire(cx.now, cx.config.push_pull_interval);
             }
             Timer::JoinRetry => self.anti_entropy.retry_join(cx, m, r),
             Timer::Suspicion => {

@@ -20,18 +20,13 @@ impl Namespace {
                 };
                 (record, e.signature)
             }
-            Slot::Event {
-                name,
-                payload,
-                lamport,
-                signature,
-            } => {
+            Slot::Event(e) => {
                 let record = Record::Event {
-                    name: name.clone(),
-                    payload: payload.clone(),
-                    lamport: *lamport,
+                    name: e.name.clone(),
+                    payload: e.payload.clone(),
+                    lamport: e.lamport,
                 };
-                (record, *signature)
+                (record, e.signature)
             }
         };
         Versioned {

@@ -769,3 +769,33 @@ fn a_reset_of_a_version_nobody_holds_is_started_anew_by_its_owner() {
     assert_eq!(b.list("a", "k").len(), 9);
     assert_eq!(a.summary(), b.summary());
 }
+
+#[test]
+fn a_stream_slot_takes_24_bytes_and_an_event_survives_the_box() {
+    assert!(
+        std::mem::size_of::<Slot>() <= 24,
+        "{}",
+        std::mem::size_of::<Slot>()
+    );
+    let mut a = store("a");
+    let mut b = store("b");
+    let t = Time::ZERO;
+    let event = Record::Event {
+        name: Arc::from("deploy"),
+        payload: Arc::from(&b"v2"[..]),
+        lamport: 7,
+    };
+    a.write(t, put("x", "1")).unwrap();
+    a.write(t, event.clone()).unwrap();
+    let changes = sync(&mut a, &mut b, t);
+    assert!(changes.iter().any(|c| matches!(c,
+        Event::UserEvent { name, payload, lamport: 7, .. } if &**name == "deploy" && &**payload == b"v2")), "{changes:?}");
+    // And b serves it on, from its own stream.
+    let mut c = store("c");
+    let d = b.deltas_for(&c.digest(), 1 << 20, Order::From(0), false).0;
+    assert!(d[0].records.iter().any(|v| v.record == event));
+    for d in d {
+        apply(&mut c, t, &d, None).unwrap();
+    }
+    assert_eq!(c.version("a"), Some((0, 2)));
+}

@@ -10,6 +10,7 @@ use rumour_core::{Config, Event, Node, Time};
 use serde::Serialize;
 
 use crate::scenario::Scenario;
+use crate::world::node_name;
 
 #[derive(Debug, Clone)]
 struct Crash {
@@ -48,6 +49,7 @@ pub struct Metrics {
     crashes: Vec<Crash>,
     leaves: Vec<Leave>,
     false_positives: u64,
+    false_deaths: Vec<FalseDeath>,
     false_suspicions: u64,
     msgs: u64,
     bytes: u64,
@@ -161,6 +163,7 @@ impl Metrics {
             crashes: Vec::new(),
             leaves: Vec::new(),
             false_positives: 0,
+            false_deaths: Vec::new(),
             false_suspicions: 0,
             msgs: 0,
             bytes: 0,
@@ -339,7 +342,7 @@ impl Metrics {
     pub(crate) fn event(
         &mut self,
         now: Time,
-        _observer: usize,
+        observer: usize,
         e: &Event,
         about: Option<usize>,
         about_running: bool,
@@ -371,6 +374,13 @@ impl Metrics {
             Event::MemberSuspected(_) | Event::MemberDied(_) if about_running => {
                 if matches!(e, Event::MemberDied(_)) {
                     self.false_positives += 1;
+                    if self.false_deaths.len() < FALSE_DEATHS_LISTED {
+                        self.false_deaths.push(FalseDeath {
+                            at_ms: now.as_secs_f64() * 1e3,
+                            observer: node_name(observer),
+                            member: node_name(about),
+                        });
+                    }
                 } else {
                     self.false_suspicions += 1;
                 }
@@ -470,6 +480,7 @@ impl Metrics {
             leave_seen_p50_ms: percentile(&left, 0.50),
             leave_seen_max_ms: left.last().copied(),
             false_positives: self.false_positives,
+            false_deaths: self.false_deaths.clone(),
             false_suspicions: self.false_suspicions,
             msgs_per_node_per_s: per_node_s(self.msgs_window),
             bytes_per_node_per_s: per_node_s(self.bytes_window),
@@ -515,6 +526,20 @@ fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
     }
     let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
     Some(sorted[rank - 1])
+}
+
+/// False deaths a report names; the rest are only counted.
+pub const FALSE_DEATHS_LISTED: usize = 16;
+
+/// A running node declared dead by another.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FalseDeath {
+    /// When (simulated milliseconds).
+    pub at_ms: f64,
+    /// The node that declared it.
+    pub observer: String,
+    /// The node declared dead.
+    pub member: String,
 }
 
 /// What a run measured. Times are simulated; `wall_ms` is filled in by the
@@ -584,6 +609,9 @@ pub struct Report {
     pub heal_data_ms: Option<f64>,
     /// Times a running node was declared dead by some node.
     pub false_positives: u64,
+    /// The first [`FALSE_DEATHS_LISTED`] of them: when, by whom, whom, so
+    /// that `--explain` can be pointed at the member.
+    pub false_deaths: Vec<FalseDeath>,
     /// Times a running node was suspected by some node (most are refuted).
     pub false_suspicions: u64,
     /// Messages sent per node per second, over the measurement window.
@@ -744,6 +772,13 @@ impl fmt::Display for Report {
             "  false positives           {} declared dead, {} suspected",
             self.false_positives, self.false_suspicions
         )?;
+        if let Some(d) = self.false_deaths.first() {
+            writeln!(
+                f,
+                "  first false death         {} declared {} dead at {:.0} ms",
+                d.observer, d.member, d.at_ms
+            )?;
+        }
         writeln!(
             f,
             "  traffic (from {:.0} s)      {:.2} msgs/node/s, {:.0} B/node/s",

@@ -1493,6 +1493,14 @@ mod tests {
         let report = Sim::new(Scenario::from_toml(text).unwrap()).unwrap().run();
         assert_eq!(report.heal_at_ms, Some(25_000.0));
         assert!(report.false_positives > 0, "the cut never split the sides");
+        // Each false death named is one side's verdict on the other.
+        let side = |name: &str| name["node-".len()..].parse::<usize>().unwrap() < 5;
+        assert!(!report.false_deaths.is_empty());
+        assert!(report.false_deaths.len() as u64 <= report.false_positives.min(16));
+        for d in &report.false_deaths {
+            assert_ne!(side(&d.observer), side(&d.member), "{d:?}");
+            assert!((5_000.0..25_000.0).contains(&d.at_ms), "{d:?}");
+        }
         let members = report.heal_members_ms.expect("all see all again");
         let data = report
             .heal_data_ms

@@ -28,7 +28,7 @@ const DATA_SLACK: usize = 4;
 /// all an announcement carries (the datum itself is remembered once, by
 /// the tree, to answer grafts); in the periodic modes the datum, to push.
 #[derive(Clone, Debug)]
-pub(crate) enum Fresh {
+enum Fresh {
     /// To announce (tree mode).
     Announce(DatumId),
     /// To push (the periodic modes).
@@ -146,10 +146,10 @@ impl Gossiper {
     }
 
     fn pack(&mut self, cx: &Ctx, m: &Membership) -> Vec<Datum> {
-        let mut fresh = Vec::new();
         if self.fresh.is_empty() {
             return Vec::new();
         }
+        let mut fresh = Vec::new();
         let room = cx.room(&Message::DataGossip(DataGossip::default()), DATA_SLACK);
         let limit = m.retransmit_limit(cx);
         self.fresh.pack(room, limit, &mut fresh);

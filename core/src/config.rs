@@ -199,6 +199,14 @@ pub struct Config {
     /// more independent chance for it to answer before it is suspected.
     /// LAN default on.
     pub fallback_ping: bool,
+    /// Before a suspicion that no other member confirmed becomes a death,
+    /// ping the suspect once more, carrying the suspicion as the buddy
+    /// system does, and wait a probe timeout: a live suspect whose
+    /// refutation never reached this node answers with it. A suspicion
+    /// others confirmed is independent evidence and is not held. A dead
+    /// suspect costs one more ping and one probe timeout before it is
+    /// declared. LAN default on.
+    pub final_probe: bool,
     /// Refutations and leaves go first in the broadcast queue, ahead of
     /// other news, however often they were sent (Lifeguard). LAN default
     /// on.
@@ -389,6 +397,7 @@ impl Config {
             max_introductions: 1024,
             buddy_system: true,
             fallback_ping: true,
+            final_probe: true,
             refutations_first: true,
             eager_membership: true,
             history_bytes: 1024,

@@ -105,6 +105,9 @@ pub struct Stats {
     pub buddy_warnings: u64,
     /// Second direct pings sent beside the ping-reqs (`fallback_ping`).
     pub fallback_pings: u64,
+    /// Suspicions whose verdict was held for a final ping of the suspect
+    /// (`final_probe`).
+    pub final_probes: u64,
     /// Push-pull pages sent to go on from where an answer was cut short
     /// (paged anti-entropy).
     pub pages_sent: u64,
@@ -216,6 +219,7 @@ impl Stats {
             urgent_rumours_sent,
             buddy_warnings,
             fallback_pings,
+            final_probes,
             pages_sent,
             pages_ignored,
             digests_truncated,
@@ -261,6 +265,7 @@ impl Stats {
             ("urgent_rumours_sent", *urgent_rumours_sent),
             ("buddy_warnings", *buddy_warnings),
             ("fallback_pings", *fallback_pings),
+            ("final_probes", *final_probes),
             ("pages_sent", *pages_sent),
             ("pages_ignored", *pages_ignored),
             ("digests_truncated", *digests_truncated),

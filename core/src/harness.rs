@@ -19,8 +19,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::{
-    Config, Event, FreshRead, Graft, Identity, Incarnation, Member, Message, Node, NodeId, Output,
-    PushPull, PushPullKind, Time,
+    Config, Event, FreshRead, Gossip, Graft, Identity, Incarnation, Member, MemberState,
+    MemberUpdate, Message, Node, NodeId, Output, PushPull, PushPullKind, Time,
 };
 
 /// Most steps one drive call takes before it gives up: a loop that never
@@ -438,6 +438,21 @@ pub(crate) fn ms(n: u64) -> Duration {
 
 pub(crate) fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
+}
+
+/// A gossip of `by`'s suspicion of `accused` at `incarnation`, without
+/// the accused's word (as accusations travel).
+pub(crate) fn accusation(accused: &Member, incarnation: u32, by: &str) -> Message {
+    Message::Gossip(Gossip {
+        updates: vec![MemberUpdate {
+            id: accused.id.clone(),
+            incarnation: Incarnation(incarnation),
+            state: MemberState::Suspect,
+            by: Some(by.into()),
+            key: Default::default(),
+            signature: Default::default(),
+        }],
+    })
 }
 
 /// What `observer` reported about member `subject`, as (what, incarnation).

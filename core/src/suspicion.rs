@@ -19,6 +19,8 @@ pub(crate) struct Suspicion {
     min: Duration,
     max: Duration,
     pub(crate) deadline: Time,
+    /// Whether the verdict was already held for a final probe.
+    final_probe: bool,
 }
 
 /// The timeout after `confirmations` independent confirmations when
@@ -56,7 +58,20 @@ impl Suspicion {
             min,
             max,
             deadline: now + suspicion_timeout(0, needed, min, max),
+            final_probe: false,
         }
+    }
+
+    /// Hold the verdict until `until` for a final probe of the suspect,
+    /// if no other member confirmed the suspicion and it was not held
+    /// before. Returns whether it was held.
+    pub(crate) fn hold_for_final_probe(&mut self, until: Time) -> bool {
+        if self.final_probe || self.suspecters.len() > 1 {
+            return false;
+        }
+        self.final_probe = true;
+        self.deadline = until;
+        true
     }
 
     /// Who raised the suspicion first.

@@ -65,13 +65,15 @@ impl Heard {
 }
 
 /// What applying news did that other parts must follow up on.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct Aftermath {
     /// A member at this address stopped being live (dead or left).
     pub(crate) departed: Option<SocketAddr>,
     /// Someone suspects this node: Lifeguard takes it as a hint that this
     /// node is the slow one.
     pub(crate) suspected: bool,
+    /// A suspicion's verdict is held: ping this suspect once more.
+    pub(crate) final_probe: Option<NodeId>,
 }
 
 /// This node's view of the cluster.
@@ -592,14 +594,7 @@ impl Membership {
             // Someone still spreads a suspicion or death that a refutation
             // already answered; it may have missed the refutation, so the
             // refutation goes round again.
-            let refutation = MemberUpdate {
-                id: held_id,
-                incarnation: held.incarnation,
-                state: MemberState::Alive,
-                by: None,
-                key: held.key(),
-                signature: held.signature(),
-            };
+            let refutation = self.news_of(&held_id, &held);
             self.rumour(cx, refutation, true);
         } else if heard.is_rumour() {
             let limit = self.retransmit_limit(cx);
@@ -836,7 +831,11 @@ impl Membership {
     /// [`MemberUpdate::as_rumour`]), with the word this node holds for the
     /// same incarnation and address put back; `None`, counted, when it
     /// holds none. Only a suspicion or a death may come without its word.
-    fn word_back(&self, cx: &mut Ctx, u: &MemberUpdate) -> Option<MemberUpdate> {
+    ///
+    /// An accusation older than a refutation this node holds is stale,
+    /// word or none, and sends the refutation round again: its sender
+    /// missed it (as when the word came along).
+    fn word_back(&mut self, cx: &mut Ctx, u: &MemberUpdate) -> Option<MemberUpdate> {
         if !matches!(u.state, MemberState::Suspect | MemberState::Dead) {
             cx.stats.words_missing += 1;
             return None;
@@ -853,9 +852,13 @@ impl Membership {
                     ..u.clone()
                 })
             }
-            Some((_, e)) if e.incarnation > u.incarnation || e.state == MemberState::Left => {
+            Some((id, e)) if e.incarnation > u.incarnation || e.state == MemberState::Left => {
                 // Older than what this node holds: stale, word or none.
                 cx.stats.stale_updates += 1;
+                if e.state == MemberState::Alive && id.addr() == u.id.addr() {
+                    let refutation = self.news_of(id, e);
+                    self.rumour(cx, refutation, true);
+                }
                 None
             }
             _ => {
@@ -1133,13 +1136,24 @@ impl Membership {
         }
         let mut after = Vec::new();
         for name in due {
-            let Some(s) = self.suspicions.remove(&name) else {
+            let Some(mut s) = self.suspicions.remove(&name) else {
                 continue;
             };
             let Some((id, e)) = self.members.get(&name) else {
                 continue;
             };
             if e.state == MemberState::Suspect && e.incarnation == s.incarnation {
+                let wait = cx.config.probe_timeout * (cx.health + 1);
+                if cx.config.final_probe && s.hold_for_final_probe(now + wait) {
+                    cx.stats.final_probes += 1;
+                    self.suspicion_due.insert((s.deadline, name.clone()));
+                    self.suspicions.insert(name, s);
+                    after.push(Aftermath {
+                        final_probe: Some(id.clone()),
+                        ..Aftermath::default()
+                    });
+                    continue;
+                }
                 let news = MemberUpdate {
                     id: id.clone(),
                     incarnation: s.incarnation,
@@ -1505,6 +1519,55 @@ mod tests {
         h.run_for(ms(1));
         assert_eq!(h.member_state("b", "c"), "suspect@0");
         assert_eq!(h.node("b").stats().words_missing, 5);
+    }
+
+    #[test]
+    fn a_stale_accusation_without_its_word_sends_the_refutation_round_again() {
+        // Scenario: c was suspected and refuted (incarnation 1), and the refutation ran out of
+        // sends everywhere. Then a peer that missed it still rumours the suspicion at 0, without
+        // c's word. b holds c alive at 1, so it has no word to put back: the accusation is stale
+        // and changes nothing at b, but b sends the refutation round again, first in its next
+        // messages, as it does for a stale accusation that carries the word (the peer that sent
+        // it missed the refutation, and a false death waits for it at the end of its timer).
+        let mut h = Harness::new(&["a", "b", "c"]);
+        let c = h.node("b").member("c").unwrap();
+        let accuse = |h: &mut Harness, to: &str| h.inject(h.addr("a"), to, accusation(&c, 0, "a"));
+        accuse(&mut h, "c");
+        h.wait_for(secs(2), "b seeing c's refutation", |h| {
+            h.member_state("b", "c") == "alive@1"
+        });
+        h.run_for(secs(5));
+        let carries_refutation = |m: &Message| {
+            let updates = match m {
+                Message::Gossip(g) => &g.updates,
+                Message::Ping(p) => &p.updates,
+                Message::Ack(a) => &a.updates,
+                _ => return false,
+            };
+            updates
+                .first()
+                .is_some_and(|u| u.id.name() == "c" && u.incarnation == Incarnation(1))
+        };
+        let sends = |h: &Harness, since: Time| {
+            h.messages("b", "*", "*")
+                .into_iter()
+                .filter(|s| s.at > since && carries_refutation(&s.msg))
+                .count()
+        };
+        let quiet = h.now;
+        h.run_for(secs(1));
+        assert_eq!(sends(&h, quiet), 0, "the refutation ran out of sends");
+        let (stale, missing) = (
+            h.node("b").stats().stale_updates,
+            h.node("b").stats().words_missing,
+        );
+        let told = h.now;
+        accuse(&mut h, "b");
+        h.run_for(ms(300));
+        assert!(sends(&h, told) >= 1);
+        assert_eq!(h.member_state("b", "c"), "alive@1");
+        assert_eq!(h.node("b").stats().stale_updates, stale + 1);
+        assert_eq!(h.node("b").stats().words_missing, missing);
     }
 
     #[test]

@@ -775,6 +775,10 @@ impl Node {
         if let Some(addr) = after.departed {
             self.tree.forget_peer(addr);
         }
+        if let Some(suspect) = after.final_probe {
+            self.probe
+                .final_probe(&mut self.cx, &mut self.membership, &suspect);
+        }
     }
 
     /// The gossip round: the data half (while running), then rumours.

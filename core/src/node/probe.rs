@@ -10,6 +10,7 @@
 //! failed probes raise the local health score, which stretches this node's
 //! own probe period and timeout (the trouble may be ours).
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -98,7 +99,13 @@ pub(crate) struct Prober {
     /// its ack. Meanwhile each probe period adds a push-pull, so that
     /// anti-entropy repairs every loss within one push-pull interval.
     lossy_until: Time,
+    /// The sequence numbers of the last final probes (`final_probe`),
+    /// whose acks are expected outside any probe.
+    final_seqs: VecDeque<u32>,
 }
+
+/// The most final probes whose acks are told apart from stale ones.
+const FINAL_SEQS: usize = 16;
 
 impl Prober {
     pub(crate) fn new(cx: &mut Ctx) -> Prober {
@@ -115,6 +122,7 @@ impl Prober {
             next_probe: first,
             health: LocalHealth::new(cx.config.health_max),
             lossy_until: Time::ZERO,
+            final_seqs: VecDeque::new(),
         }
     }
 
@@ -210,6 +218,20 @@ impl Prober {
         ping
     }
 
+    /// A suspicion's final probe: one more ping of `suspect`, carrying
+    /// the suspicion, outside the probe rotation. Its ack brings the
+    /// refutation if the suspect is alive; the verdict waits for it in
+    /// [`Membership::expire_suspicions`].
+    pub(crate) fn final_probe(&mut self, cx: &mut Ctx, m: &mut Membership, suspect: &NodeId) {
+        let seq = self.take_seq();
+        if self.final_seqs.len() == FINAL_SEQS {
+            self.final_seqs.pop_front();
+        }
+        self.final_seqs.push_back(seq);
+        let ping = Self::ping(cx, m, seq, suspect, true);
+        cx.send(suspect.addr(), ping);
+    }
+
     fn ack(cx: &mut Ctx, m: &mut Membership, seq: u32) -> Message {
         let ack = Ack {
             seq,
@@ -277,6 +299,10 @@ impl Prober {
             let relay = self.relays.swap_remove(i);
             let ack = Self::ack(cx, m, relay.requester_seq);
             cx.send(relay.requester, ack);
+            return;
+        }
+        if let Some(i) = self.final_seqs.iter().position(|s| *s == seq) {
+            self.final_seqs.remove(i);
             return;
         }
         cx.stats.stale_acks += 1;
@@ -826,6 +852,113 @@ mod tests {
         });
         h.run_for(secs(2));
         member_events(&h, "a", "b")
+    }
+
+    /// Whether `m`, not an ack, carries b alive past incarnation 0: its
+    /// refutation.
+    fn carries_b_refutation(m: &Message) -> bool {
+        let refutes = |name: &str, incarnation: Incarnation, state: MemberState| {
+            name == "b" && incarnation > Incarnation(0) && state == MemberState::Alive
+        };
+        if let Message::PushPull(p) = m {
+            return p
+                .members
+                .iter()
+                .any(|u| refutes(u.id.name(), u.incarnation, u.state));
+        }
+        let mut m = m.clone();
+        let ack = matches!(m, Message::Ack(_));
+        !ack && m.rumours_mut().is_some_and(|updates| {
+            updates
+                .iter()
+                .any(|u| refutes(u.id.name(), u.incarnation, u.state))
+        })
+    }
+
+    /// a is told, in a rumour from c, that b is suspect, and nobody
+    /// confirms it; every message that would bring b's refutation to a is
+    /// lost, acks apart, and nobody probes or push-pulls in the window
+    /// (aligned timers: both at 0 and 60 s). Returns b as a holds it
+    /// 100 ms and 1 s after the suspicion's deadline, the pings a sent b
+    /// after the rumour (when and whether each carried the suspicion
+    /// first), that deadline, and the harness.
+    fn a_refutation_missed(
+        final_probe: bool,
+        b_alive: bool,
+    ) -> (String, String, Vec<(Time, bool)>, Time, Harness) {
+        let config = Config {
+            final_probe,
+            timer_phase: TimerPhase::Aligned,
+            probe_period: secs(60),
+            push_pull_interval: secs(60),
+            ..Config::local()
+        };
+        let max = config.suspicion_max;
+        let mut h = Harness::with_config(&["a", "b", "c"], config);
+        h.run_for(secs(1));
+        h.drop_where(|_, to, m| to == "a" && carries_b_refutation(m));
+        if !b_alive {
+            h.stop("b");
+        }
+        let b = h.node("c").member("b").unwrap();
+        let told = h.now;
+        h.inject(h.addr("c"), "a", accusation(&b, 0, "c"));
+        h.run_for(ms(1));
+        assert_eq!(h.member_state("a", "b"), "suspect@0");
+        let suspected = h
+            .events_of("a")
+            .iter()
+            .rev()
+            .find(|(_, e)| matches!(e, Event::MemberSuspected(_)))
+            .map(|(at, _)| *at)
+            .expect("a suspects b");
+        let deadline = suspected + max;
+        h.run_until(deadline + ms(100));
+        let soon = h.member_state("a", "b");
+        h.run_for(ms(900));
+        let later = h.member_state("a", "b");
+        let pings = h
+            .messages("a", "b", "ping")
+            .into_iter()
+            .filter(|s| s.at > told)
+            .map(|s| match &s.msg {
+                Message::Ping(p) => (
+                    s.at,
+                    p.updates
+                        .first()
+                        .is_some_and(|u| u.id.name() == "b" && u.state == MemberState::Suspect),
+                ),
+                _ => unreachable!("filtered by kind"),
+            })
+            .collect();
+        (soon, later, pings, deadline, h)
+    }
+
+    #[test]
+    fn an_unconfirmed_suspicion_pings_the_suspect_before_its_verdict() {
+        // Scenario: a holds b suspect on c's word alone, and b's refutation never reaches a
+        // (nobody probes b or push-pulls in the window). With the final probe, a pings b at
+        // the deadline, carrying the suspicion, and b's ack brings the refutation: b is not
+        // declared dead. Without it, a declares b dead at the deadline. A b that really is down
+        // is declared dead a probe timeout (200 ms) after the deadline.
+        let (soon, later, pings, deadline, h) = a_refutation_missed(true, true);
+        assert_eq!(pings.len(), 1, "{pings:?}");
+        assert_eq!(pings[0], (deadline, true));
+        assert_eq!((soon.as_str(), later.as_str()), ("alive@1", "alive@1"));
+        assert_eq!(h.node("a").stats().final_probes, 1);
+        assert_eq!(h.node("a").stats().deaths_declared, 0);
+        assert_eq!(h.node("a").stats().stale_acks, 0);
+
+        let (soon, later, pings, _, h) = a_refutation_missed(false, true);
+        assert!(pings.is_empty(), "{pings:?}");
+        assert_eq!((soon.as_str(), later.as_str()), ("dead@0", "dead@0"));
+        assert_eq!(h.node("a").stats().final_probes, 0);
+
+        let (soon, later, pings, deadline, h) = a_refutation_missed(true, false);
+        assert_eq!(pings, [(deadline, true)]);
+        assert_eq!((soon.as_str(), later.as_str()), ("suspect@0", "dead@0"));
+        let died = member_events(&h, "a", "b");
+        assert_eq!(died.last(), Some(&("died", 0)), "{died:?}");
     }
 
     #[test]

@@ -292,6 +292,13 @@ pub struct Config {
     /// owner (the gap buffer; past it, the furthest ahead are dropped, and
     /// anti-entropy brings them). Default 64. Must be at least 1.
     pub max_held: usize,
+    /// Replicas audited per probe period: each replica that holds no
+    /// checkpoint at its version asks its owner for what follows it,
+    /// checkpoint included, owners taken in turn. A record withheld from
+    /// a replica is found within one probe period per this many replicas
+    /// held unproven; writes cost up to this many small exchanges per
+    /// replica per period. LAN default 4. Must be at least 1.
+    pub audits_per_probe: u32,
     /// The broadcast tree (`dissemination = "tree"`).
     pub tree: TreeConfig,
 }
@@ -416,6 +423,7 @@ impl Config {
             leave_rounds: 3,
             join_retry_max_periods: 2,
             max_held: 64,
+            audits_per_probe: 4,
             tree: TreeConfig::default(),
         }
     }
@@ -572,6 +580,7 @@ impl Config {
                 self.join_retry_max_periods as usize,
             ),
             ("max_held", self.max_held),
+            ("audits_per_probe", self.audits_per_probe as usize),
             ("tree.announce_rounds", self.tree.announce_rounds as usize),
             ("tree.max_announcers", self.tree.max_announcers),
         ] {

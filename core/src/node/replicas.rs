@@ -386,27 +386,36 @@ impl Replicas {
         cx.send(from, Message::PushPull(msg));
     }
 
-    /// Audit one replica that holds no checkpoint at its version, owners
-    /// taken in turn: ask its owner, which always holds its own, for what
-    /// follows our version, checkpoint included. Once per probe period, so
-    /// a replica is proven (or found short) within one period per unproven
-    /// replica, at the cost of one small exchange.
+    /// Audit up to `audits_per_probe` replicas that hold no checkpoint at
+    /// their version, owners taken in turn, each once: ask its owner, which
+    /// always holds its own, for what follows our version, checkpoint
+    /// included. Once per probe period, so a replica is proven (or found
+    /// short) within one period per `audits_per_probe` unproven replicas,
+    /// at the cost of one small exchange each.
     pub(crate) fn audit(&mut self, cx: &mut Ctx, m: &Membership) {
-        let Some(line) = self.store.next_unproven(self.audited.as_deref()) else {
-            return;
-        };
-        self.audited = Some(line.owner.clone());
-        let Some(owner) = m.live(&line.owner) else {
-            return;
-        };
-        let to = owner.addr();
-        let msg = PushPull {
-            kind: PushPullKind::Pull,
-            digest: Some(vec![line]),
-            ..PushPull::default()
-        };
-        cx.stats.checkpoint_audits += 1;
-        cx.send(to, Message::PushPull(msg));
+        let mut first: Option<Arc<str>> = None;
+        for _ in 0..cx.config.audits_per_probe {
+            let Some(line) = self.store.next_unproven(self.audited.as_deref()) else {
+                return;
+            };
+            if first.as_ref() == Some(&line.owner) {
+                // Round to the first again: each was audited once.
+                return;
+            }
+            first.get_or_insert_with(|| line.owner.clone());
+            self.audited = Some(line.owner.clone());
+            let Some(owner) = m.live(&line.owner) else {
+                continue;
+            };
+            let to = owner.addr();
+            let msg = PushPull {
+                kind: PushPullKind::Pull,
+                digest: Some(vec![line]),
+                ..PushPull::default()
+            };
+            cx.stats.checkpoint_audits += 1;
+            cx.send(to, Message::PushPull(msg));
+        }
     }
 
     /// Deltas a peer with `digest` lacks, within `room` bytes, and the owner
@@ -608,6 +617,64 @@ mod tests {
         );
         assert_eq!(value(&h, "a", "b", "x").as_deref(), Some("1"));
         assert_eq!(value(&h, "a", "b", "y").as_deref(), Some("2"));
+    }
+
+    /// b, c and d each write a key; returns, for each instant at which
+    /// a audited, the owners it asked, and when a held every replica
+    /// proven. No push-pull in the window: only audits prove them.
+    fn audits_of_three_fresh_replicas(per_period: u32) -> (Vec<Vec<String>>, Option<Time>) {
+        let config = Config {
+            audits_per_probe: per_period,
+            push_pull_interval: secs(60),
+            timer_phase: crate::TimerPhase::Aligned,
+            ..Config::local()
+        };
+        let mut h = Harness::with_config(&["a", "b", "c", "d"], config);
+        h.run_for(ms(1));
+        let since = h.now;
+        for owner in ["b", "c", "d"] {
+            h.act(owner, |n, now| n.put(now, "k", b"v")).unwrap();
+        }
+        let mut proven = None;
+        while h.now < since + secs(3) {
+            h.step();
+            let digest = h.node("a").digest();
+            let all = ["b", "c", "d"].iter().all(|o| {
+                digest
+                    .iter()
+                    .any(|e| &*e.owner == *o && e.version == 1 && !e.unproven)
+            });
+            if all && proven.is_none() {
+                proven = Some(h.now);
+            }
+        }
+        let mut rounds: std::collections::BTreeMap<Time, Vec<String>> = Default::default();
+        for s in h.messages("a", "*", "push-pull/pull") {
+            if s.at > since {
+                rounds.entry(s.at).or_default().push(s.to.clone());
+            }
+        }
+        (rounds.into_values().collect(), proven)
+    }
+
+    #[test]
+    fn unproven_replicas_are_audited_a_few_a_probe_period_each_once() {
+        // Scenario: b, c and d each write a key, which reaches a down the tree unproven
+        // (no checkpoint at its version). With four audits a probe period, a asks all three
+        // owners at its next probe, each once, and holds all three proven a round trip later;
+        // with one a period, it takes three periods, one owner each.
+        let (rounds, proven) = audits_of_three_fresh_replicas(4);
+        assert_eq!(rounds.len(), 1, "{rounds:?}");
+        let mut asked = rounds[0].clone();
+        asked.sort();
+        assert_eq!(asked, ["b", "c", "d"]);
+        let four = proven.expect("all proven");
+        let (rounds, proven) = audits_of_three_fresh_replicas(1);
+        assert_eq!(rounds.len(), 3, "{rounds:?}");
+        assert!(rounds.iter().all(|r| r.len() == 1), "{rounds:?}");
+        let one = proven.expect("all proven");
+        let period = Config::local().probe_period;
+        assert!(one >= four + period * 2, "{one:?} {four:?}");
     }
 
     #[test]

@@ -232,7 +232,10 @@ pub struct Config {
     pub push_pull_interval: Duration,
     /// Peers each push-pull round opens an exchange with. More peers repair
     /// lost updates sooner under loss, for a summary message each when
-    /// nothing differs. LAN default 3. At least 1.
+    /// nothing differs. A round after one in which every exchange found the
+    /// summaries equal, on a network that has not lost a probe lately,
+    /// opens with one peer (see `AntiEntropy::round`). LAN default 3. At
+    /// least 1.
     pub push_pull_peers: usize,
     /// Largest encoded message, in bytes, for probes, acks and gossip.
     /// Rumours are packed up to it. Push-pull state is not bounded by it.

@@ -98,7 +98,7 @@ fn note(f: &Figure, r: &RunResult) -> Option<String> {
     if r.formed_rounds.is_none() && f.label.starts_with("members") {
         return Some(format!("{} short", r.formed_short));
     }
-    if r.write_rounds_mean.is_none() && f.label.starts_with("write to all") {
+    if r.write_rounds_mean.is_none() && f.label.starts_with("write to all") && r.writes > 0 {
         return Some("all lost".to_string());
     }
     None

@@ -365,10 +365,10 @@ impl Membership {
         fill(news, room).0
     }
 
-    /// The peers of a push-pull round: `push_pull_peers` random live
-    /// members, and one random dead member while any is dead, so that a
+    /// The peers of a push-pull round: `count` random live members, and
+    /// one random dead member while any is dead, so that a
     /// healed partition finds its other half before the dead are reaped.
-    pub(crate) fn push_pull_peers(&mut self, cx: &mut Ctx) -> Vec<NodeId> {
+    pub(crate) fn push_pull_peers(&mut self, cx: &mut Ctx, count: usize) -> Vec<NodeId> {
         let dead: Vec<usize> = (0..self.reap.len())
             .filter(|&i| {
                 let name = &self.reap[i].1;
@@ -377,9 +377,7 @@ impl Membership {
                     .is_some_and(|(_, e)| e.state == MemberState::Dead)
             })
             .collect();
-        let mut peers = self
-            .members
-            .random_live(cx.config.push_pull_peers, &[], &mut cx.rng);
+        let mut peers = self.members.random_live(count, &[], &mut cx.rng);
         if !dead.is_empty() {
             let name = &self.reap[dead[cx.rng.random_range(0..dead.len())]].1;
             peers.extend(self.members.get(name).map(|(id, _)| id.clone()));

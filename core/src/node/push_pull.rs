@@ -119,6 +119,11 @@ pub(crate) struct AntiEntropy {
     /// an answer names the page it answers by its first name, so pages of
     /// two exchanges in flight with one peer are told apart.
     paging: BTreeMap<(SocketAddr, Arc<str>), Paging>,
+    /// Whether an exchange since the last round found summaries apart
+    /// (one this node answered with a sync, or one of its own that was
+    /// answered): the next round then opens with `push_pull_peers`
+    /// peers, and else with one.
+    differed: bool,
 }
 
 /// An exchange's opening: both summaries, nothing else.
@@ -222,6 +227,7 @@ impl AntiEntropy {
             next_reconnect: cx.now + c.reconnect_interval,
             opened: BTreeMap::new(),
             paging: BTreeMap::new(),
+            differed: true,
         }
     }
 
@@ -365,7 +371,15 @@ impl AntiEntropy {
     /// The push-pull round: open an exchange with each of the round's
     /// peers (see [`Membership::push_pull_peers`]). Each opening is only a
     /// summary, so a round costs a few dozen bytes per peer when all agree.
-    pub(crate) fn round(&mut self, cx: &mut Ctx, m: &mut Membership, r: &Replicas) {
+    /// After a round in which every exchange found the summaries equal,
+    /// on a network not `lossy` and outside a join's catch-up, one peer
+    /// is enough: anti-entropy backs off while there is nothing to repair,
+    /// and the first difference any exchange finds brings the full round
+    /// back.
+    pub(crate) fn round(&mut self, cx: &mut Ctx, m: &mut Membership, r: &Replicas, lossy: bool) {
+        let busy = self.differed || lossy || self.catch_up.is_some();
+        self.differed = false;
+        let count = if busy { cx.config.push_pull_peers } else { 1 };
         let now = cx.now;
         let interval = cx.config.push_pull_interval;
         self.next_round = match self.catch_up {
@@ -378,7 +392,7 @@ impl AntiEntropy {
         };
         self.opened.retain(|_, at| *at + interval > now);
         self.paging.retain(|_, p| p.at + interval > now);
-        for peer in m.push_pull_peers(cx) {
+        for peer in m.push_pull_peers(cx, count) {
             self.open(cx, peer.addr());
             let msg = opening(PushPullKind::Summary, m, r);
             cx.send(peer.addr(), Message::PushPull(msg));
@@ -407,7 +421,9 @@ impl AntiEntropy {
     /// Whether a `Sync` or `Reply` from `from` answers an exchange this
     /// node opened (each opening is answered once).
     pub(crate) fn answers_ours(&mut self, from: SocketAddr) -> bool {
-        self.opened.remove(&from).is_some()
+        let ours = self.opened.remove(&from).is_some();
+        self.differed |= ours;
+        ours
     }
 
     /// While the network is lossy: one extra opening, of namespaces only,
@@ -442,6 +458,7 @@ impl AntiEntropy {
         if !members && !state {
             return;
         }
+        self.differed = true;
         let opening = || opening(PushPullKind::Sync, m, r);
         let mut sync = with_page(cx, m, r, opening(), Page::default(), members, state);
         let mut origin = Arc::from("");
@@ -753,6 +770,42 @@ mod tests {
         h.wait_for(ms(100), "p knowing q", |h| {
             h.node("p").member("q").is_some()
         });
+    }
+
+    #[test]
+    fn a_quiet_round_opens_with_one_peer_and_a_difference_brings_back_all() {
+        // Scenario: five nodes agree on everything, rounds aligned every 5 s. The first round
+        // opens with three peers, each quiet round after with one. Then b writes a key whose
+        // pushes and announcements never reach a: a's one exchange of the next round finds the
+        // summaries apart (and brings the key), so a's round after that opens with all three
+        // peers again, and the next, quiet again, with one.
+        let config = Config {
+            timer_phase: TimerPhase::Aligned,
+            ..Config::local()
+        };
+        let pp = config.push_pull_interval;
+        let mut h = Harness::with_config(&["a", "b", "c", "d", "e"], config);
+        let opened = |h: &Harness, round: u32| {
+            let at = Time::ZERO + pp * round;
+            h.messages("a", "*", "push-pull/summary")
+                .into_iter()
+                .filter(|s| s.at >= at && s.at < at + ms(100))
+                .count()
+        };
+        h.run_for(pp * 3 + ms(200));
+        assert_eq!(
+            [opened(&h, 0), opened(&h, 1), opened(&h, 2), opened(&h, 3)],
+            [3, 1, 1, 1]
+        );
+        h.drop_where(|_, to, m| to == "a" && matches!(m, Message::Eager(_) | Message::IHave(_)));
+        h.act("b", |n, now| n.put(now, "k", b"v")).unwrap();
+        h.run_for(pp);
+        assert!(
+            value(&h, "a", "b", "k").is_some(),
+            "the round brought b's key"
+        );
+        h.run_for(pp * 2);
+        assert_eq!([opened(&h, 4), opened(&h, 5), opened(&h, 6)], [1, 3, 1]);
     }
 
     #[test]

@@ -152,7 +152,8 @@ impl Node {
                 self.gossip_round();
             }
             Timer::PushPull => {
-                self.anti_entropy.round(cx, m, r);
+                let lossy = self.probe.lossy(cx.now);
+                self.anti_entropy.round(cx, m, r, lossy);
                 self.tree.expire(cx.now, cx.config.push_pull_interval);
             }
             Timer::JoinRetry => self.anti_entropy.retry_join(cx, m, r),

@@ -51,6 +51,16 @@ pub(crate) struct Replicas {
     audited: Option<Arc<str>>,
 }
 
+/// A targeted pull: what follows `line`'s version of its owner's
+/// namespace, checkpoint included.
+fn pull(line: DigestEntry) -> Message {
+    Message::PushPull(PushPull {
+        kind: PushPullKind::Pull,
+        digest: Some(vec![line]),
+        ..PushPull::default()
+    })
+}
+
 impl Replicas {
     /// This node's own namespace, empty, in generation `generation`.
     pub(crate) fn new(cx: &Ctx, generation: u32) -> Replicas {
@@ -377,13 +387,8 @@ impl Replicas {
                 unproven: false,
                 reset_at: 0,
             });
-        let msg = PushPull {
-            kind: PushPullKind::Pull,
-            digest: Some(vec![line]),
-            ..PushPull::default()
-        };
         cx.stats.gap_pulls += 1;
-        cx.send(from, Message::PushPull(msg));
+        cx.send(from, pull(line));
     }
 
     /// Audit up to `audits_per_probe` replicas that hold no checkpoint at
@@ -407,14 +412,8 @@ impl Replicas {
             let Some(owner) = m.live(&line.owner) else {
                 continue;
             };
-            let to = owner.addr();
-            let msg = PushPull {
-                kind: PushPullKind::Pull,
-                digest: Some(vec![line]),
-                ..PushPull::default()
-            };
             cx.stats.checkpoint_audits += 1;
-            cx.send(to, Message::PushPull(msg));
+            cx.send(owner.addr(), pull(line));
         }
     }
 

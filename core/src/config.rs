@@ -173,8 +173,18 @@ pub struct Config {
     /// Peers sent a gossip message each gossip round. LAN default 3. At least 1.
     pub fanout: usize,
     /// Each rumour is retransmitted `retransmit_mult * ceil(log2(n + 1))`
-    /// times, n being the live members. LAN default 4. At least 1.
+    /// times, n being the live members, fewer when peers tell it back (see
+    /// `stop_after_duplicates`). LAN default 4. At least 1.
     pub retransmit_mult: u32,
+    /// A member's first word (alive at incarnation 0: a join) heard back
+    /// from peers this many times leaves the broadcast queue
+    /// (Demers et al.'s counter `k`: the duplicates are the feedback that
+    /// the news is widespread), however many sends it had left. The same
+    /// `k` at every cluster size, as in the paper, so that what each node
+    /// receives of a join does not grow with n. Later news (accusations,
+    /// refutations, leaves) counts each duplicate as `retransmit_mult` sends,
+    /// lasting some ceil(log2(n + 1)) duplicates. LAN default 4. At least 1.
+    pub stop_after_duplicates: u32,
     /// Most rumours waiting in the broadcast queue; past it the most-sent,
     /// oldest rumours are dropped (push-pull repairs what they would have
     /// carried). LAN default 4096. At least 16.
@@ -403,6 +413,7 @@ impl Config {
             gossip_interval: Duration::from_millis(200),
             fanout: 3,
             retransmit_mult: 4,
+            stop_after_duplicates: 4,
             max_broadcasts: 4096,
             max_introductions: 1024,
             buddy_system: true,
@@ -584,6 +595,7 @@ impl Config {
             ),
             ("max_held", self.max_held),
             ("audits_per_probe", self.audits_per_probe as usize),
+            ("stop_after_duplicates", self.stop_after_duplicates as usize),
             ("tree.announce_rounds", self.tree.announce_rounds as usize),
             ("tree.max_announcers", self.tree.max_announcers),
         ] {
@@ -606,6 +618,13 @@ impl Config {
         // ceil(log2(n)), with n >= 1.
         let log = 64 - (n - 1).leading_zeros();
         self.retransmit_mult.saturating_mul(log.max(1))
+    }
+
+    /// How many sends one duplicate of a rumour counts as, when each rumour
+    /// is sent `limit` times: `stop_after_duplicates` duplicates use the
+    /// whole limit up.
+    pub fn duplicate_weight(&self, limit: u32) -> u32 {
+        limit.div_ceil(self.stop_after_duplicates.max(1)).max(1)
     }
 }
 
@@ -726,6 +745,11 @@ mod tests {
             ..Config::lan()
         };
         assert_eq!(c.validate().unwrap_err().field, "fanout");
+        let c = Config {
+            stop_after_duplicates: 0,
+            ..Config::lan()
+        };
+        assert_eq!(c.validate().unwrap_err().field, "stop_after_duplicates");
         let c = Config {
             max_value_len: 65536,
             ..Config::lan()

@@ -141,8 +141,11 @@ impl Gossiper {
     pub(crate) fn heard_again(&mut self, cx: &Ctx, m: &Membership, datum: &Datum) {
         let limit = m.retransmit_limit(cx);
         let again = Fresh::Announce(datum.id());
-        self.fresh
-            .heard_again(&again, cx.config.retransmit_mult, limit);
+        // Data keeps the old counter (each duplicate as `retransmit_mult`
+        // sends): the push modes are measured against the model's
+        // dissemination (docs/dissemination.md).
+        let mult = cx.config.retransmit_mult;
+        self.fresh.heard_again(&again, mult, mult, limit);
     }
 
     fn pack(&mut self, cx: &Ctx, m: &Membership) -> Vec<Datum> {

@@ -397,6 +397,27 @@ impl Membership {
         cx.stats.urgent_rumours_sent += packed.urgent as u64;
     }
 
+    /// A peer rumoured `u`, which this node holds already: if this node is
+    /// still spreading it, the duplicate ages it. A member's first word
+    /// (alive at incarnation 0: a join, the bulk of a cold start) stops
+    /// after `Config::stop_after_duplicates` duplicates. Later news (an
+    /// accusation, a refutation, a restart, a leave) counts each as
+    /// `retransmit_mult` sends, so it outlasts some ceil(log2(n + 1))
+    /// duplicates: that others keep telling it back says little about
+    /// whether the few members it concerns (the accused, its accusers)
+    /// have heard it.
+    fn heard_again(&mut self, cx: &Ctx, u: &MemberUpdate) {
+        let limit = self.retransmit_limit(cx);
+        let c = &cx.config;
+        let weight = if u.state == MemberState::Alive && u.incarnation == Incarnation(0) {
+            c.duplicate_weight(limit)
+        } else {
+            c.retransmit_mult
+        };
+        self.rumours
+            .heard_again(u, weight, c.retransmit_mult, limit);
+    }
+
     /// Queue `update`; refutations and leaves go first when
     /// `refutations_first` is on.
     fn rumour(&mut self, cx: &Ctx, update: MemberUpdate, urgent: bool) {
@@ -480,9 +501,7 @@ impl Membership {
                 }
             }
             if heard.is_rumour() {
-                let limit = self.retransmit_limit(cx);
-                self.rumours
-                    .heard_again(u, cx.config.retransmit_mult, limit);
+                self.heard_again(cx, u);
             }
             return Aftermath::default();
         }
@@ -595,9 +614,7 @@ impl Membership {
             let refutation = self.news_of(&held_id, &held);
             self.rumour(cx, refutation, true);
         } else if heard.is_rumour() {
-            let limit = self.retransmit_limit(cx);
-            self.rumours
-                .heard_again(u, cx.config.retransmit_mult, limit);
+            self.heard_again(cx, u);
         }
         Aftermath::default()
     }

@@ -369,6 +369,18 @@ pub struct TreeConfig {
     /// 25 ms; WAN 250 ms. Must be non-zero.
     #[serde(with = "duration_str")]
     pub graft_wait: Duration,
+    /// How long membership news waits before going down the tree's eager
+    /// links, from the first of a burst, so that the news of a burst (a
+    /// cold start's joins) goes down each link in one message rather than
+    /// one at a time. A refutation or a leave is not held (it ends
+    /// suspicions elsewhere), and takes anything held along with it. At
+    /// 1,000 nodes from a cold start, 3 ms sends 0.64 M
+    /// messages instead of 2.85 M, with every member known everywhere
+    /// after 0.074 rounds instead of 0.015 (README, "Membership news held
+    /// 3 ms"). Zero pushes each step's news at once. LAN and WAN default
+    /// 3 ms; local 1 ms (its timers are faster, its hops quicker).
+    #[serde(with = "duration_str")]
+    pub news_hold: Duration,
 }
 
 impl Default for TreeConfig {
@@ -385,6 +397,7 @@ impl Default for TreeConfig {
             lazy_announce_ids: 16,
             hot_lazy_links: 8,
             graft_wait: Duration::from_millis(25),
+            news_hold: Duration::from_millis(3),
         }
     }
 }
@@ -479,6 +492,10 @@ impl Config {
             push_pull_interval: Duration::from_secs(5),
             tombstone_grace: Duration::from_secs(60),
             query_timeout: Duration::from_millis(500),
+            tree: TreeConfig {
+                news_hold: Duration::from_millis(1),
+                ..TreeConfig::default()
+            },
             ..Config::lan()
         }
     }

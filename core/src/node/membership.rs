@@ -110,9 +110,12 @@ pub(crate) struct Membership {
     history: History,
     /// This node's failed probe, while the suspicion it raises is applied.
     finding: Option<ProbeFailure>,
-    /// News to push down the tree's eager links at once
+    /// News to push down the tree's eager links
     /// (`Config::eager_membership`), with the address it came from.
     pushed: Vec<(MemberUpdate, Option<SocketAddr>)>,
+    /// Whether any of `pushed` is a refutation or a leave, which is not
+    /// held (see `TreeConfig::news_hold`).
+    pushed_urgent: bool,
 }
 
 /// Most entries of the reconnect list; past it, the one that would expire
@@ -151,6 +154,7 @@ impl Membership {
             history: History::new(cx.config.history_bytes as usize),
             finding: None,
             pushed: Vec::new(),
+            pushed_urgent: false,
         }
     }
 
@@ -431,17 +435,21 @@ impl Membership {
     }
 
     /// Note `update` (a join, refutation, death or leave) for the tree's
-    /// eager links, unless `eager_membership` is off.
-    fn push(&mut self, cx: &Ctx, update: &MemberUpdate, source: Option<SocketAddr>) {
+    /// eager links, unless `eager_membership` is off; `urgent` for a
+    /// refutation or a leave.
+    fn push(&mut self, cx: &Ctx, update: &MemberUpdate, source: Option<SocketAddr>, urgent: bool) {
         if cx.config.eager_membership {
             self.pushed.push((update.as_rumour(), source));
+            self.pushed_urgent |= urgent;
         }
     }
 
     /// The news noted for the eager links since the last call, each with
-    /// the address it came from (not sent back there).
-    pub(crate) fn take_pushed(&mut self) -> Vec<(MemberUpdate, Option<SocketAddr>)> {
-        std::mem::take(&mut self.pushed)
+    /// the address it came from (not sent back there), and whether any of
+    /// it is a refutation or a leave.
+    pub(crate) fn take_pushed(&mut self) -> (Vec<(MemberUpdate, Option<SocketAddr>)>, bool) {
+        let urgent = std::mem::take(&mut self.pushed_urgent);
+        (std::mem::take(&mut self.pushed), urgent)
     }
 
     // ----- news ----------------------------------------------------------
@@ -497,7 +505,7 @@ impl Membership {
                 // pushes pass through nodes that knew it already.
                 if !pushed && cx.config.eager_membership {
                     self.members.mark_pushed(u.id.name());
-                    self.push(cx, u, Some(from));
+                    self.push(cx, u, Some(from), false);
                 }
             }
             if heard.is_rumour() {
@@ -789,10 +797,11 @@ impl Membership {
             // leave spares the cluster probing a member that is gone.
             let refuted = matches!(previous, Some(MemberState::Suspect | MemberState::Dead))
                 && state == MemberState::Alive;
+            let urgent = refuted || state == MemberState::Left;
             if state != MemberState::Suspect {
-                self.push(cx, &rumour, source);
+                self.push(cx, &rumour, source, urgent);
             }
-            self.rumour(cx, rumour, refuted || state == MemberState::Left);
+            self.rumour(cx, rumour, urgent);
         }
         after
     }
@@ -959,7 +968,7 @@ impl Membership {
         self.members.set(&cx.me, entry, &mut cx.rng);
         // Only a refutation and a leave change this node's own state.
         let news = self.self_update(cx, state);
-        self.push(cx, &news, None);
+        self.push(cx, &news, None, true);
         self.rumour(cx, news, true);
     }
 

@@ -502,15 +502,22 @@ impl Node {
         self.push_news();
     }
 
-    /// Push the membership news of the step just taken down the tree.
+    /// Push the membership news of the step just taken down the tree (after
+    /// `tree.news_hold`).
     fn push_news(&mut self) {
-        let news = self.membership.take_pushed();
-        self.tree.push_news(&mut self.cx, &news);
+        let (news, urgent) = self.membership.take_pushed();
+        self.tree.hold_news(&mut self.cx, news);
+        if urgent || !self.membership.is_running() {
+            // A refutation or a leave is not held, nor is anything held
+            // with it; and a node leaving runs no timer to push it later.
+            self.tree.push_held(&mut self.cx);
+        }
     }
 
     /// Run the timers due at or before `now`, in this order: relay nacks, the probe's ack timeout, the probe
     /// period, the gossip round, the push-pull round, join retries,
-    /// suspicion expiry, reaping, tombstone collection, grafts, queries.
+    /// suspicion expiry, reaping, tombstone collection, grafts, held membership
+    /// news, queries.
     pub fn handle_timeout(&mut self, now: Time) {
         self.cx.now = now;
         match self.membership.status() {

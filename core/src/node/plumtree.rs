@@ -94,6 +94,11 @@ pub(crate) struct Plumtree {
     /// Newcomers whose join this node answered, until when membership news
     /// is pushed to them too (see [`Plumtree::welcome`]), oldest first.
     newcomers: VecDeque<(SocketAddr, Time)>,
+    /// Membership news held for `tree.news_hold`, each with the address it
+    /// came from, so that a burst goes down each link in one message.
+    held: Vec<(MemberUpdate, Option<SocketAddr>)>,
+    /// When the held news goes, if any is held.
+    held_until: Option<Time>,
 }
 
 impl Plumtree {
@@ -330,12 +335,47 @@ impl Plumtree {
         self.newcomers.push_back((joiner, until));
     }
 
+    /// Membership news of the step just taken: held for `tree.news_hold`
+    /// from the first of a burst (pushed at once if that is zero), then
+    /// pushed with whatever came meanwhile (see [`Plumtree::push_news`]).
+    pub(crate) fn hold_news(
+        &mut self,
+        cx: &mut Ctx,
+        news: Vec<(MemberUpdate, Option<SocketAddr>)>,
+    ) {
+        if news.is_empty() {
+            return;
+        }
+        self.held.extend(news);
+        let until = *self
+            .held_until
+            .get_or_insert(cx.now + cx.config.tree.news_hold);
+        if cx.now >= until {
+            self.push_held(cx);
+        }
+    }
+
+    /// When the held membership news goes, if any is held.
+    pub(crate) fn news_deadline(&self) -> Option<Time> {
+        self.held_until
+    }
+
+    /// Push the held membership news now.
+    pub(crate) fn push_held(&mut self, cx: &mut Ctx) {
+        if self.held.is_empty() {
+            return;
+        }
+        self.held_until = None;
+        let news = std::mem::take(&mut self.held);
+        self.push_news(cx, &news);
+    }
+
     /// Membership news (`Config::eager_membership`): pushed at once along
     /// every eager link but the one it came over, and to the newcomers
     /// still welcome (see [`Plumtree::welcome`]), as many to a message as
     /// fit. A duplicate prunes nothing: the links are shaped by data, and
     /// the news only rides them; the gossip rounds still carry it too.
-    pub(crate) fn push_news(&mut self, cx: &mut Ctx, news: &[(MemberUpdate, Option<SocketAddr>)]) {
+    fn push_news(&mut self, cx: &mut Ctx, news: &[(MemberUpdate, Option<SocketAddr>)]) {
         if news.is_empty() {
             return;
         }
@@ -594,13 +634,17 @@ mod tests {
     /// n05 leaves. Whether every node knew of the join, and then of the
     /// leave, within `within` of each.
     fn news_everywhere_within(eager_membership: bool, within: Duration) -> (bool, bool) {
-        let old: Vec<String> = (0..20).map(|i| format!("n{i:02}")).collect();
-        let mut all: Vec<&str> = old.iter().map(String::as_str).collect();
-        all.push("new");
         let config = Config {
             eager_membership,
             ..Config::local()
         };
+        news_everywhere_within_under(config, within)
+    }
+
+    fn news_everywhere_within_under(config: Config, within: Duration) -> (bool, bool) {
+        let old: Vec<String> = (0..20).map(|i| format!("n{i:02}")).collect();
+        let mut all: Vec<&str> = old.iter().map(String::as_str).collect();
+        all.push("new");
         let mut h = Harness::strangers(&all, config);
         h.introduce_all(&old);
         h.run_for(secs(1));
@@ -623,10 +667,61 @@ mod tests {
         // Scenario: see `news_everywhere_within`. With eager_membership, the seed pushes the join
         // down its eager links at once and every node passes it on, as fresh data goes; the
         // leaver pushes its own Left the same way: all 20 hear of each within 15 ms (1 ms a
-        // hop). Gossip rounds are 100 ms apart and a rumour goes to 3 peers a round, so without
+        // hop, and 1 ms held at each, `tree.news_hold` of the local preset). Gossip rounds are 100 ms apart and a rumour goes to 3 peers a round, so without
         // it (the same seeds and run) some node has not heard of either by then.
         assert_eq!(news_everywhere_within(true, ms(15)), (true, true));
         assert_eq!(news_everywhere_within(false, ms(15)), (false, false));
+    }
+
+    /// 20 nodes that know each other (eager links grafted), then three
+    /// joiners through n00 within 2 ms, with membership news held `hold`:
+    /// the gossip messages n00 sent in the next 30 ms, and whether every
+    /// old node knew all three joiners by then.
+    fn a_burst_of_joins(hold: Duration) -> (usize, bool) {
+        let old: Vec<String> = (0..20).map(|i| format!("n{i:02}")).collect();
+        let mut all: Vec<&str> = old.iter().map(String::as_str).collect();
+        all.extend(["p", "q", "r"]);
+        let mut config = Config::local();
+        config.tree.news_hold = hold;
+        let mut h = Harness::strangers(&all, config);
+        h.introduce_all(&old);
+        h.run_for(secs(1));
+        let before = h.sent("n00", "*", "gossip");
+        let seed = h.addr("n00");
+        for j in ["p", "q", "r"] {
+            h.act(j, |n, now| n.join(now, &[seed])).unwrap();
+            h.run_for(ms(1));
+        }
+        h.run_for(ms(27));
+        let sent = h.sent("n00", "*", "gossip") - before;
+        let known = old
+            .iter()
+            .all(|o| ["p", "q", "r"].iter().all(|j| h.member(o, j).is_some()));
+        (sent, known)
+    }
+
+    #[test]
+    fn held_membership_news_goes_down_each_link_once_for_a_burst() {
+        // Scenario: see `a_burst_of_joins`. Pushed at once, each of the
+        // three joins goes down each of n00's eager links (and to the
+        // joiners welcomed) in a message of its own; held 3 ms from the
+        // first, they share one a link. Both ways every node knows all
+        // three within 30 ms (a hop is 1 ms, plus 3 held).
+        let (at_once, known_at_once) = a_burst_of_joins(Duration::ZERO);
+        let (held, known_held) = a_burst_of_joins(ms(3));
+        assert!(known_at_once && known_held, "{known_at_once} {known_held}");
+        assert!(held * 2 <= at_once, "held {held}, at once {at_once}");
+    }
+
+    #[test]
+    fn a_leave_is_not_held() {
+        // Scenario: see `news_everywhere_within`, with membership news held
+        // 50 ms. The join waits at every hop, so within 15 ms not every
+        // node knows of it; the leave is urgent and goes at once at every
+        // hop, so all 19 know within 15 ms, as when nothing is held.
+        let mut config = Config::local();
+        config.tree.news_hold = ms(50);
+        assert_eq!(news_everywhere_within_under(config, ms(15)), (false, true));
     }
 
     #[test]

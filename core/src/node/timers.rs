@@ -44,13 +44,15 @@ pub(crate) enum Timer {
     Collection,
     /// Data heard of but missing: graft from an announcer.
     Graft,
+    /// Membership news held for `tree.news_hold` goes down the tree.
+    NewsPush,
     /// A fresh read the owner did not answer: answer from the replica.
     Query,
 }
 
 impl Timer {
     /// All kinds, in running order.
-    pub(crate) const ALL: [Timer; 11] = [
+    pub(crate) const ALL: [Timer; 12] = [
         Timer::Relay,
         Timer::ProbeTimeout,
         Timer::Probe,
@@ -61,6 +63,7 @@ impl Timer {
         Timer::Reap,
         Timer::Collection,
         Timer::Graft,
+        Timer::NewsPush,
         Timer::Query,
     ];
 }
@@ -124,6 +127,7 @@ impl Node {
             Timer::Reap => self.membership.reap_deadline(),
             Timer::Collection => self.replicas.collection_deadline(),
             Timer::Graft => self.tree.graft_deadline(),
+            Timer::NewsPush => self.tree.news_deadline(),
             Timer::Query => self.queries.deadline(),
         }
     }
@@ -169,6 +173,7 @@ impl Node {
             }
             Timer::Collection => r.collect_garbage(cx.now),
             Timer::Graft => self.tree.graft_missing(cx, m, r),
+            Timer::NewsPush => self.tree.push_held(cx),
             Timer::Query => self.queries.expire(cx, r),
         }
     }

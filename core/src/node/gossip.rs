@@ -145,7 +145,7 @@ impl Gossiper {
         // sends): the push modes are measured against the model's
         // dissemination (docs/dissemination.md).
         let mult = cx.config.retransmit_mult;
-        self.fresh.heard_again(&again, mult, mult, limit);
+        self.fresh.heard_again(&again, mult, limit);
     }
 
     fn pack(&mut self, cx: &Ctx, m: &Membership) -> Vec<Datum> {

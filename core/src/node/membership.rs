@@ -418,8 +418,7 @@ impl Membership {
         } else {
             c.retransmit_mult
         };
-        self.rumours
-            .heard_again(u, weight, c.retransmit_mult, limit);
+        self.rumours.heard_again(u, weight, limit);
     }
 
     /// Queue `update`; refutations and leaves go first when

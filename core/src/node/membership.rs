@@ -1687,6 +1687,60 @@ mod tests {
     }
 
     #[test]
+    fn a_join_stops_after_four_duplicates_and_later_news_outlasts_them() {
+        // Scenario: 20 nodes whose own timers stay quiet (gossip, probes and
+        // push-pulls an hour apart), so n00's broadcast queue moves only with
+        // what it is told. n00 hears x's join and n05 alive at incarnation 1
+        // (a refutation, relayed as by a node that never suspected n05), then
+        // each back again. With 21 members a rumour goes 4 × 5 = 20 sends: the
+        // join, at 5 a duplicate, leaves at the fourth; the later news, at
+        // `retransmit_mult` (4) a duplicate, outlasts it.
+        let old: Vec<String> = (0..20).map(|i| format!("n{i:02}")).collect();
+        let mut all: Vec<&str> = old.iter().map(String::as_str).collect();
+        all.push("x");
+        let mut c = Config::local();
+        c.gossip_interval = secs(3600);
+        c.probe_period = secs(3600);
+        c.push_pull_interval = secs(3600);
+        let mut h = Harness::strangers(&all, c);
+        h.introduce_all(&old);
+        h.run_for(secs(1));
+        let from = h.addr("n01");
+        let x = h.node("x").id().clone();
+        let join = h
+            .identity("x")
+            .member_update(&x, Incarnation(0), MemberState::Alive, None);
+        let n05 = h.node("n05").id().clone();
+        let later = h
+            .identity("n05")
+            .member_update(&n05, Incarnation(1), MemberState::Alive, None);
+        let before = h.node("n00").pending_broadcasts();
+        let tell_both = |h: &mut Harness| {
+            h.inject(from, "n00", gossip(join.clone()));
+            h.inject(from, "n00", gossip(later.clone()));
+            h.run_for(ms(5));
+        };
+        tell_both(&mut h);
+        assert_eq!(h.node("n00").pending_broadcasts(), before + 2);
+        for _ in 0..3 {
+            tell_both(&mut h);
+        }
+        assert_eq!(
+            h.node("n00").pending_broadcasts(),
+            before + 2,
+            "three keep both"
+        );
+        tell_both(&mut h);
+        assert_eq!(
+            h.node("n00").pending_broadcasts(),
+            before + 1,
+            "the fourth ends the join"
+        );
+        assert_eq!(h.member_state("n00", "x"), "alive@0");
+        assert_eq!(h.member_state("n00", "n05"), "alive@1");
+    }
+
+    #[test]
     fn a_name_claimed_with_a_second_key_is_refused() {
         // Scenario: c announces b alive at incarnation 5, at c's address, under c's key
         // (a valid signature of the wrong key), then b left. a refuses both: b's name is

@@ -326,8 +326,16 @@ const WORDS_KEPT: usize = 1 << 20;
 
 /// Remembered signatures before the memory starts over.
 const VERIFIED_KEPT: usize = 1 << 20;
-/// Remembered keys before that memory starts over.
+/// Decompressed keys a memory shared by several holders (the simulator's
+/// nodes) keeps before it starts over: every key of a large cluster.
 const KEYS_KEPT: usize = 1 << 16;
+/// The same for a memory of one holder (an agent's node). A member's key
+/// verifies its signed word once per incarnation, so a key kept for every
+/// member (some 230 bytes each, decompressed) mostly sat unused: it was an
+/// eighth of the memory of 200 nodes formed in one process. What a key
+/// kept saves is its decompression on each record of a burst of writes,
+/// and a burst comes from a few writers at a time.
+const KEYS_KEPT_ALONE: usize = 64;
 
 impl Verified {
     /// A fresh, unshared memory.
@@ -416,13 +424,14 @@ impl Verified {
     /// membership update's path, so without its vectors.
     pub(crate) fn check(&self, key: &PublicKey, bytes: &[u8], signature: &Signature) -> bool {
         let tag = tag(key, bytes, signature);
+        let kept = self.keys_kept();
         let vk = {
             let mut memory = self.memory.lock().expect("never poisoned");
             if memory.seen.contains(&tag) {
                 self.count(&[tag], 0);
                 return true;
             }
-            match memory.key(key) {
+            match memory.key(key, kept) {
                 Some(vk) => vk,
                 None => return false,
             }
@@ -434,6 +443,16 @@ impl Verified {
             self.remember([tag].into_iter());
         }
         ok
+    }
+
+    /// How many decompressed keys this memory keeps: few if it has one
+    /// holder (see [`KEYS_KEPT_ALONE`]).
+    fn keys_kept(&self) -> usize {
+        if Arc::strong_count(&self.memory) == 1 {
+            KEYS_KEPT_ALONE
+        } else {
+            KEYS_KEPT
+        }
     }
 
     /// Count in this holder's ledger: see [`Ledger::count`].
@@ -453,6 +472,7 @@ impl Verified {
     /// different records under one version.
     pub(crate) fn check_all(&self, signed: &[(&PublicKey, &[u8], &Signature)]) -> bool {
         let tags: Vec<[u8; 32]> = signed.iter().map(|(k, b, s)| tag(k, b, s)).collect();
+        let kept = self.keys_kept();
         let (keys, fresh) = {
             let mut memory = self.memory.lock().expect("never poisoned");
             let fresh: Vec<usize> = (0..signed.len())
@@ -460,7 +480,7 @@ impl Verified {
                 .collect();
             let mut keys = Vec::with_capacity(fresh.len());
             for &i in &fresh {
-                match memory.key(signed[i].0) {
+                match memory.key(signed[i].0, kept) {
                     Some(vk) => keys.push(vk),
                     None => return false,
                 }
@@ -502,14 +522,15 @@ impl Verified {
 
 impl Memory {
     /// `key` decompressed, or `None` if it is no usable key.
-    fn key(&mut self, key: &PublicKey) -> Option<VerifyingKey> {
+    /// At most `kept` keys are kept (see [`KEYS_KEPT`]).
+    fn key(&mut self, key: &PublicKey, kept: usize) -> Option<VerifyingKey> {
         if let Some(vk) = self.keys.get(&key.0) {
             return Some(*vk);
         }
         let vk = VerifyingKey::from_bytes(&key.0)
             .ok()
             .filter(|k| !k.is_weak())?;
-        if self.keys.len() >= KEYS_KEPT {
+        if self.keys.len() >= kept {
             self.keys.clear();
         }
         self.keys.insert(key.0, vk);
@@ -724,6 +745,31 @@ mod tests {
         );
         assert!(Arc::ptr_eq(&w1, &w2));
         assert_eq!((w1.key, w1.signature), (a.public(), sig));
+    }
+
+    #[test]
+    fn a_memory_of_its_own_keeps_few_keys_and_checks_the_same() {
+        // 100 writers' keys each verify one statement, then each its second:
+        // a node's own memory keeps no more than KEYS_KEPT_ALONE of them
+        // decompressed, one shared with another holder keeps them all, and
+        // every check comes out the same (a forgery still fails).
+        let writers: Vec<Identity> = (0..100).map(Identity::from_seed).collect();
+        let (alone, shared) = (Verified::new(), Verified::new());
+        let other = shared.share();
+        for round in 0..2 {
+            for (i, w) in writers.iter().enumerate() {
+                let msg = horizon_statement("w", 1, round);
+                let sig = w.sign(&msg);
+                for v in [&alone, &other] {
+                    assert!(v.check(&w.public(), &msg, &sig), "writer {i}");
+                    let forged = &writers[(i + 1) % writers.len()].public();
+                    assert!(!v.check(forged, &msg, &sig), "writer {i}");
+                }
+            }
+        }
+        let kept = |v: &Verified| v.memory.lock().unwrap().keys.len();
+        assert!(kept(&alone) <= KEYS_KEPT_ALONE, "{}", kept(&alone));
+        assert_eq!(kept(&shared), 100);
     }
 
     #[test]

@@ -4,6 +4,7 @@ mod child;
 mod cli;
 mod link;
 mod procstat;
+mod recv;
 mod report;
 mod result;
 mod scenario;

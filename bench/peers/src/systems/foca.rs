@@ -22,12 +22,11 @@ use super::foca_kv::{KvHandler, Replica, Write};
 use super::foca_timers::Timers;
 use super::Cluster;
 use crate::link::{Counters, Link};
+use crate::recv::try_take;
 use crate::spec::{Spec, GOSSIP_INTERVAL};
 
 /// The version in Cargo.lock.
 pub const VERSION: &str = "2.0.0";
-
-const MAX_DATAGRAM: usize = 65_536;
 
 /// A node's identity: its address and a counter that a node declared down
 /// bumps to rejoin at once (foca's `Identity::renew`), as in foca's example.
@@ -121,7 +120,6 @@ impl NodeTask {
     async fn run(mut self, seed: Option<FocaId>) {
         // The first tick is at once: the first announce.
         let mut announce = tokio::time::interval(ANNOUNCE_RETRY);
-        let mut buf = vec![0u8; MAX_DATAGRAM];
         loop {
             let deadline = self.timers.next_deadline();
             let timer = async {
@@ -131,11 +129,12 @@ impl NodeTask {
                 }
             };
             tokio::select! {
-                r = self.socket.recv_from(&mut buf) => {
-                    if let Ok((len, _)) = r {
+                r = self.socket.readable() => {
+                    if r.is_ok() {
                         // Foca refuses some data (stale or from a member it
                         // declared down); it recovers by itself.
-                        let _ = self.foca.handle_data(&buf[..len], &mut self.runtime);
+                        let (foca, runtime) = (&mut self.foca, &mut self.runtime);
+                        try_take(&self.socket, |bytes, _| foca.handle_data(bytes, runtime));
                     }
                 }
                 _ = timer => {

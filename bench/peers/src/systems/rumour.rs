@@ -23,14 +23,13 @@ use super::Cluster;
 /// up to as many before it drains).
 const BATCH_MAX: usize = 64;
 use crate::link::{Counters, Link};
+use crate::recv::{try_take, MAX_DATAGRAM};
 use crate::spec::{Spec, GOSSIP_INTERVAL};
 
 /// The largest envelope rumour builds. Its LAN default is 65,536 B (sized
 /// for its gRPC transport); a UDP datagram carries at most 65,507, so the
 /// budget is lowered to leave room.
 const MAX_MESSAGE: usize = 65_000;
-/// Inbound datagrams over this are refused before decoding.
-const MAX_DATAGRAM: usize = 65_536;
 
 /// `Config::lan()` with the message budget of a datagram.
 pub fn config() -> Config {
@@ -89,7 +88,6 @@ impl Peer {
     }
 
     async fn run(self: Arc<Self>) {
-        let mut buf = vec![0u8; MAX_DATAGRAM];
         loop {
             let (out, deadline) = {
                 let mut node = self.node.lock().unwrap();
@@ -106,22 +104,23 @@ impl Peer {
                 }
             };
             tokio::select! {
-                r = self.socket.recv_from(&mut buf) => {
-                    let Ok((len, _)) = r else { continue };
+                r = self.socket.readable() => {
+                    if r.is_err() {
+                        continue;
+                    }
                     // What arrived together is taken together, as the
                     // agent's driver does: the signatures on its records
                     // checked as one batch, and the outputs drained (and
                     // merged per peer by the node's outbox) once after.
+                    // Every datagram here comes from a bench node; none
+                    // fails to decode (checked while writing the driver).
                     let mut batch = Vec::new();
-                    let mut next = Some(len);
-                    while let Some(len) = next.take() {
-                        // Every datagram here comes from a bench node; none
-                        // fails to decode (checked while writing the driver).
-                        if let Ok(m) = rumour_proto::decode_bytes(&buf[..len], MAX_DATAGRAM) {
-                            batch.push(m);
-                        }
-                        if batch.len() < BATCH_MAX {
-                            next = self.socket.try_recv_from(&mut buf).ok().map(|(l, _)| l);
+                    while batch.len() < BATCH_MAX {
+                        let decode = |bytes: &[u8], _| rumour_proto::decode_bytes(bytes, MAX_DATAGRAM);
+                        match try_take(&self.socket, decode) {
+                            Some(Ok(m)) => batch.push(m),
+                            Some(Err(_)) => {}
+                            None => break,
                         }
                     }
                     let now = self.now();

@@ -331,11 +331,11 @@ const VERIFIED_KEPT: usize = 1 << 20;
 const KEYS_KEPT: usize = 1 << 16;
 /// The same for a memory of one holder (an agent's node). A member's key
 /// verifies its signed word once per incarnation, so a key kept for every
-/// member (some 230 bytes each, decompressed) mostly sat unused: it was an
-/// eighth of the memory of 200 nodes formed in one process. What a key
-/// kept saves is its decompression on each record of a burst of writes,
-/// and a burst comes from a few writers at a time.
-const KEYS_KEPT_ALONE: usize = 64;
+/// member (some 230 bytes each, decompressed) mostly sat unused: the keys
+/// were the largest part of the heap of 100 or 200 nodes formed in one
+/// process. What a key kept saves is its decompression on each record of
+/// a burst of writes, and a burst comes from a few writers at a time.
+const KEYS_KEPT_ALONE: usize = 16;
 
 impl Verified {
     /// A fresh, unshared memory.

@@ -186,10 +186,25 @@ impl<T: Rumour> BroadcastQueue<T> {
     /// "counter" rumour mongering, with duplicates as the feedback), so it
     /// yields room to fresher ones. Returns whether a queued rumour was aged.
     pub(crate) fn heard_again(&mut self, update: &T, weight: u32, limit: u32) -> bool {
-        let key = update.key();
+        self.heard_again_under(&update.key(), update, weight, limit)
+    }
+
+    /// [`Self::heard_again`] for a rumour whose key the caller holds
+    /// borrowed (a member's name): no key is built.
+    pub(crate) fn heard_again_under<Q>(
+        &mut self,
+        key: &Q,
+        update: &T,
+        weight: u32,
+        limit: u32,
+    ) -> bool
+    where
+        T::Key: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         // One lookup of the key and one of the queue: this runs for most
         // news a node hears.
-        let Some(slot) = self.by_member.get_mut(&key) else {
+        let Some(slot) = self.by_member.get_mut(key) else {
             return false;
         };
         let prio = *slot;
@@ -202,7 +217,7 @@ impl<T: Rumour> BroadcastQueue<T> {
         }
         let sent = prio.1.saturating_add(weight);
         if sent >= limit {
-            self.by_member.remove(&key);
+            self.by_member.remove(key);
         } else {
             let next = (prio.0, sent, prio.2);
             *slot = next;

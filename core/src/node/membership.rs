@@ -418,7 +418,8 @@ impl Membership {
         } else {
             c.retransmit_mult
         };
-        self.rumours.heard_again(u, weight, limit);
+        self.rumours
+            .heard_again_under(u.id.name(), u, weight, limit);
     }
 
     /// Queue `update`; refutations and leaves go first when

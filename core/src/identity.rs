@@ -402,7 +402,7 @@ impl Verified {
                 signature: *signature,
             })
         };
-        if Arc::strong_count(&self.memory) == 1 {
+        if self.alone() {
             return word();
         }
         let mut memory = self.memory.lock().expect("never poisoned");
@@ -445,10 +445,15 @@ impl Verified {
         ok
     }
 
+    /// Whether this memory has one holder (a node's own, not shared).
+    fn alone(&self) -> bool {
+        Arc::strong_count(&self.memory) == 1
+    }
+
     /// How many decompressed keys this memory keeps: few if it has one
     /// holder (see [`KEYS_KEPT_ALONE`]).
     fn keys_kept(&self) -> usize {
-        if Arc::strong_count(&self.memory) == 1 {
+        if self.alone() {
             KEYS_KEPT_ALONE
         } else {
             KEYS_KEPT

@@ -641,6 +641,7 @@ async fn a_forged_record_never_lands_and_hides_no_real_write() {
         let d = Delta::single(Arc::from(b.name()), generation, v);
         Message::Eager(Eager {
             data: vec![Datum::Delta(d)],
+            ..Eager::default()
         })
     };
     let stranger = Identity::from_seed(98);

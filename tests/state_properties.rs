@@ -1094,7 +1094,10 @@ impl Model {
             }
         };
         let msg = match (via, datum) {
-            (Via::Eager, datum) => Message::Eager(Eager { data: vec![datum] }),
+            (Via::Eager, datum) => Message::Eager(Eager {
+                data: vec![datum],
+                ..Eager::default()
+            }),
             (Via::Gossip, datum) => Message::DataGossip(DataGossip {
                 data: vec![datum],
                 pull: false,

@@ -440,6 +440,19 @@ pub(crate) fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
+/// `name`'s own signed word as `name` holds it, as a rumour carries it.
+pub(crate) fn own_news(h: &Harness, name: &str) -> MemberUpdate {
+    let m = h.node(name).member(name).expect("a node holds itself");
+    MemberUpdate {
+        id: m.id,
+        incarnation: m.incarnation,
+        state: m.state,
+        by: None,
+        key: m.key,
+        signature: m.signature,
+    }
+}
+
 /// A gossip of `by`'s suspicion of `accused` at `incarnation`, without
 /// the accused's word (as accusations travel).
 pub(crate) fn accusation(accused: &Member, incarnation: u32, by: &str) -> Message {

@@ -427,12 +427,16 @@ pub struct DataGossip {
     pub pull: bool,
 }
 
-/// Eager push along the broadcast tree (`tree` mode): fresh data forwarded
-/// at once, on first receipt.
+/// Eager push along the broadcast tree: fresh data (`tree` mode) and
+/// membership news (`Config::eager_membership`) forwarded at once, on first
+/// receipt.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub struct Eager {
     /// The data.
     pub data: Vec<Datum>,
+    /// Membership news (`Config::eager_membership`): joins, refutations,
+    /// deaths and leaves, each checked and applied as a rumour is.
+    pub updates: Vec<MemberUpdate>,
 }
 
 /// Lazy push (`tree` mode): "I have these", sent each gossip round to peers

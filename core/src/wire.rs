@@ -41,7 +41,7 @@
 //! message MetadataId   { uint64 lamport = 1; string origin = 2; }
 //! message DatumId      { oneof id { RecordId record = 1; MetadataId metadata = 2; } }
 //! message DataGossip   { repeated Datum data = 1; bool pull = 2; }
-//! message Eager        { repeated Datum data = 1; }
+//! message Eager        { repeated Datum data = 1; repeated MemberUpdate updates = 2; }
 //! message IHave        { repeated DatumId ids = 1; }
 //! message Graft        { repeated DatumId ids = 1; }
 //! message Prune        { }
@@ -306,7 +306,9 @@ pub fn body_len(msg: &Message) -> usize {
         Message::DataGossip(r) => {
             r.data.iter().map(datum_field_len).sum::<usize>() + bool_field(r.pull)
         }
-        Message::Eager(e) => e.data.iter().map(datum_field_len).sum(),
+        Message::Eager(e) => {
+            e.data.iter().map(datum_field_len).sum::<usize>() + updates(&e.updates)
+        }
         Message::IHave(i) => i.ids.iter().map(datum_id_field_len).sum(),
         Message::Graft(g) => g.ids.iter().map(datum_id_field_len).sum(),
         Message::Prune(_) => 0,

@@ -143,7 +143,7 @@ fn message() -> impl Strategy<Value = Message> {
         ),
         (data(), any::<bool>())
             .prop_map(|(data, pull)| Message::DataGossip(DataGossip { data, pull })),
-        data().prop_map(|data| Message::Eager(Eager { data })),
+        (data(), updates()).prop_map(|(data, updates)| Message::Eager(Eager { data, updates })),
         ids().prop_map(|ids| Message::IHave(IHave { ids })),
         ids().prop_map(|ids| Message::Graft(Graft { ids })),
         Just(Message::Prune(Prune)),

@@ -890,6 +890,7 @@ impl From<&Eager> for v1::Eager {
     fn from(e: &Eager) -> v1::Eager {
         v1::Eager {
             data: encode_all(&e.data),
+            updates: encode_all(&e.updates),
         }
     }
 }
@@ -900,6 +901,7 @@ impl TryFrom<v1::Eager> for Eager {
     fn try_from(e: v1::Eager) -> Result<Eager, DecodeError> {
         Ok(Eager {
             data: decode_all(e.data)?,
+            updates: decode_all(e.updates)?,
         })
     }
 }

@@ -70,7 +70,10 @@ fn delta(from: u64, to: u64, versions: &[u64]) -> v1::Delta {
 }
 
 fn eager(d: v1::Datum) -> v1::Envelope {
-    envelope(Body::Eager(v1::Eager { data: vec![d] }))
+    envelope(Body::Eager(v1::Eager {
+        data: vec![d],
+        ..Default::default()
+    }))
 }
 
 fn eager_delta(d: v1::Delta) -> v1::Envelope {

@@ -219,7 +219,10 @@ impl Node {
         };
         for msg in msgs {
             match msg {
-                Message::Eager(m) => data_deltas(&m.data, &mut deltas),
+                Message::Eager(m) => {
+                    data_deltas(&m.data, &mut deltas);
+                    self.membership.words_to_check(&m.updates, &mut statements);
+                }
                 Message::DataGossip(m) => data_deltas(&m.data, &mut deltas),
                 Message::PushPull(m) => {
                     deltas.extend(&m.deltas);
@@ -488,7 +491,10 @@ impl Node {
                         .answer_pull(&mut self.cx, &self.membership, from);
                 }
             }
-            Message::Eager(e) => self.on_data(from, e.data, true),
+            Message::Eager(e) => {
+                self.on_tree_news(from, &e.updates);
+                self.on_data(from, e.data, true);
+            }
             Message::IHave(i) => {
                 let (r, m) = (&self.replicas, &self.membership);
                 self.tree
@@ -766,6 +772,21 @@ impl Node {
     fn apply_rumours(&mut self, from: SocketAddr, updates: &[MemberUpdate]) {
         for u in updates {
             self.apply_news(u, Heard::Rumour(from));
+        }
+    }
+
+    /// Membership news pushed down the tree from `from`: a rumour like any
+    /// other, but a join it brings leaves the gossip rounds sooner while
+    /// the network is not lossy (see `Membership::came_by_tree`): the flood
+    /// carries it on. Under loss the rounds still send it in full.
+    fn on_tree_news(&mut self, from: SocketAddr, updates: &[MemberUpdate]) {
+        for u in updates {
+            let after = self.membership.apply(&mut self.cx, u, Heard::Rumour(from));
+            let flooded = after.spread && self.cx.config.eager_membership;
+            if flooded && !self.probe.lossy(self.cx.now) {
+                self.membership.came_by_tree(&self.cx, u);
+            }
+            self.follow_up(after);
         }
     }
 

@@ -116,7 +116,7 @@ impl Outbox {
             return false;
         };
         let number = self.taken + self.queue.len() as u64;
-        // Each kind is one repeated field, so bodies add up exactly.
+        // Each kind is repeated fields only, so bodies add up exactly.
         let body = wire::body_len(msg);
         let batch = self.open.entry(to).or_default();
         let slot = match msg {
@@ -132,7 +132,10 @@ impl Outbox {
                     .and_then(|i| self.queue.get_mut(i as usize)),
             ) {
                 match (open, msg) {
-                    (Message::Eager(a), Message::Eager(b)) => a.data.extend(b.data.iter().cloned()),
+                    (Message::Eager(a), Message::Eager(b)) => {
+                        a.data.extend(b.data.iter().cloned());
+                        a.updates.extend(b.updates.iter().cloned());
+                    }
                     (Message::IHave(a), Message::IHave(b)) => a.ids.extend(b.ids.iter().cloned()),
                     (Message::Gossip(a), Message::Gossip(b)) => {
                         a.updates.extend(b.updates.iter().cloned())
@@ -207,6 +210,7 @@ mod tests {
         };
         Message::Eager(Eager {
             data: vec![Datum::Metadata(m)],
+            ..Eager::default()
         })
     }
 

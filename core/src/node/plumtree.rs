@@ -29,7 +29,7 @@ use super::membership::Membership;
 use super::outbox::Ctx;
 use super::replicas::Replicas;
 use crate::member::NodeId;
-use crate::message::{Datum, DatumId, Eager, Gossip, Graft, IHave, MemberUpdate, Message, Prune};
+use crate::message::{Datum, DatumId, Eager, Graft, IHave, MemberUpdate, Message, Prune};
 use crate::time::Time;
 use crate::wire;
 
@@ -37,6 +37,22 @@ use crate::wire;
 const LENGTH_PREFIX_SLACK: usize = 4;
 /// Room kept for the envelope's length prefix in a push of membership news.
 const NEWS_SLACK: usize = 2;
+
+/// A push of data down one eager link.
+fn data_push(data: Vec<Datum>) -> Message {
+    Message::Eager(Eager {
+        data,
+        updates: Vec::new(),
+    })
+}
+
+/// A push of membership news down one eager link.
+fn news_push(updates: Vec<MemberUpdate>) -> Message {
+    Message::Eager(Eager {
+        data: Vec::new(),
+        updates,
+    })
+}
 
 /// Data heard of but not held.
 #[derive(Debug)]
@@ -121,10 +137,7 @@ impl Plumtree {
         }
         for &p in &self.eager {
             if Some(p) != from {
-                let push = Eager {
-                    data: vec![datum.clone()],
-                };
-                cx.send(p, Message::Eager(push));
+                cx.send(p, data_push(vec![datum.clone()]));
             }
         }
     }
@@ -310,10 +323,7 @@ impl Plumtree {
             .collect();
         for datum in data {
             for &p in &self.eager {
-                let push = Eager {
-                    data: vec![datum.clone()],
-                };
-                cx.send(p, Message::Eager(push));
+                cx.send(p, data_push(vec![datum.clone()]));
             }
         }
     }
@@ -372,9 +382,11 @@ impl Plumtree {
 
     /// Membership news (`Config::eager_membership`): pushed at once along
     /// every eager link but the one it came over, and to the newcomers
-    /// still welcome (see [`Plumtree::welcome`]), as many to a message as
+    /// still welcome (see [`Plumtree::welcome`]), as many to an `Eager` as
     /// fit. A duplicate prunes nothing: the links are shaped by data, and
-    /// the news only rides them; the gossip rounds still carry it too.
+    /// the news only floods them. The gossip rounds back it up: a first
+    /// word that came this way leaves them sooner (see
+    /// `Membership::came_by_tree`).
     fn push_news(&mut self, cx: &mut Ctx, news: &[(MemberUpdate, Option<SocketAddr>)]) {
         if news.is_empty() {
             return;
@@ -387,12 +399,7 @@ impl Plumtree {
             .iter()
             .map(|(a, _)| *a)
             .filter(|a| !self.eager.contains(a));
-        let room = cx.room(
-            &Message::Gossip(Gossip {
-                updates: Vec::new(),
-            }),
-            NEWS_SLACK,
-        );
+        let room = cx.room(&news_push(Vec::new()), NEWS_SLACK);
         for link in self.eager.iter().copied().chain(newcomers) {
             let mut updates = Vec::new();
             let mut left = room;
@@ -400,14 +407,14 @@ impl Plumtree {
                 let size = wire::update_field_len(u);
                 if size > left && !updates.is_empty() {
                     let full = std::mem::take(&mut updates);
-                    cx.send(link, Message::Gossip(Gossip { updates: full }));
+                    cx.send(link, news_push(full));
                     left = room;
                 }
                 left = left.saturating_sub(size);
                 updates.push(u.clone());
             }
             if !updates.is_empty() {
-                cx.send(link, Message::Gossip(Gossip { updates }));
+                cx.send(link, news_push(updates));
             }
         }
     }
@@ -509,7 +516,7 @@ impl Plumtree {
             .filter_map(|id| self.recent.get(id).cloned())
             .collect();
         if !data.is_empty() {
-            cx.send(from, Message::Eager(Eager { data }));
+            cx.send(from, data_push(data));
         }
         if ids.is_empty() {
             return;
@@ -793,7 +800,7 @@ mod tests {
         h.act("q", |n, now| n.join(now, &[n00])).unwrap();
         h.run_for(ms(3));
         assert_eq!(h.member_state("p", "q"), "alive@0");
-        assert_eq!(h.sent("n00", "p", "gossip"), 1, "q's join, pushed");
+        assert_eq!(h.sent("n00", "p", "eager"), 1, "q's join, pushed");
         assert!(h.member("p", "n05").is_none(), "p's answer came");
         h.release();
         h.run_for(ms(5));
@@ -824,8 +831,8 @@ mod tests {
         );
         h.act("q", |n, now| n.join(now, &[n00])).unwrap();
         h.run_for(ms(5));
-        assert!(h.sent("n00", "*", "gossip") > 0, "q's join pushed");
-        assert_eq!(h.sent("n00", &outsider.to_string(), "gossip"), 0);
+        assert!(h.sent("n00", "*", "eager") > 0, "q's join pushed");
+        assert_eq!(h.sent("n00", &outsider.to_string(), "eager"), 0);
     }
 
     #[test]
@@ -862,16 +869,8 @@ mod tests {
         h.run_for(secs(1));
         let links: Vec<_> = h.node("a").eager_links().collect();
         assert!(!links.is_empty(), "a grafted no eager link");
-        let before = h.sent("a", "*", "gossip");
-        let d = h.node("d").member("d").unwrap();
-        let alive = MemberUpdate {
-            id: d.id.clone(),
-            incarnation: d.incarnation,
-            state: d.state,
-            by: None,
-            key: d.key,
-            signature: d.signature,
-        };
+        let before = h.sent("a", "*", "eager");
+        let alive = own_news(&h, "d");
         for _ in 0..10 {
             let news = Message::Gossip(Gossip {
                 updates: vec![alive.clone()],
@@ -880,11 +879,69 @@ mod tests {
         }
         h.run_for(ms(2));
         assert_eq!(h.member_state("a", "d"), "alive@0");
-        let pushes = h.sent("a", "*", "gossip") - before;
+        let pushes = h.sent("a", "*", "eager") - before;
         let to_others = links.iter().filter(|l| **l != h.addr("c")).count();
         assert!(to_others > 0, "a's only eager link is c");
         assert_eq!(pushes, to_others, "one push per eager link but c's");
-        assert_eq!(h.sent("a", "c", "gossip"), 0);
+        assert_eq!(h.sent("a", "c", "eager"), 0);
+    }
+
+    /// a, b, c and e know each other and have grafted their eager links;
+    /// d knows only itself. c hands a d's own signed alive, pushed down the
+    /// tree (`eager`) or as a gossip round's rumour, after `before` has
+    /// run; then everyone runs 5 s, with no news reaching a (so that no
+    /// duplicate ages a's rumour). How many of a's gossip messages carried
+    /// it, and a's send limit for a rumour.
+    fn rounds_carrying_a_join(eager: bool, before: impl FnOnce(&mut Harness)) -> (usize, u32) {
+        let mut h = Harness::strangers(&["a", "b", "c", "d", "e"], Config::local());
+        h.introduce_all(&["a", "b", "c", "e"]);
+        h.run_for(secs(1));
+        before(&mut h);
+        let updates = vec![own_news(&h, "d")];
+        let news = if eager {
+            Message::Eager(Eager {
+                data: Vec::new(),
+                updates,
+            })
+        } else {
+            Message::Gossip(Gossip { updates })
+        };
+        h.inject(h.addr("c"), "a", news);
+        h.drop_where(|_, to, m| to == "a" && matches!(m, Message::Gossip(_) | Message::Eager(_)));
+        h.run_for(secs(5));
+        assert_eq!(h.member_state("a", "d"), "alive@0");
+        let carrying = h
+            .messages("a", "*", "gossip")
+            .iter()
+            .filter(|s| matches!(&s.msg, Message::Gossip(g) if g.updates.iter().any(|u| u.id.name() == "d")))
+            .count();
+        (carrying, Config::local().retransmit_limit(5))
+    }
+
+    #[test]
+    fn a_join_that_came_down_the_tree_leaves_the_gossip_rounds_sooner_unless_probes_miss() {
+        // Scenario: see `rounds_carrying_a_join`. Heard as a gossip round's rumour, the join
+        // goes out in a's rounds up to the send limit. Pushed down the tree, it counts as all
+        // but the last of the `stop_after_duplicates` duplicates that end it: a's rounds carry
+        // it `duplicate_weight` times. While a's probes miss acks (no one answers), the rounds
+        // carry it in full again.
+        let c = Config::local();
+        let (by_rumour, limit) = rounds_carrying_a_join(false, |_| {});
+        let (by_tree, _) = rounds_carrying_a_join(true, |_| {});
+        let weight = c.duplicate_weight(limit) as usize;
+        assert!(weight < limit as usize);
+        assert_eq!(by_rumour, limit as usize, "as a rumour");
+        assert_eq!(by_tree, weight, "down the tree");
+        let (lossy, _) = rounds_carrying_a_join(true, |h| {
+            h.drop_kind("b", "a", "ack");
+            h.drop_kind("c", "a", "ack");
+            h.drop_kind("e", "a", "ack");
+            h.run_for(secs(3));
+        });
+        assert!(
+            lossy > weight,
+            "{lossy} rounds while probes miss, weight {weight}"
+        );
     }
 
     #[test]

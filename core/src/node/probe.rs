@@ -866,6 +866,12 @@ mod tests {
                 .iter()
                 .any(|u| refutes(u.id.name(), u.incarnation, u.state));
         }
+        if let Message::Eager(e) = m {
+            return e
+                .updates
+                .iter()
+                .any(|u| refutes(u.id.name(), u.incarnation, u.state));
+        }
         let mut m = m.clone();
         let ack = matches!(m, Message::Ack(_));
         !ack && m.rumours_mut().is_some_and(|updates| {

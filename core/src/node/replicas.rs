@@ -486,6 +486,7 @@ mod tests {
     fn eager(d: Delta) -> Message {
         Message::Eager(Eager {
             data: vec![Datum::Delta(d)],
+            ..Eager::default()
         })
     }
 
@@ -755,6 +756,7 @@ mod tests {
             "a",
             Message::Eager(Eager {
                 data: vec![Datum::Metadata(forged)],
+                ..Eager::default()
             }),
         );
         h.run_for(ms(10));

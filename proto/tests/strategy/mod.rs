@@ -313,7 +313,8 @@ pub fn message() -> impl Strategy<Value = Message> {
         push_pull().prop_map(Message::PushPull),
         (vec(datum(), 0..4), any::<bool>())
             .prop_map(|(data, pull)| Message::DataGossip(DataGossip { data, pull })),
-        vec(datum(), 0..4).prop_map(|data| Message::Eager(Eager { data })),
+        (vec(datum(), 0..4), updates())
+            .prop_map(|(data, updates)| Message::Eager(Eager { data, updates })),
         vec(datum_id(), 0..6).prop_map(|ids| Message::IHave(IHave { ids })),
         vec(datum_id(), 0..6).prop_map(|ids| Message::Graft(Graft { ids })),
         Just(Message::Prune(Prune)),

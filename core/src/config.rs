@@ -225,8 +225,7 @@ pub struct Config {
     /// broadcast tree's eager links, as fresh data does, besides the gossip
     /// rounds: membership news then reaches the cluster in about as many
     /// hops as data, not rounds. Suspicions stay with the gossip rounds.
-    /// A join that came down the tree leaves the gossip rounds sooner while
-    /// probes do not miss acks. LAN default on.
+    /// LAN default on.
     pub eager_membership: bool,
     /// The most bytes of explained changes kept per member (see
     /// [`crate::history`]): past it the oldest go. 0 keeps no history

@@ -74,9 +74,6 @@ pub(crate) struct Aftermath {
     pub(crate) suspected: bool,
     /// A suspicion's verdict is held: ping this suspect once more.
     pub(crate) final_probe: Option<NodeId>,
-    /// The news changed this node's view and is spread on (queued for the
-    /// gossip rounds, and for the tree's links unless it is a suspicion).
-    pub(crate) spread: bool,
 }
 
 /// This node's view of the cluster.
@@ -423,30 +420,6 @@ impl Membership {
         };
         self.rumours
             .heard_again_under(u.id.name(), u, weight, limit);
-    }
-
-    /// A member's first word (alive at incarnation 0: a join) came down the
-    /// tree, and this node pushed it on down its own links: the flood over
-    /// the eager links carries it, and the gossip rounds only back it up.
-    /// The push counts as all but the last of the
-    /// `Config::stop_after_duplicates` duplicates that end it, so it goes
-    /// out a further `duplicate_weight` times at most, fewer if one more
-    /// copy comes back. In a 1,000-node cold start the rounds sent each
-    /// join about 1.3 times per node, nearly every copy a repeat, since the
-    /// flood had reached everyone within a few milliseconds. Later news (an
-    /// accusation, a refutation, a leave) is not aged this way: the few
-    /// members it concerns must hear it.
-    pub(crate) fn came_by_tree(&mut self, cx: &Ctx, u: &MemberUpdate) {
-        if u.state != MemberState::Alive || u.incarnation != Incarnation(0) {
-            return;
-        }
-        let limit = self.retransmit_limit(cx);
-        let c = &cx.config;
-        let weight = c.duplicate_weight(limit) * c.stop_after_duplicates.saturating_sub(1);
-        if weight > 0 {
-            self.rumours
-                .heard_again_under(u.id.name(), u, weight, limit);
-        }
     }
 
     /// Queue `update`; refutations and leaves go first when
@@ -796,10 +769,7 @@ impl Membership {
             };
             self.history.record(&name, change);
         }
-        let mut after = Aftermath {
-            spread,
-            ..Aftermath::default()
-        };
+        let mut after = Aftermath::default();
         if matches!(state, MemberState::Dead | MemberState::Left) {
             after.departed = Some(id.addr());
             self.reap

@@ -492,7 +492,8 @@ impl Node {
                 }
             }
             Message::Eager(e) => {
-                self.on_tree_news(from, &e.updates);
+                // Membership news first: a join ahead of the joiner's data.
+                self.apply_rumours(from, &e.updates);
                 self.on_data(from, e.data, true);
             }
             Message::IHave(i) => {
@@ -772,21 +773,6 @@ impl Node {
     fn apply_rumours(&mut self, from: SocketAddr, updates: &[MemberUpdate]) {
         for u in updates {
             self.apply_news(u, Heard::Rumour(from));
-        }
-    }
-
-    /// Membership news pushed down the tree from `from`: a rumour like any
-    /// other, but a join it brings leaves the gossip rounds sooner while
-    /// the network is not lossy (see `Membership::came_by_tree`): the flood
-    /// carries it on. Under loss the rounds still send it in full.
-    fn on_tree_news(&mut self, from: SocketAddr, updates: &[MemberUpdate]) {
-        for u in updates {
-            let after = self.membership.apply(&mut self.cx, u, Heard::Rumour(from));
-            let flooded = after.spread && self.cx.config.eager_membership;
-            if flooded && !self.probe.lossy(self.cx.now) {
-                self.membership.came_by_tree(&self.cx, u);
-            }
-            self.follow_up(after);
         }
     }
 

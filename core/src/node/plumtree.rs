@@ -384,9 +384,7 @@ impl Plumtree {
     /// every eager link but the one it came over, and to the newcomers
     /// still welcome (see [`Plumtree::welcome`]), as many to an `Eager` as
     /// fit. A duplicate prunes nothing: the links are shaped by data, and
-    /// the news only floods them. The gossip rounds back it up: a first
-    /// word that came this way leaves them sooner (see
-    /// `Membership::came_by_tree`).
+    /// the news only floods them; the gossip rounds still carry it too.
     fn push_news(&mut self, cx: &mut Ctx, news: &[(MemberUpdate, Option<SocketAddr>)]) {
         if news.is_empty() {
             return;
@@ -884,64 +882,6 @@ mod tests {
         assert!(to_others > 0, "a's only eager link is c");
         assert_eq!(pushes, to_others, "one push per eager link but c's");
         assert_eq!(h.sent("a", "c", "eager"), 0);
-    }
-
-    /// a, b, c and e know each other and have grafted their eager links;
-    /// d knows only itself. c hands a d's own signed alive, pushed down the
-    /// tree (`eager`) or as a gossip round's rumour, after `before` has
-    /// run; then everyone runs 5 s, with no news reaching a (so that no
-    /// duplicate ages a's rumour). How many of a's gossip messages carried
-    /// it, and a's send limit for a rumour.
-    fn rounds_carrying_a_join(eager: bool, before: impl FnOnce(&mut Harness)) -> (usize, u32) {
-        let mut h = Harness::strangers(&["a", "b", "c", "d", "e"], Config::local());
-        h.introduce_all(&["a", "b", "c", "e"]);
-        h.run_for(secs(1));
-        before(&mut h);
-        let updates = vec![own_news(&h, "d")];
-        let news = if eager {
-            Message::Eager(Eager {
-                data: Vec::new(),
-                updates,
-            })
-        } else {
-            Message::Gossip(Gossip { updates })
-        };
-        h.inject(h.addr("c"), "a", news);
-        h.drop_where(|_, to, m| to == "a" && matches!(m, Message::Gossip(_) | Message::Eager(_)));
-        h.run_for(secs(5));
-        assert_eq!(h.member_state("a", "d"), "alive@0");
-        let carrying = h
-            .messages("a", "*", "gossip")
-            .iter()
-            .filter(|s| matches!(&s.msg, Message::Gossip(g) if g.updates.iter().any(|u| u.id.name() == "d")))
-            .count();
-        (carrying, Config::local().retransmit_limit(5))
-    }
-
-    #[test]
-    fn a_join_that_came_down_the_tree_leaves_the_gossip_rounds_sooner_unless_probes_miss() {
-        // Scenario: see `rounds_carrying_a_join`. Heard as a gossip round's rumour, the join
-        // goes out in a's rounds up to the send limit. Pushed down the tree, it counts as all
-        // but the last of the `stop_after_duplicates` duplicates that end it: a's rounds carry
-        // it `duplicate_weight` times. While a's probes miss acks (no one answers), the rounds
-        // carry it in full again.
-        let c = Config::local();
-        let (by_rumour, limit) = rounds_carrying_a_join(false, |_| {});
-        let (by_tree, _) = rounds_carrying_a_join(true, |_| {});
-        let weight = c.duplicate_weight(limit) as usize;
-        assert!(weight < limit as usize);
-        assert_eq!(by_rumour, limit as usize, "as a rumour");
-        assert_eq!(by_tree, weight, "down the tree");
-        let (lossy, _) = rounds_carrying_a_join(true, |h| {
-            h.drop_kind("b", "a", "ack");
-            h.drop_kind("c", "a", "ack");
-            h.drop_kind("e", "a", "ack");
-            h.run_for(secs(3));
-        });
-        assert!(
-            lossy > weight,
-            "{lossy} rounds while probes miss, weight {weight}"
-        );
     }
 
     #[test]

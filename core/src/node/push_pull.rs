@@ -129,9 +129,9 @@ pub(crate) struct AntiEntropy {
     /// an answer names the page it answers by its first name, so pages of
     /// two exchanges in flight with one peer are told apart.
     paging: BTreeMap<(SocketAddr, Arc<str>), Paging>,
-    /// `paging` by when each page goes again if unanswered, so that timers
-    /// never walk `paging`. An entry whose page was answered, or sent anew
-    /// since, is stale and skipped.
+    /// The pages of `paging` this node asked for, by when each goes again
+    /// if unanswered, so that timers never walk `paging`. An entry whose
+    /// page was answered, or sent anew since, is stale and skipped.
     page_due: BTreeSet<(Time, SocketAddr, Arc<str>)>,
     /// Whether an exchange since the last round found summaries apart
     /// (one this node answered with a sync, or one of its own that was
@@ -352,7 +352,10 @@ impl AntiEntropy {
             }
             Entry::Vacant(_) => return,
         }
-        self.page_due.insert(due);
+        // Only the pages of an exchange this node asked for go again.
+        if asked {
+            self.page_due.insert(due);
+        }
     }
 
     /// Walk `seed`'s membership and namespaces once more, all the way

@@ -114,9 +114,6 @@ pub struct Stats {
     /// Push-pull answers whose page matched no page this node sent (out of
     /// range, repeated, stale or unasked): not gone on from.
     pub pages_ignored: u64,
-    /// Push-pull pages sent again, their answer not come within a quarter
-    /// gossip interval (a lost page or answer).
-    pub pages_resent: u64,
     /// Digests (membership or namespace) or wanted lists longer than one
     /// message could hold, cut to the limit before use.
     pub digests_truncated: u64,
@@ -225,7 +222,6 @@ impl Stats {
             final_probes,
             pages_sent,
             pages_ignored,
-            pages_resent,
             digests_truncated,
             stale_acks,
             misdirected,
@@ -272,7 +268,6 @@ impl Stats {
             ("final_probes", *final_probes),
             ("pages_sent", *pages_sent),
             ("pages_ignored", *pages_ignored),
-            ("pages_resent", *pages_resent),
             ("digests_truncated", *digests_truncated),
             ("stale_acks", *stale_acks),
             ("misdirected", *misdirected),

@@ -24,7 +24,7 @@
 //! and answers the steps.
 
 use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,14 +55,6 @@ const SMALLEST_LINE: usize = 6;
 /// The most pages awaiting an answer at once (each exchange in flight has
 /// one; entries also expire after a push-pull interval).
 const MAX_PAGING: usize = 1024;
-/// How many times a page whose answer did not come is sent again.
-const PAGE_RESENDS: u8 = 2;
-
-/// How long a page's answer is waited for before the page goes again: a
-/// quarter of a gossip interval, many round trips on a LAN.
-fn page_wait(cx: &Ctx) -> Duration {
-    cx.config.gossip_interval / 4
-}
 
 /// A page this node sent a peer (in a `Join` or `Sync`), until the answer.
 #[derive(Debug)]
@@ -79,8 +71,6 @@ struct Paging {
     /// asked for.
     asked: bool,
     at: Time,
-    /// How many times this page was sent again, its answer not come.
-    resent: u8,
 }
 
 /// A join in progress: the seeds, knocked on again until one answers.
@@ -129,10 +119,6 @@ pub(crate) struct AntiEntropy {
     /// an answer names the page it answers by its first name, so pages of
     /// two exchanges in flight with one peer are told apart.
     paging: BTreeMap<(SocketAddr, Arc<str>), Paging>,
-    /// The pages of `paging` this node asked for, by when each goes again
-    /// if unanswered, so that timers never walk `paging`. An entry whose
-    /// page was answered, or sent anew since, is stale and skipped.
-    page_due: BTreeSet<(Time, SocketAddr, Arc<str>)>,
     /// Whether an exchange since the last round found summaries apart
     /// (one this node answered with a sync, or one of its own that was
     /// answered): the next round then opens with `push_pull_peers`
@@ -241,7 +227,6 @@ impl AntiEntropy {
             next_reconnect: cx.now + c.reconnect_interval,
             opened: BTreeMap::new(),
             paging: BTreeMap::new(),
-            page_due: BTreeSet::new(),
             differed: true,
         }
     }
@@ -257,14 +242,12 @@ impl AntiEntropy {
         self.next_round
     }
 
-    /// When the join is to be tried again, while one is unanswered, when
-    /// its seed's membership is to be walked once more, or when a page
-    /// whose answer has not come goes again.
+    /// When the join is to be tried again, while one is unanswered, or
+    /// when its seed's membership is to be walked once more.
     pub(crate) fn join_deadline(&self) -> Option<Time> {
         let retry = self.joining.as_ref().map(|j| j.next);
         let recheck = self.recheck.map(|(_, at)| at);
-        let resend = self.page_due.first().map(|(at, _, _)| *at);
-        retry.into_iter().chain(recheck).chain(resend).min()
+        retry.into_iter().chain(recheck).min()
     }
 
     /// Stop joining (the node leaves).
@@ -311,20 +294,12 @@ impl AntiEntropy {
         let mut join = opening(PushPullKind::Join, m, r);
         join.members = vec![m.self_update(cx, MemberState::Alive)];
         let join = with_page(cx, m, r, join, Page::default(), false, true);
-        self.sent_page(cx, seed, Arc::from(""), &join, true, 0);
+        self.sent_page(cx, seed, Arc::from(""), &join, true);
         cx.send(seed, Message::PushPull(join));
     }
 
     /// Note the page of `p` (a `Join` or `Sync`), sent to `to`.
-    fn sent_page(
-        &mut self,
-        cx: &Ctx,
-        to: SocketAddr,
-        origin: Arc<str>,
-        p: &PushPull,
-        asked: bool,
-        resent: u8,
-    ) {
+    fn sent_page(&mut self, cx: &Ctx, to: SocketAddr, origin: Arc<str>, p: &PushPull, asked: bool) {
         let paging = Paging {
             origin,
             sent: p.page.clone(),
@@ -333,28 +308,22 @@ impl AntiEntropy {
             data: p.digest.is_some(),
             asked,
             at: cx.now,
-            resent,
         };
         let from = paging
             .sent
             .as_ref()
             .map_or_else(|| Arc::from(""), |g| g.from.clone());
         let room = self.paging.len() < MAX_PAGING;
-        let due = (cx.now + page_wait(cx), to, from.clone());
         match self.paging.entry((to, from)) {
             // A join's pages go on whatever else is exchanged meanwhile.
-            Entry::Occupied(e) if e.get().asked && !asked => return,
+            Entry::Occupied(e) if e.get().asked && !asked => {}
             Entry::Occupied(mut e) => {
                 e.insert(paging);
             }
             Entry::Vacant(e) if room => {
                 e.insert(paging);
             }
-            Entry::Vacant(_) => return,
-        }
-        // Only the pages of an exchange this node asked for go again.
-        if asked {
-            self.page_due.insert(due);
+            Entry::Vacant(_) => {}
         }
     }
 
@@ -368,14 +337,13 @@ impl AntiEntropy {
         self.open(cx, seed);
         let sync = opening(PushPullKind::Sync, m, r);
         let sync = with_page(cx, m, r, sync, Page::default(), true, true);
-        self.sent_page(cx, seed, Arc::from(""), &sync, true, 0);
+        self.sent_page(cx, seed, Arc::from(""), &sync, true);
         cx.send(seed, Message::PushPull(sync));
     }
 
     /// Knock on the seeds again, or walk the seed's membership once more
     /// when that is due.
     pub(crate) fn retry_join(&mut self, cx: &mut Ctx, m: &Membership, r: &Replicas) {
-        self.resend_pages(cx, m, r);
         if let Some((seed, at)) = self.recheck {
             if cx.now >= at {
                 self.recheck = None;
@@ -499,7 +467,7 @@ impl AntiEntropy {
             let page = round_from(origin.clone(), &origin);
             sync = with_page(cx, m, r, opening(), page, members, state);
         }
-        self.sent_page(cx, from, origin, &sync, false, 0);
+        self.sent_page(cx, from, origin, &sync, false);
         cx.send(from, Message::PushPull(sync));
     }
 
@@ -668,11 +636,7 @@ impl AntiEntropy {
         from: SocketAddr,
         p: &PushPull,
     ) {
-        let Some(covered) = &p.page else {
-            // The answer to an exchange in one message: it is over.
-            self.paging.remove(&(from, Arc::from("")));
-            return;
-        };
+        let Some(covered) = &p.page else { return };
         let Some(paging) = self.paging.remove(&(from, covered.from.clone())) else {
             cx.stats.pages_ignored += 1;
             return;
@@ -686,7 +650,7 @@ impl AntiEntropy {
             // members the newcomer knew already says nothing of the
             // next); in a round, a page that differed in nothing ends it.
             match sent.to.clone().filter(|b| *b != paging.origin) {
-                Some(b) if brought || paging.asked => self.send_page(cx, m, r, from, b, paging, 0),
+                Some(b) if brought || paging.asked => self.send_page(cx, m, r, from, b, paging),
                 _ => {}
             }
             return;
@@ -705,48 +669,10 @@ impl AntiEntropy {
             cx.stats.pages_ignored += 1;
             return;
         }
-        self.send_page(cx, m, r, from, cut, paging, 0);
+        self.send_page(cx, m, r, from, cut, paging);
     }
 
-    /// Send again, up to `PAGE_RESENDS` times, each page of an exchange
-    /// this node asked for (its join's walk of the seed, and the walk once
-    /// more) whose answer has not come within `page_wait`: a lost page, or
-    /// a lost answer, would otherwise end the walk there, and what the
-    /// later pages hold would wait for a catch-up round seconds later (a
-    /// walk has a dozen pages with small messages; at 10% loss one in five
-    /// is lost one way or the other). The join's first page is the join's
-    /// own retry's. A page that answers another node's summary is not sent
-    /// again: a summary is a few bytes and its answer a page, and one
-    /// spoofed summary is not to bring three.
-    fn resend_pages(&mut self, cx: &mut Ctx, m: &Membership, r: &Replicas) {
-        let now = cx.now;
-        let wait = page_wait(cx);
-        while let Some((at, to, from)) = self.page_due.first().cloned() {
-            if at > now {
-                break;
-            }
-            self.page_due.pop_first();
-            let key = (to, from.clone());
-            let due = self
-                .paging
-                .get(&key)
-                .is_some_and(|p| p.asked && p.at + wait <= now && p.resent < PAGE_RESENDS);
-            let joining = self.joining.as_ref().is_some_and(|j| j.seeds.contains(&to));
-            if !due || joining {
-                continue;
-            }
-            let Some(paging) = self.paging.remove(&key) else {
-                continue;
-            };
-            let resent = paging.resent + 1;
-            cx.stats.pages_resent += 1;
-            self.send_page(cx, m, r, to, from, paging, resent);
-        }
-    }
-
-    /// Go on with the exchange `paging` with `to`: the page from `from`,
-    /// sent `resent` times before (its answer lost).
-    #[allow(clippy::too_many_arguments)]
+    /// Go on with the exchange `paging` with `to`: the page from `from`.
     fn send_page(
         &mut self,
         cx: &mut Ctx,
@@ -755,7 +681,6 @@ impl AntiEntropy {
         to: SocketAddr,
         from: Arc<str>,
         paging: Paging,
-        resent: u8,
     ) {
         let page = round_from(from, &paging.origin);
         let next = opening(PushPullKind::Sync, m, r);
@@ -763,7 +688,7 @@ impl AntiEntropy {
         if paging.asked {
             self.open(cx, to);
         }
-        self.sent_page(cx, to, paging.origin, &next, paging.asked, resent);
+        self.sent_page(cx, to, paging.origin, &next, paging.asked);
         cx.stats.pages_sent += 1;
         cx.send(to, Message::PushPull(next));
     }
@@ -881,27 +806,6 @@ mod tests {
         );
         h.run_for(pp * 2);
         assert_eq!([opened(&h, 4), opened(&h, 5), opened(&h, 6)], [1, 3, 1]);
-    }
-
-    #[test]
-    fn an_answer_to_a_summary_is_not_sent_again() {
-        // Scenario: a stranger's address sends a a summary that differs from a's (a spoofed one
-        // would look the same), and never answers. a answers with one Sync page; a page of an
-        // exchange a asked for would go again after a quarter gossip interval, but this one is
-        // not: in a second, one Sync to that address and nothing sent again. A few bytes of
-        // summary bring one page, however the answer fares.
-        let mut h = Harness::new(&["a", "b"]);
-        h.run_for(ms(50));
-        let stranger: std::net::SocketAddr = "10.9.9.9:7946".parse().unwrap();
-        let summary = PushPull {
-            kind: PushPullKind::Summary,
-            summary: 12345,
-            ..PushPull::default()
-        };
-        h.inject(stranger, "a", Message::PushPull(summary));
-        h.run_for(secs(1));
-        assert_eq!(h.sent("a", &stranger.to_string(), "push-pull/sync"), 1);
-        assert_eq!(h.node("a").stats().pages_resent, 0);
     }
 
     #[test]

@@ -34,9 +34,7 @@ pub(crate) enum Timer {
     Gossip,
     /// The push-pull round: open anti-entropy exchanges.
     PushPull,
-    /// Knock on the seeds again while the join is unanswered, walk the
-    /// seed once more, or send again a push-pull page whose answer has not
-    /// come.
+    /// Knock on the seeds again while the join is unanswered.
     JoinRetry,
     /// A suspicion timed out: the suspect is declared dead.
     Suspicion,

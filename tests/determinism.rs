@@ -70,6 +70,7 @@ fn the_json_report_has_its_documented_keys() {
         "nodes",
         "seed",
         "rounds_to_membership",
+        "rounds_to_members_known",
         "detection_p50_ms",
         "detection_p99_ms",
         "false_positives",

@@ -71,11 +71,12 @@ fn case() -> impl Strategy<Value = Case> {
 /// exactly the live members as alive, from the LAN preset:
 ///
 /// - a crash is detected within `3 * probe_period + suspicion_max`;
-/// - after a heal, the sides find each other through push-pull, which
-///   alternates between live and dead members each `push_pull_interval`, so
-///   within two intervals some pair across the cut has synced; the refutations
-///   it triggers spread as rumours and through further syncs: two more
-///   intervals;
+/// - after a heal, the sides find each other through push-pull: each round
+///   goes to live members and to the next dead one in name order, so a node
+///   with `d` dead tries each within `d` intervals, and with several nodes a
+///   side some pair across the cut has synced within two; the refutations it
+///   triggers go straight back across it, then spread as rumours and through
+///   further syncs: two more intervals;
 /// - loss of up to 20% can cost each of those steps a retry: one more interval.
 fn settle_bound(c: &Config) -> Duration {
     let detect = c.probe_period * 3 + c.suspicion_max;

@@ -100,6 +100,10 @@ pub struct Stats {
     /// leaves, sent ahead of other news when `refutations_first` is on),
     /// counted apart from the rest.
     pub urgent_rumours_sent: u64,
+    /// Refutations sent straight back to the peer whose push-pull said this
+    /// node was suspect or dead: a peer it may hold dead itself, whom no
+    /// rumour would reach.
+    pub refutations_returned: u64,
     /// Pings that carried this node's suspicion of their target
     /// (Lifeguard's buddy system, `buddy_system`).
     pub buddy_warnings: u64,
@@ -114,6 +118,9 @@ pub struct Stats {
     /// Push-pull answers whose page matched no page this node sent (out of
     /// range, repeated, stale or unasked): not gone on from.
     pub pages_ignored: u64,
+    /// Push-pull pages sent again, their answer not come within a quarter
+    /// gossip interval (a lost page or answer).
+    pub pages_resent: u64,
     /// Digests (membership or namespace) or wanted lists longer than one
     /// message could hold, cut to the limit before use.
     pub digests_truncated: u64,
@@ -217,11 +224,13 @@ impl Stats {
             refutations,
             deaths_declared,
             urgent_rumours_sent,
+            refutations_returned,
             buddy_warnings,
             fallback_pings,
             final_probes,
             pages_sent,
             pages_ignored,
+            pages_resent,
             digests_truncated,
             stale_acks,
             misdirected,
@@ -263,11 +272,13 @@ impl Stats {
             ("refutations", *refutations),
             ("deaths_declared", *deaths_declared),
             ("urgent_rumours_sent", *urgent_rumours_sent),
+            ("refutations_returned", *refutations_returned),
             ("buddy_warnings", *buddy_warnings),
             ("fallback_pings", *fallback_pings),
             ("final_probes", *final_probes),
             ("pages_sent", *pages_sent),
             ("pages_ignored", *pages_ignored),
+            ("pages_resent", *pages_resent),
             ("digests_truncated", *digests_truncated),
             ("stale_acks", *stale_acks),
             ("misdirected", *misdirected),

@@ -43,6 +43,10 @@ pub struct Metrics {
     ok: Vec<bool>,
     ok_count: usize,
     converged_at: Option<Time>,
+    /// Node i holds as many members alive or suspect as are running.
+    holds_all: Vec<bool>,
+    holds_all_count: usize,
+    all_known_at: Option<Time>,
     /// The last heal of a partition, and when every running node next saw
     /// every running node alive.
     healed: Option<(Time, Option<Time>)>,
@@ -145,6 +149,18 @@ fn bucket_width(gossip_interval: Duration, end: Time) -> Duration {
     Duration::from_micros(gi * per)
 }
 
+/// Set `flag` to `to`, and `count` (how many such flags are set) with it.
+fn set_counted(flag: &mut bool, count: &mut usize, to: bool) {
+    if *flag != to {
+        *flag = to;
+        if to {
+            *count += 1;
+        } else {
+            *count -= 1;
+        }
+    }
+}
+
 impl Metrics {
     /// Tallies for `n` nodes; traffic counts from `measure_from` to `end`.
     pub fn new(n: usize, gossip_interval: Duration, measure_from: Time, end: Time) -> Metrics {
@@ -159,6 +175,9 @@ impl Metrics {
             ok: vec![false; n],
             ok_count: 0,
             converged_at: None,
+            holds_all: vec![false; n],
+            holds_all_count: 0,
+            all_known_at: None,
             healed: None,
             crashes: Vec::new(),
             leaves: Vec::new(),
@@ -257,6 +276,8 @@ impl Metrics {
         self.running_count = running.iter().filter(|r| **r).count();
         self.ok.iter_mut().for_each(|o| *o = false);
         self.ok_count = 0;
+        self.holds_all.iter_mut().for_each(|o| *o = false);
+        self.holds_all_count = 0;
     }
 
     pub(crate) fn observe_state(&mut self, i: usize, node: &Node, now: Time) {
@@ -266,24 +287,21 @@ impl Metrics {
             self.known[i] = alive;
         }
         let ok = self.running[i] && alive == self.running_count;
-        if ok != self.ok[i] {
-            self.ok[i] = ok;
-            if ok {
-                self.ok_count += 1;
-            } else {
-                self.ok_count -= 1;
-            }
-        }
+        set_counted(&mut self.ok[i], &mut self.ok_count, ok);
         self.peak_broadcasts = self.peak_broadcasts.max(node.pending_broadcasts());
         self.peak_members = self.peak_members.max(node.live_members());
         if now >= self.held_due[i] {
             self.held_due[i] = now + HELD_SAMPLE;
             self.peak_held = self.peak_held.max(node.held_records());
         }
-        if self.converged_at.is_none()
-            && self.initial_starts == self.running.len()
-            && self.ok_count == self.running_count
+        let holds = self.running[i] && node.live_members() == self.running_count;
+        set_counted(&mut self.holds_all[i], &mut self.holds_all_count, holds);
+        let all_started = self.initial_starts == self.running.len();
+        if self.all_known_at.is_none() && all_started && self.holds_all_count == self.running_count
         {
+            self.all_known_at = Some(now);
+        }
+        if self.converged_at.is_none() && all_started && self.ok_count == self.running_count {
             self.converged_at = Some(now);
         }
         self.note_healed(now);
@@ -443,6 +461,9 @@ impl Metrics {
         let since_last_start = self
             .converged_at
             .map(|t| (t - self.last_start).as_secs_f64());
+        let known_since_last_start = self
+            .all_known_at
+            .map(|t| (t - self.last_start).as_secs_f64());
         let idle = self.quiet_from.and_then(|q| {
             let secs = (now.min(self.end).max(q) - q).as_secs_f64();
             (secs > 0.0).then(|| self.bytes_quiet as f64 / n / secs)
@@ -467,6 +488,7 @@ impl Metrics {
             last_start_ms: self.last_start.as_secs_f64() * 1e3,
             membership_ms: since_last_start.map(|s| s * 1e3),
             rounds_to_membership: since_last_start.map(|s| s / gi),
+            rounds_to_members_known: known_since_last_start.map(|s| s / gi),
             crashes: self.crashes.len(),
             detected: detect.len(),
             first_suspicion_p50_ms: percentile(&first, 0.50),
@@ -574,6 +596,12 @@ pub struct Report {
     pub membership_ms: Option<f64>,
     /// `membership_ms` in gossip rounds.
     pub rounds_to_membership: Option<f64>,
+    /// Gossip rounds from the last start until every running node held
+    /// every running node as a member, alive or suspect (None: never within
+    /// the run). Under loss `rounds_to_membership` also waits for a moment
+    /// with no false suspicion anywhere, which in a large cluster is luck;
+    /// this is how long the news of the members took to reach everyone.
+    pub rounds_to_members_known: Option<f64>,
     /// Crashes during the run.
     pub crashes: usize,
     /// Crashes that every running node came to consider dead.
@@ -735,9 +763,10 @@ impl fmt::Display for Report {
         writeln!(f, "  simulated                 {:.1} s", self.simulated_s)?;
         writeln!(
             f,
-            "  membership converged      {} rounds after the last start ({})",
+            "  membership converged      {} rounds after the last start ({}); every member known after {} rounds",
             rounds(self.rounds_to_membership),
-            ms(self.membership_ms)
+            ms(self.membership_ms),
+            rounds(self.rounds_to_members_known)
         )?;
         writeln!(
             f,

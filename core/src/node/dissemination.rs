@@ -14,7 +14,8 @@ use super::push_pull::AntiEntropy;
 use super::replicas::Receipt;
 use super::Node;
 use crate::config::Dissemination;
-use crate::message::{Datum, PushPull, PushPullKind};
+use crate::member::MemberState;
+use crate::message::{Datum, Gossip, Message, PushPull, PushPullKind};
 
 impl Node {
     /// Start spreading a fresh datum (ours, or first received from `from`):
@@ -167,11 +168,31 @@ impl Node {
 
     /// Merge the members and data of a push-pull from `from` (`asked`: it
     /// answers an exchange this node opened).
+    ///
+    /// News in it that this node is suspect or dead is refuted, and the
+    /// refutation goes straight back to `from` as well as out as a rumour:
+    /// after a partition each side holds the other dead, so the rumour
+    /// would reach no one across the cut, and the two would stay apart
+    /// until some later exchange happened to carry the refutation.
     fn merge(&mut self, from: SocketAddr, p: &PushPull, asked: bool) {
         self.membership
             .check_reconnect_answer(&mut self.cx, from, &p.members);
+        let me = self.cx.me.name();
+        let mine = self.membership.incarnation();
+        let accused = p
+            .members
+            .iter()
+            .any(|u| u.id.name() == me && (u.state != MemberState::Alive || u.incarnation > mine));
         for u in &p.members {
             self.apply_news(u, Heard::Sync { from, asked });
+        }
+        if accused && self.membership.is_running() {
+            self.cx.stats.refutations_returned += 1;
+            let alive = self.membership.self_update(&self.cx, MemberState::Alive);
+            let msg = Message::Gossip(Gossip {
+                updates: vec![alive],
+            });
+            self.cx.send(from, msg);
         }
         self.merge_data(from, p);
     }

@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
+use std::ops::Bound;
 use std::sync::Arc;
 
 use rand::Rng;
@@ -98,6 +99,10 @@ pub(crate) struct Membership {
     reconnect: BTreeMap<Arc<str>, (SocketAddr, Time, Option<PublicKey>)>,
     /// The name last knocked on: the list is walked in name order.
     reconnect_cursor: Option<Arc<str>>,
+    /// The dead member the last push-pull round went to: the dead are
+    /// walked in name order, from a random one, so each gets a round
+    /// within as many rounds as there are dead.
+    dead_cursor: Option<Arc<str>>,
     /// When a message last came straight from each address: a member heard
     /// from within the suspicion timeout is not taken for dead on another's
     /// word (see [`Membership::apply`]). Entries older than `suspicion_max`
@@ -149,6 +154,7 @@ impl Membership {
             reap: VecDeque::new(),
             reconnect: BTreeMap::new(),
             reconnect_cursor: None,
+            dead_cursor: None,
             heard: BTreeMap::new(),
             introductions: Introductions::default(),
             history: History::new(cx.config.history_bytes as usize),
@@ -370,21 +376,33 @@ impl Membership {
     }
 
     /// The peers of a push-pull round: `count` random live members, and
-    /// one random dead member while any is dead, so that a
-    /// healed partition finds its other half before the dead are reaped.
+    /// while any member is dead, the next dead one in name order (the
+    /// first time, a random one), so that a healed partition finds its
+    /// other half before the dead are reaped: with `d` dead, each is
+    /// tried within `d` rounds, whatever the draws.
     pub(crate) fn push_pull_peers(&mut self, cx: &mut Ctx, count: usize) -> Vec<NodeId> {
-        let dead: Vec<usize> = (0..self.reap.len())
-            .filter(|&i| {
-                let name = &self.reap[i].1;
+        let dead: BTreeSet<Arc<str>> = self
+            .reap
+            .iter()
+            .map(|(_, name, _)| Arc::clone(name))
+            .filter(|name| {
                 self.members
                     .get(name)
                     .is_some_and(|(_, e)| e.state == MemberState::Dead)
             })
             .collect();
         let mut peers = self.members.random_live(count, &[], &mut cx.rng);
-        if !dead.is_empty() {
-            let name = &self.reap[dead[cx.rng.random_range(0..dead.len())]].1;
-            peers.extend(self.members.get(name).map(|(id, _)| id.clone()));
+        let next = match &self.dead_cursor {
+            _ if dead.is_empty() => None,
+            None => dead.iter().nth(cx.rng.random_range(0..dead.len())),
+            Some(last) => dead
+                .range((Bound::Excluded(last.clone()), Bound::Unbounded))
+                .next()
+                .or_else(|| dead.first()),
+        };
+        if let Some(name) = next.cloned() {
+            peers.extend(self.members.get(&name).map(|(id, _)| id.clone()));
+            self.dead_cursor = Some(name);
         }
         peers
     }

@@ -219,6 +219,18 @@ mod tests {
         assert_eq!((taken.len(), cut), (2, None));
     }
 
+    /// 30 nodes that know each other, each holding 2 entries, with
+    /// 1,400-byte messages, and a stranger "new"; the 30 names.
+    fn thirty_and_a_newcomer() -> (Harness, Vec<String>) {
+        let old = names("n", 30);
+        let mut all: Vec<&str> = old.iter().map(String::as_str).collect();
+        all.push("new");
+        let mut h = Harness::strangers(&all, small(1400));
+        h.introduce_all(&old);
+        write_and_spread(&mut h, &old, 2);
+        (h, old)
+    }
+
     #[test]
     fn a_newcomer_gets_membership_and_data_in_pages() {
         // Scenario: 30 nodes, each holding 2 entries, with 1,400-byte messages; a newcomer joins
@@ -227,12 +239,7 @@ mod tests {
         // on page by page. Nothing else brings it old members (they are not rumoured), so holding
         // every member and record within 200 ms can only come from the pages; every push-pull
         // fits in 1,400 bytes.
-        let old = names("n", 30);
-        let mut all: Vec<&str> = old.iter().map(String::as_str).collect();
-        all.push("new");
-        let mut h = Harness::strangers(&all, small(1400));
-        h.introduce_all(&old);
-        write_and_spread(&mut h, &old, 2);
+        let (mut h, old) = thirty_and_a_newcomer();
         let seed = h.addr("n00");
         h.act("new", |n, now| n.join(now, &[seed])).unwrap();
         h.wait_for(ms(200), "the newcomer holding everything", |h| {
@@ -258,6 +265,54 @@ mod tests {
             .count();
         assert!(cut_short >= 3);
         all_fit(&h, "*", 1400);
+    }
+
+    /// `a_newcomer_gets_membership_and_data_in_pages`'s scenario, with the
+    /// first copy of one message of the newcomer's walk lost: its first
+    /// page after the join's answer (`reply`: n00's answer to that page
+    /// instead; the join's own answer is the join's retry's to repair). Whether the newcomer held everything within `within` of
+    /// its join, and how many pages it sent again.
+    fn a_walk_with_one_message_lost(reply: bool, within: std::time::Duration) -> (bool, u64) {
+        let (mut h, old) = thirty_and_a_newcomer();
+        // The join's own answer is the first reply; the answer to the
+        // walk's first page the second.
+        let (f, t, k, nth) = if reply {
+            ("n00", "new", "push-pull/reply", 2)
+        } else {
+            ("new", "n00", "push-pull/sync", 1)
+        };
+        let seen = std::rc::Rc::new(std::cell::Cell::new(0));
+        let count = seen.clone();
+        h.drop_where(move |from, to, m| {
+            let hit = from == f && to == t && kind(m) == k;
+            if hit {
+                count.set(count.get() + 1);
+            }
+            hit && count.get() == nth
+        });
+        let seed = h.addr("n00");
+        h.act("new", |n, now| n.join(now, &[seed])).unwrap();
+        h.run_for(within);
+        assert!(seen.get() >= nth, "a message of the walk was lost");
+        let done = h.node("new").members().count() == 31
+            && old
+                .iter()
+                .all(|b| h.node("new").namespace_version(b) == Some((0, 2)));
+        (done, h.node("new").stats().pages_resent)
+    }
+
+    #[test]
+    fn a_page_or_answer_lost_on_the_way_goes_again_and_the_walk_goes_on() {
+        // Scenario: see `a_walk_with_one_message_lost`. A page whose answer has not come within a
+        // quarter gossip interval (25 ms on `local`) goes again, so the newcomer holds every
+        // member and record within 60 ms whichever of the two was lost. Without the resend its
+        // walk stopped at the loss, and what the later pages held waited for the walk of its
+        // seed a gossip interval (100 ms) after the answer.
+        for reply in [false, true] {
+            let (done, resent) = a_walk_with_one_message_lost(reply, ms(60));
+            assert!(done, "reply lost: {reply}, pages sent again: {resent}");
+            assert_eq!(resent, 1, "reply lost: {reply}");
+        }
     }
 
     #[test]

@@ -24,7 +24,7 @@
 //! and answers the steps.
 
 use std::collections::btree_map::Entry;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,6 +55,14 @@ const SMALLEST_LINE: usize = 6;
 /// The most pages awaiting an answer at once (each exchange in flight has
 /// one; entries also expire after a push-pull interval).
 const MAX_PAGING: usize = 1024;
+/// How many times a page whose answer did not come is sent again.
+const PAGE_RESENDS: u8 = 2;
+
+/// How long a page's answer is waited for before the page goes again: a
+/// quarter of a gossip interval, many round trips on a LAN.
+fn page_wait(cx: &Ctx) -> Duration {
+    cx.config.gossip_interval / 4
+}
 
 /// A page this node sent a peer (in a `Join` or `Sync`), until the answer.
 #[derive(Debug)]
@@ -71,6 +79,8 @@ struct Paging {
     /// asked for.
     asked: bool,
     at: Time,
+    /// How many times this page was sent again, its answer not come.
+    resent: u8,
 }
 
 /// A join in progress: the seeds, knocked on again until one answers.
@@ -119,6 +129,10 @@ pub(crate) struct AntiEntropy {
     /// an answer names the page it answers by its first name, so pages of
     /// two exchanges in flight with one peer are told apart.
     paging: BTreeMap<(SocketAddr, Arc<str>), Paging>,
+    /// The pages of `paging` this node asked for, by when each goes again
+    /// if unanswered, so that timers never walk `paging`. An entry whose
+    /// page was answered, or sent anew since, is stale and skipped.
+    page_due: BTreeSet<(Time, SocketAddr, Arc<str>)>,
     /// Whether an exchange since the last round found summaries apart
     /// (one this node answered with a sync, or one of its own that was
     /// answered): the next round then opens with `push_pull_peers`
@@ -227,6 +241,7 @@ impl AntiEntropy {
             next_reconnect: cx.now + c.reconnect_interval,
             opened: BTreeMap::new(),
             paging: BTreeMap::new(),
+            page_due: BTreeSet::new(),
             differed: true,
         }
     }
@@ -242,12 +257,14 @@ impl AntiEntropy {
         self.next_round
     }
 
-    /// When the join is to be tried again, while one is unanswered, or
-    /// when its seed's membership is to be walked once more.
+    /// When the join is to be tried again, while one is unanswered, when
+    /// its seed's membership is to be walked once more, or when a page
+    /// whose answer has not come goes again.
     pub(crate) fn join_deadline(&self) -> Option<Time> {
         let retry = self.joining.as_ref().map(|j| j.next);
         let recheck = self.recheck.map(|(_, at)| at);
-        retry.into_iter().chain(recheck).min()
+        let resend = self.page_due.first().map(|(at, _, _)| *at);
+        retry.into_iter().chain(recheck).chain(resend).min()
     }
 
     /// Stop joining (the node leaves).
@@ -294,12 +311,20 @@ impl AntiEntropy {
         let mut join = opening(PushPullKind::Join, m, r);
         join.members = vec![m.self_update(cx, MemberState::Alive)];
         let join = with_page(cx, m, r, join, Page::default(), false, true);
-        self.sent_page(cx, seed, Arc::from(""), &join, true);
+        self.sent_page(cx, seed, Arc::from(""), &join, true, 0);
         cx.send(seed, Message::PushPull(join));
     }
 
     /// Note the page of `p` (a `Join` or `Sync`), sent to `to`.
-    fn sent_page(&mut self, cx: &Ctx, to: SocketAddr, origin: Arc<str>, p: &PushPull, asked: bool) {
+    fn sent_page(
+        &mut self,
+        cx: &Ctx,
+        to: SocketAddr,
+        origin: Arc<str>,
+        p: &PushPull,
+        asked: bool,
+        resent: u8,
+    ) {
         let paging = Paging {
             origin,
             sent: p.page.clone(),
@@ -308,22 +333,28 @@ impl AntiEntropy {
             data: p.digest.is_some(),
             asked,
             at: cx.now,
+            resent,
         };
         let from = paging
             .sent
             .as_ref()
             .map_or_else(|| Arc::from(""), |g| g.from.clone());
         let room = self.paging.len() < MAX_PAGING;
+        let due = (cx.now + page_wait(cx), to, from.clone());
         match self.paging.entry((to, from)) {
             // A join's pages go on whatever else is exchanged meanwhile.
-            Entry::Occupied(e) if e.get().asked && !asked => {}
+            Entry::Occupied(e) if e.get().asked && !asked => return,
             Entry::Occupied(mut e) => {
                 e.insert(paging);
             }
             Entry::Vacant(e) if room => {
                 e.insert(paging);
             }
-            Entry::Vacant(_) => {}
+            Entry::Vacant(_) => return,
+        }
+        // Only the pages of an exchange this node asked for go again.
+        if asked {
+            self.page_due.insert(due);
         }
     }
 
@@ -337,13 +368,14 @@ impl AntiEntropy {
         self.open(cx, seed);
         let sync = opening(PushPullKind::Sync, m, r);
         let sync = with_page(cx, m, r, sync, Page::default(), true, true);
-        self.sent_page(cx, seed, Arc::from(""), &sync, true);
+        self.sent_page(cx, seed, Arc::from(""), &sync, true, 0);
         cx.send(seed, Message::PushPull(sync));
     }
 
     /// Knock on the seeds again, or walk the seed's membership once more
     /// when that is due.
     pub(crate) fn retry_join(&mut self, cx: &mut Ctx, m: &Membership, r: &Replicas) {
+        self.resend_pages(cx, m, r);
         if let Some((seed, at)) = self.recheck {
             if cx.now >= at {
                 self.recheck = None;
@@ -467,7 +499,7 @@ impl AntiEntropy {
             let page = round_from(origin.clone(), &origin);
             sync = with_page(cx, m, r, opening(), page, members, state);
         }
-        self.sent_page(cx, from, origin, &sync, false);
+        self.sent_page(cx, from, origin, &sync, false, 0);
         cx.send(from, Message::PushPull(sync));
     }
 
@@ -636,7 +668,11 @@ impl AntiEntropy {
         from: SocketAddr,
         p: &PushPull,
     ) {
-        let Some(covered) = &p.page else { return };
+        let Some(covered) = &p.page else {
+            // The answer to an exchange in one message: it is over.
+            self.paging.remove(&(from, Arc::from("")));
+            return;
+        };
         let Some(paging) = self.paging.remove(&(from, covered.from.clone())) else {
             cx.stats.pages_ignored += 1;
             return;
@@ -650,7 +686,7 @@ impl AntiEntropy {
             // members the newcomer knew already says nothing of the
             // next); in a round, a page that differed in nothing ends it.
             match sent.to.clone().filter(|b| *b != paging.origin) {
-                Some(b) if brought || paging.asked => self.send_page(cx, m, r, from, b, paging),
+                Some(b) if brought || paging.asked => self.send_page(cx, m, r, from, b, paging, 0),
                 _ => {}
             }
             return;
@@ -669,10 +705,48 @@ impl AntiEntropy {
             cx.stats.pages_ignored += 1;
             return;
         }
-        self.send_page(cx, m, r, from, cut, paging);
+        self.send_page(cx, m, r, from, cut, paging, 0);
     }
 
-    /// Go on with the exchange `paging` with `to`: the page from `from`.
+    /// Send again, up to `PAGE_RESENDS` times, each page of an exchange
+    /// this node asked for (its join's walk of the seed, and the walk once
+    /// more) whose answer has not come within `page_wait`: a lost page, or
+    /// a lost answer, would otherwise end the walk there, and what the
+    /// later pages hold would wait for a catch-up round seconds later (a
+    /// walk has a dozen pages with small messages; at 10% loss one in five
+    /// is lost one way or the other). The join's first page is the join's
+    /// own retry's. A page that answers another node's summary is not sent
+    /// again: a summary is a few bytes and its answer a page, and one
+    /// spoofed summary is not to bring three.
+    fn resend_pages(&mut self, cx: &mut Ctx, m: &Membership, r: &Replicas) {
+        let now = cx.now;
+        let wait = page_wait(cx);
+        while let Some((at, to, from)) = self.page_due.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.page_due.pop_first();
+            let key = (to, from.clone());
+            let due = self
+                .paging
+                .get(&key)
+                .is_some_and(|p| p.asked && p.at + wait <= now && p.resent < PAGE_RESENDS);
+            let joining = self.joining.as_ref().is_some_and(|j| j.seeds.contains(&to));
+            if !due || joining {
+                continue;
+            }
+            let Some(paging) = self.paging.remove(&key) else {
+                continue;
+            };
+            let resent = paging.resent + 1;
+            cx.stats.pages_resent += 1;
+            self.send_page(cx, m, r, to, from, paging, resent);
+        }
+    }
+
+    /// Go on with the exchange `paging` with `to`: the page from `from`,
+    /// sent `resent` times before (its answer lost).
+    #[allow(clippy::too_many_arguments)]
     fn send_page(
         &mut self,
         cx: &mut Ctx,
@@ -681,6 +755,7 @@ impl AntiEntropy {
         to: SocketAddr,
         from: Arc<str>,
         paging: Paging,
+        resent: u8,
     ) {
         let page = round_from(from, &paging.origin);
         let next = opening(PushPullKind::Sync, m, r);
@@ -688,7 +763,7 @@ impl AntiEntropy {
         if paging.asked {
             self.open(cx, to);
         }
-        self.sent_page(cx, to, paging.origin, &next, paging.asked);
+        self.sent_page(cx, to, paging.origin, &next, paging.asked, resent);
         cx.stats.pages_sent += 1;
         cx.send(to, Message::PushPull(next));
     }
@@ -806,6 +881,96 @@ mod tests {
         );
         h.run_for(pp * 2);
         assert_eq!([opened(&h, 4), opened(&h, 5), opened(&h, 6)], [1, 3, 1]);
+    }
+
+    #[test]
+    fn the_dead_are_knocked_on_in_turn() {
+        // Scenario: of five nodes, b, c, d and e crash; a declares all four dead. From then on
+        // each of a's push-pull rounds opens with one dead member, the next in name order, so in
+        // any four rounds each of the four gets exactly one summary (random picks would give
+        // that one time in ten), well before the reap forgets them.
+        let mut h = Harness::new(&["a", "b", "c", "d", "e"]);
+        h.run_for(ms(50));
+        for x in ["b", "c", "d", "e"] {
+            h.stop(x);
+        }
+        h.wait_for(secs(30), "a holding the four dead", |h| {
+            ["b", "c", "d", "e"]
+                .iter()
+                .all(|x| h.member_state("a", x).starts_with("dead"))
+        });
+        let from = h.sent("a", "*", "push-pull/summary");
+        let pp = Config::local().push_pull_interval;
+        h.run_for(pp * 4);
+        let knocks: Vec<&str> = h.messages("a", "*", "push-pull/summary")[from..]
+            .iter()
+            .map(|s| s.to.as_str())
+            .collect();
+        assert_eq!(knocks.len(), 4, "{knocks:?}");
+        let mut seen = knocks.clone();
+        seen.sort();
+        assert_eq!(seen, ["b", "c", "d", "e"], "{knocks:?}");
+        let walk = ["b", "c", "d", "e", "b", "c", "d"];
+        assert!(walk.windows(4).any(|w| w == knocks), "{knocks:?}");
+    }
+
+    #[test]
+    fn a_refutation_goes_back_to_the_peer_that_said_this_node_was_dead() {
+        // Scenario: a and b are cut apart until each holds the other dead, then the cut heals.
+        // Each knocks on its dead with a push-pull round. In the first exchange across, each
+        // hears from the other that it is dead and refutes; the refutation goes straight back
+        // as a Gossip (a rumour would reach no one: each holds the other dead), so both see
+        // each other alive within that exchange, not an exchange later.
+        let mut h = Harness::new(&["a", "b"]);
+        h.run_for(ms(50));
+        let cut = h.partition(&["a"], &["b"]);
+        h.wait_for(secs(30), "a and b holding each other dead", |h| {
+            h.member_state("a", "b").starts_with("dead")
+                && h.member_state("b", "a").starts_with("dead")
+        });
+        h.allow(cut);
+        let before = h.sent("*", "*", "push-pull/summary");
+        h.wait_for(
+            Config::local().push_pull_interval * 2,
+            "a summary across",
+            |h| h.sent("*", "*", "push-pull/summary") > before,
+        );
+        h.wait_for(ms(100), "a and b alive to each other", |h| {
+            h.member_state("a", "b").starts_with("alive")
+                && h.member_state("b", "a").starts_with("alive")
+        });
+        let returned =
+            h.node("a").stats().refutations_returned + h.node("b").stats().refutations_returned;
+        assert!(returned >= 1, "{returned}");
+        let back = h.messages("*", "*", "gossip");
+        assert!(back.iter().any(|s| match &s.msg {
+            Message::Gossip(g) => g
+                .updates
+                .iter()
+                .any(|u| u.id.name() == s.from && u.state == MemberState::Alive),
+            _ => false,
+        }));
+    }
+
+    #[test]
+    fn an_answer_to_a_summary_is_not_sent_again() {
+        // Scenario: a stranger's address sends a a summary that differs from a's (a spoofed one
+        // would look the same), and never answers. a answers with one Sync page; a page of an
+        // exchange a asked for would go again after a quarter gossip interval, but this one is
+        // not: in a second, one Sync to that address and nothing sent again. A few bytes of
+        // summary bring one page, however the answer fares.
+        let mut h = Harness::new(&["a", "b"]);
+        h.run_for(ms(50));
+        let stranger: std::net::SocketAddr = "10.9.9.9:7946".parse().unwrap();
+        let summary = PushPull {
+            kind: PushPullKind::Summary,
+            summary: 12345,
+            ..PushPull::default()
+        };
+        h.inject(stranger, "a", Message::PushPull(summary));
+        h.run_for(secs(1));
+        assert_eq!(h.sent("a", &stranger.to_string(), "push-pull/sync"), 1);
+        assert_eq!(h.node("a").stats().pages_resent, 0);
     }
 
     #[test]

@@ -34,7 +34,9 @@ pub(crate) enum Timer {
     Gossip,
     /// The push-pull round: open anti-entropy exchanges.
     PushPull,
-    /// Knock on the seeds again while the join is unanswered.
+    /// Knock on the seeds again while the join is unanswered, walk the
+    /// seed once more, or send again a push-pull page whose answer has not
+    /// come.
     JoinRetry,
     /// A suspicion timed out: the suspect is declared dead.
     Suspicion,

@@ -173,20 +173,17 @@ impl Node {
     /// refutation goes straight back to `from` as well as out as a rumour:
     /// after a partition each side holds the other dead, so the rumour
     /// would reach no one across the cut, and the two would stay apart
-    /// until some later exchange happened to carry the refutation.
+    /// until some later exchange happened to carry the refutation. Only a
+    /// refutation goes back (this node's incarnation rose while merging):
+    /// news that changed nothing draws nothing.
     fn merge(&mut self, from: SocketAddr, p: &PushPull, asked: bool) {
         self.membership
             .check_reconnect_answer(&mut self.cx, from, &p.members);
-        let me = self.cx.me.name();
-        let mine = self.membership.incarnation();
-        let accused = p
-            .members
-            .iter()
-            .any(|u| u.id.name() == me && (u.state != MemberState::Alive || u.incarnation > mine));
+        let before = self.membership.incarnation();
         for u in &p.members {
             self.apply_news(u, Heard::Sync { from, asked });
         }
-        if accused && self.membership.is_running() {
+        if self.membership.incarnation() > before && self.membership.is_running() {
             self.cx.stats.refutations_returned += 1;
             let alive = self.membership.self_update(&self.cx, MemberState::Alive);
             let msg = Message::Gossip(Gossip {

@@ -953,6 +953,37 @@ mod tests {
     }
 
     #[test]
+    fn a_forged_death_in_a_push_pull_draws_nothing_back() {
+        // Scenario: a stranger sends a a push-pull Deltas saying a is dead, signed under a key
+        // that is not a's. a refuses it (an identity conflict): its incarnation stays, and
+        // nothing goes back to the stranger; only a refutation is returned, and there was none.
+        let mut h = Harness::new(&["a", "b"]);
+        h.run_for(ms(50));
+        let stranger: std::net::SocketAddr = "10.9.9.9:7946".parse().unwrap();
+        let a = h.node("a").member("a").unwrap();
+        let forged = Identity::from_seed(777).member_update(
+            &a.id,
+            Incarnation(a.incarnation.0 + 1),
+            MemberState::Dead,
+            None,
+        );
+        let deltas = PushPull {
+            kind: PushPullKind::Deltas,
+            members: vec![forged],
+            ..PushPull::default()
+        };
+        h.inject(stranger, "a", Message::PushPull(deltas));
+        h.run_for(secs(1));
+        assert_eq!(
+            h.member_state("a", "a"),
+            format!("alive@{}", a.incarnation.0)
+        );
+        assert_eq!(h.node("a").stats().identity_conflicts, 1);
+        assert_eq!(h.node("a").stats().refutations_returned, 0);
+        assert_eq!(h.sent("a", &stranger.to_string(), "*"), 0);
+    }
+
+    #[test]
     fn an_answer_to_a_summary_is_not_sent_again() {
         // Scenario: a stranger's address sends a a summary that differs from a's (a spoofed one
         // would look the same), and never answers. a answers with one Sync page; a page of an

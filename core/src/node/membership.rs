@@ -16,7 +16,7 @@ use rand::Rng;
 
 use super::outbox::Ctx;
 use super::paging::fill;
-use crate::broadcast::{BroadcastQueue, Urgency};
+use crate::broadcast::{BroadcastQueue, News, Urgency};
 use crate::error::Error;
 use crate::events::Event;
 use crate::history::{Cause, Change, Confirmation, History, ProbeFailure};
@@ -84,7 +84,7 @@ pub(crate) struct Membership {
     incarnation: Incarnation,
     status: Status,
     members: Members,
-    rumours: BroadcastQueue<MemberUpdate>,
+    rumours: BroadcastQueue<News>,
     /// Ordered by name, so expiry order is deterministic.
     suspicions: BTreeMap<Arc<str>, Suspicion>,
     /// `suspicions` by deadline, earliest first: exactly one entry per
@@ -415,7 +415,9 @@ impl Membership {
             return;
         }
         let limit = self.retransmit_limit(cx);
-        let packed = self.rumours.pack(room, limit, out);
+        let mut news = Vec::new();
+        let packed = self.rumours.pack(room, limit, &mut news);
+        out.extend(news.iter().map(News::update));
         cx.stats.urgent_rumours_sent += packed.urgent as u64;
     }
 
@@ -437,7 +439,7 @@ impl Membership {
             c.retransmit_mult
         };
         self.rumours
-            .heard_again_under(u.id.name(), u, weight, limit);
+            .heard_again_under(u.id.name(), |q| q.is(u), weight, limit);
     }
 
     /// Queue `update`; refutations and leaves go first when
@@ -448,8 +450,15 @@ impl Membership {
         } else {
             Urgency::Normal
         };
+        let update = update.as_rumour();
+        // The word behind the pointer the member's entry holds, where it is
+        // that word (else one shared through the signature memory).
+        let word = (!update.word_elided()).then(|| match self.members.get(update.id.name()) {
+            Some((_, e)) if e.holds_word(&update.key, &update.signature) => Arc::clone(&e.word),
+            _ => cx.verified.share_word(&update.key, &update.signature),
+        });
         self.rumours
-            .push_update(update.as_rumour(), urgency, cx.config.max_broadcasts);
+            .push_update(News::new(update, word), urgency, cx.config.max_broadcasts);
     }
 
     /// Note `update` (a join, refutation, death or leave) for the tree's

@@ -156,7 +156,9 @@ async fn a_killed_member_is_named_at_the_timeout() {
     let mut agents = cluster("k", 5, |_| {}).await;
     let killed = agents.pop().expect("five");
     let killed_name = killed.name().to_string();
-    killed.kill();
+    // Stopped before the query goes: a node task still running on the
+    // other worker thread answered it once.
+    killed.kill_and_wait().await;
     let timeout = Duration::from_secs(1);
     let mut stream = agents[0]
         .handle()

@@ -526,8 +526,24 @@ impl Agent {
     }
 
     /// Stop at once, as a crash would: no leave, no goodbye. Peers find out
-    /// through failure detection.
+    /// through failure detection. The tasks are told to stop and end at
+    /// their next wait; a task running on another thread may still take
+    /// what is already queued for it (see [`Agent::kill_and_wait`]).
     pub fn kill(self) {
+        self.abort_all();
+    }
+
+    /// [`Agent::kill`], returning once the node has stopped: nothing sent
+    /// to it afterwards is answered.
+    pub async fn kill_and_wait(mut self) {
+        self.abort_all();
+        let _ = (&mut self.node_task).await;
+        for s in self.servers.drain(..) {
+            let _ = s.await;
+        }
+    }
+
+    fn abort_all(&self) {
         self.node_task.abort();
         if let Some(t) = &self.seed_task {
             t.abort();

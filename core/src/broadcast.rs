@@ -28,9 +28,9 @@ pub(crate) trait Rumour: Clone {
 /// A membership rumour as the queue keeps it: a [`MemberUpdate`] whose
 /// word (the member's key and signature, 96 bytes) sits behind a shared
 /// pointer, the one its table entry holds, or is left out, as an
-/// accusation travels. In a cold start each of n nodes queues some n
-/// rumours, so the queues held most of the simulator's peak memory while
-/// every rumour carried its word inline.
+/// accusation travels. In a cold start each of n nodes queues up to
+/// `max_broadcasts` rumours (at 10,000 nodes every queue was full), each
+/// carrying its word inline before.
 #[derive(Clone, Debug)]
 pub(crate) struct News {
     id: NodeId,
@@ -111,7 +111,7 @@ struct Queued<T> {
 #[derive(Debug)]
 pub(crate) struct BroadcastQueue<T: Rumour> {
     /// Boxed, so that the tree's inserts and removals move pointers, not
-    /// rumours (a signed member update is some 180 bytes).
+    /// rumours.
     queue: BTreeMap<Priority, Box<Queued<T>>>,
     /// Lookup only (never iterated): where each key's rumour sits. Keys
     /// are names peers choose, so the hash is keyed (see [`KeyedFnv`]).

@@ -1,12 +1,15 @@
 //! The membership table: what this node believes about every member it
 //! knows, plus the orders it walks them in (probe ring, gossip peers).
 //!
-//! Every iteration that feeds a decision goes over the name order (a
-//! `BTreeMap`) or the ring (`Vec`, shuffled with the node's own RNG); the
-//! entries themselves sit in a hash table that is only looked up.
+//! Every iteration that feeds a decision goes over the name order (two
+//! sorted runs of slot numbers) or the ring (shuffled with the node's own
+//! RNG); the hash index over the slots is only looked up.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::VecDeque;
+use std::hash::BuildHasher;
 use std::sync::Arc;
+
+use hashbrown::HashTable;
 
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -14,7 +17,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::config::PeerSelection;
 use crate::identity::{PublicKey, Signature, Word};
-use crate::member::{ByName, Incarnation, Member, MemberState, NodeId};
+use crate::member::{Incarnation, Member, MemberState, NodeId};
 use crate::message::Page;
 use crate::summary::{member_hash, KeyedFnv};
 use crate::time::Time;
@@ -54,22 +57,139 @@ impl Entry {
     }
 }
 
+/// One member as the table holds it.
+#[derive(Debug)]
+struct Slot {
+    id: NodeId,
+    entry: Entry,
+}
+
+/// Slot numbers in name order, kept as two sorted runs: a long one, and a
+/// short one that new names go into and that joins the long one once it
+/// outgrows the square root of it. A name goes in for a few hundred bytes
+/// moved at most, where one sorted run moves half of it (a join storm puts
+/// n names into each of n tables), and each name costs four bytes, where a
+/// B-tree of names cost some eighteen.
+#[derive(Debug, Default)]
+struct NameOrder {
+    long: Vec<u32>,
+    recent: Vec<u32>,
+}
+
+/// The slot of `name` in the sorted run `run`, or where it would go.
+fn seek(run: &[u32], slots: &[Slot], name: &str) -> Result<usize, usize> {
+    run.binary_search_by(|&i| slots[i as usize].id.name().cmp(name))
+}
+
+impl NameOrder {
+    fn insert(&mut self, slots: &[Slot], slot: u32) {
+        let name = slots[slot as usize].id.name();
+        let at = seek(&self.recent, slots, name).unwrap_or_else(|at| at);
+        self.recent.insert(at, slot);
+        if self.recent.len() > 16 + self.long.len().isqrt() {
+            let long = std::mem::take(&mut self.long);
+            let recent = std::mem::take(&mut self.recent);
+            self.long = Merged::new(slots, &long, &recent).collect();
+            self.long.reserve_exact(self.long.len() / 8);
+        }
+    }
+
+    /// Take `name` out.
+    fn remove(&mut self, slots: &[Slot], name: &str) {
+        for run in [&mut self.long, &mut self.recent] {
+            if let Ok(at) = seek(run, slots, name) {
+                run.remove(at);
+                return;
+            }
+        }
+    }
+
+    /// `name` now sits in slot `to`.
+    fn renumber(&mut self, slots: &[Slot], name: &str, to: u32) {
+        for run in [&mut self.long, &mut self.recent] {
+            if let Ok(at) = seek(run, slots, name) {
+                run[at] = to;
+                return;
+            }
+        }
+    }
+
+    /// Every slot in name order.
+    fn iter<'a>(&'a self, slots: &'a [Slot]) -> Merged<'a> {
+        Merged::new(slots, &self.long, &self.recent)
+    }
+
+    /// The slots named in `page`, in page order: from its first name to the
+    /// last name, then round from the first.
+    fn walk<'a>(&'a self, slots: &'a [Slot], page: &'a Page) -> impl Iterator<Item = u32> + 'a {
+        let from: &str = &page.from;
+        let a = seek(&self.long, slots, from).unwrap_or_else(|at| at);
+        let b = seek(&self.recent, slots, from).unwrap_or_else(|at| at);
+        Merged::new(slots, &self.long[a..], &self.recent[b..])
+            .chain(Merged::new(slots, &self.long[..a], &self.recent[..b]))
+            .take_while(move |&i| page.contains(slots[i as usize].id.name()))
+    }
+}
+
+/// Two sorted runs of slots, merged by name.
+struct Merged<'a> {
+    slots: &'a [Slot],
+    a: &'a [u32],
+    b: &'a [u32],
+}
+
+impl<'a> Merged<'a> {
+    fn new(slots: &'a [Slot], a: &'a [u32], b: &'a [u32]) -> Merged<'a> {
+        Merged { slots, a, b }
+    }
+}
+
+impl Iterator for Merged<'_> {
+    type Item = u32;
+    fn next(&mut self) -> Option<u32> {
+        let take_a = match (self.a.first(), self.b.first()) {
+            (None, None) => return None,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some(&x), Some(&y)) => {
+                self.slots[x as usize].id.name() < self.slots[y as usize].id.name()
+            }
+        };
+        let run = if take_a { &mut self.a } else { &mut self.b };
+        let (&first, rest) = run.split_first().expect("not empty");
+        *run = rest;
+        Some(first)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.a.len() + self.b.len();
+        (n, Some(n))
+    }
+}
+
+/// The membership table. Each member is one slot of 32 bytes in a dense
+/// array, and everything else (the hash index, the name order, the probe
+/// ring) holds slot numbers of four bytes: a table of n members is held by
+/// each of n nodes, and the simulator holds all n² entries (a hash map of
+/// entries, a B-tree of names and a ring of identities took some 84 bytes
+/// an entry; this layout some 50).
 #[derive(Debug)]
 pub(crate) struct Members {
     me: String,
-    /// Lookup only, never iterated: each member's entry by name. A node
-    /// looks members up for most news it hears (some seven times per member
-    /// in a cold start), and a hash lookup reads one name where a B-tree's
-    /// reads a dozen, each behind two pointers.
-    map: HashMap<ByName, Entry, KeyedFnv>,
-    /// The same names in order: iteration and digest pages walk this.
-    order: BTreeMap<ByName, ()>,
+    slots: Vec<Slot>,
+    /// Lookup only, never iterated: each member's slot, by its name's hash
+    /// under `hasher`. A node looks members up for most news it hears
+    /// (some five times per member in a cold start).
+    index: HashTable<u32>,
+    hasher: KeyedFnv,
+    /// The same slots in name order: iteration and digest pages walk this.
+    order: NameOrder,
     /// Every known member but this node, in probe order.
-    ring: Vec<NodeId>,
+    ring: Vec<u32>,
     probe_cursor: usize,
     gossip_cursor: usize,
     /// Gossip order for [`PeerSelection::LeastRecent`]: front is oldest.
-    lru: VecDeque<NodeId>,
+    lru: VecDeque<u32>,
     use_lru: bool,
     /// While a bulk merge runs, new members go to the ring's end (it is
     /// shuffled once at the end) instead of each at a random place, which
@@ -88,8 +208,10 @@ impl Members {
     pub(crate) fn new(me: &NodeId, selection: PeerSelection, hash_key: u64) -> Members {
         Members {
             me: me.name().to_owned(),
-            map: HashMap::with_hasher(KeyedFnv(hash_key)),
-            order: BTreeMap::new(),
+            slots: Vec::new(),
+            index: HashTable::new(),
+            hasher: KeyedFnv(hash_key),
+            order: NameOrder::default(),
             ring: Vec::new(),
             probe_cursor: 0,
             gossip_cursor: 0,
@@ -102,8 +224,23 @@ impl Members {
         }
     }
 
+    /// The slot of `name`, if held.
+    fn slot_of(&self, name: &str) -> Option<u32> {
+        let hash = self.hasher.hash_one(name);
+        self.index
+            .find(hash, |&i| self.slots[i as usize].id.name() == name)
+            .copied()
+    }
+
+    fn id(&self, slot: u32) -> &NodeId {
+        &self.slots[slot as usize].id
+    }
+
     pub(crate) fn get(&self, name: &str) -> Option<(&NodeId, &Entry)> {
-        self.map.get_key_value(name).map(|(k, e)| (&k.0, e))
+        self.slot_of(name).map(|i| {
+            let slot = &self.slots[i as usize];
+            (&slot.id, &slot.entry)
+        })
     }
 
     /// Other members alive or suspect.
@@ -125,17 +262,23 @@ impl Members {
         &'a self,
         page: &'a Page,
     ) -> impl Iterator<Item = (&'a NodeId, &'a Entry)> {
-        page.walk(&self.order).map(|(k, ())| (&k.0, &self.map[k]))
+        self.order.walk(&self.slots, page).map(|i| {
+            let slot = &self.slots[i as usize];
+            (&slot.id, &slot.entry)
+        })
     }
 
     /// A member's name at random (of those in the probe ring), if any.
     pub(crate) fn random_name(&self, rng: &mut ChaCha8Rng) -> Option<&str> {
         let n = self.ring.len();
-        (n > 0).then(|| self.ring[rng.random_range(0..n)].name())
+        (n > 0).then(|| self.id(self.ring[rng.random_range(0..n)]).name())
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&NodeId, &Entry)> {
-        self.order.keys().map(|k| (&k.0, &self.map[k]))
+        self.order.iter(&self.slots).map(|i| {
+            let slot = &self.slots[i as usize];
+            (&slot.id, &slot.entry)
+        })
     }
 
     pub(crate) fn snapshot(id: &NodeId, e: &Entry) -> Member {
@@ -165,8 +308,8 @@ impl Members {
 
     /// Note that this node pushed `name`'s entry down the tree.
     pub(crate) fn mark_pushed(&mut self, name: &str) {
-        if let Some(e) = self.map.get_mut(name) {
-            e.pushed = true;
+        if let Some(i) = self.slot_of(name) {
+            self.slots[i as usize].entry.pushed = true;
         }
     }
 
@@ -176,41 +319,37 @@ impl Members {
     pub(crate) fn set(&mut self, id: &NodeId, entry: Entry, rng: &mut ChaCha8Rng) {
         let name = id.name();
         self.count(name, &entry, 1);
-        // The common case, a known member's new state at the same address,
-        // changes the entry in place: no removal and insertion in the tree.
-        if let Some((held, _)) = self.map.get_key_value(id.name()) {
-            if held.0.addr() == id.addr() {
-                let old = std::mem::replace(self.map.get_mut(id.name()).expect("held"), entry);
-                self.count(name, &old, -1);
-                return;
+        if let Some(i) = self.slot_of(name) {
+            let slot = &mut self.slots[i as usize];
+            let old = std::mem::replace(&mut slot.entry, entry);
+            if slot.id.addr() != id.addr() {
+                // A new address: the identity is replaced everywhere (the
+                // ring, the order and the index hold the slot).
+                slot.id = id.clone();
             }
+            self.count(name, &old, -1);
+            return;
         }
-        match self.map.remove_entry(id.name()) {
-            Some((_, old)) => {
-                // A new address: the identity is replaced everywhere.
-                self.count(name, &old, -1);
-                for slot in self.ring.iter_mut().chain(self.lru.iter_mut()) {
-                    if slot.name() == name {
-                        *slot = id.clone();
-                    }
-                }
-                self.order.remove(name);
-                self.order.insert(ByName(id.clone()), ());
-                self.map.insert(ByName(id.clone()), entry);
+        let i = u32::try_from(self.slots.len()).expect("fewer than 2^32 members");
+        grow(&mut self.slots);
+        self.slots.push(Slot {
+            id: id.clone(),
+            entry,
+        });
+        let (slots, hasher) = (&self.slots, self.hasher);
+        self.index.insert_unique(hasher.hash_one(name), i, |&j| {
+            hasher.hash_one(slots[j as usize].id.name())
+        });
+        self.order.insert(&self.slots, i);
+        if name != self.me {
+            if self.bulk {
+                grow(&mut self.ring);
+                self.ring.push(i);
+            } else {
+                self.enter_ring(i, rng);
             }
-            None => {
-                self.order.insert(ByName(id.clone()), ());
-                self.map.insert(ByName(id.clone()), entry);
-                if name != self.me {
-                    if self.bulk {
-                        self.ring.push(id.clone());
-                    } else {
-                        self.enter_ring(id.clone(), rng);
-                    }
-                    if self.use_lru {
-                        self.lru.push_front(id.clone());
-                    }
-                }
+            if self.use_lru {
+                self.lru.push_front(i);
             }
         }
     }
@@ -224,10 +363,11 @@ impl Members {
     /// probes each member once; the new member lands on either side. The
     /// round-robin gossip walk may meet the moved member twice, or miss it,
     /// in the pass it moves.
-    fn enter_ring(&mut self, id: NodeId, rng: &mut ChaCha8Rng) {
+    fn enter_ring(&mut self, slot: u32, rng: &mut ChaCha8Rng) {
         let end = self.ring.len();
         let at = rng.random_range(0..=end);
-        self.ring.push(id);
+        grow(&mut self.ring);
+        self.ring.push(slot);
         if at >= self.probe_cursor {
             self.ring.swap(at, end);
         } else {
@@ -258,28 +398,48 @@ impl Members {
         }
     }
 
-    /// Forget a member entirely (reaped).
+    /// Forget a member entirely (reaped). Its slot is taken by the last
+    /// one, whose number changes everywhere it is held.
     pub(crate) fn remove(&mut self, name: &str) -> Option<Entry> {
-        let (_, e) = self.map.remove_entry(name)?;
-        self.order.remove(name);
-        self.count(name, &e, -1);
-        if let Some(i) = self.ring.iter().position(|m| m.name() == name) {
-            self.ring.remove(i);
-            if i < self.probe_cursor {
+        let i = self.slot_of(name)?;
+        let hasher = self.hasher;
+        let held = |j: u32| move |&k: &u32| k == j;
+        if let Ok(found) = self.index.find_entry(hasher.hash_one(name), held(i)) {
+            found.remove();
+        }
+        self.order.remove(&self.slots, name);
+        if let Some(at) = self.ring.iter().position(|&r| r == i) {
+            self.ring.remove(at);
+            if at < self.probe_cursor {
                 self.probe_cursor -= 1;
             }
-            if i < self.gossip_cursor {
+            if at < self.gossip_cursor {
                 self.gossip_cursor -= 1;
             }
         }
         if self.use_lru {
-            self.lru.retain(|m| m.name() != name);
+            self.lru.retain(|&m| m != i);
         }
+        let last = u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 members");
+        if i != last {
+            let moved = self.slots[last as usize].id.name();
+            if let Some(k) = self.index.find_mut(hasher.hash_one(moved), held(last)) {
+                *k = i;
+            }
+            self.order.renumber(&self.slots, moved, i);
+            for r in self.ring.iter_mut().chain(self.lru.iter_mut()) {
+                if *r == last {
+                    *r = i;
+                }
+            }
+        }
+        let e = self.slots.swap_remove(i as usize).entry;
+        self.count(name, &e, -1);
         Some(e)
     }
 
-    fn is_live(&self, id: &NodeId) -> bool {
-        self.map.get(id.name()).is_some_and(|e| e.state.is_live())
+    fn is_live(&self, slot: u32) -> bool {
+        self.slots[slot as usize].entry.state.is_live()
     }
 
     /// The next member to probe, by shuffled round robin over live members.
@@ -293,10 +453,10 @@ impl Members {
                     return None;
                 }
             }
-            let id = &self.ring[self.probe_cursor];
+            let slot = self.ring[self.probe_cursor];
             self.probe_cursor += 1;
-            if self.is_live(id) {
-                return Some(id.clone());
+            if self.is_live(slot) {
+                return Some(self.id(slot).clone());
             }
         }
         None
@@ -327,16 +487,19 @@ impl Members {
             return out;
         }
         let want = k.min(candidates);
-        // Rejection sampling stays cheap while few members are dead; fall
-        // back to a full scan when it keeps missing.
-        for _ in 0..want * 8 {
-            let id = &self.ring[rng.random_range(0..self.ring.len())];
-            if self.is_live(id)
+        let fits = |slot: u32, out: &[NodeId]| {
+            let id = self.id(slot);
+            self.is_live(slot)
                 && !except.contains(&id.name())
                 && !out.iter().any(|o| o.name() == id.name())
                 && accept(id)
-            {
-                out.push(id.clone());
+        };
+        // Rejection sampling stays cheap while few members are dead; fall
+        // back to a full scan when it keeps missing.
+        for _ in 0..want * 8 {
+            let slot = self.ring[rng.random_range(0..self.ring.len())];
+            if fits(slot, &out) {
+                out.push(self.id(slot).clone());
                 if out.len() == want {
                     return out;
                 }
@@ -345,12 +508,8 @@ impl Members {
         let mut rest: Vec<&NodeId> = self
             .ring
             .iter()
-            .filter(|id| {
-                self.is_live(id)
-                    && !except.contains(&id.name())
-                    && !out.iter().any(|o| o.name() == id.name())
-                    && accept(id)
-            })
+            .filter(|&&slot| fits(slot, &out))
+            .map(|&slot| self.id(slot))
             .collect();
         rest.shuffle(rng);
         out.extend(rest.into_iter().take(want - out.len()).cloned());
@@ -375,35 +534,45 @@ impl Members {
                     if self.gossip_cursor >= self.ring.len() {
                         self.gossip_cursor = 0;
                     }
-                    let id = &self.ring[self.gossip_cursor];
+                    let slot = self.ring[self.gossip_cursor];
                     self.gossip_cursor += 1;
-                    if self.is_live(id) && !out.iter().any(|o| o.name() == id.name()) {
+                    let id = self.id(slot);
+                    if self.is_live(slot) && !out.iter().any(|o| o.name() == id.name()) {
                         out.push(id.clone());
                     }
                 }
                 out
             }
             PeerSelection::LeastRecent => {
-                let mut out: Vec<NodeId> = Vec::with_capacity(k);
+                let mut taken: Vec<u32> = Vec::with_capacity(k);
                 let mut skipped = Vec::new();
-                while out.len() < k {
-                    let Some(id) = self.lru.pop_front() else {
+                while taken.len() < k {
+                    let Some(slot) = self.lru.pop_front() else {
                         break;
                     };
-                    if self.is_live(&id) {
-                        out.push(id);
-                    } else if self.map.contains_key(id.name()) {
-                        skipped.push(id);
+                    if self.is_live(slot) {
+                        taken.push(slot);
+                    } else {
+                        skipped.push(slot);
                     }
                 }
                 // Dead members keep their place at the front for when they return.
-                for id in skipped.into_iter().rev() {
-                    self.lru.push_front(id);
+                for slot in skipped.into_iter().rev() {
+                    self.lru.push_front(slot);
                 }
-                self.lru.extend(out.iter().cloned());
-                out
+                self.lru.extend(taken.iter().copied());
+                taken.iter().map(|&slot| self.id(slot).clone()).collect()
             }
         }
+    }
+}
+
+/// Room for one more in `v`, a quarter more at a time: a table's arrays
+/// are held n² times over in the simulator, and doubling left up to half
+/// of each unused.
+fn grow<T>(v: &mut Vec<T>) {
+    if v.len() == v.capacity() {
+        v.reserve_exact((v.len() / 4).max(4));
     }
 }
 
@@ -532,6 +701,71 @@ mod tests {
         assert_eq!(e.state, MemberState::Suspect);
         assert!(a.get("m6").is_none() && b.get("m6").is_none());
         assert_eq!(a.summary(), b.summary());
+    }
+
+    #[test]
+    fn the_table_agrees_with_a_plain_map_through_joins_moves_and_reaps() {
+        // Slots move when a member is reaped (the last takes its place), and
+        // names go into the order's short run and merge into the long one:
+        // through 3,000 random steps the table lists, finds and walks what a
+        // plain sorted map holds, and its ring holds every member but itself.
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let mut m = Members::new(&id("me"), PeerSelection::LeastRecent, 3);
+        let mut model: std::collections::BTreeMap<String, (u16, MemberState)> = Default::default();
+        for step in 0..3_000u32 {
+            let name = format!("m{}", rng.random_range(0..400u32));
+            let port = rng.random_range(1..4u16);
+            match rng.random_range(0..10) {
+                0..=5 => {
+                    let state = [MemberState::Alive, MemberState::Suspect, MemberState::Dead]
+                        [rng.random_range(0..3)];
+                    let at = NodeId::new(&name, ([127, 0, 0, 1], port).into()).unwrap();
+                    m.set(&at, entry(state), &mut rng);
+                    model.insert(name, (port, state));
+                }
+                _ => {
+                    let gone = m.remove(&name).map(|e| e.state);
+                    assert_eq!(gone, model.remove(&name).map(|(_, s)| s), "step {step}");
+                }
+            }
+            if step % 97 == 0 || step == 2_999 {
+                let listed: Vec<(String, u16, MemberState)> = m
+                    .iter()
+                    .map(|(id, e)| (id.name().to_owned(), id.addr().port(), e.state))
+                    .collect();
+                let want: Vec<(String, u16, MemberState)> = model
+                    .iter()
+                    .map(|(n, (p, s))| (n.clone(), *p, *s))
+                    .collect();
+                assert_eq!(listed, want, "step {step}");
+                for (n, (p, s)) in &model {
+                    let (held, e) = m.get(n).expect("held");
+                    assert_eq!((held.addr().port(), e.state), (*p, *s));
+                }
+                let page = Page {
+                    from: "m2".into(),
+                    to: Some("m1".into()),
+                };
+                let walked: Vec<&str> = m.walk(&page).map(|(id, _)| id.name()).collect();
+                let round: Vec<&str> = model
+                    .iter()
+                    .filter(|(n, _)| n.as_str() >= "m2")
+                    .chain(model.iter().filter(|(n, _)| n.as_str() < "m1"))
+                    .map(|(n, _)| n.as_str())
+                    .collect();
+                assert_eq!(walked, round, "step {step}");
+                let mut ring: Vec<&str> = m.ring.iter().map(|&i| m.id(i).name()).collect();
+                ring.sort();
+                assert_eq!(ring, model.keys().map(String::as_str).collect::<Vec<_>>());
+                assert_eq!(m.lru.len(), model.len());
+                let live = model.values().filter(|(_, s)| s.is_live()).count();
+                assert_eq!(m.live_others(), live);
+            }
+        }
+        assert!(
+            m.order.long.len() > 100,
+            "the short run merged into the long one"
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ use hashbrown::HashTable;
 
 use crate::identity::{PublicKey, Signature, Word};
 use crate::member::{ByName, Incarnation, MemberState, NodeId};
+use crate::members::grow;
 use crate::message::MemberUpdate;
 use crate::summary::KeyedFnv;
 use crate::wire;
@@ -137,6 +138,8 @@ fn seq_of(rank: Rank) -> u64 {
 /// One queued rumour.
 #[derive(Debug)]
 struct Slot<T: Rumour> {
+    /// The update's key, kept so that a lookup by a borrowed key (a
+    /// member's name) builds none.
     key: T::Key,
     update: T,
     /// Its encoded size in a message, computed once.
@@ -266,9 +269,7 @@ impl<T: Rumour> BroadcastQueue<T> {
             None => {
                 let i = u32::try_from(self.slots.len()).expect("a queue holds fewer than 2^32");
                 let hash = self.hasher.hash_one(&key);
-                if self.slots.len() == self.slots.capacity() {
-                    self.slots.reserve_exact((self.slots.len() / 4).max(4));
-                }
+                grow(&mut self.slots);
                 self.slots.push(Slot {
                     key,
                     update,
@@ -290,7 +291,7 @@ impl<T: Rumour> BroadcastQueue<T> {
 
     /// Take the rumour in slot `i` (already out of the order) out of the
     /// queue: the last slot takes its place.
-    fn drop_slot(&mut self, i: u32) -> T {
+    fn drop_slot(&mut self, i: u32) {
         let hasher = self.hasher;
         let at = |j: u32| move |&k: &u32| k == j;
         if let Ok(found) = self
@@ -309,12 +310,11 @@ impl<T: Rumour> BroadcastQueue<T> {
                 *k = i;
             }
         }
-        let gone = self.slots.swap_remove(i as usize).update;
+        self.slots.swap_remove(i as usize);
         // A cold start's burst fills the queue once: give the room back.
         if self.slots.capacity() > 64 && self.slots.len() * 4 < self.slots.capacity() {
             self.slots.shrink_to(self.slots.len() * 2);
         }
-        gone
     }
 
     /// Move rumours into `out` while they fit in `budget` bytes, each counted

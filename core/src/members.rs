@@ -568,9 +568,9 @@ impl Members {
 }
 
 /// Room for one more in `v`, a quarter more at a time: a table's arrays
-/// are held n² times over in the simulator, and doubling left up to half
-/// of each unused.
-fn grow<T>(v: &mut Vec<T>) {
+/// (and the rumour queue's) are held n² times over in the simulator, and
+/// doubling left up to half of each unused.
+pub(crate) fn grow<T>(v: &mut Vec<T>) {
     if v.len() == v.capacity() {
         v.reserve_exact((v.len() / 4).max(4));
     }

@@ -89,8 +89,9 @@ impl NameOrder {
         if self.recent.len() > 16 + self.long.len().isqrt() {
             let long = std::mem::take(&mut self.long);
             let recent = std::mem::take(&mut self.recent);
-            self.long = Merged::new(slots, &long, &recent).collect();
-            self.long.reserve_exact(self.long.len() / 8);
+            let n = long.len() + recent.len();
+            self.long = Vec::with_capacity(n + n / 8);
+            self.long.extend(Merged::new(slots, &long, &recent));
         }
     }
 
@@ -236,11 +237,14 @@ impl Members {
         &self.slots[slot as usize].id
     }
 
+    /// The member in `slot`, with what is held about it.
+    fn pair(&self, slot: u32) -> (&NodeId, &Entry) {
+        let slot = &self.slots[slot as usize];
+        (&slot.id, &slot.entry)
+    }
+
     pub(crate) fn get(&self, name: &str) -> Option<(&NodeId, &Entry)> {
-        self.slot_of(name).map(|i| {
-            let slot = &self.slots[i as usize];
-            (&slot.id, &slot.entry)
-        })
+        self.slot_of(name).map(|i| self.pair(i))
     }
 
     /// Other members alive or suspect.
@@ -262,10 +266,7 @@ impl Members {
         &'a self,
         page: &'a Page,
     ) -> impl Iterator<Item = (&'a NodeId, &'a Entry)> {
-        self.order.walk(&self.slots, page).map(|i| {
-            let slot = &self.slots[i as usize];
-            (&slot.id, &slot.entry)
-        })
+        self.order.walk(&self.slots, page).map(|i| self.pair(i))
     }
 
     /// A member's name at random (of those in the probe ring), if any.
@@ -275,10 +276,7 @@ impl Members {
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&NodeId, &Entry)> {
-        self.order.iter(&self.slots).map(|i| {
-            let slot = &self.slots[i as usize];
-            (&slot.id, &slot.entry)
-        })
+        self.order.iter(&self.slots).map(|i| self.pair(i))
     }
 
     pub(crate) fn snapshot(id: &NodeId, e: &Entry) -> Member {
@@ -319,26 +317,35 @@ impl Members {
     pub(crate) fn set(&mut self, id: &NodeId, entry: Entry, rng: &mut ChaCha8Rng) {
         let name = id.name();
         self.count(name, &entry, 1);
-        if let Some(i) = self.slot_of(name) {
-            let slot = &mut self.slots[i as usize];
-            let old = std::mem::replace(&mut slot.entry, entry);
-            if slot.id.addr() != id.addr() {
-                // A new address: the identity is replaced everywhere (the
-                // ring, the order and the index hold the slot).
-                slot.id = id.clone();
+        let (slots, hasher) = (&self.slots, self.hasher);
+        let found = self.index.entry(
+            hasher.hash_one(name),
+            |&i| slots[i as usize].id.name() == name,
+            |&j| hasher.hash_one(slots[j as usize].id.name()),
+        );
+        let i = match found {
+            hashbrown::hash_table::Entry::Occupied(at) => {
+                let slot = &mut self.slots[*at.get() as usize];
+                let old = std::mem::replace(&mut slot.entry, entry);
+                if slot.id.addr() != id.addr() {
+                    // A new address: the identity is replaced everywhere (the
+                    // ring, the order and the index hold the slot).
+                    slot.id = id.clone();
+                }
+                self.count(name, &old, -1);
+                return;
             }
-            self.count(name, &old, -1);
-            return;
-        }
-        let i = u32::try_from(self.slots.len()).expect("fewer than 2^32 members");
+            // One probe finds the member or the place for it.
+            hashbrown::hash_table::Entry::Vacant(at) => {
+                let i = u32::try_from(self.slots.len()).expect("fewer than 2^32 members");
+                at.insert(i);
+                i
+            }
+        };
         grow(&mut self.slots);
         self.slots.push(Slot {
             id: id.clone(),
             entry,
-        });
-        let (slots, hasher) = (&self.slots, self.hasher);
-        self.index.insert_unique(hasher.hash_one(name), i, |&j| {
-            hasher.hash_one(slots[j as usize].id.name())
         });
         self.order.insert(&self.slots, i);
         if name != self.me {

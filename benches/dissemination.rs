@@ -174,17 +174,17 @@ impl Fixture {
             })
             .expect("the owner answers the join with a Reply");
         assert_eq!(replica.alive_members(), 2, "the replica knows the owner");
-        let membership = Message::PushPull(PushPull {
+        let membership = Message::push_pull(PushPull {
             deltas: Vec::new(),
             metadata: None,
-            ..reply
+            ..*reply
         });
 
         // A targeted pull from nothing: the answer is the whole namespace.
         owner.handle_message(
             Time::ZERO,
             replica_addr(),
-            Message::PushPull(PushPull {
+            Message::push_pull(PushPull {
                 kind: PushPullKind::Pull,
                 digest: Some(vec![DigestEntry {
                     owner: Arc::from(OWNER),

@@ -110,7 +110,7 @@ fn node_with(members: &[MemberUpdate]) -> Node {
     node.handle_message(
         Time::ZERO,
         seed_addr(),
-        Message::PushPull(PushPull {
+        Message::push_pull(PushPull {
             kind: PushPullKind::Reply,
             summary: 0,
             members: members.to_vec(),
@@ -213,7 +213,7 @@ fn node_benches(c: &mut Criterion) {
             });
             let summary = node.membership_summary();
             let push_pull = |kind| {
-                Message::PushPull(PushPull {
+                Message::push_pull(PushPull {
                     kind,
                     summary,
                     members: state.clone(),

@@ -1102,12 +1102,12 @@ impl Model {
                 data: vec![datum],
                 pull: false,
             }),
-            (Via::Sync, Datum::Delta(d)) => Message::PushPull(PushPull {
+            (Via::Sync, Datum::Delta(d)) => Message::push_pull(PushPull {
                 kind: PushPullKind::Deltas,
                 deltas: vec![d],
                 ..PushPull::default()
             }),
-            (Via::Sync, Datum::Metadata(m)) => Message::PushPull(PushPull {
+            (Via::Sync, Datum::Metadata(m)) => Message::push_pull(PushPull {
                 kind: PushPullKind::Deltas,
                 metadata: Some(m),
                 ..PushPull::default()

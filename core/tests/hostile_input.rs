@@ -103,7 +103,7 @@ fn message() -> impl Strategy<Value = Message> {
                 PushPullKind::Sync,
                 PushPullKind::Reply,
             ][k as usize];
-            Message::PushPull(PushPull {
+            Message::push_pull(PushPull {
                 kind,
                 summary,
                 members,
@@ -131,7 +131,7 @@ fn message() -> impl Strategy<Value = Message> {
                         })
                         .collect()
                 });
-                Message::PushPull(PushPull {
+                Message::push_pull(PushPull {
                     kind,
                     state_summary,
                     digest,

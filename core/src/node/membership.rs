@@ -1492,7 +1492,7 @@ mod tests {
             ..PushPull::default()
         };
         let stranger = std::net::SocketAddr::from(([10, 9, 9, 9], 7946));
-        h.inject(stranger, "a", Message::PushPull(sync));
+        h.inject(stranger, "a", Message::push_pull(sync));
         h.run_for(ms(20));
         assert_eq!(fakes_held(&h, "a"), 2);
         assert_eq!(h.node("a").stats().introductions_capped, 8);
@@ -1943,7 +1943,7 @@ mod tests {
                 MemberState::Alive,
                 None,
             );
-            Message::PushPull(PushPull {
+            Message::push_pull(PushPull {
                 kind: PushPullKind::Sync,
                 members: vec![me],
                 ..PushPull::default()

@@ -483,7 +483,7 @@ impl Node {
             }
             Message::Nack(n) => self.probe.on_nack(&mut self.cx, from, &n),
             Message::Gossip(g) => self.apply_rumours(from, &g.updates),
-            Message::PushPull(p) => self.on_push_pull(from, p),
+            Message::PushPull(p) => self.on_push_pull(from, *p),
             Message::DataGossip(r) => {
                 self.on_data(from, r.data, false);
                 if r.pull {

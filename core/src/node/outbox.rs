@@ -289,7 +289,7 @@ mod tests {
             updates: Vec::new(),
         });
         assert!(cx.room(&gossip, 0) < 800);
-        let pp = Message::PushPull(crate::message::PushPull::default());
+        let pp = Message::push_pull(crate::message::PushPull::default());
         assert!(cx.room(&pp, 0) > 60_000);
     }
 

@@ -413,7 +413,7 @@ mod tests {
             ..Default::default()
         };
         for _ in 0..2 {
-            h.inject(stranger, "a", Message::PushPull(reply.clone()));
+            h.inject(stranger, "a", Message::push_pull(reply.clone()));
         }
         h.run_for(ms(100));
         assert_eq!(h.node("a").stats().pages_ignored, 2);
@@ -440,7 +440,7 @@ mod tests {
             ..Default::default()
         };
         let b = h.addr("b");
-        h.inject(b, "a", Message::PushPull(sync));
+        h.inject(b, "a", Message::push_pull(sync));
         h.run_for(ms(50));
         assert_eq!(h.node("a").stats().digests_truncated, 1);
         assert!(h.sent("a", "b", "push-pull/reply") >= 1);

@@ -152,12 +152,12 @@ fn opening(kind: PushPullKind, m: &Membership, r: &Replicas) -> PushPull {
 
 /// `p` and the bytes left in it, keeping `slack`.
 fn room(cx: &Ctx, p: PushPull, slack: usize) -> (PushPull, usize) {
-    let msg = Message::PushPull(p);
+    let msg = Message::push_pull(p);
     let room = cx.room(&msg, slack);
     let Message::PushPull(p) = msg else {
         unreachable!("wrapped just above")
     };
-    (p, room)
+    (*p, room)
 }
 
 /// `p` with our digests for the names of `page`: the membership digest
@@ -312,7 +312,7 @@ impl AntiEntropy {
         join.members = vec![m.self_update(cx, MemberState::Alive)];
         let join = with_page(cx, m, r, join, Page::default(), false, true);
         self.sent_page(cx, seed, Arc::from(""), &join, true, 0);
-        cx.send(seed, Message::PushPull(join));
+        cx.send(seed, Message::push_pull(join));
     }
 
     /// Note the page of `p` (a `Join` or `Sync`), sent to `to`.
@@ -369,7 +369,7 @@ impl AntiEntropy {
         let sync = opening(PushPullKind::Sync, m, r);
         let sync = with_page(cx, m, r, sync, Page::default(), true, true);
         self.sent_page(cx, seed, Arc::from(""), &sync, true, 0);
-        cx.send(seed, Message::PushPull(sync));
+        cx.send(seed, Message::push_pull(sync));
     }
 
     /// Knock on the seeds again, or walk the seed's membership once more
@@ -427,7 +427,7 @@ impl AntiEntropy {
         for peer in m.push_pull_peers(cx, count) {
             self.open(cx, peer.addr());
             let msg = opening(PushPullKind::Summary, m, r);
-            cx.send(peer.addr(), Message::PushPull(msg));
+            cx.send(peer.addr(), Message::push_pull(msg));
         }
         if now >= self.next_reconnect {
             self.next_reconnect = now + cx.config.reconnect_interval;
@@ -443,7 +443,7 @@ impl AntiEntropy {
         cx.stats.reconnect_attempts += 1;
         self.open(cx, addr);
         let msg = opening(PushPullKind::Summary, m, r);
-        cx.send(addr, Message::PushPull(msg));
+        cx.send(addr, Message::push_pull(msg));
     }
 
     fn open(&mut self, cx: &Ctx, addr: SocketAddr) {
@@ -468,7 +468,7 @@ impl AntiEntropy {
                 summary: 0,
                 ..opening(PushPullKind::Summary, m, r)
             };
-            cx.send(peer.addr(), Message::PushPull(msg));
+            cx.send(peer.addr(), Message::push_pull(msg));
         }
     }
 
@@ -500,7 +500,7 @@ impl AntiEntropy {
             sync = with_page(cx, m, r, opening(), page, members, state);
         }
         self.sent_page(cx, from, origin, &sync, false, 0);
-        cx.send(from, Message::PushPull(sync));
+        cx.send(from, Message::push_pull(sync));
     }
 
     /// Cut a peer's digests to what one message could hold, counting it.
@@ -613,7 +613,7 @@ impl AntiEntropy {
             from: page.from,
             to,
         });
-        cx.send(from, Message::PushPull(reply));
+        cx.send(from, Message::push_pull(reply));
     }
 
     /// `Reply` (already merged): close with the members they want and the
@@ -640,7 +640,7 @@ impl AntiEntropy {
             }
         }
         if send {
-            cx.send(from, Message::PushPull(close));
+            cx.send(from, Message::push_pull(close));
         }
         let answered = self
             .joining
@@ -765,7 +765,7 @@ impl AntiEntropy {
         }
         self.sent_page(cx, to, paging.origin, &next, paging.asked, resent);
         cx.stats.pages_sent += 1;
-        cx.send(to, Message::PushPull(next));
+        cx.send(to, Message::push_pull(next));
     }
 
     /// `Pull`: the deltas of the owners asked for.
@@ -780,7 +780,7 @@ impl AntiEntropy {
         let pull = opening(PushPullKind::Deltas, m, r);
         let (answer, _) = with_deltas(cx, r, pull, theirs, None, true, DELTAS_SLACK);
         if !answer.deltas.is_empty() {
-            cx.send(from, Message::PushPull(answer));
+            cx.send(from, Message::push_pull(answer));
         }
     }
 }
@@ -972,7 +972,7 @@ mod tests {
             members: vec![forged],
             ..PushPull::default()
         };
-        h.inject(stranger, "a", Message::PushPull(deltas));
+        h.inject(stranger, "a", Message::push_pull(deltas));
         h.run_for(secs(1));
         assert_eq!(
             h.member_state("a", "a"),
@@ -998,7 +998,7 @@ mod tests {
             summary: 12345,
             ..PushPull::default()
         };
-        h.inject(stranger, "a", Message::PushPull(summary));
+        h.inject(stranger, "a", Message::push_pull(summary));
         h.run_for(secs(1));
         assert_eq!(h.sent("a", &stranger.to_string(), "push-pull/sync"), 1);
         assert_eq!(h.node("a").stats().pages_resent, 0);

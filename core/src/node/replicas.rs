@@ -54,7 +54,7 @@ pub(crate) struct Replicas {
 /// A targeted pull: what follows `line`'s version of its owner's
 /// namespace, checkpoint included.
 fn pull(line: DigestEntry) -> Message {
-    Message::PushPull(PushPull {
+    Message::push_pull(PushPull {
         kind: PushPullKind::Pull,
         digest: Some(vec![line]),
         ..PushPull::default()

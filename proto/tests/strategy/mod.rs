@@ -310,7 +310,7 @@ pub fn message() -> impl Strategy<Value = Message> {
         (u32s(), updates()).prop_map(|(seq, updates)| Message::Ack(Ack { seq, updates })),
         u32s().prop_map(|seq| Message::Nack(Nack { seq })),
         updates().prop_map(|updates| Message::Gossip(Gossip { updates })),
-        push_pull().prop_map(Message::PushPull),
+        push_pull().prop_map(Message::push_pull),
         (vec(datum(), 0..4), any::<bool>())
             .prop_map(|(data, pull)| Message::DataGossip(DataGossip { data, pull })),
         (vec(datum(), 0..4), updates())

@@ -79,9 +79,6 @@ struct Slot {
 struct NameOrder {
     long: Vec<u32>,
     recent: Vec<u32>,
-    /// A bulk merge is under way: `recent` is in arrival order until
-    /// [`NameOrder::settle`].
-    unsorted: bool,
 }
 
 /// How long the short run of the name order grows beside a long run of
@@ -100,8 +97,10 @@ fn seek(run: &[u32], slots: &[Slot], name: &str) -> Result<usize, usize> {
 }
 
 impl NameOrder {
-    fn insert(&mut self, slots: &[Slot], slot: u32) {
-        if self.unsorted {
+    /// Put `slot` in its place, or (in a bulk merge) at the short run's end
+    /// until [`NameOrder::settle`].
+    fn insert(&mut self, slots: &[Slot], slot: u32, bulk: bool) {
+        if bulk {
             self.recent.push(slot);
             return;
         }
@@ -122,23 +121,15 @@ impl NameOrder {
         self.long.extend(Merged::new(slots, &long, &recent));
     }
 
-    /// Start a bulk merge: names go in unsorted until [`NameOrder::settle`].
-    fn unsort(&mut self) {
-        self.unsorted = true;
-    }
-
     /// End a bulk merge: the names that came in are sorted and merged.
     fn settle(&mut self, slots: &[Slot]) {
-        if std::mem::take(&mut self.unsorted) {
-            let name = |&i: &u32| slots[i as usize].id.name();
-            self.recent.sort_unstable_by(|a, b| name(a).cmp(name(b)));
-            self.merge(slots);
-        }
+        let name = |&i: &u32| slots[i as usize].id.name();
+        self.recent.sort_unstable_by(|a, b| name(a).cmp(name(b)));
+        self.merge(slots);
     }
 
     /// Take `name` out.
     fn remove(&mut self, slots: &[Slot], name: &str) {
-        debug_assert!(!self.unsorted, "no member leaves during a bulk merge");
         for run in [&mut self.long, &mut self.recent] {
             if let Ok(at) = seek(run, slots, name) {
                 run.remove(at);
@@ -149,7 +140,6 @@ impl NameOrder {
 
     /// `name` now sits in slot `to`.
     fn renumber(&mut self, slots: &[Slot], name: &str, to: u32) {
-        debug_assert!(!self.unsorted, "no member leaves during a bulk merge");
         for run in [&mut self.long, &mut self.recent] {
             if let Ok(at) = seek(run, slots, name) {
                 run[at] = to;
@@ -160,14 +150,12 @@ impl NameOrder {
 
     /// Every slot in name order.
     fn iter<'a>(&'a self, slots: &'a [Slot]) -> Merged<'a> {
-        debug_assert!(!self.unsorted, "no walk during a bulk merge");
         Merged::new(slots, &self.long, &self.recent)
     }
 
     /// The slots named in `page`, in page order: from its first name to the
     /// last name, then round from the first.
     fn walk<'a>(&'a self, slots: &'a [Slot], page: &'a Page) -> impl Iterator<Item = u32> + 'a {
-        debug_assert!(!self.unsorted, "no walk during a bulk merge");
         let from: &str = &page.from;
         let a = seek(&self.long, slots, from).unwrap_or_else(|at| at);
         let b = seek(&self.recent, slots, from).unwrap_or_else(|at| at);
@@ -239,7 +227,8 @@ pub(crate) struct Members {
     use_lru: bool,
     /// While a bulk merge runs, new members go to the ring's end (it is
     /// shuffled once at the end) instead of each at a random place, which
-    /// costs O(n) apiece.
+    /// costs O(n) apiece, and their names to the end of the name order's
+    /// short run (sorted once at the end).
     bulk: bool,
     /// Other members alive or suspect.
     live: usize,
@@ -311,6 +300,10 @@ impl Members {
         &'a self,
         page: &'a Page,
     ) -> impl Iterator<Item = (&'a NodeId, &'a Entry)> {
+        debug_assert!(
+            !self.bulk,
+            "the name order is sorted when the bulk merge ends"
+        );
         self.order.walk(&self.slots, page).map(|i| self.pair(i))
     }
 
@@ -321,6 +314,10 @@ impl Members {
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&NodeId, &Entry)> {
+        debug_assert!(
+            !self.bulk,
+            "the name order is sorted when the bulk merge ends"
+        );
         self.order.iter(&self.slots).map(|i| self.pair(i))
     }
 
@@ -392,7 +389,7 @@ impl Members {
             id: id.clone(),
             entry,
         });
-        self.order.insert(&self.slots, i);
+        self.order.insert(&self.slots, i, self.bulk);
         if name != self.me {
             if self.bulk {
                 grow(&mut self.ring);
@@ -437,7 +434,6 @@ impl Members {
     /// Start a bulk merge: see [`Members::end_bulk`].
     pub(crate) fn begin_bulk(&mut self) {
         self.bulk = true;
-        self.order.unsort();
     }
 
     /// End a bulk merge: the names that came in take their places in the
@@ -462,6 +458,7 @@ impl Members {
         if let Ok(found) = self.index.find_entry(hasher.hash_one(name), held(i)) {
             found.remove();
         }
+        debug_assert!(!self.bulk, "no member leaves during a bulk merge");
         self.order.remove(&self.slots, name);
         if let Some(at) = self.ring.iter().position(|&r| r == i) {
             self.ring.remove(at);

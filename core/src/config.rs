@@ -332,6 +332,12 @@ pub struct TreeConfig {
     pub mending_announce_rounds: u32,
     /// ...and go to this many random peers each round. Default 2.
     pub mending_announce_peers: usize,
+    /// While this node's probes miss acks (a lossy network), fresh data is
+    /// also announced `graft_wait` after it arrived to this many random
+    /// live peers off the tree, not only from the next gossip round on: a
+    /// push lost on the way down leaves a whole subtree waiting for an
+    /// announcement. 0 turns it off. Default 1.
+    pub lossy_announce_peers: usize,
     /// Rounds a graft (sent or answered) keeps the tree mending. Default 10.
     pub mending_rounds: u32,
     /// Announcers remembered per missing datum, asked in turn. Default 4.
@@ -390,6 +396,7 @@ impl Default for TreeConfig {
             announce_peers: 1,
             mending_announce_rounds: 5,
             mending_announce_peers: 2,
+            lossy_announce_peers: 1,
             mending_rounds: 10,
             max_announcers: 4,
             recent_rounds_on_graft: 5,

@@ -100,6 +100,9 @@ pub struct Stats {
     /// leaves, sent ahead of other news when `refutations_first` is on),
     /// counted apart from the rest.
     pub urgent_rumours_sent: u64,
+    /// Announcements of fresh data sent off the tree soon after it arrived,
+    /// on a lossy network, beside those of the gossip rounds.
+    pub announced_soon: u64,
     /// Refutations sent straight back to the peer whose push-pull said this
     /// node was suspect or dead: a peer it may hold dead itself, whom no
     /// rumour would reach.
@@ -224,6 +227,7 @@ impl Stats {
             refutations,
             deaths_declared,
             urgent_rumours_sent,
+            announced_soon,
             refutations_returned,
             buddy_warnings,
             fallback_pings,
@@ -272,6 +276,7 @@ impl Stats {
             ("refutations", *refutations),
             ("deaths_declared", *deaths_declared),
             ("urgent_rumours_sent", *urgent_rumours_sent),
+            ("announced_soon", *announced_soon),
             ("refutations_returned", *refutations_returned),
             ("buddy_warnings", *buddy_warnings),
             ("fallback_pings", *fallback_pings),

@@ -22,7 +22,12 @@ impl Node {
     /// pushed along the tree at once, and queued for the gossip rounds.
     pub(super) fn spread(&mut self, datum: Datum, from: Option<SocketAddr>) {
         match self.cx.config.dissemination {
-            Dissemination::Tree => self.tree.push(&mut self.cx, &datum, from),
+            Dissemination::Tree => {
+                self.tree.push(&mut self.cx, &datum, from);
+                if self.probe.lossy(self.cx.now) {
+                    self.tree.announce_soon(&self.cx, datum.id());
+                }
+            }
             _ => self.tree.remember(&self.cx, &datum),
         }
         self.gossip.queue(&self.cx, datum);

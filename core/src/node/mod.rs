@@ -524,7 +524,7 @@ impl Node {
     /// Run the timers due at or before `now`, in this order: relay nacks, the probe's ack timeout, the probe
     /// period, the gossip round, the push-pull round, join retries,
     /// suspicion expiry, reaping, tombstone collection, grafts, held membership
-    /// news, queries.
+    /// news, announcements of data on a lossy network, queries.
     pub fn handle_timeout(&mut self, now: Time) {
         self.cx.now = now;
         match self.membership.status() {

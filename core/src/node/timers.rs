@@ -48,13 +48,15 @@ pub(crate) enum Timer {
     Graft,
     /// Membership news held for `tree.news_hold` goes down the tree.
     NewsPush,
+    /// Fresh data noted on a lossy network is announced off the tree.
+    Announce,
     /// A fresh read the owner did not answer: answer from the replica.
     Query,
 }
 
 impl Timer {
     /// All kinds, in running order.
-    pub(crate) const ALL: [Timer; 12] = [
+    pub(crate) const ALL: [Timer; 13] = [
         Timer::Relay,
         Timer::ProbeTimeout,
         Timer::Probe,
@@ -66,6 +68,7 @@ impl Timer {
         Timer::Collection,
         Timer::Graft,
         Timer::NewsPush,
+        Timer::Announce,
         Timer::Query,
     ];
 }
@@ -130,6 +133,7 @@ impl Node {
             Timer::Collection => self.replicas.collection_deadline(),
             Timer::Graft => self.tree.graft_deadline(),
             Timer::NewsPush => self.tree.news_deadline(),
+            Timer::Announce => self.tree.soon_deadline(),
             Timer::Query => self.queries.deadline(),
         }
     }
@@ -176,6 +180,7 @@ impl Node {
             Timer::Collection => r.collect_garbage(cx.now),
             Timer::Graft => self.tree.graft_missing(cx, m, r),
             Timer::NewsPush => self.tree.push_held(cx),
+            Timer::Announce => self.tree.announce_noted(cx, m),
             Timer::Query => self.queries.expire(cx, r),
         }
     }

@@ -131,6 +131,12 @@ async fn write<C: Cluster>(
     key: &str,
     value: &str,
 ) -> Option<Duration> {
+    let mut before = Vec::new();
+    if spec.verbose {
+        for j in 0..spec.n {
+            before.push(cluster.counters(j).await);
+        }
+    }
     let start = Instant::now();
     cluster.write(owner, key, value).await;
     let mut pending: BTreeSet<usize> = (0..spec.n).collect();
@@ -142,6 +148,19 @@ async fn write<C: Cluster>(
             }
             if cluster.holds(j, owner, key, value).await {
                 done.push(j);
+            }
+        }
+        if pending.len() == done.len() && spec.verbose && start.elapsed() > GOSSIP_INTERVAL {
+            // A slow write: how the last nodes' counters moved meanwhile.
+            for &j in &done {
+                let now = cluster.counters(j).await;
+                let moved: Vec<String> = now
+                    .iter()
+                    .zip(&before[j])
+                    .filter(|((_, a), (_, b))| a != b)
+                    .map(|((k, a), (_, b))| format!("{k} +{}", a - b))
+                    .collect();
+                eprintln!("    last: node {j}: {}", moved.join(", "));
             }
         }
         for j in done {

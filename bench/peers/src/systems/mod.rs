@@ -31,6 +31,12 @@ pub(crate) trait Cluster: Sized {
     /// Dead declarations so far (no node ever fails, so all are false).
     fn false_dead(&self) -> u64;
 
+    /// Node `i`'s own counters, where the system keeps any (`--verbose`
+    /// prints how the last node's moved during a slow write).
+    async fn counters(&self, _i: usize) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
+
     /// Stop every node.
     async fn stop(self);
 }

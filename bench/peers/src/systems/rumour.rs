@@ -216,6 +216,10 @@ impl Cluster for RumourCluster {
         self.dead.load(Relaxed)
     }
 
+    async fn counters(&self, i: usize) -> Vec<(&'static str, u64)> {
+        self.peers[i].node.lock().unwrap().stats().counters()
+    }
+
     async fn stop(self) {
         for t in &self.tasks {
             t.abort();

@@ -512,7 +512,9 @@ async fn malformed_and_oversized_peer_messages_are_refused_counted_and_survived(
         sealed: None,
     };
     let bad = vec![
-        // No sender.
+        // No sender: refused from a stream, where the connection's source
+        // port is not the sender's; a datagram's source stands in for it
+        // (`a_datagram_that_names_no_sender_is_answered_at_its_source`).
         envelope(None, nack.clone()),
         // A three-byte IP address.
         envelope(Some((vec![1, 2, 3], 80)), nack.clone()),
@@ -579,7 +581,7 @@ async fn malformed_and_oversized_peer_messages_are_refused_counted_and_survived(
     }
     let malformed = match t {
         Transport::Grpc => 3,
-        Transport::Udp => 6,
+        Transport::Udp => 5,
     };
     eventually("every bad message is counted", convergence(), || async {
         stats.rejected_malformed.load(Relaxed) >= malformed
@@ -601,6 +603,41 @@ async fn malformed_and_oversized_peer_messages_are_refused_counted_and_survived(
     for a in agents {
         a.kill();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_datagram_that_names_no_sender_is_answered_at_its_source() {
+    // Agents on UDP, bound to the address they advertise, leave the sender
+    // out of a plain envelope: the datagram's source says it. A ping with no
+    // sender, from a socket outside the cluster, is answered there; and the
+    // agents themselves form a cluster and spread a put that way (the
+    // other UDP tests), each datagram some 12 bytes shorter than an
+    // envelope that names its sender.
+    use prost::Message as _;
+    let agent = start(Transport::Udp, "node-0", None).await;
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let ping = Message::Ping(rumour::core::Ping {
+        seq: 7,
+        target: "node-0".into(),
+        target_key: None,
+        updates: Vec::new(),
+    });
+    let bytes = rumour::proto::datagram_envelope(&ping).encode_to_vec();
+    let named = rumour::proto::encode_envelope(socket.local_addr().unwrap(), &ping);
+    assert!(bytes.len() + 10 <= named.encode_to_vec().len());
+    socket.send_to(&bytes, agent.peer_addr()).await.unwrap();
+    let mut buf = vec![0u8; 65536];
+    let (n, source) = tokio::time::timeout(convergence(), socket.recv_from(&mut buf))
+        .await
+        .expect("an answer within the convergence bound")
+        .unwrap();
+    assert_eq!(source, agent.peer_addr());
+    let (from, msg) = rumour::proto::decode_datagram(&buf[..n], n, source).unwrap();
+    assert_eq!(from, agent.peer_addr());
+    assert!(matches!(msg, Message::Ack(ref a) if a.seq == 7), "{msg:?}");
+    // The answer itself named no sender either.
+    assert!(pb::Envelope::decode(&buf[..n]).unwrap().from.is_none());
+    agent.kill();
 }
 
 /// Send `msgs` to `agent`'s peer port as a raw client outside the cluster

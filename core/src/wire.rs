@@ -375,6 +375,13 @@ pub fn message_len(from: &SocketAddr, msg: &Message) -> usize {
     envelope_len(from, body_len(msg))
 }
 
+/// Encoded size of `msg` in a datagram sent from the sender's own peer
+/// address, whose envelope leaves the sender out (the receiver takes the
+/// datagram's source address): [`message_len`] less the address field.
+pub fn datagram_len(msg: &Message) -> usize {
+    len_field(body_len(msg))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -207,6 +207,48 @@ pub fn encode_envelope(from: SocketAddr, msg: &Message) -> v1::Envelope {
     }
 }
 
+/// The envelope carrying `msg` in a datagram sent from the sender's own
+/// peer address: it leaves the sender out, and the receiver takes the
+/// datagram's source address for it ([`sender_from_source`],
+/// [`decode_datagram`]). Its encoded length is
+/// [`rumour_core::wire::datagram_len`]`(msg)`. Only for a socket bound to
+/// the address the node advertises: from one bound to every interface, or
+/// behind a NAT, the source is not the address the node is known by.
+pub fn datagram_envelope(msg: &Message) -> v1::Envelope {
+    v1::Envelope {
+        from: None,
+        body: Some(msg.into()),
+        sealed: None,
+    }
+}
+
+/// A plain envelope that came in a datagram from `source` and names no
+/// sender is taken as sent from `source` (see [`datagram_envelope`]). A
+/// sealed one is left as it is: its sender is inside the seal.
+pub fn sender_from_source(env: &mut v1::Envelope, source: SocketAddr) {
+    if env.from.is_none() && env.sealed.is_none() {
+        env.from = Some(source.into());
+    }
+}
+
+/// [`decode_bytes`] for a datagram from `source`: an envelope that names no
+/// sender is taken as sent from `source` ([`sender_from_source`]).
+pub fn decode_datagram(
+    bytes: &[u8],
+    max: usize,
+    source: SocketAddr,
+) -> Result<(SocketAddr, Message), DecodeError> {
+    if bytes.len() > max {
+        return Err(DecodeError::TooLarge {
+            len: bytes.len(),
+            max,
+        });
+    }
+    let mut env = v1::Envelope::decode(bytes).map_err(|e| DecodeError::Protobuf(e.to_string()))?;
+    sender_from_source(&mut env, source);
+    decode_envelope(env)
+}
+
 /// Validate an envelope and convert it to the sender's address and a core
 /// message.
 pub fn decode_envelope(env: v1::Envelope) -> Result<(SocketAddr, Message), DecodeError> {

@@ -14,7 +14,10 @@
 pub mod convert;
 pub mod explain;
 
-pub use convert::{decode_bytes, decode_envelope, encode_envelope, DecodeError, Inbound};
+pub use convert::{
+    datagram_envelope, decode_bytes, decode_datagram, decode_envelope, encode_envelope,
+    sender_from_source, DecodeError, Inbound,
+};
 
 /// Generated code of package `rumour.v1`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]

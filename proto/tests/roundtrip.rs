@@ -13,7 +13,9 @@ use proptest::prelude::*;
 use prost::Message as _;
 use rumour_core::wire;
 use rumour_proto::v1;
-use rumour_proto::{decode_bytes, decode_envelope, encode_envelope, Inbound};
+use rumour_proto::{
+    datagram_envelope, decode_bytes, decode_datagram, decode_envelope, encode_envelope, Inbound,
+};
 
 use strategy::*;
 
@@ -43,6 +45,23 @@ proptest! {
         prop_assert_eq!(bytes.len(), wire::message_len(&from, &msg));
         // A limit equal to the length admits it.
         prop_assert_eq!(decode_bytes(&bytes, bytes.len()), Ok((from, msg)));
+    }
+
+    #[test]
+    fn a_datagram_without_its_sender_is_taken_from_its_source((from, msg) in envelope()) {
+        let bytes = datagram_envelope(&msg).encode_to_vec();
+        prop_assert_eq!(bytes.len(), wire::datagram_len(&msg));
+        prop_assert_eq!(
+            bytes.len() + wire::len_field(wire::addr_len(&from)),
+            wire::message_len(&from, &msg)
+        );
+        prop_assert_eq!(decode_datagram(&bytes, bytes.len(), from), Ok((from, msg.clone())));
+        // Outside a datagram nothing stands in for the sender.
+        prop_assert!(decode_bytes(&bytes, bytes.len()).is_err());
+        // A sender named in the envelope wins over the source.
+        let named = encode_envelope(from, &msg).encode_to_vec();
+        let elsewhere = "192.0.2.9:4000".parse().expect("an address");
+        prop_assert_eq!(decode_datagram(&named, named.len(), elsewhere), Ok((from, msg)));
     }
 
     #[test]

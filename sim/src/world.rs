@@ -675,7 +675,19 @@ impl Sim {
 
     fn transmit(&mut self, from: usize, to: SocketAddr, msg: Message) {
         let now = self.out_now();
-        let bytes = wire::message_len(&node_addr(from), &msg);
+        // With datagrams modelled, what rides one and fits goes as the
+        // agent sends it from its own address: the envelope leaves the
+        // sender out (`wire::datagram_len`).
+        let datagram = wire::datagram_len(&msg);
+        let by_datagram = self
+            .config
+            .datagram_size
+            .is_some_and(|size| msg.rides_datagrams() && datagram <= size);
+        let bytes = if by_datagram {
+            datagram
+        } else {
+            wire::message_len(&node_addr(from), &msg)
+        };
         self.metrics.sent(from, now, msg.kind(), bytes);
         self.all_msgs += 1;
         self.all_bytes += bytes as u64;
@@ -693,11 +705,7 @@ impl Sim {
         let Some(to) = node_index(&to).filter(|&t| t < self.slots.len()) else {
             return;
         };
-        let by_stream = self.net.model().tcp_streams
-            && match self.config.datagram_size {
-                Some(size) => !(msg.rides_datagrams() && bytes <= size),
-                None => true,
-            };
+        let by_stream = self.net.model().tcp_streams && !by_datagram;
         if by_stream {
             let last = self.streams.get(&(from, to)).copied();
             let fate = self

@@ -120,10 +120,17 @@ impl Links {
         if !self.within_budget(to, &env, msg.kind()) {
             return;
         }
-        let env = self.seal(env);
+        let mut env = self.seal(env);
         if let Some(datagrams) = &self.datagrams {
-            if msg.rides_datagrams() && datagrams.send(to, &env) {
-                return;
+            if msg.rides_datagrams() {
+                // Plain, from the node's own address: the source names the
+                // sender (see `Datagrams::leaves_from`).
+                let bare = env.sealed.is_none() && datagrams.leaves_from(self.me);
+                let from = if bare { env.from.take() } else { None };
+                if datagrams.send(to, &env) {
+                    return;
+                }
+                env.from = env.from.take().or(from);
             }
         }
         self.queue(to, env);

@@ -36,6 +36,28 @@ pub(crate) async fn run<C: Cluster>(spec: &Spec) -> anyhow::Result<RunResult> {
         }
     };
     say(format!("formation: {short} nodes short"));
+    if spec.verbose {
+        let mut sums: Vec<(&'static str, u64)> = Vec::new();
+        for i in 0..spec.n {
+            for (k, v) in cluster.counters(i).await {
+                match sums.iter_mut().find(|(s, _)| *s == k) {
+                    Some((_, sum)) => *sum += v,
+                    None => sums.push((k, v)),
+                }
+            }
+        }
+        let moved: Vec<String> = sums
+            .iter()
+            .filter(|(_, v)| *v > 0)
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        if !moved.is_empty() {
+            say(format!(
+                "formation: counters over all nodes: {}",
+                moved.join(", ")
+            ));
+        }
+    }
 
     let mut rng = StdRng::seed_from_u64(spec.seed);
     let mut delivered = Vec::new();

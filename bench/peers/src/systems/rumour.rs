@@ -4,7 +4,9 @@
 //! datagram, the node's next timer (`poll_timeout`) and a wake-up after a
 //! write; after each it hands every output to the socket. Messages travel
 //! in rumour's real wire format: the `rumour.v1.Envelope` protobuf of
-//! `rumour-proto`, one envelope per datagram.
+//! `rumour-proto`, one envelope per datagram, leaving the sender out as the
+//! agent's UDP transport does from a socket bound to the node's own address
+//! (the receiver takes the datagram's source).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -63,7 +65,9 @@ impl Peer {
         while let Some(o) = node.poll_output() {
             match o {
                 Output::Send { to, msg } => {
-                    let env = rumour_proto::encode_envelope(self.addr, &msg);
+                    // From the socket bound to the node's own address, as
+                    // the agent sends on UDP: the source names the sender.
+                    let env = rumour_proto::datagram_envelope(&msg);
                     out.push((to, env.encode_to_vec()));
                 }
                 Output::Event(Event::MemberDied(_)) => {
@@ -116,7 +120,9 @@ impl Peer {
                     // fails to decode (checked while writing the driver).
                     let mut batch = Vec::new();
                     while batch.len() < BATCH_MAX {
-                        let decode = |bytes: &[u8], _| rumour_proto::decode_bytes(bytes, MAX_DATAGRAM);
+                        let decode = |bytes: &[u8], source| {
+                            rumour_proto::decode_datagram(bytes, MAX_DATAGRAM, source)
+                        };
                         match try_take(&self.socket, decode) {
                             Some(Ok(m)) => batch.push(m),
                             Some(Err(_)) => {}

@@ -192,7 +192,7 @@ pub(crate) async fn receive(
             bump(&stats.datagrams_paced);
             continue;
         }
-        let mut env = match Envelope::decode(&buf[..n]) {
+        let env = match Envelope::decode(&buf[..n]) {
             Ok(env) => env,
             Err(e) => {
                 bump(&stats.rejected_malformed);
@@ -201,8 +201,7 @@ pub(crate) async fn receive(
             }
         };
         // A plain envelope that names no sender came from its source.
-        rumour_proto::sender_from_source(&mut env, from);
-        if let Some((lane, inbound)) = reception.admit(env, Some(from)) {
+        if let Some((lane, inbound)) = reception.admit_datagram(env, from) {
             if enqueue(&source.queue, lane, inbound, &stats).is_err() {
                 return;
             }

@@ -71,6 +71,30 @@ impl Reception {
         remote: Option<SocketAddr>,
     ) -> Option<(Lane, Inbound)> {
         let bytes = env.encoded_len() as u64;
+        self.admit_sized(env, remote, bytes)
+    }
+
+    /// [`Reception::admit`] for a datagram from `source`: a plain envelope
+    /// that names no sender is taken as sent from `source`
+    /// (`rumour_proto::sender_from_source`). The reply budget is credited
+    /// with the bytes that came, not with the sender's address filled in.
+    pub(crate) fn admit_datagram(
+        &self,
+        mut env: Envelope,
+        source: SocketAddr,
+    ) -> Option<(Lane, Inbound)> {
+        let bytes = env.encoded_len() as u64;
+        rumour_proto::sender_from_source(&mut env, source);
+        self.admit_sized(env, Some(source), bytes)
+    }
+
+    /// [`Reception::admit`] of an envelope `bytes` long as it came.
+    fn admit_sized(
+        &self,
+        env: Envelope,
+        remote: Option<SocketAddr>,
+        bytes: u64,
+    ) -> Option<(Lane, Inbound)> {
         let ring = self.keyring.as_ref().map(SharedKeyring::current);
         let opened =
             open_envelope(ring.as_deref(), &self.replay, env, unix_ms()).and_then(|env| {
@@ -332,6 +356,33 @@ fn inbound(mut env: Envelope) -> Result<Inbound, rumour_proto::DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_datagram_without_its_sender_is_credited_with_the_bytes_that_came() {
+        // A keyless node's reply budget for an outsider is what the outsider
+        // sent: a datagram that names no sender is taken as from its source,
+        // and credited with its own length, not with the address filled in.
+        let budget = Arc::new(ReplyBudget::new(16, Duration::from_secs(60)));
+        let reception = Reception {
+            check_sender_address: true,
+            stats: Arc::default(),
+            keyring: None,
+            replay: ReplayWindow::new(),
+            refusals: RefusalLog::new(Duration::from_secs(10), 16),
+            reply_budget: Some(budget.clone()),
+        };
+        let source: SocketAddr = "127.0.0.1:40001".parse().unwrap();
+        let nack = rumour_core::Message::Nack(rumour_core::Nack { seq: 3 });
+        let env = rumour_proto::datagram_envelope(&nack);
+        let came = env.encoded_len() as u64;
+        let named = rumour_proto::encode_envelope(source, &nack).encoded_len() as u64;
+        assert!(came + 10 <= named);
+        let (_, inbound) = reception.admit_datagram(env, source).expect("taken");
+        assert!(matches!(inbound, Inbound::Node(from, _) if from == source));
+        let now = Instant::now();
+        assert!(budget.spend(source, came, now));
+        assert!(!budget.spend(source, 1, now), "credited more than came");
+    }
 
     #[test]
     fn a_sender_may_name_only_its_connections_host() {

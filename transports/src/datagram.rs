@@ -78,6 +78,11 @@ impl Datagrams {
         self.source == Some(me)
     }
 
+    /// Whether `env` fits in one datagram.
+    pub(crate) fn fits(&self, env: &Envelope) -> bool {
+        env.encoded_len() <= self.limit
+    }
+
     /// Send `env` (sealed already, with a key) to `to` in one datagram if
     /// it fits: true if it is done with (sent, or dropped by a full socket
     /// buffer), false if it is over the limit and must go by stream.

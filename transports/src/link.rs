@@ -116,21 +116,32 @@ impl Links {
     /// them and `msg` goes by datagram and fits, else queued on its link
     /// (opened if there is none). Held to the reply budget either way.
     pub(crate) fn send(&mut self, to: SocketAddr, msg: &Message) {
+        // Plain, in a datagram from the node's own address: the source
+        // names the sender (see `Datagrams::leaves_from`), and the reply
+        // budget is charged with what goes.
+        if self.sealer.is_none() && msg.rides_datagrams() {
+            if let Some(datagrams) = &self.datagrams {
+                if datagrams.leaves_from(self.me) {
+                    let bare = rumour_proto::datagram_envelope(msg);
+                    if datagrams.fits(&bare) {
+                        if self.within_budget(to, &bare, msg.kind()) {
+                            if let Some(datagrams) = &self.datagrams {
+                                datagrams.send(to, &bare);
+                            }
+                        }
+                        return;
+                    }
+                }
+            }
+        }
         let env = rumour_proto::encode_envelope(self.me, msg);
         if !self.within_budget(to, &env, msg.kind()) {
             return;
         }
-        let mut env = self.seal(env);
+        let env = self.seal(env);
         if let Some(datagrams) = &self.datagrams {
-            if msg.rides_datagrams() {
-                // Plain, from the node's own address: the source names the
-                // sender (see `Datagrams::leaves_from`).
-                let bare = env.sealed.is_none() && datagrams.leaves_from(self.me);
-                let from = if bare { env.from.take() } else { None };
-                if datagrams.send(to, &env) {
-                    return;
-                }
-                env.from = env.from.take().or(from);
+            if msg.rides_datagrams() && datagrams.send(to, &env) {
+                return;
             }
         }
         self.queue(to, env);

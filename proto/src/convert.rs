@@ -238,13 +238,7 @@ pub fn decode_datagram(
     max: usize,
     source: SocketAddr,
 ) -> Result<(SocketAddr, Message), DecodeError> {
-    if bytes.len() > max {
-        return Err(DecodeError::TooLarge {
-            len: bytes.len(),
-            max,
-        });
-    }
-    let mut env = v1::Envelope::decode(bytes).map_err(|e| DecodeError::Protobuf(e.to_string()))?;
+    let mut env = decode_raw(bytes, max)?;
     sender_from_source(&mut env, source);
     decode_envelope(env)
 }
@@ -258,14 +252,19 @@ pub fn decode_envelope(env: v1::Envelope) -> Result<(SocketAddr, Message), Decod
 /// Decode raw bytes (prost) then convert; refuse over `max` bytes before
 /// decoding.
 pub fn decode_bytes(bytes: &[u8], max: usize) -> Result<(SocketAddr, Message), DecodeError> {
+    decode_envelope(decode_raw(bytes, max)?)
+}
+
+/// The envelope in `bytes` (prost), refused over `max` bytes before
+/// decoding.
+fn decode_raw(bytes: &[u8], max: usize) -> Result<v1::Envelope, DecodeError> {
     if bytes.len() > max {
         return Err(DecodeError::TooLarge {
             len: bytes.len(),
             max,
         });
     }
-    let env = v1::Envelope::decode(bytes).map_err(|e| DecodeError::Protobuf(e.to_string()))?;
-    decode_envelope(env)
+    v1::Envelope::decode(bytes).map_err(|e| DecodeError::Protobuf(e.to_string()))
 }
 
 impl TryFrom<v1::Envelope> for Inbound {

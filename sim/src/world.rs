@@ -678,7 +678,8 @@ impl Sim {
         // With datagrams modelled, what rides one and fits goes as the
         // agent sends it from its own address: the envelope leaves the
         // sender out (`wire::datagram_len`).
-        let datagram = wire::datagram_len(&msg);
+        let body = wire::body_len(&msg);
+        let datagram = wire::len_field(body);
         let by_datagram = self
             .config
             .datagram_size
@@ -686,7 +687,7 @@ impl Sim {
         let bytes = if by_datagram {
             datagram
         } else {
-            wire::message_len(&node_addr(from), &msg)
+            wire::envelope_len(&node_addr(from), body)
         };
         self.metrics.sent(from, now, msg.kind(), bytes);
         self.all_msgs += 1;

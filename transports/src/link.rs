@@ -116,23 +116,13 @@ impl Links {
     /// them and `msg` goes by datagram and fits, else queued on its link
     /// (opened if there is none). Held to the reply budget either way.
     pub(crate) fn send(&mut self, to: SocketAddr, msg: &Message) {
-        // Plain, in a datagram from the node's own address: the source
-        // names the sender (see `Datagrams::leaves_from`), and the reply
-        // budget is charged with what goes.
-        if self.sealer.is_none() && msg.rides_datagrams() {
-            if let Some(datagrams) = &self.datagrams {
-                if datagrams.leaves_from(self.me) {
-                    let bare = rumour_proto::datagram_envelope(msg);
-                    if datagrams.fits(&bare) {
-                        if self.within_budget(to, &bare, msg.kind()) {
-                            if let Some(datagrams) = &self.datagrams {
-                                datagrams.send(to, &bare);
-                            }
-                        }
-                        return;
-                    }
+        if let Some(bare) = self.bare_datagram(msg) {
+            if self.within_budget(to, &bare, msg.kind()) {
+                if let Some(datagrams) = &self.datagrams {
+                    datagrams.send(to, &bare);
                 }
             }
+            return;
         }
         let env = rumour_proto::encode_envelope(self.me, msg);
         if !self.within_budget(to, &env, msg.kind()) {
@@ -145,6 +135,18 @@ impl Links {
             }
         }
         self.queue(to, env);
+    }
+
+    /// `msg` in a plain envelope without its sender, if it goes by datagram
+    /// from the node's own address and fits one: the source names the
+    /// sender (see `Datagrams::leaves_from`), and the reply budget is
+    /// charged with what goes.
+    fn bare_datagram(&self, msg: &Message) -> Option<Envelope> {
+        let datagrams = self.datagrams.as_ref()?;
+        if self.sealer.is_some() || !msg.rides_datagrams() || !datagrams.leaves_from(self.me) {
+            return None;
+        }
+        Some(rumour_proto::datagram_envelope(msg)).filter(|env| datagrams.fits(env))
     }
 
     /// Queue a plain envelope (sealed here, with a cluster key) for the

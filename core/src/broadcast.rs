@@ -226,6 +226,23 @@ impl<T: Rumour> BroadcastQueue<T> {
             .copied()
     }
 
+    /// The slot a lookup under `key` will most likely find, and reading
+    /// one: as `Members::likely_slot` and `Members::read_slot`.
+    pub(crate) fn likely_slot<Q>(&self, key: &Q) -> Option<u32>
+    where
+        T::Key: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.index
+            .find(self.hasher.hash_one(key), |_| true)
+            .copied()
+    }
+
+    /// See [`BroadcastQueue::likely_slot`].
+    pub(crate) fn read_slot(&self, i: u32) -> u64 {
+        self.slots.get(i as usize).map_or(0, |slot| slot.rank)
+    }
+
     /// The next sequence number; past the rank's room, the queued
     /// rumours are numbered afresh in the same order.
     fn next_seq(&mut self) -> u64 {

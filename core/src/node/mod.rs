@@ -771,6 +771,9 @@ impl Node {
     // ----- membership news -----------------------------------------------
 
     fn apply_rumours(&mut self, from: SocketAddr, updates: &[MemberUpdate]) {
+        if updates.len() > 1 {
+            self.membership.read_ahead(updates);
+        }
         for u in updates {
             self.apply_news(u, Heard::Rumour(from));
         }

@@ -408,11 +408,19 @@ impl Plumtree {
             .map(|(a, _)| *a)
             .filter(|a| !self.eager.contains(a));
         let room = cx.room(&news_push(Vec::new()), NEWS_SLACK);
+        // Sized once, not once a link.
+        let sizes: Vec<usize> = news
+            .iter()
+            .map(|(u, _)| wire::update_field_len(u))
+            .collect();
         for link in self.eager.iter().copied().chain(newcomers) {
-            let mut updates = Vec::new();
+            let mut updates = Vec::with_capacity(news.len());
             let mut left = room;
-            for (u, _) in news.iter().filter(|(_, source)| *source != Some(link)) {
-                let size = wire::update_field_len(u);
+            for ((u, _), &size) in news
+                .iter()
+                .zip(&sizes)
+                .filter(|((_, source), _)| *source != Some(link))
+            {
                 if size > left && !updates.is_empty() {
                     let full = std::mem::take(&mut updates);
                     cx.send(link, news_push(full));

@@ -226,8 +226,8 @@ impl<T: Rumour> BroadcastQueue<T> {
             .copied()
     }
 
-    /// The slot a lookup under `key` will most likely find, and reading
-    /// one: as `Members::likely_slot` and `Members::read_slot`.
+    /// The slot a lookup under `key` will most likely find, read ahead of
+    /// the lookup as `Members::likely_slot` is.
     pub(crate) fn likely_slot<Q>(&self, key: &Q) -> Option<u32>
     where
         T::Key: Borrow<Q>,
@@ -238,7 +238,7 @@ impl<T: Rumour> BroadcastQueue<T> {
             .copied()
     }
 
-    /// See [`BroadcastQueue::likely_slot`].
+    /// Read slot `i` as a lookup will (see `Members::read_slot`).
     pub(crate) fn read_slot(&self, i: u32) -> u64 {
         self.slots.get(i as usize).map_or(0, |slot| slot.rank)
     }

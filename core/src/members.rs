@@ -140,7 +140,8 @@ impl NameOrder {
         self.long.extend(Merged::new(slots, &long, &recent));
     }
 
-    /// End a bulk merge: the names that came in are sorted and merged.
+    /// End a bulk merge: the names that came in are sorted and merged (the
+    /// merge clears their prefixes, which the sort leaves behind).
     fn settle(&mut self, slots: &[Slot]) {
         let name = |&i: &u32| slots[i as usize].id.name();
         self.recent.sort_unstable_by(|a, b| name(a).cmp(name(b)));

@@ -919,11 +919,6 @@ impl Membership {
         }
     }
 
-    /// If `u` is exactly what this node holds about another member, in a
-    /// state that a repeat cannot move (alive, dead or left: a repeated
-    /// suspicion may be a new confirmation), under the same signed word:
-    /// whether this node pushed that entry down the tree (one lookup
-    /// answers both, as most news heard is a repeat).
     /// Read ahead the table entries and queued rumours that taking in
     /// `updates` one by one will look up, a few updates at a time: first
     /// every index, then every slot, so that the reads of different
@@ -953,6 +948,11 @@ impl Membership {
         std::hint::black_box(sum);
     }
 
+    /// If `u` is exactly what this node holds about another member, in a
+    /// state that a repeat cannot move (alive, dead or left: a repeated
+    /// suspicion may be a new confirmation), under the same signed word:
+    /// whether this node pushed that entry down the tree (one lookup
+    /// answers both, as most news heard is a repeat).
     fn repeat(&self, cx: &Ctx, u: &MemberUpdate) -> Option<bool> {
         if u.state == MemberState::Suspect || u.id.name() == cx.me.name() {
             return None;

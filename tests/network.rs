@@ -340,9 +340,36 @@ async fn a_graceful_leave_shows_as_left(t: Transport) {
     }
 }
 
+/// The wall clock in microseconds since the Unix epoch, as agents stamp
+/// their events and status.
+fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64
+}
+
 async fn watch_delivers_events_in_order_and_fresh_reads_reach_the_owner(t: Transport) {
+    let before_start = unix_micros();
     let agents = cluster(t, 2).await;
     formed(&agents).await;
+    // Status says when the node started and when it last changed its count
+    // of live members (here when the other joined), by the wall clock.
+    let status = client(&agents[0])
+        .await
+        .status(pb::StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.live_members, 2);
+    let (started, since) = (
+        status.started_unix_micros,
+        status.live_members_since_unix_micros,
+    );
+    assert!(
+        before_start <= started && started <= since && since <= unix_micros(),
+        "started {started}, live count since {since}, test began {before_start}"
+    );
     let mut watcher = client(&agents[0]).await;
     let mut stream = watcher
         .watch(pb::WatchRequest {
@@ -354,6 +381,7 @@ async fn watch_delivers_events_in_order_and_fresh_reads_reach_the_owner(t: Trans
         .unwrap()
         .into_inner();
     let mut versions = Vec::new();
+    let before_puts = unix_micros();
     for i in 0..20 {
         let v = agents[1]
             .handle()
@@ -378,6 +406,12 @@ async fn watch_delivers_events_in_order_and_fresh_reads_reach_the_owner(t: Trans
             .expect("stream open");
         assert!(ev.seq > last_seq, "sequence numbers increase");
         last_seq = ev.seq;
+        // Each event carries when the watched agent took it in.
+        assert!(
+            before_puts <= ev.at_unix_micros && ev.at_unix_micros <= unix_micros(),
+            "taken in at {}, puts began {before_puts}",
+            ev.at_unix_micros
+        );
         match ev.event {
             Some(pb::watch_event::Event::Entry(e)) => {
                 assert_eq!(e.namespace, "node-1");

@@ -52,6 +52,12 @@ pub struct Scenario {
     /// within this window, each joining through the seeds.
     #[serde(default = "default_start_window", with = "duration_str")]
     pub start_window: Duration,
+    /// The others start no earlier than this, within `start_window`: the
+    /// seed comes up first and is waited for, as a deployment (or
+    /// `rumour bench`) may start it. Zero, the default, starts them from
+    /// time zero.
+    #[serde(default, with = "duration_str")]
+    pub others_from: Duration,
     /// How many of the first nodes serve as seeds (at least 1).
     #[serde(default = "default_seeds")]
     pub seeds: usize,
@@ -325,6 +331,9 @@ impl Scenario {
         }
         if self.duration.is_zero() {
             return bad("duration", "must be non-zero");
+        }
+        if !self.others_from.is_zero() && self.others_from >= self.start_window {
+            return bad("others_from", "must be less than start_window");
         }
         self.link.validate()?;
         if let Some(h) = &self.host {

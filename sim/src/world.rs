@@ -310,11 +310,12 @@ impl Sim {
                 .quiet_from(Time::ZERO + sim.scenario.measure_from());
         }
         let window = sim.scenario.start_window.as_micros() as u64;
+        let from = sim.scenario.others_from.as_micros() as u64;
         for i in 0..n {
             let at = if i == 0 || window == 0 || sim.scenario.formed {
                 Time::ZERO
             } else {
-                Time::from_micros(sim.rng.random_range(0..window))
+                Time::from_micros(sim.rng.random_range(from..window))
             };
             sim.schedule(at, Action::Start { node: i });
         }
@@ -1481,6 +1482,37 @@ mod tests {
         assert!(report.last_start_ms > 100.0, "{}", report.last_start_ms);
         let ms = report.membership_ms.expect("the three agree");
         assert!((0.4..50.0).contains(&ms), "{ms}");
+    }
+
+    #[test]
+    fn others_start_after_others_from_and_the_seed_before_them() {
+        // Scenario: 10 nodes, the seed at 0 and the others within 400 ms but not before 300 ms
+        // (a seed started first and waited for, as `rumour bench` starts its agents). No node
+        // joins the seed before 300 ms, and the seed joins no one: it hears of the first other
+        // one only after that one started. Without `others_from` (or with it ignored) the
+        // first join comes in the first 300 ms in all but a tiny share of seeds.
+        let text = "name = \"seed-first\"\nnodes = 10\nstart_window = \"400ms\"\nothers_from = \"300ms\"\nduration = \"2s\"\n";
+        for seed in 0..3 {
+            let mut scenario = Scenario::from_toml(text).unwrap();
+            scenario.seed = seed;
+            let mut sim = Sim::new(scenario).unwrap();
+            sim.record_events();
+            sim.run_until(Time::ZERO + Duration::from_secs(2));
+            let first_join = sim
+                .take_events()
+                .into_iter()
+                .filter(|(_, observer, e)| *observer == 0 && matches!(e, Event::MemberJoined(_)))
+                .map(|(at, _, _)| at)
+                .min()
+                .expect("the others join the seed");
+            assert!(
+                first_join >= Time::ZERO + Duration::from_millis(300),
+                "seed {seed}: the seed heard of a join at {first_join:?}"
+            );
+        }
+        let bad = "nodes = 3\nstart_window = \"100ms\"\nothers_from = \"100ms\"\n";
+        let e = Scenario::from_toml(bad).unwrap_err();
+        assert!(e.to_string().contains("others_from"), "{e}");
     }
 
     #[test]

@@ -121,6 +121,8 @@ struct Agents {
     /// Each agent's peer port.
     peers: Vec<u16>,
     data: Option<std::path::PathBuf>,
+    /// When the first agent, the seed, answered (the others start then).
+    seed_up: Option<Instant>,
 }
 
 impl Drop for Agents {
@@ -201,6 +203,7 @@ fn spawn(
         apis: Vec::new(),
         peers: Vec::new(),
         data: data.clone(),
+        seed_up: None,
     };
     let mut seed = None;
     // Runs side by side start apart.
@@ -250,6 +253,7 @@ fn spawn(
         agents.children.push(child);
         if seed.is_none() {
             wait_listening(api, Duration::from_secs(30))?;
+            agents.seed_up = Some(Instant::now());
         }
         seed.get_or_insert(bind);
     }
@@ -412,8 +416,30 @@ async fn put_100(client: &mut RumourClient<Channel>, key: &str) -> Result<u64, S
         .version)
 }
 
-/// When each watcher saw each (namespace, key, version).
-type Seen = Arc<Mutex<BTreeMap<(String, String, u64), Vec<Instant>>>>;
+/// Every watcher's sighting of each (namespace, key, version).
+type Seen = Arc<Mutex<BTreeMap<(String, String, u64), Vec<Sighting>>>>;
+
+/// One agent's report of a write, as its watcher brought it.
+#[derive(Clone, Copy, Debug)]
+struct Sighting {
+    /// The agent whose watcher it came on.
+    agent: usize,
+    /// When the report reached the bench.
+    got: Instant,
+    /// When the agent took the write in, by its own clock (the same clock
+    /// on one host for every agent).
+    at_unix_micros: u64,
+}
+
+/// When the bench heard the last of `v`, and how long the write took from
+/// the owner (agent `owner`) to the last agent by their own clocks, in ms;
+/// `None` until the owner's own report is in.
+fn spread(v: &[Sighting], owner: usize) -> Option<(Instant, f64)> {
+    let from = v.iter().find(|s| s.agent == owner)?.at_unix_micros;
+    let last_at = v.iter().map(|s| s.at_unix_micros).max()?;
+    let last_got = v.iter().map(|s| s.got).max()?;
+    Some((last_got, last_at.saturating_sub(from) as f64 / 1000.0))
+}
 
 /// Cut the agents in two halves for `--partition-secs`, a put a round on
 /// agents of either side in turn meanwhile, then heal; time until every
@@ -456,10 +482,11 @@ async fn cut_and_heal(
     }
     netns::set(args.loss, &agents.peers, None)?;
     let healed = Instant::now();
+    let healed_unix = unix_micros();
     let within = protocol.push_pull_interval * 6;
     let members_ms = wait_for_live(clients, n as u32, within)
         .await?
-        .then(|| healed.elapsed().as_secs_f64() * 1e3);
+        .map(|at| ms_between(healed_unix, at));
     let mut data_ms = None;
     while healed.elapsed() < within {
         let seen = seen.lock().await;
@@ -468,7 +495,7 @@ async fn cut_and_heal(
             .map(|p| {
                 seen.get(p)
                     .filter(|v| v.len() >= n)
-                    .and_then(|v| v.iter().max().copied())
+                    .and_then(|v| v.iter().map(|s| s.got).max())
             })
             .collect();
         drop(seen);
@@ -522,15 +549,28 @@ async fn start_cluster(args: &BenchArgs) -> Result<ColdStart, String> {
         clients.push(connect(*api, Duration::from_secs(30)).await?);
     }
     let start_window = started.elapsed();
-    let formed = Instant::now();
-    if !wait_for_live(&clients, n as u32, Duration::from_secs(120)).await? {
+    let seed_up = agents
+        .seed_up
+        .map_or(Duration::ZERO, |t| t.saturating_duration_since(started));
+    let Some(formed) = wait_for_live(&clients, n as u32, Duration::from_secs(120)).await? else {
         return Err("the cluster did not form within 120 s".into());
+    };
+    // The last start, by the agents' own clocks: when its node began,
+    // before it joined (as a simulated node joins when it starts).
+    let mut last_start = 0;
+    for c in &mut clients {
+        let s = c
+            .status(pb::StatusRequest {})
+            .await
+            .map_err(|e| e.to_string())?;
+        last_start = s.into_inner().started_unix_micros.max(last_start);
     }
     Ok(ColdStart {
         agents,
         clients,
         start_window,
-        formed_ms: formed.elapsed().as_secs_f64() * 1e3,
+        seed_up,
+        formed_ms: ms_between(last_start, formed),
     })
 }
 
@@ -540,7 +580,11 @@ struct ColdStart {
     clients: Vec<RumourClient<Channel>>,
     /// From the first agent's start until the last one's API answered.
     start_window: Duration,
-    /// From then until every agent saw all live (ms).
+    /// From the first agent's start until it answered, the others
+    /// starting only then.
+    seed_up: Duration,
+    /// From the last agent's start until the last agent came to see all
+    /// live, by their own clocks (ms).
     formed_ms: f64,
 }
 
@@ -592,6 +636,7 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
         mut agents,
         mut clients,
         start_window,
+        seed_up,
         formed_ms,
     } = start_cluster(&args).await?;
     // What the cold start cost the agents in CPU, read at once, less what
@@ -610,6 +655,7 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
     let cold_cpu = all_cpu - started_cpu;
     let mut real = versus_sim::Real {
         start_window,
+        seed_up,
         cold_starts,
         cold_intake: versus_sim::Intake {
             taken: cold_taken,
@@ -634,7 +680,7 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
         per_batched.as_secs_f64() * 1e6,
     );
     println!(
-        "{n} agents ({} preset, {} transport, gossip interval {round_ms} ms, {}): started within {:.2} s (until the last API answered), then all see {n} live members after {:.2} s",
+        "{n} agents ({} preset, {} transport, gossip interval {round_ms} ms, {}): started within {:.2} s (until the last API answered); all saw {n} live members {:.3} s after the last agent's start (by the agents' own clocks)",
         args.preset,
         args.transport,
         if args.key.is_some() { "sealed with a cluster key" } else { "no cluster key" },
@@ -777,22 +823,31 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
         streams.push(s);
     }
     let seen: Seen = Arc::default();
-    for mut s in streams {
+    for (agent, mut s) in streams.into_iter().enumerate() {
         let seen = seen.clone();
         tokio::spawn(async move {
             while let Ok(Some(ev)) = s.message().await {
                 if let Some(pb::watch_event::Event::Entry(e)) = ev.event {
-                    let at = Instant::now();
+                    let sighting = Sighting {
+                        agent,
+                        got: Instant::now(),
+                        at_unix_micros: ev.at_unix_micros,
+                    };
                     seen.lock()
                         .await
                         .entry((e.namespace, e.key, e.version))
                         .or_default()
-                        .push(at);
+                        .push(sighting);
                 }
             }
         });
     }
+    // From the put's call until the bench heard the last agent's report
+    // (what a client sees: the call and the watch streams included), and
+    // from the owner's taking the write in until the last agent took it
+    // in, by the agents' own clocks (what the simulator times).
     let mut latencies = Vec::new();
+    let mut spreads = Vec::new();
     let mut missing = 0;
     let puts_started = Instant::now();
     let sent_at_puts = counter_sum(&mut clients, "transport_sent").await?;
@@ -821,10 +876,11 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
                 .lock()
                 .await
                 .get(&(ns.clone(), key.clone(), version))
-                .map(|v| (v.len(), v.iter().max().copied()));
+                .map(|v| (v.len(), spread(v, w)));
             match done {
-                Some((count, Some(last))) if count >= n => {
+                Some((count, Some((last, spread_ms)))) if count >= n => {
                     latencies.push((last - start).as_secs_f64() * 1000.0);
+                    spreads.push(spread_ms);
                     break;
                 }
                 _ if Instant::now() > deadline => {
@@ -880,22 +936,30 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
         beside
     );
     latencies.sort_by(f64::total_cmp);
-    let mean = latencies.iter().sum::<f64>() / latencies.len().max(1) as f64;
-    real.put_mean_ms = mean;
-    real.put_p99_ms = percentile(&latencies, 99.0);
+    spreads.sort_by(f64::total_cmp);
+    let mean_of = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let (mean, spread_mean) = (mean_of(&latencies), mean_of(&spreads));
+    real.put_mean_ms = spread_mean;
+    real.put_p99_ms = percentile(&spreads, 99.0);
     println!(
-        "put to everywhere ({} puts of 100 B, {} not everywhere within {:?}): mean {:.1} ms ({:.2} rounds), p50 {:.1} ms ({:.2}), p99 {:.1} ms ({:.2}), max {:.1} ms ({:.2})",
-        latencies.len(),
+        "put to everywhere ({} puts of 100 B, {} not everywhere within {:?}), from the owner's taking it in to the last agent's, by the agents' clocks: mean {:.1} ms ({:.2} rounds), p50 {:.1} ms ({:.2}), p99 {:.1} ms ({:.2}), max {:.1} ms ({:.2})",
+        spreads.len(),
         missing,
         protocol.push_pull_interval * 3,
-        mean,
-        mean / round_ms,
+        spread_mean,
+        spread_mean / round_ms,
+        percentile(&spreads, 50.0),
+        percentile(&spreads, 50.0) / round_ms,
+        percentile(&spreads, 99.0),
+        percentile(&spreads, 99.0) / round_ms,
+        spreads.last().copied().unwrap_or(f64::NAN),
+        spreads.last().copied().unwrap_or(f64::NAN) / round_ms,
+    );
+    println!(
+        "put to everywhere as a client sees it, from the put's call until the bench heard the last agent's watcher: mean {mean:.1} ms, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         percentile(&latencies, 50.0),
-        percentile(&latencies, 50.0) / round_ms,
         percentile(&latencies, 99.0),
-        percentile(&latencies, 99.0) / round_ms,
         latencies.last().copied().unwrap_or(f64::NAN),
-        latencies.last().copied().unwrap_or(f64::NAN) / round_ms,
     );
 
     if args.versus_sim {
@@ -1053,7 +1117,7 @@ async fn kill_one(
         return Ok(None);
     };
     let survivors = clients.len() as u32;
-    let killed = Instant::now();
+    let killed = unix_micros();
     victim
         .kill()
         .map_err(|e| format!("cannot kill an agent: {e}"))?;
@@ -1061,8 +1125,8 @@ async fn kill_one(
     // the probe period for a while (a 20-agent run took over 25 s).
     let limit =
         (protocol.probe_period * 3 + protocol.suspicion_max + protocol.push_pull_interval) * 3;
-    if wait_for_live(clients, survivors, limit).await? {
-        let ms = killed.elapsed().as_secs_f64() * 1e3;
+    if let Some(at) = wait_for_live(clients, survivors, limit).await? {
+        let ms = ms_between(killed, at);
         println!("kill: every other agent holds the killed one dead after {ms:.0} ms");
         Ok(Some(ms))
     } else {
@@ -1073,19 +1137,22 @@ async fn kill_one(
 
 /// Wait until every agent of `clients` counts `live` live members (alive
 /// or suspect, itself included), asking all of them at once every 10 ms,
-/// and only those that did not yet; false if `within` passes first. Only
-/// for counts that, once reached, stay (no member joins or comes back
-/// meanwhile): formation, and a death.
+/// and only those that did not yet. Returns when the last of them came to
+/// that count by its own clock (`live_members_since_unix_micros`: the
+/// polls' own delay is not in it), or `None` if `within` passes first.
+/// Only for counts that, once reached, stay (no member joins or comes
+/// back meanwhile): formation, and a death.
 async fn wait_for_live(
     clients: &[RumourClient<Channel>],
     live: u32,
     within: Duration,
-) -> Result<bool, String> {
+) -> Result<Option<u64>, String> {
     let start = Instant::now();
     let mut waiting: Vec<usize> = (0..clients.len()).collect();
+    let mut last = 0u64;
     while !waiting.is_empty() {
         if start.elapsed() > within {
-            return Ok(false);
+            return Ok(None);
         }
         let mut asks = tokio::task::JoinSet::new();
         for &i in &waiting {
@@ -1095,8 +1162,10 @@ async fn wait_for_live(
         let mut reached = Vec::new();
         while let Some(done) = asks.join_next().await {
             let (i, s) = done.map_err(|e| e.to_string())?;
-            if s.map_err(|e| e.to_string())?.into_inner().live_members == live {
+            let s = s.map_err(|e| e.to_string())?.into_inner();
+            if s.live_members == live {
                 reached.push(i);
+                last = last.max(s.live_members_since_unix_micros);
             }
         }
         waiting.retain(|i| !reached.contains(i));
@@ -1104,7 +1173,21 @@ async fn wait_for_live(
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
-    Ok(true)
+    Ok(Some(last))
+}
+
+/// The wall clock, in microseconds since the Unix epoch: the agents on
+/// this host report their times by it.
+fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// Milliseconds from `from` to `to`, both in microseconds since the Unix
+/// epoch; zero if `to` came first.
+fn ms_between(from: u64, to: u64) -> f64 {
+    to.saturating_sub(from) as f64 / 1000.0
 }
 
 /// Run the bench; agents are stopped at the end or on error.

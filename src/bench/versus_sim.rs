@@ -6,7 +6,8 @@
 //! unluckiest joiner, so one run says little); the simulator then
 //! runs the same cluster: the same size, preset and datagram size, node 0
 //! the seed and the others starting within the window the real agents took
-//! to come up, the same settle and idle windows, the same number of 100-byte
+//! to come up, from when the seed answered (the bench starts it alone and
+//! waits for it), the same settle and idle windows, the same number of 100-byte
 //! puts about one a round, and one node killed after them. The link model
 //! is the simulator's default (0.2 to 1 ms), loopback's order of
 //! magnitude, with the real run's loss (`--loss`) and streams that behave
@@ -37,7 +38,11 @@ use rumour::sim::{Report, Scenario, Sim};
 pub(super) struct Real {
     /// From the first agent's start until the last one's API answered.
     pub start_window: Duration,
-    /// From the last API answering until every agent saw all live (ms), in
+    /// From the first agent's start until it, the seed, answered: the
+    /// others start only then.
+    pub seed_up: Duration,
+    /// From the last agent's start until every agent saw all live (ms, by
+    /// the agents' own clocks), in
     /// each of [`COLD_SEEDS`] cold starts (this run's among them), sorted.
     pub cold_starts: Vec<f64>,
     /// Over the last cold start, to when all saw all: the messages the
@@ -173,9 +178,12 @@ fn scenario(
         "[link]\ntcp_streams = true\nloss = {}\n",
         f64::from(real.loss_percent) / 100.0
     );
+    // The seed starts alone and the others once it answered, as the
+    // bench starts them.
+    let window = real.start_window.as_micros().max(1000);
+    let others_from = real.seed_up.as_micros().min(window - 1);
     let text = format!(
-        "name = \"versus-real\"\nnodes = {n}\npreset = \"{preset}\"\nstart_window = \"{}ms\"\n{rest}\n{config}{host}{link}",
-        real.start_window.as_millis().max(1)
+        "name = \"versus-real\"\nnodes = {n}\npreset = \"{preset}\"\nstart_window = \"{window}us\"\nothers_from = \"{others_from}us\"\n{rest}\n{config}{host}{link}",
     );
     Scenario::from_toml(&text).map_err(|e| format!("the simulated scenario: {e}"))
 }

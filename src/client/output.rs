@@ -310,6 +310,11 @@ pub(super) fn status_json(s: &pb::StatusResponse, config: bool) -> String {
     v.insert("version".into(), json!(s.version));
     v.insert("left".into(), json!(s.left));
     v.insert("live_members".into(), json!(s.live_members));
+    v.insert(
+        "live_members_since_unix_micros".into(),
+        json!(s.live_members_since_unix_micros),
+    );
+    v.insert("started_unix_micros".into(), json!(s.started_unix_micros));
     v.insert("members".into(), json!(s.members));
     v.insert("namespaces".into(), json!(s.namespaces));
     v.insert("counters".into(), json!(counters));
@@ -423,6 +428,7 @@ mod tests {
         pb::WatchEvent {
             seq: 1,
             event: Some(event),
+            at_unix_micros: 1_700_000_000_000_000,
         }
     }
 
@@ -435,6 +441,8 @@ mod tests {
                 2,
             )),
             live_members: 2,
+            live_members_since_unix_micros: 1_700_000_000_000_000,
+            started_unix_micros: 1_699_999_990_000_000,
             members: 3,
             generation: 5,
             version: 17,
@@ -586,6 +594,8 @@ mod tests {
                 "version": 17,
                 "left": false,
                 "live_members": 2,
+                "live_members_since_unix_micros": 1_700_000_000_000_000u64,
+                "started_unix_micros": 1_699_999_990_000_000u64,
                 "members": 3,
                 "namespaces": 2,
                 "counters": {"acks_received": 9, "pings_sent": 12},
@@ -666,7 +676,8 @@ mod tests {
         assert_eq!(
             watch_line(&pb::WatchEvent {
                 seq: 1,
-                event: None
+                event: None,
+                at_unix_micros: 0,
             }),
             None
         );

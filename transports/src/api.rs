@@ -38,6 +38,12 @@ pub struct StatusReport {
     pub me_since_unix_ms: u64,
     /// Members alive or suspect, this node included.
     pub live_members: usize,
+    /// When `live_members` last changed, in microseconds since the Unix
+    /// epoch.
+    pub live_since_unix_micros: u64,
+    /// When the node started (before it joined), in microseconds since the
+    /// Unix epoch.
+    pub started_unix_micros: u64,
     /// Members known (any state).
     pub members: usize,
     /// Namespaces held.
@@ -226,6 +232,8 @@ impl Handle {
                 me_since_unix_ms: d.unix_ms(me.since),
                 me,
                 live_members: d.node.live_members(),
+                live_since_unix_micros: d.live_since_unix_micros,
+                started_unix_micros: d.start_unix_micros,
                 members: d.node.members().count(),
                 namespaces: d.node.owners().len(),
                 counters,
@@ -472,6 +480,7 @@ fn watch_event(
     Some(pb::WatchEvent {
         seq: s.seq,
         event: Some(event),
+        at_unix_micros: s.at_unix_micros,
     })
 }
 
@@ -644,6 +653,8 @@ impl Rumour for ApiService {
         Ok(Response::new(pb::StatusResponse {
             self_: Some(member(&s.me, s.me_since_unix_ms)),
             live_members: s.live_members as u32,
+            live_members_since_unix_micros: s.live_since_unix_micros,
+            started_unix_micros: s.started_unix_micros,
             members: s.members as u32,
             counters: s.counters.into_iter().collect(),
             config: s.config.into_iter().collect(),

@@ -31,6 +31,9 @@ pub struct Sequenced {
     pub seq: u64,
     /// The event.
     pub event: Event,
+    /// When the agent took it in: its wall clock, in microseconds since
+    /// the Unix epoch.
+    pub at_unix_micros: u64,
 }
 
 /// A command run on the node task with the node in hand.
@@ -73,6 +76,14 @@ pub(crate) struct Driver {
     /// members to failure or a partition, and the seeds are worth trying
     /// again (see [`retry_seeds`]).
     pub(crate) peak_live: usize,
+    /// The live members (alive or suspect, this node included) as last
+    /// counted, and when that count last changed: the wall clock, in
+    /// microseconds since the Unix epoch.
+    pub(crate) live: usize,
+    pub(crate) live_since_unix_micros: u64,
+    /// When the node's time began (its start, before it joined), in
+    /// microseconds since the Unix epoch.
+    pub(crate) start_unix_micros: u64,
     /// The membership summary whose member addresses the reply budget
     /// last took, if any.
     vouched: Option<u64>,
@@ -233,8 +244,16 @@ impl Driver {
         let _ = self.events.send(Arc::new(Sequenced {
             seq: self.seq,
             event,
+            at_unix_micros: unix_micros(),
         }));
     }
+}
+
+/// The wall clock, in microseconds since the Unix epoch.
+fn unix_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
 }
 
 /// A cloneable handle to a running node task.
@@ -343,6 +362,9 @@ pub(crate) fn driver(
         replies: Vec::new(),
         refusals: RefusalLog::new(std::time::Duration::from_secs(10), 4096),
         peak_live: 1,
+        live: 1,
+        live_since_unix_micros: unix_micros(),
+        start_unix_micros: unix_micros().saturating_sub(start.elapsed().as_micros() as u64),
         vouched: None,
         woke_idle: false,
     };
@@ -382,7 +404,12 @@ pub(crate) async fn run(mut d: Driver, mut inputs: Inputs) {
             return;
         }
         d.flush();
-        d.peak_live = d.peak_live.max(d.node.live_members());
+        let live = d.node.live_members();
+        d.peak_live = d.peak_live.max(live);
+        if live != d.live {
+            d.live = live;
+            d.live_since_unix_micros = unix_micros();
+        }
         debug_assert!(d.node.is_drained(), "the node is drained before waiting");
         let deadline = d.node.poll_timeout();
         if d.stopping && deadline.is_none() {

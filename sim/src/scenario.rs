@@ -149,6 +149,13 @@ pub struct Host {
     /// The same for a signature verified in a batch.
     #[serde(default, with = "duration_str")]
     pub per_batched_signature: Duration,
+    /// CPU time of starting a node, as an agent's process spends from its
+    /// launch until it joins: at its start the node waits for a free core
+    /// and holds it this long, and only then begins (and joins). While
+    /// many start at once, their starts take the cores from the nodes
+    /// already running.
+    #[serde(default, with = "duration_str")]
+    pub per_start: Duration,
 }
 
 impl Host {

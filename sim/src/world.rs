@@ -72,7 +72,14 @@ const IDLE_WAKE: Duration = Duration::from_millis(1);
 
 #[derive(Debug)]
 enum Action {
+    /// Node `node` is launched: it starts now, or on a shared host with a
+    /// start cost once a core has spent it (see [`Sim::launch`]).
     Start {
+        node: usize,
+    },
+    /// On a shared host: node `node`'s launch has had its CPU time, and it
+    /// starts.
+    Launched {
         node: usize,
     },
     Deliver {
@@ -460,7 +467,8 @@ impl Sim {
 
     fn dispatch(&mut self, action: Action) {
         match action {
-            Action::Start { node } => self.start(node),
+            Action::Start { node } => self.launch(node),
+            Action::Launched { node } => self.start(node),
             Action::Deliver {
                 to,
                 from,
@@ -994,6 +1002,30 @@ impl Sim {
 
     // ----- lifecycle and faults -------------------------------------------
 
+    /// Launch node `i`: on a shared host with a start cost
+    /// (`[host] per_start`), once a core is free it holds it that long and
+    /// the node starts after; otherwise the node starts now.
+    fn launch(&mut self, i: usize) {
+        let per_start = self
+            .scenario
+            .host
+            .as_ref()
+            .map_or(Duration::ZERO, |h| h.per_start);
+        if per_start.is_zero() {
+            return self.start(i);
+        }
+        let Some((core, free)) = self.free_core() else {
+            return self.start(i);
+        };
+        if free > self.now {
+            self.schedule(free, Action::Start { node: i });
+            return;
+        }
+        let done = self.now + per_start;
+        self.cores[core] = done;
+        self.schedule(done, Action::Launched { node: i });
+    }
+
     fn start(&mut self, i: usize) {
         let slot = &mut self.slots[i];
         if slot.node.as_ref().is_some_and(|n| !n.has_left()) {
@@ -1377,6 +1409,27 @@ mod tests {
                 .all(|w| w[1] - w[0] >= Duration::from_millis(apart)),
             "{taken:?}"
         );
+    }
+
+    #[test]
+    fn on_a_shared_host_starts_queue_for_the_cores() {
+        // Scenario: 3 nodes launched within 1 ms on one core, each start costing 50 ms of CPU
+        // (`per_start`). The starts take the core one after another, so the last node begins
+        // (and joins) 150 ms in at the soonest; with no start cost, within the millisecond.
+        let run = |host: &str| {
+            let text = format!(
+                "name = \"starts\"\nnodes = 3\nstart_window = \"1ms\"\nduration = \"1s\"\n{host}"
+            );
+            Sim::new(Scenario::from_toml(&text).unwrap())
+                .unwrap()
+                .run()
+                .last_start_ms
+        };
+        assert!(run("") < 1.0);
+        let last = run("[host]\ncores = 1\nper_message = \"0us\"\nper_start = \"50ms\"\n");
+        assert!((150.0..151.0).contains(&last), "{last}");
+        let two = run("[host]\ncores = 2\nper_message = \"0us\"\nper_start = \"50ms\"\n");
+        assert!((100.0..101.0).contains(&two), "{two}");
     }
 
     #[test]

@@ -123,6 +123,8 @@ struct Agents {
     data: Option<std::path::PathBuf>,
     /// When the first agent, the seed, answered (the others start then).
     seed_up: Option<Instant>,
+    /// When the last agent was launched.
+    launched: Option<Instant>,
 }
 
 impl Drop for Agents {
@@ -204,6 +206,7 @@ fn spawn(
         peers: Vec::new(),
         data: data.clone(),
         seed_up: None,
+        launched: None,
     };
     let mut seed = None;
     // Runs side by side start apart.
@@ -257,6 +260,7 @@ fn spawn(
         }
         seed.get_or_insert(bind);
     }
+    agents.launched = Some(Instant::now());
     Ok(agents)
 }
 
@@ -549,9 +553,11 @@ async fn start_cluster(args: &BenchArgs) -> Result<ColdStart, String> {
         clients.push(connect(*api, Duration::from_secs(30)).await?);
     }
     let start_window = started.elapsed();
-    let seed_up = agents
-        .seed_up
-        .map_or(Duration::ZERO, |t| t.saturating_duration_since(started));
+    let since_started = |t: Option<Instant>| t.map_or(Duration::ZERO, |t| t - started);
+    let (seed_up, launch_window) = (
+        since_started(agents.seed_up),
+        since_started(agents.launched),
+    );
     let Some(formed) = wait_for_live(&clients, n as u32, Duration::from_secs(120)).await? else {
         return Err("the cluster did not form within 120 s".into());
     };
@@ -570,6 +576,7 @@ async fn start_cluster(args: &BenchArgs) -> Result<ColdStart, String> {
         clients,
         start_window,
         seed_up,
+        launch_window,
         formed_ms: ms_between(last_start, formed),
     })
 }
@@ -583,6 +590,10 @@ struct ColdStart {
     /// From the first agent's start until it answered, the others
     /// starting only then.
     seed_up: Duration,
+    /// From the first agent's start until the last was launched (their
+    /// processes then start side by side, and the last API answers once
+    /// the cores have run them all).
+    launch_window: Duration,
     /// From the last agent's start until the last agent came to see all
     /// live, by their own clocks (ms).
     formed_ms: f64,
@@ -637,6 +648,7 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
         mut clients,
         start_window,
         seed_up,
+        launch_window,
         formed_ms,
     } = start_cluster(&args).await?;
     // What the cold start cost the agents in CPU, read at once, less what
@@ -651,11 +663,13 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
     cold_starts.push(formed_ms);
     cold_starts.sort_by(f64::total_cmp);
     let (per_single, per_batched) = signature_costs();
-    let started_cpu = startup_cpu(&args).await? * n as f64;
+    let per_start = startup_cpu(&args).await?;
+    let started_cpu = per_start * n as f64;
     let cold_cpu = all_cpu - started_cpu;
     let mut real = versus_sim::Real {
         start_window,
         seed_up,
+        launch_window,
         cold_starts,
         cold_intake: versus_sim::Intake {
             taken: cold_taken,
@@ -665,6 +679,7 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
         puts: args.puts,
         per_signature: per_single,
         per_batched_signature: per_batched,
+        cpu_per_start: Duration::from_secs_f64(per_start),
         ..Default::default()
     };
     let cold_signatures = cold_single as f64 * per_single.as_secs_f64()

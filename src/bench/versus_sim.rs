@@ -653,6 +653,7 @@ mod tests {
         // counts nothing.
         let real = Real {
             start_window: Duration::from_millis(300),
+            launch_window: Duration::from_millis(300),
             per_signature: Duration::from_micros(40),
             per_batched_signature: Duration::from_micros(30),
             cpu_per_wakeup: Duration::from_micros(150),

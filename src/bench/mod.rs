@@ -494,18 +494,19 @@ async fn cut_and_heal(
     let mut data_ms = None;
     while healed.elapsed() < within {
         let seen = seen.lock().await;
-        let lasts: Option<Vec<Instant>> = puts
+        // When the last agent took the last of them in, by its own clock.
+        let lasts: Option<Vec<u64>> = puts
             .iter()
             .map(|p| {
                 seen.get(p)
                     .filter(|v| v.len() >= n)
-                    .and_then(|v| v.iter().map(|s| s.got).max())
+                    .and_then(|v| v.iter().map(|s| s.at_unix_micros).max())
             })
             .collect();
         drop(seen);
         if let Some(lasts) = lasts {
-            let last = lasts.into_iter().max().unwrap_or(healed);
-            data_ms = Some(last.saturating_duration_since(healed).as_secs_f64() * 1e3);
+            let last = lasts.into_iter().max().unwrap_or(healed_unix);
+            data_ms = Some(ms_between(healed_unix, last));
             break;
         }
         // Waiting for the watchers' reports.

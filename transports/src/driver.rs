@@ -340,11 +340,8 @@ pub(crate) fn driver(
     let (jobs_tx, jobs_rx) = mpsc::channel(1024);
     let (events, _) = broadcast::channel(watch_buffer.max(1));
     let (stop_tx, stop_rx) = watch::channel(false);
-    let start_unix_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-        .saturating_sub(start.elapsed().as_millis() as u64);
+    let start_unix_micros = unix_micros().saturating_sub(start.elapsed().as_micros() as u64);
+    let start_unix_ms = start_unix_micros / 1000;
     let d = Driver {
         node,
         start,
@@ -364,7 +361,7 @@ pub(crate) fn driver(
         peak_live: 1,
         live: 1,
         live_since_unix_micros: unix_micros(),
-        start_unix_micros: unix_micros().saturating_sub(start.elapsed().as_micros() as u64),
+        start_unix_micros,
         vouched: None,
         woke_idle: false,
     };

@@ -153,7 +153,8 @@ pub struct Host {
     /// launch until it joins: at its start the node waits for a free core
     /// and holds it this long, and only then begins (and joins). While
     /// many start at once, their starts take the cores from the nodes
-    /// already running.
+    /// already running. Only the scenario's own starts pay it: a restart
+    /// fault starts its node at once.
     #[serde(default, with = "duration_str")]
     pub per_start: Duration,
 }

@@ -19,7 +19,7 @@ use rumour::core::{
 };
 use rumour::proto::v1 as pb;
 use rumour::proto::v1::rumour_client::RumourClient;
-use rumour::transport::{Agent, AgentConfig, ApiError, Transport};
+use rumour::transport::{unix_micros, Agent, AgentConfig, ApiError, Transport};
 use tonic::Code;
 
 /// Each listed test, `async fn NAME(t: Transport)`, runs once per
@@ -338,15 +338,6 @@ async fn a_graceful_leave_shows_as_left(t: Transport) {
     for a in agents {
         a.kill();
     }
-}
-
-/// The wall clock in microseconds since the Unix epoch, as agents stamp
-/// their events and status.
-fn unix_micros() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as u64
 }
 
 async fn watch_delivers_events_in_order_and_fresh_reads_reach_the_owner(t: Transport) {

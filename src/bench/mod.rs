@@ -33,6 +33,7 @@ use clap::Args;
 use rumour::core::Config;
 use rumour::proto::v1 as pb;
 use rumour::proto::v1::rumour_client::RumourClient;
+use rumour::transport::unix_micros;
 use tokio::sync::Mutex;
 use tonic::transport::Channel;
 
@@ -1190,14 +1191,6 @@ async fn wait_for_live(
         }
     }
     Ok(Some(last))
-}
-
-/// The wall clock, in microseconds since the Unix epoch: the agents on
-/// this host report their times by it.
-fn unix_micros() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
 }
 
 /// Milliseconds from `from` to `to`, both in microseconds since the Unix

@@ -249,8 +249,11 @@ impl Driver {
     }
 }
 
-/// The wall clock, in microseconds since the Unix epoch.
-fn unix_micros() -> u64 {
+/// The wall clock, in microseconds since the Unix epoch: the clock an
+/// agent stamps its events and status with (`at_unix_micros`,
+/// `live_members_since_unix_micros`, `started_unix_micros`), so that whoever
+/// compares them with its own reading uses the same one.
+pub fn unix_micros() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64)

@@ -60,7 +60,7 @@ pub use config::{
     SEAL_OVERHEAD,
 };
 pub use data_dir::{DataDir, DataDirError};
-pub use driver::{Handle, Sequenced};
+pub use driver::{unix_micros, Handle, Sequenced};
 pub use error::{ApiError, StartError};
 pub use key_commands::{
     KeyCount, KeyOp, KeyReport, MemberKeys, DEFAULT_KEY_TIMEOUT, MAX_KEY_TIMEOUT,

@@ -12,6 +12,7 @@
 
 mod error;
 pub mod experiment;
+mod host;
 pub mod metrics;
 pub mod net;
 pub mod plot;
@@ -23,5 +24,5 @@ mod world;
 
 pub use error::SimError;
 pub use metrics::Report;
-pub use scenario::{Fault, Host, NodeSet, Scenario, Workload};
+pub use scenario::{Fault, Host, NodeSet, Scenario, Scheduling, Workload};
 pub use world::{node_addr, node_identity, node_index, node_name, Sim, TreeShape};

@@ -157,6 +157,27 @@ pub struct Host {
     /// fault starts its node at once.
     #[serde(default, with = "duration_str")]
     pub per_start: Duration,
+    /// How the cores are shared among the work ready for them.
+    #[serde(default)]
+    pub scheduling: Scheduling,
+}
+
+/// How a shared host's cores go round (`[host] scheduling`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheduling {
+    /// A core to one piece of work at a time (a node's batch, a start),
+    /// until it is done, in the order they asked: what asks while every
+    /// core is taken waits, and its node's inbox fills meanwhile.
+    #[default]
+    Fifo,
+    /// Every piece ready runs at once, at an equal share of the cores (all
+    /// of one while there are no more pieces than cores), as Linux shares
+    /// a machine among runnable threads: a node woken by a message starts
+    /// on it at once, only slower while the host is busy. The signature
+    /// checks a batch met are charged after it, and what it sends leaves
+    /// after their time at the share of that moment.
+    Fair,
 }
 
 impl Host {

@@ -22,9 +22,10 @@ use rumour_core::{
     Message, Node, NodeId, Output, PushPullKind, Record, Signature, Time, Verified, Versioned,
 };
 
+use crate::host::FairShare;
 use crate::metrics::{Metrics, Report};
 use crate::net::{Fate, Network};
-use crate::scenario::{Fault, Host, NodeSet, Scenario};
+use crate::scenario::{Fault, Host, NodeSet, Scenario, Scheduling};
 use crate::trace::TraceHash;
 use crate::updates::Tracker;
 use crate::SimError;
@@ -119,6 +120,26 @@ enum Action {
     },
     /// One random operation of the scenario's workload.
     Workload,
+    /// On a fairly shared host: the first piece of work running is done,
+    /// if nothing changed since this was scheduled (`gen`).
+    Served {
+        gen: u64,
+    },
+}
+
+/// A piece of work on a fairly shared host, and what follows when done.
+#[derive(Debug)]
+enum Job {
+    /// Node `node`'s launch: it starts.
+    Start { node: usize },
+    /// Node `node` took `batch`: it handles it.
+    Batch {
+        node: usize,
+        life: u32,
+        batch: Vec<(usize, Box<Message>)>,
+    },
+    /// Signature checks, already counted in what the node sends.
+    Checks,
 }
 
 #[derive(Debug)]
@@ -221,6 +242,10 @@ pub struct Sim {
     verified: Verified,
     /// On a shared host (`Scenario::host`): when each core is next free.
     cores: Vec<Time>,
+    /// On a fairly shared host (`Scheduling::Fair`): the work running.
+    fair: Option<FairShare<Job>>,
+    /// Bumped at each change of `fair`: only the latest `Served` counts.
+    fair_gen: u64,
     /// On a shared host, when each node last took a message or ran a
     /// timer: a message after [`IDLE_WAKE`] without either wakes it.
     last_active: Vec<Time>,
@@ -287,6 +312,12 @@ impl Sim {
             formed: Vec::new(),
             verified: Verified::new(),
             cores: vec![Time::ZERO; scenario.host.as_ref().map_or(0, |h| h.cores)],
+            fair: scenario
+                .host
+                .as_ref()
+                .filter(|h| h.scheduling == Scheduling::Fair)
+                .map(|h| FairShare::new(h.cores)),
+            fair_gen: 0,
             last_active: vec![Time::ZERO; scenario.nodes],
             send_delay: Duration::ZERO,
             streams: BTreeMap::new(),
@@ -506,7 +537,8 @@ impl Sim {
                 life,
                 core,
                 batch,
-            } => self.take(node, life, core, batch),
+            } => self.take(node, life, Some(core), batch),
+            Action::Served { gen } => self.served(gen),
             Action::Timer { node, life, at } => {
                 let slot = &mut self.slots[node];
                 // Only the latest timer of the current life counts; earlier
@@ -584,8 +616,11 @@ impl Sim {
         if self.slots[i].life != life || self.slots[i].node.is_none() {
             return;
         }
-        let Some((core, free)) = self.free_core() else {
-            return;
+        let shared = self.fair.is_some();
+        let (core, free) = match self.free_core() {
+            _ if shared => (0, self.now),
+            Some(free) => free,
+            None => return,
         };
         if free > self.now {
             self.schedule(free, Action::Wake { node: i, life });
@@ -603,6 +638,21 @@ impl Sim {
             } else {
                 Duration::ZERO
             };
+        if let Some(fair) = &mut self.fair {
+            // Done when its share of the cores has run it; the node counts
+            // as active from now (and from then, once it is done).
+            fair.start(
+                self.now,
+                cost,
+                Job::Batch {
+                    node: i,
+                    life,
+                    batch,
+                },
+            );
+            self.last_active[i] = self.now;
+            return self.reschedule_fair();
+        }
         let done = self.now + cost;
         self.cores[core] = done;
         self.last_active[i] = done;
@@ -624,7 +674,13 @@ impl Sim {
     /// leaves once the whole batch is handled, after them: its outbox
     /// merges what it sends one peer across the batch. Then the node wakes
     /// again for what reached it meanwhile, if anything did.
-    fn take(&mut self, i: usize, life: u32, core: usize, batch: Vec<(usize, Box<Message>)>) {
+    fn take(
+        &mut self,
+        i: usize,
+        life: u32,
+        core: Option<usize>,
+        batch: Vec<(usize, Box<Message>)>,
+    ) {
         if self.slots[i].life != life {
             return;
         }
@@ -652,8 +708,10 @@ impl Sim {
 
     /// On a shared host that counts signature checks, hold `core`, taking
     /// node `to`'s batch, for the checks it made beyond `before`, and let
-    /// what the node does from here leave only after them.
-    fn charge_checks(&mut self, to: usize, core: usize, before: Checks) {
+    /// what the node does from here leave only after them. On a fairly
+    /// shared host (no `core`) the checks run as a piece of their own, and
+    /// what the node does leaves after their time at today's share.
+    fn charge_checks(&mut self, to: usize, core: Option<usize>, before: Checks) {
         let (Some(host), Some(node)) = (&self.scenario.host, self.slots[to].node.as_ref()) else {
             return;
         };
@@ -661,10 +719,50 @@ impl Sim {
         let single = (now.single - before.single) as u32;
         let batched = (now.batched - before.batched) as u32;
         let cost = host.per_signature * single + host.per_batched_signature * batched;
-        if cost > Duration::ZERO {
-            self.cores[core] = self.cores[core].max(self.now) + cost;
-            self.send_delay += cost;
+        if cost.is_zero() {
+            return;
         }
+        match (core, &mut self.fair) {
+            (Some(core), _) => {
+                self.cores[core] = self.cores[core].max(self.now) + cost;
+                self.send_delay += cost;
+            }
+            (None, Some(fair)) => {
+                self.send_delay += fair.stretch(cost);
+                fair.start(self.now, cost, Job::Checks);
+                self.reschedule_fair();
+            }
+            (None, None) => {}
+        }
+    }
+
+    /// On a fairly shared host: schedule the next piece's end, as things
+    /// stand now (any earlier schedule is void).
+    fn reschedule_fair(&mut self) {
+        self.fair_gen += 1;
+        let gen = self.fair_gen;
+        if let Some(at) = self.fair.as_ref().and_then(FairShare::next_done) {
+            self.schedule(at, Action::Served { gen });
+        }
+    }
+
+    /// On a fairly shared host: the pieces of work done by now follow on.
+    fn served(&mut self, gen: u64) {
+        if gen != self.fair_gen {
+            return;
+        }
+        let done = self
+            .fair
+            .as_mut()
+            .map_or_else(Vec::new, |f| f.take_done(self.now));
+        for job in done {
+            match job {
+                Job::Start { node } => self.start(node),
+                Job::Batch { node, life, batch } => self.take(node, life, None, batch),
+                Job::Checks => {}
+            }
+        }
+        self.reschedule_fair();
     }
 
     /// The core free soonest (the lowest index among equals), and when.
@@ -1013,6 +1111,10 @@ impl Sim {
             .map_or(Duration::ZERO, |h| h.per_start);
         if per_start.is_zero() {
             return self.start(i);
+        }
+        if let Some(fair) = &mut self.fair {
+            fair.start(self.now, per_start, Job::Start { node: i });
+            return self.reschedule_fair();
         }
         let Some((core, free)) = self.free_core() else {
             return self.start(i);
@@ -1430,6 +1532,25 @@ mod tests {
         assert!((150.0..151.0).contains(&last), "{last}");
         let two = run("[host]\ncores = 2\nper_message = \"0us\"\nper_start = \"50ms\"\n");
         assert!((100.0..101.0).contains(&two), "{two}");
+        // Shared fairly, the three run side by side: on one core each at a
+        // third, all done at 150 ms; on two at two thirds, 75 ms, where a
+        // queue has the third wait for a free core.
+        let fair = "scheduling = \"fair\"\nper_message = \"0us\"\nper_start = \"50ms\"\n";
+        let last = run(&format!("[host]\ncores = 1\n{fair}"));
+        assert!((150.0..151.0).contains(&last), "{last}");
+        let two = run(&format!("[host]\ncores = 2\n{fair}"));
+        assert!((75.0..76.0).contains(&two), "{two}");
+    }
+
+    #[test]
+    fn on_a_fairly_shared_host_the_deliveries_share_the_core() {
+        // The put of `on_a_shared_host_each_delivery_waits_for_a_core`, on
+        // one core at 20 ms a message, shared fairly: the three others are
+        // woken by it together and take it side by side, each at a third
+        // of the core, all done together, not one after another.
+        let fair = put_taken("[host]\ncores = 1\nper_message = \"20ms\"\nscheduling = \"fair\"\n");
+        // The three share the core for 60 ms, after the 1 ms link.
+        assert_eq!(fair, [Duration::from_millis(61); 3], "{fair:?}");
     }
 
     #[test]

@@ -576,8 +576,9 @@ async fn start_cluster(args: &BenchArgs) -> Result<ColdStart, String> {
     let Some(formed) = formed else {
         return Err("the cluster did not form within 120 s".into());
     };
-    // The last start, by the agents' own clocks: when its node began,
-    // before it joined (as a simulated node joins when it starts).
+    // The last start, by the agents' own clocks: when its node began to
+    // run and its join left, after the agent's setup (as a simulated node
+    // joins when it starts, after its start's CPU).
     let mut last_start = 0;
     for c in &mut clients {
         let s = c

@@ -338,20 +338,6 @@ impl Agent {
         driver.durable = durable;
         driver.keyring = keyring.clone();
         driver.queries = Queries::new(QueryLimits::of(&transport));
-        let node_task = tokio::spawn(driver::run(driver, inputs));
-        let seed_task = (!config.join.is_empty()).then(|| {
-            tokio::spawn(driver::retry_seeds(
-                handle.clone(),
-                driver::Seeds {
-                    seeds: seed_list,
-                    resolver: config.resolver.clone(),
-                    own,
-                },
-                config.protocol.probe_period,
-                config.protocol.reconnect_interval,
-            ))
-        });
-
         let (stop_servers, stop_rx) = watch::channel(false);
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
@@ -448,6 +434,22 @@ impl Agent {
                 }
             }));
         }
+        // The node runs once the servers are started: its join's answer comes
+        // to a peer port that takes it, and an error above leaves no node
+        // task behind.
+        let node_task = tokio::spawn(driver::run(driver, inputs));
+        let seed_task = (!config.join.is_empty()).then(|| {
+            tokio::spawn(driver::retry_seeds(
+                handle.clone(),
+                driver::Seeds {
+                    seeds: seed_list,
+                    resolver: config.resolver.clone(),
+                    own,
+                },
+                config.protocol.probe_period,
+                config.protocol.reconnect_interval,
+            ))
+        });
         let api_auth = match (&config.api_token, config.api_open_loopback) {
             (None, _) => "none",
             (Some(_), false) => "token",

@@ -41,8 +41,8 @@ pub struct StatusReport {
     /// When `live_members` last changed, in microseconds since the Unix
     /// epoch.
     pub live_since_unix_micros: u64,
-    /// When the node started (before it joined), in microseconds since the
-    /// Unix epoch.
+    /// When the node began to run (its join, if any, leaving then), in
+    /// microseconds since the Unix epoch.
     pub started_unix_micros: u64,
     /// Members known (any state).
     pub members: usize,

@@ -81,8 +81,9 @@ pub(crate) struct Driver {
     /// microseconds since the Unix epoch.
     pub(crate) live: usize,
     pub(crate) live_since_unix_micros: u64,
-    /// When the node's time began (its start, before it joined), in
-    /// microseconds since the Unix epoch.
+    /// When the node began to run, its join (if any) leaving then, in
+    /// microseconds since the Unix epoch: set as the node task starts,
+    /// after the agent's setup.
     pub(crate) start_unix_micros: u64,
     /// The membership summary whose member addresses the reply budget
     /// last took, if any.
@@ -398,6 +399,11 @@ const IDLE_WAKE: std::time::Duration = std::time::Duration::from_millis(1);
 pub(crate) async fn run(mut d: Driver, mut inputs: Inputs) {
     let mut stop_open = true;
     let mut pending: Vec<Inbound> = Vec::new();
+    // The node begins to run now: what it did at its start (a join) leaves
+    // with the first flush below. Its live count (itself) holds from here.
+    let began = unix_micros();
+    d.start_unix_micros = began;
+    d.live_since_unix_micros = began;
     loop {
         if !d.commit() {
             // Fail-stop: nothing of the batch is answered or sent.

@@ -75,6 +75,13 @@ impl<J> FairShare<J> {
             .insert((self.clock + cpu.as_nanos(), self.seq), job);
     }
 
+    /// Keep only the running pieces `keep` says yes to, from `now`: the
+    /// others stop, and free their share of the cores at once.
+    pub(crate) fn retain(&mut self, now: Time, mut keep: impl FnMut(&J) -> bool) {
+        self.advance(now);
+        self.running.retain(|_, job| keep(job));
+    }
+
     /// When the first running piece will be done, as things stand.
     pub(crate) fn next_done(&self) -> Option<Time> {
         let (&(done, _), _) = self.running.first_key_value()?;
@@ -166,5 +173,17 @@ mod tests {
         host.start(at(10), ms(2), "short");
         assert_eq!(host.stretch(ms(2)), ms(6), "beside two, a third");
         assert_eq!(finish(&mut host), [("short", 14), ("long", 102)]);
+    }
+
+    #[test]
+    fn a_piece_stopped_frees_its_share_at_once() {
+        // Two 20 ms pieces on one core, each at half: at 10 ms each has
+        // had 5 ms. One stops then; the other runs alone, its 15 ms left
+        // done at 25 ms.
+        let mut host = FairShare::new(1);
+        host.start(at(0), ms(20), "kept");
+        host.start(at(0), ms(20), "stopped");
+        host.retain(at(10), |j| *j != "stopped");
+        assert_eq!(finish(&mut host), [("kept", 25)]);
     }
 }

@@ -176,7 +176,8 @@ pub enum Scheduling {
     /// a machine among runnable threads: a node woken by a message starts
     /// on it at once, only slower while the host is busy. The signature
     /// checks a batch met are charged after it, and what it sends leaves
-    /// after their time at the share of that moment.
+    /// after their time at the share of that moment. A crashed node's
+    /// work stops with it.
     Fair,
 }
 

@@ -138,8 +138,8 @@ enum Job {
         life: u32,
         batch: Vec<(usize, Box<Message>)>,
     },
-    /// Signature checks, already counted in what the node sends.
-    Checks,
+    /// Node `node`'s signature checks, already counted in what it sends.
+    Checks { node: usize },
 }
 
 #[derive(Debug)]
@@ -729,7 +729,7 @@ impl Sim {
             }
             (None, Some(fair)) => {
                 self.send_delay += fair.stretch(cost);
-                fair.start(self.now, cost, Job::Checks);
+                fair.start(self.now, cost, Job::Checks { node: to });
                 self.reschedule_fair();
             }
             (None, None) => {}
@@ -759,7 +759,7 @@ impl Sim {
             match job {
                 Job::Start { node } => self.start(node),
                 Job::Batch { node, life, batch } => self.take(node, life, None, batch),
-                Job::Checks => {}
+                Job::Checks { .. } => {}
             }
         }
         self.reschedule_fair();
@@ -1227,6 +1227,14 @@ impl Sim {
             self.slots[i].busy = false;
             // Its streams close with it; a restart opens new ones.
             self.streams.retain(|(a, b), _| *a != i && *b != i);
+            // Its work stops with it, and frees its share of the cores.
+            if let Some(fair) = &mut self.fair {
+                fair.retain(self.now, |job| match job {
+                    Job::Batch { node, .. } | Job::Checks { node } => *node != i,
+                    Job::Start { .. } => true,
+                });
+                self.reschedule_fair();
+            }
             self.metrics.crashed(i, self.now);
             self.metrics.recount(&self.running());
         }

@@ -528,6 +528,7 @@ impl Metrics {
             node_counters: BTreeMap::new(),
             intake_batches: 0,
             intake_after_idle: 0,
+            replies_over_budget: 0,
         }
     }
 }
@@ -700,6 +701,9 @@ pub struct Report {
     /// Of those, the batches that woke a node idle for 1 ms or more, as
     /// the agents count `intake_after_idle`.
     pub intake_after_idle: u64,
+    /// Under `[link] reply_budget`, the sends dropped for going past an
+    /// address's budget, as the agents count `replies_over_budget`.
+    pub replies_over_budget: u64,
 }
 
 impl Report {

@@ -256,6 +256,11 @@ pub struct Sim {
     /// receiver) that has carried a message, and when its last one arrives:
     /// a stream delivers in order.
     streams: BTreeMap<(usize, usize), Time>,
+    /// Under [`crate::net::LinkModel::reply_budget`], each node's account
+    /// of each address it does not vouch for: (node, address) to the bytes
+    /// received from there and sent there.
+    budgets: BTreeMap<(usize, usize), (u64, u64)>,
+    replies_over_budget: u64,
 }
 
 impl Sim {
@@ -321,6 +326,8 @@ impl Sim {
             last_active: vec![Time::ZERO; scenario.nodes],
             send_delay: Duration::ZERO,
             streams: BTreeMap::new(),
+            budgets: BTreeMap::new(),
+            replies_over_budget: 0,
             scenario,
         };
         if sim.scenario.formed {
@@ -455,6 +462,7 @@ impl Sim {
         r.data_bytes = self.data_bytes;
         r.intake_batches = self.intake_batches;
         r.intake_after_idle = self.intake_after_idle;
+        r.replies_over_budget = self.replies_over_budget;
         for node in self.slots.iter().filter_map(|s| s.node.as_ref()) {
             for (name, n) in node.stats().counters() {
                 *r.node_counters.entry(name).or_default() += n;
@@ -796,6 +804,11 @@ impl Sim {
         } else {
             wire::envelope_len(&node_addr(from), body)
         };
+        let to_node = node_index(&to).filter(|&t| t < self.slots.len());
+        if !self.within_budget(from, to_node, bytes) {
+            self.replies_over_budget += 1;
+            return;
+        }
         self.metrics.sent(from, now, msg.kind(), bytes);
         self.all_msgs += 1;
         self.all_bytes += bytes as u64;
@@ -810,7 +823,7 @@ impl Sim {
             self.data_msgs += 1;
             self.data_bytes += data as u64;
         }
-        let Some(to) = node_index(&to).filter(|&t| t < self.slots.len()) else {
+        let Some(to) = to_node else {
             return;
         };
         let by_stream = self.net.model().tcp_streams && !by_datagram;
@@ -822,6 +835,7 @@ impl Sim {
             if let Fate::Delivered { first, .. } = fate {
                 let at = (now + first).max(last.unwrap_or(Time::ZERO));
                 self.streams.insert((from, to), at);
+                self.credit(to, from, bytes);
                 self.deliver_at(at, from, to, msg);
             }
             return;
@@ -830,10 +844,46 @@ impl Sim {
             Fate::Dropped(_) => {}
             Fate::Delivered { first, duplicate } => {
                 if let Some(d) = duplicate {
+                    self.credit(to, from, bytes);
                     self.deliver_at(now + d, from, to, msg.clone());
                 }
+                self.credit(to, from, bytes);
                 self.deliver_at(now + first, from, to, msg);
             }
+        }
+    }
+
+    /// Under a reply budget: whether node `from` may send `bytes` to node
+    /// `to` (any address that is no node's is its own business), spending
+    /// them from its account when it does not vouch for `to`: a seed of
+    /// its own, or a member it holds in any state.
+    fn within_budget(&mut self, from: usize, to: Option<usize>, bytes: usize) -> bool {
+        let Some(to) = to.filter(|_| self.net.model().reply_budget) else {
+            return true;
+        };
+        // As `start` picks them: node 0 restarted joins through node 1
+        // when it is the only seed.
+        let seed = (to < self.scenario.seeds && to != from)
+            || (from == 0 && to == 1 && self.scenario.seeds <= 1);
+        let member = self.slots[from]
+            .node
+            .as_ref()
+            .is_some_and(|n| n.member(&node_name(to)).is_some());
+        if seed || member {
+            return true;
+        }
+        let (received, sent) = self.budgets.entry((from, to)).or_default();
+        if *sent + bytes as u64 > *received {
+            return false;
+        }
+        *sent += bytes as u64;
+        true
+    }
+
+    /// Under a reply budget: node `at` received `bytes` from node `from`.
+    fn credit(&mut self, at: usize, from: usize, bytes: usize) {
+        if self.net.model().reply_budget {
+            self.budgets.entry((at, from)).or_default().0 += bytes as u64;
         }
     }
 
@@ -1227,6 +1277,8 @@ impl Sim {
             self.slots[i].busy = false;
             // Its streams close with it; a restart opens new ones.
             self.streams.retain(|(a, b), _| *a != i && *b != i);
+            // Its reply budgets go with the process.
+            self.budgets.retain(|(at, _), _| *at != i);
             // Its work stops with it, and frees its share of the cores.
             if let Some(fair) = &mut self.fair {
                 fair.retain(self.now, |job| match job {
@@ -1548,6 +1600,27 @@ mod tests {
         assert!((150.0..151.0).contains(&last), "{last}");
         let two = run(&format!("[host]\ncores = 2\n{fair}"));
         assert!((75.0..76.0).contains(&two), "{two}");
+    }
+
+    #[test]
+    fn a_reply_budget_drops_what_goes_to_a_newcomer_not_yet_known() {
+        // Scenario: 20 nodes started within 75 ms through node 0, as the
+        // bench starts agents. Under a reply budget a node that hears of a
+        // newcomer's join down the tree from one that knew it, or a graft,
+        // before the news itself, may not push to it yet: some sends are
+        // dropped, the cluster forms all the same. Without, none is.
+        let run = |budget: bool| {
+            let text = format!(
+                "name = \"budget\"\nnodes = 20\nstart_window = \"75ms\"\nduration = \"3s\"\n\
+                 [config]\ndatagram_size = 1336\n[link]\ntcp_streams = true\nreply_budget = {budget}\n"
+            );
+            Sim::new(Scenario::from_toml(&text).unwrap()).unwrap().run()
+        };
+        let (with, without) = (run(true), run(false));
+        assert!(with.replies_over_budget > 0, "{}", with.replies_over_budget);
+        assert!(with.membership_ms.is_some(), "the cluster formed");
+        assert_eq!(with.final_membership, "agrees");
+        assert_eq!(without.replies_over_budget, 0);
     }
 
     #[test]

@@ -674,6 +674,7 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
     let cold_taken = counter_sum(&mut clients, "transport_received").await?;
     let cold_batches = counter_sum(&mut clients, "transport_intake_batches").await?;
     let cold_wakeups = counter_sum(&mut clients, "transport_intake_after_idle").await?;
+    let cold_over_budget = counter_sum(&mut clients, "transport_replies_over_budget").await?;
     let cold_single = counter_sum(&mut clients, "signatures_verified").await?;
     let cold_batched = counter_sum(&mut clients, "signatures_batched").await?;
     cold_starts.push(formed_ms);
@@ -691,7 +692,9 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
             taken: cold_taken,
             batches: cold_batches,
             after_idle: cold_wakeups,
+            over_budget: cold_over_budget,
         },
+        keyed: args.key.is_some(),
         puts: args.puts,
         per_signature: per_single,
         per_batched_signature: per_batched,

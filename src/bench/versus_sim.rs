@@ -11,7 +11,8 @@
 //! puts about one a round, and one node killed after them. The link model
 //! is the simulator's default (0.2 to 1 ms), loopback's order of
 //! magnitude, with the real run's loss (`--loss`) and streams that behave
-//! as TCP's (`[link] tcp_streams`: a loss delays, never drops); a real partition
+//! as TCP's (`[link] tcp_streams`: a loss delays, never drops) and, without
+//! `--key`, the agents' reply budget (`[link] reply_budget`); a real partition
 //! (`--partition-secs`) is simulated as a run of its own: the halves cut
 //! apart from the end of the settle, a put a round meanwhile, then the
 //! heal.
@@ -83,6 +84,8 @@ pub(super) struct Real {
     pub cpu_per_start: Duration,
     /// Packets dropped on the peer ports, in percent (`--loss`).
     pub loss_percent: u32,
+    /// The agents ran with a cluster key (`--key`): no reply budget.
+    pub keyed: bool,
     /// Failed probes (suspicions raised) and refutations from the first
     /// start until the end of the idle window, per agent per minute.
     pub failed_probes: f64,
@@ -109,12 +112,14 @@ pub(super) struct Cut {
     pub kill_after_heal: Duration,
 }
 
-/// Messages taken in, in how many batches, how many of which woke a node.
+/// Messages taken in, in how many batches, how many of which woke a node,
+/// and the sends dropped for a reply budget.
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct Intake {
     pub taken: u64,
     pub batches: u64,
     pub after_idle: u64,
+    pub over_budget: u64,
 }
 
 /// The agents' CPU seconds over a phase (their signature checks taken
@@ -184,10 +189,12 @@ fn scenario(
         None => String::new(),
     };
     // The agents' streams are TCP: what goes by stream is delayed by a
-    // loss, not lost.
+    // loss, not lost. Without a key they hold what they send to an
+    // address they do not vouch for to what came from it.
     let link = format!(
-        "[link]\ntcp_streams = true\nloss = {}\n",
-        f64::from(real.loss_percent) / 100.0
+        "[link]\ntcp_streams = true\nloss = {}\nreply_budget = {}\n",
+        f64::from(real.loss_percent) / 100.0,
+        !real.keyed,
     );
     // The seed starts alone and the others once it answered, launched
     // one after another as the bench launches them: on the shared host
@@ -218,6 +225,7 @@ fn cold_intake(s: Scenario) -> Result<Option<Intake>, String> {
                 taken: r.node_counters.get("messages_in").copied().unwrap_or(0),
                 batches: r.intake_batches,
                 after_idle: r.intake_after_idle,
+                over_budget: r.replies_over_budget,
             }));
         }
     }
@@ -440,6 +448,12 @@ pub(super) fn compare(
                     .filter(|c| c.batches > 0)
                     .map(|c| c.after_idle as f64)
             },
+            "",
+        ),
+        (
+            "cold start: sends over a reply budget",
+            Some(real.cold_intake.over_budget as f64),
+            |s, _| s.cold_intake.map(|c| c.over_budget as f64),
             "",
         ),
         (

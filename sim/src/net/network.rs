@@ -45,6 +45,15 @@ pub struct LinkModel {
     /// delivers in order. Off by default: every message is lost as a
     /// datagram.
     pub tcp_streams: bool,
+    /// Each node holds what it sends to an address it does not vouch for
+    /// to the bytes it received from there, as an agent without a cluster
+    /// key or peer TLS does (its reply budget): it vouches for the members
+    /// it holds, in any state, and its seeds; a send that would take what
+    /// went to an address past what came from it is dropped whole, and
+    /// counted (`Report::replies_over_budget`). The agent's bound on its
+    /// accounts (4,096, idle ones dropped after 60 s) is not modelled.
+    /// Off by default.
+    pub reply_budget: bool,
 }
 
 /// Linux's minimum retransmission timeout, where a stream's round trip is
@@ -112,6 +121,7 @@ impl Default for LinkModel {
             reorder: 0.0,
             reorder_window: Duration::from_millis(5),
             tcp_streams: false,
+            reply_budget: false,
         }
     }
 }

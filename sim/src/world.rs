@@ -624,15 +624,17 @@ impl Sim {
         if self.slots[i].life != life || self.slots[i].node.is_none() {
             return;
         }
-        let shared = self.fair.is_some();
-        let (core, free) = match self.free_core() {
-            _ if shared => (0, self.now),
-            Some(free) => free,
-            None => return,
-        };
-        if free > self.now {
-            self.schedule(free, Action::Wake { node: i, life });
-            return;
+        // Shared fairly, the batch starts now; in a queue, once a core is.
+        let mut core = 0;
+        if self.fair.is_none() {
+            let Some((first, free)) = self.free_core() else {
+                return;
+            };
+            if free > self.now {
+                self.schedule(free, Action::Wake { node: i, life });
+                return;
+            }
+            core = first;
         }
         let batch = std::mem::take(&mut self.slots[i].inbox);
         // A node that did nothing for a while pays for waking up, as an

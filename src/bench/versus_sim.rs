@@ -24,7 +24,8 @@
 //! the agents' threads (`scheduling = "fair"`: a woken node starts on its
 //! messages at once, at a share of a core), and the agents' own CPU
 //! costs: a wake-up from idle and a message, fitted to their cold start
-//! and puts, a signature check, timed, and a start, an agent's alone.
+//! and puts, a signature check, timed, and a start, the agents' own when
+//! all start together, each alone.
 //! Each figure
 //! is printed with the ratio simulated ÷ real; a ratio within 0.8 to 1.25
 //! is marked `agrees`.
@@ -79,8 +80,8 @@ pub(super) struct Real {
     /// these).
     pub per_signature: Duration,
     pub per_batched_signature: Duration,
-    /// The CPU time of one agent's start, until its API answers (one
-    /// started alone).
+    /// The CPU time of one agent's start, until its API answers (all
+    /// started together, each alone).
     pub cpu_per_start: Duration,
     /// Packets dropped on the peer ports, in percent (`--loss`).
     pub loss_percent: u32,
@@ -554,7 +555,7 @@ pub(super) fn compare(
          the median of seeds 0-{}), link latency {}; \
          simulated on a machine per node, and on one host of {cores} cores shared fairly at {} µs of CPU per message \
          taken and {} µs per wake-up from idle (the agents' own, fitted to their cold start and puts), \
-         {} µs per signature verified ({} in a batch), {} µs per start (an agent started alone); loss {}%; \
+         {} µs per signature verified ({} in a batch), {} µs per start (the agents started together, each alone); loss {}%; \
          ratio = simulated / real, `agrees` within 0.8 to 1.25",
         datagram_size.map_or("none (streams)".to_string(), |s| s.to_string()),
         COLD_SEEDS - 1,

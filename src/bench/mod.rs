@@ -620,11 +620,10 @@ struct ColdStart {
 /// The CPU seconds an agent spends starting, until its API answers, when
 /// all of them start together as in a cold start: the bench's agents
 /// launched as [`spawn`] launches them but each alone (no seed given),
-/// their CPU once every API answers, per agent. Started alone on an idle
-/// machine an agent spends less (3.5-3.9 ms here against some 4.2 ms
-/// each when 100 start together), and one such start varies by a
-/// quarter run to run.
-async fn startup_cpu(args: &BenchArgs) -> Result<f64, String> {
+/// their CPU once every API answers, per agent. One agent started alone
+/// varied by a quarter run to run (3.9-5.3 ms here); all started
+/// together they spent about what one spends alone (3.6 ms each at 100).
+fn startup_cpu(args: &BenchArgs) -> Result<f64, String> {
     let agents = spawn(args, false, |_| Ok(()))?;
     for api in &agents.apis {
         wait_listening(*api, Duration::from_secs(30))?;
@@ -640,7 +639,7 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
     let round_ms = protocol.gossip_interval.as_secs_f64() * 1000.0;
     let n = args.agents as usize;
     // Before any cluster: these agents share its ports and data dirs.
-    let per_start = startup_cpu(&args).await?;
+    let per_start = startup_cpu(&args)?;
     // A cold start ends with the last joiner's, whose join may wait on
     // connects lost one after the other: one run says little, so the
     // comparison has more (median against median).

@@ -344,8 +344,7 @@ pub(crate) fn driver(
     let (jobs_tx, jobs_rx) = mpsc::channel(1024);
     let (events, _) = broadcast::channel(watch_buffer.max(1));
     let (stop_tx, stop_rx) = watch::channel(false);
-    let start_unix_micros = unix_micros().saturating_sub(start.elapsed().as_micros() as u64);
-    let start_unix_ms = start_unix_micros / 1000;
+    let start_unix_ms = unix_micros().saturating_sub(start.elapsed().as_micros() as u64) / 1000;
     let d = Driver {
         node,
         start,
@@ -364,8 +363,9 @@ pub(crate) fn driver(
         refusals: RefusalLog::new(std::time::Duration::from_secs(10), 4096),
         peak_live: 1,
         live: 1,
-        live_since_unix_micros: unix_micros(),
-        start_unix_micros,
+        // Both stamped when the node task starts (`run`).
+        live_since_unix_micros: 0,
+        start_unix_micros: 0,
         vouched: None,
         woke_idle: false,
     };

@@ -308,6 +308,23 @@ struct Memory {
     /// Members' signed words already held in a table, by signature: a
     /// table entry points at the one copy (see [`Verified::share_word`]).
     words: HashMap<[u8; 64], Arc<Word>>,
+    /// Members' words that verified, by signature, with what they say: a
+    /// memory shared by several holders answers a word heard again from
+    /// these fields, without building its statement or hashing it (see
+    /// [`Verified::check_word`]).
+    said: HashMap<[u8; 64], Said>,
+}
+
+/// What a member's verified word says (the fields of its
+/// [`member_statement`]), and the statement's tag.
+#[derive(Debug)]
+struct Said {
+    key: PublicKey,
+    name: Box<str>,
+    addr: SocketAddr,
+    incarnation: Incarnation,
+    left: bool,
+    tag: [u8; 32],
 }
 
 /// A member's key and its signature over its own word (its `Alive` or
@@ -417,6 +434,60 @@ impl Verified {
         let word = word();
         memory.words.insert(signature.0, word.clone());
         word
+    }
+
+    /// Whether `signature` is `key`'s over the word a member signed of
+    /// itself: `name` alive (or left, if `state` is `Left`) at
+    /// `incarnation` and `addr` ([`member_statement`]). The same outcome
+    /// and the same [`Checks`] as [`Verified::check`] of that statement; a
+    /// memory shared by several holders (the simulator's nodes, who all
+    /// hear every member's word) answers a word it verified before from
+    /// its fields, without building the statement or hashing it.
+    pub(crate) fn check_word(
+        &self,
+        id: &NodeId,
+        incarnation: Incarnation,
+        state: MemberState,
+        key: &PublicKey,
+        signature: &Signature,
+    ) -> bool {
+        let (name, addr, left) = (id.name(), id.addr(), state == MemberState::Left);
+        if !self.alone() {
+            let memory = self.memory.lock().expect("never poisoned");
+            if let Some(said) = memory.said.get(&signature.0) {
+                if said.key == *key
+                    && said.incarnation == incarnation
+                    && said.left == left
+                    && said.addr == addr
+                    && *said.name == *name
+                {
+                    let tag = said.tag;
+                    drop(memory);
+                    self.count(&[tag], 0);
+                    return true;
+                }
+            }
+        }
+        let statement = member_statement(name, &addr, incarnation, state, key);
+        if !self.check(key, &statement, signature) {
+            return false;
+        }
+        if !self.alone() {
+            let mut memory = self.memory.lock().expect("never poisoned");
+            if memory.said.len() >= WORDS_KEPT {
+                memory.said.clear();
+            }
+            let said = Said {
+                key: *key,
+                name: name.into(),
+                addr,
+                incarnation,
+                left,
+                tag: tag(key, &statement, signature),
+            };
+            memory.said.insert(signature.0, said);
+        }
+        true
     }
 
     /// Whether `signature` is `key`'s over `bytes`.
@@ -729,6 +800,59 @@ mod tests {
         assert!(shared.check(&key, &msgs[2], &sigs[2]));
         assert_eq!(shared.checks(), checks(0, 0));
         assert_eq!(own.checks(), checks(1, 3), "each holder counts apart");
+    }
+
+    #[test]
+    fn a_word_heard_again_is_answered_by_what_it_says_and_only_that() {
+        let a = Identity::from_seed(1);
+        let addr: SocketAddr = "10.0.0.1:7946".parse().unwrap();
+        let id = NodeId::new("a", addr).unwrap();
+        let alive = a.member_update(&id, Incarnation(3), MemberState::Alive, None);
+        let (key, sig) = (alive.key, alive.signature);
+        let other_addr = NodeId::new("a", "10.0.0.2:7946".parse().unwrap()).unwrap();
+        let other_name = NodeId::new("b", addr).unwrap();
+        let own = Verified::new();
+        let first = own.holder();
+        let second = own.holder();
+        for v in [&own, &first, &second, &own, &first] {
+            assert!(v.check_word(&id, Incarnation(3), MemberState::Alive, &key, &sig));
+            // A suspicion or death rests on the same word.
+            assert!(v.check_word(&id, Incarnation(3), MemberState::Dead, &key, &sig));
+        }
+        // Each holder counts the word once, as with a memory of its own.
+        let one = Checks {
+            single: 1,
+            batched: 0,
+        };
+        assert_eq!(
+            (own.checks(), first.checks(), second.checks()),
+            (one, one, one)
+        );
+        // The same signature, replayed under anything it did not say.
+        for v in [&own, &first] {
+            let other = Identity::from_seed(2).public();
+            for (id, incarnation, state, key) in [
+                (&other_addr, 3, MemberState::Alive, &key),
+                (&other_name, 3, MemberState::Alive, &key),
+                (&id, 4, MemberState::Alive, &key),
+                (&id, 3, MemberState::Left, &key),
+                (&id, 3, MemberState::Alive, &other),
+            ] {
+                assert!(!v.check_word(id, Incarnation(incarnation), state, key, &sig));
+            }
+        }
+        // The same as `check` of the statement.
+        let alone = Verified::new();
+        let statement = member_statement("a", &addr, Incarnation(3), MemberState::Alive, &key);
+        assert!(alone.check(&key, &statement, &sig));
+        assert!(alone.check_word(&id, Incarnation(3), MemberState::Alive, &key, &sig));
+        assert_eq!(alone.checks(), one);
+        assert_eq!(
+            alone.memory.lock().unwrap().said.len(),
+            0,
+            "a lone memory keeps none"
+        );
+        assert_eq!(own.memory.lock().unwrap().said.len(), 1);
     }
 
     #[test]

@@ -974,8 +974,10 @@ impl Membership {
             WordCheck::Held => return true,
             WordCheck::Verify => {}
         }
-        let statement = member_statement(u.id.name(), &u.id.addr(), u.incarnation, u.state, &u.key);
-        if !cx.verified.check(&u.key, &statement, &u.signature) {
+        if !cx
+            .verified
+            .check_word(&u.id, u.incarnation, u.state, &u.key, &u.signature)
+        {
             cx.stats.members_bad_signature += 1;
             return false;
         }

@@ -16,6 +16,7 @@ mod host;
 pub mod metrics;
 pub mod net;
 pub mod plot;
+mod queue;
 pub mod report_dir;
 pub mod scenario;
 mod trace;

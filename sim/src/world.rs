@@ -8,8 +8,7 @@
 //! its scenario: [`Report::trace_digest`] hashes every delivered message and
 //! every event in order, and two runs with the same seed agree on it.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
@@ -25,6 +24,7 @@ use rumour_core::{
 use crate::host::FairShare;
 use crate::metrics::{Metrics, Report};
 use crate::net::{Fate, Network};
+use crate::queue::EventQueue;
 use crate::scenario::{Fault, Host, NodeSet, Scenario, Scheduling};
 use crate::trace::TraceHash;
 use crate::updates::Tracker;
@@ -142,30 +142,6 @@ enum Job {
     Checks { node: usize },
 }
 
-#[derive(Debug)]
-struct Scheduled {
-    at: Time,
-    seq: u64,
-    action: Action,
-}
-
-impl PartialEq for Scheduled {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl Eq for Scheduled {}
-impl PartialOrd for Scheduled {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Scheduled {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.at, self.seq).cmp(&(other.at, other.seq))
-    }
-}
-
 /// One simulated machine: the node running on it, if any, and its faults.
 #[derive(Debug)]
 struct Slot {
@@ -214,8 +190,7 @@ pub struct Sim {
     scenario: Scenario,
     config: Config,
     now: Time,
-    seq: u64,
-    heap: BinaryHeap<Reverse<Scheduled>>,
+    queue: EventQueue<Action>,
     rng: ChaCha8Rng,
     net: Network,
     slots: Vec<Slot>,
@@ -298,8 +273,7 @@ impl Sim {
         let mut sim = Sim {
             config,
             now: Time::ZERO,
-            seq: 0,
-            heap: BinaryHeap::new(),
+            queue: EventQueue::default(),
             rng,
             net,
             slots,
@@ -474,16 +448,17 @@ impl Sim {
     /// Process every event up to and including `until`, then set the clock
     /// to `until`.
     pub fn run_until(&mut self, until: Time) {
-        while let Some(Reverse(next)) = self.heap.peek() {
-            if next.at > until {
+        while let Some(at) = self.queue.next_at() {
+            if at > until.as_micros() {
                 break;
             }
-            let Reverse(ev) = self.heap.pop().expect("peeked");
-            if ev.at >= self.metrics.next_sample() {
-                self.metrics.sample_until(ev.at);
+            let (at, action) = self.queue.pop().expect("one is next");
+            let at = Time::from_micros(at);
+            if at >= self.metrics.next_sample() {
+                self.metrics.sample_until(at);
             }
-            self.now = ev.at;
-            self.dispatch(ev.action);
+            self.now = at;
+            self.dispatch(action);
         }
         self.now = self.now.max(until);
         // No event before `until` is left: the state holds up to it.
@@ -496,12 +471,7 @@ impl Sim {
     }
 
     fn schedule(&mut self, at: Time, action: Action) {
-        self.seq += 1;
-        self.heap.push(Reverse(Scheduled {
-            at,
-            seq: self.seq,
-            action,
-        }));
+        self.queue.push(at.as_micros(), action);
     }
 
     fn dispatch(&mut self, action: Action) {

@@ -35,12 +35,18 @@ impl Introductions {
             self.window_start = now;
             self.counts.clear();
         }
-        let count = self.counts.entry(host(from)).or_insert(0);
-        if *count >= cap {
+        if self.full(now, from, window, cap) {
             return false;
         }
+        let count = self.counts.entry(host(from)).or_insert(0);
         *count += 1;
         true
+    }
+
+    /// Whether [`Introductions::admit`] would refuse `from` at `now`,
+    /// without counting anything.
+    pub(crate) fn full(&self, now: Time, from: IpAddr, window: Duration, cap: u32) -> bool {
+        now < self.window_start + window && self.counts.get(&host(from)).is_some_and(|c| *c >= cap)
     }
 }
 
@@ -74,6 +80,10 @@ mod tests {
             .filter(|_| intro.admit(t0, ip(1), SECOND, 4))
             .count();
         assert_eq!(taken, 4);
+        // `full` says so without counting, until the window ends.
+        assert!(intro.full(t0, ip(1), SECOND, 4));
+        assert!(!intro.full(t0, ip(2), SECOND, 4));
+        assert!(!intro.full(t0 + SECOND, ip(1), SECOND, 4));
         // Another address has its own count.
         assert!(intro.admit(t0, ip(2), SECOND, 4));
         // Every loopback address is one host, and so is an IPv4 address in

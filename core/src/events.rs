@@ -213,7 +213,29 @@ pub struct Stats {
     pub signatures_verified: u64,
     /// Signatures this node verified in batches (about half the cost each).
     pub signatures_batched: u64,
+    /// `messages_in` by kind, in the order of
+    /// [`MESSAGE_KINDS`](crate::MESSAGE_KINDS); listed by
+    /// [`Stats::counters`] as [`MESSAGES_IN_BY_KIND`].
+    pub messages_in_by_kind: [u64; 13],
 }
+
+/// The counter names of [`Stats::messages_in_by_kind`]: `messages_in_`
+/// and the kind, its dashes as underscores.
+pub const MESSAGES_IN_BY_KIND: [&str; 13] = [
+    "messages_in_ping",
+    "messages_in_ping_req",
+    "messages_in_ack",
+    "messages_in_nack",
+    "messages_in_gossip",
+    "messages_in_push_pull",
+    "messages_in_data_gossip",
+    "messages_in_eager",
+    "messages_in_ihave",
+    "messages_in_graft",
+    "messages_in_prune",
+    "messages_in_query",
+    "messages_in_query_reply",
+];
 
 impl Stats {
     /// Every counter with its field name, in declaration order.
@@ -267,8 +289,10 @@ impl Stats {
             tree_adoptions,
             signatures_verified,
             signatures_batched,
+            messages_in_by_kind,
         } = self;
-        vec![
+        let by_kind = MESSAGES_IN_BY_KIND.iter().zip(messages_in_by_kind);
+        let mut counters = vec![
             ("messages_in", *messages_in),
             ("messages_out", *messages_out),
             ("probes", *probes),
@@ -316,7 +340,9 @@ impl Stats {
             ("tree_adoptions", *tree_adoptions),
             ("signatures_verified", *signatures_verified),
             ("signatures_batched", *signatures_batched),
-        ]
+        ];
+        counters.extend(by_kind.map(|(name, n)| (*name, *n)));
+        counters
     }
 }
 
@@ -348,4 +374,23 @@ pub struct FreshRead {
     pub version: u64,
     /// The value, `None` if absent or deleted.
     pub value: Option<Arc<[u8]>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MESSAGE_KINDS;
+
+    #[test]
+    fn each_kind_has_its_counter_named_after_it() {
+        for (kind, name) in MESSAGE_KINDS.iter().zip(MESSAGES_IN_BY_KIND) {
+            assert_eq!(name, format!("messages_in_{}", kind.replace('-', "_")));
+        }
+        let mut stats = Stats::default();
+        stats.messages_in_by_kind[7] = 3;
+        let counters = stats.counters();
+        assert!(counters.contains(&("messages_in_eager", 3)));
+        let names: std::collections::BTreeSet<_> = counters.iter().map(|c| c.0).collect();
+        assert_eq!(names.len(), counters.len(), "no name twice");
+    }
 }

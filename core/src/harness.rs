@@ -573,6 +573,32 @@ mod tests {
     }
 
     #[test]
+    fn each_node_counts_what_it_took_in_by_kind() {
+        let mut h = Harness::new(&["a", "b", "c"]);
+        run(&mut h);
+        for name in ["a", "b", "c"] {
+            let stats = h.node(name).stats();
+            let by_kind = stats.messages_in_by_kind;
+            assert_eq!(by_kind.iter().sum::<u64>(), stats.messages_in);
+            for (i, kind) in crate::MESSAGE_KINDS.iter().enumerate() {
+                // Every message sent to the node and not dropped reached it
+                // within the run, but for those still in flight at its end.
+                let sent = h
+                    .log
+                    .iter()
+                    .filter(|s| s.to == name && matches(kind, s.kind) && !s.dropped)
+                    .count() as u64;
+                assert!(
+                    by_kind[i] <= sent && sent <= by_kind[i] + 3,
+                    "{name} {kind}: {} of {sent}",
+                    by_kind[i]
+                );
+            }
+            assert!(by_kind[0] > 0 && by_kind[2] > 0, "pings and acks");
+        }
+    }
+
+    #[test]
     #[should_panic(expected = "no c knowing d within")]
     fn a_wait_that_never_ends_names_what_it_waited_for() {
         let mut h = Harness::new(&["a", "b", "c"]);

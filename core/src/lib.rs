@@ -54,14 +54,14 @@ pub use config::{
     duration_str, format_duration, parse_duration, Config, PeerSelection, TimerPhase, TreeConfig,
 };
 pub use error::{ConfigError, Error};
-pub use events::{Event, FreshRead, Output, ReadSource, Stats};
+pub use events::{Event, FreshRead, Output, ReadSource, Stats, MESSAGES_IN_BY_KIND};
 pub use history::{Cause, Change, Confirmation, Explanation, ProbeFailure, RelayAnswer};
 pub use identity::{Checks, Identity, PublicKey, Signature, Verified};
 pub use member::{overrides, Incarnation, Member, MemberState, NodeId, MAX_NAME_LEN};
 pub use message::{
     Ack, DataGossip, Datum, DatumId, Delta, DigestEntry, Eager, Gossip, Graft, IHave, MemberLine,
     MemberUpdate, Message, Metadata, Nack, OwnNamespace, Page, Ping, PingReq, Prune, PushPull,
-    PushPullKind, Query, QueryReply, Record, Versioned,
+    PushPullKind, Query, QueryReply, Record, Versioned, MESSAGE_KINDS,
 };
 pub use node::Node;
 pub use store::Entry;

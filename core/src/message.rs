@@ -518,28 +518,52 @@ pub enum Message {
     QueryReply(QueryReply),
 }
 
+/// The names of the message kinds ([`Message::kind`]), in the order of
+/// [`Message::kind_index`].
+pub const MESSAGE_KINDS: [&str; 13] = [
+    "ping",
+    "ping-req",
+    "ack",
+    "nack",
+    "gossip",
+    "push-pull",
+    "data-gossip",
+    "eager",
+    "ihave",
+    "graft",
+    "prune",
+    "query",
+    "query-reply",
+];
+
 impl Message {
     /// A push-pull message.
     pub fn push_pull(p: PushPull) -> Message {
         Message::PushPull(Box::new(p))
     }
 
-    /// A short name of the message kind, for logs and counters.
+    /// A short name of the message kind, for logs and counters: one of
+    /// [`MESSAGE_KINDS`].
     pub fn kind(&self) -> &'static str {
+        MESSAGE_KINDS[self.kind_index()]
+    }
+
+    /// The place of this message's kind in [`MESSAGE_KINDS`].
+    pub fn kind_index(&self) -> usize {
         match self {
-            Message::Ping(_) => "ping",
-            Message::PingReq(_) => "ping-req",
-            Message::Ack(_) => "ack",
-            Message::Nack(_) => "nack",
-            Message::Gossip(_) => "gossip",
-            Message::PushPull(_) => "push-pull",
-            Message::DataGossip(_) => "data-gossip",
-            Message::Eager(_) => "eager",
-            Message::IHave(_) => "ihave",
-            Message::Graft(_) => "graft",
-            Message::Prune(_) => "prune",
-            Message::Query(_) => "query",
-            Message::QueryReply(_) => "query-reply",
+            Message::Ping(_) => 0,
+            Message::PingReq(_) => 1,
+            Message::Ack(_) => 2,
+            Message::Nack(_) => 3,
+            Message::Gossip(_) => 4,
+            Message::PushPull(_) => 5,
+            Message::DataGossip(_) => 6,
+            Message::Eager(_) => 7,
+            Message::IHave(_) => 8,
+            Message::Graft(_) => 9,
+            Message::Prune(_) => 10,
+            Message::Query(_) => 11,
+            Message::QueryReply(_) => 12,
         }
     }
 

@@ -357,6 +357,23 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 /// One counter of `rumour status`, summed over every agent.
+/// Every counter summed over the agents, each asked once.
+async fn counter_sums(
+    clients: &mut [RumourClient<Channel>],
+) -> Result<BTreeMap<String, u64>, String> {
+    let mut sums: BTreeMap<String, u64> = BTreeMap::new();
+    for c in clients {
+        let s = c
+            .status(pb::StatusRequest {})
+            .await
+            .map_err(|e| e.to_string())?;
+        for (k, v) in s.into_inner().counters {
+            *sums.entry(k).or_default() += v;
+        }
+    }
+    Ok(sums)
+}
+
 async fn counter_sum(clients: &mut [RumourClient<Channel>], name: &str) -> Result<u64, String> {
     let mut sum = 0;
     for c in clients {
@@ -662,12 +679,14 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
     // starting costs an agent alone (the status calls that watched the
     // cluster form are in it).
     let all_cpu = cpu_secs(&agents.children.iter().map(Child::id).collect::<Vec<u32>>());
-    let cold_taken = counter_sum(&mut clients, "transport_received").await?;
-    let cold_batches = counter_sum(&mut clients, "transport_intake_batches").await?;
-    let cold_wakeups = counter_sum(&mut clients, "transport_intake_after_idle").await?;
-    let cold_over_budget = counter_sum(&mut clients, "transport_replies_over_budget").await?;
-    let cold_single = counter_sum(&mut clients, "signatures_verified").await?;
-    let cold_batched = counter_sum(&mut clients, "signatures_batched").await?;
+    let cold_counters = counter_sums(&mut clients).await?;
+    let cold_counter = |name: &str| cold_counters.get(name).copied().unwrap_or(0);
+    let cold_taken = cold_counter("transport_received");
+    let cold_batches = cold_counter("transport_intake_batches");
+    let cold_wakeups = cold_counter("transport_intake_after_idle");
+    let cold_over_budget = cold_counter("transport_replies_over_budget");
+    let cold_single = cold_counter("signatures_verified");
+    let cold_batched = cold_counter("signatures_batched");
     cold_starts.push(formed_ms);
     cold_starts.sort_by(f64::total_cmp);
     let (per_single, per_batched) = signature_costs();
@@ -683,6 +702,7 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
             batches: cold_batches,
             after_idle: cold_wakeups,
             over_budget: cold_over_budget,
+            by_kind: rumour::core::MESSAGES_IN_BY_KIND.map(cold_counter),
         },
         keyed: args.key.is_some(),
         puts: args.puts,
@@ -1065,16 +1085,7 @@ async fn run_bench(args: BenchArgs) -> Result<(), String> {
             }
         };
         let truth = listing(&mut clients[0]).await.map_err(|e| e.to_string())?;
-        let mut sums: BTreeMap<String, u64> = BTreeMap::new();
-        for c in &mut clients {
-            let s = c
-                .status(pb::StatusRequest {})
-                .await
-                .map_err(|e| e.to_string())?;
-            for (k, v) in s.into_inner().counters {
-                *sums.entry(k).or_default() += v;
-            }
-        }
+        let sums = counter_sums(&mut clients).await?;
         let show = [
             "messages_in",
             "deltas_applied",

@@ -36,7 +36,7 @@
 
 use std::time::Duration;
 
-use rumour::core::Config;
+use rumour::core::{Config, MESSAGES_IN_BY_KIND, MESSAGE_KINDS};
 use rumour::sim::{Report, Scenario, Sim};
 
 /// What the real run measured, for the comparison.
@@ -114,13 +114,15 @@ pub(super) struct Cut {
 }
 
 /// Messages taken in, in how many batches, how many of which woke a node,
-/// and the sends dropped for a reply budget.
+/// the sends dropped for a reply budget, and the messages the nodes took
+/// by kind (`Stats::messages_in_by_kind`, summed).
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct Intake {
     pub taken: u64,
     pub batches: u64,
     pub after_idle: u64,
     pub over_budget: u64,
+    pub by_kind: [u64; MESSAGE_KINDS.len()],
 }
 
 /// The agents' CPU seconds over a phase (their signature checks taken
@@ -222,11 +224,13 @@ fn cold_intake(s: Scenario) -> Result<Option<Intake>, String> {
         sim.run_for(Duration::from_millis(1));
         let r = sim.report();
         if r.membership_ms.is_some() {
+            let counter = |name: &str| r.node_counters.get(name).copied().unwrap_or(0);
             return Ok(Some(Intake {
-                taken: r.node_counters.get("messages_in").copied().unwrap_or(0),
+                taken: counter("messages_in"),
                 batches: r.intake_batches,
                 after_idle: r.intake_after_idle,
                 over_budget: r.replies_over_budget,
+                by_kind: MESSAGES_IN_BY_KIND.map(counter),
             }));
         }
     }
@@ -401,6 +405,21 @@ fn ratio(real: Option<f64>, simulated: Option<f64>) -> String {
         }
         _ => "-".into(),
     }
+}
+
+/// Each kind that any of the three took a message of, as `kind real / sim
+/// / host`, the simulated ones `-` where a run never formed.
+fn by_kind(real: &Intake, own: Option<&Intake>, shared: Option<&Intake>) -> String {
+    let show = |i: Option<&Intake>, k: usize| i.map_or("-".into(), |i| i.by_kind[k].to_string());
+    let taken = |i: Option<&Intake>, k: usize| i.is_some_and(|i| i.by_kind[k] > 0);
+    let kinds: Vec<String> = (0..MESSAGE_KINDS.len())
+        .filter(|&k| taken(Some(real), k) || taken(own, k) || taken(shared, k))
+        .map(|k| {
+            let (r, o, h) = (show(Some(real), k), show(own, k), show(shared, k));
+            format!("{} {r} / {o} / {h}", MESSAGE_KINDS[k])
+        })
+        .collect();
+    kinds.join(", ")
 }
 
 /// Run the simulator on the real run's scenarios, on machines of their own
@@ -587,6 +606,12 @@ pub(super) fn compare(
     }
     let cold: Vec<String> = real.cold_starts.iter().map(|c| format!("{c:.1}")).collect();
     println!("real cold starts: {} ms", cold.join(", "));
+    let kinds = by_kind(
+        &real.cold_intake,
+        own.cold_intake.as_ref(),
+        shared.cold_intake.as_ref(),
+    );
+    println!("cold start, messages the nodes took by kind (real / sim / sim, host): {kinds}");
     for (model, s) in [("a machine per node", &own), ("the shared host", &shared)] {
         let cold: Vec<String> = s.cold.iter().map(|c| format!("{c:.1}")).collect();
         println!(

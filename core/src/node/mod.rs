@@ -465,6 +465,7 @@ impl Node {
             return;
         }
         self.cx.stats.messages_in += 1;
+        self.cx.stats.messages_in_by_kind[msg.kind_index()] += 1;
         self.membership.heard_from(&self.cx, from);
         match msg {
             Message::Ping(p) => {

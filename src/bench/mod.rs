@@ -356,8 +356,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-/// One counter of `rumour status`, summed over every agent.
-/// Every counter summed over the agents, each asked once.
+/// Every counter of `rumour status` summed over the agents, each asked
+/// once.
 async fn counter_sums(
     clients: &mut [RumourClient<Channel>],
 ) -> Result<BTreeMap<String, u64>, String> {
@@ -374,16 +374,9 @@ async fn counter_sums(
     Ok(sums)
 }
 
+/// One counter of `rumour status`, summed over every agent.
 async fn counter_sum(clients: &mut [RumourClient<Channel>], name: &str) -> Result<u64, String> {
-    let mut sum = 0;
-    for c in clients {
-        let s = c
-            .status(pb::StatusRequest {})
-            .await
-            .map_err(|e| e.to_string())?;
-        sum += s.into_inner().counters.get(name).copied().unwrap_or(0);
-    }
-    Ok(sum)
+    Ok(counter_sums(clients).await?.get(name).copied().unwrap_or(0))
 }
 
 /// What one Ed25519 verification costs on this machine: alone, and each in
